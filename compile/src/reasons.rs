@@ -1,0 +1,47 @@
+//! Condition reasons: every reason `compile` writes, in one place.
+//!
+//! `Accepted=False` says the object itself is wrong; `ResolvedRefs=False` says something it
+//! names is missing or may not be referenced.
+
+/// The object is valid and in the snapshot.
+pub const ACCEPTED: &str = "Accepted";
+/// Every reference resolved.
+pub const RESOLVED_REFS: &str = "ResolvedRefs";
+
+/// A field value is invalid (the message names the field).
+pub const INVALID: &str = "Invalid";
+/// A CEL rule of the CRD failed (checked here too, since old API servers drop CEL rules).
+pub const VALIDATION_RULE_FAILED: &str = "ValidationRuleFailed";
+/// The route key is not `$default` or `METHOD /path`, or the path is malformed.
+pub const INVALID_ROUTE_KEY: &str = "InvalidRouteKey";
+/// Another Route of the same Api has the same route key (the older one wins).
+pub const DUPLICATE_ROUTE_KEY: &str = "DuplicateRouteKey";
+/// The route's path conflicts with another's (for example `/a/{x}` and `/a/{y}`).
+pub const CONFLICTING_ROUTE: &str = "ConflictingRoute";
+/// A template (path, URI, mock body) is malformed or names an unknown parameter.
+pub const INVALID_TEMPLATE: &str = "InvalidTemplate";
+/// A template names a stage variable the stage does not define.
+pub const UNKNOWN_STAGE_VARIABLE: &str = "UnknownStageVariable";
+/// The integration type is not supported for this protocol, or is not built yet.
+pub const UNSUPPORTED_INTEGRATION: &str = "UnsupportedIntegration";
+/// Another Stage of the same Api has the same stage name.
+pub const DUPLICATE_STAGE: &str = "DuplicateStageName";
+/// Another Stage claims the same hostname and base path.
+pub const CONFLICTING_DOMAIN: &str = "ConflictingDomain";
+
+/// The referenced Api does not exist or was not accepted.
+pub const API_NOT_FOUND: &str = "ApiNotFound";
+/// The referenced Service does not exist, or lacks the port.
+pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
+/// The referenced Authorizer does not exist or belongs to another Api.
+pub const AUTHORIZER_NOT_FOUND: &str = "AuthorizerNotFound";
+/// The referenced Secret (or key in it) does not exist.
+pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+/// The referenced VpcLink does not exist.
+pub const VPC_LINK_NOT_FOUND: &str = "VpcLinkNotFound";
+/// A backend in another namespace without a VpcLink that grants access.
+pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
+/// A pinned deployment id is not the current one and not in the history.
+pub const DEPLOYMENT_NOT_FOUND: &str = "DeploymentNotFound";
+/// The stage's Api has no accepted routes.
+pub const NO_ROUTES: &str = "NoRoutes";

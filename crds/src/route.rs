@@ -1,0 +1,232 @@
+//! `Route`: one route key of an Api and its integration.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{ApiRef, Condition, ObjectRef, StringMap};
+
+/// One route of an Api: a route key (`GET /pets/{id}`, `ANY /{proxy+}`, `$default`, or a
+/// WebSocket route key) and the integration that answers it.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "causeway.dev",
+    version = "v1alpha1",
+    kind = "Route",
+    plural = "routes",
+    shortname = "cwroute",
+    category = "causeway",
+    namespaced,
+    status = "RouteStatus",
+    derive = "PartialEq",
+    cel,
+    doc = "One route of an Api and its integration (API Gateway's route / method).",
+    printcolumn(name = "Api", type_ = "string", json_path = ".spec.apiRef.name"),
+    printcolumn(name = "Route Key", type_ = "string", json_path = ".spec.routeKey"),
+    printcolumn(
+        name = "Integration",
+        type_ = "string",
+        json_path = ".spec.integration.type"
+    ),
+    printcolumn(
+        name = "Accepted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSpec {
+    /// The Api this route belongs to (same namespace).
+    pub api_ref: ApiRef,
+    /// `METHOD /path` (method one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY; path
+    /// segments may be `{param}`, and the last may be greedy `{name+}`), or `$default` which
+    /// matches what no other route does. WebSocket APIs use `$connect`, `$disconnect`,
+    /// `$default` or a custom key.
+    #[x_kube(validation = Rule::new("self == '$default' || self.startsWith('$') || self.matches('^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) /') || !self.contains(' ')").message("routeKey must be '$default' or 'METHOD /path'"))]
+    pub route_key: String,
+    /// What answers the route.
+    pub integration: IntegrationSpec,
+    /// Name of an `Authorizer` of the same Api that must allow the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer_ref: Option<ObjectRef>,
+    /// Scopes the caller's token must hold (JWT authorizers), any one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_scopes: Vec<String>,
+    /// Require a valid API key (`x-api-key`) from a usage plan bound to the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_required: Option<bool>,
+    /// Request validation before the backend is called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_validation: Option<RequestValidationSpec>,
+}
+
+/// How the gateway answers a route.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IntegrationType {
+    /// Forward the request to a backend as it is (path, query, headers, body).
+    HttpProxy,
+    /// Forward with request/response parameter mapping.
+    Http,
+    /// Answer from the gateway with a fixed status, headers and body.
+    Mock,
+    /// POST an API Gateway Lambda proxy event to a Service (for example the AWS Lambda Runtime
+    /// Interface Emulator) and map its answer back.
+    LambdaProxy,
+}
+
+/// The integration of a route.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.type == 'MOCK' || has(self.backendRef) || has(self.uri)").message("HTTP_PROXY, HTTP and LAMBDA_PROXY integrations need backendRef or uri"))]
+#[x_kube(validation = Rule::new("!(has(self.backendRef) && has(self.uri))").message("set only one of backendRef and uri"))]
+pub struct IntegrationSpec {
+    /// Integration type.
+    #[serde(rename = "type")]
+    pub type_: IntegrationType,
+    /// A Kubernetes Service (and port) to send requests to. A Service in another namespace needs
+    /// a `VpcLink` there that grants this namespace access (`vpcLinkRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_ref: Option<BackendRef>,
+    /// A URL to send requests to instead of `backendRef`, for example
+    /// `http://${stageVariables.petsHost}:8080/v1/pets/{id}`. Path parameters `{name}` and
+    /// stage variables `${stageVariables.name}` are substituted. A host naming a Service
+    /// (`svc`, `svc.ns`, `svc.ns.svc`, `svc.ns.svc.cluster.local`) resolves through its
+    /// EndpointSlices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The path sent to the backend, with `{param}`, `{proxy}` and `${stageVariables.x}`
+    /// substituted. Default: the request path, less the stage's base path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Method sent to the backend; default the request's method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The VpcLink that grants access to a backend in another namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_link_ref: Option<ObjectRef>,
+    /// Integration timeout in milliseconds (default 29000, maximum 300000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 50, max = 300000))]
+    pub timeout_millis: Option<u32>,
+    /// Headers added to the backend request; values may use `${stageVariables.x}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_headers: StringMap,
+    /// Parameter mapping (HTTP API style): keys such as `overwrite:header.x-id`,
+    /// `append:querystring.tag`, `remove:header.cookie`, `overwrite:path`; values from
+    /// `$request.*`, `$context.*`, `$stageVariables.*` or literals.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_parameters: StringMap,
+    /// Response mapping: `overwrite:statuscode`, `overwrite:header.x`, `append:header.x`,
+    /// `remove:header.x`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_parameters: StringMap,
+    /// The fixed answer of a `MOCK` integration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock: Option<MockSpec>,
+    /// `LAMBDA_PROXY` only: event payload format, `1.0` (REST API style) or `2.0` (HTTP API
+    /// style, default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_format_version: Option<PayloadFormatVersion>,
+}
+
+/// A Service port to send requests to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendRef {
+    /// Service name.
+    pub name: String,
+    /// Service namespace; default the Route's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Service port number.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// `http` (default) or `https`; with `https` the VpcLink (or the system roots) supply the
+    /// trust settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<BackendScheme>,
+}
+
+/// Scheme used towards a backend.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendScheme {
+    /// Plain HTTP (HTTP/1.1).
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+/// Lambda proxy payload format versions.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+pub enum PayloadFormatVersion {
+    /// REST API (`APIGatewayProxyRequest`) events.
+    #[serde(rename = "1.0")]
+    V1,
+    /// HTTP API (`APIGatewayV2HTTPRequest`) events.
+    #[serde(rename = "2.0")]
+    V2,
+}
+
+/// The fixed answer of a MOCK integration.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MockSpec {
+    /// Status code (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 599))]
+    pub status_code: Option<u16>,
+    /// Response headers; values may use `${stageVariables.x}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: StringMap,
+    /// Response body; `${stageVariables.x}` and `{param}` are substituted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// What to validate before calling the backend.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestValidationSpec {
+    /// Validate the body against the model for its content type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate_body: Option<bool>,
+    /// Check that the required parameters are present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate_parameters: Option<bool>,
+    /// Query-string parameters that must be present.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_query_strings: Vec<String>,
+    /// Headers that must be present.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_headers: Vec<String>,
+    /// Model name (from `Api.spec.models`) per request content type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: StringMap,
+}
+
+/// Observed state of a Route.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteStatus {
+    /// The `metadata.generation` last processed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Current conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,80 @@
+//! `VpcLink`: grants Apis in other namespaces access to this namespace's backends.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{Condition, SecretRef};
+
+/// Lives in a backend's namespace and grants named Api namespaces access to its Services or
+/// addresses; owns the TLS settings used to reach them.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "causeway.dev",
+    version = "v1alpha1",
+    kind = "VpcLink",
+    plural = "vpclinks",
+    shortname = "cwlink",
+    category = "causeway",
+    namespaced,
+    status = "VpcLinkStatus",
+    derive = "PartialEq",
+    cel,
+    doc = "Grants Apis in other namespaces access to backends in this one (API Gateway's VPC link).",
+    printcolumn(
+        name = "Namespaces",
+        type_ = "string",
+        json_path = ".spec.allowedNamespaces"
+    ),
+    printcolumn(
+        name = "Accepted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct VpcLinkSpec {
+    /// Namespaces whose Apis may use this link; `*` allows every namespace.
+    pub allowed_namespaces: Vec<String>,
+    /// Services of this namespace reachable through the link; empty allows all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    /// Fixed addresses (`host:port`) reachable through the link, for backends outside the cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// TLS origination towards the backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTlsSpec>,
+}
+
+/// TLS settings for connections to backends.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamTlsSpec {
+    /// A Secret with `ca.crt` used to verify the backend (default: the system roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretRef>,
+    /// Server name sent in SNI and verified in the certificate (default: the Service host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// A `kubernetes.io/tls` Secret presented as client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_secret_ref: Option<SecretRef>,
+}
+
+/// Observed state of a VpcLink.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VpcLinkStatus {
+    /// The `metadata.generation` last processed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Current conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
