@@ -1,1 +1,117 @@
-fn main() {}
+//! `causeway`: the one binary. Subcommands: `standalone` (compile YAML from disk and serve it),
+//! `validate` (print what `compile` says of each object), `crds` (print the CRD YAML).
+//! Only this crate uses `anyhow`; the libraries have typed errors.
+
+mod files;
+mod logging;
+mod standalone;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Default proxy traffic address.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default proxy admin address (`/healthz`, `/readyz`, `/metrics`, `/config_dump`).
+const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
+/// Default domain of the Apis' default endpoints (`{api}.{namespace}.{domain}`).
+const DEFAULT_EXECUTE_API_DOMAIN: &str = "localhost";
+
+/// Causeway: a Kubernetes-native API gateway with the concepts of Amazon API Gateway.
+#[derive(Parser, Debug)]
+#[command(name = "causeway", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    log: logging::LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the resources in a directory of YAML without a cluster; recompile on change.
+    Standalone(StandaloneArgs),
+    /// Compile the resources in a directory and print each object's status; exit 1 if any
+    /// object is rejected, 2 if a file cannot be read.
+    Validate(ValidateArgs),
+    /// Print the CustomResourceDefinitions (YAML) generated from the Rust types.
+    Crds,
+}
+
+/// Where resources come from and how they are compiled.
+#[derive(Args, Debug, Clone)]
+struct SourceArgs {
+    /// Directory (searched recursively for *.yaml and *.yml) or single YAML file.
+    #[arg(short = 'f', long = "filename", env = "CAUSEWAY_FILENAME")]
+    path: PathBuf,
+    /// Domain of the default endpoints: Api `pets` in namespace `shop` answers at
+    /// `pets.shop.{domain}/{stage}/`.
+    #[arg(long, env = "CAUSEWAY_EXECUTE_API_DOMAIN", default_value = DEFAULT_EXECUTE_API_DOMAIN)]
+    execute_api_domain: String,
+}
+
+#[derive(Args, Debug)]
+struct StandaloneArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Address for API traffic (HTTP/1.1 and h2c).
+    #[arg(long, env = "CAUSEWAY_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: String,
+    /// Address for the admin endpoints.
+    #[arg(long, env = "CAUSEWAY_ADMIN_LISTEN", default_value = DEFAULT_ADMIN)]
+    admin_listen: String,
+    /// How often to look for changed files, milliseconds.
+    #[arg(long, env = "CAUSEWAY_POLL_MILLIS", default_value_t = standalone::DEFAULT_POLL_MILLIS)]
+    poll_millis: u64,
+    /// Keep the deployment history here (so pinned stages survive restarts); default: memory only.
+    #[arg(long, env = "CAUSEWAY_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Access log destination: `stdout` or `off`.
+    #[arg(long, env = "CAUSEWAY_ACCESS_LOG", default_value = "stdout")]
+    access_log: String,
+}
+
+#[derive(Args, Debug)]
+struct ValidateArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Output format: `text` or `json`.
+    #[arg(short, long, default_value = "text")]
+    output: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => match causeway_crds::generate::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot render the CRDs: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Validate(args) => validate::run(&args.source, &args.output),
+        Command::Standalone(args) => {
+            logging::init(&cli.log);
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime.block_on(standalone::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

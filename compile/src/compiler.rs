@@ -1,12 +1,232 @@
-//! The compiler proper (being written).
+//! The compiler proper: reads an [`Inventory`] in a fixed order and produces the snapshot,
+//! the statuses and the deployment records.
+//!
+//! Order of work (each step only reads the results of earlier ones):
+//! 1. VpcLinks (grants for cross-namespace backends),
+//! 2. Apis (settings, gateway responses),
+//! 3. Routes per Api (keys, duplicates, conflicts, integrations) → deployment definitions,
+//! 4. Stages (deployment choice, materialization, custom domains) → stages, hosts, backends,
+//! 5. UsagePlans and Authorizers (status only, for now).
+//!
+//! Wherever two objects compete (same route key, same stage name, same domain), the older one
+//! (by `creationTimestamp`, then name) wins, so adding an object never breaks a working one.
 
-use crate::{CompileOptions, Compiled, Inventory};
+mod api;
+mod backend;
+mod cel;
+mod deployment;
+mod others;
+mod route;
+mod stage;
+mod text;
+
+use std::collections::BTreeMap;
+
+use causeway_crds::Condition;
+use causeway_crds::common::condition_type;
 use causeway_snapshot::Snapshot;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-pub(crate) fn run(_inventory: &Inventory, _options: &CompileOptions) -> Compiled {
+use crate::status::{Kind, ObjectStatus, StatusDetail};
+use crate::{CompileOptions, Compiled, Inventory, reasons};
+
+pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
+    let mut statuses = Vec::new();
+    let cluster = backend::Cluster::new(inventory, options, &mut statuses);
+    let apis = api::compile_apis(inventory);
+    let routes = route::compile_routes(inventory, &apis, &cluster, &mut statuses);
+    let deployments = deployment::records(&apis, &routes);
+    let stages = stage::compile_stages(inventory, options, &apis, &deployments, &cluster);
+    statuses.extend(stages.statuses);
+    statuses.extend(api::statuses(inventory, &apis, &deployments));
+    statuses.extend(others::usage_plan_statuses(inventory, &apis));
+    statuses.extend(others::authorizer_statuses(inventory, &apis));
+    statuses.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+
+    let snapshot = Snapshot {
+        version: String::new(),
+        apis: apis
+            .values()
+            .filter_map(|a| a.compiled.as_ref().ok().map(|c| c.config.clone()))
+            .collect(),
+        stages: stages.stages,
+        hosts: stages.hosts,
+        backends: stages.backends,
+    }
+    .seal();
     Compiled {
-        snapshot: Snapshot::default().seal(),
-        statuses: vec![],
-        deployments: vec![],
+        snapshot,
+        statuses,
+        deployments: deployments.into_values().collect(),
+    }
+}
+
+/// `(namespace, name)` of an object; the key of every index here.
+pub(crate) type ObjKey = (String, String);
+
+/// The namespace and name of an object (`default` when the namespace is unset).
+pub(crate) fn obj_key(meta: &ObjectMeta) -> ObjKey {
+    (
+        meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Sort key "older first": creation time (unset first, as in files), then name.
+pub(crate) fn age(meta: &ObjectMeta) -> (Option<Time>, String) {
+    (
+        meta.creation_timestamp.clone(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Which condition a problem turns `False`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cond {
+    /// The object itself is wrong.
+    Accepted,
+    /// Something it names is missing or may not be used.
+    ResolvedRefs,
+}
+
+/// Why an object is left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    /// The condition it sets to `False`.
+    pub cond: Cond,
+    /// A constant from [`reasons`].
+    pub reason: &'static str,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+impl Problem {
+    /// An `Accepted=False` problem.
+    pub(crate) fn invalid(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            cond: Cond::Accepted,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// A `ResolvedRefs=False` problem.
+    pub(crate) fn unresolved(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            cond: Cond::ResolvedRefs,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Builds the status of one object: the first problem of each condition is kept.
+#[derive(Debug, Default)]
+pub(crate) struct Verdict {
+    accepted: Option<Problem>,
+    resolved: Option<Problem>,
+}
+
+impl Verdict {
+    /// Records a problem (the first of each condition wins).
+    pub(crate) fn add(&mut self, problem: Problem) {
+        let slot = match problem.cond {
+            Cond::Accepted => &mut self.accepted,
+            Cond::ResolvedRefs => &mut self.resolved,
+        };
+        if slot.is_none() {
+            *slot = Some(problem);
+        }
+    }
+
+    /// Records the problem of a result, if any.
+    pub(crate) fn check<T>(&mut self, result: Result<T, Problem>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                self.add(problem);
+                None
+            }
+        }
+    }
+
+    /// No problem so far.
+    pub(crate) fn is_ok(&self) -> bool {
+        self.accepted.is_none() && self.resolved.is_none()
+    }
+
+    /// The status with both conditions.
+    pub(crate) fn into_status(
+        self,
+        kind: Kind,
+        meta: &ObjectMeta,
+        detail: StatusDetail,
+    ) -> ObjectStatus {
+        let (namespace, name) = obj_key(meta);
+        let generation = meta.generation;
+        let condition = |type_: &str, ok_reason: &str, ok_message: String, p: Option<Problem>| {
+            let (status, reason, message) = match p {
+                None => ("True", ok_reason.to_string(), ok_message),
+                Some(p) => (
+                    "False",
+                    p.reason.to_string(),
+                    format!("{} {namespace}/{name}: {}", kind.as_str(), p.message),
+                ),
+            };
+            Condition {
+                type_: type_.to_string(),
+                status: status.to_string(),
+                reason,
+                message,
+                observed_generation: generation,
+                last_transition_time: None,
+            }
+        };
+        let accepted = self.accepted.is_none();
+        let conditions = vec![
+            condition(
+                condition_type::ACCEPTED,
+                reasons::ACCEPTED,
+                format!("{} {namespace}/{name} is valid", kind.as_str()),
+                self.accepted,
+            ),
+            condition(
+                condition_type::RESOLVED_REFS,
+                reasons::RESOLVED_REFS,
+                format!("every reference of {} {namespace}/{name} resolved", kind.as_str()),
+                self.resolved,
+            ),
+        ];
+        let detail = if accepted && conditions.iter().all(|c| c.status == "True") {
+            detail
+        } else {
+            StatusDetail::None
+        };
+        ObjectStatus {
+            kind,
+            namespace: namespace.clone(),
+            name: name.clone(),
+            generation,
+            conditions,
+            detail,
+        }
+    }
+}
+
+/// Api lookups shared by the later steps, keyed by `(namespace, name)`.
+pub(crate) type Apis = BTreeMap<ObjKey, api::ApiEntry>;
+
+/// The "Api not found" problem for an object of `namespace` naming Api `name`.
+pub(crate) fn api_ref_problem(apis: &Apis, namespace: &str, name: &str) -> Option<Problem> {
+    match apis.get(&(namespace.to_string(), name.to_string())) {
+        None => Some(Problem::unresolved(
+            reasons::API_NOT_FOUND,
+            format!("spec.apiRef: Api {namespace}/{name} does not exist"),
+        )),
+        Some(entry) if entry.compiled.is_err() => Some(Problem::unresolved(
+            reasons::API_NOT_FOUND,
+            format!("spec.apiRef: Api {namespace}/{name} is not accepted"),
+        )),
+        Some(_) => None,
     }
 }

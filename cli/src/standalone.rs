@@ -1,0 +1,192 @@
+//! `causeway standalone -f DIR`: the same `compile` and the same proxy as in a cluster, fed
+//! from YAML files on disk and recompiled when they change.
+//!
+//! A bad file or a rejected object is reported (file, object, reason) and the last good
+//! snapshot keeps serving. The deployment history lives in memory, or in `--state-dir` so that
+//! stages pinned to an older deployment survive a restart.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use causeway_compile::{CompileOptions, Compiled, DeploymentRecord, Inventory, compile};
+use causeway_proxy::{AccessLogSink, Proxy, ProxyConfig};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::StandaloneArgs;
+use crate::files::read_sources;
+
+/// How often files are checked for changes, milliseconds.
+pub const DEFAULT_POLL_MILLIS: u64 = 500;
+/// Deployments kept per Api (stages may pin any of them).
+const HISTORY_PER_API: usize = 50;
+
+/// Runs until Ctrl-C.
+pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
+    let access_log = match args.access_log.as_str() {
+        "stdout" => AccessLogSink::Stdout,
+        "off" => AccessLogSink::Discard,
+        other => anyhow::bail!("--access-log must be `stdout` or `off`, not {other:?}"),
+    };
+    let proxy = Proxy::new(ProxyConfig { access_log, ..ProxyConfig::default() });
+    let traffic = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
+    let admin = TcpListener::bind(&args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--admin-listen)", args.admin_listen))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let serve = tokio::spawn({
+        let proxy = proxy.clone();
+        let done = stopped(stop_rx.clone());
+        async move { proxy.serve(traffic, done).await }
+    });
+    let serve_admin = tokio::spawn({
+        let proxy = proxy.clone();
+        let done = stopped(stop_rx.clone());
+        async move { proxy.serve_admin(admin, done).await }
+    });
+    info!(listen = %args.listen, admin = %args.admin_listen, "proxy listening");
+
+    let mut state = State::new(args.state_dir.clone())?;
+    let options = CompileOptions {
+        execute_api_domain: args.source.execute_api_domain.clone(),
+        ..CompileOptions::default()
+    };
+    let poll = Duration::from_millis(args.poll_millis.max(50));
+    let mut last_fingerprint = None;
+    let mut first = true;
+    loop {
+        match read_sources(&args.source.path) {
+            Err(e) => warn!("{e:#}; still serving the last good configuration"),
+            Ok(sources) if Some(sources.fingerprint) != last_fingerprint => {
+                last_fingerprint = Some(sources.fingerprint);
+                match sources.inventory() {
+                    Err(errors) => {
+                        for e in &errors {
+                            warn!("{e}");
+                        }
+                        warn!(
+                            files = sources.files.len(),
+                            "not applied: fix the files above; still serving the last good configuration"
+                        );
+                    }
+                    Ok(inventory) => {
+                        let compiled = state.compile(inventory, &options);
+                        report(&compiled, sources.files.len());
+                        let version = compiled.snapshot.version.clone();
+                        match proxy.apply(compiled.snapshot) {
+                            Ok(()) => info!(version = %version, "snapshot applied"),
+                            Err(e) => warn!(version = %version, "snapshot rejected by the proxy: {e}"),
+                        }
+                        if first {
+                            print_urls(&compiled);
+                            first = false;
+                        }
+                    }
+                }
+            }
+            Ok(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = serve.await;
+    let _ = serve_admin.await;
+    Ok(())
+}
+
+fn report(compiled: &Compiled, files: usize) {
+    let rejected: Vec<_> = compiled.statuses.iter().filter(|s| !s.is_accepted()).collect();
+    for status in &rejected {
+        if let Some(c) = status.problem() {
+            warn!(
+                kind = status.kind.as_str(),
+                object = %format!("{}/{}", status.namespace, status.name),
+                reason = %c.reason,
+                "rejected: {}", c.message
+            );
+        }
+    }
+    info!(
+        files,
+        objects = compiled.statuses.len(),
+        rejected = rejected.len(),
+        stages = compiled.snapshot.stages.len(),
+        version = %compiled.snapshot.version,
+        "compiled"
+    );
+}
+
+fn print_urls(compiled: &Compiled) {
+    for status in &compiled.statuses {
+        if let causeway_compile::StatusDetail::Stage { urls, .. } = &status.detail {
+            for url in urls {
+                info!(stage = %format!("{}/{}", status.namespace, status.name), "serving {url}");
+            }
+        }
+    }
+}
+
+/// The deployment history, so that stages may pin deployments that are no longer current.
+struct State {
+    history: BTreeMap<String, Vec<DeploymentRecord>>,
+    file: Option<PathBuf>,
+}
+
+impl State {
+    fn new(dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let mut state = Self { history: BTreeMap::new(), file: None };
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create --state-dir {}", dir.display()))?;
+            let file = dir.join("deployments.json");
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                state.history = serde_json::from_str(&text)
+                    .with_context(|| format!("cannot read deployment history {}", file.display()))?;
+            }
+            state.file = Some(file);
+        }
+        Ok(state)
+    }
+
+    /// Compiles with the history, then records the new current deployments.
+    fn compile(&mut self, mut inventory: Inventory, options: &CompileOptions) -> Compiled {
+        inventory.deployments = self.history.values().flatten().cloned().collect();
+        let compiled = compile(&inventory, options);
+        let pinned: Vec<&str> =
+            inventory.stages.iter().filter_map(|s| s.spec.deployment_id.as_deref()).collect();
+        let mut changed = false;
+        for record in &compiled.deployments {
+            let list = self.history.entry(record.api.clone()).or_default();
+            if list.iter().any(|r| r.id == record.id) {
+                continue;
+            }
+            info!(api = %record.api, deployment = %record.id, "new deployment recorded");
+            list.insert(0, record.clone());
+            changed = true;
+            // Bounded, but a pinned deployment is never dropped.
+            let mut kept = 0;
+            list.retain(|r| {
+                kept += 1;
+                kept <= HISTORY_PER_API || pinned.contains(&r.id.as_str())
+            });
+        }
+        if changed && let Some(file) = &self.file {
+            let json = serde_json::to_vec_pretty(&self.history).unwrap_or_default();
+            if let Err(e) = std::fs::write(file, json) {
+                warn!("cannot write deployment history {}: {e}", file.display());
+            }
+        }
+        compiled
+    }
+}

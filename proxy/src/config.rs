@@ -1,0 +1,114 @@
+//! Process-level settings of the proxy: listener limits, upstream pool settings, the access-log
+//! sink. Every limit is a named constant so that the CLI can show the default in `--help`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Largest request head (request line + headers) on HTTP/1.1, in bytes.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Largest number of request headers on HTTP/1.1.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Time a client has to send the whole request head on HTTP/1.1.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Whether HTTP/1.1 connections are kept alive between requests.
+pub const DEFAULT_KEEP_ALIVE: bool = true;
+/// Interval of HTTP/2 PING frames that detect dead peers.
+pub const DEFAULT_H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long an HTTP/2 PING may stay unanswered before the connection is closed.
+pub const DEFAULT_H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent streams per HTTP/2 connection (hyper's default is unlimited).
+pub const DEFAULT_H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Initial HTTP/2 flow-control window per stream.
+pub const DEFAULT_H2_STREAM_WINDOW: u32 = 64 * 1024;
+/// Initial HTTP/2 flow-control window per connection.
+pub const DEFAULT_H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+/// Largest HTTP/2 header list (decoded), in bytes.
+pub const DEFAULT_H2_MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+/// Largest request body unless the Api sets `maxBodyBytes`.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// Open downstream connections per process; further connections wait in the accept queue.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long in-flight requests may run after shutdown was requested.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle pooled upstream connections are closed after this.
+pub const DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle pooled connections kept per upstream endpoint.
+pub const DEFAULT_UPSTREAM_MAX_IDLE_PER_HOST: usize = 64;
+/// Time to establish a TCP connection to an upstream endpoint (the integration timeout still
+/// bounds the whole exchange).
+pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where access-log lines go.
+#[derive(Clone, Debug, Default)]
+pub enum AccessLogSink {
+    /// One line per request on standard output.
+    #[default]
+    Stdout,
+    /// Nowhere.
+    Discard,
+    /// Kept in memory (tests).
+    Memory(Arc<Mutex<Vec<String>>>),
+}
+
+/// Settings of one proxy process. Per-Api and per-stage settings come from the snapshot.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// Where access-log lines go.
+    pub access_log: AccessLogSink,
+    /// Largest HTTP/1.1 request head in bytes (hyper's `max_buf_size`).
+    pub max_header_bytes: usize,
+    /// Largest number of HTTP/1.1 request headers.
+    pub max_headers: usize,
+    /// Time to receive an HTTP/1.1 request head.
+    pub header_read_timeout: Duration,
+    /// Keep HTTP/1.1 connections alive.
+    pub keep_alive: bool,
+    /// HTTP/2 PING interval.
+    pub h2_keep_alive_interval: Duration,
+    /// HTTP/2 PING timeout.
+    pub h2_keep_alive_timeout: Duration,
+    /// Concurrent streams per HTTP/2 connection.
+    pub h2_max_concurrent_streams: u32,
+    /// Initial HTTP/2 stream window.
+    pub h2_stream_window: u32,
+    /// Initial HTTP/2 connection window.
+    pub h2_connection_window: u32,
+    /// Largest HTTP/2 header list.
+    pub h2_max_header_list_bytes: u32,
+    /// Largest request body, unless the Api overrides it.
+    pub max_body_bytes: u64,
+    /// Open downstream connections per process (traffic listener).
+    pub max_connections: usize,
+    /// Grace period for in-flight requests on shutdown.
+    pub drain_timeout: Duration,
+    /// Idle timeout of pooled upstream connections.
+    pub upstream_pool_idle_timeout: Duration,
+    /// Idle pooled connections per upstream endpoint.
+    pub upstream_max_idle_per_host: usize,
+    /// Upstream TCP connect timeout.
+    pub upstream_connect_timeout: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            access_log: AccessLogSink::default(),
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            h2_keep_alive_interval: DEFAULT_H2_KEEP_ALIVE_INTERVAL,
+            h2_keep_alive_timeout: DEFAULT_H2_KEEP_ALIVE_TIMEOUT,
+            h2_max_concurrent_streams: DEFAULT_H2_MAX_CONCURRENT_STREAMS,
+            h2_stream_window: DEFAULT_H2_STREAM_WINDOW,
+            h2_connection_window: DEFAULT_H2_CONNECTION_WINDOW,
+            h2_max_header_list_bytes: DEFAULT_H2_MAX_HEADER_LIST_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            upstream_pool_idle_timeout: DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT,
+            upstream_max_idle_per_host: DEFAULT_UPSTREAM_MAX_IDLE_PER_HOST,
+            upstream_connect_timeout: DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! `causeway standalone` end to end: the real binary, the real example backend, real sockets.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use causeway_e2e::{ChildGuard, Reply, bin, eventually, free_port, get, repo_root};
+
+const PETSTORE_HOST: &str = "petstore.default.localhost";
+
+/// The petstore example copied to a temp dir, pointed at a backend on `backend_port`.
+fn petstore_copy(dir: &Path, backend_port: u16) {
+    let src = repo_root().join("examples/petstore");
+    for entry in std::fs::read_dir(&src).expect("examples/petstore") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) == Some("yaml") {
+            let text = std::fs::read_to_string(&path).expect("read example");
+            let text = text.replace("9080", &backend_port.to_string());
+            std::fs::write(dir.join(path.file_name().expect("name")), text).expect("write");
+        }
+    }
+}
+
+struct Running {
+    _backend: ChildGuard,
+    gateway: ChildGuard,
+    traffic: SocketAddr,
+    admin: SocketAddr,
+}
+
+async fn start_petstore(dir: &Path) -> Running {
+    let backend_port = free_port();
+    petstore_copy(dir, backend_port);
+    let backend_addr = format!("127.0.0.1:{backend_port}");
+    let backend =
+        ChildGuard::spawn(&bin("petstore-backend"), &["--listen", &backend_addr], dir);
+    let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dir_arg = dir.to_str().unwrap().to_string();
+    let gateway = ChildGuard::spawn(
+        &bin("causeway"),
+        &[
+            "standalone",
+            "-f",
+            &dir_arg,
+            "--listen",
+            &traffic.to_string(),
+            "--admin-listen",
+            &admin.to_string(),
+            "--poll-millis",
+            "100",
+        ],
+        dir,
+    );
+    let ready = eventually(Duration::from_secs(20), || async {
+        let r = get(admin, "localhost", "/readyz").await.ok()?;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "gateway never became ready; stderr:\n{}", gateway.stderr());
+    Running { _backend: backend, gateway, traffic, admin }
+}
+
+async fn get_ok(addr: SocketAddr, path: &str) -> Reply {
+    // The backend may still be starting: retry briefly on a gateway error.
+    eventually(Duration::from_secs(10), || async {
+        let r = get(addr, PETSTORE_HOST, path).await.ok()?;
+        (r.status < 500).then_some(r)
+    })
+    .await
+    .unwrap_or_else(|| panic!("GET {path} kept failing"))
+}
+
+#[tokio::test]
+async fn the_petstore_example_serves_proxied_routes_with_stage_variables_and_mock_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_petstore(dir.path()).await;
+
+    let prod = get_ok(run.traffic, "/prod/pets").await;
+    assert_eq!(prod.status, 200, "{}", prod.body);
+    assert_eq!(prod.json()["version"], "v1", "prod's stage variable picks /v1: {}", prod.body);
+    assert_eq!(prod.header("x-seen-stage"), Some("blue"));
+
+    let beta = get_ok(run.traffic, "/beta/pets/2").await;
+    assert_eq!(beta.status, 200, "{}", beta.body);
+    assert_eq!(beta.json()["version"], "v2");
+    assert_eq!(beta.json()["pet"]["type"], "cat");
+    assert_eq!(beta.header("x-seen-stage"), Some("green"));
+
+    let health = get_ok(run.traffic, "/prod/health").await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json(), serde_json::json!({"status": "ok", "stage": "blue"}));
+
+    let echo = get_ok(run.traffic, "/prod/echo/a/b?x=1").await;
+    assert_eq!(echo.json()["echo"]["path"], "/echo/a/b", "{}", echo.body);
+    assert_eq!(echo.json()["echo"]["query"], "x=1");
+
+    let fallback = get_ok(run.traffic, "/prod/nowhere").await;
+    assert_eq!(fallback.status, 404);
+    assert_eq!(fallback.json()["message"], "the pet store has no such page");
+
+    let metrics = get(run.admin, "localhost", "/metrics").await.unwrap();
+    assert!(metrics.body.contains("causeway_proxy_requests_total"), "{}", metrics.body);
+    drop(run.gateway);
+}
+
+#[tokio::test]
+async fn standalone_recompiles_on_change_and_keeps_the_last_good_snapshot_on_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_petstore(dir.path()).await;
+    assert_eq!(get_ok(run.traffic, "/prod/health").await.status, 200);
+
+    // A new route appears without a restart.
+    let extra = r#"
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: version, namespace: default}
+spec:
+  apiRef: {name: petstore}
+  routeKey: GET /version
+  integration:
+    type: MOCK
+    mock: {statusCode: 200, body: 'release-2'}
+"#;
+    std::fs::write(dir.path().join("extra.yaml"), extra).unwrap();
+    let seen = eventually(Duration::from_secs(10), || async {
+        let r = get(run.traffic, PETSTORE_HOST, "/prod/version").await.ok()?;
+        (r.body == "release-2").then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "new route never served; stderr:\n{}", run.gateway.stderr());
+
+    // A broken file is reported by name, and the last good snapshot keeps serving.
+    std::fs::write(dir.path().join("broken.yaml"), "kind: Route\napiVersion: causeway.dev/v1alpha1\nmetadata: {name: broken}\nspec: [not, a, map]\n").unwrap();
+    let reported = eventually(Duration::from_secs(10), || async {
+        run.gateway.stderr().contains("broken.yaml").then_some(())
+    })
+    .await;
+    assert!(reported.is_some(), "no error naming the file; stderr:\n{}", run.gateway.stderr());
+    let still = get(run.traffic, PETSTORE_HOST, "/prod/version").await.unwrap();
+    assert_eq!(still.body, "release-2");
+    assert_eq!(get(run.traffic, PETSTORE_HOST, "/prod/health").await.unwrap().status, 200);
+}
