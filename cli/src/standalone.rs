@@ -79,14 +79,14 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
                     Ok(inventory) => {
                         let compiled = state.compile(inventory, &options);
                         report(&compiled, sources.files.len());
-                        let version = compiled.snapshot.version.clone();
-                        match proxy.apply(compiled.snapshot) {
-                            Ok(()) => info!(version = %version, "snapshot applied"),
-                            Err(e) => warn!(version = %version, "snapshot rejected by the proxy: {e}"),
-                        }
                         if first {
-                            print_urls(&compiled);
+                            print_urls(&compiled, &args.listen);
                             first = false;
+                        }
+                        let version = compiled.snapshot.version.clone();
+                        // The proxy logs each swap with its version; only a refusal is ours to report.
+                        if let Err(e) = proxy.apply(compiled.snapshot) {
+                            warn!(version = %version, "snapshot rejected by the proxy: {e}");
                         }
                     }
                 }
@@ -127,10 +127,19 @@ fn report(compiled: &Compiled, files: usize) {
     );
 }
 
-fn print_urls(compiled: &Compiled) {
+/// Logs each stage's URL as reachable here: compile knows host and path, the listener the port.
+fn print_urls(compiled: &Compiled, listen: &str) {
+    let port = listen.rsplit(':').next().filter(|p| *p != "80");
     for status in &compiled.statuses {
         if let causeway_compile::StatusDetail::Stage { urls, .. } = &status.detail {
             for url in urls {
+                let url = match (port, url.strip_prefix("http://")) {
+                    (Some(port), Some(rest)) => match rest.split_once('/') {
+                        Some((host, path)) => format!("http://{host}:{port}/{path}"),
+                        None => format!("http://{rest}:{port}"),
+                    },
+                    _ => url.clone(),
+                };
                 info!(stage = %format!("{}/{}", status.namespace, status.name), "serving {url}");
             }
         }

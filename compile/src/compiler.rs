@@ -35,10 +35,19 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
     let cluster = backend::Cluster::new(inventory, options, &mut statuses);
     let apis = api::compile_apis(inventory);
     let routes = route::compile_routes(inventory, &apis, &cluster, &mut statuses);
-    let deployments = deployment::records(&apis, &routes);
+    let deployments = deployment::current(&apis, &routes);
     let stages = stage::compile_stages(inventory, options, &apis, &deployments, &cluster);
     statuses.extend(stages.statuses);
-    statuses.extend(api::statuses(inventory, &apis, &deployments));
+    let route_counts = routes
+        .iter()
+        .map(|(k, r)| (k.clone(), u32::try_from(r.len()).unwrap_or(u32::MAX)))
+        .collect();
+    let records = deployments
+        .current
+        .into_iter()
+        .map(|(k, (_, record))| (k, record))
+        .collect();
+    statuses.extend(api::statuses(&apis, &records, &route_counts));
     statuses.extend(others::usage_plan_statuses(inventory, &apis));
     statuses.extend(others::authorizer_statuses(inventory, &apis));
     statuses.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
@@ -57,7 +66,7 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
     Compiled {
         snapshot,
         statuses,
-        deployments: deployments.into_values().collect(),
+        deployments: records.into_values().collect(),
     }
 }
 
@@ -193,7 +202,10 @@ impl Verdict {
             condition(
                 condition_type::RESOLVED_REFS,
                 reasons::RESOLVED_REFS,
-                format!("every reference of {} {namespace}/{name} resolved", kind.as_str()),
+                format!(
+                    "every reference of {} {namespace}/{name} resolved",
+                    kind.as_str()
+                ),
                 self.resolved,
             ),
         ];

@@ -24,6 +24,10 @@ pub const INVALID_TEMPLATE: &str = "InvalidTemplate";
 pub const UNKNOWN_STAGE_VARIABLE: &str = "UnknownStageVariable";
 /// The integration type is not supported for this protocol, or is not built yet.
 pub const UNSUPPORTED_INTEGRATION: &str = "UnsupportedIntegration";
+/// The object uses a feature this version does not build yet (for example `authorizerRef`, a
+/// WebSocket Api, or a domain with client-certificate checks). It is left out rather than
+/// served without the feature: Causeway fails closed.
+pub const UNSUPPORTED_FEATURE: &str = "UnsupportedFeature";
 /// Another Stage of the same Api has the same stage name.
 pub const DUPLICATE_STAGE: &str = "DuplicateStageName";
 /// Another Stage claims the same hostname and base path.

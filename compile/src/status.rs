@@ -67,7 +67,7 @@ impl ObjectStatus {
 
 /// Kind-specific status facts.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum StatusDetail {
     /// Nothing beyond conditions.
     #[default]

@@ -264,7 +264,10 @@ pub(crate) fn json_string(s: &str) -> String {
 
 /// Replaces `$context.name` (name: letters, digits, `.`, `_`) using `lookup`; unknown names are
 /// left as written. A trailing `.` is not part of the name.
-pub(crate) fn substitute_context(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+pub(crate) fn substitute_context(
+    template: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> String {
     const MARK: &str = "$context.";
     let mut out = String::with_capacity(template.len());
     let mut rest = template;

@@ -1,1 +1,147 @@
-//! placeholder
+//! Causeway's data plane. The proxy owns the traffic and admin listeners, the request pipeline
+//! (stage and route matching, canary choice, integrations), upstream connection pools, metrics
+//! and the access log. Its only input is a [`causeway_snapshot::Snapshot`]: [`Proxy::apply`]
+//! builds runtime tables from it and swaps them in atomically. The proxy never talks to
+//! Kubernetes and interprets no user resources; it must not depend on `kube` or on
+//! `causeway-compile`.
+//!
+//! Where to look: [`pipeline`] shows the request lifecycle in order; `runtime` builds the tables;
+//! `router` matches hosts and routes; `upstream` forwards; `gateway_response` maps errors to
+//! responses; `admin` and `metrics` serve operators.
+
+mod access_log;
+mod admin;
+mod body;
+mod config;
+mod gateway_response;
+mod metrics;
+pub mod pipeline;
+mod router;
+mod runtime;
+mod server;
+mod upstream;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use causeway_snapshot::Snapshot;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use body::{BoxError, ProxyBody};
+pub use config::*;
+pub use gateway_response::{Classified, Fault, RequestError, classify};
+pub use metrics::NONE_LABEL;
+pub use router::RouteError;
+pub use runtime::ApplyError;
+
+/// State shared by every connection of one proxy.
+pub(crate) struct Shared {
+    config: ProxyConfig,
+    runtime: ArcSwapOption<runtime::Runtime>,
+    metrics: metrics::Metrics,
+    upstream: upstream::Upstream,
+    access_log: access_log::AccessLogger,
+    connections: Arc<Semaphore>,
+}
+
+/// A proxy: the current runtime tables and everything that outlives a snapshot (upstream
+/// pools, metrics). Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("version", &self.version())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// A proxy with no snapshot yet: it answers every request with 503 until [`Proxy::apply`].
+    pub fn new(config: ProxyConfig) -> Self {
+        let shared = Shared {
+            metrics: metrics::Metrics::new(),
+            upstream: upstream::Upstream::new(&config),
+            access_log: access_log::AccessLogger::new(config.access_log.clone()),
+            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            runtime: ArcSwapOption::empty(),
+            config,
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Builds runtime tables from the snapshot and swaps them in atomically; on error the old
+    /// tables stay. Requests in flight finish on the tables they started with.
+    pub fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
+        let version = snapshot.version.clone();
+        match runtime::Runtime::build(snapshot) {
+            Ok(runtime) => {
+                self.shared.runtime.store(Some(Arc::new(runtime)));
+                self.shared.metrics.snapshot_applied(Some(&version));
+                tracing::info!(version = %version, "snapshot applied");
+                Ok(())
+            }
+            Err(error) => {
+                self.shared.metrics.snapshot_applied(None);
+                tracing::warn!(version = %version, %error, "snapshot rejected");
+                Err(error)
+            }
+        }
+    }
+
+    /// The version of the applied snapshot, if any.
+    pub fn version(&self) -> Option<String> {
+        self.shared
+            .runtime
+            .load()
+            .as_ref()
+            .map(|r| r.snapshot.version.clone())
+    }
+
+    /// Serves traffic (HTTP/1.1 and h2c) on `listener` until `shutdown` completes, then drains.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let config = &self.shared.config;
+        let settings = server::ListenerSettings {
+            builder: server::builder(config),
+            permits: Some(Arc::clone(&self.shared.connections)),
+            gauge: Some(self.shared.metrics.active_connections.clone()),
+            drain_timeout: config.drain_timeout,
+        };
+        let shared = Arc::clone(&self.shared);
+        server::accept_loop(listener, shutdown, settings, move |request, peer| {
+            pipeline::handle(Arc::clone(&shared), request, peer, "http")
+        })
+        .await
+    }
+
+    /// Serves the admin endpoints (`/healthz`, `/readyz`, `/metrics`, `/config_dump`).
+    pub async fn serve_admin(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let config = &self.shared.config;
+        let settings = server::ListenerSettings {
+            builder: server::builder(config),
+            permits: None,
+            gauge: None,
+            drain_timeout: config.drain_timeout,
+        };
+        let shared = Arc::clone(&self.shared);
+        server::accept_loop(listener, shutdown, settings, move |request, _peer| {
+            admin::handle(Arc::clone(&shared), request)
+        })
+        .await
+    }
+}

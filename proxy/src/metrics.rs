@@ -59,8 +59,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let request_duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
-        let integration_duration: HistogramFamily =
-            Family::new_with_constructor(latency_histogram);
+        let integration_duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let snapshot_info = Family::<VersionLabels, Gauge>::default();
         let snapshot_applies = Family::<ApplyResultLabels, Counter>::default();
         let active_connections = Gauge::default();

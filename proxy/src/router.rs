@@ -66,9 +66,10 @@ impl<T> RouteTable<T> {
             values.push(value);
             match matcher {
                 RouteMatch::Default => default = Some(index),
-                RouteMatch::Path { method, pattern } if method == RouteMethod::Any => {
-                    any.push((pattern, index))
-                }
+                RouteMatch::Path {
+                    method: RouteMethod::Any,
+                    pattern,
+                } => any.push((pattern, index)),
                 RouteMatch::Path { method, pattern } => specific.push((method, pattern, index)),
             }
         }
@@ -113,10 +114,13 @@ impl<T> RouteTable<T> {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             }),
-            Err(_) => self.default.and_then(|i| self.values.get(i)).map(|value| RouteHit {
-                value,
-                params: Vec::new(),
-            }),
+            Err(_) => self
+                .default
+                .and_then(|i| self.values.get(i))
+                .map(|value| RouteHit {
+                    value,
+                    params: Vec::new(),
+                }),
         }
     }
 }
@@ -205,7 +209,7 @@ impl<S: Clone> HostTable<S> {
                 }
             }
         }
-        wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         Self { exact, wildcards }
     }
 
@@ -347,7 +351,10 @@ mod tests {
         assert_eq!(hit(&t, Method::GET, "/pets/7"), "get-id");
         assert_eq!(hit(&t, Method::GET, "/pets/7/toys"), "get-greedy");
         assert_eq!(hit(&t, Method::POST, "/pets/7"), "any-id");
-        assert_eq!(hit(&t, Method::from_bytes(b"PURGE").unwrap(), "/pets/7"), "any-id");
+        assert_eq!(
+            hit(&t, Method::from_bytes(b"PURGE").unwrap(), "/pets/7"),
+            "any-id"
+        );
         assert_eq!(hit(&t, Method::POST, "/pets/7/toys"), "default");
         assert_eq!(hit(&t, Method::GET, "/cats"), "default");
     }
@@ -362,7 +369,10 @@ mod tests {
                 .collect(),
         };
         let table = HostTable::new([
-            ("api.example.com".to_string(), routes(vec![("", "root"), ("v1", "v1")])),
+            (
+                "api.example.com".to_string(),
+                routes(vec![("", "root"), ("v1", "v1")]),
+            ),
             ("*.example.com".to_string(), routes(vec![("", "wild")])),
             ("*.eu.example.com".to_string(), routes(vec![("", "eu")])),
         ]);
@@ -370,7 +380,10 @@ mod tests {
         let find = |host: &str, p: &str| table.find(host, p, &h).map(|h| (h.stage, h.path));
         assert_eq!(find("api.example.com", "/v1/x"), Some(("v1", "/x".into())));
         assert_eq!(find("api.example.com", "/v1"), Some(("v1", "/".into())));
-        assert_eq!(find("api.example.com", "/v10"), Some(("root", "/v10".into())));
+        assert_eq!(
+            find("api.example.com", "/v10"),
+            Some(("root", "/v10".into()))
+        );
         assert_eq!(find("a.b.example.com", "/"), Some(("wild", "/".into())));
         assert_eq!(find("x.eu.example.com", "/"), Some(("eu", "/".into())));
         assert_eq!(find("example.com", "/"), None);

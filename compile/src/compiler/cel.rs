@@ -13,7 +13,9 @@ use crate::reasons;
 use crate::status::Kind;
 
 /// The OpenAPI schema of a CRD's only version, compiled once per kind.
-fn schema_of(crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition) -> CompiledSchema {
+fn schema_of(
+    crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> CompiledSchema {
     let schema = crd
         .spec
         .versions

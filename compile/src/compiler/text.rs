@@ -121,10 +121,9 @@ pub(crate) fn parse_route_key(key: &str) -> Result<ParsedRouteKey, String> {
                 pattern.push_str(&format!("{{{name}}}"));
             }
             params.push(name.to_string());
-        } else if segment
-            .chars()
-            .any(|c| matches!(c, '{' | '}' | '?' | '#' | '%') || c.is_whitespace() || c.is_control())
-        {
+        } else if segment.chars().any(|c| {
+            matches!(c, '{' | '}' | '?' | '#' | '%') || c.is_whitespace() || c.is_control()
+        }) {
             return Err(format!(
                 "path segment {segment:?} must be literal text or exactly one {{param}}"
             ));
@@ -335,9 +334,15 @@ mod tests {
     #[test]
     fn origins_parse_with_default_ports_and_ipv6() {
         let o = parse_origin("http://Pets:8080").unwrap();
-        assert_eq!((o.host.as_str(), o.port, o.authority()), ("pets", 8080, "pets:8080".into()));
+        assert_eq!(
+            (o.host.as_str(), o.port, o.authority()),
+            ("pets", 8080, "pets:8080".into())
+        );
         let o = parse_origin("https://[::1]").unwrap();
-        assert_eq!((o.host.as_str(), o.port, o.authority()), ("[::1]", 443, "[::1]".into()));
+        assert_eq!(
+            (o.host.as_str(), o.port, o.authority()),
+            ("[::1]", 443, "[::1]".into())
+        );
         assert!(parse_origin("http://").is_err());
         assert!(parse_origin("http://a:0").is_err());
         assert!(parse_origin("http://a b").is_err());

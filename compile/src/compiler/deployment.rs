@@ -1,0 +1,319 @@
+//! Deployments: the definition of an Api as its Routes made it, before any stage resolves it.
+//!
+//! A definition holds the defaulted Api settings and the accepted routes sorted by key, with
+//! stage variables still written `${stageVariables.x}` and backends named (Service and port, or
+//! URL origin), never resolved to endpoints, so endpoint churn does not change it. Its id is the
+//! first 10 hex digits of SHA-256 over its canonical JSON (object keys sorted, no whitespace).
+//! A record holds everything needed to serve it again: a stage pinned to an older id is
+//! materialized from the record in `Inventory::deployments`.
+
+use std::collections::BTreeMap;
+
+use causeway_crds::common::ObjectRef;
+use causeway_snapshot::{
+    ApiConfig, Backend, DeploymentConfig, HttpProxyIntegration, Integration, MockIntegration,
+    RouteConfig, Template, Throttle, UpstreamScheme,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::backend::Cluster;
+use super::text::{parse_origin, parse_route_key, substitute};
+use super::{Apis, ObjKey, Problem};
+use crate::{DeploymentRecord, reasons};
+
+/// The version of the definition's shape; part of the hash.
+const FORMAT: u32 = 1;
+
+/// An Api as deployed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Definition {
+    /// Shape version.
+    pub format: u32,
+    /// The Api's settings, defaults applied.
+    pub api: ApiConfig,
+    /// The Api's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Accepted routes, sorted by key.
+    pub routes: Vec<DefRoute>,
+}
+
+/// One route of a definition.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DefRoute {
+    /// The route key as written.
+    pub key: String,
+    /// What answers it.
+    pub integration: DefIntegration,
+    /// Require an API key.
+    #[serde(default)]
+    pub api_key_required: bool,
+}
+
+/// An integration with stage variables unresolved.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub(crate) enum DefIntegration {
+    /// Forward upstream.
+    #[serde(rename_all = "camelCase")]
+    HttpProxy {
+        /// Where to.
+        target: DefTarget,
+        /// Upstream path template (`{param}`, `${stageVariables.x}`), or the request's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        /// Upstream method, or the request's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+        /// Headers added (lowercase names).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        request_headers: BTreeMap<String, String>,
+        /// Timeout, ms.
+        timeout_ms: u32,
+    },
+    /// Answer from the gateway.
+    #[serde(rename_all = "camelCase")]
+    Mock {
+        /// Status code.
+        status: u16,
+        /// Headers.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
+        /// Body template.
+        body: String,
+    },
+}
+
+/// A backend by name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub(crate) enum DefTarget {
+    /// A Service port.
+    #[serde(rename_all = "camelCase")]
+    Service {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Service port.
+        port: u16,
+        /// Scheme.
+        scheme: UpstreamScheme,
+        /// The VpcLink named for a Service of another namespace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vpc_link: Option<ObjectRef>,
+    },
+    /// `scheme://host[:port]` of a URI (may hold stage variables).
+    #[serde(rename_all = "camelCase")]
+    Url {
+        /// The origin as written.
+        origin: String,
+        /// The VpcLink named, if the host is a Service of another namespace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vpc_link: Option<ObjectRef>,
+    },
+}
+
+/// The current definition and record of every accepted Api.
+#[derive(Debug, Default)]
+pub(crate) struct Deployments {
+    /// By Api.
+    pub current: BTreeMap<ObjKey, (Definition, DeploymentRecord)>,
+}
+
+/// Builds the current definition and record of every accepted Api.
+pub(crate) fn current(apis: &Apis, routes: &BTreeMap<ObjKey, Vec<DefRoute>>) -> Deployments {
+    let mut current = BTreeMap::new();
+    for (key, entry) in apis {
+        let Ok(compiled) = &entry.compiled else {
+            continue;
+        };
+        let definition = Definition {
+            format: FORMAT,
+            api: compiled.config.clone(),
+            description: entry.object.spec.description.clone(),
+            routes: routes.get(key).cloned().unwrap_or_default(),
+        };
+        let value = serde_json::to_value(&definition).unwrap_or_default();
+        let record = DeploymentRecord {
+            id: deployment_id(&value),
+            api: format!("{}/{}", key.0, key.1),
+            definition: value,
+        };
+        current.insert(key.clone(), (definition, record));
+    }
+    Deployments { current }
+}
+
+/// The content hash of a definition: 10 hex digits of SHA-256 over its canonical JSON.
+pub(crate) fn deployment_id(definition: &Value) -> String {
+    let mut bytes = Vec::new();
+    canonical_json(definition, &mut bytes);
+    hex::encode(Sha256::digest(&bytes))[..10].to_string()
+}
+
+/// JSON with object keys sorted at every level and no whitespace, whatever map type
+/// `serde_json` was built with.
+fn canonical_json(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend(serde_json::to_vec(k).unwrap_or_default());
+                out.push(b':');
+                canonical_json(v, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                canonical_json(v, out);
+            }
+            out.push(b']');
+        }
+        scalar => out.extend(serde_json::to_vec(scalar).unwrap_or_default()),
+    }
+}
+
+/// Reads a recorded definition back.
+pub(crate) fn load(record: &DeploymentRecord) -> Result<Definition, String> {
+    let definition: Definition =
+        serde_json::from_value(record.definition.clone()).map_err(|e| e.to_string())?;
+    if definition.format != FORMAT {
+        return Err(format!(
+            "definition format {} is not {FORMAT}",
+            definition.format
+        ));
+    }
+    Ok(definition)
+}
+
+/// What a stage needs to materialize a definition.
+#[derive(Debug)]
+pub(crate) struct StageContext<'a> {
+    /// The cluster to resolve backends in.
+    pub cluster: &'a Cluster<'a>,
+    /// The Api's namespace.
+    pub namespace: &'a str,
+    /// Route throttles by route key.
+    pub route_throttles: &'a BTreeMap<String, Throttle>,
+}
+
+/// Materializes a definition for a stage: stage variables substituted, backends resolved
+/// (added to `backends`), route throttles applied.
+pub(crate) fn materialize(
+    definition: &Definition,
+    deployment_id: &str,
+    variables: &BTreeMap<String, String>,
+    context: &StageContext<'_>,
+    backends: &mut BTreeMap<String, Backend>,
+) -> Result<DeploymentConfig, Problem> {
+    let mut routes = Vec::with_capacity(definition.routes.len());
+    for route in &definition.routes {
+        let parsed = parse_route_key(&route.key).map_err(|e| {
+            Problem::invalid(
+                reasons::INVALID_ROUTE_KEY,
+                format!("deployment {deployment_id}: route key {:?}: {e}", route.key),
+            )
+        })?;
+        let integration = match &route.integration {
+            DefIntegration::Mock {
+                status,
+                headers,
+                body,
+            } => Integration::Mock(MockIntegration {
+                status: *status,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), substitute(v, variables)))
+                    .collect(),
+                body: Template::parse(&substitute(body, variables)),
+            }),
+            DefIntegration::HttpProxy {
+                target,
+                path,
+                method,
+                request_headers,
+                timeout_ms,
+            } => {
+                let field = format!("route {:?}", route.key);
+                let (id, backend) = match target {
+                    DefTarget::Service {
+                        namespace,
+                        name,
+                        port,
+                        scheme,
+                        vpc_link,
+                    } => {
+                        context.cluster.permit(
+                            &field,
+                            context.namespace,
+                            namespace,
+                            name,
+                            vpc_link.as_ref(),
+                        )?;
+                        context
+                            .cluster
+                            .service_backend(namespace, name, *port, *scheme)
+                    }
+                    DefTarget::Url { origin, vpc_link } => {
+                        let rendered = substitute(origin, variables);
+                        let parsed = parse_origin(&rendered).map_err(|e| {
+                            Problem::invalid(
+                                reasons::INVALID_TEMPLATE,
+                                format!(
+                                    "{field}: the uri origin {origin:?} renders to {rendered:?} with this stage's variables: {e}"
+                                ),
+                            )
+                        })?;
+                        context.cluster.origin_backend(
+                            &field,
+                            &parsed,
+                            context.namespace,
+                            vpc_link.as_ref(),
+                        )?
+                    }
+                };
+                backends.insert(id.clone(), backend);
+                Integration::HttpProxy(HttpProxyIntegration {
+                    backend: id,
+                    path: path
+                        .as_ref()
+                        .map(|p| Template::parse(&substitute(p, variables))),
+                    method: method.clone(),
+                    request_headers: request_headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), substitute(v, variables)))
+                        .collect(),
+                    timeout_ms: *timeout_ms,
+                })
+            }
+        };
+        routes.push(RouteConfig {
+            key: route.key.clone(),
+            matcher: parsed.matcher,
+            integration,
+            api_key_required: route.api_key_required,
+            throttle: context.route_throttles.get(&route.key).copied(),
+        });
+    }
+    routes.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(DeploymentConfig {
+        deployment_id: deployment_id.to_string(),
+        variables: variables.clone(),
+        routes,
+    })
+}

@@ -1,0 +1,365 @@
+//! Routes: route keys, duplicates and conflicts within an Api, and integrations.
+//!
+//! Routes of one Api are taken oldest first; a route whose key another accepted route already
+//! has gets `DuplicateRouteKey`, one whose path a router cannot hold next to the accepted ones
+//! (`/pets/{id}` beside `/pets/{name}` for the same method) gets `ConflictingRoute`. Conflicts are
+//! found with `matchit` itself: one router per method, holding that method's patterns and the
+//! `ANY` patterns (the same pattern under a method and under `ANY` is fine).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use causeway_crds::Route;
+use causeway_crds::route::{BackendScheme, IntegrationSpec, IntegrationType};
+use causeway_snapshot::{
+    DEFAULT_INTEGRATION_TIMEOUT_MS, MAX_INTEGRATION_TIMEOUT_MS, RouteMatch, RouteMethod, Template,
+    UpstreamScheme,
+};
+
+use super::backend::Cluster;
+use super::deployment::{DefIntegration, DefRoute, DefTarget};
+use super::text::{
+    parse_origin, parse_route_key, split_uri, stage_variables, without_stage_variables,
+};
+use super::{Apis, ObjKey, Problem, Verdict, age, api_ref_problem, cel, obj_key};
+use crate::Inventory;
+use crate::reasons;
+use crate::status::{Kind, ObjectStatus, StatusDetail};
+
+/// The shortest integration timeout.
+const MIN_INTEGRATION_TIMEOUT_MS: u32 = 50;
+
+/// Compiles every Route; returns the accepted routes of every accepted Api (sorted by key) and
+/// pushes a status per Route.
+pub(crate) fn compile_routes(
+    inventory: &Inventory,
+    apis: &Apis,
+    cluster: &Cluster<'_>,
+    statuses: &mut Vec<ObjectStatus>,
+) -> BTreeMap<ObjKey, Vec<DefRoute>> {
+    let mut accepted: BTreeMap<ObjKey, Vec<DefRoute>> = apis
+        .iter()
+        .filter(|(_, e)| e.compiled.is_ok())
+        .map(|(k, _)| (k.clone(), Vec::new()))
+        .collect();
+    let mut by_api: BTreeMap<ObjKey, Vec<&Route>> = BTreeMap::new();
+    for route in &inventory.routes {
+        let (namespace, _) = obj_key(&route.metadata);
+        by_api
+            .entry((namespace, route.spec.api_ref.name.clone()))
+            .or_default()
+            .push(route);
+    }
+    for (api_key, mut routes) in by_api {
+        routes.sort_by_key(|r| age(&r.metadata));
+        let mut table = RouteTable::default();
+        for route in routes {
+            let mut verdict = Verdict::default();
+            if let Some(p) = api_ref_problem(apis, &api_key.0, &api_key.1) {
+                verdict.add(p);
+            }
+            let compiled = verdict.check(compile_route(route, &api_key.0, cluster));
+            if let Some((def, matcher)) = compiled
+                && verdict.is_ok()
+                && verdict.check(table.add(&def.key, &matcher)).is_some()
+            {
+                accepted.entry(api_key.clone()).or_default().push(def);
+            }
+            statuses.push(verdict.into_status(Kind::Route, &route.metadata, StatusDetail::None));
+        }
+    }
+    for routes in accepted.values_mut() {
+        routes.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    accepted
+}
+
+/// The routes of one Api taken so far: keys and one matchit router per method.
+#[derive(Default)]
+struct RouteTable {
+    keys: BTreeSet<String>,
+    has_default: bool,
+    routers: BTreeMap<RouteMethod, (matchit::Router<()>, BTreeMap<String, String>)>,
+}
+
+const METHODS: [RouteMethod; 7] = [
+    RouteMethod::Get,
+    RouteMethod::Post,
+    RouteMethod::Put,
+    RouteMethod::Patch,
+    RouteMethod::Delete,
+    RouteMethod::Head,
+    RouteMethod::Options,
+];
+
+impl RouteTable {
+    /// Takes a route, or says why it cannot be taken.
+    fn add(&mut self, key: &str, matcher: &RouteMatch) -> Result<(), Problem> {
+        if self.keys.contains(key) {
+            return Err(Problem::invalid(
+                reasons::DUPLICATE_ROUTE_KEY,
+                format!(
+                    "spec.routeKey: an older Route of the same Api already has route key {key:?}"
+                ),
+            ));
+        }
+        let (method, pattern) = match matcher {
+            RouteMatch::Default => {
+                self.has_default = true;
+                self.keys.insert(key.to_string());
+                return Ok(());
+            }
+            RouteMatch::Path { method, pattern } => (*method, pattern),
+        };
+        let methods: Vec<RouteMethod> = if method == RouteMethod::Any {
+            METHODS.to_vec()
+        } else {
+            vec![method]
+        };
+        let mut inserted = Vec::new();
+        let mut conflict = None;
+        for m in methods {
+            let (router, patterns) = self.routers.entry(m).or_default();
+            if patterns.contains_key(pattern) {
+                continue;
+            }
+            match router.insert(pattern.clone(), ()) {
+                Ok(()) => {
+                    patterns.insert(pattern.clone(), key.to_string());
+                    inserted.push(m);
+                }
+                Err(matchit::InsertError::Conflict { with }) => {
+                    let other = patterns.get(&with).cloned().unwrap_or(with);
+                    conflict = Some(format!(
+                        "spec.routeKey: the path of {key:?} conflicts with the older route {other:?} of the same Api"
+                    ));
+                    break;
+                }
+                Err(e) => {
+                    conflict = Some(format!("spec.routeKey: {key:?}: {e}"));
+                    break;
+                }
+            }
+        }
+        if let Some(message) = conflict {
+            for m in inserted {
+                if let Some((router, patterns)) = self.routers.get_mut(&m) {
+                    router.remove(pattern.clone());
+                    patterns.remove(pattern);
+                }
+            }
+            return Err(Problem::invalid(reasons::CONFLICTING_ROUTE, message));
+        }
+        self.keys.insert(key.to_string());
+        Ok(())
+    }
+}
+
+/// Checks one Route on its own (everything but duplicates and conflicts).
+fn compile_route(
+    route: &Route,
+    namespace: &str,
+    cluster: &Cluster<'_>,
+) -> Result<(DefRoute, RouteMatch), Problem> {
+    cel::check(Kind::Route, route)?;
+    let spec = &route.spec;
+    let parsed = parse_route_key(&spec.route_key)
+        .map_err(|e| Problem::invalid(reasons::INVALID_ROUTE_KEY, format!("spec.routeKey: {e}")))?;
+    if spec.authorizer_ref.is_some() {
+        return Err(Problem::invalid(
+            reasons::UNSUPPORTED_FEATURE,
+            "spec.authorizerRef: authorizers are not built yet; the route is not served without its authorizer",
+        ));
+    }
+    let integration = compile_integration(&spec.integration, namespace, &parsed.params, cluster)?;
+    Ok((
+        DefRoute {
+            key: spec.route_key.clone(),
+            integration,
+            api_key_required: spec.api_key_required.unwrap_or(false),
+        },
+        parsed.matcher,
+    ))
+}
+
+fn template_problem(field: &str, message: String) -> Problem {
+    Problem::invalid(reasons::INVALID_TEMPLATE, format!("{field}: {message}"))
+}
+
+/// Checks stage variable references and that every `{param}` is a path parameter.
+fn check_template(field: &str, text: &str, params: &[String]) -> Result<(), Problem> {
+    stage_variables(text).map_err(|e| template_problem(field, e))?;
+    Template::parse(&without_stage_variables(text))
+        .check_params(|p| params.iter().any(|q| q == p))
+        .map_err(|e| {
+            template_problem(
+                field,
+                format!("{{{}}} is not a path parameter of the route key", e.0),
+            )
+        })
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+.^_`|~-".contains(c))
+}
+
+fn compile_integration(
+    spec: &IntegrationSpec,
+    namespace: &str,
+    params: &[String],
+    cluster: &Cluster<'_>,
+) -> Result<DefIntegration, Problem> {
+    let invalid = |m: String| Problem::invalid(reasons::INVALID, m);
+    match spec.type_ {
+        IntegrationType::LambdaProxy => Err(Problem::invalid(
+            reasons::UNSUPPORTED_INTEGRATION,
+            "spec.integration.type: LAMBDA_PROXY integrations are not built yet",
+        )),
+        IntegrationType::Mock => {
+            let mock = spec.mock.clone().unwrap_or_default();
+            let status = mock.status_code.unwrap_or(200);
+            if !(100..=599).contains(&status) {
+                return Err(invalid(format!(
+                    "spec.integration.mock.statusCode {status} is not in 100-599"
+                )));
+            }
+            let mut headers = BTreeMap::new();
+            for (name, value) in &mock.headers {
+                if !is_token(name) {
+                    return Err(invalid(format!(
+                        "spec.integration.mock.headers: {name:?} is not a header name"
+                    )));
+                }
+                stage_variables(value).map_err(|e| {
+                    template_problem(&format!("spec.integration.mock.headers.{name}"), e)
+                })?;
+                headers.insert(name.to_ascii_lowercase(), value.clone());
+            }
+            let body = mock.body.unwrap_or_default();
+            check_template("spec.integration.mock.body", &body, params)?;
+            Ok(DefIntegration::Mock {
+                status,
+                headers,
+                body,
+            })
+        }
+        IntegrationType::HttpProxy | IntegrationType::Http => {
+            let timeout_ms = spec
+                .timeout_millis
+                .unwrap_or(DEFAULT_INTEGRATION_TIMEOUT_MS);
+            if !(MIN_INTEGRATION_TIMEOUT_MS..=MAX_INTEGRATION_TIMEOUT_MS).contains(&timeout_ms) {
+                return Err(invalid(format!(
+                    "spec.integration.timeoutMillis {timeout_ms} is not in {MIN_INTEGRATION_TIMEOUT_MS}-{MAX_INTEGRATION_TIMEOUT_MS}"
+                )));
+            }
+            let method = match &spec.method {
+                None => None,
+                Some(m) if m.chars().all(|c| c.is_ascii_alphabetic()) && !m.is_empty() => {
+                    Some(m.to_ascii_uppercase())
+                }
+                Some(m) => {
+                    return Err(invalid(format!(
+                        "spec.integration.method {m:?} is not an HTTP method"
+                    )));
+                }
+            };
+            let mut request_headers = BTreeMap::new();
+            for (name, value) in &spec.request_headers {
+                if !is_token(name) {
+                    return Err(invalid(format!(
+                        "spec.integration.requestHeaders: {name:?} is not a header name"
+                    )));
+                }
+                stage_variables(value).map_err(|e| {
+                    template_problem(&format!("spec.integration.requestHeaders.{name}"), e)
+                })?;
+                request_headers.insert(name.to_ascii_lowercase(), value.clone());
+            }
+            if let Some(path) = &spec.path {
+                if !path.starts_with('/') {
+                    return Err(invalid(format!(
+                        "spec.integration.path {path:?} must start with '/'"
+                    )));
+                }
+                check_template("spec.integration.path", path, params)?;
+            }
+            let (target, uri_path) = match (&spec.backend_ref, &spec.uri) {
+                (Some(b), None) => {
+                    let field = "spec.integration.backendRef";
+                    let backend_ns = b.namespace.clone().unwrap_or_else(|| namespace.to_string());
+                    cluster.check_service_port(field, &backend_ns, &b.name, b.port)?;
+                    cluster.permit(
+                        field,
+                        namespace,
+                        &backend_ns,
+                        &b.name,
+                        spec.vpc_link_ref.as_ref(),
+                    )?;
+                    let scheme = match b.scheme {
+                        Some(BackendScheme::Https) => UpstreamScheme::Https,
+                        _ => UpstreamScheme::Http,
+                    };
+                    (
+                        DefTarget::Service {
+                            namespace: backend_ns,
+                            name: b.name.clone(),
+                            port: b.port,
+                            scheme,
+                            vpc_link: spec.vpc_link_ref.clone(),
+                        },
+                        None,
+                    )
+                }
+                (None, Some(uri)) => {
+                    let field = "spec.integration.uri";
+                    stage_variables(uri).map_err(|e| template_problem(field, e))?;
+                    let split = split_uri(uri).map_err(|e| invalid(format!("{field}: {e}")))?;
+                    if !Template::parse(&without_stage_variables(&split.origin)).is_literal() {
+                        return Err(template_problem(
+                            field,
+                            "path parameters may appear only in the path of the uri".into(),
+                        ));
+                    }
+                    if stage_variables(&split.origin).is_ok_and(|v| v.is_empty()) {
+                        let origin = parse_origin(&split.origin)
+                            .map_err(|e| invalid(format!("{field}: {e}")))?;
+                        if let Some((ns, name)) = cluster.service_for_host(&origin.host, namespace)
+                        {
+                            cluster.check_service_port(field, &ns, &name, origin.port)?;
+                            cluster.permit(
+                                field,
+                                namespace,
+                                &ns,
+                                &name,
+                                spec.vpc_link_ref.as_ref(),
+                            )?;
+                        }
+                    }
+                    if let Some(path) = &split.path {
+                        check_template(field, path, params)?;
+                    }
+                    (
+                        DefTarget::Url {
+                            origin: split.origin,
+                            vpc_link: spec.vpc_link_ref.clone(),
+                        },
+                        split.path,
+                    )
+                }
+                _ => {
+                    return Err(invalid(
+                        "spec.integration: set exactly one of backendRef and uri".into(),
+                    ));
+                }
+            };
+            Ok(DefIntegration::HttpProxy {
+                target,
+                path: spec.path.clone().or(uri_path),
+                method,
+                request_headers,
+                timeout_ms,
+            })
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! Stages: which deployment they serve, its materialization with the stage's variables, the
+//! canary, and the hosts that reach them.
+//!
+//! Every stage of an Api with `executeApiEndpoint` (default true) is reachable at
+//! `{api}.{namespace}.{executeApiDomain}/{stageName}`; `spec.domains` add custom hosts with
+//! base paths and routing rules. A hostname and base path (or a hostname and rule priority)
+//! belongs to the oldest stage claiming it; a newer stage claiming it gets `ConflictingDomain`.
+//! A stage variable a template uses but the stage does not define becomes the empty string,
+//! as in API Gateway.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use causeway_crds::Stage;
+use causeway_crds::common::ThrottleSpec;
+use causeway_snapshot::{
+    AccessLog, Backend, BasePathMapping, CanaryConfig, HostConfig, RoutingRuleConfig, StageConfig,
+    Sticky, Throttle,
+};
+
+use super::backend::Cluster;
+use super::deployment::{Definition, Deployments, StageContext, load, materialize};
+use super::text::is_name;
+use super::{Apis, ObjKey, Problem, Verdict, age, api_ref_problem, cel, obj_key};
+use crate::reasons;
+use crate::status::{Kind, ObjectStatus, StatusDetail};
+use crate::{CompileOptions, Inventory};
+
+/// What the stages contribute to the snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct StageOutput {
+    /// Accepted stages, sorted by id.
+    pub stages: Vec<StageConfig>,
+    /// Hosts, sorted by hostname.
+    pub hosts: Vec<HostConfig>,
+    /// Backends of accepted stages.
+    pub backends: BTreeMap<String, Backend>,
+    /// One status per Stage.
+    pub statuses: Vec<ObjectStatus>,
+}
+
+/// A stage that passed every check of its own, before its names and domains are claimed.
+struct Candidate {
+    config: StageConfig,
+    backends: BTreeMap<String, Backend>,
+    mappings: BTreeSet<(String, String)>,
+    rules: Vec<(String, RoutingRuleConfig)>,
+    urls: Vec<String>,
+}
+
+/// Compiles every Stage, oldest first.
+pub(crate) fn compile_stages(
+    inventory: &Inventory,
+    options: &CompileOptions,
+    apis: &Apis,
+    deployments: &Deployments,
+    cluster: &Cluster<'_>,
+) -> StageOutput {
+    let mut stages: Vec<&Stage> = inventory.stages.iter().collect();
+    stages.sort_by_key(|s| (age(&s.metadata), obj_key(&s.metadata)));
+    let mut out = StageOutput::default();
+    let mut names: BTreeSet<(String, String, String)> = BTreeSet::new();
+    let mut mappings: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut rules: BTreeMap<(String, u32), RoutingRuleConfig> = BTreeMap::new();
+    for stage in stages {
+        let mut verdict = Verdict::default();
+        let (namespace, _) = obj_key(&stage.metadata);
+        let candidate = verdict.check(candidate(
+            stage,
+            inventory,
+            options,
+            apis,
+            deployments,
+            cluster,
+        ));
+        if let Some(c) = candidate.as_ref().filter(|_| verdict.is_ok()) {
+            let name_key = (
+                namespace.clone(),
+                stage.spec.api_ref.name.clone(),
+                c.config.name.clone(),
+            );
+            if names.contains(&name_key) {
+                verdict.add(Problem::invalid(
+                    reasons::DUPLICATE_STAGE,
+                    format!(
+                        "stage name {:?}: an older Stage of Api {} has the same name",
+                        c.config.name, c.config.api
+                    ),
+                ));
+            } else if let Some(taken) = c
+                .mappings
+                .iter()
+                .find_map(|m| mappings.get(m).map(|other| (m, other)))
+            {
+                let ((host, base), other) = taken;
+                verdict.add(Problem::invalid(
+                    reasons::CONFLICTING_DOMAIN,
+                    format!(
+                        "spec.domains: host {host:?} with base path {base:?} already routes to stage {other}"
+                    ),
+                ));
+            } else if let Some((host, rule)) = c
+                .rules
+                .iter()
+                .find(|(h, r)| rules.contains_key(&(h.clone(), r.priority)))
+            {
+                verdict.add(Problem::invalid(
+                    reasons::CONFLICTING_DOMAIN,
+                    format!(
+                        "spec.domains: host {host:?} already has a routing rule with priority {}",
+                        rule.priority
+                    ),
+                ));
+            }
+        }
+        let mut detail = StatusDetail::None;
+        if let Some(c) = candidate
+            && verdict.is_ok()
+        {
+            names.insert((
+                namespace.clone(),
+                stage.spec.api_ref.name.clone(),
+                c.config.name.clone(),
+            ));
+            for m in &c.mappings {
+                mappings.insert(m.clone(), c.config.id.clone());
+            }
+            for (host, rule) in c.rules {
+                rules.insert((host, rule.priority), rule);
+            }
+            detail = StatusDetail::Stage {
+                urls: c.urls,
+                deployment_id: c.config.main.deployment_id.clone(),
+                canary_deployment_id: c
+                    .config
+                    .canary
+                    .as_ref()
+                    .map(|k| k.deployment.deployment_id.clone()),
+            };
+            out.backends.extend(c.backends);
+            out.stages.push(c.config);
+        }
+        out.statuses
+            .push(verdict.into_status(Kind::Stage, &stage.metadata, detail));
+    }
+    out.stages.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut hosts: BTreeMap<String, HostConfig> = BTreeMap::new();
+    let host = |hosts: &mut BTreeMap<String, HostConfig>, name: &str| {
+        hosts.entry(name.to_string()).or_insert_with(|| HostConfig {
+            hostname: name.to_string(),
+            rules: vec![],
+            mappings: vec![],
+        });
+    };
+    for ((hostname, base_path), stage) in mappings {
+        host(&mut hosts, &hostname);
+        if let Some(h) = hosts.get_mut(&hostname) {
+            h.mappings.push(BasePathMapping { base_path, stage });
+        }
+    }
+    for ((hostname, _), rule) in rules {
+        host(&mut hosts, &hostname);
+        if let Some(h) = hosts.get_mut(&hostname) {
+            h.rules.push(rule);
+        }
+    }
+    for h in hosts.values_mut() {
+        h.mappings.sort_by(|a, b| {
+            b.base_path
+                .len()
+                .cmp(&a.base_path.len())
+                .then_with(|| a.base_path.cmp(&b.base_path))
+        });
+        h.rules.sort_by_key(|r| r.priority);
+    }
+    out.hosts = hosts.into_values().collect();
+    out
+}
+
+fn invalid(message: String) -> Problem {
+    Problem::invalid(reasons::INVALID, message)
+}
+
+fn throttle(field: &str, spec: &ThrottleSpec) -> Result<Throttle, Problem> {
+    if !spec.rate_limit.is_finite() || spec.rate_limit < 0.0 {
+        return Err(invalid(format!(
+            "{field}.rateLimit must be a number of at least 0"
+        )));
+    }
+    Ok(Throttle {
+        rate: spec.rate_limit,
+        burst: spec.burst_limit,
+    })
+}
+
+fn check_variables(field: &str, variables: &BTreeMap<String, String>) -> Result<(), Problem> {
+    match variables.keys().find(|k| !is_name(k)) {
+        Some(bad) => Err(invalid(format!(
+            "{field}: variable name {bad:?} may hold letters, digits and '_' only"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Normalizes a base path: no leading or trailing slash; segments of URL-safe characters.
+fn base_path(field: &str, raw: &str) -> Result<String, Problem> {
+    let trimmed = raw.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let ok = trimmed.split('/').all(|seg| {
+        !seg.is_empty()
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~$".contains(c))
+    });
+    if ok {
+        Ok(trimmed.to_string())
+    } else {
+        Err(invalid(format!(
+            "{field} {raw:?} may hold letters, digits, '-', '.', '_', '~' and inner '/'"
+        )))
+    }
+}
+
+/// The deployment with this id: the current one, or a recorded one of the same Api.
+fn find_deployment<'d>(
+    field: &str,
+    id: &str,
+    api_id: &str,
+    current: &'d (Definition, crate::DeploymentRecord),
+    inventory: &Inventory,
+) -> Result<Cow<'d, Definition>, Problem> {
+    if current.1.id == id {
+        return Ok(Cow::Borrowed(&current.0));
+    }
+    let record = inventory
+        .deployments
+        .iter()
+        .filter(|r| r.api == api_id && r.id == id)
+        .min_by(|a, b| a.definition.to_string().cmp(&b.definition.to_string()));
+    match record {
+        None => Err(Problem::unresolved(
+            reasons::DEPLOYMENT_NOT_FOUND,
+            format!("{field}: Api {api_id} has no deployment {id:?}"),
+        )),
+        Some(r) => load(r).map(Cow::Owned).map_err(|e| {
+            Problem::unresolved(
+                reasons::DEPLOYMENT_NOT_FOUND,
+                format!("{field}: deployment {id:?} of Api {api_id} cannot be read: {e}"),
+            )
+        }),
+    }
+}
+
+fn candidate(
+    stage: &Stage,
+    inventory: &Inventory,
+    options: &CompileOptions,
+    apis: &Apis,
+    deployments: &Deployments,
+    cluster: &Cluster<'_>,
+) -> Result<Candidate, Problem> {
+    cel::check(Kind::Stage, stage)?;
+    let (namespace, object_name) = obj_key(&stage.metadata);
+    let spec = &stage.spec;
+    let api_name = &spec.api_ref.name;
+    let name = spec.stage_name.clone().unwrap_or(object_name);
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(format!(
+            "stage name {name:?} may hold letters, digits, '-' and '_' only"
+        )));
+    }
+    check_variables("spec.variables", &spec.variables)?;
+    let stage_throttle = spec
+        .throttle
+        .as_ref()
+        .map(|t| throttle("spec.throttle", t))
+        .transpose()?;
+    let mut route_throttles = BTreeMap::new();
+    for (i, settings) in spec.route_settings.iter().enumerate() {
+        if let Some(t) = &settings.throttle {
+            let t = throttle(&format!("spec.routeSettings[{i}].throttle"), t)?;
+            if route_throttles
+                .insert(settings.route_key.clone(), t)
+                .is_some()
+            {
+                return Err(invalid(format!(
+                    "spec.routeSettings[{i}]: route key {:?} is listed twice",
+                    settings.route_key
+                )));
+            }
+        }
+    }
+    let canary_spec = spec.canary.as_ref();
+    if let Some(c) = canary_spec {
+        if !c.percent_traffic.is_finite() || !(0.0..=100.0).contains(&c.percent_traffic) {
+            return Err(invalid(
+                "spec.canary.percentTraffic must be between 0 and 100".into(),
+            ));
+        }
+        check_variables(
+            "spec.canary.stageVariableOverrides",
+            &c.stage_variable_overrides,
+        )?;
+    }
+    let mut domains = Vec::new();
+    for (i, d) in spec.domains.iter().enumerate() {
+        let field = format!("spec.domains[{i}]");
+        if d.client_ca_secret_ref.is_some() {
+            return Err(Problem::invalid(
+                reasons::UNSUPPORTED_FEATURE,
+                format!(
+                    "{field}.clientCaSecretRef: mutual TLS is not built yet; the stage is not served without it"
+                ),
+            ));
+        }
+        let hostname = d.hostname.to_ascii_lowercase();
+        let base = base_path(
+            &format!("{field}.basePath"),
+            d.base_path.as_deref().unwrap_or(""),
+        )?;
+        let mut rule_configs = Vec::new();
+        for (j, r) in d.routing_rules.iter().enumerate() {
+            let rule_field = format!("{field}.routingRules[{j}]");
+            let mut base_paths = Vec::new();
+            for (k, b) in r.match_base_paths.iter().enumerate() {
+                base_paths.push(base_path(&format!("{rule_field}.matchBasePaths[{k}]"), b)?);
+            }
+            base_paths.sort();
+            base_paths.dedup();
+            let mut headers: Vec<(String, String)> = r
+                .match_headers
+                .iter()
+                .map(|h| (h.header.to_ascii_lowercase(), h.value_glob.clone()))
+                .collect();
+            headers.sort();
+            rule_configs.push((
+                hostname.clone(),
+                r.priority,
+                headers,
+                base_paths,
+                r.strip_base_path.unwrap_or(true),
+            ));
+        }
+        domains.push((hostname, base, d.tls_secret_ref.is_some(), rule_configs));
+    }
+
+    if let Some(p) = api_ref_problem(apis, &namespace, api_name) {
+        return Err(p);
+    }
+    let api_key: ObjKey = (namespace.clone(), api_name.clone());
+    let api_id = format!("{namespace}/{api_name}");
+    let Some(current) = deployments.current.get(&api_key) else {
+        return Err(Problem::unresolved(
+            reasons::API_NOT_FOUND,
+            format!("spec.apiRef: Api {api_id} is not accepted"),
+        ));
+    };
+    let execute_api_endpoint = apis
+        .get(&api_key)
+        .and_then(|a| a.compiled.as_ref().ok())
+        .is_some_and(|c| c.execute_api_endpoint);
+    let main_id = match (&spec.deployment_id, spec.auto_deploy) {
+        (None, Some(true)) => current.1.id.clone(),
+        (Some(id), _) => id.clone(),
+        (None, _) => {
+            return Err(Problem::invalid(
+                reasons::VALIDATION_RULE_FAILED,
+                "spec: set exactly one of deploymentId and autoDeploy: true",
+            ));
+        }
+    };
+    let main_definition =
+        find_deployment("spec.deploymentId", &main_id, &api_id, current, inventory)?;
+    let context = StageContext {
+        cluster,
+        namespace: &namespace,
+        route_throttles: &route_throttles,
+    };
+    let mut backends = BTreeMap::new();
+    let main = materialize(
+        &main_definition,
+        &main_id,
+        &spec.variables,
+        &context,
+        &mut backends,
+    )?;
+    let canary = match canary_spec {
+        None => None,
+        Some(c) => {
+            let definition = find_deployment(
+                "spec.canary.deploymentId",
+                &c.deployment_id,
+                &api_id,
+                current,
+                inventory,
+            )?;
+            let mut variables = spec.variables.clone();
+            variables.extend(c.stage_variable_overrides.clone());
+            let deployment = materialize(
+                &definition,
+                &c.deployment_id,
+                &variables,
+                &context,
+                &mut backends,
+            )?;
+            let sticky = c
+                .sticky
+                .as_ref()
+                .and_then(|s| match (&s.header, &s.cookie) {
+                    (Some(h), _) => Some(Sticky::Header(h.to_ascii_lowercase())),
+                    (None, Some(k)) => Some(Sticky::Cookie(k.clone())),
+                    (None, None) => None,
+                });
+            Some(CanaryConfig {
+                percent: c.percent_traffic,
+                deployment,
+                sticky,
+                use_stage_cache: c.use_stage_cache.unwrap_or(false),
+            })
+        }
+    };
+    let id = format!("{namespace}/{api_name}/{name}");
+    let mut mappings = BTreeSet::new();
+    let mut urls = BTreeSet::new();
+    if execute_api_endpoint {
+        let host =
+            format!("{api_name}.{namespace}.{}", options.execute_api_domain).to_ascii_lowercase();
+        urls.insert(format!("http://{host}/{name}"));
+        mappings.insert((host, name.clone()));
+    }
+    let mut rules = Vec::new();
+    for (hostname, base, tls, rule_configs) in domains {
+        let scheme = if tls { "https" } else { "http" };
+        urls.insert(format!("{scheme}://{hostname}/{base}"));
+        mappings.insert((hostname, base));
+        for (host, priority, headers, base_paths, strip_base_path) in rule_configs {
+            rules.push((
+                host,
+                RoutingRuleConfig {
+                    priority,
+                    headers,
+                    base_paths,
+                    strip_base_path,
+                    stage: id.clone(),
+                },
+            ));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (host, rule) in &rules {
+        if !seen.insert((host.clone(), rule.priority)) {
+            return Err(invalid(format!(
+                "spec.domains: host {host:?} has two routing rules with priority {}",
+                rule.priority
+            )));
+        }
+    }
+    let access_log = spec.access_log.clone().unwrap_or_default();
+    Ok(Candidate {
+        config: StageConfig {
+            id,
+            api: api_id,
+            api_name: api_name.clone(),
+            name,
+            main,
+            canary,
+            throttle: stage_throttle,
+            access_log: AccessLog {
+                enabled: access_log.enabled.unwrap_or(true),
+                format: access_log.format,
+            },
+        },
+        backends,
+        mappings,
+        rules,
+        urls: urls.into_iter().collect(),
+    })
+}

@@ -1,0 +1,115 @@
+//! The admin listener: `/healthz`, `/readyz` (ready once a snapshot is applied), `/metrics`
+//! (OpenMetrics text) and `/config_dump` (the applied snapshot, redacted).
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use crate::Shared;
+use crate::body::{ProxyBody, full};
+
+/// Field-name fragments (lowercase, without `_` or `-`) whose values `/config_dump` blanks.
+const SECRET_FIELD_MARKERS: [&str; 4] = ["privatekey", "keypem", "secret", "password"];
+/// What a redacted value becomes.
+const REDACTED: &str = "<redacted>";
+
+/// Answers one admin request.
+pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ProxyBody> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    match request.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => match shared.runtime.load().as_ref() {
+            Some(runtime) => text(
+                StatusCode::OK,
+                &format!("ready version={}\n", runtime.snapshot.version),
+            ),
+            None => text(StatusCode::SERVICE_UNAVAILABLE, "no snapshot applied yet\n"),
+        },
+        "/metrics" => {
+            let mut r = Response::new(full(shared.metrics.encode()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
+        "/config_dump" => {
+            let runtime = shared.runtime.load_full();
+            let mut dump = match runtime.as_deref() {
+                Some(runtime) => {
+                    serde_json::to_value(runtime.snapshot.as_ref()).unwrap_or(Value::Null)
+                }
+                None => Value::Null,
+            };
+            redact(&mut dump);
+            let body = serde_json::to_string_pretty(&dump).unwrap_or_default();
+            let mut r = Response::new(full(body));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<ProxyBody> {
+    let mut r = Response::new(full(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Blanks every value whose field name looks like it holds a secret, at any depth.
+pub(crate) fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let normalized: String = key
+                    .chars()
+                    .filter(|c| *c != '_' && *c != '-')
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                if SECRET_FIELD_MARKERS.iter().any(|m| normalized.contains(m)) {
+                    *v = Value::String(REDACTED.to_string());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_named_like_secrets_are_blanked_at_any_depth() {
+        let mut v = serde_json::json!({
+            "hosts": [{"tls": {"keyPem": "-----BEGIN", "certPem": "c"}}],
+            "private_key": "k",
+            "clientSecret": {"nested": 1},
+            "version": "v1"
+        });
+        redact(&mut v);
+        assert_eq!(v["hosts"][0]["tls"]["keyPem"], REDACTED);
+        assert_eq!(v["hosts"][0]["tls"]["certPem"], "c");
+        assert_eq!(v["private_key"], REDACTED);
+        assert_eq!(v["clientSecret"], REDACTED);
+        assert_eq!(v["version"], "v1");
+    }
+}

@@ -1,0 +1,509 @@
+//! The request lifecycle, in order. [`handle`] is the only entry; each step below says when it
+//! runs and what it may do. A step either answers the request ([`Flow::Respond`]) or hands the
+//! next step what it found ([`Flow::Continue`]).
+//!
+//! 1. [`begin`]: request id, timers, the runtime tables (loaded once: a request finishes on the
+//!    tables it started with, whatever `apply` does meanwhile).
+//! 2. [`find_stage`]: host and base path → stage; unknown → 404. Fail closed before any snapshot.
+//! 3. [`check_path`]: refuse dot segments, so a greedy route cannot be used to climb out of its
+//!    prefix upstream.
+//! 4. [`choose_deployment`]: main or canary (percent, or sticky by header/cookie hash).
+//! 5. [`match_route`]: method + path → route, else `$default`, else
+//!    MISSING_AUTHENTICATION_TOKEN; never a backend call for an unknown route.
+//! 6. [`check_body_limit`]: 413 from `Content-Length` before reading; streamed bodies are capped.
+//! 7. [`integrate`]: MOCK answers from the gateway; HTTP_PROXY forwards (streaming both ways).
+//! 8. [`finish`]: response headers (`x-request-id`, canary marker); metrics and the access-log
+//!    line are written when the response body ends.
+//!
+//! Later steps of the design (resource policy, authorizers, throttling, validation, cache) slot
+//! in between 4 and 7.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use causeway_snapshot::{ApiConfig, Sticky};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
+
+use crate::Shared;
+use crate::access_log::AccessRecord;
+use crate::body::{ObservedBody, ProxyBody, full};
+use crate::gateway_response::{Fault, RequestError, ResponseContext, classify, fixed_json, render};
+use crate::metrics::{NONE_LABEL, RequestLabels, status_class};
+use crate::runtime::{DeploymentRuntime, IntegrationRuntime, RouteRuntime, Runtime, StageRuntime};
+use crate::upstream::{Forwarding, X_REQUEST_ID};
+
+/// Marks responses served by a stage's canary deployment.
+pub const X_CAUSEWAY_CANARY: HeaderName = HeaderName::from_static("x-causeway-canary");
+/// Body of every response before the first snapshot.
+pub const NO_CONFIGURATION_BODY: &str = r#"{"message":"no configuration yet"}"#;
+/// Longest `x-request-id` accepted from a client; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 200;
+
+/// Either the request has been answered, or the next step gets what this one found.
+pub(crate) enum Flow<T> {
+    /// Answer now; no later step runs.
+    Respond(Response<ProxyBody>),
+    /// Go on with this.
+    Continue(T),
+}
+
+/// What the pipeline learns about one request, for the response, metrics and access log.
+pub(crate) struct Exchange {
+    started: Instant,
+    record: AccessRecord,
+    request_id: HeaderValue,
+    log_enabled: bool,
+    log_format: Option<String>,
+    integration_latency: Option<std::time::Duration>,
+}
+
+/// Runs the whole lifecycle for one request.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    proto: &'static str,
+) -> Response<ProxyBody> {
+    let (mut exchange, runtime) = begin(&shared, &request, peer);
+    let response = match runtime.as_deref() {
+        None => no_configuration(),
+        Some(runtime) => serve(&shared, runtime, request, peer, proto, &mut exchange).await,
+    };
+    finish(&shared, exchange, response)
+}
+
+/// Steps 2 to 7, on one runtime.
+async fn serve(
+    shared: &Shared,
+    runtime: &Runtime,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    proto: &'static str,
+    ex: &mut Exchange,
+) -> Response<ProxyBody> {
+    let (stage, stage_path) = match find_stage(runtime, &request, ex) {
+        Flow::Respond(r) => return r,
+        Flow::Continue(found) => found,
+    };
+    if let Flow::Respond(r) = check_path(&stage.api, request.uri().path(), ex) {
+        return r;
+    }
+    let deployment = choose_deployment(stage, request.headers(), ex);
+    let (route, params) = match match_route(stage, deployment, &request, &stage_path, ex) {
+        Flow::Respond(r) => return r,
+        Flow::Continue(found) => found,
+    };
+    let limit = match check_body_limit(shared, &stage.api, &request, ex) {
+        Flow::Respond(r) => return r,
+        Flow::Continue(limit) => limit,
+    };
+    let target = Target {
+        stage,
+        route,
+        params: &params,
+        stage_path: &stage_path,
+        limit,
+    };
+    integrate(shared, target, request, peer, proto, ex).await
+}
+
+/// Step 1. Runs first, for every request: assigns the request id (the client's `x-request-id`
+/// when sane, else a new one) and loads the current runtime tables once.
+fn begin(
+    shared: &Shared,
+    request: &Request<Incoming>,
+    peer: SocketAddr,
+) -> (Exchange, Option<Arc<Runtime>>) {
+    let request_id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID_LEN
+                && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    let record = AccessRecord {
+        request_id: request_id.to_str().unwrap_or_default().to_string(),
+        peer: Some(peer),
+        request_time: Some(SystemTime::now()),
+        method: request.method().to_string(),
+        path: request.uri().path().to_string(),
+        protocol: format!("{:?}", request.version()),
+        ..AccessRecord::default()
+    };
+    let exchange = Exchange {
+        started: Instant::now(),
+        record,
+        request_id,
+        log_enabled: true,
+        log_format: None,
+        integration_latency: None,
+    };
+    (exchange, shared.runtime.load_full())
+}
+
+/// Before any snapshot: fail closed with a fixed body.
+fn no_configuration() -> Response<ProxyBody> {
+    let mut r = Response::new(full(NO_CONFIGURATION_BODY));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Step 2. Finds the stage by host (port ignored) and base path or routing rule, and returns
+/// the path with the base path removed. May answer 404 (no Api is known yet, so the body is
+/// fixed).
+fn find_stage<'r>(
+    runtime: &'r Runtime,
+    request: &Request<Incoming>,
+    ex: &mut Exchange,
+) -> Flow<(&'r StageRuntime, String)> {
+    let found = request_host(request).and_then(|host| {
+        runtime
+            .hosts
+            .find(&host, request.uri().path(), request.headers())
+    });
+    let Some(stage) = found.and_then(|hit| runtime.stages.get(hit.stage).map(|s| (s, hit.path)))
+    else {
+        ex.record.error_message = Some("Not Found".to_string());
+        return Flow::Respond(fixed_json(StatusCode::NOT_FOUND, "Not Found"));
+    };
+    ex.record.api = Some(stage.0.api_name.clone());
+    ex.record.stage = Some(stage.0.name.clone());
+    ex.log_enabled = stage.0.access_log.enabled;
+    ex.log_format = stage.0.access_log.format.clone();
+    Flow::Continue(stage)
+}
+
+/// The request's host, lowercase, without port: `:authority` (HTTP/2, absolute-form) or `Host`.
+fn request_host(request: &Request<Incoming>) -> Option<String> {
+    let host = match request.uri().host() {
+        Some(host) => host.to_string(),
+        None => {
+            let value = request.headers().get(header::HOST)?.to_str().ok()?;
+            value
+                .parse::<http::uri::Authority>()
+                .ok()?
+                .host()
+                .to_string()
+        }
+    };
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Step 3. Refuses paths that are not absolute or contain `.`/`..` segments (also
+/// percent-encoded), with 400.
+fn check_path(api: &ApiConfig, path: &str, ex: &mut Exchange) -> Flow<()> {
+    let dotted = path.split('/').any(|segment| {
+        let s = segment.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    });
+    if dotted || !path.starts_with('/') {
+        return Flow::Respond(fail(Some(api), RequestError::BadPath(path.to_string()), ex));
+    }
+    Flow::Continue(())
+}
+
+/// Step 4. Chooses the canary deployment for `percent` of requests (by a hash of the sticky
+/// header or cookie when set and present, else at random), or the main deployment.
+fn choose_deployment<'s>(
+    stage: &'s StageRuntime,
+    headers: &HeaderMap,
+    ex: &mut Exchange,
+) -> &'s DeploymentRuntime {
+    let chosen = match &stage.canary {
+        None => &stage.main,
+        Some(canary) => {
+            let sticky_value = match &canary.sticky {
+                Some(Sticky::Header(name)) => headers.get(name.as_str()).map(|v| v.as_bytes()),
+                Some(Sticky::Cookie(name)) => cookie(headers, name),
+                None => None,
+            };
+            let roll = match sticky_value {
+                Some(value) => hash_percent(value),
+                None => rand::random::<f64>() * 100.0,
+            };
+            if roll < canary.percent {
+                ex.record.canary = true;
+                &canary.deployment
+            } else {
+                &stage.main
+            }
+        }
+    };
+    ex.record.deployment_id = Some(chosen.id.clone());
+    chosen
+}
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v.as_bytes())
+        })
+}
+
+/// A stable number in `[0, 100)` for a sticky value (the same on every replica).
+fn hash_percent(value: &[u8]) -> f64 {
+    let digest = Sha256::digest(value);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) % 10_000) as f64 / 100.0
+}
+
+/// Step 5. Matches the route in the deployment's table for the request method.
+fn match_route<'d>(
+    stage: &StageRuntime,
+    deployment: &'d DeploymentRuntime,
+    request: &Request<Incoming>,
+    stage_path: &str,
+    ex: &mut Exchange,
+) -> Flow<(&'d RouteRuntime, Vec<(String, String)>)> {
+    match deployment.routes.lookup(request.method(), stage_path) {
+        Some(hit) => {
+            ex.record.route_key = Some(hit.value.key.clone());
+            Flow::Continue((hit.value, hit.params))
+        }
+        None => {
+            let error = RequestError::NoRoute {
+                method: request.method().to_string(),
+                path: stage_path.to_string(),
+            };
+            Flow::Respond(fail(Some(&stage.api), error, ex))
+        }
+    }
+}
+
+/// Step 6. Refuses a declared body larger than the Api's (or the proxy's) limit before reading
+/// it; returns the limit that caps a streamed body.
+fn check_body_limit(
+    shared: &Shared,
+    api: &ApiConfig,
+    request: &Request<Incoming>,
+    ex: &mut Exchange,
+) -> Flow<u64> {
+    let limit = api.max_body_bytes.unwrap_or(shared.config.max_body_bytes);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Flow::Respond(fail(Some(api), RequestError::BodyTooLarge { limit }, ex));
+    }
+    Flow::Continue(limit)
+}
+
+/// What step 7 works on.
+struct Target<'a> {
+    stage: &'a StageRuntime,
+    route: &'a RouteRuntime,
+    params: &'a [(String, String)],
+    stage_path: &'a str,
+    limit: u64,
+}
+
+/// Step 7. Answers a MOCK route, or forwards an HTTP_PROXY route within its timeout.
+async fn integrate(
+    shared: &Shared,
+    target: Target<'_>,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    proto: &'static str,
+    ex: &mut Exchange,
+) -> Response<ProxyBody> {
+    let integration = match &target.route.integration {
+        IntegrationRuntime::Mock(mock) => {
+            let body = mock.body.render(|name| {
+                target
+                    .params
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            });
+            let mut response = Response::new(full(body));
+            *response.status_mut() = mock.status;
+            *response.headers_mut() = mock.headers.clone();
+            return response;
+        }
+        IntegrationRuntime::HttpProxy(h) => h,
+    };
+    let original_host = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            request
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
+    let limit = usize::try_from(target.limit).unwrap_or(usize::MAX);
+    let request = request.map(|body| Limited::new(body, limit).boxed_unsync());
+    let fwd = Forwarding {
+        peer,
+        proto,
+        original_host: original_host.as_deref(),
+        stage_path: target.stage_path,
+        params: target.params,
+        request_id: &ex.request_id,
+    };
+    let mut sent_at = None;
+    let result = shared
+        .upstream
+        .forward(integration, request, &fwd, &mut sent_at)
+        .await;
+    ex.integration_latency = sent_at.map(|t| t.elapsed());
+    match result {
+        Ok(upstream) => {
+            ex.record.integration_status = Some(upstream.status);
+            upstream.response
+        }
+        Err(RequestError::UpstreamFailed { source, .. }) if is_length_limit(source.as_ref()) => {
+            let error = RequestError::BodyTooLarge {
+                limit: target.limit,
+            };
+            fail(Some(&target.stage.api), error, ex)
+        }
+        Err(error) => fail(Some(&target.stage.api), error, ex),
+    }
+}
+
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Renders the gateway response for an error and notes it for the access log.
+fn fail(api: Option<&ApiConfig>, error: RequestError, ex: &mut Exchange) -> Response<ProxyBody> {
+    let classified = classify(&error);
+    match error.fault() {
+        Fault::Client => {
+            tracing::debug!(request_id = %ex.record.request_id, %error, "request refused")
+        }
+        Fault::Upstream => {
+            tracing::debug!(request_id = %ex.record.request_id, %error, "integration failed");
+            ex.record.integration_error_message = Some(error.to_string());
+        }
+        Fault::Internal => {
+            tracing::warn!(request_id = %ex.record.request_id, %error, "internal error");
+        }
+    }
+    ex.record.error_message = Some(classified.message.to_string());
+    let ctx = ResponseContext {
+        request_id: &ex.record.request_id,
+        message: classified.message,
+        stage: ex.record.stage.as_deref(),
+        api: api.map(|a| a.id.as_str()),
+    };
+    render(api, &classified, &ctx)
+}
+
+/// Step 8. Runs last, for every response: adds `x-request-id` and the canary marker, and
+/// arranges for metrics and the access-log line when the body has been sent.
+fn finish(
+    shared: &Arc<Shared>,
+    ex: Exchange,
+    response: Response<ProxyBody>,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    parts.headers.insert(X_REQUEST_ID, ex.request_id.clone());
+    if ex.record.canary {
+        parts
+            .headers
+            .insert(X_CAUSEWAY_CANARY, HeaderValue::from_static("true"));
+    }
+    let status = parts.status.as_u16();
+    let shared = Arc::clone(shared);
+    let Exchange {
+        started,
+        mut record,
+        log_enabled,
+        log_format,
+        integration_latency,
+        ..
+    } = ex;
+    let on_done = Box::new(move |bytes: u64, _complete: bool| {
+        let elapsed = started.elapsed();
+        let labels = RequestLabels {
+            api: record.api.clone().unwrap_or_else(|| NONE_LABEL.to_string()),
+            stage: record
+                .stage
+                .clone()
+                .unwrap_or_else(|| NONE_LABEL.to_string()),
+            route: record
+                .route_key
+                .clone()
+                .unwrap_or_else(|| NONE_LABEL.to_string()),
+            status_class: status_class(status),
+        };
+        shared
+            .metrics
+            .observe_request(&labels, elapsed, integration_latency);
+        if log_enabled {
+            record.status = status;
+            record.response_length = Some(bytes);
+            record.response_latency = elapsed;
+            record.integration_latency = integration_latency;
+            shared.access_log.write(&record, log_format.as_deref());
+        }
+    });
+    Response::from_parts(parts, ObservedBody::new(body, on_done).boxed_unsync())
+}
+
+/// A new request id: 128 random bits in UUID v4 form.
+fn new_request_id() -> HeaderValue {
+    let bits: u128 = rand::random();
+    let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    let hex = format!("{bits:032x}");
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_request_ids_look_like_uuid_v4() {
+        let id = new_request_id();
+        let id = id.to_str().unwrap_or_default();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn sticky_values_always_land_in_the_same_bucket() {
+        assert_eq!(hash_percent(b"user-1"), hash_percent(b"user-1"));
+        assert!((0.0..100.0).contains(&hash_percent(b"user-2")));
+    }
+}

@@ -1,0 +1,350 @@
+//! Runtime tables built from a [`Snapshot`] by [`Runtime::build`]: everything a request needs,
+//! pre-parsed (header names and values, methods, status codes, route trees), so that the
+//! request path does no interpretation and cannot fail on configuration. A `Runtime` is
+//! immutable; the proxy swaps whole runtimes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use causeway_snapshot::{
+    AccessLog, ApiConfig, Backend, DeploymentConfig, Integration, Snapshot, Sticky, Template,
+    UpstreamScheme,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+
+use crate::router::{Glob, HostRoutes, HostTable, RouteError, RouteTable, Rule};
+
+/// Why a snapshot cannot be applied. The snapshot is rejected whole; the old one stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A host points at a stage the snapshot does not have.
+    #[error("host {host} refers to unknown stage {stage}")]
+    UnknownStage {
+        /// Hostname.
+        host: String,
+        /// Stage id.
+        stage: String,
+    },
+    /// A stage belongs to an Api the snapshot does not have.
+    #[error("stage {stage} refers to unknown api {api}")]
+    UnknownApi {
+        /// Stage id.
+        stage: String,
+        /// Api id.
+        api: String,
+    },
+    /// A route refers to a backend the snapshot does not have.
+    #[error("route {route} of stage {stage} refers to unknown backend {backend}")]
+    UnknownBackend {
+        /// Stage id.
+        stage: String,
+        /// Route key.
+        route: String,
+        /// Backend id.
+        backend: String,
+    },
+    /// Two routes of a deployment cannot live in one tree.
+    #[error("deployment {deployment} of stage {stage}: {source}")]
+    Route {
+        /// Stage id.
+        stage: String,
+        /// Deployment id.
+        deployment: String,
+        /// The conflict.
+        #[source]
+        source: RouteError,
+    },
+    /// A value that must be an HTTP token, header or status is not one.
+    #[error("{what} {value:?} in {context} is not valid")]
+    Invalid {
+        /// What kind of value (header name, header value, status, method, authority).
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// Where it was (route key, backend id, host).
+        context: String,
+    },
+}
+
+/// The tables of one applied snapshot.
+pub(crate) struct Runtime {
+    /// The snapshot itself, for `/config_dump`.
+    pub snapshot: Arc<Snapshot>,
+    pub hosts: HostTable<usize>,
+    pub stages: Vec<StageRuntime>,
+}
+
+/// One stage.
+pub(crate) struct StageRuntime {
+    pub api: Arc<ApiConfig>,
+    pub api_name: String,
+    pub name: String,
+    pub main: DeploymentRuntime,
+    pub canary: Option<CanaryRuntime>,
+    pub access_log: AccessLog,
+}
+
+/// The canary of a stage.
+pub(crate) struct CanaryRuntime {
+    pub percent: f64,
+    pub sticky: Option<Sticky>,
+    pub deployment: DeploymentRuntime,
+}
+
+/// A deployment's route table.
+pub(crate) struct DeploymentRuntime {
+    pub id: String,
+    pub routes: RouteTable<RouteRuntime>,
+}
+
+/// One route, ready to answer.
+pub(crate) struct RouteRuntime {
+    pub key: String,
+    pub integration: IntegrationRuntime,
+}
+
+/// A route's integration, pre-parsed.
+pub(crate) enum IntegrationRuntime {
+    HttpProxy(HttpProxyRuntime),
+    Mock(MockRuntime),
+}
+
+/// `HTTP_PROXY`, pre-parsed.
+pub(crate) struct HttpProxyRuntime {
+    pub backend: Arc<BackendRuntime>,
+    pub path: Option<Template>,
+    pub method: Option<Method>,
+    pub request_headers: HeaderMap,
+    pub timeout: Duration,
+}
+
+/// `MOCK`, pre-parsed.
+pub(crate) struct MockRuntime {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Template,
+}
+
+/// A backend with its round-robin cursor.
+pub(crate) struct BackendRuntime {
+    pub id: String,
+    pub scheme: UpstreamScheme,
+    pub authority: HeaderValue,
+    pub endpoints: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl BackendRuntime {
+    /// The next endpoint in round-robin order.
+    pub fn next_endpoint(&self) -> Option<&str> {
+        if self.endpoints.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
+        self.endpoints.get(i).map(String::as_str)
+    }
+}
+
+impl Runtime {
+    /// Builds every table; any invalid piece rejects the snapshot.
+    pub fn build(snapshot: Snapshot) -> Result<Self, ApplyError> {
+        let backends: HashMap<String, Arc<BackendRuntime>> = snapshot
+            .backends
+            .iter()
+            .map(|(id, b)| Ok((id.clone(), Arc::new(backend(id, b)?))))
+            .collect::<Result<_, ApplyError>>()?;
+        let apis: HashMap<&str, Arc<ApiConfig>> = snapshot
+            .apis
+            .iter()
+            .map(|a| (a.id.as_str(), Arc::new(a.clone())))
+            .collect();
+        let mut stages = Vec::with_capacity(snapshot.stages.len());
+        let mut stage_index = HashMap::new();
+        for stage in &snapshot.stages {
+            let api =
+                apis.get(stage.api.as_str())
+                    .cloned()
+                    .ok_or_else(|| ApplyError::UnknownApi {
+                        stage: stage.id.clone(),
+                        api: stage.api.clone(),
+                    })?;
+            let main = deployment(&stage.id, &stage.main, &backends)?;
+            let canary = match &stage.canary {
+                Some(c) => Some(CanaryRuntime {
+                    percent: c.percent.clamp(0.0, 100.0),
+                    sticky: c.sticky.clone(),
+                    deployment: deployment(&stage.id, &c.deployment, &backends)?,
+                }),
+                None => None,
+            };
+            stage_index.insert(stage.id.as_str(), stages.len());
+            stages.push(StageRuntime {
+                api,
+                api_name: stage.api_name.clone(),
+                name: stage.name.clone(),
+                main,
+                canary,
+                access_log: stage.access_log.clone(),
+            });
+        }
+        let lookup_stage = |host: &str, stage: &str| {
+            stage_index
+                .get(stage)
+                .copied()
+                .ok_or_else(|| ApplyError::UnknownStage {
+                    host: host.to_string(),
+                    stage: stage.to_string(),
+                })
+        };
+        let mut hosts = Vec::with_capacity(snapshot.hosts.len());
+        for host in &snapshot.hosts {
+            let mut rules = host.rules.clone();
+            rules.sort_by_key(|r| r.priority);
+            let rules = rules
+                .iter()
+                .map(|r| {
+                    let headers = r
+                        .headers
+                        .iter()
+                        .map(|(name, glob)| {
+                            Ok((header_name(name, &host.hostname)?, Glob::parse(glob)))
+                        })
+                        .collect::<Result<Vec<_>, ApplyError>>()?;
+                    Ok(Rule {
+                        headers,
+                        base_paths: r
+                            .base_paths
+                            .iter()
+                            .map(|b| b.trim_matches('/').to_string())
+                            .collect(),
+                        strip_base_path: r.strip_base_path,
+                        stage: lookup_stage(&host.hostname, &r.stage)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, ApplyError>>()?;
+            let mappings = host
+                .mappings
+                .iter()
+                .map(|m| {
+                    Ok((
+                        m.base_path.trim_matches('/').to_string(),
+                        lookup_stage(&host.hostname, &m.stage)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, ApplyError>>()?;
+            hosts.push((host.hostname.clone(), HostRoutes { rules, mappings }));
+        }
+        Ok(Self {
+            snapshot: Arc::new(snapshot),
+            hosts: HostTable::new(hosts),
+            stages,
+        })
+    }
+}
+
+fn backend(id: &str, b: &Backend) -> Result<BackendRuntime, ApplyError> {
+    let authority = HeaderValue::from_str(&b.authority).map_err(|_| ApplyError::Invalid {
+        what: "authority",
+        value: b.authority.clone(),
+        context: format!("backend {id}"),
+    })?;
+    Ok(BackendRuntime {
+        id: id.to_string(),
+        scheme: b.scheme,
+        authority,
+        endpoints: b.endpoints.clone(),
+        next: AtomicUsize::new(0),
+    })
+}
+
+fn deployment(
+    stage: &str,
+    d: &DeploymentConfig,
+    backends: &HashMap<String, Arc<BackendRuntime>>,
+) -> Result<DeploymentRuntime, ApplyError> {
+    let mut routes = Vec::with_capacity(d.routes.len());
+    for r in &d.routes {
+        let integration = match &r.integration {
+            Integration::HttpProxy(h) => {
+                let backend = backends.get(&h.backend).cloned().ok_or_else(|| {
+                    ApplyError::UnknownBackend {
+                        stage: stage.to_string(),
+                        route: r.key.clone(),
+                        backend: h.backend.clone(),
+                    }
+                })?;
+                let method =
+                    match &h.method {
+                        Some(m) => Some(Method::from_bytes(m.as_bytes()).map_err(|_| {
+                            ApplyError::Invalid {
+                                what: "method",
+                                value: m.clone(),
+                                context: format!("route {}", r.key),
+                            }
+                        })?),
+                        None => None,
+                    };
+                IntegrationRuntime::HttpProxy(HttpProxyRuntime {
+                    backend,
+                    path: h.path.clone(),
+                    method,
+                    request_headers: header_map(&h.request_headers, &r.key)?,
+                    timeout: Duration::from_millis(u64::from(h.timeout_ms.max(1))),
+                })
+            }
+            Integration::Mock(m) => IntegrationRuntime::Mock(MockRuntime {
+                status: StatusCode::from_u16(m.status).map_err(|_| ApplyError::Invalid {
+                    what: "status",
+                    value: m.status.to_string(),
+                    context: format!("route {}", r.key),
+                })?,
+                headers: header_map(&m.headers, &r.key)?,
+                body: m.body.clone(),
+            }),
+        };
+        routes.push((
+            r.matcher.clone(),
+            RouteRuntime {
+                key: r.key.clone(),
+                integration,
+            },
+        ));
+    }
+    let routes = RouteTable::build(routes).map_err(|source| ApplyError::Route {
+        stage: stage.to_string(),
+        deployment: d.deployment_id.clone(),
+        source,
+    })?;
+    Ok(DeploymentRuntime {
+        id: d.deployment_id.clone(),
+        routes,
+    })
+}
+
+fn header_name(name: &str, context: &str) -> Result<HeaderName, ApplyError> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| ApplyError::Invalid {
+        what: "header name",
+        value: name.to_string(),
+        context: context.to_string(),
+    })
+}
+
+fn header_map(
+    headers: &std::collections::BTreeMap<String, String>,
+    route: &str,
+) -> Result<HeaderMap, ApplyError> {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let context = format!("route {route}");
+        let n = header_name(name, &context)?;
+        let v = HeaderValue::from_str(value).map_err(|_| ApplyError::Invalid {
+            what: "header value",
+            value: value.clone(),
+            context,
+        })?;
+        map.append(n, v);
+    }
+    Ok(map)
+}

@@ -1,0 +1,9 @@
+//! In-process proxy tests: real sockets on 127.0.0.1, real hyper clients, builder fixtures.
+
+mod support;
+
+mod admin;
+mod failures;
+mod forwarding;
+mod routing;
+mod swap;
