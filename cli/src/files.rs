@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 
 /// The YAML files under `path` (or `path` itself), sorted, skipping hidden entries.
 pub fn yaml_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -20,7 +21,10 @@ pub fn yaml_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
         for entry in entries {
             let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
             let p = entry.path();
-            let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
             if hidden {
                 continue;
             }
@@ -57,7 +61,10 @@ pub fn read_sources(path: &Path) -> anyhow::Result<Sources> {
         hasher.update([0]);
         files.push((name, text));
     }
-    Ok(Sources { files, fingerprint: hasher.finalize().into() })
+    Ok(Sources {
+        files,
+        fingerprint: hasher.finalize().into(),
+    })
 }
 
 impl Sources {
@@ -70,6 +77,10 @@ impl Sources {
                 errors.push(e);
             }
         }
-        if errors.is_empty() { Ok(inventory) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(inventory)
+        } else {
+            Err(errors)
+        }
     }
 }

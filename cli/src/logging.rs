@@ -7,7 +7,12 @@ use tracing_subscriber::EnvFilter;
 #[derive(Args, Debug, Clone)]
 pub struct LogArgs {
     /// Log format: `text` or `json` (the container image sets `json`).
-    #[arg(long, global = true, env = "CAUSEWAY_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "CAUSEWAY_LOG_FORMAT",
+        default_value = "text"
+    )]
     pub log_format: String,
     /// Log filter, as in RUST_LOG (for example `info,causeway_proxy=debug`).
     #[arg(long, global = true, env = "CAUSEWAY_LOG", default_value = "info")]
@@ -17,7 +22,9 @@ pub struct LogArgs {
 /// Installs the global subscriber. Logs go to stderr; stdout carries access-log lines.
 pub fn init(args: &LogArgs) {
     let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if args.log_format == "json" {
         builder.json().flatten_event(true).init();
     } else {

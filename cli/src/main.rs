@@ -98,7 +98,10 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args.source, &args.output),
         Command::Standalone(args) => {
             logging::init(&cli.log);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the runtime: {e}");

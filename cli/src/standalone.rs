@@ -30,7 +30,10 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         "off" => AccessLogSink::Discard,
         other => anyhow::bail!("--access-log must be `stdout` or `off`, not {other:?}"),
     };
-    let proxy = Proxy::new(ProxyConfig { access_log, ..ProxyConfig::default() });
+    let proxy = Proxy::new(ProxyConfig {
+        access_log,
+        ..ProxyConfig::default()
+    });
     let traffic = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
@@ -106,7 +109,11 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
 }
 
 fn report(compiled: &Compiled, files: usize) {
-    let rejected: Vec<_> = compiled.statuses.iter().filter(|s| !s.is_accepted()).collect();
+    let rejected: Vec<_> = compiled
+        .statuses
+        .iter()
+        .filter(|s| !s.is_accepted())
+        .collect();
     for status in &rejected {
         if let Some(c) = status.problem() {
             warn!(
@@ -154,14 +161,18 @@ struct State {
 
 impl State {
     fn new(dir: Option<PathBuf>) -> anyhow::Result<Self> {
-        let mut state = Self { history: BTreeMap::new(), file: None };
+        let mut state = Self {
+            history: BTreeMap::new(),
+            file: None,
+        };
         if let Some(dir) = dir {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create --state-dir {}", dir.display()))?;
             let file = dir.join("deployments.json");
             if let Ok(text) = std::fs::read_to_string(&file) {
-                state.history = serde_json::from_str(&text)
-                    .with_context(|| format!("cannot read deployment history {}", file.display()))?;
+                state.history = serde_json::from_str(&text).with_context(|| {
+                    format!("cannot read deployment history {}", file.display())
+                })?;
             }
             state.file = Some(file);
         }
@@ -172,8 +183,11 @@ impl State {
     fn compile(&mut self, mut inventory: Inventory, options: &CompileOptions) -> Compiled {
         inventory.deployments = self.history.values().flatten().cloned().collect();
         let compiled = compile(&inventory, options);
-        let pinned: Vec<&str> =
-            inventory.stages.iter().filter_map(|s| s.spec.deployment_id.as_deref()).collect();
+        let pinned: Vec<&str> = inventory
+            .stages
+            .iter()
+            .filter_map(|s| s.spec.deployment_id.as_deref())
+            .collect();
         let mut changed = false;
         for record in &compiled.deployments {
             let list = self.history.entry(record.api.clone()).or_default();

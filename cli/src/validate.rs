@@ -30,7 +30,11 @@ pub fn run(source: &SourceArgs, output: &str) -> ExitCode {
         ..CompileOptions::default()
     };
     let compiled = compile(&inventory, &options);
-    let rejected = compiled.statuses.iter().filter(|s| !s.is_accepted()).count();
+    let rejected = compiled
+        .statuses
+        .iter()
+        .filter(|s| !s.is_accepted())
+        .count();
     if output == "json" {
         let doc = serde_json::json!({
             "version": compiled.snapshot.version,
@@ -50,7 +54,11 @@ pub fn run(source: &SourceArgs, output: &str) -> ExitCode {
             compiled.snapshot.version
         );
     }
-    if rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// One line per object: kind, namespace/name, verdict, reason and message.
@@ -58,9 +66,15 @@ pub fn render_table(compiled: &Compiled) -> String {
     let rows: Vec<[String; 4]> = compiled.statuses.iter().map(row).collect();
     let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(4).max(4);
     let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(4).max(4);
-    let mut out = format!("{:w0$}  {:w1$}  {:8}  {}\n", "KIND", "NAME", "ACCEPTED", "DETAIL");
+    let mut out = format!(
+        "{:w0$}  {:w1$}  {:8}  {}\n",
+        "KIND", "NAME", "ACCEPTED", "DETAIL"
+    );
     for r in rows {
-        out.push_str(&format!("{:w0$}  {:w1$}  {:8}  {}\n", r[0], r[1], r[2], r[3]));
+        out.push_str(&format!(
+            "{:w0$}  {:w1$}  {:8}  {}\n",
+            r[0], r[1], r[2], r[3]
+        ));
     }
     out
 }
@@ -77,10 +91,17 @@ fn row(status: &ObjectStatus) -> [String; 4] {
 fn detail(status: &ObjectStatus) -> String {
     use causeway_compile::StatusDetail;
     match &status.detail {
-        StatusDetail::Api { latest_deployment_id, route_count } => {
+        StatusDetail::Api {
+            latest_deployment_id,
+            route_count,
+        } => {
             format!("deployment {latest_deployment_id}, {route_count} routes")
         }
-        StatusDetail::Stage { urls, deployment_id, canary_deployment_id } => {
+        StatusDetail::Stage {
+            urls,
+            deployment_id,
+            canary_deployment_id,
+        } => {
             let canary = canary_deployment_id
                 .as_ref()
                 .map(|c| format!(", canary {c}"))

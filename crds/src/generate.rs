@@ -40,7 +40,10 @@ mod tests {
 
     #[test]
     fn committed_crd_yaml_matches_the_rust_types() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds/causeway.dev.yaml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/crds/causeway.dev.yaml"
+        );
         let committed = std::fs::read_to_string(path).unwrap_or_default();
         let generated = crds_yaml().expect("CRDs serialize");
         assert!(
@@ -55,10 +58,24 @@ mod tests {
             let names = &crd.spec.names;
             let short = names.short_names.clone().unwrap_or_default();
             assert!(short.iter().all(|s| s.starts_with("cw")), "{short:?}");
-            assert_eq!(names.categories.clone().unwrap_or_default(), vec!["causeway"]);
+            assert_eq!(
+                names.categories.clone().unwrap_or_default(),
+                vec!["causeway"]
+            );
             let version = &crd.spec.versions[0];
-            assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
-            assert!(version.additional_printer_columns.as_ref().is_some_and(|c| c.len() >= 2));
+            assert!(
+                version
+                    .subresources
+                    .as_ref()
+                    .and_then(|s| s.status.as_ref())
+                    .is_some()
+            );
+            assert!(
+                version
+                    .additional_printer_columns
+                    .as_ref()
+                    .is_some_and(|c| c.len() >= 2)
+            );
         }
     }
 
@@ -84,9 +101,16 @@ mod tests {
         let mut missing = Vec::new();
         for crd in crds() {
             let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
-            walk(&crd.spec.names.kind, &schema["openAPIV3Schema"], &mut missing);
+            walk(
+                &crd.spec.names.kind,
+                &schema["openAPIV3Schema"],
+                &mut missing,
+            );
         }
-        assert!(missing.is_empty(), "fields without a doc comment: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "fields without a doc comment: {missing:?}"
+        );
     }
 
     #[test]
@@ -104,7 +128,9 @@ mod tests {
         let one = crate::Stage::new(
             "prod",
             StageSpec {
-                api_ref: crate::common::ApiRef { name: "pets".into() },
+                api_ref: crate::common::ApiRef {
+                    name: "pets".into(),
+                },
                 stage_name: None,
                 description: None,
                 deployment_id: None,

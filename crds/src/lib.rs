@@ -8,6 +8,10 @@
 //! (`x-kubernetes-validations`); `compile` evaluates the same rules client-side, so they hold on
 //! API servers that do not enforce CEL.
 
+// kube-derive takes one `printcolumn(...)` attribute per column; clippy reads the repeated
+// `type_ = "string"` keys as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod api;
 pub mod authorizer;
 pub mod common;

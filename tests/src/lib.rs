@@ -13,17 +13,27 @@ use hyper_util::rt::TokioExecutor;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Path of a workspace binary (`causeway`, `petstore-backend`), built if it is missing.
 pub fn bin(name: &str) -> PathBuf {
     // Test executables live in target/<profile>/deps; binaries in target/<profile>.
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let path = profile_dir.join(name);
     if !path.exists() {
-        let package = if name == "causeway" { "causeway" } else { "causeway-example-backend" };
+        let package = if name == "causeway" {
+            "causeway"
+        } else {
+            "causeway-example-backend"
+        };
         let status = Command::new(env!("CARGO"))
             .args(["build", "-q", "-p", package])
             .current_dir(repo_root())
@@ -36,7 +46,10 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
 }
 
 /// A child process killed when dropped.
@@ -52,7 +65,10 @@ impl ChildGuard {
     pub fn spawn(program: &Path, args: &[&str], dir: &Path) -> Self {
         let stderr_path = dir.join(format!(
             "{}-{}.stderr",
-            program.file_name().and_then(|n| n.to_str()).unwrap_or("child"),
+            program
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("child"),
             free_port()
         ));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
@@ -62,12 +78,18 @@ impl ChildGuard {
             .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        Self { child, stderr_path: Some(stderr_path) }
+        Self {
+            child,
+            stderr_path: Some(stderr_path),
+        }
     }
 
     /// What the process has written to stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr_path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
+        self.stderr_path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
     }
 }
 
@@ -119,8 +141,17 @@ pub async fn request(
     let resp = client.request(req).await.map_err(|e| format!("{e:?}"))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok(Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() })
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok(Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
 }
 
 /// GET with a Host header.

@@ -8,8 +8,12 @@ use causeway_e2e::{bin, repo_root};
 fn causeway_crds_prints_exactly_the_committed_yaml() {
     let out = Command::new(bin("causeway")).arg("crds").output().unwrap();
     assert!(out.status.success());
-    let committed = std::fs::read_to_string(repo_root().join("deploy/crds/causeway.dev.yaml")).unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout) == committed, "deploy/crds is stale");
+    let committed =
+        std::fs::read_to_string(repo_root().join("deploy/crds/causeway.dev.yaml")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == committed,
+        "deploy/crds is stale"
+    );
 }
 
 #[test]
@@ -18,9 +22,9 @@ fn every_example_directory_passes_validate() {
     for entry in std::fs::read_dir(repo_root().join("examples")).unwrap() {
         let path = entry.unwrap().path();
         let has_yaml = path.is_dir()
-            && std::fs::read_dir(&path).unwrap().any(|e| {
-                e.unwrap().path().extension().and_then(|x| x.to_str()) == Some("yaml")
-            });
+            && std::fs::read_dir(&path)
+                .unwrap()
+                .any(|e| e.unwrap().path().extension().and_then(|x| x.to_str()) == Some("yaml"));
         if !has_yaml {
             continue;
         }
@@ -75,21 +79,37 @@ spec:
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    let orphan = stdout.lines().find(|l| l.contains("default/orphan")).expect("orphan row");
-    assert!(orphan.contains("False") && orphan.contains("BackendNotFound"), "{orphan}");
-    let fine = stdout.lines().find(|l| l.contains("default/fine")).expect("fine row");
+    let orphan = stdout
+        .lines()
+        .find(|l| l.contains("default/orphan"))
+        .expect("orphan row");
+    assert!(
+        orphan.contains("False") && orphan.contains("BackendNotFound"),
+        "{orphan}"
+    );
+    let fine = stdout
+        .lines()
+        .find(|l| l.contains("default/fine"))
+        .expect("fine row");
     assert!(fine.contains("True"), "{fine}");
 }
 
 #[test]
 fn validate_reports_an_unreadable_file_by_name_and_exits_two() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bad.yaml"), "apiVersion: causeway.dev/v1alpha1\nkind: Stage\nmetadata: {name: x}\nspec: 3\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "apiVersion: causeway.dev/v1alpha1\nkind: Stage\nmetadata: {name: x}\nspec: 3\n",
+    )
+    .unwrap();
     let out = Command::new(bin("causeway"))
         .args(["validate", "-f", dir.path().to_str().unwrap()])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("bad.yaml") && stderr.contains("Stage x"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml") && stderr.contains("Stage x"),
+        "{stderr}"
+    );
 }

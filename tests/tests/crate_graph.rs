@@ -12,7 +12,11 @@ fn the_proxy_has_no_kubernetes_client_in_its_dependency_tree() {
         .current_dir(repo_root())
         .output()
         .expect("cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: HashMap<&str, &str> = meta["packages"]
         .as_array()
@@ -30,14 +34,22 @@ fn the_proxy_has_no_kubernetes_client_in_its_dependency_tree() {
                 .unwrap()
                 .iter()
                 .filter(|d| {
-                    d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null())
+                    d["dep_kinds"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|k| k["kind"].is_null())
                 })
                 .map(|d| d["pkg"].as_str().unwrap())
                 .collect();
             (n["id"].as_str().unwrap(), deps)
         })
         .collect();
-    let proxy = names.iter().find(|(_, n)| **n == "causeway-proxy").map(|(id, _)| *id).unwrap();
+    let proxy = names
+        .iter()
+        .find(|(_, n)| **n == "causeway-proxy")
+        .map(|(id, _)| *id)
+        .unwrap();
     let mut seen = BTreeSet::new();
     let mut stack = vec![proxy];
     while let Some(id) = stack.pop() {
@@ -45,8 +57,21 @@ fn the_proxy_has_no_kubernetes_client_in_its_dependency_tree() {
             stack.extend(nodes.get(id).into_iter().flatten().copied());
         }
     }
-    assert!(seen.contains("hyper"), "walk found the proxy's dependencies: {seen:?}");
-    for forbidden in ["kube", "kube-client", "kube-runtime", "kube-core", "k8s-openapi", "causeway-compile"] {
-        assert!(!seen.contains(forbidden), "causeway-proxy depends on {forbidden}");
+    assert!(
+        seen.contains("hyper"),
+        "walk found the proxy's dependencies: {seen:?}"
+    );
+    for forbidden in [
+        "kube",
+        "kube-client",
+        "kube-runtime",
+        "kube-core",
+        "k8s-openapi",
+        "causeway-compile",
+    ] {
+        assert!(
+            !seen.contains(forbidden),
+            "causeway-proxy depends on {forbidden}"
+        );
     }
 }

@@ -32,8 +32,7 @@ async fn start_petstore(dir: &Path) -> Running {
     let backend_port = free_port();
     petstore_copy(dir, backend_port);
     let backend_addr = format!("127.0.0.1:{backend_port}");
-    let backend =
-        ChildGuard::spawn(&bin("petstore-backend"), &["--listen", &backend_addr], dir);
+    let backend = ChildGuard::spawn(&bin("petstore-backend"), &["--listen", &backend_addr], dir);
     let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let dir_arg = dir.to_str().unwrap().to_string();
@@ -57,8 +56,17 @@ async fn start_petstore(dir: &Path) -> Running {
         (r.status == 200).then_some(())
     })
     .await;
-    assert!(ready.is_some(), "gateway never became ready; stderr:\n{}", gateway.stderr());
-    Running { _backend: backend, gateway, traffic, admin }
+    assert!(
+        ready.is_some(),
+        "gateway never became ready; stderr:\n{}",
+        gateway.stderr()
+    );
+    Running {
+        _backend: backend,
+        gateway,
+        traffic,
+        admin,
+    }
 }
 
 async fn get_ok(addr: SocketAddr, path: &str) -> Reply {
@@ -78,7 +86,12 @@ async fn the_petstore_example_serves_proxied_routes_with_stage_variables_and_moc
 
     let prod = get_ok(run.traffic, "/prod/pets").await;
     assert_eq!(prod.status, 200, "{}", prod.body);
-    assert_eq!(prod.json()["version"], "v1", "prod's stage variable picks /v1: {}", prod.body);
+    assert_eq!(
+        prod.json()["version"],
+        "v1",
+        "prod's stage variable picks /v1: {}",
+        prod.body
+    );
     assert_eq!(prod.header("x-seen-stage"), Some("blue"));
 
     let beta = get_ok(run.traffic, "/beta/pets/2").await;
@@ -89,7 +102,10 @@ async fn the_petstore_example_serves_proxied_routes_with_stage_variables_and_moc
 
     let health = get_ok(run.traffic, "/prod/health").await;
     assert_eq!(health.status, 200);
-    assert_eq!(health.json(), serde_json::json!({"status": "ok", "stage": "blue"}));
+    assert_eq!(
+        health.json(),
+        serde_json::json!({"status": "ok", "stage": "blue"})
+    );
 
     let echo = get_ok(run.traffic, "/prod/echo/a/b?x=1").await;
     assert_eq!(echo.json()["echo"]["path"], "/echo/a/b", "{}", echo.body);
@@ -100,7 +116,11 @@ async fn the_petstore_example_serves_proxied_routes_with_stage_variables_and_moc
     assert_eq!(fallback.json()["message"], "the pet store has no such page");
 
     let metrics = get(run.admin, "localhost", "/metrics").await.unwrap();
-    assert!(metrics.body.contains("causeway_proxy_requests_total"), "{}", metrics.body);
+    assert!(
+        metrics.body.contains("causeway_proxy_requests_total"),
+        "{}",
+        metrics.body
+    );
     drop(run.gateway);
 }
 
@@ -124,11 +144,17 @@ spec:
 "#;
     std::fs::write(dir.path().join("extra.yaml"), extra).unwrap();
     let seen = eventually(Duration::from_secs(10), || async {
-        let r = get(run.traffic, PETSTORE_HOST, "/prod/version").await.ok()?;
+        let r = get(run.traffic, PETSTORE_HOST, "/prod/version")
+            .await
+            .ok()?;
         (r.body == "release-2").then_some(())
     })
     .await;
-    assert!(seen.is_some(), "new route never served; stderr:\n{}", run.gateway.stderr());
+    assert!(
+        seen.is_some(),
+        "new route never served; stderr:\n{}",
+        run.gateway.stderr()
+    );
 
     // A broken file is reported by name, and the last good snapshot keeps serving.
     std::fs::write(dir.path().join("broken.yaml"), "kind: Route\napiVersion: causeway.dev/v1alpha1\nmetadata: {name: broken}\nspec: [not, a, map]\n").unwrap();
@@ -136,8 +162,20 @@ spec:
         run.gateway.stderr().contains("broken.yaml").then_some(())
     })
     .await;
-    assert!(reported.is_some(), "no error naming the file; stderr:\n{}", run.gateway.stderr());
-    let still = get(run.traffic, PETSTORE_HOST, "/prod/version").await.unwrap();
+    assert!(
+        reported.is_some(),
+        "no error naming the file; stderr:\n{}",
+        run.gateway.stderr()
+    );
+    let still = get(run.traffic, PETSTORE_HOST, "/prod/version")
+        .await
+        .unwrap();
     assert_eq!(still.body, "release-2");
-    assert_eq!(get(run.traffic, PETSTORE_HOST, "/prod/health").await.unwrap().status, 200);
+    assert_eq!(
+        get(run.traffic, PETSTORE_HOST, "/prod/health")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
 }

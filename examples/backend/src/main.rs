@@ -42,7 +42,9 @@ async fn main() {
     };
     eprintln!("petstore-backend listening on http://{listen}");
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(req, peer));
             let _ = auto::Builder::new(TokioExecutor::new())
@@ -52,27 +54,46 @@ async fn main() {
     }
 }
 
-async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let headers: serde_json::Map<String, Value> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), Value::String(v.to_str().unwrap_or("<binary>").to_string())))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                Value::String(v.to_str().unwrap_or("<binary>").to_string()),
+            )
+        })
         .collect();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
 
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (status, doc) = match (method.as_str(), segments.as_slice()) {
         ("GET", [version, "pets"]) => (StatusCode::OK, json!({"version": version, "pets": pets()})),
         ("GET", [version, "pets", id]) => match pets().into_iter().find(|p| p["id"] == *id) {
             Some(pet) => (StatusCode::OK, json!({"version": version, "pet": pet})),
-            None => (StatusCode::NOT_FOUND, json!({"message": format!("no pet {id}")})),
+            None => (
+                StatusCode::NOT_FOUND,
+                json!({"message": format!("no pet {id}")}),
+            ),
         },
         ("POST", [version, "pets"]) => {
             let pet: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            (StatusCode::CREATED, json!({"version": version, "created": pet}))
+            (
+                StatusCode::CREATED,
+                json!({"version": version, "created": pet}),
+            )
         }
         _ => (StatusCode::OK, Value::Null),
     };
@@ -86,7 +107,10 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Ful
     };
     let mut response = Response::new(Full::new(Bytes::from(doc.to_string())));
     *response.status_mut() = status;
-    response.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     if let Some(stage) = headers.get("x-stage").and_then(Value::as_str)
         && let Ok(v) = hyper::header::HeaderValue::from_str(stage)
     {
