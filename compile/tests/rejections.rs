@@ -118,7 +118,15 @@ kind: Route
 metadata: {name: by-name, namespace: shop, creationTimestamp: "2024-03-01T00:00:00Z"}
 spec:
   apiRef: {name: pets}
-  routeKey: ANY /pets/{name}
+  routeKey: GET /pets/{name}
+  integration: {type: MOCK}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: any-by-name, namespace: shop, creationTimestamp: "2024-03-01T00:00:00Z"}
+spec:
+  apiRef: {name: pets}
+  routeKey: ANY /pets/{name}/toys
   integration: {type: MOCK}
 ---
 apiVersion: causeway.dev/v1alpha1
@@ -132,11 +140,18 @@ spec:
     );
     let message = assert_refused(&c, Kind::Route, "by-name", reasons::CONFLICTING_ROUTE);
     assert!(message.contains("GET /pets/{id}"), "{message}");
-    // The same pattern under a method and under ANY is no conflict.
+    // The same pattern under a method and under ANY is no conflict, and parameter names may
+    // differ between routes at the same position (the table names them per route).
     assert!(status(&c, Kind::Route, "any-pets").is_accepted());
+    assert!(status(&c, Kind::Route, "any-by-name").is_accepted());
     assert_eq!(
         route_keys(&c, "shop/pets/prod"),
-        ["ANY /pets", "GET /pets", "GET /pets/{id}"]
+        [
+            "ANY /pets",
+            "ANY /pets/{name}/toys",
+            "GET /pets",
+            "GET /pets/{id}"
+        ]
     );
 }
 

@@ -33,7 +33,6 @@ pub use body::{BoxError, ProxyBody};
 pub use config::*;
 pub use gateway_response::{Classified, Fault, RequestError, classify};
 pub use metrics::NONE_LABEL;
-pub use router::RouteError;
 pub use runtime::ApplyError;
 
 /// State shared by every connection of one proxy.

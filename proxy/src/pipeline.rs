@@ -273,7 +273,10 @@ fn match_route<'d>(
     stage_path: &str,
     ex: &mut Exchange,
 ) -> Flow<(&'d RouteRuntime, Vec<(String, String)>)> {
-    match deployment.routes.lookup(request.method(), stage_path) {
+    match deployment
+        .routes
+        .lookup(request.method().as_str(), stage_path)
+    {
         Some(hit) => {
             ex.record.route_key = Some(hit.value.key.clone());
             Flow::Continue((hit.value, hit.params))

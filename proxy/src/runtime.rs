@@ -14,7 +14,9 @@ use causeway_snapshot::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
-use crate::router::{Glob, HostRoutes, HostTable, RouteError, RouteTable, Rule};
+use causeway_snapshot::{RouteConflict, RouteTable};
+
+use crate::router::{Glob, HostRoutes, HostTable, Rule};
 
 /// Why a snapshot cannot be applied. The snapshot is rejected whole; the old one stays.
 #[derive(Debug, thiserror::Error)]
@@ -46,15 +48,17 @@ pub enum ApplyError {
         backend: String,
     },
     /// Two routes of a deployment cannot live in one tree.
-    #[error("deployment {deployment} of stage {stage}: {source}")]
+    #[error("deployment {deployment} of stage {stage}: route {key:?}: {source}")]
     Route {
         /// Stage id.
         stage: String,
         /// Deployment id.
         deployment: String,
+        /// The route that could not be added.
+        key: String,
         /// The conflict.
         #[source]
-        source: RouteError,
+        source: RouteConflict,
     },
     /// A value that must be an HTTP token, header or status is not one.
     #[error("{what} {value:?} in {context} is not valid")]
@@ -305,6 +309,7 @@ fn deployment(
             }),
         };
         routes.push((
+            r.key.clone(),
             r.matcher.clone(),
             RouteRuntime {
                 key: r.key.clone(),
@@ -312,9 +317,10 @@ fn deployment(
             },
         ));
     }
-    let routes = RouteTable::build(routes).map_err(|source| ApplyError::Route {
+    let routes = RouteTable::build(routes).map_err(|(key, source)| ApplyError::Route {
         stage: stage.to_string(),
         deployment: d.deployment_id.clone(),
+        key,
         source,
     })?;
     Ok(DeploymentRuntime {

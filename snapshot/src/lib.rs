@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod route_table;
 mod template;
+pub use route_table::{RouteConflict, RouteHit, RouteTable};
 pub use template::{Template, TemplateError, TemplatePart};
 
 /// The default integration timeout (API Gateway's 29 seconds).

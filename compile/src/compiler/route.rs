@@ -3,16 +3,15 @@
 //! Routes of one Api are taken oldest first; a route whose key another accepted route already
 //! has gets `DuplicateRouteKey`, one whose path a router cannot hold next to the accepted ones
 //! (`/pets/{id}` beside `/pets/{name}` for the same method) gets `ConflictingRoute`. Conflicts are
-//! found with `matchit` itself: one router per method, holding that method's patterns and the
-//! `ANY` patterns (the same pattern under a method and under `ANY` is fine).
+//! found by building the proxy's own [`causeway_snapshot::RouteTable`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::Route;
 use causeway_crds::route::{BackendScheme, IntegrationSpec, IntegrationType};
 use causeway_snapshot::{
-    DEFAULT_INTEGRATION_TIMEOUT_MS, MAX_INTEGRATION_TIMEOUT_MS, RouteMatch, RouteMethod, Template,
-    UpstreamScheme,
+    DEFAULT_INTEGRATION_TIMEOUT_MS, MAX_INTEGRATION_TIMEOUT_MS, RouteConflict, RouteMatch,
+    Template, UpstreamScheme,
 };
 
 use super::backend::Cluster;
@@ -73,23 +72,13 @@ pub(crate) fn compile_routes(
     accepted
 }
 
-/// The routes of one Api taken so far: keys and one matchit router per method.
+/// The routes of one Api taken so far: their keys, and the very table the proxy will build, so
+/// that a route the proxy could not hold is rejected here, naming its Route object.
 #[derive(Default)]
 struct RouteTable {
     keys: BTreeSet<String>,
-    has_default: bool,
-    routers: BTreeMap<RouteMethod, (matchit::Router<()>, BTreeMap<String, String>)>,
+    table: causeway_snapshot::RouteTable<()>,
 }
-
-const METHODS: [RouteMethod; 7] = [
-    RouteMethod::Get,
-    RouteMethod::Post,
-    RouteMethod::Put,
-    RouteMethod::Patch,
-    RouteMethod::Delete,
-    RouteMethod::Head,
-    RouteMethod::Options,
-];
 
 impl RouteTable {
     /// Takes a route, or says why it cannot be taken.
@@ -102,53 +91,15 @@ impl RouteTable {
                 ),
             ));
         }
-        let (method, pattern) = match matcher {
-            RouteMatch::Default => {
-                self.has_default = true;
-                self.keys.insert(key.to_string());
-                return Ok(());
-            }
-            RouteMatch::Path { method, pattern } => (*method, pattern),
-        };
-        let methods: Vec<RouteMethod> = if method == RouteMethod::Any {
-            METHODS.to_vec()
-        } else {
-            vec![method]
-        };
-        let mut inserted = Vec::new();
-        let mut conflict = None;
-        for m in methods {
-            let (router, patterns) = self.routers.entry(m).or_default();
-            if patterns.contains_key(pattern) {
-                continue;
-            }
-            match router.insert(pattern.clone(), ()) {
-                Ok(()) => {
-                    patterns.insert(pattern.clone(), key.to_string());
-                    inserted.push(m);
-                }
-                Err(matchit::InsertError::Conflict { with }) => {
-                    let other = patterns.get(&with).cloned().unwrap_or(with);
-                    conflict = Some(format!(
-                        "spec.routeKey: the path of {key:?} conflicts with the older route {other:?} of the same Api"
-                    ));
-                    break;
-                }
-                Err(e) => {
-                    conflict = Some(format!("spec.routeKey: {key:?}: {e}"));
-                    break;
-                }
-            }
-        }
-        if let Some(message) = conflict {
-            for m in inserted {
-                if let Some((router, patterns)) = self.routers.get_mut(&m) {
-                    router.remove(pattern.clone());
-                    patterns.remove(pattern);
-                }
-            }
-            return Err(Problem::invalid(reasons::CONFLICTING_ROUTE, message));
-        }
+        self.table.try_add(key, matcher, ()).map_err(|conflict| {
+            let message = match conflict {
+                RouteConflict::Duplicate { other } | RouteConflict::Conflict { other } => format!(
+                    "spec.routeKey: the path of {key:?} conflicts with the older route {other:?} of the same Api"
+                ),
+                RouteConflict::Invalid(e) => format!("spec.routeKey: {key:?}: {e}"),
+            };
+            Problem::invalid(reasons::CONFLICTING_ROUTE, message)
+        })?;
         self.keys.insert(key.to_string());
         Ok(())
     }
