@@ -80,6 +80,9 @@ pub enum RequestError {
     /// The upstream request could not be built (bad path or header from a template).
     #[error("cannot build the upstream request: {0}")]
     BuildRequest(String),
+    /// The resource policy or the route's authorizer or API key check refused the request.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 impl RequestError {
@@ -92,6 +95,7 @@ impl RequestError {
             | Self::UpstreamFailed { .. }
             | Self::NoEndpoints(_) => Fault::Upstream,
             Self::UnsupportedScheme(_) | Self::BuildRequest(_) => Fault::Internal,
+            Self::Auth(e) => e.fault(),
         }
     }
 }
@@ -112,6 +116,9 @@ pub struct Classified {
 /// The one mapping from errors to status codes and gateway responses.
 pub fn classify(error: &RequestError) -> Classified {
     use GatewayResponseKind as K;
+    if let RequestError::Auth(e) = error {
+        return e.classify();
+    }
     let (kind, status, forced, message) = match error {
         RequestError::NoRoute { .. } => (
             K::MissingAuthenticationToken,
@@ -155,6 +162,7 @@ pub fn classify(error: &RequestError) -> Classified {
             None,
             "Internal server error",
         ),
+        RequestError::Auth(_) => (K::AccessDenied, StatusCode::FORBIDDEN, None, "Forbidden"),
     };
     Classified {
         kind,

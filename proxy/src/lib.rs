@@ -11,6 +11,7 @@
 
 mod access_log;
 mod admin;
+mod auth;
 mod body;
 mod config;
 mod gateway_response;
@@ -29,6 +30,7 @@ use causeway_snapshot::Snapshot;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use auth::{AuthApplyError, AuthError};
 pub use body::{BoxError, ProxyBody};
 pub use config::*;
 pub use gateway_response::{Classified, Fault, RequestError, classify};
@@ -43,6 +45,7 @@ pub(crate) struct Shared {
     upstream: upstream::Upstream,
     access_log: access_log::AccessLogger,
     connections: Arc<Semaphore>,
+    auth: auth::AuthState,
 }
 
 /// A proxy: the current runtime tables and everything that outlives a snapshot (upstream
@@ -69,6 +72,7 @@ impl Proxy {
             access_log: access_log::AccessLogger::new(config.access_log.clone()),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             runtime: ArcSwapOption::empty(),
+            auth: auth::AuthState::new(),
             config,
         };
         Self {

@@ -93,6 +93,9 @@ async fn serve(
     if let Flow::Respond(r) = check_path(&stage.api, request.uri().path(), ex) {
         return r;
     }
+    if let Err(error) = crate::auth::check_policy(runtime, stage, peer) {
+        return fail(Some(&stage.api), error.into(), ex);
+    }
     let deployment = choose_deployment(stage, request.headers(), ex);
     let (route, params) = match match_route(stage, deployment, &request, &stage_path, ex) {
         Flow::Respond(r) => return r,
@@ -102,6 +105,22 @@ async fn serve(
         Flow::Respond(r) => return r,
         Flow::Continue(limit) => limit,
     };
+    let auth_target = crate::auth::AuthTarget {
+        runtime,
+        stage,
+        deployment,
+        route,
+        params: &params,
+        stage_path: &stage_path,
+        peer,
+        limit,
+        request_id: &ex.record.request_id.clone(),
+    };
+    let request =
+        match crate::auth::authorize(&shared.auth, auth_target, request, &mut ex.record).await {
+            Ok(request) => request,
+            Err(error) => return fail(Some(&stage.api), error.into(), ex),
+        };
     let target = Target {
         stage,
         route,
@@ -324,7 +343,7 @@ struct Target<'a> {
 async fn integrate(
     shared: &Shared,
     target: Target<'_>,
-    request: Request<Incoming>,
+    request: Request<ProxyBody>,
     peer: SocketAddr,
     proto: &'static str,
     ex: &mut Exchange,

@@ -47,6 +47,9 @@ pub enum ApplyError {
         /// Backend id.
         backend: String,
     },
+    /// The authorization tables (policies, keys, authorizers) cannot be built.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthApplyError),
     /// Two routes of a deployment cannot live in one tree.
     #[error("deployment {deployment} of stage {stage}: route {key:?}: {source}")]
     Route {
@@ -78,10 +81,14 @@ pub(crate) struct Runtime {
     pub snapshot: Arc<Snapshot>,
     pub hosts: HostTable<usize>,
     pub stages: Vec<StageRuntime>,
+    /// Resource policies, API keys and authorizers.
+    pub auth: crate::auth::AuthTables,
 }
 
 /// One stage.
 pub(crate) struct StageRuntime {
+    /// `namespace/api/stage`.
+    pub id: String,
     pub api: Arc<ApiConfig>,
     pub api_name: String,
     pub name: String,
@@ -100,12 +107,16 @@ pub(crate) struct CanaryRuntime {
 /// A deployment's route table.
 pub(crate) struct DeploymentRuntime {
     pub id: String,
+    /// Stage variables in effect (for authorizer events).
+    pub variables: Arc<std::collections::BTreeMap<String, String>>,
     pub routes: RouteTable<RouteRuntime>,
 }
 
 /// One route, ready to answer.
 pub(crate) struct RouteRuntime {
     pub key: String,
+    pub api_key_required: bool,
+    pub authorization: Option<causeway_snapshot::RouteAuthorization>,
     pub integration: IntegrationRuntime,
 }
 
@@ -185,6 +196,7 @@ impl Runtime {
             };
             stage_index.insert(stage.id.as_str(), stages.len());
             stages.push(StageRuntime {
+                id: stage.id.clone(),
                 api,
                 api_name: stage.api_name.clone(),
                 name: stage.name.clone(),
@@ -240,7 +252,9 @@ impl Runtime {
                 .collect::<Result<Vec<_>, ApplyError>>()?;
             hosts.push((host.hostname.clone(), HostRoutes { rules, mappings }));
         }
+        let auth = crate::auth::AuthTables::build(&snapshot, &backends)?;
         Ok(Self {
+            auth,
             snapshot: Arc::new(snapshot),
             hosts: HostTable::new(hosts),
             stages,
@@ -313,6 +327,8 @@ fn deployment(
             r.matcher.clone(),
             RouteRuntime {
                 key: r.key.clone(),
+                api_key_required: r.api_key_required,
+                authorization: r.authorization.clone(),
                 integration,
             },
         ));
@@ -325,6 +341,7 @@ fn deployment(
     })?;
     Ok(DeploymentRuntime {
         id: d.deployment_id.clone(),
+        variables: Arc::new(d.variables.clone()),
         routes,
     })
 }

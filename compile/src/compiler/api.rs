@@ -183,7 +183,10 @@ pub(crate) fn default_response(kind: GatewayResponseKind) -> (u16, &'static str)
         K::InvalidApiKey => (403, "Forbidden"),
         K::InvalidSignature => (403, "Invalid request signature"),
         K::ExpiredToken => (403, "Signature expired"),
-        K::WafFiltered => (403, "Forbidden"),
+        K::WafFiltered => (
+            403,
+            "User: anonymous is not authorized to perform: execute-api:Invoke",
+        ),
         K::Throttled => (429, "Too Many Requests"),
         K::QuotaExceeded => (429, "Limit Exceeded"),
         K::BadRequestBody => (400, "Invalid request body"),

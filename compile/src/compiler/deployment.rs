@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use causeway_crds::common::ObjectRef;
 use causeway_snapshot::{
     ApiConfig, Backend, DeploymentConfig, HttpProxyIntegration, Integration, MockIntegration,
-    RouteConfig, Template, Throttle, UpstreamScheme,
+    RouteAuthorization, RouteConfig, Template, Throttle, UpstreamScheme,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -52,6 +52,10 @@ pub(crate) struct DefRoute {
     /// Require an API key.
     #[serde(default)]
     pub api_key_required: bool,
+    /// The authorizer that must allow requests (absent: none, and the deployment id of a
+    /// route without one is what it was before authorizers existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<RouteAuthorization>,
 }
 
 /// An integration with stage variables unresolved.
@@ -308,6 +312,7 @@ pub(crate) fn materialize(
             integration,
             api_key_required: route.api_key_required,
             throttle: context.route_throttles.get(&route.key).copied(),
+            authorization: route.authorization.clone(),
         });
     }
     routes.sort_by(|a, b| a.key.cmp(&b.key));

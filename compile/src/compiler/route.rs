@@ -14,6 +14,7 @@ use causeway_snapshot::{
     Template, UpstreamScheme,
 };
 
+use super::authorizer::{self, Authorizers};
 use super::backend::Cluster;
 use super::deployment::{DefIntegration, DefRoute, DefTarget};
 use super::text::{
@@ -33,6 +34,7 @@ pub(crate) fn compile_routes(
     inventory: &Inventory,
     apis: &Apis,
     cluster: &Cluster<'_>,
+    authorizers: &Authorizers,
     statuses: &mut Vec<ObjectStatus>,
 ) -> BTreeMap<ObjKey, Vec<DefRoute>> {
     let mut accepted: BTreeMap<ObjKey, Vec<DefRoute>> = apis
@@ -56,7 +58,7 @@ pub(crate) fn compile_routes(
             if let Some(p) = api_ref_problem(apis, &api_key.0, &api_key.1) {
                 verdict.add(p);
             }
-            let compiled = verdict.check(compile_route(route, &api_key.0, cluster));
+            let compiled = verdict.check(compile_route(route, &api_key, cluster, authorizers));
             if let Some((def, matcher)) = compiled
                 && verdict.is_ok()
                 && verdict.check(table.add(&def.key, &matcher)).is_some()
@@ -108,25 +110,37 @@ impl RouteTable {
 /// Checks one Route on its own (everything but duplicates and conflicts).
 fn compile_route(
     route: &Route,
-    namespace: &str,
+    (namespace, api): &ObjKey,
     cluster: &Cluster<'_>,
+    authorizers: &Authorizers,
 ) -> Result<(DefRoute, RouteMatch), Problem> {
     cel::check(Kind::Route, route)?;
     let spec = &route.spec;
     let parsed = parse_route_key(&spec.route_key)
         .map_err(|e| Problem::invalid(reasons::INVALID_ROUTE_KEY, format!("spec.routeKey: {e}")))?;
-    if spec.authorizer_ref.is_some() {
-        return Err(Problem::invalid(
-            reasons::UNSUPPORTED_FEATURE,
-            "spec.authorizerRef: authorizers are not built yet; the route is not served without its authorizer",
-        ));
-    }
+    let authorization = match &spec.authorizer_ref {
+        Some(r) => Some(authorizer::resolve(
+            authorizers,
+            namespace,
+            api,
+            r,
+            &spec.authorization_scopes,
+        )?),
+        None if !spec.authorization_scopes.is_empty() => {
+            return Err(Problem::invalid(
+                reasons::INVALID,
+                "spec.authorizationScopes: scopes need an authorizerRef",
+            ));
+        }
+        None => None,
+    };
     let integration = compile_integration(&spec.integration, namespace, &parsed.params, cluster)?;
     Ok((
         DefRoute {
             key: spec.route_key.clone(),
             integration,
             api_key_required: spec.api_key_required.unwrap_or(false),
+            authorization,
         },
         parsed.matcher,
     ))

@@ -353,6 +353,7 @@ pub fn mock(key: &str, body: &str) -> RouteConfig {
         }),
         api_key_required: false,
         throttle: None,
+        authorization: None,
     }
 }
 
@@ -370,6 +371,7 @@ pub fn proxy_to(key: &str, backend: &str) -> ProxyRoute {
         }),
         api_key_required: false,
         throttle: None,
+        authorization: None,
     })
 }
 
@@ -527,6 +529,7 @@ impl SnapshotBuilder {
                 }],
             }],
             backends: self.backends,
+            ..Snapshot::default()
         }
         .seal()
     }
