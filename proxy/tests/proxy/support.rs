@@ -420,6 +420,14 @@ pub fn default_gateway_responses() -> BTreeMap<GatewayResponseKind, GatewayRespo
         (K::RequestTooLarge, 413),
         (K::IntegrationTimeout, 504),
         (K::IntegrationFailure, 502),
+        (K::Unauthorized, 401),
+        (K::AccessDenied, 403),
+        (K::InvalidApiKey, 403),
+        (K::InvalidSignature, 403),
+        (K::ExpiredToken, 403),
+        (K::WafFiltered, 403),
+        (K::AuthorizerFailure, 500),
+        (K::AuthorizerConfigurationError, 500),
     ]
     .into_iter()
     .map(|(kind, status)| {
