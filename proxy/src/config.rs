@@ -55,6 +55,9 @@ pub enum AccessLogSink {
 pub struct ProxyConfig {
     /// Where access-log lines go.
     pub access_log: AccessLogSink,
+    /// Gateway-wide throttle over every request of this proxy (API Gateway's account level);
+    /// `None`: no gateway-wide limit.
+    pub gateway_throttle: Option<causeway_snapshot::Throttle>,
     /// Largest HTTP/1.1 request head in bytes (hyper's `max_buf_size`).
     pub max_header_bytes: usize,
     /// Largest number of HTTP/1.1 request headers.
@@ -93,6 +96,7 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         Self {
             access_log: AccessLogSink::default(),
+            gateway_throttle: None,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,

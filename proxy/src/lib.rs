@@ -14,6 +14,7 @@ mod admin;
 mod body;
 mod config;
 mod gateway_response;
+mod limits;
 mod metrics;
 pub mod pipeline;
 mod router;
@@ -43,6 +44,10 @@ pub(crate) struct Shared {
     upstream: upstream::Upstream,
     access_log: access_log::AccessLogger,
     connections: Arc<Semaphore>,
+    /// Token buckets that outlive snapshots (see `limits`).
+    limiters: limits::Limiters,
+    /// The gateway-wide bucket, if configured.
+    gateway_throttle: Option<Arc<limits::TokenBucket>>,
 }
 
 /// A proxy: the current runtime tables and everything that outlives a snapshot (upstream
@@ -69,6 +74,10 @@ impl Proxy {
             access_log: access_log::AccessLogger::new(config.access_log.clone()),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             runtime: ArcSwapOption::empty(),
+            limiters: limits::Limiters::default(),
+            gateway_throttle: config
+                .gateway_throttle
+                .map(|t| Arc::new(limits::TokenBucket::new(t, std::time::Instant::now()))),
             config,
         };
         Self {
@@ -80,9 +89,10 @@ impl Proxy {
     /// tables stay. Requests in flight finish on the tables they started with.
     pub fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
         let version = snapshot.version.clone();
-        match runtime::Runtime::build(snapshot) {
+        match runtime::Runtime::build(snapshot, &self.shared.limiters) {
             Ok(runtime) => {
                 self.shared.runtime.store(Some(Arc::new(runtime)));
+                self.shared.limiters.prune();
                 self.shared.metrics.snapshot_applied(Some(&version));
                 tracing::info!(version = %version, "snapshot applied");
                 Ok(())

@@ -98,6 +98,9 @@ async fn serve(
         Flow::Respond(r) => return r,
         Flow::Continue(found) => found,
     };
+    if let Flow::Respond(r) = throttle(shared, stage, route, ex) {
+        return r;
+    }
     let limit = match check_body_limit(shared, &stage.api, &request, ex) {
         Flow::Respond(r) => return r,
         Flow::Continue(limit) => limit,
@@ -287,6 +290,32 @@ fn match_route<'d>(
                 path: stage_path.to_string(),
             };
             Flow::Respond(fail(Some(&stage.api), error, ex))
+        }
+    }
+}
+
+/// Step 5b (design §4 step 6). Takes a token from the gateway, stage and route buckets; a
+/// refusal is 429 THROTTLED with `Retry-After`, and the backend never sees the request.
+fn throttle(
+    shared: &Shared,
+    stage: &StageRuntime,
+    route: &RouteRuntime,
+    ex: &mut Exchange,
+) -> Flow<()> {
+    let gateway = shared.gateway_throttle.as_deref();
+    match crate::limits::admit(gateway, &stage.throttles, &route.key, Instant::now()) {
+        Ok(()) => Flow::Continue(()),
+        Err(wait) => {
+            let retry_after_secs = crate::limits::retry_after_seconds(wait);
+            let mut response = fail(
+                Some(&stage.api),
+                RequestError::Throttled { retry_after_secs },
+                ex,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            Flow::Respond(response)
         }
     }
 }

@@ -7,3 +7,4 @@ mod failures;
 mod forwarding;
 mod routing;
 mod swap;
+mod throttling;
