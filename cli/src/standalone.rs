@@ -30,8 +30,16 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         "off" => AccessLogSink::Discard,
         other => anyhow::bail!("--access-log must be `stdout` or `off`, not {other:?}"),
     };
+    let gateway_throttle = match (args.gateway_rate, args.gateway_burst) {
+        (Some(rate), Some(burst)) if rate >= 0.0 => {
+            Some(causeway_snapshot::Throttle { rate, burst })
+        }
+        (Some(rate), _) => anyhow::bail!("--gateway-rate must be 0 or more, not {rate}"),
+        _ => None,
+    };
     let proxy = Proxy::new(ProxyConfig {
         access_log,
+        gateway_throttle,
         ..ProxyConfig::default()
     });
     let traffic = TcpListener::bind(&args.listen)
