@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+pub(crate) mod quota;
+
 use causeway_snapshot::{StageConfig, Throttle};
 
 /// A token bucket: `rate` tokens per second, at most `burst` stored. Starts full.
