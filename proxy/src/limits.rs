@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 pub(crate) mod quota;
+pub mod usage;
 
 use causeway_snapshot::{StageConfig, Throttle};
 
