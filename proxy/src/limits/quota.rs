@@ -80,11 +80,14 @@ enum Store {
     /// In this process only.
     Local,
     /// In Redis, shared by every replica.
-    Redis {
-        manager: tokio::sync::Mutex<Option<ConnectionManager>>,
-        client: redis::Client,
-        timeout: Duration,
-    },
+    Redis(Box<RedisStore>),
+}
+
+/// The Redis side of [`Store`].
+struct RedisStore {
+    manager: tokio::sync::Mutex<Option<ConnectionManager>>,
+    client: redis::Client,
+    timeout: Duration,
 }
 
 /// One scope's lease in the current period.
@@ -136,11 +139,11 @@ impl Quotas {
             url: url.to_string(),
             source,
         })?;
-        Ok(Self::with_store(Store::Redis {
+        Ok(Self::with_store(Store::Redis(Box::new(RedisStore {
             manager: tokio::sync::Mutex::new(None),
             client,
             timeout,
-        }))
+        }))))
     }
 
     fn with_store(store: Store) -> Self {
@@ -154,7 +157,7 @@ impl Quotas {
 
     /// Whether counts are shared between replicas.
     pub(crate) fn is_shared(&self) -> bool {
-        matches!(self.store, Store::Redis { .. })
+        matches!(self.store, Store::Redis(_))
     }
 
     /// Counts one request of `scope` (for example `plan/key-id`) against `rule`.
@@ -211,7 +214,7 @@ impl Quotas {
 
     /// Gives every unspent lease of the current period back to the store (graceful stop).
     pub(crate) async fn release(&self) {
-        let Store::Redis { .. } = &self.store else {
+        let Store::Redis(_) = &self.store else {
             return;
         };
         let leases: Vec<(String, Arc<tokio::sync::Mutex<Lease>>)> = self
@@ -244,7 +247,7 @@ impl Quotas {
     async fn take(&self, counter: &str, limit: u64, ttl: u64) -> Result<u64, ()> {
         match &self.store {
             Store::Local => Ok(self.take_local(counter, limit, MAX_LEASE)),
-            Store::Redis { .. } => {
+            Store::Redis(_) => {
                 let mut script = LEASE.prepare_invoke();
                 // Ask for a block sized on what was left at our last look; the script never
                 // grants past the limit whatever we ask.
@@ -288,14 +291,14 @@ impl Quotas {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, ()> {
-        let Store::Redis {
+        let Store::Redis(redis) = &self.store else {
+            return Err(());
+        };
+        let RedisStore {
             manager,
             client,
             timeout,
-        } = &self.store
-        else {
-            return Err(());
-        };
+        } = redis.as_ref();
         let mut slot = manager.lock().await;
         if let Some(m) = slot.as_ref() {
             return Ok(m.clone());
@@ -322,9 +325,10 @@ impl Quotas {
     }
 
     async fn redis_invoke(&self, invocation: redis::ScriptInvocation<'_>) -> Result<u64, ()> {
-        let Store::Redis { timeout, .. } = &self.store else {
+        let Store::Redis(redis) = &self.store else {
             return Err(());
         };
+        let timeout = &redis.timeout;
         let mut conn = self.connection().await?;
         match tokio::time::timeout(*timeout, invocation.invoke_async::<u64>(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
@@ -336,9 +340,10 @@ impl Quotas {
     }
 
     async fn redis_cmd(&self, cmd: &mut redis::Cmd) -> Result<(), ()> {
-        let Store::Redis { timeout, .. } = &self.store else {
+        let Store::Redis(redis) = &self.store else {
             return Err(());
         };
+        let timeout = &redis.timeout;
         let mut conn = self.connection().await?;
         match tokio::time::timeout(*timeout, cmd.query_async::<()>(&mut conn)).await {
             Ok(Ok(())) => Ok(()),
@@ -590,7 +595,7 @@ mod tests {
         let b = Arc::new(Quotas::redis(&redis.url(), DEFAULT_REDIS_TIMEOUT).unwrap());
         let rule = QuotaRule { limit: 1000, ..DAY };
         // One request leases a block of 62 (1000 / 16) to replica a.
-        assert_eq!(drive(&[a.clone()], "plan/k", rule, 1).await, 1);
+        assert_eq!(drive(std::slice::from_ref(&a), "plan/k", rule, 1).await, 1);
         a.release().await;
         assert_eq!(drive(&[b], "plan/k", rule, 2000).await, 999);
     }
