@@ -3,6 +3,7 @@
 mod support;
 
 mod admin;
+mod canary;
 mod failures;
 mod forwarding;
 mod routing;
