@@ -1,8 +1,10 @@
 //! Reading a directory of YAML into an [`Inventory`], and noticing when it changes.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use causeway_compile::load::parse_documents;
 use causeway_compile::{Inventory, LoadError};
 use sha2::{Digest, Sha256};
 
@@ -68,13 +70,36 @@ pub fn read_sources(path: &Path) -> anyhow::Result<Sources> {
 }
 
 impl Sources {
-    /// Parses every file; collects all errors rather than stopping at the first.
-    pub fn inventory(&self) -> Result<Inventory, Vec<LoadError>> {
+    /// Parses every file; collects all errors rather than stopping at the first. The same
+    /// object (kind, namespace, name) defined twice is an error naming both places, since which
+    /// copy would win is not something a user should have to guess.
+    pub fn inventory(&self) -> Result<Inventory, Vec<SourceError>> {
         let mut inventory = Inventory::default();
         let mut errors = Vec::new();
+        let mut seen: BTreeMap<(String, String, String), String> = BTreeMap::new();
         for (name, text) in &self.files {
-            if let Err(e) = inventory.add_yaml(name, text) {
-                errors.push(e);
+            let objects = match parse_documents(name, text, "default") {
+                Ok(objects) => objects,
+                Err(e) => {
+                    errors.push(SourceError::Load(e));
+                    continue;
+                }
+            };
+            for (index, object) in objects.into_iter().enumerate() {
+                let id = object.id();
+                let here = format!("{name} (object {})", index + 1);
+                match seen.get(&id) {
+                    Some(first) => errors.push(SourceError::Duplicate {
+                        kind: id.0.clone(),
+                        object: format!("{}/{}", id.1, id.2),
+                        first: first.clone(),
+                        second: here,
+                    }),
+                    None => {
+                        seen.insert(id, here);
+                        inventory.add(object);
+                    }
+                }
             }
         }
         if errors.is_empty() {
@@ -83,4 +108,24 @@ impl Sources {
             Err(errors)
         }
     }
+}
+
+/// Why a set of files cannot become an inventory.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A file that does not parse.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The same object twice.
+    #[error("{kind} {object} is defined twice: in {first} and in {second}")]
+    Duplicate {
+        /// Kind.
+        kind: String,
+        /// `namespace/name`.
+        object: String,
+        /// Where it was first seen.
+        first: String,
+        /// Where it was seen again.
+        second: String,
+    },
 }

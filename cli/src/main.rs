@@ -68,6 +68,17 @@ struct StandaloneArgs {
     /// Keep the deployment history here (so pinned stages survive restarts); default: memory only.
     #[arg(long, env = "CAUSEWAY_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Gateway-wide throttle: steady requests per second over all Apis of this proxy (API
+    /// Gateway's account-level limit); unset means no gateway-wide limit.
+    #[arg(long, env = "CAUSEWAY_GATEWAY_RATE", requires = "gateway_burst")]
+    gateway_rate: Option<f64>,
+    /// Gateway-wide throttle: burst size (with --gateway-rate).
+    #[arg(long, env = "CAUSEWAY_GATEWAY_BURST", requires = "gateway_rate")]
+    gateway_burst: Option<u32>,
+    /// Redis shared by every replica for exact quotas and fleet-wide usage
+    /// (`redis://127.0.0.1:6379/`); unset: each replica counts alone.
+    #[arg(long, env = "CAUSEWAY_REDIS_URL")]
+    redis_url: Option<String>,
     /// Access log destination: `stdout` or `off`.
     #[arg(long, env = "CAUSEWAY_ACCESS_LOG", default_value = "stdout")]
     access_log: String,

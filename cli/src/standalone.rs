@@ -30,8 +30,17 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         "off" => AccessLogSink::Discard,
         other => anyhow::bail!("--access-log must be `stdout` or `off`, not {other:?}"),
     };
+    let gateway_throttle = match (args.gateway_rate, args.gateway_burst) {
+        (Some(rate), Some(burst)) if rate >= 0.0 => {
+            Some(causeway_snapshot::Throttle { rate, burst })
+        }
+        (Some(rate), _) => anyhow::bail!("--gateway-rate must be 0 or more, not {rate}"),
+        _ => None,
+    };
     let proxy = Proxy::new(ProxyConfig {
         access_log,
+        gateway_throttle,
+        redis_url: args.redis_url.clone(),
         ..ProxyConfig::default()
     });
     let traffic = TcpListener::bind(&args.listen)
@@ -62,11 +71,24 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         ..CompileOptions::default()
     };
     let poll = Duration::from_millis(args.poll_millis.max(50));
+    // A typo in -f is a mistake to say at once, not a condition to wait out.
+    if !args.source.path.exists() {
+        anyhow::bail!("{} does not exist (-f)", args.source.path.display());
+    }
     let mut last_fingerprint = None;
+    // The last problem reported, so that a persisting one is said once, not at every poll.
+    let mut last_problem: Option<String> = None;
     let mut first = true;
     loop {
         match read_sources(&args.source.path) {
-            Err(e) => warn!("{e:#}; still serving the last good configuration"),
+            Err(e) => {
+                let problem = format!("{e:#}");
+                if last_problem.as_deref() != Some(problem.as_str()) {
+                    warn!("{problem}; still serving the last good configuration");
+                    last_problem = Some(problem);
+                }
+                last_fingerprint = None;
+            }
             Ok(sources) if Some(sources.fingerprint) != last_fingerprint => {
                 last_fingerprint = Some(sources.fingerprint);
                 match sources.inventory() {
@@ -80,6 +102,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
                         );
                     }
                     Ok(inventory) => {
+                        last_problem = None;
                         let compiled = state.compile(inventory, &options);
                         report(&compiled, sources.files.len());
                         if first {

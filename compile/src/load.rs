@@ -185,3 +185,30 @@ impl Inventory {
         Ok(())
     }
 }
+
+impl Object {
+    /// `(kind, namespace, name)`: what makes an object the same object.
+    pub fn id(&self) -> (String, String, String) {
+        fn of(
+            kind: &str,
+            meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        ) -> (String, String, String) {
+            (
+                kind.to_string(),
+                meta.namespace.clone().unwrap_or_default(),
+                meta.name.clone().unwrap_or_default(),
+            )
+        }
+        match self {
+            Object::Api(o) => of("Api", &o.metadata),
+            Object::Route(o) => of("Route", &o.metadata),
+            Object::Stage(o) => of("Stage", &o.metadata),
+            Object::UsagePlan(o) => of("UsagePlan", &o.metadata),
+            Object::Authorizer(o) => of("Authorizer", &o.metadata),
+            Object::VpcLink(o) => of("VpcLink", &o.metadata),
+            Object::Service(o) => of("Service", &o.metadata),
+            Object::EndpointSlice(o) => of("EndpointSlice", &o.metadata),
+            Object::Secret(o) => of("Secret", &o.metadata),
+        }
+    }
+}

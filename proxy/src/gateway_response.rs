@@ -77,6 +77,12 @@ pub enum RequestError {
     /// The backend uses a scheme this proxy cannot originate yet.
     #[error("backend {0} uses https, which this proxy does not originate yet")]
     UnsupportedScheme(String),
+    /// A throttle (gateway, stage or route) refused the request.
+    #[error("throttled; a token is available in {retry_after_secs} s")]
+    Throttled {
+        /// Seconds until the refusing level admits again (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// The upstream request could not be built (bad path or header from a template).
     #[error("cannot build the upstream request: {0}")]
     BuildRequest(String),
@@ -89,7 +95,10 @@ impl RequestError {
     /// Whose fault it is.
     pub fn fault(&self) -> Fault {
         match self {
-            Self::NoRoute { .. } | Self::BodyTooLarge { .. } | Self::BadPath(_) => Fault::Client,
+            Self::NoRoute { .. }
+            | Self::BodyTooLarge { .. }
+            | Self::BadPath(_)
+            | Self::Throttled { .. } => Fault::Client,
             Self::UpstreamTimeout { .. }
             | Self::UpstreamConnect { .. }
             | Self::UpstreamFailed { .. }
@@ -137,6 +146,12 @@ pub fn classify(error: &RequestError) -> Classified {
             StatusCode::BAD_REQUEST,
             Some(StatusCode::BAD_REQUEST),
             "Bad Request",
+        ),
+        RequestError::Throttled { .. } => (
+            K::Throttled,
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            "Too Many Requests",
         ),
         RequestError::UpstreamTimeout { .. } => (
             K::IntegrationTimeout,
@@ -189,21 +204,29 @@ pub(crate) fn render(
     classified: &Classified,
     ctx: &ResponseContext<'_>,
 ) -> Response<ProxyBody> {
-    let configured = api.and_then(|api| {
-        api.gateway_responses.get(&classified.kind).or_else(|| {
-            // A kind the Api does not list falls back to DEFAULT_4XX / DEFAULT_5XX.
+    // A kind the Api does not list falls back to DEFAULT_4XX / DEFAULT_5XX for its headers and
+    // body, but keeps its own status (a throttled request stays a 429), as API Gateway does.
+    let (configured, own) = match api.and_then(|api| api.gateway_responses.get(&classified.kind)) {
+        Some(r) => (Some(r), true),
+        None => {
             let fallback = if classified.default_status.is_client_error() {
                 GatewayResponseKind::Default4xx
             } else {
                 GatewayResponseKind::Default5xx
             };
-            api.gateway_responses.get(&fallback)
-        })
-    });
+            (
+                api.and_then(|api| api.gateway_responses.get(&fallback)),
+                false,
+            )
+        }
+    };
     let empty = BTreeMap::new();
     let (status, headers, body, content_type) = match configured {
         Some(r) => (
-            StatusCode::from_u16(r.status).unwrap_or(classified.default_status),
+            StatusCode::from_u16(r.status)
+                .ok()
+                .filter(|_| own)
+                .unwrap_or(classified.default_status),
             &r.headers,
             r.body.as_str(),
             r.content_type.as_str(),

@@ -15,6 +15,7 @@ mod auth;
 mod body;
 mod config;
 mod gateway_response;
+mod limits;
 mod metrics;
 pub mod pipeline;
 mod router;
@@ -46,6 +47,17 @@ pub(crate) struct Shared {
     access_log: access_log::AccessLogger,
     connections: Arc<Semaphore>,
     auth: auth::AuthState,
+    /// Token buckets that outlive snapshots (see `limits`).
+    limiters: limits::Limiters,
+    /// The gateway-wide bucket, if configured.
+    gateway_throttle: Option<Arc<limits::TokenBucket>>,
+    /// Quota counters (Redis-shared or local).
+    #[allow(dead_code)]
+    quotas: limits::quota::Quotas,
+    /// Usage per key per day.
+    usage: limits::usage::Usage,
+    /// Whether the usage flush task runs.
+    usage_flush_started: std::sync::atomic::AtomicBool,
 }
 
 /// A proxy: the current runtime tables and everything that outlives a snapshot (upstream
@@ -73,6 +85,20 @@ impl Proxy {
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             runtime: ArcSwapOption::empty(),
             auth: auth::AuthState::new(),
+            limiters: limits::Limiters::default(),
+            quotas: match config.redis_url.as_deref() {
+                None => limits::quota::Quotas::local(),
+                Some(url) => limits::quota::Quotas::redis(url, config.redis_timeout)
+                    .unwrap_or_else(|error| {
+                        tracing::error!(%error, "quotas are counted per replica");
+                        limits::quota::Quotas::local()
+                    }),
+            },
+            usage: limits::usage::Usage::default(),
+            usage_flush_started: std::sync::atomic::AtomicBool::new(false),
+            gateway_throttle: config
+                .gateway_throttle
+                .map(|t| Arc::new(limits::TokenBucket::new(t, std::time::Instant::now()))),
             config,
         };
         Self {
@@ -84,9 +110,10 @@ impl Proxy {
     /// tables stay. Requests in flight finish on the tables they started with.
     pub fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
         let version = snapshot.version.clone();
-        match runtime::Runtime::build(snapshot) {
+        match runtime::Runtime::build(snapshot, &self.shared.limiters) {
             Ok(runtime) => {
                 self.shared.runtime.store(Some(Arc::new(runtime)));
+                self.shared.limiters.prune();
                 self.shared.metrics.snapshot_applied(Some(&version));
                 tracing::info!(version = %version, "snapshot applied");
                 Ok(())
@@ -121,11 +148,44 @@ impl Proxy {
             gauge: Some(self.shared.metrics.active_connections.clone()),
             drain_timeout: config.drain_timeout,
         };
+        self.start_usage_flush();
         let shared = Arc::clone(&self.shared);
         server::accept_loop(listener, shutdown, settings, move |request, peer| {
             pipeline::handle(Arc::clone(&shared), request, peer, "http")
         })
         .await
+    }
+
+    /// Starts (once) the task that flushes usage counts to Redis, when Redis is configured.
+    fn start_usage_flush(&self) {
+        use std::sync::atomic::Ordering;
+        let Some(url) = self.shared.config.redis_url.clone() else {
+            return;
+        };
+        if self.shared.usage_flush_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let shared = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            let Ok(client) = redis::Client::open(url) else {
+                return;
+            };
+            let mut conn = None;
+            loop {
+                tokio::time::sleep(limits::usage::FLUSH_EVERY).await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                if conn.is_none() {
+                    conn = client.get_connection_manager().await.ok();
+                }
+                if let Some(c) = conn.as_mut()
+                    && let Err(error) = shared.usage.flush(c).await
+                {
+                    tracing::warn!(%error, "usage not flushed to redis; kept for the next flush");
+                }
+            }
+        });
     }
 
     /// Serves the admin endpoints (`/healthz`, `/readyz`, `/metrics`, `/config_dump`).

@@ -6,17 +6,20 @@
 //!    tables it started with, whatever `apply` does meanwhile).
 //! 2. [`find_stage`]: host and base path → stage; unknown → 404. Fail closed before any snapshot.
 //! 3. [`check_path`]: refuse dot segments, so a greedy route cannot be used to climb out of its
-//!    prefix upstream.
+//!    prefix upstream. Then the Api's resource policy on the client address
+//!    (`auth::check_policy`, design §4 step 3): 403 before any route is looked at.
 //! 4. [`choose_deployment`]: main or canary (percent, or sticky by header/cookie hash).
 //! 5. [`match_route`]: method + path → route, else `$default`, else
 //!    MISSING_AUTHENTICATION_TOKEN; never a backend call for an unknown route.
 //! 6. [`check_body_limit`]: 413 from `Content-Length` before reading; streamed bodies are capped.
+//!    Then `auth::authorize` (design §4 step 5): the route's authorizer, then its API key;
+//!    401/403/500 fail closed, and the authorizer's forwarded headers replace client copies.
+//!    Then [`throttle`] (design §4 step 6), which may use what authorization found.
 //! 7. [`integrate`]: MOCK answers from the gateway; HTTP_PROXY forwards (streaming both ways).
 //! 8. [`finish`]: response headers (`x-request-id`, canary marker); metrics and the access-log
 //!    line are written when the response body ends.
 //!
-//! Later steps of the design (resource policy, authorizers, throttling, validation, cache) slot
-//! in between 4 and 7.
+//! Later steps of the design (validation, cache) slot in between 6 and 7.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -121,6 +124,9 @@ async fn serve(
             Ok(request) => request,
             Err(error) => return fail(Some(&stage.api), error.into(), ex),
         };
+    if let Flow::Respond(r) = throttle(shared, stage, route, ex) {
+        return r;
+    }
     let target = Target {
         stage,
         route,
@@ -306,6 +312,32 @@ fn match_route<'d>(
                 path: stage_path.to_string(),
             };
             Flow::Respond(fail(Some(&stage.api), error, ex))
+        }
+    }
+}
+
+/// Step 5b (design §4 step 6). Takes a token from the gateway, stage and route buckets; a
+/// refusal is 429 THROTTLED with `Retry-After`, and the backend never sees the request.
+fn throttle(
+    shared: &Shared,
+    stage: &StageRuntime,
+    route: &RouteRuntime,
+    ex: &mut Exchange,
+) -> Flow<()> {
+    let gateway = shared.gateway_throttle.as_deref();
+    match crate::limits::admit(gateway, &stage.throttles, &route.key, Instant::now()) {
+        Ok(()) => Flow::Continue(()),
+        Err(wait) => {
+            let retry_after_secs = crate::limits::retry_after_seconds(wait);
+            let mut response = fail(
+                Some(&stage.api),
+                RequestError::Throttled { retry_after_secs },
+                ex,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            Flow::Respond(response)
         }
     }
 }

@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use causeway_snapshot::{RouteConflict, RouteTable};
 
+use crate::limits::{Limiters, StageThrottles};
 use crate::router::{Glob, HostRoutes, HostTable, Rule};
 
 /// Why a snapshot cannot be applied. The snapshot is rejected whole; the old one stays.
@@ -95,6 +96,8 @@ pub(crate) struct StageRuntime {
     pub main: DeploymentRuntime,
     pub canary: Option<CanaryRuntime>,
     pub access_log: AccessLog,
+    /// The stage's and its routes' token buckets (kept across swaps when unchanged).
+    pub throttles: StageThrottles,
 }
 
 /// The canary of a stage.
@@ -164,7 +167,7 @@ impl BackendRuntime {
 
 impl Runtime {
     /// Builds every table; any invalid piece rejects the snapshot.
-    pub fn build(snapshot: Snapshot) -> Result<Self, ApplyError> {
+    pub fn build(snapshot: Snapshot, limiters: &Limiters) -> Result<Self, ApplyError> {
         let backends: HashMap<String, Arc<BackendRuntime>> = snapshot
             .backends
             .iter()
@@ -203,6 +206,7 @@ impl Runtime {
                 main,
                 canary,
                 access_log: stage.access_log.clone(),
+                throttles: StageThrottles::build(stage, limiters),
             });
         }
         let lookup_stage = |host: &str, stage: &str| {

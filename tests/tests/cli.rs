@@ -113,3 +113,45 @@ fn validate_reports_an_unreadable_file_by_name_and_exits_two() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_same_object_in_two_files_is_an_error_naming_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = "apiVersion: causeway.dev/v1alpha1\nkind: Api\nmetadata: {name: shop, namespace: default}\nspec: {}\n";
+    std::fs::write(dir.path().join("one.yaml"), api).unwrap();
+    std::fs::write(dir.path().join("two.yaml"), api).unwrap();
+    let out = Command::new(bin("causeway"))
+        .args(["validate", "-f", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("Api default/shop is defined twice")
+            && stderr.contains("one.yaml")
+            && stderr.contains("two.yaml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn standalone_refuses_to_start_on_a_path_that_does_not_exist() {
+    let out = Command::new(bin("causeway"))
+        .args([
+            "standalone",
+            "-f",
+            "/nonexistent/causeway-config",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/causeway-config does not exist"),
+        "{stderr}"
+    );
+}

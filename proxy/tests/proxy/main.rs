@@ -4,7 +4,9 @@ mod support;
 
 mod admin;
 mod auth;
+mod canary;
 mod failures;
 mod forwarding;
 mod routing;
 mod swap;
+mod throttling;

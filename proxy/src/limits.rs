@@ -1,0 +1,307 @@
+//! Throttling: token buckets at the gateway, stage and route levels (usage-plan and per-key
+//! levels join them when API keys are resolved). The strictest level applies: a request takes a
+//! token from every level that has a bucket, and if one level refuses, the tokens already taken
+//! are given back, so a refusal at one level never costs another.
+//!
+//! Buckets outlive snapshots: they live in a [`Limiters`] registry keyed by their scope *and*
+//! settings, held weakly. Building new tables asks the registry first, so a swap that keeps a
+//! level's rate and burst keeps its bucket (and its count); a changed setting starts a fresh
+//! bucket; a bucket no table holds any more is dropped with the last table that held it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+// Wired into the pipeline once API keys identify callers (the auth work); until then only
+// tests and the admin `/usage` endpoint reach it.
+#[allow(dead_code)]
+pub(crate) mod quota;
+pub mod usage;
+
+use causeway_snapshot::{StageConfig, Throttle};
+
+/// A token bucket: `rate` tokens per second, at most `burst` stored. Starts full.
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    state: Mutex<BucketState>,
+}
+
+#[derive(Debug)]
+struct BucketState {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(throttle: Throttle, now: Instant) -> Self {
+        let burst = f64::from(throttle.burst);
+        Self {
+            rate: throttle.rate.max(0.0),
+            burst,
+            state: Mutex::new(BucketState {
+                tokens: burst,
+                updated: now,
+            }),
+        }
+    }
+
+    /// Takes one token, or says how long until one is available.
+    pub(crate) fn try_take(&self, now: Instant) -> Result<(), Duration> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let elapsed = now.saturating_duration_since(state.updated).as_secs_f64();
+        state.tokens = (state.tokens + elapsed * self.rate).min(self.burst);
+        state.updated = now.max(state.updated);
+        if state.tokens >= 1.0 {
+            state.tokens -= 1.0;
+            return Ok(());
+        }
+        if self.rate <= 0.0 {
+            // A zero rate never refills: say "a long time" rather than divide by zero.
+            return Err(Duration::from_secs(3600));
+        }
+        Err(Duration::from_secs_f64((1.0 - state.tokens) / self.rate))
+    }
+
+    /// Gives back a token taken by [`TokenBucket::try_take`] (another level refused).
+    pub(crate) fn refund(&self) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.tokens = (state.tokens + 1.0).min(self.burst);
+    }
+}
+
+/// What identifies a bucket across snapshots: its scope and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct BucketKey {
+    scope: String,
+    rate_bits: u64,
+    burst: u32,
+}
+
+/// The registry of live buckets (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Limiters {
+    buckets: Mutex<HashMap<BucketKey, Weak<TokenBucket>>>,
+}
+
+impl Limiters {
+    /// The bucket for this scope and settings: the live one if any, else a new, full one.
+    pub(crate) fn bucket(&self, scope: String, throttle: Throttle) -> Arc<TokenBucket> {
+        let key = BucketKey {
+            scope,
+            rate_bits: throttle.rate.to_bits(),
+            burst: throttle.burst,
+        };
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(live) = buckets.get(&key).and_then(Weak::upgrade) {
+            return live;
+        }
+        let bucket = Arc::new(TokenBucket::new(throttle, Instant::now()));
+        buckets.insert(key, Arc::downgrade(&bucket));
+        bucket
+    }
+
+    /// Forgets buckets no table holds any more.
+    pub(crate) fn prune(&self) {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        buckets.retain(|_, weak| weak.strong_count() > 0);
+    }
+
+    /// Buckets alive now (for tests and metrics).
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
+        self.buckets
+            .lock()
+            .map(|b| b.values().filter(|w| w.strong_count() > 0).count())
+            .unwrap_or(0)
+    }
+}
+
+/// The buckets of one stage: its own, and one per throttled route key (shared by the main and
+/// canary deployments, since a route's limit is the stage's, whoever serves it).
+#[derive(Debug, Default)]
+pub(crate) struct StageThrottles {
+    stage: Option<Arc<TokenBucket>>,
+    routes: HashMap<String, Arc<TokenBucket>>,
+}
+
+impl StageThrottles {
+    /// Resolves the stage's buckets from the registry.
+    pub(crate) fn build(stage: &StageConfig, limiters: &Limiters) -> Self {
+        let stage_bucket = stage
+            .throttle
+            .map(|t| limiters.bucket(format!("stage {}", stage.id), t));
+        let mut routes = HashMap::new();
+        let deployments =
+            std::iter::once(&stage.main).chain(stage.canary.as_ref().map(|c| &c.deployment));
+        for deployment in deployments {
+            for route in &deployment.routes {
+                if let Some(t) = route.throttle
+                    && !routes.contains_key(&route.key)
+                {
+                    let scope = format!("route {} {}", stage.id, route.key);
+                    routes.insert(route.key.clone(), limiters.bucket(scope, t));
+                }
+            }
+        }
+        Self {
+            stage: stage_bucket,
+            routes,
+        }
+    }
+
+    /// Whether this stage throttles at all (saves the route lookup when it does not).
+    fn is_empty(&self) -> bool {
+        self.stage.is_none() && self.routes.is_empty()
+    }
+}
+
+/// Takes a token at every level that has a bucket, from the widest to the narrowest; on the
+/// first refusal gives the taken ones back and says how long until the refusing level admits.
+pub(crate) fn admit(
+    gateway: Option<&TokenBucket>,
+    stage: &StageThrottles,
+    route_key: &str,
+    now: Instant,
+) -> Result<(), Duration> {
+    if gateway.is_none() && stage.is_empty() {
+        return Ok(());
+    }
+    let levels = [
+        gateway,
+        stage.stage.as_deref(),
+        stage.routes.get(route_key).map(|b| &**b),
+    ];
+    let mut taken: Vec<&TokenBucket> = Vec::with_capacity(levels.len());
+    for bucket in levels.into_iter().flatten() {
+        match bucket.try_take(now) {
+            Ok(()) => taken.push(bucket),
+            Err(wait) => {
+                for t in taken {
+                    t.refund();
+                }
+                return Err(wait);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `Retry-After` in whole seconds, at least 1 (a client told 0 would retry at once).
+pub(crate) fn retry_after_seconds(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttle(rate: f64, burst: u32) -> Throttle {
+        Throttle { rate, burst }
+    }
+
+    /// Closed-loop load at `factor` × the rate for `secs` of simulated time, one attempt every
+    /// `1 / (rate × factor)` seconds; returns how many were admitted.
+    fn admitted(rate: f64, burst: u32, factor: f64, secs: f64) -> u64 {
+        let start = Instant::now();
+        let bucket = TokenBucket::new(throttle(rate, burst), start);
+        let attempts = (rate * factor * secs) as u64;
+        let step = 1.0 / (rate * factor);
+        (0..attempts)
+            .filter(|i| {
+                let now = start + Duration::from_secs_f64(*i as f64 * step);
+                bucket.try_take(now).is_ok()
+            })
+            .count() as u64
+    }
+
+    #[test]
+    fn admitted_requests_stay_within_rate_times_time_plus_burst_at_every_rate() {
+        for rate in [10.0, 100.0, 1_000.0, 5_000.0] {
+            let burst = (rate / 2.0) as u32;
+            let secs = 30.0;
+            let got = admitted(rate, burst, 3.0, secs) as f64;
+            let bound = rate * secs + f64::from(burst);
+            let ratio = got / bound;
+            assert!(
+                (0.98..=1.0).contains(&ratio),
+                "rate {rate}: admitted {got} of bound {bound} ({ratio:.4})"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_request_says_how_long_until_a_token_and_retry_after_rounds_up() {
+        let start = Instant::now();
+        let bucket = TokenBucket::new(throttle(2.0, 1), start);
+        assert!(bucket.try_take(start).is_ok());
+        let wait = bucket.try_take(start).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-9, "{wait:?}");
+        assert_eq!(retry_after_seconds(wait), 1);
+        assert!(bucket.try_take(start + Duration::from_millis(500)).is_ok());
+        let never = TokenBucket::new(throttle(0.0, 0), start);
+        assert_eq!(
+            retry_after_seconds(never.try_take(start).unwrap_err()),
+            3600
+        );
+    }
+
+    #[test]
+    fn a_refusal_at_a_narrow_level_gives_back_the_wider_levels_token() {
+        let limiters = Limiters::default();
+        let now = Instant::now();
+        let gateway = limiters.bucket("gateway".into(), throttle(0.0, 5));
+        let stage = StageThrottles {
+            stage: None,
+            routes: HashMap::from([(
+                "GET /x".to_string(),
+                limiters.bucket("r".into(), throttle(0.0, 1)),
+            )]),
+        };
+        assert!(admit(Some(&gateway), &stage, "GET /x", now).is_ok());
+        for _ in 0..3 {
+            assert!(admit(Some(&gateway), &stage, "GET /x", now).is_err());
+        }
+        // The gateway spent one token (the admitted request), not four.
+        for _ in 0..4 {
+            assert!(admit(Some(&gateway), &StageThrottles::default(), "GET /y", now).is_ok());
+        }
+        assert!(admit(Some(&gateway), &StageThrottles::default(), "GET /y", now).is_err());
+    }
+
+    #[test]
+    fn the_registry_keeps_a_bucket_while_its_settings_are_unchanged_and_drops_it_when_unheld() {
+        let limiters = Limiters::default();
+        let now = Instant::now();
+        let first = limiters.bucket("stage a".into(), throttle(0.0, 2));
+        assert!(first.try_take(now).is_ok());
+        let same = limiters.bucket("stage a".into(), throttle(0.0, 2));
+        assert!(
+            Arc::ptr_eq(&first, &same),
+            "unchanged settings keep the bucket and its count"
+        );
+        assert!(same.try_take(now).is_ok());
+        assert!(
+            same.try_take(now).is_err(),
+            "the two takes above shared one bucket"
+        );
+        let changed = limiters.bucket("stage a".into(), throttle(0.0, 3));
+        assert!(!Arc::ptr_eq(&first, &changed));
+        drop((first, same, changed));
+        limiters.prune();
+        assert_eq!(limiters.live(), 0);
+    }
+}
