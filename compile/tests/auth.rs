@@ -303,3 +303,17 @@ fn routes_without_authorizers_keep_their_deployment_ids() {
     let after = with_base(JWT.split("---").next().unwrap_or_default());
     assert_eq!(before.deployments[0].id, after.deployments[0].id);
 }
+
+#[test]
+fn an_api_reading_keys_from_an_authorizer_is_refused_until_that_is_built() {
+    let c = with_base(
+        r#"
+apiVersion: causeway.dev/v1alpha1
+kind: Api
+metadata: {name: keyed, namespace: shop}
+spec: {apiKeySource: AUTHORIZER}
+"#,
+    );
+    assert_refused(&c, Kind::Api, "keyed", reasons::UNSUPPORTED_FEATURE);
+    assert_base_served(&c);
+}
