@@ -34,6 +34,8 @@ pub(crate) struct AccessRecord {
     pub integration_error_message: Option<String>,
     /// `$context.identity.apiKeyId`: the id of the API key (never the key).
     pub api_key_id: Option<String>,
+    /// The usage plan of that key (drives the plan's throttle, quota and usage counts).
+    pub usage_plan_id: Option<String>,
     /// `$context.authorizer.principalId`.
     pub principal_id: Option<String>,
 }

@@ -417,6 +417,7 @@ pub(crate) async fn authorize(
             .ok_or(AuthError::InvalidApiKey)?;
         principal.api_key_id = Some(found.id.clone());
         record.api_key_id = Some(found.id.clone());
+        record.usage_plan_id = Some(found.plan.clone());
     }
     if let Some(authorizer) = authorizer {
         set_forward_headers(&mut parts.headers, &authorizer, &principal, target.peer);

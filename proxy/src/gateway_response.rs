@@ -83,6 +83,15 @@ pub enum RequestError {
         /// Seconds until the refusing level admits again (`Retry-After`).
         retry_after_secs: u64,
     },
+    /// The API key's quota is used up for this period.
+    #[error("quota exceeded; the next period starts in {retry_after_secs} s")]
+    QuotaExceeded {
+        /// Seconds until the next quota period.
+        retry_after_secs: u64,
+    },
+    /// The shared counter store is unreachable and the usage plan fails closed.
+    #[error("usage counting is unavailable and the usage plan fails closed")]
+    QuotaUnavailable,
     /// The upstream request could not be built (bad path or header from a template).
     #[error("cannot build the upstream request: {0}")]
     BuildRequest(String),
@@ -98,7 +107,9 @@ impl RequestError {
             Self::NoRoute { .. }
             | Self::BodyTooLarge { .. }
             | Self::BadPath(_)
-            | Self::Throttled { .. } => Fault::Client,
+            | Self::Throttled { .. }
+            | Self::QuotaExceeded { .. } => Fault::Client,
+            Self::QuotaUnavailable => Fault::Internal,
             Self::UpstreamTimeout { .. }
             | Self::UpstreamConnect { .. }
             | Self::UpstreamFailed { .. }
@@ -152,6 +163,18 @@ pub fn classify(error: &RequestError) -> Classified {
             StatusCode::TOO_MANY_REQUESTS,
             None,
             "Too Many Requests",
+        ),
+        RequestError::QuotaExceeded { .. } => (
+            K::QuotaExceeded,
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            "Limit Exceeded",
+        ),
+        RequestError::QuotaUnavailable => (
+            K::Default5xx,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(StatusCode::SERVICE_UNAVAILABLE),
+            "Service Unavailable",
         ),
         RequestError::UpstreamTimeout { .. } => (
             K::IntegrationTimeout,

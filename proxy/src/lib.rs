@@ -52,7 +52,6 @@ pub(crate) struct Shared {
     /// The gateway-wide bucket, if configured.
     gateway_throttle: Option<Arc<limits::TokenBucket>>,
     /// Quota counters (Redis-shared or local).
-    #[allow(dead_code)]
     quotas: limits::quota::Quotas,
     /// Usage per key per day.
     usage: limits::usage::Usage,
@@ -150,10 +149,13 @@ impl Proxy {
         };
         self.start_usage_flush();
         let shared = Arc::clone(&self.shared);
-        server::accept_loop(listener, shutdown, settings, move |request, peer| {
+        let served = server::accept_loop(listener, shutdown, settings, move |request, peer| {
             pipeline::handle(Arc::clone(&shared), request, peer, "http")
         })
-        .await
+        .await;
+        // Give unspent quota leases back, so the other replicas can spend them.
+        self.shared.quotas.release().await;
+        served
     }
 
     /// Starts (once) the task that flushes usage counts to Redis, when Redis is configured.

@@ -124,7 +124,7 @@ async fn serve(
             Ok(request) => request,
             Err(error) => return fail(Some(&stage.api), error.into(), ex),
         };
-    if let Flow::Respond(r) = throttle(shared, stage, route, ex) {
+    if let Flow::Respond(r) = throttle(shared, runtime, stage, route, ex).await {
         return r;
     }
     let target = Target {
@@ -316,29 +316,89 @@ fn match_route<'d>(
     }
 }
 
-/// Step 5b (design §4 step 6). Takes a token from the gateway, stage and route buckets; a
-/// refusal is 429 THROTTLED with `Retry-After`, and the backend never sees the request.
-fn throttle(
+/// Design §4 step 6, after authorization. Throttles from the widest level to the narrowest —
+/// gateway, stage, route, then the caller's usage plan (the key's bucket, the key's bucket for
+/// this route) — then the key's quota, counted only for requests every throttle admitted. Any
+/// refusal gives back the tokens already taken, answers 429 with `Retry-After` (THROTTLED or
+/// QUOTA_EXCEEDED), and the backend never sees the request. Keyed requests are counted in the
+/// usage report either way.
+async fn throttle(
     shared: &Shared,
+    runtime: &Runtime,
     stage: &StageRuntime,
     route: &RouteRuntime,
     ex: &mut Exchange,
 ) -> Flow<()> {
+    let now = Instant::now();
     let gateway = shared.gateway_throttle.as_deref();
-    match crate::limits::admit(gateway, &stage.throttles, &route.key, Instant::now()) {
-        Ok(()) => Flow::Continue(()),
-        Err(wait) => {
-            let retry_after_secs = crate::limits::retry_after_seconds(wait);
-            let mut response = fail(
-                Some(&stage.api),
-                RequestError::Throttled { retry_after_secs },
-                ex,
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            Flow::Respond(response)
+    let key = match (&ex.record.usage_plan_id, &ex.record.api_key_id) {
+        (Some(plan), Some(key)) => runtime.plans.key(plan, key),
+        _ => None,
+    };
+    let mut refusal = match crate::limits::admit(gateway, &stage.throttles, &route.key, now) {
+        Err(wait) => Some(throttled(wait)),
+        Ok(()) => match key {
+            Some((limits, _)) => match limits.admit(&stage.id, &route.key, now) {
+                Ok(()) => None,
+                Err(wait) => {
+                    crate::limits::refund(gateway, &stage.throttles, &route.key);
+                    Some(throttled(wait))
+                }
+            },
+            None => None,
+        },
+    };
+    if refusal.is_none()
+        && let Some((limits, fail_closed)) = key
+        && let Some(rule) = limits.quota
+    {
+        use crate::limits::quota::QuotaDecision;
+        let verdict = shared
+            .quotas
+            .admit(&limits.scope, rule, !fail_closed, SystemTime::now())
+            .await;
+        let error = match verdict {
+            QuotaDecision::Admitted => None,
+            QuotaDecision::Exceeded { retry_after } => Some(RequestError::QuotaExceeded {
+                retry_after_secs: crate::limits::retry_after_seconds(retry_after),
+            }),
+            QuotaDecision::Unavailable => Some(RequestError::QuotaUnavailable),
+        };
+        if error.is_some() {
+            crate::limits::refund(gateway, &stage.throttles, &route.key);
+            limits.refund(&stage.id, &route.key);
         }
+        refusal = error;
+    }
+    if let Some((limits, _)) = key {
+        let day = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() / 86_400)
+            .unwrap_or(0);
+        shared
+            .usage
+            .record(&limits.plan, &limits.key, day, refusal.is_none());
+    }
+    let Some(error) = refusal else {
+        return Flow::Continue(());
+    };
+    let retry_after = match &error {
+        RequestError::Throttled { retry_after_secs }
+        | RequestError::QuotaExceeded { retry_after_secs } => Some(*retry_after_secs),
+        _ => None,
+    };
+    let mut response = fail(Some(&stage.api), error, ex);
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    Flow::Respond(response)
+}
+
+fn throttled(wait: std::time::Duration) -> RequestError {
+    RequestError::Throttled {
+        retry_after_secs: crate::limits::retry_after_seconds(wait),
     }
 }
 

@@ -84,6 +84,8 @@ pub(crate) struct Runtime {
     pub stages: Vec<StageRuntime>,
     /// Resource policies, API keys and authorizers.
     pub auth: crate::auth::AuthTables,
+    /// Usage plans' throttles and quotas per key.
+    pub plans: crate::limits::PlanLimits,
 }
 
 /// One stage.
@@ -257,8 +259,10 @@ impl Runtime {
             hosts.push((host.hostname.clone(), HostRoutes { rules, mappings }));
         }
         let auth = crate::auth::AuthTables::build(&snapshot, &backends)?;
+        let plans = crate::limits::PlanLimits::build(&snapshot.usage_plans, limiters);
         Ok(Self {
             auth,
+            plans,
             snapshot: Arc::new(snapshot),
             hosts: HostTable::new(hosts),
             stages,

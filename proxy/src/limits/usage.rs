@@ -41,7 +41,6 @@ pub(crate) struct Usage {
 
 impl Usage {
     /// Counts one request of `key` in `plan` on `day`.
-    #[allow(dead_code)] // called by the pipeline once API keys identify callers
     pub(crate) fn record(&self, plan: &str, key: &str, day: u64, admitted: bool) {
         let slot = (plan.to_string(), key.to_string(), day);
         for map in [&self.totals, &self.pending] {

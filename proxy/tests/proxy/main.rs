@@ -7,6 +7,7 @@ mod auth;
 mod canary;
 mod failures;
 mod forwarding;
+mod quotas;
 mod routing;
 mod swap;
 mod throttling;
