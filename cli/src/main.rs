@@ -5,6 +5,7 @@
 mod files;
 mod logging;
 mod standalone;
+mod usage;
 mod validate;
 
 use std::path::PathBuf;
@@ -38,6 +39,9 @@ enum Command {
     Validate(ValidateArgs),
     /// Print the CustomResourceDefinitions (YAML) generated from the Rust types.
     Crds,
+    /// Requests admitted and throttled per API key per day for a usage plan (API Gateway's
+    /// GetUsage), from the shared Redis or from one proxy's admin endpoint.
+    Usage(usage::UsageArgs),
 }
 
 /// Where resources come from and how they are compiled.
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Validate(args) => validate::run(&args.source, &args.output),
+        Command::Usage(args) => usage::run(args),
         Command::Standalone(args) => {
             logging::init(&cli.log);
             let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -35,6 +35,7 @@ pub use auth::{AuthApplyError, AuthError};
 pub use body::{BoxError, ProxyBody};
 pub use config::*;
 pub use gateway_response::{Classified, Fault, RequestError, classify};
+pub use limits::usage;
 pub use metrics::NONE_LABEL;
 pub use runtime::ApplyError;
 

@@ -19,7 +19,7 @@ pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(5);
 pub(crate) const RETENTION_DAYS: u64 = 90;
 
 /// Counts of one key on one day.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DayUsage {
     /// Requests admitted.
     pub admitted: u64,
@@ -161,7 +161,7 @@ impl UsageReport {
 }
 
 /// `YYYY-MM-DD` of a day number.
-pub(crate) fn date(day: u64) -> String {
+pub fn date(day: u64) -> String {
     let (y, m, d) = super::quota::civil_from_days(day as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
