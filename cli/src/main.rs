@@ -4,6 +4,7 @@
 
 mod files;
 mod logging;
+mod proxy_args;
 mod standalone;
 mod validate;
 
@@ -71,6 +72,8 @@ struct StandaloneArgs {
     /// Access log destination: `stdout` or `off`.
     #[arg(long, env = "CAUSEWAY_ACCESS_LOG", default_value = "stdout")]
     access_log: String,
+    #[command(flatten)]
+    proxy: proxy_args::ProxyArgs,
 }
 
 #[derive(Args, Debug)]

@@ -30,10 +30,10 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         "off" => AccessLogSink::Discard,
         other => anyhow::bail!("--access-log must be `stdout` or `off`, not {other:?}"),
     };
-    let proxy = Proxy::new(ProxyConfig {
+    let proxy = Proxy::new(args.proxy.config(ProxyConfig {
         access_log,
         ..ProxyConfig::default()
-    });
+    }));
     let traffic = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;

@@ -40,9 +40,28 @@ pub enum RequestError {
         /// The limit in bytes.
         limit: u64,
     },
-    /// The request path has dot segments or is not absolute.
-    #[error("request path {0:?} is not a normalized absolute path")]
-    BadPath(String),
+    /// The request path is refused by the path policy (`hygiene`).
+    #[error("request path {path:?} is refused: {reason}")]
+    BadPath {
+        /// The path as sent.
+        path: String,
+        /// Which rule refused it.
+        reason: crate::hygiene::PathRejection,
+    },
+    /// `Host` is duplicated, invalid, or disagrees with the request authority.
+    #[error("bad host: {0}")]
+    BadHost(#[from] crate::hygiene::HostRejection),
+    /// The request target is longer than the proxy allows.
+    #[error("request target of {len} bytes is longer than {limit}")]
+    UriTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The client stopped sending its body.
+    #[error("{0}")]
+    BodyTimeout(crate::limits::BodyIdleTimeout),
     /// The backend did not send a response head in time.
     #[error("backend {backend} did not answer within {timeout_ms} ms")]
     UpstreamTimeout {
@@ -86,7 +105,12 @@ impl RequestError {
     /// Whose fault it is.
     pub fn fault(&self) -> Fault {
         match self {
-            Self::NoRoute { .. } | Self::BodyTooLarge { .. } | Self::BadPath(_) => Fault::Client,
+            Self::NoRoute { .. }
+            | Self::BodyTooLarge { .. }
+            | Self::BadPath { .. }
+            | Self::BadHost(_)
+            | Self::UriTooLong { .. }
+            | Self::BodyTimeout(_) => Fault::Client,
             Self::UpstreamTimeout { .. }
             | Self::UpstreamConnect { .. }
             | Self::UpstreamFailed { .. }
@@ -125,11 +149,23 @@ pub fn classify(error: &RequestError) -> Classified {
             None,
             "Request Entity Too Large",
         ),
-        RequestError::BadPath(_) => (
+        RequestError::BadPath { .. } | RequestError::BadHost(_) => (
             K::Default4xx,
             StatusCode::BAD_REQUEST,
             Some(StatusCode::BAD_REQUEST),
             "Bad Request",
+        ),
+        RequestError::UriTooLong { .. } => (
+            K::Default4xx,
+            StatusCode::URI_TOO_LONG,
+            Some(StatusCode::URI_TOO_LONG),
+            "Request-URI Too Long",
+        ),
+        RequestError::BodyTimeout(_) => (
+            K::Default4xx,
+            StatusCode::REQUEST_TIMEOUT,
+            Some(StatusCode::REQUEST_TIMEOUT),
+            "Request Timeout",
         ),
         RequestError::UpstreamTimeout { .. } => (
             K::IntegrationTimeout,

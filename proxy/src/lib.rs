@@ -14,6 +14,8 @@ mod admin;
 mod body;
 mod config;
 mod gateway_response;
+pub mod hygiene;
+mod limits;
 mod metrics;
 pub mod pipeline;
 mod router;

@@ -4,9 +4,10 @@
 //!
 //! 1. [`begin`]: request id, timers, the runtime tables (loaded once: a request finishes on the
 //!    tables it started with, whatever `apply` does meanwhile).
-//! 2. [`find_stage`]: host and base path → stage; unknown → 404. Fail closed before any snapshot.
-//! 3. [`check_path`]: refuse dot segments, so a greedy route cannot be used to climb out of its
-//!    prefix upstream.
+//! 2. [`sanitize`]: request-target length (414), `Host` (400), the one path normalization
+//!    (`hygiene`; 400 when refused). The normalized path replaces the request's, so every later
+//!    step and the backend see the same path.
+//! 3. [`find_stage`]: host and base path → stage; unknown → 404. Fail closed before any snapshot.
 //! 4. [`choose_deployment`]: main or canary (percent, or sticky by header/cookie hash).
 //! 5. [`match_route`]: method + path → route, else `$default`, else
 //!    MISSING_AUTHENTICATION_TOKEN; never a backend call for an unknown route.
@@ -18,6 +19,7 @@
 //! Later steps of the design (resource policy, authorizers, throttling, validation, cache) slot
 //! in between 4 and 7.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -25,7 +27,7 @@ use std::time::{Instant, SystemTime};
 use causeway_snapshot::{ApiConfig, Sticky};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 
@@ -33,6 +35,8 @@ use crate::Shared;
 use crate::access_log::AccessRecord;
 use crate::body::{ObservedBody, ProxyBody, full};
 use crate::gateway_response::{Fault, RequestError, ResponseContext, classify, fixed_json, render};
+use crate::hygiene;
+use crate::limits::{BodyIdleTimeout, IdleTimeoutBody, caused_by};
 use crate::metrics::{NONE_LABEL, RequestLabels, status_class};
 use crate::runtime::{DeploymentRuntime, IntegrationRuntime, RouteRuntime, Runtime, StageRuntime};
 use crate::upstream::{Forwarding, X_REQUEST_ID};
@@ -81,18 +85,18 @@ pub(crate) async fn handle(
 async fn serve(
     shared: &Shared,
     runtime: &Runtime,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     peer: SocketAddr,
     proto: &'static str,
     ex: &mut Exchange,
 ) -> Response<ProxyBody> {
+    if let Flow::Respond(r) = sanitize(shared, &mut request, ex) {
+        return r;
+    }
     let (stage, stage_path) = match find_stage(runtime, &request, ex) {
         Flow::Respond(r) => return r,
         Flow::Continue(found) => found,
     };
-    if let Flow::Respond(r) = check_path(&stage.api, request.uri().path(), ex) {
-        return r;
-    }
     let deployment = choose_deployment(stage, request.headers(), ex);
     let (route, params) = match match_route(stage, deployment, &request, &stage_path, ex) {
         Flow::Respond(r) => return r,
@@ -160,7 +164,7 @@ fn no_configuration() -> Response<ProxyBody> {
     r
 }
 
-/// Step 2. Finds the stage by host (port ignored) and base path or routing rule, and returns
+/// Step 3. Finds the stage by host (port ignored) and base path or routing rule, and returns
 /// the path with the base path removed. May answer 404 (no Api is known yet, so the body is
 /// fixed).
 fn find_stage<'r>(
@@ -201,16 +205,39 @@ fn request_host(request: &Request<Incoming>) -> Option<String> {
     Some(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
-/// Step 3. Refuses paths that are not absolute or contain `.`/`..` segments (also
-/// percent-encoded), with 400.
-fn check_path(api: &ApiConfig, path: &str, ex: &mut Exchange) -> Flow<()> {
-    let dotted = path.split('/').any(|segment| {
-        let s = segment.to_ascii_lowercase().replace("%2e", ".");
-        s == "." || s == ".."
-    });
-    if dotted || !path.starts_with('/') {
-        return Flow::Respond(fail(Some(api), RequestError::BadPath(path.to_string()), ex));
+/// Step 2. Refuses an over-long request target (414) and a duplicated or conflicting `Host`
+/// (400), then normalizes the path (`hygiene::normalize_path`) and writes it back into the
+/// request, or refuses it (400). Runs before the Api is known, so answers use the default
+/// gateway responses.
+fn sanitize(shared: &Shared, request: &mut Request<Incoming>, ex: &mut Exchange) -> Flow<()> {
+    let target_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    let limit = shared.config.max_uri_bytes;
+    if target_len > limit {
+        let error = RequestError::UriTooLong {
+            len: target_len,
+            limit,
+        };
+        return Flow::Respond(fail(None, error, ex));
     }
+    if let Err(rejection) = hygiene::check_host(request) {
+        return Flow::Respond(fail(None, rejection.into(), ex));
+    }
+    let normalized = match hygiene::normalize_path(request.uri().path()) {
+        Ok(Cow::Borrowed(_)) => return Flow::Continue(()),
+        Ok(Cow::Owned(path)) => path,
+        Err(reason) => {
+            let path = request.uri().path().to_string();
+            return Flow::Respond(fail(None, RequestError::BadPath { path, reason }, ex));
+        }
+    };
+    if let Err(e) = hygiene::set_path(request, &normalized) {
+        let error = RequestError::BuildRequest(format!("normalized path: {e}"));
+        return Flow::Respond(fail(None, error, ex));
+    }
+    ex.record.path = normalized;
     Flow::Continue(())
 }
 
@@ -357,9 +384,12 @@ async fn integrate(
                 .map(str::to_string)
         });
     let limit = usize::try_from(target.limit).unwrap_or(usize::MAX);
-    let request = request.map(|body| Limited::new(body, limit).boxed_unsync());
+    let idle = shared.config.body_idle_timeout;
+    let request =
+        request.map(|body| Limited::new(IdleTimeoutBody::new(body, idle), limit).boxed_unsync());
     let fwd = Forwarding {
         peer,
+        trusted_hop: hygiene::is_trusted(&shared.config.trusted_hops, peer.ip()),
         proto,
         original_host: original_host.as_deref(),
         stage_path: target.stage_path,
@@ -377,25 +407,22 @@ async fn integrate(
             ex.record.integration_status = Some(upstream.status);
             upstream.response
         }
-        Err(RequestError::UpstreamFailed { source, .. }) if is_length_limit(source.as_ref()) => {
+        Err(RequestError::UpstreamFailed { source, .. })
+            if caused_by::<LengthLimitError>(source.as_ref()) =>
+        {
             let error = RequestError::BodyTooLarge {
                 limit: target.limit,
             };
             fail(Some(&target.stage.api), error, ex)
         }
+        Err(RequestError::UpstreamFailed { source, .. })
+            if caused_by::<BodyIdleTimeout>(source.as_ref()) =>
+        {
+            let error = RequestError::BodyTimeout(BodyIdleTimeout(idle));
+            fail(Some(&target.stage.api), error, ex)
+        }
         Err(error) => fail(Some(&target.stage.api), error, ex),
     }
-}
-
-fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
 }
 
 /// Renders the gateway response for an error and notes it for the access log.

@@ -21,9 +21,6 @@ use crate::runtime::HttpProxyRuntime;
 
 /// `X-Request-Id`, kept from the client or generated, sent upstream and back.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), besides those
 /// named in `Connection`.
@@ -46,6 +43,8 @@ pub(crate) struct Upstream {
 /// What the pipeline knows about the downstream request that upstream rewriting needs.
 pub(crate) struct Forwarding<'a> {
     pub peer: SocketAddr,
+    /// Whether the peer is a trusted hop (its forwarding headers are kept).
+    pub trusted_hop: bool,
     /// `http` or `https` as the client connected.
     pub proto: &'static str,
     /// The `Host` (or `:authority`) the client sent.
@@ -125,14 +124,13 @@ impl Upstream {
         let headers = request.headers_mut();
         remove_hop_by_hop(headers);
         headers.insert(header::HOST, backend.authority.clone());
-        append_forwarded_for(headers, fwd.peer);
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto));
-        if let Some(host) = fwd
-            .original_host
-            .and_then(|h| HeaderValue::from_str(h).ok())
-        {
-            headers.insert(X_FORWARDED_HOST, host);
-        }
+        crate::hygiene::set_forwarding_headers(
+            headers,
+            fwd.peer,
+            fwd.trusted_hop,
+            fwd.proto,
+            fwd.original_host,
+        );
         headers.insert(X_REQUEST_ID, fwd.request_id.clone());
         for (name, value) in &integration.request_headers {
             headers.insert(name.clone(), value.clone());
@@ -197,23 +195,6 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .collect();
     for name in proxy {
         headers.remove(name);
-    }
-}
-
-fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let ip = peer.ip().to_string();
-    let prior: Vec<&str> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let value = if prior.is_empty() {
-        ip
-    } else {
-        format!("{}, {ip}", prior.join(", "))
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(X_FORWARDED_FOR, value);
     }
 }
 

@@ -86,7 +86,8 @@ async fn hop_by_hop_headers_are_removed_and_forwarding_headers_are_set() {
         assert!(!h.contains_key(gone), "{gone} was forwarded");
     }
     assert_eq!(h["x-end-to-end"], "kept");
-    assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    // The client is not a trusted hop: its X-Forwarded-For is replaced, not extended.
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], "api.test:8080");
     assert_eq!(h["host"], "pets.default.svc");

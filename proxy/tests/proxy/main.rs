@@ -5,5 +5,7 @@ mod support;
 mod admin;
 mod failures;
 mod forwarding;
+mod hygiene;
+mod limits;
 mod routing;
 mod swap;

@@ -203,11 +203,16 @@ pub struct TestProxy {
 impl TestProxy {
     /// A proxy with no snapshot applied.
     pub async fn start() -> Self {
+        Self::start_with(ProxyConfig::default()).await
+    }
+
+    /// A proxy with these settings (its access log is always kept in memory).
+    pub async fn start_with(config: ProxyConfig) -> Self {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let config = ProxyConfig {
             access_log: AccessLogSink::Memory(logs.clone()),
             drain_timeout: Duration::from_secs(1),
-            ..ProxyConfig::default()
+            ..config
         };
         let proxy = Proxy::new(config);
         let traffic = TcpListener::bind("127.0.0.1:0")
@@ -245,6 +250,23 @@ impl TestProxy {
         }
     }
 
+    /// A proxy with these settings serving `snapshot`.
+    pub async fn with_config(config: ProxyConfig, snapshot: Snapshot) -> Self {
+        let proxy = Self::start_with(config).await;
+        proxy.proxy.apply(snapshot).expect("snapshot applies");
+        proxy
+    }
+
+    /// The access-log lines so far, parsed as JSON.
+    pub fn log_json(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     pub async fn with_snapshot(snapshot: Snapshot) -> Self {
         let proxy = Self::start().await;
         proxy.proxy.apply(snapshot).expect("snapshot applies");
@@ -256,6 +278,11 @@ impl TestProxy {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `http://{HOST}:{port}{path}`: for clients that resolve every name to loopback.
+    pub fn host_url(&self, path: &str) -> String {
+        format!("http://{HOST}:{}{path}", self.addr.port())
+    }
+
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin)
     }
@@ -263,16 +290,56 @@ impl TestProxy {
 
 // ---------------------------------------------------------------- clients
 
+/// Writes `request` on a fresh connection and reads until the peer closes (or 5 s pass).
+/// Returns the raw answer.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// The status code of a raw HTTP/1.1 answer (0 when there is none).
+pub fn raw_status(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A pooled HTTP/1.1 client.
 pub fn http1() -> Client<HttpConnector, TestBody> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-/// An HTTP/2 prior-knowledge (h2c) client.
-pub fn h2c() -> Client<HttpConnector, TestBody> {
+/// Resolves every name to 127.0.0.1, so that URLs can carry the Api's host name.
+#[derive(Clone, Debug)]
+pub struct Loopback;
+
+impl tower::Service<hyper_util::client::legacy::connect::dns::Name> for Loopback {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, _: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        std::future::ready(Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))].into_iter()))
+    }
+}
+
+/// An HTTP/2 prior-knowledge (h2c) client; every host name resolves to 127.0.0.1 (use
+/// [`TestProxy::host_url`]: with HTTP/2 the URL's authority is the request's host).
+pub fn h2c() -> Client<HttpConnector<Loopback>, TestBody> {
     Client::builder(TokioExecutor::new())
         .http2_only(true)
-        .build_http()
+        .build(HttpConnector::new_with_resolver(Loopback))
 }
 
 pub fn empty_body() -> TestBody {
@@ -288,13 +355,16 @@ pub struct Answer {
 }
 
 /// Sends `method url` with `Host: host` and reads the whole answer.
-pub async fn send(
-    client: &Client<HttpConnector, TestBody>,
+pub async fn send<C>(
+    client: &Client<C, TestBody>,
     method: Method,
     url: &str,
     host: &str,
     headers: &[(&str, &str)],
-) -> Answer {
+) -> Answer
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let mut builder = Request::builder()
         .method(method)
         .uri(url)
@@ -319,7 +389,10 @@ pub async fn send(
     }
 }
 
-pub async fn get(client: &Client<HttpConnector, TestBody>, url: &str, host: &str) -> Answer {
+pub async fn get<C>(client: &Client<C, TestBody>, url: &str, host: &str) -> Answer
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     send(client, Method::GET, url, host, &[]).await
 }
 
