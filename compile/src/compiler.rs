@@ -19,6 +19,7 @@ mod others;
 mod route;
 mod stage;
 mod text;
+mod tls;
 
 use std::collections::BTreeMap;
 
@@ -61,6 +62,7 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
         stages: stages.stages,
         hosts: stages.hosts,
         backends: stages.backends,
+        certificates: stages.certificates,
     }
     .seal();
     Compiled {

@@ -44,6 +44,21 @@ pub struct Snapshot {
     /// changes only when resources do.
     #[serde(default)]
     pub backends: BTreeMap<String, Backend>,
+    /// TLS certificates for the custom domains, chosen by SNI; sorted by first hostname.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<Certificate>,
+}
+
+/// A certificate chain and its private key, served for `hostnames` (exact or `*.suffix`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Certificate {
+    /// Lowercase host names this certificate is served for, sorted.
+    pub hostnames: Vec<String>,
+    /// Leaf first, then intermediates (PEM).
+    pub cert_chain_pem: String,
+    /// PKCS#8, PKCS#1 or SEC1 private key (PEM). Redacted in `/config_dump`.
+    pub private_key_pem: String,
 }
 
 /// Settings that apply to every stage of an Api.
@@ -420,6 +435,9 @@ pub struct HostConfig {
     pub rules: Vec<RoutingRuleConfig>,
     /// Base-path mappings, longest base path first; `""` maps the whole host.
     pub mappings: Vec<BasePathMapping>,
+    /// Answer plain-HTTP requests for this host with 308 to the same URL over HTTPS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redirect_to_https: bool,
 }
 
 /// A base-path mapping: requests under `/{base_path}` go to a stage, with the base path removed.
