@@ -30,8 +30,21 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         "off" => AccessLogSink::Discard,
         other => anyhow::bail!("--access-log must be `stdout` or `off`, not {other:?}"),
     };
+    let https = match &args.proxy.https_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--https-listen)"))?,
+        ),
+        None => None,
+    };
+    let https_port = match &https {
+        Some(l) => l.local_addr()?.port(),
+        None => 443,
+    };
     let proxy = Proxy::new(args.proxy.config(ProxyConfig {
         access_log,
+        https_port,
         ..ProxyConfig::default()
     }));
     let traffic = TcpListener::bind(&args.listen)
@@ -54,7 +67,17 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         let done = stopped(stop_rx.clone());
         async move { proxy.serve_admin(admin, done).await }
     });
-    info!(listen = %args.listen, admin = %args.admin_listen, "proxy listening");
+    let serve_https = https.map(|listener| {
+        let proxy = proxy.clone();
+        let done = stopped(stop_rx.clone());
+        tokio::spawn(async move { proxy.serve_tls(listener, done).await })
+    });
+    info!(
+        listen = %args.listen,
+        https = args.proxy.https_listen.as_deref().unwrap_or("off"),
+        admin = %args.admin_listen,
+        "proxy listening"
+    );
 
     let mut state = State::new(args.state_dir.clone())?;
     let options = CompileOptions {
@@ -105,6 +128,9 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = serve.await;
     let _ = serve_admin.await;
+    if let Some(serve_https) = serve_https {
+        let _ = serve_https.await;
+    }
     Ok(())
 }
 

@@ -91,6 +91,8 @@ pub struct ProxyConfig {
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are trusted (load balancers in front
     /// of the proxy); from anyone else those headers are replaced.
     pub trusted_hops: Vec<ipnet::IpNet>,
+    /// Port named in HTTP→HTTPS redirects (`Location` omits it when 443).
+    pub https_port: u16,
     /// Open downstream connections per process (traffic listener).
     pub max_connections: usize,
     /// Grace period for in-flight requests on shutdown.
@@ -121,6 +123,7 @@ impl Default for ProxyConfig {
             max_uri_bytes: DEFAULT_MAX_URI_BYTES,
             body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
             trusted_hops: Vec::new(),
+            https_port: 443,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             upstream_pool_idle_timeout: DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT,

@@ -21,6 +21,7 @@ pub mod pipeline;
 mod router;
 mod runtime;
 mod server;
+mod tls;
 mod upstream;
 
 use std::future::Future;
@@ -45,6 +46,9 @@ pub(crate) struct Shared {
     upstream: upstream::Upstream,
     access_log: access_log::AccessLogger,
     connections: Arc<Semaphore>,
+    /// The HTTPS listener's own cap: a listener waits for a permit before `accept`, so two
+    /// listeners sharing one semaphore could starve each other.
+    tls_connections: Arc<Semaphore>,
 }
 
 /// A proxy: the current runtime tables and everything that outlives a snapshot (upstream
@@ -70,6 +74,7 @@ impl Proxy {
             upstream: upstream::Upstream::new(&config),
             access_log: access_log::AccessLogger::new(config.access_log.clone()),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            tls_connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             runtime: ArcSwapOption::empty(),
             config,
         };
@@ -115,6 +120,8 @@ impl Proxy {
         let config = &self.shared.config;
         let settings = server::ListenerSettings {
             builder: server::builder(config),
+            tls: None,
+            handshake_timeout: config.header_read_timeout,
             permits: Some(Arc::clone(&self.shared.connections)),
             gauge: Some(self.shared.metrics.active_connections.clone()),
             drain_timeout: config.drain_timeout,
@@ -122,6 +129,32 @@ impl Proxy {
         let shared = Arc::clone(&self.shared);
         server::accept_loop(listener, shutdown, settings, move |request, peer| {
             pipeline::handle(Arc::clone(&shared), request, peer, "http")
+        })
+        .await
+    }
+
+    /// Serves HTTPS on `listener` until `shutdown` completes: TLS 1.2 and 1.3 (rustls, ring),
+    /// ALPN `h2` and `http/1.1`, the certificate chosen by SNI from the applied snapshot's
+    /// `certificates` (a handshake for an unknown name fails). Has its own connection cap of
+    /// `max_connections`.
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let config = &self.shared.config;
+        let tls = tls::server_config(Arc::clone(&self.shared)).map_err(std::io::Error::other)?;
+        let settings = server::ListenerSettings {
+            builder: server::builder(config),
+            tls: Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+            handshake_timeout: config.header_read_timeout,
+            permits: Some(Arc::clone(&self.shared.tls_connections)),
+            gauge: Some(self.shared.metrics.active_connections.clone()),
+            drain_timeout: config.drain_timeout,
+        };
+        let shared = Arc::clone(&self.shared);
+        server::accept_loop(listener, shutdown, settings, move |request, peer| {
+            pipeline::handle(Arc::clone(&shared), request, peer, "https")
         })
         .await
     }
@@ -135,6 +168,8 @@ impl Proxy {
         let config = &self.shared.config;
         let settings = server::ListenerSettings {
             builder: server::builder(config),
+            tls: None,
+            handshake_timeout: config.header_read_timeout,
             permits: None,
             gauge: None,
             drain_timeout: config.drain_timeout,

@@ -93,7 +93,7 @@ async fn serve(
     if let Flow::Respond(r) = sanitize(shared, &mut request, ex) {
         return r;
     }
-    let (stage, stage_path) = match find_stage(runtime, &request, ex) {
+    let (stage, stage_path) = match find_stage(shared, runtime, &request, proto, ex) {
         Flow::Respond(r) => return r,
         Flow::Continue(found) => found,
     };
@@ -168,15 +168,24 @@ fn no_configuration() -> Response<ProxyBody> {
 /// the path with the base path removed. May answer 404 (no Api is known yet, so the body is
 /// fixed).
 fn find_stage<'r>(
+    shared: &Shared,
     runtime: &'r Runtime,
     request: &Request<Incoming>,
+    proto: &'static str,
     ex: &mut Exchange,
 ) -> Flow<(&'r StageRuntime, String)> {
-    let found = request_host(request).and_then(|host| {
+    let host = request_host(request);
+    let found = host.as_deref().and_then(|host| {
         runtime
             .hosts
-            .find(&host, request.uri().path(), request.headers())
+            .find(host, request.uri().path(), request.headers())
     });
+    if proto == "http"
+        && let (Some(hit), Some(host)) = (&found, &host)
+        && hit.redirect_to_https
+    {
+        return Flow::Respond(https_redirect(shared, host, request));
+    }
     let Some(stage) = found.and_then(|hit| runtime.stages.get(hit.stage).map(|s| (s, hit.path)))
     else {
         ex.record.error_message = Some("Not Found".to_string());
@@ -187,6 +196,21 @@ fn find_stage<'r>(
     ex.log_enabled = stage.0.access_log.enabled;
     ex.log_format = stage.0.access_log.format.clone();
     Flow::Continue(stage)
+}
+
+/// 308 to the same path and query over HTTPS (on the configured HTTPS port).
+fn https_redirect(shared: &Shared, host: &str, request: &Request<Incoming>) -> Response<ProxyBody> {
+    let pq = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = match shared.config.https_port {
+        443 => format!("https://{host}{pq}"),
+        port => format!("https://{host}:{port}{pq}"),
+    };
+    let mut response = Response::new(full(""));
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
 }
 
 /// The request's host, lowercase, without port: `:authority` (HTTP/2, absolute-form) or `Host`.

@@ -78,6 +78,8 @@ pub(crate) struct Runtime {
     pub snapshot: Arc<Snapshot>,
     pub hosts: HostTable<usize>,
     pub stages: Vec<StageRuntime>,
+    /// TLS certificates by SNI name.
+    pub certificates: crate::tls::CertTable,
 }
 
 /// One stage.
@@ -238,12 +240,21 @@ impl Runtime {
                     ))
                 })
                 .collect::<Result<Vec<_>, ApplyError>>()?;
-            hosts.push((host.hostname.clone(), HostRoutes { rules, mappings }));
+            hosts.push((
+                host.hostname.clone(),
+                HostRoutes {
+                    rules,
+                    mappings,
+                    redirect_to_https: host.redirect_to_https,
+                },
+            ));
         }
+        let certificates = crate::tls::CertTable::build(&snapshot.certificates)?;
         Ok(Self {
             snapshot: Arc::new(snapshot),
             hosts: HostTable::new(hosts),
             stages,
+            certificates,
         })
     }
 }

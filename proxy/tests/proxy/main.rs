@@ -9,3 +9,4 @@ mod hygiene;
 mod limits;
 mod routing;
 mod swap;
+mod tls;

@@ -195,6 +195,8 @@ pub async fn closed_port() -> SocketAddr {
 pub struct TestProxy {
     pub proxy: Proxy,
     pub addr: SocketAddr,
+    /// The HTTPS listener (certificates by SNI from the snapshot).
+    pub tls: SocketAddr,
     pub admin: SocketAddr,
     pub logs: Arc<Mutex<Vec<String>>>,
     _stop: Vec<oneshot::Sender<()>>,
@@ -219,6 +221,17 @@ impl TestProxy {
             .await
             .expect("bind traffic");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let tls = TcpListener::bind("127.0.0.1:0").await.expect("bind tls");
+        let tls_addr = tls.local_addr().expect("addr");
+        let (stop_tls, tls_stopped) = oneshot::channel::<()>();
+        let p = proxy.clone();
+        tokio::spawn(async move {
+            let _ = p
+                .serve_tls(tls, async move {
+                    let _ = tls_stopped.await;
+                })
+                .await;
+        });
         let (addr, admin_addr) = (
             traffic.local_addr().expect("addr"),
             admin.local_addr().expect("addr"),
@@ -244,9 +257,10 @@ impl TestProxy {
         Self {
             proxy,
             addr,
+            tls: tls_addr,
             admin: admin_addr,
             logs,
-            _stop: vec![stop_traffic, stop_admin],
+            _stop: vec![stop_traffic, stop_admin, stop_tls],
         }
     }
 
@@ -598,8 +612,10 @@ impl SnapshotBuilder {
                     base_path: self.base_path,
                     stage: STAGE.to_string(),
                 }],
+                redirect_to_https: false,
             }],
             backends: self.backends,
+            certificates: vec![],
         }
         .seal()
     }
