@@ -73,7 +73,7 @@ struct StandaloneArgs {
     #[arg(long, env = "CAUSEWAY_ACCESS_LOG", default_value = "stdout")]
     access_log: String,
     #[command(flatten)]
-    proxy: proxy_args::ProxyArgs,
+    proxy: Box<proxy_args::ProxyArgs>,
 }
 
 #[derive(Args, Debug)]

@@ -9,7 +9,7 @@ use clap::Args;
 
 /// Edge limits and trusted hops of the proxy.
 #[derive(Args, Debug, Clone)]
-#[command(next_help_heading = "Proxy limits")]
+#[command(next_help_heading = "Proxy")]
 pub struct ProxyArgs {
     /// HTTPS listener address (TLS 1.2+, ALPN h2 and http/1.1, certificates by SNI from the
     /// Stages' `domains[].tlsSecretRef`); off unless given.
@@ -45,6 +45,12 @@ pub struct ProxyArgs {
     /// Open client connections per process; more wait in the accept queue.
     #[arg(long, env = "CAUSEWAY_MAX_CONNECTIONS", default_value_t = proxy::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// Connect failures or 5xx answers in a row that eject an upstream endpoint; 0: never.
+    #[arg(long, env = "CAUSEWAY_OUTLIER_CONSECUTIVE_FAILURES", default_value_t = proxy::DEFAULT_OUTLIER_CONSECUTIVE_FAILURES)]
+    pub outlier_consecutive_failures: u32,
+    /// First ejection time of an upstream endpoint, ms (doubles per ejection in a row, up to 10×).
+    #[arg(long, env = "CAUSEWAY_OUTLIER_BASE_EJECTION_MS", default_value_t = millis(proxy::DEFAULT_OUTLIER_BASE_EJECTION))]
+    pub outlier_base_ejection_ms: u64,
     /// CIDRs of load balancers in front of the proxy whose `Forwarded`/`X-Forwarded-*` headers
     /// are kept (comma-separated); from anyone else they are replaced.
     #[arg(long, env = "CAUSEWAY_TRUSTED_HOPS", value_delimiter = ',')]
@@ -70,6 +76,8 @@ impl ProxyArgs {
             h2_connection_window: self.h2_connection_window,
             max_connections: self.max_connections.max(1),
             trusted_hops: self.trusted_hops.clone(),
+            outlier_consecutive_failures: self.outlier_consecutive_failures,
+            outlier_base_ejection: Duration::from_millis(self.outlier_base_ejection_ms),
             ..base
         }
     }

@@ -45,6 +45,11 @@ pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
 /// Longest pause between two pieces of a request body; longer → 408.
 pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Connect failures, timeouts or 5xx answers in a row that eject an upstream endpoint.
+pub const DEFAULT_OUTLIER_CONSECUTIVE_FAILURES: u32 = 5;
+/// First ejection time of an endpoint (doubles with each ejection in a row, up to 10×).
+pub const DEFAULT_OUTLIER_BASE_EJECTION: Duration = Duration::from_secs(30);
+
 /// Where access-log lines go.
 #[derive(Clone, Debug, Default)]
 pub enum AccessLogSink {
@@ -91,6 +96,10 @@ pub struct ProxyConfig {
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are trusted (load balancers in front
     /// of the proxy); from anyone else those headers are replaced.
     pub trusted_hops: Vec<ipnet::IpNet>,
+    /// Failures in a row that eject an upstream endpoint; 0: never eject.
+    pub outlier_consecutive_failures: u32,
+    /// First ejection time.
+    pub outlier_base_ejection: Duration,
     /// Port named in HTTP→HTTPS redirects (`Location` omits it when 443).
     pub https_port: u16,
     /// Open downstream connections per process (traffic listener).
@@ -124,6 +133,8 @@ impl Default for ProxyConfig {
             body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
             trusted_hops: Vec::new(),
             https_port: 443,
+            outlier_consecutive_failures: DEFAULT_OUTLIER_CONSECUTIVE_FAILURES,
+            outlier_base_ejection: DEFAULT_OUTLIER_BASE_EJECTION,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             upstream_pool_idle_timeout: DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT,

@@ -11,6 +11,7 @@
 
 mod access_log;
 mod admin;
+mod balancer;
 mod body;
 mod config;
 mod gateway_response;
@@ -69,9 +70,16 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// A proxy with no snapshot yet: it answers every request with 503 until [`Proxy::apply`].
     pub fn new(config: ProxyConfig) -> Self {
+        let mut metrics = metrics::Metrics::new();
+        let upstream = upstream::Upstream::new(&config);
+        metrics.register_counter(
+            "causeway_proxy_upstream_connect_errors",
+            "Failed TCP connects to upstream endpoints (each attempt)",
+            upstream.connect_errors.clone(),
+        );
         let shared = Shared {
-            metrics: metrics::Metrics::new(),
-            upstream: upstream::Upstream::new(&config),
+            metrics,
+            upstream,
             access_log: access_log::AccessLogger::new(config.access_log.clone()),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             tls_connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
@@ -87,7 +95,8 @@ impl Proxy {
     /// tables stay. Requests in flight finish on the tables they started with.
     pub fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
         let version = snapshot.version.clone();
-        match runtime::Runtime::build(snapshot) {
+        let previous = self.shared.runtime.load_full();
+        match runtime::Runtime::build(snapshot, previous.as_deref()) {
             Ok(runtime) => {
                 self.shared.runtime.store(Some(Arc::new(runtime)));
                 self.shared.metrics.snapshot_applied(Some(&version));

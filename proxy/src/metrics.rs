@@ -104,6 +104,11 @@ impl Metrics {
         }
     }
 
+    /// Registers a counter owned by another component.
+    pub fn register_counter(&mut self, name: &str, help: &str, counter: Counter) {
+        self.registry.register(name, help, counter);
+    }
+
     /// Records one finished request.
     pub fn observe_request(
         &self,

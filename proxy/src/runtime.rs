@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use causeway_snapshot::{
@@ -16,6 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use causeway_snapshot::{RouteConflict, RouteTable};
 
+use crate::balancer::{Balancer, Endpoint};
 use crate::router::{Glob, HostRoutes, HostTable, Rule};
 
 /// Why a snapshot cannot be applied. The snapshot is rejected whole; the old one stays.
@@ -80,6 +80,8 @@ pub(crate) struct Runtime {
     pub stages: Vec<StageRuntime>,
     /// TLS certificates by SNI name.
     pub certificates: crate::tls::CertTable,
+    /// Backends by id (their endpoint state carries over to the next runtime).
+    pub backends: HashMap<String, Arc<BackendRuntime>>,
 }
 
 /// One stage.
@@ -133,33 +135,25 @@ pub(crate) struct MockRuntime {
     pub body: Template,
 }
 
-/// A backend with its round-robin cursor.
+/// A backend: where to connect and how to choose the endpoint.
 pub(crate) struct BackendRuntime {
     pub id: String,
     pub scheme: UpstreamScheme,
     pub authority: HeaderValue,
-    pub endpoints: Vec<String>,
-    next: AtomicUsize,
-}
-
-impl BackendRuntime {
-    /// The next endpoint in round-robin order.
-    pub fn next_endpoint(&self) -> Option<&str> {
-        if self.endpoints.is_empty() {
-            return None;
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
-        self.endpoints.get(i).map(String::as_str)
-    }
+    pub balancer: Balancer,
 }
 
 impl Runtime {
-    /// Builds every table; any invalid piece rejects the snapshot.
-    pub fn build(snapshot: Snapshot) -> Result<Self, ApplyError> {
+    /// Builds every table; any invalid piece rejects the snapshot. Endpoint state (in-flight
+    /// counts, outlier ejections) of `previous` carries over for the same backend and address.
+    pub fn build(snapshot: Snapshot, previous: Option<&Runtime>) -> Result<Self, ApplyError> {
         let backends: HashMap<String, Arc<BackendRuntime>> = snapshot
             .backends
             .iter()
-            .map(|(id, b)| Ok((id.clone(), Arc::new(backend(id, b)?))))
+            .map(|(id, b)| {
+                let old = previous.and_then(|p| p.backends.get(id));
+                Ok((id.clone(), Arc::new(backend(id, b, old.map(|o| &**o))?)))
+            })
             .collect::<Result<_, ApplyError>>()?;
         let apis: HashMap<&str, Arc<ApiConfig>> = snapshot
             .apis
@@ -255,22 +249,40 @@ impl Runtime {
             hosts: HostTable::new(hosts),
             stages,
             certificates,
+            backends,
         })
     }
 }
 
-fn backend(id: &str, b: &Backend) -> Result<BackendRuntime, ApplyError> {
+fn backend(
+    id: &str,
+    b: &Backend,
+    previous: Option<&BackendRuntime>,
+) -> Result<BackendRuntime, ApplyError> {
     let authority = HeaderValue::from_str(&b.authority).map_err(|_| ApplyError::Invalid {
         what: "authority",
         value: b.authority.clone(),
         context: format!("backend {id}"),
     })?;
+    let endpoints = b
+        .endpoints
+        .iter()
+        .map(|address| {
+            let state = previous
+                .and_then(|p| p.balancer.endpoints.iter().find(|e| &e.address == address))
+                .map(|e| Arc::clone(&e.state))
+                .unwrap_or_default();
+            Endpoint {
+                address: address.clone(),
+                state,
+            }
+        })
+        .collect();
     Ok(BackendRuntime {
         id: id.to_string(),
         scheme: b.scheme,
         authority,
-        endpoints: b.endpoints.clone(),
-        next: AtomicUsize::new(0),
+        balancer: Balancer::new(endpoints, b.load_balancing),
     })
 }
 

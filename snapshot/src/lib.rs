@@ -412,6 +412,27 @@ pub struct Backend {
     pub authority: String,
     /// Ready endpoints as `ip:port` or `host:port` (resolved at connect time), sorted.
     pub endpoints: Vec<String>,
+    /// How the proxy chooses among the endpoints.
+    #[serde(default, skip_serializing_if = "LoadBalancing::is_default")]
+    pub load_balancing: LoadBalancing,
+}
+
+/// Load-balancing policy of a backend.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum LoadBalancing {
+    /// Each endpoint in turn (the default: predictable, and fair for equal endpoints).
+    #[default]
+    RoundRobin,
+    /// Power of two choices: of two random endpoints, the one with fewer requests in flight.
+    LeastRequest,
+}
+
+impl LoadBalancing {
+    /// Whether this is the default policy (left out of the encoding).
+    pub fn is_default(&self) -> bool {
+        *self == Self::RoundRobin
+    }
 }
 
 /// Upstream scheme.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::VpcLink;
 use causeway_crds::common::ObjectRef;
-use causeway_snapshot::{Backend, UpstreamScheme};
+use causeway_snapshot::{Backend, LoadBalancing, UpstreamScheme};
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -25,6 +25,23 @@ use crate::{CompileOptions, Inventory};
 
 /// The label that ties an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Service annotation choosing the proxy's load balancing: `round-robin` (default) or
+/// `least-request` (power of two choices).
+pub const LOAD_BALANCING_ANNOTATION: &str = "causeway.dev/load-balancing";
+
+/// The policy a Service asks for; unknown values fall back to the default.
+fn load_balancing(service: &Service) -> LoadBalancing {
+    match service
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LOAD_BALANCING_ANNOTATION))
+        .map(String::as_str)
+    {
+        Some("least-request") => LoadBalancing::LeastRequest,
+        _ => LoadBalancing::RoundRobin,
+    }
+}
 
 /// Indexes of the cluster objects backends are resolved against.
 #[derive(Debug)]
@@ -194,7 +211,9 @@ impl<'a> Cluster<'a> {
         let id = format!("{prefix}/{namespace}/{name}:{port}");
         let mut authority = format!("{name}.{namespace}.svc.{}", self.cluster_domain);
         let mut endpoints = BTreeSet::new();
+        let mut policy = LoadBalancing::default();
         if let Some(service) = self.service(namespace, name) {
+            policy = load_balancing(service);
             if is_external_name(service) {
                 let external = service
                     .spec
@@ -241,6 +260,7 @@ impl<'a> Cluster<'a> {
                 scheme,
                 authority,
                 endpoints: endpoints.into_iter().collect(),
+                load_balancing: policy,
             },
         )
     }
@@ -268,6 +288,7 @@ impl<'a> Cluster<'a> {
                 scheme: origin.scheme,
                 authority: origin.authority(),
                 endpoints: vec![format!("{}:{}", origin.host, origin.port)],
+                load_balancing: LoadBalancing::default(),
             },
         ))
     }

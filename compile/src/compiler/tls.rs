@@ -14,8 +14,6 @@ use crate::{Inventory, reasons};
 pub(crate) const TLS_CRT: &str = "tls.crt";
 /// Key of the private key in a TLS Secret.
 pub(crate) const TLS_KEY: &str = "tls.key";
-/// Key of a CA bundle in a Secret (VpcLink `caSecretRef`, client CAs).
-pub(crate) const CA_CRT: &str = "ca.crt";
 
 /// The Secret `namespace/name`.
 pub(crate) fn secret<'a>(
@@ -75,36 +73,6 @@ pub(crate) fn tls_certificate(
         cert_chain_pem: chain,
         private_key_pem: key,
     })
-}
-
-/// Resolves a CA bundle Secret (`ca.crt`).
-pub(crate) fn ca_bundle(
-    inventory: &Inventory,
-    field: &str,
-    namespace: &str,
-    name: &str,
-) -> Result<String, Problem> {
-    let missing = |what: String| {
-        Problem::unresolved(
-            reasons::SECRET_NOT_FOUND,
-            format!("{field}: Secret {namespace}/{name} {what}"),
-        )
-    };
-    let secret =
-        secret(inventory, namespace, name).ok_or_else(|| missing("does not exist".into()))?;
-    let ca = secret_text(secret, CA_CRT).ok_or_else(|| missing(format!("has no {CA_CRT}")))?;
-    let certs = CertificateDer::pem_slice_iter(ca.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            Problem::invalid(
-                reasons::INVALID,
-                format!("{field}: Secret {namespace}/{name}: {CA_CRT} is not PEM: {e}"),
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(missing(format!("has no certificate in {CA_CRT}")));
-    }
-    Ok(ca)
 }
 
 /// Merges per-hostname certificates: one entry per distinct chain and key, hostnames sorted;

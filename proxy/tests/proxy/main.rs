@@ -3,6 +3,7 @@
 mod support;
 
 mod admin;
+mod backends;
 mod failures;
 mod forwarding;
 mod hygiene;

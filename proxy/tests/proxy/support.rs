@@ -61,6 +61,11 @@ pub struct Upstream {
 
 impl Upstream {
     pub async fn start(name: &str) -> Self {
+        Self::start_with_status(name, StatusCode::OK).await
+    }
+
+    /// An upstream that answers every request with `status`.
+    pub async fn start_with_status(name: &str, status: StatusCode) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind upstream");
@@ -78,7 +83,7 @@ impl Upstream {
                 let (seen, probe, name) = (seen2.clone(), probe2.clone(), name.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
-                        answer(req, name.clone(), seen.clone(), probe.clone())
+                        answer(req, name.clone(), seen.clone(), probe.clone(), status)
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
@@ -108,6 +113,7 @@ async fn answer(
     name: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     probe: Arc<AtomicU64>,
+    status: StatusCode,
 ) -> Result<Response<TestBody>, Infallible> {
     let header_num = |h: &str| {
         req.headers()
@@ -150,6 +156,7 @@ async fn answer(
         None => Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed(),
     };
     let mut response = Response::new(body);
+    *response.status_mut() = status;
     response
         .headers_mut()
         .insert("x-upstream", name.parse().expect("header value"));
@@ -551,6 +558,7 @@ impl SnapshotBuilder {
                 scheme: UpstreamScheme::Http,
                 authority: format!("{id}.default.svc"),
                 endpoints: endpoints.to_vec(),
+                load_balancing: Default::default(),
             },
         );
         self
