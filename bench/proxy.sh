@@ -22,6 +22,7 @@ for tool in nginx haproxy wrk; do
 done
 echo "building release binaries..." >&2
 cargo build --release --quiet -p causeway -p causeway-example-backend
+BIN=${CARGO_TARGET_DIR:-target}/release
 
 work=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -29,10 +30,10 @@ trap cleanup EXIT
 BACKEND_PORT=19080; CAUSEWAY_PORT=19081; ADMIN_PORT=19901; NGINX_PORT=19082; HAPROXY_PORT=19083
 KEY=bench-key-0123456789
 
-target/release/petstore-backend --listen 127.0.0.1:$BACKEND_PORT 2>/dev/null & pids+=($!)
+"$BIN/petstore-backend" --listen 127.0.0.1:$BACKEND_PORT 2>/dev/null & pids+=($!)
 mkdir -p "$work/causeway"
 sed "s/BACKEND_PORT/$BACKEND_PORT/" bench/proxy/causeway.yaml > "$work/causeway/bench.yaml"
-target/release/causeway standalone -f "$work/causeway" --listen 127.0.0.1:$CAUSEWAY_PORT \
+"$BIN/causeway" standalone -f "$work/causeway" --listen 127.0.0.1:$CAUSEWAY_PORT \
   --admin-listen 127.0.0.1:$ADMIN_PORT --access-log off --log warn 2>"$work/causeway.log" & pids+=($!)
 sed -e "s/BACKEND_PORT/$BACKEND_PORT/" -e "s/NGINX_PORT/$NGINX_PORT/" -e "s#PIDFILE#$work/nginx.pid#" \
   -e "s#ERRLOG#$work/nginx.err#" bench/proxy/nginx.conf > "$work/nginx.conf"

@@ -202,6 +202,9 @@ pub fn classify(error: &RequestError) -> Classified {
 
 /// Values a gateway response template may use.
 pub(crate) struct ResponseContext<'a> {
+    /// What is known of the request so far (`$context.identity.sourceIp`, `httpMethod`, `path`,
+    /// `domainName`, `requestTime`, `routeKey`, ...).
+    pub record: Option<&'a crate::access_log::AccessRecord>,
     pub request_id: &'a str,
     pub message: &'a str,
     pub stage: Option<&'a str>,
@@ -253,7 +256,8 @@ pub(crate) fn render(
             "requestId" | "extendedRequestId" => ctx.request_id.to_string(),
             "stage" => ctx.stage.unwrap_or_default().to_string(),
             "apiId" => ctx.api.unwrap_or_default().to_string(),
-            _ => return None,
+            "status" => status.as_u16().to_string(),
+            other => return ctx.record.and_then(|r| r.lookup(other)),
         })
     };
     let mut response = Response::new(full(substitute_context(body, &lookup)));

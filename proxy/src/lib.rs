@@ -14,6 +14,7 @@ mod admin;
 mod balancer;
 mod body;
 mod config;
+mod cors;
 mod gateway_response;
 pub mod hygiene;
 mod limits;

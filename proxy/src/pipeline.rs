@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::Shared;
 use crate::access_log::AccessRecord;
 use crate::body::{ObservedBody, ProxyBody, full};
+use crate::cors::CorsRuntime;
 use crate::gateway_response::{Fault, RequestError, ResponseContext, classify, fixed_json, render};
 use crate::hygiene;
 use crate::limits::{BodyIdleTimeout, IdleTimeoutBody, caused_by};
@@ -64,6 +65,8 @@ pub(crate) struct Exchange {
     log_enabled: bool,
     log_format: Option<String>,
     integration_latency: Option<std::time::Duration>,
+    /// CORS headers to add to the response (the request's origin is allowed).
+    cors: Option<(Arc<CorsRuntime>, HeaderValue)>,
 }
 
 /// Runs the whole lifecycle for one request.
@@ -97,6 +100,9 @@ async fn serve(
         Flow::Respond(r) => return r,
         Flow::Continue(found) => found,
     };
+    if let Flow::Respond(r) = cors(stage, &request, ex) {
+        return r;
+    }
     let deployment = choose_deployment(stage, request.headers(), ex);
     let (route, params) = match match_route(stage, deployment, &request, &stage_path, ex) {
         Flow::Respond(r) => return r,
@@ -149,6 +155,7 @@ fn begin(
         log_enabled: true,
         log_format: None,
         integration_latency: None,
+        cors: None,
     };
     (exchange, shared.runtime.load_full())
 }
@@ -191,6 +198,7 @@ fn find_stage<'r>(
         ex.record.error_message = Some("Not Found".to_string());
         return Flow::Respond(fixed_json(StatusCode::NOT_FOUND, "Not Found"));
     };
+    ex.record.domain_name = host;
     ex.record.api = Some(stage.0.api_name.clone());
     ex.record.stage = Some(stage.0.name.clone());
     ex.log_enabled = stage.0.access_log.enabled;
@@ -262,6 +270,27 @@ fn sanitize(shared: &Shared, request: &mut Request<Incoming>, ex: &mut Exchange)
         return Flow::Respond(fail(None, error, ex));
     }
     ex.record.path = normalized;
+    Flow::Continue(())
+}
+
+/// Step 3b. With CORS configured on the Api: answers a preflight here (whatever the routes),
+/// and notes the allowed origin so that [`finish`] adds the CORS headers to any response,
+/// gateway errors included.
+fn cors(stage: &StageRuntime, request: &Request<Incoming>, ex: &mut Exchange) -> Flow<()> {
+    let Some(cors) = &stage.cors else {
+        return Flow::Continue(());
+    };
+    if CorsRuntime::is_preflight(request) {
+        ex.record.route_key = Some("$cors-preflight".to_string());
+        return Flow::Respond(cors.preflight(request));
+    }
+    if let Some(allow) = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| cors.allow_origin(o))
+    {
+        ex.cors = Some((Arc::clone(cors), allow));
+    }
     Flow::Continue(())
 }
 
@@ -466,6 +495,7 @@ fn fail(api: Option<&ApiConfig>, error: RequestError, ex: &mut Exchange) -> Resp
     }
     ex.record.error_message = Some(classified.message.to_string());
     let ctx = ResponseContext {
+        record: Some(&ex.record),
         request_id: &ex.record.request_id,
         message: classified.message,
         stage: ex.record.stage.as_deref(),
@@ -483,6 +513,9 @@ fn finish(
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     parts.headers.insert(X_REQUEST_ID, ex.request_id.clone());
+    if let Some((cors, allow)) = &ex.cors {
+        cors.decorate(allow.clone(), &mut parts.headers);
+    }
     if ex.record.canary {
         parts
             .headers

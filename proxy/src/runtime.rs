@@ -92,6 +92,8 @@ pub(crate) struct StageRuntime {
     pub main: DeploymentRuntime,
     pub canary: Option<CanaryRuntime>,
     pub access_log: AccessLog,
+    /// The Api's CORS settings, pre-built.
+    pub cors: Option<Arc<crate::cors::CorsRuntime>>,
 }
 
 /// The canary of a stage.
@@ -180,7 +182,12 @@ impl Runtime {
                 None => None,
             };
             stage_index.insert(stage.id.as_str(), stages.len());
+            let cors = api
+                .cors
+                .as_ref()
+                .map(|c| Arc::new(crate::cors::CorsRuntime::new(c)));
             stages.push(StageRuntime {
+                cors,
                 api,
                 api_name: stage.api_name.clone(),
                 name: stage.name.clone(),

@@ -140,8 +140,16 @@ impl Upstream {
         if let Some(method) = &integration.method {
             *request.method_mut() = method.clone();
         }
+        // A WebSocket (or other) upgrade passes through: the downstream connection is taken
+        // over once the backend answers 101, and bytes are copied both ways.
+        let upgrade = upgrade_protocol(request.headers());
+        let downstream = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
         let headers = request.headers_mut();
         remove_hop_by_hop(headers);
+        if let Some(protocol) = upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, protocol);
+        }
         headers.insert(header::HOST, backend.authority.clone());
         crate::hygiene::set_forwarding_headers(
             headers,
@@ -160,7 +168,7 @@ impl Upstream {
             backend: backend.id.clone(),
             timeout_ms: u32::try_from(integration.timeout.as_millis()).unwrap_or(u32::MAX),
         };
-        let attempt = self.attempts(backend, request, &path_and_query);
+        let attempt = self.attempts(backend, request, &path_and_query, downstream);
         let result = match tokio::time::timeout(integration.timeout, attempt).await {
             Ok(done) => done,
             Err(_) => return Err(timeout_error()),
@@ -192,6 +200,7 @@ impl Upstream {
         backend: &BackendRuntime,
         request: Request<ProxyBody>,
         path_and_query: &str,
+        mut downstream: Option<hyper::upgrade::OnUpgrade>,
     ) -> Result<UpstreamResponse, Attempt> {
         let balancer = &backend.balancer;
         let max = balancer.endpoints.len().min(MAX_ATTEMPTS);
@@ -224,15 +233,32 @@ impl Upstream {
             *request.uri_mut() = uri;
             let guard = balancer.start(i);
             match self.client.request(request).await {
-                Ok(response) => {
+                Ok(mut response) => {
                     let status = response.status().as_u16();
                     if status >= 500 {
                         balancer.failed(i, self.outlier);
                     } else {
                         balancer.succeeded(i);
                     }
+                    let switching = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+                    let tunnel = match downstream.take() {
+                        Some(client) if switching => {
+                            Some((client, hyper::upgrade::on(&mut response)))
+                        }
+                        _ => None,
+                    };
                     let (mut parts, body) = response.into_parts();
+                    let kept_upgrade = parts.headers.get(header::UPGRADE).cloned();
                     remove_hop_by_hop(&mut parts.headers);
+                    if let Some((client, server)) = tunnel {
+                        if let Some(protocol) = kept_upgrade {
+                            parts.headers.insert(header::UPGRADE, protocol);
+                        }
+                        parts
+                            .headers
+                            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                        tokio::spawn(splice(client, server, address.clone()));
+                    }
                     let body = UpstreamBody {
                         inner: body,
                         _guard: guard,
@@ -258,6 +284,42 @@ impl Upstream {
             }
         }
         Err(last.unwrap_or(Attempt::Timeout))
+    }
+}
+
+/// The `Upgrade` value of a request that asks for one (`Connection: upgrade`).
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and backend connections until either
+/// side closes.
+async fn splice(
+    client: hyper::upgrade::OnUpgrade,
+    server: hyper::upgrade::OnUpgrade,
+    endpoint: String,
+) {
+    let (client, server) = match tokio::try_join!(client, server) {
+        Ok(both) => both,
+        Err(error) => {
+            tracing::debug!(%endpoint, %error, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut server = hyper_util::rt::TokioIo::new(server);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+        tracing::debug!(%endpoint, %error, "upgraded connection ended with an error");
     }
 }
 

@@ -6,6 +6,7 @@ mod admin;
 mod backends;
 mod failures;
 mod forwarding;
+mod gateway;
 mod hygiene;
 mod limits;
 mod routing;

@@ -31,6 +31,8 @@ pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Request header that makes the test upstream wait before answering.
 pub const DELAY_MS: &str = "x-test-delay-ms";
+/// Request header that makes the test upstream answer with the request body.
+pub const ECHO: &str = "x-test-echo";
 /// Request header that makes the test upstream answer with this many bytes (streamed).
 pub const RESPONSE_BYTES: &str = "x-test-response-bytes";
 
@@ -123,6 +125,8 @@ async fn answer(
     };
     let delay = header_num(DELAY_MS);
     let response_bytes = header_num(RESPONSE_BYTES);
+    let echo = req.headers().contains_key(ECHO);
+    let mut echoed = Vec::new();
     let (parts, body) = req.into_parts();
     let mut stream = BodyStream::new(body);
     let mut body_len = 0u64;
@@ -134,6 +138,9 @@ async fn answer(
                 probe_at_first_byte = Some(probe.load(Ordering::SeqCst));
             }
             body_len += data.len() as u64;
+            if echo {
+                echoed.extend_from_slice(data);
+            }
         }
     }
     let path = parts.uri.path().to_string();
@@ -152,6 +159,9 @@ async fn answer(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let body: TestBody = match response_bytes {
+        _ if echo => Full::new(Bytes::from(echoed))
+            .map_err(|e| match e {})
+            .boxed(),
         Some(n) => chunked_body(n, None),
         None => Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed(),
     };
