@@ -12,6 +12,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::body::BoxError;
 
 /// The client paused longer than the body idle timeout between two pieces of its body.
@@ -21,20 +23,23 @@ pub struct BodyIdleTimeout(pub Duration);
 
 /// A request body that fails with [`BodyIdleTimeout`] when no frame arrives for `idle`.
 /// The timer is only armed once the inner body is pending, so fast bodies never allocate it.
+/// It also counts the bytes it passes on (`causeway_proxy_request_bytes`).
 pub(crate) struct IdleTimeoutBody<B> {
     inner: B,
     idle: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
     armed: bool,
+    received: Option<Counter>,
 }
 
 impl<B> IdleTimeoutBody<B> {
-    pub fn new(inner: B, idle: Duration) -> Self {
+    pub fn new(inner: B, idle: Duration, received: Option<Counter>) -> Self {
         Self {
             inner,
             idle,
             sleep: None,
             armed: false,
+            received,
         }
     }
 }
@@ -55,6 +60,11 @@ where
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.armed = false;
+                if let (Some(counter), Some(Ok(f))) = (&this.received, &frame)
+                    && let Some(data) = f.data_ref()
+                {
+                    counter.inc_by(data.len() as u64);
+                }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {

@@ -23,6 +23,16 @@ pub(crate) struct RequestLabels {
     pub stage: String,
     pub route: String,
     pub status_class: String,
+    /// `main` or `canary`: which deployment of the stage answered.
+    pub deployment: &'static str,
+}
+
+/// Labels of the byte counters (no status: request bytes are counted while they stream in).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ByteLabels {
+    pub api: String,
+    pub stage: String,
+    pub route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,6 +55,10 @@ pub(crate) struct Metrics {
     integration_duration: HistogramFamily,
     snapshot_info: Family<VersionLabels, Gauge>,
     snapshot_applies: Family<ApplyResultLabels, Counter>,
+    /// Request body bytes received from clients (proxied routes).
+    pub request_bytes: Family<ByteLabels, Counter>,
+    /// Response body bytes sent to clients.
+    pub response_bytes: Family<ByteLabels, Counter>,
     /// Open downstream connections on the traffic listener.
     pub active_connections: Gauge,
 }
@@ -63,9 +77,21 @@ impl Metrics {
         let snapshot_info = Family::<VersionLabels, Gauge>::default();
         let snapshot_applies = Family::<ApplyResultLabels, Counter>::default();
         let active_connections = Gauge::default();
+        let request_bytes = Family::<ByteLabels, Counter>::default();
+        let response_bytes = Family::<ByteLabels, Counter>::default();
+        registry.register(
+            "causeway_proxy_request_bytes",
+            "Request body bytes received from clients, by api, stage and route key",
+            request_bytes.clone(),
+        );
+        registry.register(
+            "causeway_proxy_response_bytes",
+            "Response body bytes sent to clients, by api, stage and route key",
+            response_bytes.clone(),
+        );
         registry.register(
             "causeway_proxy_requests",
-            "Requests answered, by api, stage, route key and status class",
+            "Requests answered, by api, stage, route key, status class and deployment (main or canary)",
             requests.clone(),
         );
         registry.register(
@@ -100,6 +126,8 @@ impl Metrics {
             integration_duration,
             snapshot_info,
             snapshot_applies,
+            request_bytes,
+            response_bytes,
             active_connections,
         }
     }

@@ -38,7 +38,7 @@ use crate::cors::CorsRuntime;
 use crate::gateway_response::{Fault, RequestError, ResponseContext, classify, fixed_json, render};
 use crate::hygiene;
 use crate::limits::{BodyIdleTimeout, IdleTimeoutBody, caused_by};
-use crate::metrics::{NONE_LABEL, RequestLabels, status_class};
+use crate::metrics::{ByteLabels, NONE_LABEL, RequestLabels, status_class};
 use crate::runtime::{DeploymentRuntime, IntegrationRuntime, RouteRuntime, Runtime, StageRuntime};
 use crate::upstream::{Forwarding, X_REQUEST_ID};
 
@@ -438,8 +438,18 @@ async fn integrate(
         });
     let limit = usize::try_from(target.limit).unwrap_or(usize::MAX);
     let idle = shared.config.body_idle_timeout;
-    let request =
-        request.map(|body| Limited::new(IdleTimeoutBody::new(body, idle), limit).boxed_unsync());
+    let received = if http_body::Body::is_end_stream(request.body()) {
+        None
+    } else {
+        let labels = ByteLabels {
+            api: target.stage.api_name.clone(),
+            stage: target.stage.name.clone(),
+            route: target.route.key.clone(),
+        };
+        Some(shared.metrics.request_bytes.get_or_create(&labels).clone())
+    };
+    let request = request
+        .map(|body| Limited::new(IdleTimeoutBody::new(body, idle, received), limit).boxed_unsync());
     let fwd = Forwarding {
         peer,
         trusted_hop: hygiene::is_trusted(&shared.config.trusted_hops, peer.ip()),
@@ -544,10 +554,23 @@ fn finish(
                 .clone()
                 .unwrap_or_else(|| NONE_LABEL.to_string()),
             status_class: status_class(status),
+            deployment: if record.canary { "canary" } else { "main" },
         };
         shared
             .metrics
             .observe_request(&labels, elapsed, integration_latency);
+        if bytes > 0 {
+            let byte_labels = ByteLabels {
+                api: labels.api,
+                stage: labels.stage,
+                route: labels.route,
+            };
+            shared
+                .metrics
+                .response_bytes
+                .get_or_create(&byte_labels)
+                .inc_by(bytes);
+        }
         if log_enabled {
             record.status = status;
             record.response_length = Some(bytes);

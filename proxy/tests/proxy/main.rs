@@ -9,6 +9,7 @@ mod forwarding;
 mod gateway;
 mod hygiene;
 mod limits;
+mod observability;
 mod routing;
 mod swap;
 mod tls;
