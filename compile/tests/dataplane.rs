@@ -135,3 +135,71 @@ fn an_endpoint_that_is_not_ready_never_reaches_the_snapshot() {
     // The base slice lists 10.0.0.1 (ready by default) and 10.0.0.2 (ready: false).
     assert_eq!(backend.endpoints, vec!["10.0.0.1:8080".to_string()]);
 }
+
+const BILLING: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: billing, namespace: finance}
+spec:
+  ports: [{name: https, port: 443, targetPort: 8443}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: billing-1
+  namespace: finance
+  labels: {kubernetes.io/service-name: billing}
+addressType: IPv4
+endpoints: [{addresses: ["10.1.0.1"]}]
+ports: [{name: https, port: 8443}]
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: pay, namespace: shop}
+spec:
+  apiRef: {name: pets}
+  routeKey: POST /pay
+  integration:
+    type: HTTP_PROXY
+    backendRef: {name: billing, namespace: finance, port: 443, scheme: https}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: VpcLink
+metadata: {name: billing-link, namespace: finance}
+spec:
+  allowedNamespaces: [shop]
+  services: [billing]
+  tls:
+    caSecretRef: {name: billing-ca}
+    sni: billing.internal
+"#;
+
+#[test]
+fn an_https_backend_takes_the_ca_and_server_name_of_its_vpc_link() {
+    let (ca, _) = cert_for("billing.internal");
+    let indent: String = ca.lines().map(|l| format!("    {l}\n")).collect();
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: billing-ca, namespace: finance}}\nstringData:\n  ca.crt: |\n{indent}"
+    );
+    let c = with_base(&format!("{BILLING}---\n{secret}"));
+    assert!(status(&c, Kind::VpcLink, "billing-link").is_accepted());
+    let backend = c
+        .snapshot
+        .backends
+        .get("svc+https/finance/billing:443")
+        .expect("the https backend");
+    let tls = backend.tls.as_ref().expect("tls settings");
+    assert_eq!(tls.server_name.as_deref(), Some("billing.internal"));
+    assert_eq!(tls.ca_pem.as_deref().map(str::trim), Some(ca.trim()));
+    assert_eq!(backend.endpoints, vec!["10.1.0.1:8443".to_string()]);
+}
+
+#[test]
+fn a_vpc_link_whose_ca_secret_is_missing_is_unresolved_with_secret_not_found() {
+    let c = with_base(BILLING);
+    let message = assert_refused(&c, Kind::VpcLink, "billing-link", reasons::SECRET_NOT_FOUND);
+    assert!(message.contains("spec.tls.caSecretRef"), "{message}");
+    // Without the link, the cross-namespace route is not permitted either.
+    assert!(!status(&c, Kind::Route, "pay").is_accepted());
+    assert_base_served(&c);
+}

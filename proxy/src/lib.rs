@@ -19,6 +19,7 @@ mod gateway_response;
 pub mod hygiene;
 mod limits;
 mod metrics;
+mod origination;
 pub mod pipeline;
 mod router;
 mod runtime;

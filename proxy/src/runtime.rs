@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use causeway_snapshot::{RouteConflict, RouteTable};
 
 use crate::balancer::{Balancer, Endpoint};
+use crate::origination::TlsOrigin;
 use crate::router::{Glob, HostRoutes, HostTable, Rule};
 
 /// Why a snapshot cannot be applied. The snapshot is rejected whole; the old one stays.
@@ -143,6 +144,8 @@ pub(crate) struct BackendRuntime {
     pub scheme: UpstreamScheme,
     pub authority: HeaderValue,
     pub balancer: Balancer,
+    /// The TLS client of an `https` backend.
+    pub tls: Option<Arc<TlsOrigin>>,
 }
 
 impl Runtime {
@@ -285,12 +288,39 @@ fn backend(
             }
         })
         .collect();
+    let tls = match b.scheme {
+        UpstreamScheme::Http => None,
+        UpstreamScheme::Https => {
+            let settings = b.tls.clone().unwrap_or_default();
+            let reused = previous
+                .and_then(|p| p.tls.as_ref())
+                .filter(|t| t.settings == settings && p_authority(previous) == b.authority)
+                .cloned();
+            match reused {
+                Some(t) => Some(t),
+                None => Some(Arc::new(TlsOrigin::new(&b.authority, &settings).map_err(
+                    |e| ApplyError::Invalid {
+                        what: "tls settings",
+                        value: e.to_string(),
+                        context: format!("backend {id}"),
+                    },
+                )?)),
+            }
+        }
+    };
     Ok(BackendRuntime {
         id: id.to_string(),
         scheme: b.scheme,
         authority,
         balancer: Balancer::new(endpoints, b.load_balancing),
+        tls,
     })
+}
+
+fn p_authority(previous: Option<&BackendRuntime>) -> &str {
+    previous
+        .and_then(|p| p.authority.to_str().ok())
+        .unwrap_or_default()
 }
 
 fn deployment(

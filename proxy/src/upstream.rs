@@ -111,7 +111,7 @@ impl Upstream {
         started: &mut Option<Instant>,
     ) -> Result<UpstreamResponse, RequestError> {
         let backend = &integration.backend;
-        if backend.scheme == UpstreamScheme::Https {
+        if backend.scheme == UpstreamScheme::Https && backend.tls.is_none() {
             return Err(RequestError::UnsupportedScheme(backend.id.clone()));
         }
         let balancer = &backend.balancer;
@@ -218,7 +218,11 @@ impl Upstream {
             let Some(i) = balancer.pick(tried) else { break };
             tried |= 1 << (i % 64);
             let address = &balancer.endpoints[i].address;
-            let uri = format!("http://{address}{path_and_query}");
+            let scheme = match backend.scheme {
+                UpstreamScheme::Http => "http",
+                UpstreamScheme::Https => "https",
+            };
+            let uri = format!("{scheme}://{address}{path_and_query}");
             let uri: Uri = match uri.parse() {
                 Ok(u) => u,
                 Err(e) => return Err(Attempt::Build(format!("upstream uri: {e}"))),
@@ -232,7 +236,11 @@ impl Upstream {
             let mut request = Request::from_parts(this_parts, this_body);
             *request.uri_mut() = uri;
             let guard = balancer.start(i);
-            match self.client.request(request).await {
+            let sent = match &backend.tls {
+                Some(tls) => tls.client.request(request).await,
+                None => self.client.request(request).await,
+            };
+            match sent {
                 Ok(mut response) => {
                     let status = response.status().as_u16();
                     if status >= 500 {

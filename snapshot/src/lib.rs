@@ -415,6 +415,21 @@ pub struct Backend {
     /// How the proxy chooses among the endpoints.
     #[serde(default, skip_serializing_if = "LoadBalancing::is_default")]
     pub load_balancing: LoadBalancing,
+    /// TLS origination settings of an `https` backend (from the VpcLink of its namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
+}
+
+/// How the proxy verifies an `https` backend.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamTls {
+    /// CA bundle (PEM) that signs the backend's certificate; `None`: the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// Name sent in SNI and verified; `None`: the host of [`Backend::authority`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 /// Load-balancing policy of a backend.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::VpcLink;
 use causeway_crds::common::ObjectRef;
-use causeway_snapshot::{Backend, LoadBalancing, UpstreamScheme};
+use causeway_snapshot::{Backend, LoadBalancing, UpstreamScheme, UpstreamTls};
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -49,6 +49,8 @@ pub(crate) struct Cluster<'a> {
     services: BTreeMap<ObjKey, &'a Service>,
     slices: BTreeMap<ObjKey, Vec<&'a EndpointSlice>>,
     vpc_links: BTreeMap<ObjKey, &'a VpcLink>,
+    /// TLS origination settings of accepted VpcLinks that have `tls`.
+    link_tls: BTreeMap<ObjKey, UpstreamTls>,
     cluster_domain: String,
 }
 
@@ -80,11 +82,16 @@ impl<'a> Cluster<'a> {
             }
         }
         let mut vpc_links = BTreeMap::new();
+        let mut link_tls = BTreeMap::new();
         for link in &inventory.vpc_links {
             let mut verdict = Verdict::default();
             verdict.check(cel::check(Kind::VpcLink, link));
+            let tls = verdict.check(upstream_tls(inventory, link)).flatten();
             if verdict.is_ok() {
                 vpc_links.insert(obj_key(&link.metadata), link);
+                if let Some(tls) = tls {
+                    link_tls.insert(obj_key(&link.metadata), tls);
+                }
             }
             statuses.push(verdict.into_status(Kind::VpcLink, &link.metadata, StatusDetail::None));
         }
@@ -92,8 +99,19 @@ impl<'a> Cluster<'a> {
             services,
             slices,
             vpc_links,
+            link_tls,
             cluster_domain: options.cluster_domain.clone(),
         }
+    }
+
+    /// The TLS settings for an https backend in `namespace`: from the first VpcLink (by name)
+    /// there that has `tls` and covers `service` (or `address` for URL backends).
+    fn tls_for(&self, namespace: &str, matches: impl Fn(&VpcLink) -> bool) -> Option<UpstreamTls> {
+        self.link_tls
+            .range((namespace.to_string(), String::new())..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .find(|(key, _)| self.vpc_links.get(*key).is_some_and(|l| matches(l)))
+            .map(|(_, tls)| tls.clone())
     }
 
     fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
@@ -261,6 +279,12 @@ impl<'a> Cluster<'a> {
                 authority,
                 endpoints: endpoints.into_iter().collect(),
                 load_balancing: policy,
+                tls: match scheme {
+                    UpstreamScheme::Http => None,
+                    UpstreamScheme::Https => self.tls_for(namespace, |l| {
+                        l.spec.services.is_empty() || l.spec.services.iter().any(|s| s == name)
+                    }),
+                },
             },
         )
     }
@@ -289,9 +313,37 @@ impl<'a> Cluster<'a> {
                 authority: origin.authority(),
                 endpoints: vec![format!("{}:{}", origin.host, origin.port)],
                 load_balancing: LoadBalancing::default(),
+                tls: match origin.scheme {
+                    UpstreamScheme::Http => None,
+                    UpstreamScheme::Https => {
+                        let address = format!("{}:{}", origin.host, origin.port);
+                        self.tls_for(namespace, |l| l.spec.addresses.contains(&address))
+                    }
+                },
             },
         ))
     }
+}
+
+/// A VpcLink's TLS origination settings, with its CA Secret resolved.
+fn upstream_tls(inventory: &Inventory, link: &VpcLink) -> Result<Option<UpstreamTls>, Problem> {
+    let Some(tls) = &link.spec.tls else {
+        return Ok(None);
+    };
+    let (namespace, _) = obj_key(&link.metadata);
+    let ca_pem = match &tls.ca_secret_ref {
+        Some(r) => Some(super::tls::ca_bundle(
+            inventory,
+            "spec.tls.caSecretRef",
+            &namespace,
+            &r.name,
+        )?),
+        None => None,
+    };
+    Ok(Some(UpstreamTls {
+        ca_pem,
+        server_name: tls.sni.clone(),
+    }))
 }
 
 fn is_external_name(service: &Service) -> bool {

@@ -75,6 +75,39 @@ pub(crate) fn tls_certificate(
     })
 }
 
+/// Key of a CA bundle in a Secret (VpcLink `tls.caSecretRef`).
+pub(crate) const CA_CRT: &str = "ca.crt";
+
+/// Resolves a CA bundle Secret (`ca.crt`, PEM certificates).
+pub(crate) fn ca_bundle(
+    inventory: &Inventory,
+    field: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<String, Problem> {
+    let missing = |what: String| {
+        Problem::unresolved(
+            reasons::SECRET_NOT_FOUND,
+            format!("{field}: Secret {namespace}/{name} {what}"),
+        )
+    };
+    let secret =
+        secret(inventory, namespace, name).ok_or_else(|| missing("does not exist".into()))?;
+    let ca = secret_text(secret, CA_CRT).ok_or_else(|| missing(format!("has no {CA_CRT}")))?;
+    let certs = CertificateDer::pem_slice_iter(ca.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            Problem::invalid(
+                reasons::INVALID,
+                format!("{field}: Secret {namespace}/{name}: {CA_CRT} is not PEM: {e}"),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(missing(format!("has no certificate in {CA_CRT}")));
+    }
+    Ok(ca)
+}
+
 /// Merges per-hostname certificates: one entry per distinct chain and key, hostnames sorted;
 /// the first claim of a hostname wins (stages are visited oldest first).
 pub(crate) fn merge(claims: Vec<Certificate>) -> Vec<Certificate> {

@@ -124,3 +124,98 @@ async fn an_ejection_survives_a_snapshot_swap_for_the_same_endpoint() {
     }
     assert_eq!(bad.seen().len(), 1, "still ejected after the swap");
 }
+
+/// An HTTPS backend with a certificate for `name` signed by a fresh CA; returns its address and
+/// the CA (PEM). It answers `secure {path}`.
+async fn tls_backend(name: &str) -> (std::net::SocketAddr, String) {
+    use std::sync::Arc;
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "backend CA");
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("leaf");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let body = format!("secure {}", req.uri().path());
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(body)),
+                        ))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, ca.pem())
+}
+
+fn https_backend(
+    mut snapshot: causeway_snapshot::Snapshot,
+    ca: Option<String>,
+) -> causeway_snapshot::Snapshot {
+    let backend = snapshot.backends.get_mut("secure").expect("backend");
+    backend.scheme = causeway_snapshot::UpstreamScheme::Https;
+    backend.tls = Some(causeway_snapshot::UpstreamTls {
+        ca_pem: ca,
+        server_name: Some("billing.internal".to_string()),
+    });
+    snapshot.seal()
+}
+
+#[tokio::test]
+async fn an_https_backend_is_reached_over_tls_verified_against_its_ca() {
+    let (addr, ca) = tls_backend("billing.internal").await;
+    let snapshot = SnapshotBuilder::new()
+        .route(proxy_to("GET /pay", "secure"))
+        .backend("secure", &[addr.to_string()])
+        .build();
+    let proxy = TestProxy::with_snapshot(https_backend(snapshot, Some(ca))).await;
+    let answer = get(&http1(), &proxy.url("/pay"), HOST).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, "secure /pay");
+}
+
+#[tokio::test]
+async fn an_https_backend_with_an_untrusted_certificate_is_a_502() {
+    let (addr, _ca) = tls_backend("billing.internal").await;
+    let (_, other_ca) = tls_backend("billing.internal").await;
+    let snapshot = SnapshotBuilder::new()
+        .route(proxy_to("GET /pay", "secure"))
+        .backend("secure", &[addr.to_string()])
+        .build();
+    let proxy = TestProxy::with_snapshot(https_backend(snapshot, Some(other_ca))).await;
+    let answer = get(&http1(), &proxy.url("/pay"), HOST).await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+}
