@@ -52,7 +52,7 @@ impl CorsRuntime {
             return Some(HeaderValue::from_static("*"));
         }
         let text = origin.to_str().ok()?.to_ascii_lowercase();
-        (self.any_origin || self.origins.iter().any(|o| *o == text)).then(|| origin.clone())
+        (self.any_origin || self.origins.contains(&text)).then(|| origin.clone())
     }
 
     /// Whether the request is a preflight.
