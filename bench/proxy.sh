@@ -71,6 +71,7 @@ direct_rps=$(echo "${results[0]}" | awk '{print $2}')
 nginx_rps=$(echo "${results[2]}" | awk '{print $2}')
 nginx_p99=$(to_ms "$(echo "${results[2]}" | awk '{print $4}')")
 stamp=$(date -u +%Y-%m-%dT%H-%M-%SZ)
+mkdir -p bench/results
 out="bench/results/proxy-$stamp.md"
 {
   echo "# Reverse-proxy benchmark, $stamp"

@@ -2,6 +2,7 @@
 //! `validate` (print what `compile` says of each object), `crds` (print the CRD YAML).
 //! Only this crate uses `anyhow`; the libraries have typed errors.
 
+mod alloc;
 mod files;
 mod logging;
 mod proxy_args;

@@ -38,7 +38,7 @@ use crate::cors::CorsRuntime;
 use crate::gateway_response::{Fault, RequestError, ResponseContext, classify, fixed_json, render};
 use crate::hygiene;
 use crate::limits::{BodyIdleTimeout, IdleTimeoutBody, caused_by};
-use crate::metrics::{ByteLabels, NONE_LABEL, RequestLabels, status_class};
+use crate::metrics::{ByteLabels, NONE_LABEL, RequestLabels, RouteMetrics, status_class};
 use crate::runtime::{DeploymentRuntime, IntegrationRuntime, RouteRuntime, Runtime, StageRuntime};
 use crate::upstream::{Forwarding, X_REQUEST_ID};
 
@@ -67,6 +67,8 @@ pub(crate) struct Exchange {
     integration_latency: Option<std::time::Duration>,
     /// CORS headers to add to the response (the request's origin is allowed).
     cors: Option<(Arc<CorsRuntime>, HeaderValue)>,
+    /// The matched route's metric handles.
+    route_metrics: Option<Arc<RouteMetrics>>,
 }
 
 /// Runs the whole lifecycle for one request.
@@ -145,7 +147,7 @@ fn begin(
         request_time: Some(SystemTime::now()),
         method: request.method().to_string(),
         path: request.uri().path().to_string(),
-        protocol: format!("{:?}", request.version()),
+        protocol: version_name(request.version()).to_string(),
         ..AccessRecord::default()
     };
     let exchange = Exchange {
@@ -156,6 +158,7 @@ fn begin(
         log_format: None,
         integration_latency: None,
         cors: None,
+        route_metrics: None,
     };
     (exchange, shared.runtime.load_full())
 }
@@ -359,6 +362,7 @@ fn match_route<'d>(
     {
         Some(hit) => {
             ex.record.route_key = Some(hit.value.key.clone());
+            ex.route_metrics = Some(Arc::clone(&hit.value.metrics));
             Flow::Continue((hit.value, hit.params))
         }
         None => {
@@ -539,37 +543,18 @@ fn finish(
         log_enabled,
         log_format,
         integration_latency,
+        route_metrics,
         ..
     } = ex;
     let on_done = Box::new(move |bytes: u64, _complete: bool| {
         let elapsed = started.elapsed();
-        let labels = RequestLabels {
-            api: record.api.clone().unwrap_or_else(|| NONE_LABEL.to_string()),
-            stage: record
-                .stage
-                .clone()
-                .unwrap_or_else(|| NONE_LABEL.to_string()),
-            route: record
-                .route_key
-                .clone()
-                .unwrap_or_else(|| NONE_LABEL.to_string()),
-            status_class: status_class(status),
-            deployment: if record.canary { "canary" } else { "main" },
-        };
-        shared
-            .metrics
-            .observe_request(&labels, elapsed, integration_latency);
-        if bytes > 0 {
-            let byte_labels = ByteLabels {
-                api: labels.api,
-                stage: labels.stage,
-                route: labels.route,
-            };
-            shared
-                .metrics
-                .response_bytes
-                .get_or_create(&byte_labels)
-                .inc_by(bytes);
+        match &route_metrics {
+            Some(route) => {
+                shared
+                    .metrics
+                    .observe_route(route, status, elapsed, integration_latency, bytes);
+            }
+            None => observe_unrouted(&shared, &record, status, elapsed, bytes),
         }
         if log_enabled {
             record.status = status;
@@ -582,20 +567,71 @@ fn finish(
     Response::from_parts(parts, ObservedBody::new(body, on_done).boxed_unsync())
 }
 
-/// A new request id: 128 random bits in UUID v4 form.
+/// Metrics of a request that matched no route (labels built on the spot; rare).
+fn observe_unrouted(
+    shared: &Shared,
+    record: &AccessRecord,
+    status: u16,
+    elapsed: std::time::Duration,
+    bytes: u64,
+) {
+    let labels = RequestLabels {
+        api: record.api.clone().unwrap_or_else(|| NONE_LABEL.to_string()),
+        stage: record
+            .stage
+            .clone()
+            .unwrap_or_else(|| NONE_LABEL.to_string()),
+        route: record
+            .route_key
+            .clone()
+            .unwrap_or_else(|| NONE_LABEL.to_string()),
+        status_class: status_class(status),
+        deployment: if record.canary { "canary" } else { "main" },
+    };
+    shared.metrics.observe_request(&labels, elapsed, None);
+    if bytes > 0 {
+        let byte_labels = ByteLabels {
+            api: labels.api,
+            stage: labels.stage,
+            route: labels.route,
+        };
+        shared
+            .metrics
+            .response_bytes
+            .get_or_create(&byte_labels)
+            .inc_by(bytes);
+    }
+}
+
+/// `HTTP/1.1`, `HTTP/2`, ... without allocating.
+fn version_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
+}
+
+/// A new request id: 128 random bits in UUID v4 form (formatted on the stack).
 fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bits: u128 = rand::random();
     let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let hex = format!("{bits:032x}");
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    let mut out = [0u8; 36];
+    let mut nibble = 0;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *slot = b'-';
+            continue;
+        }
+        let shift = 124 - 4 * nibble;
+        *slot = HEX[((bits >> shift) & 0xf) as usize];
+        nibble += 1;
+    }
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 #[cfg(test)]

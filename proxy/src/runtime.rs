@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use causeway_snapshot::{RouteConflict, RouteTable};
 
 use crate::balancer::{Balancer, Endpoint};
+use crate::metrics::RouteMetrics;
 use crate::origination::TlsOrigin;
 use crate::router::{Glob, HostRoutes, HostTable, Rule};
 
@@ -113,6 +114,8 @@ pub(crate) struct DeploymentRuntime {
 /// One route, ready to answer.
 pub(crate) struct RouteRuntime {
     pub key: String,
+    /// Cached metric handles of this route (labels fixed: api, stage, key, main|canary).
+    pub metrics: Arc<RouteMetrics>,
     pub integration: IntegrationRuntime,
 }
 
@@ -175,12 +178,17 @@ impl Runtime {
                         stage: stage.id.clone(),
                         api: stage.api.clone(),
                     })?;
-            let main = deployment(&stage.id, &stage.main, &backends)?;
+            let labels = |deployment| MetricLabels {
+                api: &stage.api_name,
+                stage: &stage.name,
+                deployment,
+            };
+            let main = deployment(&stage.id, &stage.main, &backends, &labels("main"))?;
             let canary = match &stage.canary {
                 Some(c) => Some(CanaryRuntime {
                     percent: c.percent.clamp(0.0, 100.0),
                     sticky: c.sticky.clone(),
-                    deployment: deployment(&stage.id, &c.deployment, &backends)?,
+                    deployment: deployment(&stage.id, &c.deployment, &backends, &labels("canary"))?,
                 }),
                 None => None,
             };
@@ -323,10 +331,18 @@ fn p_authority(previous: Option<&BackendRuntime>) -> &str {
         .unwrap_or_default()
 }
 
+/// Metric labels of a deployment's routes.
+struct MetricLabels<'a> {
+    api: &'a str,
+    stage: &'a str,
+    deployment: &'static str,
+}
+
 fn deployment(
     stage: &str,
     d: &DeploymentConfig,
     backends: &HashMap<String, Arc<BackendRuntime>>,
+    labels: &MetricLabels<'_>,
 ) -> Result<DeploymentRuntime, ApplyError> {
     let mut routes = Vec::with_capacity(d.routes.len());
     for r in &d.routes {
@@ -372,6 +388,12 @@ fn deployment(
             r.key.clone(),
             r.matcher.clone(),
             RouteRuntime {
+                metrics: Arc::new(RouteMetrics::new(
+                    labels.api,
+                    labels.stage,
+                    &r.key,
+                    labels.deployment,
+                )),
                 key: r.key.clone(),
                 integration,
             },
