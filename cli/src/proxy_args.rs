@@ -11,6 +11,10 @@ use clap::Args;
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Proxy")]
 pub struct ProxyArgs {
+    /// Threads serving plain HTTP, each with its own runtime and upstream pool (thread per
+    /// core); 0: one per CPU.
+    #[arg(long, env = "CAUSEWAY_WORKERS", default_value_t = 0)]
+    pub workers: usize,
     /// HTTPS listener address (TLS 1.2+, ALPN h2 and http/1.1, certificates by SNI from the
     /// Stages' `domains[].tlsSecretRef`); off unless given.
     #[arg(long, env = "CAUSEWAY_HTTPS_LISTEN")]
@@ -76,6 +80,10 @@ impl ProxyArgs {
             h2_connection_window: self.h2_connection_window,
             max_connections: self.max_connections.max(1),
             trusted_hops: self.trusted_hops.clone(),
+            workers: match self.workers {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                n => n,
+            },
             outlier_consecutive_failures: self.outlier_consecutive_failures,
             outlier_base_ejection: Duration::from_millis(self.outlier_base_ejection_ms),
             ..base

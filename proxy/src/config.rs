@@ -96,6 +96,9 @@ pub struct ProxyConfig {
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are trusted (load balancers in front
     /// of the proxy); from anyone else those headers are replaced.
     pub trusted_hops: Vec<ipnet::IpNet>,
+    /// Threads serving the plain-HTTP listener, each with its own single-threaded runtime and
+    /// upstream pool (thread per core); 0 or 1: on the runtime that calls `serve`.
+    pub workers: usize,
     /// Failures in a row that eject an upstream endpoint; 0: never eject.
     pub outlier_consecutive_failures: u32,
     /// First ejection time.
@@ -133,6 +136,7 @@ impl Default for ProxyConfig {
             body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
             trusted_hops: Vec::new(),
             https_port: 443,
+            workers: 1,
             outlier_consecutive_failures: DEFAULT_OUTLIER_CONSECUTIVE_FAILURES,
             outlier_base_ejection: DEFAULT_OUTLIER_BASE_EJECTION,
             max_connections: DEFAULT_MAX_CONNECTIONS,

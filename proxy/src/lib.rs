@@ -26,6 +26,7 @@ mod runtime;
 mod server;
 mod tls;
 mod upstream;
+mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -123,12 +124,17 @@ impl Proxy {
     }
 
     /// Serves traffic (HTTP/1.1 and h2c) on `listener` until `shutdown` completes, then drains.
+    /// With `workers` > 1 in the config, on that many threads of their own (thread per core).
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
+        if config.workers > 1 {
+            return workers::serve(Arc::clone(&self.shared), listener, shutdown, config.workers)
+                .await;
+        }
         let settings = server::ListenerSettings {
             builder: server::builder(config),
             tls: None,

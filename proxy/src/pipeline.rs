@@ -464,8 +464,9 @@ async fn integrate(
         request_id: &ex.request_id,
     };
     let mut sent_at = None;
-    let result = shared
-        .upstream
+    let worker_upstream = crate::workers::upstream();
+    let upstream = worker_upstream.as_deref().unwrap_or(&shared.upstream);
+    let result = upstream
         .forward(integration, request, &fwd, &mut sent_at)
         .await;
     ex.integration_latency = sent_at.map(|t| t.elapsed());

@@ -73,6 +73,15 @@ pub(crate) struct UpstreamResponse {
 }
 
 impl Upstream {
+    /// A client like [`Upstream::new`] that counts connect errors on an existing counter (a
+    /// worker thread's own client).
+    pub fn with_counter(config: &ProxyConfig, connect_errors: Counter) -> Self {
+        Self {
+            connect_errors,
+            ..Self::new(config)
+        }
+    }
+
     pub fn new(config: &ProxyConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.upstream_connect_timeout));

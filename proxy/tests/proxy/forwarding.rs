@@ -129,3 +129,35 @@ async fn a_generated_request_id_is_returned_and_sent_upstream() {
     assert_eq!(id.len(), 36);
     assert_eq!(upstream.seen()[0].headers["x-request-id"], id.as_str());
 }
+
+#[tokio::test]
+async fn worker_threads_serve_and_forward_like_the_single_runtime() {
+    let upstream = Upstream::start("pets").await;
+    let snapshot = SnapshotBuilder::new()
+        .route(proxy_to("GET /pets/{id}", "pets"))
+        .backend("pets", &[upstream.endpoint()])
+        .build();
+    let config = causeway_proxy::ProxyConfig {
+        workers: 2,
+        ..causeway_proxy::ProxyConfig::default()
+    };
+    let proxy = TestProxy::with_config(config, snapshot).await;
+    // Separate connections, so that both workers get some.
+    let answers = futures_util::future::join_all((0..8).map(|i| {
+        let url = proxy.url(&format!("/pets/{i}"));
+        async move { get(&http1(), &url, HOST).await }
+    }))
+    .await;
+    assert!(
+        answers.iter().all(|a| a.status == StatusCode::OK),
+        "{answers:?}"
+    );
+    assert_eq!(upstream.seen().len(), 8);
+    let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin")
+        .await
+        .body;
+    assert!(
+        metrics.contains(r#"route="GET /pets/{id}",status_class="2xx",deployment="main"} 8"#),
+        "{metrics}"
+    );
+}
