@@ -78,6 +78,9 @@ out="bench/results/proxy-$stamp.md"
   echo
   echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s on $(nproc) cores (load generator, proxy and backend share them); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
   echo
+  echo "Causeway runs \`causeway standalone\` with its defaults (one worker thread per CPU, access log off)."
+  echo "Not yet the same job: Causeway does not check \`x-api-key\` or rate-limit per key (API keys and usage plans land with the authorizer work); nginx and HAProxy do both, with a limit too high to trigger."
+  echo
   echo "| target | req/s | p50 ms | p99 ms | non-2xx | req/s ÷ direct | req/s ÷ nginx | p99 ÷ nginx p99 |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   for line in "${results[@]}"; do
