@@ -212,6 +212,27 @@ pub(crate) fn is_trusted(trusted: &[IpNet], peer: IpAddr) -> bool {
     trusted.iter().any(|net| net.contains(&peer))
 }
 
+/// The client's address as seen through trusted hops: walking `X-Forwarded-For` from the
+/// right, the first address that is not itself a trusted hop (what `$context.identity.sourceIp`
+/// reports). Only called when the peer is trusted.
+pub(crate) fn client_ip(headers: &HeaderMap, trusted: &[IpNet], peer: IpAddr) -> IpAddr {
+    let mut candidate = peer;
+    let chain: Vec<IpAddr> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    for ip in chain.into_iter().rev() {
+        candidate = ip;
+        if !is_trusted(trusted, ip) {
+            break;
+        }
+    }
+    candidate
+}
+
 /// Sets the forwarding headers. From a trusted hop, the client's chain is kept and the peer
 /// appended; from anyone else, every client-sent `Forwarded`, `X-Forwarded-*` and `X-Real-Ip`
 /// is dropped and replaced by what this proxy saw.
@@ -311,6 +332,20 @@ mod tests {
             normalize_path("/pets/7/toys"),
             Ok(Cow::Borrowed(_))
         ));
+    }
+
+    #[test]
+    fn the_client_ip_is_the_first_untrusted_address_from_the_right() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        let mut h = HeaderMap::new();
+        h.insert(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.0.0.2"),
+        );
+        let peer: IpAddr = "10.0.0.1".parse().expect("ip");
+        let got = client_ip(&h, &trusted, peer);
+        assert_eq!(got, "203.0.113.9".parse::<IpAddr>().expect("ip"));
+        assert_eq!(client_ip(&HeaderMap::new(), &trusted, peer), peer);
     }
 
     #[test]

@@ -260,6 +260,14 @@ fn sanitize(shared: &Shared, request: &mut Request<Incoming>, ex: &mut Exchange)
     if let Err(rejection) = hygiene::check_host(request) {
         return Flow::Respond(fail(None, rejection.into(), ex));
     }
+    let trusted = &shared.config.trusted_hops;
+    if let Some(peer) = ex.record.peer
+        && !trusted.is_empty()
+        && hygiene::is_trusted(trusted, peer.ip())
+    {
+        let client = hygiene::client_ip(request.headers(), trusted, peer.ip());
+        ex.record.peer = Some(SocketAddr::new(client, peer.port()));
+    }
     let normalized = match hygiene::normalize_path(request.uri().path()) {
         Ok(Cow::Borrowed(_)) => return Flow::Continue(()),
         Ok(Cow::Owned(path)) => path,

@@ -67,6 +67,10 @@ async fn hop_by_hop_headers_are_removed_and_forwarding_headers_are_set() {
         ("x-forwarded-for", "10.0.0.1"),
         ("x-request-id", "req-123"),
         ("x-end-to-end", "kept"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
     ];
     let answer = send(
         &http1(),
@@ -93,6 +97,10 @@ async fn hop_by_hop_headers_are_removed_and_forwarding_headers_are_set() {
     assert_eq!(h["host"], "pets.default.svc");
     assert_eq!(h["x-request-id"], "req-123");
     assert_eq!(h["x-api-version"], "2");
+    assert_eq!(
+        h["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "W3C trace context is propagated"
+    );
 }
 
 #[tokio::test]

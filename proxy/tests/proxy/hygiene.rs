@@ -150,4 +150,7 @@ async fn forwarding_headers_from_a_trusted_hop_are_kept_and_extended() {
     let seen = &upstream.seen()[0].headers;
     assert_eq!(seen["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     assert_eq!(seen["x-forwarded-proto"], "https");
+    // The access log names the client behind the trusted hop.
+    let log = proxy.log_json();
+    assert_eq!(log.last().expect("a line")["ip"], "203.0.113.7");
 }

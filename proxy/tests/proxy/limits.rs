@@ -213,3 +213,38 @@ async fn http2_streams_over_the_concurrency_limit_wait_for_a_free_slot() {
     assert!(elapsed >= Duration::from_millis(550), "took {elapsed:?}");
     assert_eq!(upstream.seen().len(), 5);
 }
+
+#[tokio::test]
+async fn the_proxy_stops_reading_a_header_block_over_the_limit() {
+    let config = ProxyConfig {
+        max_header_bytes: 16 * 1024,
+        ..ProxyConfig::default()
+    };
+    let (proxy, upstream) = echo_proxy(config).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /x HTTP/1.1\r\nHost: api.test\r\nX-Endless: ")
+        .await
+        .expect("write");
+    // Keep sending one header line that never ends: the proxy must give up after its buffer
+    // (16 KiB) and close, so writing fails long before 64 MiB have gone out.
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0usize;
+    let outcome = tokio::time::timeout(Duration::from_secs(5), async {
+        while sent < 64 * 1024 * 1024 {
+            if stream.write_all(&chunk).await.is_err() {
+                return true;
+            }
+            sent += chunk.len();
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        outcome,
+        Ok(true),
+        "the proxy kept reading ({sent} bytes sent)"
+    );
+    assert!(sent < 16 * 1024 * 1024, "{sent} bytes were accepted");
+    assert!(upstream.seen().is_empty());
+}
