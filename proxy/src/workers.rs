@@ -60,7 +60,11 @@ pub(crate) async fn serve(
                             let stopped = async move {
                                 let _ = stop.wait_for(|s| *s).await;
                             };
-                            serve_one(shared, listener, stopped).await
+                            // As a task, not as the `block_on` future: wake-ups of the
+                            // `block_on` future go through the driver's eventfd.
+                            tokio::spawn(serve_one(shared, listener, stopped))
+                                .await
+                                .map_err(std::io::Error::other)?
                         })
                     });
                 let _ = done_tx.send(result);
