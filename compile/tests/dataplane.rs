@@ -203,3 +203,32 @@ fn a_vpc_link_whose_ca_secret_is_missing_is_unresolved_with_secret_not_found() {
     assert!(!status(&c, Kind::Route, "pay").is_accepted());
     assert_base_served(&c);
 }
+
+#[test]
+fn a_service_port_with_app_protocol_h2c_makes_an_http2_backend() {
+    let c = with_base(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: grpc, namespace: shop}
+spec:
+  ports: [{name: grpc, port: 50051, appProtocol: kubernetes.io/h2c}]
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: stream, namespace: shop}
+spec:
+  apiRef: {name: pets}
+  routeKey: POST /stream
+  integration: {type: HTTP_PROXY, backendRef: {name: grpc, port: 50051}}
+"#,
+    );
+    assert!(status(&c, Kind::Route, "stream").is_accepted());
+    let backend = c
+        .snapshot
+        .backends
+        .get("svc/shop/grpc:50051")
+        .expect("backend");
+    assert!(backend.http2);
+    assert!(!c.snapshot.backends["svc/shop/pets:80"].http2);
+}

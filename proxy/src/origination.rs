@@ -119,6 +119,60 @@ impl TlsOrigin {
     }
 }
 
+/// An HTTP/2 prior-knowledge (h2c) client bound to one endpoint: requests carry the backend's
+/// host as `:authority`, while the connector always dials the endpoint. One multiplexed
+/// connection per endpoint (hyper's pool keys on the authority, so each endpoint needs its
+/// own client for the balancer to choose among them).
+pub(crate) struct H2cEndpoint {
+    pub address: String,
+    pub client: Client<FixedConnector, ProxyBody>,
+}
+
+impl H2cEndpoint {
+    pub fn new(address: &str) -> Result<Self, http::uri::InvalidUri> {
+        let target: Uri = format!("http://{address}").parse()?;
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(config::DEFAULT_UPSTREAM_CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(config::DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT)
+            .http2_only(true)
+            .http2_initial_stream_window_size(config::DEFAULT_H2_STREAM_WINDOW)
+            .http2_initial_connection_window_size(config::DEFAULT_H2_CONNECTION_WINDOW)
+            .http2_keep_alive_interval(config::DEFAULT_H2_KEEP_ALIVE_INTERVAL)
+            .http2_keep_alive_timeout(config::DEFAULT_H2_KEEP_ALIVE_TIMEOUT)
+            .set_host(false)
+            .build(FixedConnector { http, target });
+        Ok(Self {
+            address: address.to_string(),
+            client,
+        })
+    }
+}
+
+/// Dials one fixed address whatever the request URI says.
+#[derive(Clone)]
+pub(crate) struct FixedConnector {
+    http: HttpConnector,
+    target: Uri,
+}
+
+impl tower::Service<Uri> for FixedConnector {
+    type Response = <HttpConnector as tower::Service<Uri>>::Response;
+    type Error = <HttpConnector as tower::Service<Uri>>::Error;
+    type Future = <HttpConnector as tower::Service<Uri>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.http.poll_ready(cx)
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        self.http.call(self.target.clone())
+    }
+}
+
 /// Dials TCP, then TLS with a fixed server name.
 #[derive(Clone)]
 pub(crate) struct TlsConnector {

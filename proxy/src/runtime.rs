@@ -17,7 +17,7 @@ use causeway_snapshot::{RouteConflict, RouteTable};
 
 use crate::balancer::{Balancer, Endpoint};
 use crate::metrics::RouteMetrics;
-use crate::origination::TlsOrigin;
+use crate::origination::{H2cEndpoint, TlsOrigin};
 use crate::router::{Glob, HostRoutes, HostTable, Rule};
 
 /// Why a snapshot cannot be applied. The snapshot is rejected whole; the old one stays.
@@ -149,6 +149,9 @@ pub(crate) struct BackendRuntime {
     pub balancer: Balancer,
     /// The TLS client of an `https` backend.
     pub tls: Option<Arc<TlsOrigin>>,
+    /// One h2c client per endpoint (same order as the balancer's) for a backend that speaks
+    /// HTTP/2 without TLS.
+    pub h2c: Option<Vec<Arc<H2cEndpoint>>>,
 }
 
 impl Runtime {
@@ -316,12 +319,36 @@ fn backend(
             }
         }
     };
+    let h2c = match (b.scheme, b.http2) {
+        (UpstreamScheme::Http, true) => Some(
+            b.endpoints
+                .iter()
+                .map(|address| {
+                    let reused = previous
+                        .and_then(|p| p.h2c.as_ref())
+                        .and_then(|c| c.iter().find(|e| &e.address == address).cloned());
+                    match reused {
+                        Some(e) => Ok(e),
+                        None => H2cEndpoint::new(address).map(Arc::new).map_err(|e| {
+                            ApplyError::Invalid {
+                                what: "endpoint",
+                                value: format!("{address}: {e}"),
+                                context: format!("backend {id}"),
+                            }
+                        }),
+                    }
+                })
+                .collect::<Result<Vec<_>, ApplyError>>()?,
+        ),
+        _ => None,
+    };
     Ok(BackendRuntime {
         id: id.to_string(),
         scheme: b.scheme,
         authority,
         balancer: Balancer::new(endpoints, b.load_balancing),
         tls,
+        h2c,
     })
 }
 

@@ -245,9 +245,22 @@ impl Upstream {
             let mut request = Request::from_parts(this_parts, this_body);
             *request.uri_mut() = uri;
             let guard = balancer.start(i);
-            let sent = match &backend.tls {
-                Some(tls) => tls.client.request(request).await,
-                None => self.client.request(request).await,
+            let h2c = backend.h2c.as_ref().and_then(|c| c.get(i));
+            let sent = match (&backend.tls, h2c) {
+                (Some(tls), _) => tls.client.request(request).await,
+                (None, Some(h2c)) => {
+                    // HTTP/2 names the host in `:authority` (from the URI), not in `Host`;
+                    // the client's connector dials the endpoint whatever the URI says.
+                    request.headers_mut().remove(header::HOST);
+                    *request.version_mut() = Version::HTTP_2;
+                    let authority = backend.authority.to_str().unwrap_or_default();
+                    match format!("http://{authority}{path_and_query}").parse() {
+                        Ok(uri) => *request.uri_mut() = uri,
+                        Err(e) => return Err(Attempt::Build(format!("upstream uri: {e}"))),
+                    }
+                    h2c.client.request(request).await
+                }
+                (None, None) => self.client.request(request).await,
             };
             match sent {
                 Ok(mut response) => {

@@ -415,6 +415,10 @@ pub struct Backend {
     /// How the proxy chooses among the endpoints.
     #[serde(default, skip_serializing_if = "LoadBalancing::is_default")]
     pub load_balancing: LoadBalancing,
+    /// Speak HTTP/2 with prior knowledge (h2c) to this plain-HTTP backend (the Service port's
+    /// `appProtocol: kubernetes.io/h2c`); otherwise HTTP/1.1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
     /// TLS origination settings of an `https` backend (from the VpcLink of its namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<UpstreamTls>,

@@ -25,6 +25,8 @@ use crate::{CompileOptions, Inventory};
 
 /// The label that ties an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// `appProtocol` of a Service port that speaks HTTP/2 without TLS (h2c, prior knowledge).
+pub const H2C_APP_PROTOCOL: &str = "kubernetes.io/h2c";
 /// Service annotation choosing the proxy's load balancing: `round-robin` (default) or
 /// `least-request` (power of two choices).
 pub const LOAD_BALANCING_ANNOTATION: &str = "causeway.dev/load-balancing";
@@ -230,6 +232,7 @@ impl<'a> Cluster<'a> {
         let mut authority = format!("{name}.{namespace}.svc.{}", self.cluster_domain);
         let mut endpoints = BTreeSet::new();
         let mut policy = LoadBalancing::default();
+        let mut http2 = false;
         if let Some(service) = self.service(namespace, name) {
             policy = load_balancing(service);
             if is_external_name(service) {
@@ -247,6 +250,8 @@ impl<'a> Cluster<'a> {
                 };
                 endpoints.insert(format!("{external}:{port}"));
             } else if let Some(service_port) = service_port(service, port) {
+                http2 = scheme == UpstreamScheme::Http
+                    && service_port.app_protocol.as_deref() == Some(H2C_APP_PROTOCOL);
                 for slice in self
                     .slices
                     .get(&(namespace.to_string(), name.to_string()))
@@ -279,6 +284,7 @@ impl<'a> Cluster<'a> {
                 authority,
                 endpoints: endpoints.into_iter().collect(),
                 load_balancing: policy,
+                http2,
                 tls: match scheme {
                     UpstreamScheme::Http => None,
                     UpstreamScheme::Https => self.tls_for(namespace, |l| {
@@ -313,6 +319,7 @@ impl<'a> Cluster<'a> {
                 authority: origin.authority(),
                 endpoints: vec![format!("{}:{}", origin.host, origin.port)],
                 load_balancing: LoadBalancing::default(),
+                http2: false,
                 tls: match origin.scheme {
                     UpstreamScheme::Http => None,
                     UpstreamScheme::Https => {

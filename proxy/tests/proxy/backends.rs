@@ -219,3 +219,25 @@ async fn an_https_backend_with_an_untrusted_certificate_is_a_502() {
     let answer = get(&http1(), &proxy.url("/pay"), HOST).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
 }
+
+#[tokio::test]
+async fn an_h2c_backend_is_spoken_to_over_http2_with_its_host_as_authority() {
+    let upstream = Upstream::start("grpcish").await;
+    let mut snapshot = SnapshotBuilder::new()
+        .route(proxy_to("GET /h2", "app"))
+        .backend("app", &[upstream.endpoint()])
+        .build();
+    snapshot.backends.get_mut("app").expect("backend").http2 = true;
+    let proxy = TestProxy::with_snapshot(snapshot.seal()).await;
+    for _ in 0..3 {
+        let answer = get(&http1(), &proxy.url("/h2"), HOST).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.body, "grpcish /h2?");
+    }
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter().all(|s| s.version == http::Version::HTTP_2),
+        "{seen:?}"
+    );
+}

@@ -569,6 +569,7 @@ impl SnapshotBuilder {
                 authority: format!("{id}.default.svc"),
                 endpoints: endpoints.to_vec(),
                 load_balancing: Default::default(),
+                http2: false,
                 tls: None,
             },
         );
