@@ -61,7 +61,7 @@ pub enum RequestError {
     },
     /// The client stopped sending its body.
     #[error("{0}")]
-    BodyTimeout(crate::limits::BodyIdleTimeout),
+    BodyTimeout(crate::request_body::BodyIdleTimeout),
     /// The backend did not send a response head in time.
     #[error("backend {backend} did not answer within {timeout_ms} ms")]
     UpstreamTimeout {

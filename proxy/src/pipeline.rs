@@ -37,8 +37,8 @@ use crate::body::{ObservedBody, ProxyBody, full};
 use crate::cors::CorsRuntime;
 use crate::gateway_response::{Fault, RequestError, ResponseContext, classify, fixed_json, render};
 use crate::hygiene;
-use crate::limits::{BodyIdleTimeout, IdleTimeoutBody, caused_by};
 use crate::metrics::{ByteLabels, NONE_LABEL, RequestLabels, RouteMetrics, status_class};
+use crate::request_body::{BodyIdleTimeout, IdleTimeoutBody, caused_by};
 use crate::runtime::{DeploymentRuntime, IntegrationRuntime, RouteRuntime, Runtime, StageRuntime};
 use crate::upstream::{Forwarding, X_REQUEST_ID};
 

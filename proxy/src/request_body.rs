@@ -1,7 +1,7 @@
-//! Request limits enforced by the pipeline (those hyper enforces itself are set in `server`):
-//! the request-target length (414) and the body idle timeout (408). The body size limit is
+//! Request-body guards of the pipeline (the limits hyper enforces itself are set in `server`):
+//! the body idle timeout (408) and the request byte counter. The body size limit is
 //! `http_body_util::Limited` around the same body, so a streamed body is cut off after at most
-//! the limit plus one read buffer.
+//! the limit plus one read buffer. (Named apart from `limits`, which is throttling.)
 
 use std::future::Future;
 use std::pin::Pin;
