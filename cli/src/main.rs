@@ -2,8 +2,10 @@
 //! `validate` (print what `compile` says of each object), `crds` (print the CRD YAML).
 //! Only this crate uses `anyhow`; the libraries have typed errors.
 
+mod alloc;
 mod files;
 mod logging;
+mod proxy_args;
 mod standalone;
 mod usage;
 mod validate;
@@ -86,6 +88,8 @@ struct StandaloneArgs {
     /// Access log destination: `stdout` or `off`.
     #[arg(long, env = "CAUSEWAY_ACCESS_LOG", default_value = "stdout")]
     access_log: String,
+    #[command(flatten)]
+    proxy: Box<proxy_args::ProxyArgs>,
 }
 
 #[derive(Args, Debug)]

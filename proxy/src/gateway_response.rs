@@ -40,9 +40,28 @@ pub enum RequestError {
         /// The limit in bytes.
         limit: u64,
     },
-    /// The request path has dot segments or is not absolute.
-    #[error("request path {0:?} is not a normalized absolute path")]
-    BadPath(String),
+    /// The request path is refused by the path policy (`hygiene`).
+    #[error("request path {path:?} is refused: {reason}")]
+    BadPath {
+        /// The path as sent.
+        path: String,
+        /// Which rule refused it.
+        reason: crate::hygiene::PathRejection,
+    },
+    /// `Host` is duplicated, invalid, or disagrees with the request authority.
+    #[error("bad host: {0}")]
+    BadHost(#[from] crate::hygiene::HostRejection),
+    /// The request target is longer than the proxy allows.
+    #[error("request target of {len} bytes is longer than {limit}")]
+    UriTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The client stopped sending its body.
+    #[error("{0}")]
+    BodyTimeout(crate::request_body::BodyIdleTimeout),
     /// The backend did not send a response head in time.
     #[error("backend {backend} did not answer within {timeout_ms} ms")]
     UpstreamTimeout {
@@ -106,7 +125,10 @@ impl RequestError {
         match self {
             Self::NoRoute { .. }
             | Self::BodyTooLarge { .. }
-            | Self::BadPath(_)
+            | Self::BadPath { .. }
+            | Self::BadHost(_)
+            | Self::UriTooLong { .. }
+            | Self::BodyTimeout(_)
             | Self::Throttled { .. }
             | Self::QuotaExceeded { .. } => Fault::Client,
             Self::QuotaUnavailable => Fault::Internal,
@@ -152,7 +174,7 @@ pub fn classify(error: &RequestError) -> Classified {
             None,
             "Request Entity Too Large",
         ),
-        RequestError::BadPath(_) => (
+        RequestError::BadPath { .. } | RequestError::BadHost(_) => (
             K::Default4xx,
             StatusCode::BAD_REQUEST,
             Some(StatusCode::BAD_REQUEST),
@@ -175,6 +197,18 @@ pub fn classify(error: &RequestError) -> Classified {
             StatusCode::SERVICE_UNAVAILABLE,
             Some(StatusCode::SERVICE_UNAVAILABLE),
             "Service Unavailable",
+        ),
+        RequestError::UriTooLong { .. } => (
+            K::Default4xx,
+            StatusCode::URI_TOO_LONG,
+            Some(StatusCode::URI_TOO_LONG),
+            "Request-URI Too Long",
+        ),
+        RequestError::BodyTimeout(_) => (
+            K::Default4xx,
+            StatusCode::REQUEST_TIMEOUT,
+            Some(StatusCode::REQUEST_TIMEOUT),
+            "Request Timeout",
         ),
         RequestError::UpstreamTimeout { .. } => (
             K::IntegrationTimeout,
@@ -212,6 +246,9 @@ pub fn classify(error: &RequestError) -> Classified {
 
 /// Values a gateway response template may use.
 pub(crate) struct ResponseContext<'a> {
+    /// What is known of the request so far (`$context.identity.sourceIp`, `httpMethod`, `path`,
+    /// `domainName`, `requestTime`, `routeKey`, ...).
+    pub record: Option<&'a crate::access_log::AccessRecord>,
     pub request_id: &'a str,
     pub message: &'a str,
     pub stage: Option<&'a str>,
@@ -271,7 +308,8 @@ pub(crate) fn render(
             "requestId" | "extendedRequestId" => ctx.request_id.to_string(),
             "stage" => ctx.stage.unwrap_or_default().to_string(),
             "apiId" => ctx.api.unwrap_or_default().to_string(),
-            _ => return None,
+            "status" => status.as_u16().to_string(),
+            other => return ctx.record.and_then(|r| r.lookup(other)),
         })
     };
     let mut response = Response::new(full(substitute_context(body, &lookup)));
