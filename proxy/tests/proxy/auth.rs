@@ -5,6 +5,7 @@ mod api_keys;
 mod function;
 mod jwt;
 mod policy;
+mod service_account;
 mod sigv4;
 
 use std::collections::BTreeMap;

@@ -141,6 +141,15 @@ async fn post(
     }
 }
 
+/// (name, path and query, headers, body, expected message).
+type Case = (
+    &'static str,
+    &'static str,
+    Vec<(String, String)>,
+    &'static str,
+    &'static str,
+);
+
 fn replace(headers: &[(String, String)], name: &str, value: &str) -> Vec<(String, String)> {
     headers
         .iter()
@@ -179,7 +188,7 @@ async fn requests_signed_by_botocore_verify_and_altered_or_stale_ones_are_refuse
 
     let stale = sign("POST", &url, body, 360, ACCESS_KEY);
     let unknown = sign("POST", &url, body, 0, "AKIDNOBODY");
-    let cases: Vec<(&str, &str, Vec<(String, String)>, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "changed header",
             "/items?b=2&a=1",
