@@ -20,6 +20,7 @@ mod deployment;
 mod route;
 mod stage;
 mod text;
+mod tls;
 mod usage_plan;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,7 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
             .into_values()
             .map(|a| (a.config.id.clone(), a.config))
             .collect(),
+        certificates: stages.certificates,
     }
     .seal();
     Compiled {

@@ -427,6 +427,7 @@ pub(crate) async fn authorize(
         record.api_key_id = Some(found.id.clone());
         // For the throttle and quota steps: which key of which plan is counted.
         parts.extensions.insert(found.clone());
+        record.usage_plan_id = Some(found.plan.clone());
     }
     if let Some(authorizer) = authorizer {
         set_forward_headers(&mut parts.headers, &authorizer, &principal, target.peer);

@@ -161,6 +161,9 @@ pub fn add_authorizers(
                 scheme: UpstreamScheme::Http,
                 authority: format!("{id}.default.svc"),
                 endpoints: vec![addr.to_string()],
+                load_balancing: Default::default(),
+                http2: false,
+                tls: None,
             },
         );
     }

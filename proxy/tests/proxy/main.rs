@@ -4,9 +4,16 @@ mod support;
 
 mod admin;
 mod auth;
+mod backends;
 mod canary;
 mod failures;
 mod forwarding;
+mod gateway;
+mod hygiene;
+mod limits;
+mod observability;
+mod quotas;
 mod routing;
 mod swap;
 mod throttling;
+mod tls;
