@@ -362,7 +362,8 @@ pub(crate) struct AuthTarget<'a> {
 
 /// Step 5: the route's authorizer, then its API key. Returns the request to forward (with the
 /// authorizer's forwarded headers set and client copies of them removed; for SigV4 routes the
-/// body has been read, up to the limit, to check its hash).
+/// body has been read, up to the limit, to check its hash). The [`Principal`] and, when a key
+/// was checked, its [`api_key::ApiKey`] (id and plan) ride in the request's extensions.
 pub(crate) async fn authorize(
     state: &AuthState,
     target: AuthTarget<'_>,
@@ -424,11 +425,15 @@ pub(crate) async fn authorize(
             .ok_or(AuthError::InvalidApiKey)?;
         principal.api_key_id = Some(found.id.clone());
         record.api_key_id = Some(found.id.clone());
+        // For the throttle and quota steps: which key of which plan is counted.
+        parts.extensions.insert(found.clone());
         record.usage_plan_id = Some(found.plan.clone());
     }
     if let Some(authorizer) = authorizer {
         set_forward_headers(&mut parts.headers, &authorizer, &principal, target.peer);
     }
+    // Typed context for later steps (mapping `$context.authorizer.*`, usage plans).
+    parts.extensions.insert(principal);
     Ok(Request::from_parts(parts, body))
 }
 
