@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod push;
 mod template;
 pub use template::{Template, TemplateError, TemplatePart};
 
