@@ -19,6 +19,7 @@ pub mod pipeline;
 mod router;
 mod runtime;
 mod server;
+pub mod snapshot_client;
 mod upstream;
 
 use std::future::Future;
