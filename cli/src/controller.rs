@@ -55,7 +55,11 @@ pub struct ControllerArgs {
     admin_listen: String,
     /// Names proxies use to reach the snapshot server (certificate SANs), repeatable; default:
     /// causeway-controller, causeway-controller.NS, causeway-controller.NS.svc, localhost, 127.0.0.1.
-    #[arg(long = "push-server-name", env = "CAUSEWAY_PUSH_SERVER_NAMES", value_delimiter = ',')]
+    #[arg(
+        long = "push-server-name",
+        env = "CAUSEWAY_PUSH_SERVER_NAMES",
+        value_delimiter = ','
+    )]
     push_server_names: Vec<String>,
     /// Domain of the Apis' default endpoints (`{api}.{namespace}.{domain}`).
     #[arg(long, env = "CAUSEWAY_EXECUTE_API_DOMAIN", default_value = crate::DEFAULT_EXECUTE_API_DOMAIN)]
@@ -98,10 +102,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     info!(push = %args.push_listen, admin = %args.admin_listen, "controller listening");
 
     if let Some(dir) = &args.from_dir {
-        let tls_dir = args
-            .tls_dir
-            .clone()
-            .context("--from-dir needs --tls-dir")?;
+        let tls_dir = args.tls_dir.clone().context("--from-dir needs --tls-dir")?;
         let certs = PushCerts::load_or_create_dir(&tls_dir, &server_names)?;
         return from_dir(
             dir.clone(),
@@ -140,8 +141,14 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         leader_election: args.leader_elect,
         server_names,
     };
-    causeway_controller::run(client, config, push_listener, admin_listener, shutdown_signal())
-        .await?;
+    causeway_controller::run(
+        client,
+        config,
+        push_listener,
+        admin_listener,
+        shutdown_signal(),
+    )
+    .await?;
     info!("controller stopped");
     Ok(())
 }
@@ -205,13 +212,14 @@ async fn from_dir(
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

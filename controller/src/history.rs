@@ -71,11 +71,13 @@ pub fn config_map_for(record: &DeploymentRecord, api: &Api, now: &str) -> Config
         controller: Some(true),
         block_owner_deletion: None,
     };
-    let description = api
-        .spec
-        .description
-        .clone()
-        .unwrap_or_else(|| format!("Api {} at generation {}", name, api.meta().generation.unwrap_or(0)));
+    let description = api.spec.description.clone().unwrap_or_else(|| {
+        format!(
+            "Api {} at generation {}",
+            name,
+            api.meta().generation.unwrap_or(0)
+        )
+    });
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(config_map_name(&name, &record.id)),
@@ -154,7 +156,11 @@ pub fn plan(
             let id = s.spec.deployment_id.clone()?;
             let ns = s.namespace().unwrap_or_default();
             let canary = s.spec.canary.as_ref().map(|c| c.deployment_id.clone());
-            Some([(ns.clone(), id)].into_iter().chain(canary.map(|c| (ns, c))))
+            Some(
+                [(ns.clone(), id)]
+                    .into_iter()
+                    .chain(canary.map(|c| (ns, c))),
+            )
         })
         .flatten()
         .collect();
@@ -166,9 +172,9 @@ pub fn plan(
         if known {
             continue;
         }
-        let api = apis
-            .iter()
-            .find(|a| format!("{}/{}", a.namespace().unwrap_or_default(), a.name_any()) == record.api);
+        let api = apis.iter().find(|a| {
+            format!("{}/{}", a.namespace().unwrap_or_default(), a.name_any()) == record.api
+        });
         if let Some(api) = api {
             plan.create.push(config_map_for(record, api, now));
         }
@@ -179,7 +185,10 @@ pub fn plan(
         let fresh = plan
             .create
             .iter()
-            .filter(|cm| cm.namespace().as_deref() == Some(ns) && cm.labels().get(API_LABEL).map(String::as_str) == Some(name))
+            .filter(|cm| {
+                cm.namespace().as_deref() == Some(ns)
+                    && cm.labels().get(API_LABEL).map(String::as_str) == Some(name)
+            })
             .count();
         let keep = HISTORY_PER_API.saturating_sub(fresh);
         for d in list.iter().skip(keep) {
@@ -208,7 +217,10 @@ pub async fn apply(client: &Client, plan: &Plan) -> Result<(), HistoryError> {
             Err(kube::Error::Api(e)) if e.code == 409 => {}
             Err(source) => {
                 return Err(HistoryError::Kube {
-                    api: format!("{ns}/{}", cm.labels().get(API_LABEL).cloned().unwrap_or_default()),
+                    api: format!(
+                        "{ns}/{}",
+                        cm.labels().get(API_LABEL).cloned().unwrap_or_default()
+                    ),
                     source,
                 });
             }
@@ -235,7 +247,10 @@ mod tests {
     use super::*;
 
     fn api(name: &str) -> Api {
-        let mut api = Api::new(name, serde_json::from_value(serde_json::json!({})).expect("spec"));
+        let mut api = Api::new(
+            name,
+            serde_json::from_value(serde_json::json!({})).expect("spec"),
+        );
         api.metadata.namespace = Some("default".into());
         api.metadata.uid = Some("uid-1".into());
         api
@@ -251,7 +266,13 @@ mod tests {
 
     #[test]
     fn a_new_deployment_becomes_an_immutable_config_map_owned_by_its_api() {
-        let plan = plan(&[record("aaaa")], &[api("pets")], &[], &[], "2026-01-01T00:00:00Z");
+        let plan = plan(
+            &[record("aaaa")],
+            &[api("pets")],
+            &[],
+            &[],
+            "2026-01-01T00:00:00Z",
+        );
         assert_eq!(plan.create.len(), 1);
         let cm = &plan.create[0];
         assert_eq!(cm.name_any(), "causeway-deploy-pets-aaaa");
@@ -265,7 +286,13 @@ mod tests {
     fn history_is_bounded_but_pinned_deployments_are_kept() {
         let pets = api("pets");
         let cms: Vec<Arc<ConfigMap>> = (0..HISTORY_PER_API + 2)
-            .map(|i| Arc::new(config_map_for(&record(&format!("d{i:02}")), &pets, &format!("2026-01-01T00:00:{i:02}Z"))))
+            .map(|i| {
+                Arc::new(config_map_for(
+                    &record(&format!("d{i:02}")),
+                    &pets,
+                    &format!("2026-01-01T00:00:{i:02}Z"),
+                ))
+            })
             .collect();
         let mut stage = Stage::new(
             "prod",
@@ -273,19 +300,36 @@ mod tests {
                 .expect("stage spec"),
         );
         stage.metadata.namespace = Some("default".into());
-        let p = plan(&[record("new")], &[pets], &[stage], &cms, "2026-01-02T00:00:00Z");
+        let p = plan(
+            &[record("new")],
+            &[pets],
+            &[stage],
+            &cms,
+            "2026-01-02T00:00:00Z",
+        );
         assert_eq!(p.create.len(), 1);
         let deleted: Vec<&str> = p.delete.iter().map(|(_, n)| n.as_str()).collect();
         // 22 old + 1 new, keep 20: the 3 oldest go, except d00 which a stage pins.
-        assert_eq!(deleted, vec!["causeway-deploy-pets-d02", "causeway-deploy-pets-d01"]);
+        assert_eq!(
+            deleted,
+            vec!["causeway-deploy-pets-d02", "causeway-deploy-pets-d01"]
+        );
     }
 
     #[test]
     fn summaries_list_the_newest_deployment_first() {
         let pets = api("pets");
         let cms = vec![
-            Arc::new(config_map_for(&record("old"), &pets, "2026-01-01T00:00:00Z")),
-            Arc::new(config_map_for(&record("new"), &pets, "2026-01-02T00:00:00Z")),
+            Arc::new(config_map_for(
+                &record("old"),
+                &pets,
+                "2026-01-01T00:00:00Z",
+            )),
+            Arc::new(config_map_for(
+                &record("new"),
+                &pets,
+                "2026-01-02T00:00:00Z",
+            )),
         ];
         let s = summaries(&cms);
         let ids: Vec<&str> = s["default/pets"].iter().map(|d| d.id.as_str()).collect();

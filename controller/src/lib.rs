@@ -174,7 +174,13 @@ pub async fn run(
             }
             let summaries = history::summaries(&config_maps);
             let report = status_writer
-                .write(&inventory, &compiled.statuses, &push.rollout(), &summaries, &now)
+                .write(
+                    &inventory,
+                    &compiled.statuses,
+                    &push.rollout(),
+                    &summaries,
+                    &now,
+                )
                 .await;
             if report.patched > 0 || report.failed > 0 {
                 info!(patched = report.patched, failed = report.failed, version = %compiled.snapshot.version, "statuses written");

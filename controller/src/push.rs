@@ -121,7 +121,10 @@ impl PushServer {
                     version: snapshot.version.clone(),
                     backends: snapshot.backends.clone(),
                 };
-                (p.snapshot.version.clone(), Bytes::from(encode_frame(&frame)))
+                (
+                    p.snapshot.version.clone(),
+                    Bytes::from(encode_frame(&frame)),
+                )
             });
         let full = Bytes::from(encode_frame(&Frame::Snapshot {
             snapshot: Box::new(snapshot.clone()),
@@ -202,7 +205,8 @@ impl PushServer {
             let acceptor = acceptor.clone();
             let server = self.clone();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         debug!(%peer, "push: TLS handshake refused: {e}");
@@ -240,7 +244,10 @@ impl PushServer {
         match (&parts.method, parts.uri.path()) {
             (&Method::POST, STREAM_PATH) => match serde_json::from_slice::<StreamRequest>(&body) {
                 Ok(req) => self.stream(req, peer),
-                Err(e) => plain(StatusCode::BAD_REQUEST, &format!("invalid stream request: {e}")),
+                Err(e) => plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid stream request: {e}"),
+                ),
             },
             (&Method::POST, ACK_PATH) => match serde_json::from_slice::<Ack>(&body) {
                 Ok(ack) => {
@@ -254,7 +261,8 @@ impl PushServer {
                             p.applied = Some(ack.version.clone());
                             p.rejected = None;
                         } else {
-                            p.rejected = Some((ack.version.clone(), ack.reason.clone().unwrap_or_default()));
+                            p.rejected =
+                                Some((ack.version.clone(), ack.reason.clone().unwrap_or_default()));
                         }
                     });
                     plain(StatusCode::NO_CONTENT, "")
@@ -331,7 +339,9 @@ impl Drop for StreamGuard {
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<Body> {
-    let mut response = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::from(text.to_string()))));
+    let mut response = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::from(
+        text.to_string(),
+    ))));
     *response.status_mut() = status;
     response
 }

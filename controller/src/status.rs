@@ -49,10 +49,7 @@ impl Rollout {
             return (
                 "False",
                 reasons::REJECTED_BY_PROXY,
-                format!(
-                    "proxy {proxy} rejected snapshot {}: {reason}",
-                    self.version
-                ),
+                format!("proxy {proxy} rejected snapshot {}: {reason}", self.version),
             );
         }
         if self.connected == 0 {
@@ -114,7 +111,13 @@ pub fn desired(
             ),
         )
     };
-    conditions.push(condition(condition_type::PROGRAMMED, p_status, p_reason, p_message, status));
+    conditions.push(condition(
+        condition_type::PROGRAMMED,
+        p_status,
+        p_reason,
+        p_message,
+        status,
+    ));
     let not_true: Vec<&str> = conditions
         .iter()
         .filter(|c| c.status != "True")
@@ -123,7 +126,11 @@ pub fn desired(
     let (r_status, r_reason, r_message) = if not_true.is_empty() {
         ("True", reasons::READY, "serving traffic".to_string())
     } else if p_status == "Unknown" && not_true.len() == 1 {
-        ("Unknown", reasons::PENDING, "waiting for proxies".to_string())
+        (
+            "Unknown",
+            reasons::PENDING,
+            "waiting for proxies".to_string(),
+        )
     } else {
         (
             "False",
@@ -131,7 +138,13 @@ pub fn desired(
             format!("not True: {}", not_true.join(", ")),
         )
     };
-    conditions.push(condition(condition_type::READY, r_status, r_reason, r_message, status));
+    conditions.push(condition(
+        condition_type::READY,
+        r_status,
+        r_reason,
+        r_message,
+        status,
+    ));
 
     let old_conditions: Vec<Condition> = current
         .and_then(|c| c.get("conditions"))
@@ -218,7 +231,9 @@ pub fn merge_patch(current: Option<&Value>, desired: &Value) -> Option<Value> {
         }
     }
     let same = current_map.len() == desired_map.len()
-        && desired_map.iter().all(|(k, v)| current_map.get(k) == Some(v));
+        && desired_map
+            .iter()
+            .all(|(k, v)| current_map.get(k) == Some(v));
     if same {
         None
     } else {
@@ -288,7 +303,13 @@ mod tests {
 
     #[test]
     fn an_accepted_object_is_programmed_and_ready_when_every_proxy_applied() {
-        let d = desired(None, &route_status(true, 3), &all_applied(), &Extras::default(), "T1");
+        let d = desired(
+            None,
+            &route_status(true, 3),
+            &all_applied(),
+            &Extras::default(),
+            "T1",
+        );
         assert_eq!(d["observedGeneration"], 3);
         assert_eq!(cond(&d, "Programmed")["status"], "True");
         assert_eq!(cond(&d, "Ready")["status"], "True");
@@ -302,7 +323,13 @@ mod tests {
             applied: 1,
             ..all_applied()
         };
-        let d = desired(None, &route_status(true, 1), &rollout, &Extras::default(), "T1");
+        let d = desired(
+            None,
+            &route_status(true, 1),
+            &rollout,
+            &Extras::default(),
+            "T1",
+        );
         assert_eq!(cond(&d, "Programmed")["status"], "Unknown");
         assert_eq!(cond(&d, "Programmed")["reason"], reasons::PENDING);
         assert_eq!(cond(&d, "Ready")["status"], "Unknown");
@@ -315,9 +342,20 @@ mod tests {
             rejected: vec![("p2".into(), "bad tls key".into())],
             ..all_applied()
         };
-        let d = desired(None, &route_status(true, 1), &rollout, &Extras::default(), "T1");
+        let d = desired(
+            None,
+            &route_status(true, 1),
+            &rollout,
+            &Extras::default(),
+            "T1",
+        );
         assert_eq!(cond(&d, "Programmed")["status"], "False");
-        assert!(cond(&d, "Programmed")["message"].as_str().unwrap_or("").contains("bad tls key"));
+        assert!(
+            cond(&d, "Programmed")["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("bad tls key")
+        );
     }
 
     #[test]
@@ -327,7 +365,13 @@ mod tests {
         let second = desired(Some(&first), &s, &all_applied(), &Extras::default(), "T2");
         assert_eq!(first, second);
         assert_eq!(merge_patch(Some(&first), &second), None);
-        let broken = desired(Some(&first), &route_status(false, 2), &all_applied(), &Extras::default(), "T3");
+        let broken = desired(
+            Some(&first),
+            &route_status(false, 2),
+            &all_applied(),
+            &Extras::default(),
+            "T3",
+        );
         assert_eq!(cond(&broken, "Accepted")["lastTransitionTime"], "T1");
         assert_eq!(cond(&broken, "ResolvedRefs")["lastTransitionTime"], "T3");
         assert_eq!(cond(&broken, "Programmed")["reason"], reasons::NOT_ACCEPTED);
@@ -335,7 +379,8 @@ mod tests {
 
     #[test]
     fn fields_that_are_no_longer_wanted_are_removed_by_the_patch() {
-        let current = json!({"conditions": [], "latestDeploymentId": "abc", "observedGeneration": 1});
+        let current =
+            json!({"conditions": [], "latestDeploymentId": "abc", "observedGeneration": 1});
         let desired = json!({"observedGeneration": 2});
         let patch = merge_patch(Some(&current), &desired).expect("a patch");
         assert_eq!(patch["status"]["latestDeploymentId"], Value::Null);
@@ -344,8 +389,20 @@ mod tests {
 
     #[test]
     fn only_new_rejections_are_reported_as_events() {
-        let ok = desired(None, &route_status(true, 1), &all_applied(), &Extras::default(), "T");
-        let bad = desired(Some(&ok), &route_status(false, 2), &all_applied(), &Extras::default(), "T");
+        let ok = desired(
+            None,
+            &route_status(true, 1),
+            &all_applied(),
+            &Extras::default(),
+            "T",
+        );
+        let bad = desired(
+            Some(&ok),
+            &route_status(false, 2),
+            &all_applied(),
+            &Extras::default(),
+            "T",
+        );
         let events = new_rejections(Some(&ok), &bad);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].reason, "BackendNotFound");

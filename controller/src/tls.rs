@@ -199,8 +199,15 @@ impl PushCerts {
             let name = name.to_string();
             move |source| TlsError::Kube { name, source }
         };
-        if let Some(secret) = api.get_opt(SERVER_SECRET).await.map_err(kube_err(SERVER_SECRET))? {
-            let proxy = api.get_opt(PROXY_SECRET).await.map_err(kube_err(PROXY_SECRET))?;
+        if let Some(secret) = api
+            .get_opt(SERVER_SECRET)
+            .await
+            .map_err(kube_err(SERVER_SECRET))?
+        {
+            let proxy = api
+                .get_opt(PROXY_SECRET)
+                .await
+                .map_err(kube_err(PROXY_SECRET))?;
             return Self::from_secrets(&secret, proxy.as_ref());
         }
         let certs = Self::generate(server_names)?;
@@ -224,7 +231,11 @@ impl PushCerts {
         };
         let proxy_secret = secret(
             PROXY_SECRET,
-            &[("ca.crt", &certs.ca_cert), ("tls.crt", &certs.client_cert), ("tls.key", &certs.client_key)],
+            &[
+                ("ca.crt", &certs.ca_cert),
+                ("tls.crt", &certs.client_cert),
+                ("tls.key", &certs.client_key),
+            ],
         );
         let server_secret = secret(
             SERVER_SECRET,
@@ -245,7 +256,10 @@ impl PushCerts {
         match api.create(&PostParams::default(), &server_secret).await {
             Ok(_) => Ok(certs),
             Err(kube::Error::Api(e)) if e.code == 409 => {
-                let secret = api.get(SERVER_SECRET).await.map_err(kube_err(SERVER_SECRET))?;
+                let secret = api
+                    .get(SERVER_SECRET)
+                    .await
+                    .map_err(kube_err(SERVER_SECRET))?;
                 Self::from_secrets(&secret, None)
             }
             Err(e) => Err(kube_err(SERVER_SECRET)(e)),
@@ -283,5 +297,6 @@ pub fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 /// Parses a PEM private key.
 pub fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| TlsError::Pem(format!("private key: {e}")))
+    PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| TlsError::Pem(format!("private key: {e}")))
 }

@@ -129,7 +129,18 @@ impl Stores {
                 }
             )*};
         }
-        wait!(apis, routes, stages, usage_plans, authorizers, vpc_links, services, slices, secrets, deployments);
+        wait!(
+            apis,
+            routes,
+            stages,
+            usage_plans,
+            authorizers,
+            vpc_links,
+            services,
+            slices,
+            secrets,
+            deployments
+        );
     }
 
     /// The deployment-history ConfigMaps.
@@ -232,7 +243,11 @@ impl Spawner<'_> {
         let namespaces: Vec<Option<&str>> = if self.scope.namespaces.is_empty() {
             vec![None]
         } else {
-            self.scope.namespaces.iter().map(|n| Some(n.as_str())).collect()
+            self.scope
+                .namespaces
+                .iter()
+                .map(|n| Some(n.as_str()))
+                .collect()
         };
         let mut stores = Vec::new();
         for ns in namespaces {

@@ -104,7 +104,10 @@ impl StatusWriter {
             if self.written.get(&key) == Some(&desired) {
                 continue;
             }
-            match self.patch(object.kind, &object.namespace, &object.name, &patch).await {
+            match self
+                .patch(object.kind, &object.namespace, &object.name, &patch)
+                .await
+            {
                 Ok(()) => {
                     debug!(kind = object.kind.as_str(), object = %api_id, "status patched");
                     report.patched += 1;
@@ -123,7 +126,13 @@ impl StatusWriter {
         report
     }
 
-    async fn patch(&self, kind: Kind, ns: &str, name: &str, body: &Value) -> Result<(), kube::Error> {
+    async fn patch(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<(), kube::Error> {
         match kind {
             Kind::Api => patch::<Api>(&self.client, ns, name, body).await,
             Kind::Route => patch::<Route>(&self.client, ns, name, body).await,
@@ -146,14 +155,20 @@ impl StatusWriter {
             secondary: None,
         };
         if let Err(e) = recorder.publish(&event, reference).await {
-            warn!(object = reference.name.as_deref().unwrap_or(""), "cannot publish event: {e}");
+            warn!(
+                object = reference.name.as_deref().unwrap_or(""),
+                "cannot publish event: {e}"
+            );
         }
     }
 }
 
 async fn patch<K>(client: &Client, ns: &str, name: &str, body: &Value) -> Result<(), kube::Error>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
 {
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
@@ -170,14 +185,22 @@ fn index(inventory: &Inventory) -> HashMap<Key, Current> {
     add(&mut out, Kind::Api, &inventory.apis, |o| &o.status);
     add(&mut out, Kind::Route, &inventory.routes, |o| &o.status);
     add(&mut out, Kind::Stage, &inventory.stages, |o| &o.status);
-    add(&mut out, Kind::UsagePlan, &inventory.usage_plans, |o| &o.status);
-    add(&mut out, Kind::Authorizer, &inventory.authorizers, |o| &o.status);
+    add(&mut out, Kind::UsagePlan, &inventory.usage_plans, |o| {
+        &o.status
+    });
+    add(&mut out, Kind::Authorizer, &inventory.authorizers, |o| {
+        &o.status
+    });
     add(&mut out, Kind::VpcLink, &inventory.vpc_links, |o| &o.status);
     out
 }
 
-fn add<K, S>(out: &mut HashMap<Key, Current>, kind: Kind, objects: &[K], status: impl Fn(&K) -> &Option<S>)
-where
+fn add<K, S>(
+    out: &mut HashMap<Key, Current>,
+    kind: Kind,
+    objects: &[K],
+    status: impl Fn(&K) -> &Option<S>,
+) where
     K: Resource<DynamicType = ()>,
     S: Serialize,
 {
@@ -185,7 +208,9 @@ where
         let ns = o.namespace().unwrap_or_else(|| "default".into());
         let name = o.name_any();
         let current = Current {
-            status: status(o).as_ref().and_then(|s| serde_json::to_value(s).ok()),
+            status: status(o)
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok()),
             reference: o.object_ref(&()),
         };
         out.insert((kind, ns, name), current);

@@ -161,7 +161,8 @@ pub async fn run(
             }
             () = &mut shutdown => return,
         }
-        let jitter = Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 4 + 1));
+        let jitter =
+            Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 4 + 1));
         tokio::select! {
             () = tokio::time::sleep(backoff + jitter) => {}
             () = &mut shutdown => return,
@@ -229,7 +230,10 @@ async fn session(
         version: proxy.version(),
     };
     let request = post(&config.controller, STREAM_PATH, &open)?;
-    let response = sender.send_request(request).await.map_err(|e| stream_err(&e))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| stream_err(&e))?;
     if !response.status().is_success() {
         return Err(SnapshotClientError::Stream(format!(
             "controller answered {}",
@@ -280,7 +284,9 @@ async fn session(
             }
         }
     }
-    Err(SnapshotClientError::Stream("the controller closed the stream".into()))
+    Err(SnapshotClientError::Stream(
+        "the controller closed the stream".into(),
+    ))
 }
 
 enum FrameProblem {

@@ -35,7 +35,11 @@ pub struct StreamRequest {
 
 /// One frame of the stream.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Frame {
     /// A whole snapshot.
     Snapshot {
@@ -151,6 +155,9 @@ mod tests {
     #[test]
     fn a_frame_larger_than_the_limit_is_refused() {
         let mut buf = u32::MAX.to_be_bytes().to_vec();
-        assert!(matches!(decode_frames(&mut buf), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            decode_frames(&mut buf),
+            Err(FrameError::TooLarge(_))
+        ));
     }
 }
