@@ -174,9 +174,9 @@ impl Stores {
     }
 }
 
-fn collect<K: Clone>(stores: &[Store<K>]) -> Vec<K>
+fn collect<K>(stores: &[Store<K>]) -> Vec<K>
 where
-    K: kube::runtime::reflector::Lookup + 'static,
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
     stores
