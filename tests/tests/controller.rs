@@ -639,5 +639,107 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
         "GET /prod/pets still served after the Route was deleted"
     );
 
+    // The deletion made a new deployment; it is the one to pin.
+    let deployment = kube
+        .wait_for(
+            &[
+                "get",
+                "stage",
+                "petstore-prod",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.status.deploymentId}",
+            ],
+            "a new deployment after the deletion",
+            |s| !s.is_empty() && s != deployment,
+            &controller,
+        )
+        .await;
+
+    // Deployment history: pin beta to the current deployment, change a Route, beta is unchanged
+    // while prod (autoDeploy) follows; then roll prod back by setting the older id.
+    let pin = format!(r#"{{"spec":{{"autoDeploy":false,"deploymentId":"{deployment}"}}}}"#);
+    kube.run(&[
+        "patch",
+        "stage",
+        "petstore-beta",
+        "-n",
+        &ns,
+        "--type",
+        "merge",
+        "-p",
+        &pin,
+    ]);
+    kube.run(&[
+        "patch", "route", "health", "-n", &ns, "--type", "merge", "-p",
+        r#"{"spec":{"integration":{"mock":{"statusCode":200,"headers":{"content-type":"application/json"},"body":"{\"status\":\"changed\"}"}}}}"#,
+    ]);
+    proxy.wait_serves(&host, "/prod/health", "changed").await;
+    let newer = kube
+        .wait_for(
+            &[
+                "get",
+                "stage",
+                "petstore-prod",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.status.deploymentId}",
+            ],
+            "a new deployment on the autoDeploy stage",
+            |s| !s.is_empty() && s != deployment,
+            &controller,
+        )
+        .await;
+    let r = get(proxy.traffic, &host, "/beta/health")
+        .await
+        .expect("beta answers");
+    assert!(
+        r.body.contains("\"status\":\"ok\""),
+        "the pinned stage changed: {}",
+        r.body
+    );
+    let beta = kube.run(&[
+        "get",
+        "stage",
+        "petstore-beta",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.status.deploymentId}",
+    ]);
+    assert_eq!(beta, deployment);
+    kube.wait_for(
+        &[
+            "get",
+            "configmaps",
+            "-n",
+            &ns,
+            "-l",
+            "causeway.dev/api=petstore",
+            "-o",
+            "name",
+        ],
+        "a second deployment ConfigMap",
+        |s| s.contains(&newer) && s.contains(&deployment),
+        &controller,
+    )
+    .await;
+    kube.run(&[
+        "patch",
+        "stage",
+        "petstore-prod",
+        "-n",
+        &ns,
+        "--type",
+        "merge",
+        "-p",
+        &pin,
+    ]);
+    proxy
+        .wait_serves(&host, "/prod/health", "\"status\":\"ok\"")
+        .await;
+
     let _ = kube.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
