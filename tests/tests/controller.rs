@@ -208,6 +208,24 @@ impl Proxy {
 
 const HOST: &str = "petstore.default.localhost";
 
+/// Log text without terminal colour codes.
+fn without_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_change_is_acknowledged_by_both_proxies_and_served_by_both() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -243,6 +261,55 @@ async fn a_change_is_acknowledged_by_both_proxies_and_served_by_both() {
     assert_eq!(controller.version().await, second);
     a.wait_serves(HOST, "/prod/health", "red").await;
     b.wait_serves(HOST, "/prod/health", "red").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn endpoint_churn_is_sent_as_a_backends_only_update_and_traffic_follows() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (config, tls) = (work.path().join("config"), work.path().join("tls"));
+    let (old_port, new_port) = (free_port(), free_port());
+    petstore_copy(&config, "default", old_port, "v1");
+    let old_backend = ChildGuard::spawn(
+        &bin("petstore-backend"),
+        &["--listen", &format!("127.0.0.1:{old_port}")],
+        work.path(),
+    );
+    let _new_backend = ChildGuard::spawn(
+        &bin("petstore-backend"),
+        &["--listen", &format!("127.0.0.1:{new_port}")],
+        work.path(),
+    );
+    let controller = Controller::from_dir(work.path(), &config, &tls).await;
+    let proxy = Proxy::start(
+        work.path(),
+        "p",
+        controller.push,
+        &tls.join("proxy"),
+        &work.path().join("p.json"),
+    )
+    .await;
+    let first = controller.wait_applied(&["p"], None).await;
+    proxy.wait_serves(HOST, "/prod/pets", "dog").await;
+
+    // A pod roll: the endpoint moves, nothing else changes.
+    let backend = config.join("backend.yaml");
+    let text = std::fs::read_to_string(&backend).expect("backend.yaml");
+    let moved = text.replace(&format!("port: {old_port}"), &format!("port: {new_port}"));
+    assert_ne!(text, moved, "the EndpointSlice names the old port");
+    std::fs::write(&backend, moved).expect("write");
+    controller.wait_applied(&["p"], Some(&first)).await;
+    drop(old_backend);
+    proxy.wait_serves(HOST, "/prod/pets", "dog").await;
+    assert!(
+        without_ansi(&controller.process.stderr()).contains("delta=true"),
+        "the change went out as a backends-only frame:\n{}",
+        controller.process.stderr()
+    );
+    assert!(
+        !proxy.process.stderr().contains("reconnecting"),
+        "the proxy applied the update without a resync:\n{}",
+        proxy.process.stderr()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
