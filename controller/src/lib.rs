@@ -68,6 +68,9 @@ pub enum ControllerError {
     /// Leader election.
     #[error(transparent)]
     Leader(#[from] leader::LeaderError),
+    /// Leader election stopped working; the process exits so that it is restarted.
+    #[error("leader election ended unexpectedly; stopping")]
+    ElectionEnded,
 }
 
 /// The current time as RFC 3339 (UTC, seconds), for condition transitions and history.
@@ -126,11 +129,13 @@ pub async fn run(
     info!(?slice_version, scope = ?config.scope.namespaces, "starting watches");
     let stores = watch::Stores::start(&client, &config.scope, slice_version, &wake, &mut tasks);
 
-    let (mut leading, _election) = if config.leader_election {
+    // Without election this replica always leads; the sender is kept so `changed()` waits.
+    let (_always, mut leading, _election) = if config.leader_election {
         let (rx, task) = leader::elect(client.clone(), &config.namespace, &config.identity).await?;
-        (rx, Some(task))
+        (None, rx, Some(task))
     } else {
-        (tokio::sync::watch::channel(true).1, None)
+        let (tx, rx) = tokio::sync::watch::channel(true);
+        (Some(tx), rx, None)
     };
 
     let recorder = Recorder::new(
@@ -140,7 +145,12 @@ pub async fn run(
             instance: Some(config.identity.clone()),
         },
     );
-    let mut status_writer = writer::StatusWriter::new(client.clone(), Some(recorder));
+    let mut reconciler = Reconciler {
+        client: client.clone(),
+        compile: config.compile.clone(),
+        push: push.clone(),
+        status_writer: writer::StatusWriter::new(client.clone(), Some(recorder)),
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {
         () = stores.ready() => {}
@@ -152,43 +162,31 @@ pub async fn run(
         let is_leader = *leading.borrow_and_update();
         if is_leader != was_leader {
             info!(leader = is_leader, identity = %config.identity, "leadership changed");
-            status_writer.forget();
+            reconciler.status_writer.forget();
             was_leader = is_leader;
         }
-        let inventory = stores.inventory();
-        let compiled = compile(&inventory, &config.compile);
-        push.publish(&compiled.snapshot);
+        let outcome = reconciler
+            .reconcile(
+                stores.inventory(),
+                &stores.deployment_config_maps(),
+                is_leader,
+                &now(),
+            )
+            .await;
         ready.store(is_leader, Ordering::Relaxed);
-        if is_leader {
-            let now = now();
-            let config_maps = stores.deployment_config_maps();
-            let plan = history::plan(
-                &compiled.deployments,
-                &inventory.apis,
-                &inventory.stages,
-                &config_maps,
-                &now,
-            );
-            if let Err(e) = history::apply(&client, &plan).await {
-                warn!("{e}");
-            }
-            let summaries = history::summaries(&config_maps);
-            let report = status_writer
-                .write(
-                    &inventory,
-                    &compiled.statuses,
-                    &push.rollout(),
-                    &summaries,
-                    &now,
-                )
-                .await;
-            if report.patched > 0 || report.failed > 0 {
-                info!(patched = report.patched, failed = report.failed, version = %compiled.snapshot.version, "statuses written");
-            }
+        if outcome.statuses.patched > 0 || outcome.statuses.failed > 0 {
+            info!(patched = outcome.statuses.patched, failed = outcome.statuses.failed, version = %outcome.version, "statuses written");
         }
         tokio::select! {
             () = wake.notified() => {}
-            _ = leading.changed() => {}
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    // The election task ended: stop rather than write without a Lease.
+                    let _ = stop_tx.send(true);
+                    tasks.abort_all();
+                    return Err(ControllerError::ElectionEnded);
+                }
+            }
             () = &mut shutdown => break,
         }
         // Debounce: fold in whatever else changes meanwhile.
@@ -200,4 +198,80 @@ pub async fn run(
     let _ = stop_tx.send(true);
     tasks.abort_all();
     Ok(())
+}
+
+/// One pass of the controller: compile, publish, and (when leading) record deployments and
+/// write statuses. Kept apart from the watch plumbing so that it can be tested against a mock
+/// API server.
+pub struct Reconciler {
+    /// The API client (history and status writes).
+    pub client: Client,
+    /// Compile settings.
+    pub compile: CompileOptions,
+    /// Where snapshots go.
+    pub push: push::PushServer,
+    /// Status and Event writes.
+    pub status_writer: writer::StatusWriter,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler").finish_non_exhaustive()
+    }
+}
+
+/// What one [`Reconciler::reconcile`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The compiled snapshot version.
+    pub version: String,
+    /// Whether that version was new to the push server.
+    pub published: bool,
+    /// Status writes (all zero when not leading).
+    pub statuses: writer::WriteReport,
+}
+
+impl Reconciler {
+    /// Compiles `inventory`, publishes the snapshot, and, only when `leading`, writes the
+    /// deployment history and the statuses that changed.
+    pub async fn reconcile(
+        &mut self,
+        inventory: causeway_compile::Inventory,
+        config_maps: &[Arc<k8s_openapi::api::core::v1::ConfigMap>],
+        leading: bool,
+        now: &str,
+    ) -> Outcome {
+        let compiled = compile(&inventory, &self.compile);
+        let published = self.push.publish(&compiled.snapshot);
+        let mut outcome = Outcome {
+            version: compiled.snapshot.version.clone(),
+            published,
+            statuses: writer::WriteReport::default(),
+        };
+        if !leading {
+            return outcome;
+        }
+        let plan = history::plan(
+            &compiled.deployments,
+            &inventory.apis,
+            &inventory.stages,
+            config_maps,
+            now,
+        );
+        if let Err(e) = history::apply(&self.client, &plan).await {
+            warn!("{e}");
+        }
+        let summaries = history::summaries(config_maps);
+        outcome.statuses = self
+            .status_writer
+            .write(
+                &inventory,
+                &compiled.statuses,
+                &self.push.rollout(),
+                &summaries,
+                now,
+            )
+            .await;
+        outcome
+    }
 }

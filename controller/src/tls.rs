@@ -16,7 +16,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -187,8 +187,9 @@ impl PushCerts {
         })
     }
 
-    /// Reads the two Secrets from `namespace`, creating both if the server Secret is absent.
-    /// If two replicas race, the loser reads the winner's Secrets.
+    /// Reads the server Secret from `namespace`, creating it if absent, then makes sure the
+    /// proxies' Secret holds the matching client certificate. If two replicas race, the
+    /// server Secret decides: the loser reads the winner's certificates.
     pub async fn load_or_create_secrets(
         client: &Client,
         namespace: &str,
@@ -199,37 +200,41 @@ impl PushCerts {
             let name = name.to_string();
             move |source| TlsError::Kube { name, source }
         };
-        if let Some(secret) = api
+        let certs = match api
             .get_opt(SERVER_SECRET)
             .await
             .map_err(kube_err(SERVER_SECRET))?
         {
-            let proxy = api
-                .get_opt(PROXY_SECRET)
-                .await
-                .map_err(kube_err(PROXY_SECRET))?;
-            return Self::from_secrets(&secret, proxy.as_ref());
-        }
-        let certs = Self::generate(server_names)?;
-        let secret = |name: &str, data: &[(&str, &String)]| Secret {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some(namespace.into()),
-                labels: Some(BTreeMap::from([(
-                    "app.kubernetes.io/managed-by".to_string(),
-                    "causeway-controller".to_string(),
-                )])),
-                ..ObjectMeta::default()
-            },
-            type_: Some("Opaque".into()),
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| ((*k).to_string(), ByteString(v.as_bytes().to_vec())))
-                    .collect(),
-            ),
-            ..Secret::default()
+            Some(secret) => Self::from_secret(&secret)?,
+            None => {
+                let certs = Self::generate(server_names)?;
+                let server_secret = secret(
+                    namespace,
+                    SERVER_SECRET,
+                    &[
+                        ("ca.crt", &certs.ca_cert),
+                        ("ca.key", &certs.ca_key),
+                        ("tls.crt", &certs.server_cert),
+                        ("tls.key", &certs.server_key),
+                        ("client.crt", &certs.client_cert),
+                        ("client.key", &certs.client_key),
+                    ],
+                );
+                match api.create(&PostParams::default(), &server_secret).await {
+                    Ok(_) => certs,
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        let secret = api
+                            .get(SERVER_SECRET)
+                            .await
+                            .map_err(kube_err(SERVER_SECRET))?;
+                        Self::from_secret(&secret)?
+                    }
+                    Err(e) => return Err(kube_err(SERVER_SECRET)(e)),
+                }
+            }
         };
         let proxy_secret = secret(
+            namespace,
             PROXY_SECRET,
             &[
                 ("ca.crt", &certs.ca_cert),
@@ -237,36 +242,36 @@ impl PushCerts {
                 ("tls.key", &certs.client_key),
             ],
         );
-        let server_secret = secret(
-            SERVER_SECRET,
-            &[
-                ("ca.crt", &certs.ca_cert),
-                ("ca.key", &certs.ca_key),
-                ("tls.crt", &certs.server_cert),
-                ("tls.key", &certs.server_key),
-                ("client.crt", &certs.client_cert),
-                ("client.key", &certs.client_key),
-            ],
-        );
-        // The proxies' Secret first: the server Secret's existence means both exist.
-        let _ = api.delete(PROXY_SECRET, &Default::default()).await;
-        api.create(&PostParams::default(), &proxy_secret)
+        match api
+            .get_opt(PROXY_SECRET)
             .await
-            .map_err(kube_err(PROXY_SECRET))?;
-        match api.create(&PostParams::default(), &server_secret).await {
-            Ok(_) => Ok(certs),
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                let secret = api
-                    .get(SERVER_SECRET)
-                    .await
-                    .map_err(kube_err(SERVER_SECRET))?;
-                Self::from_secrets(&secret, None)
+            .map_err(kube_err(PROXY_SECRET))?
+        {
+            Some(existing) if existing.data == proxy_secret.data => {}
+            Some(_) => {
+                let patch = serde_json::json!({ "data": proxy_secret.data });
+                api.patch(
+                    PROXY_SECRET,
+                    &PatchParams {
+                        field_manager: Some(crate::writer::FIELD_MANAGER.into()),
+                        ..PatchParams::default()
+                    },
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .map_err(kube_err(PROXY_SECRET))?;
             }
-            Err(e) => Err(kube_err(SERVER_SECRET)(e)),
+            None => match api.create(&PostParams::default(), &proxy_secret).await {
+                Ok(_) => {}
+                // Another replica made it from the same server Secret.
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(kube_err(PROXY_SECRET)(e)),
+            },
         }
+        Ok(certs)
     }
 
-    fn from_secrets(server: &Secret, _proxy: Option<&Secret>) -> Result<Self, TlsError> {
+    fn from_secret(server: &Secret) -> Result<Self, TlsError> {
         let data = server.data.clone().unwrap_or_default();
         let get = |key: &str| {
             data.get(key)
@@ -281,6 +286,28 @@ impl PushCerts {
             client_cert: get("client.crt")?,
             client_key: get("client.key")?,
         })
+    }
+}
+
+/// A Secret owned by the controller holding `data`.
+fn secret(namespace: &str, name: &str, data: &[(&str, &String)]) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".to_string(),
+                "causeway-controller".to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
     }
 }
 

@@ -221,3 +221,67 @@ async fn a_rollout_in_progress_is_written_as_programmed_unknown() {
         "Pending"
     );
 }
+
+#[tokio::test]
+async fn a_replica_that_does_not_lead_compiles_and_publishes_but_writes_nothing() {
+    use causeway_controller::Reconciler;
+    use causeway_controller::push::PushServer;
+
+    let (client, mut handle) = mock_client();
+    let push = PushServer::new(std::sync::Arc::new(tokio::sync::Notify::new()));
+    let mut reconciler = Reconciler {
+        client: client.clone(),
+        compile: CompileOptions::default(),
+        push: push.clone(),
+        status_writer: StatusWriter::new(client, None),
+    };
+    let outcome = reconciler.reconcile(inventory(), &[], false, "T1").await;
+    assert!(outcome.published, "the snapshot is published");
+    assert_eq!(push.version(), Some(outcome.version.clone()));
+    assert_eq!(outcome.statuses.patched, 0);
+    let request = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
+    assert!(
+        request.is_err(),
+        "a follower sends nothing to the API server"
+    );
+
+    // The same replica once it leads: the deployment ConfigMap and the statuses are written.
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Ok(Some((request, send))) =
+            tokio::time::timeout(Duration::from_secs(2), handle.next_request()).await
+        {
+            seen.push((request.method().clone(), request.uri().path().to_string()));
+            let body = request.into_body().collect_bytes().await.expect("body");
+            // Echo the object back with kind and apiVersion filled in, as the server would.
+            let mut object: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+            if object.get("metadata").is_none() {
+                object = json!({"metadata": {"name": "x", "namespace": "default"}});
+            }
+            send.send_response(
+                Response::builder()
+                    .status(if seen.last().is_some_and(|(m, _)| m == Method::POST) {
+                        201
+                    } else {
+                        200
+                    })
+                    .body(Body::from(serde_json::to_vec(&object).expect("json")))
+                    .expect("response"),
+            );
+        }
+        seen
+    });
+    let outcome = reconciler.reconcile(inventory(), &[], true, "T2").await;
+    assert!(!outcome.published, "same version: nothing new to publish");
+    let seen = server.await.expect("mock server");
+    assert!(
+        seen.iter()
+            .any(|(m, p)| m == Method::POST && p.ends_with("/configmaps")),
+        "the deployment is recorded: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(m, p)| m == Method::PATCH && p.ends_with("/routes/health/status")),
+        "statuses are written: {seen:?}"
+    );
+}
