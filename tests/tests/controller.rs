@@ -312,6 +312,79 @@ async fn endpoint_churn_is_sent_as_a_backends_only_update_and_traffic_follows() 
     );
 }
 
+/// A Route whose mock header value holds a line break: `compile` lets it through today, and the
+/// proxy refuses the snapshot (a header value may not contain control characters). If compile
+/// learns to reject it, this test needs another snapshot only the proxy can refuse.
+const ROUTE_THE_PROXY_REFUSES: &str = r#"
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata:
+  name: broken
+  namespace: default
+spec:
+  apiRef: {name: petstore}
+  routeKey: GET /broken
+  integration:
+    type: MOCK
+    mock:
+      statusCode: 200
+      headers:
+        x-bad: "line1\nline2"
+      body: x
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_that_rejects_a_snapshot_keeps_serving_the_old_one_and_the_reason_is_reported() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (config, tls) = (work.path().join("config"), work.path().join("tls"));
+    petstore_copy(&config, "default", free_port(), "v1");
+    let controller = Controller::from_dir(work.path(), &config, &tls).await;
+    let proxy = Proxy::start(
+        work.path(),
+        "p",
+        controller.push,
+        &tls.join("proxy"),
+        &work.path().join("p.json"),
+    )
+    .await;
+    let good = controller.wait_applied(&["p"], None).await;
+    proxy.wait_serves(HOST, "/prod/health", "blue").await;
+
+    std::fs::write(config.join("broken.yaml"), ROUTE_THE_PROXY_REFUSES).expect("write");
+    let rejected = eventually(WAIT, || async {
+        let r = get(controller.admin, "localhost", "/proxies").await.ok()?;
+        let v: Value = serde_json::from_str(&r.body).ok()?;
+        let rejected = v["proxies"]["p"]["rejected"].as_array()?.clone();
+        (rejected.first()? == &v["version"]).then_some(rejected)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no rejection reported; controller stderr:\n{}",
+            controller.process.stderr()
+        )
+    });
+    let reason = rejected[1].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("header value"),
+        "the reason says what is wrong: {reason}"
+    );
+    let r = get(controller.admin, "localhost", "/proxies")
+        .await
+        .expect("proxies");
+    let v: Value = serde_json::from_str(&r.body).expect("JSON");
+    assert_eq!(
+        v["proxies"]["p"]["applied"],
+        good.as_str(),
+        "the proxy still runs the old version"
+    );
+    let r = get(proxy.traffic, HOST, "/prod/health")
+        .await
+        .expect("proxy answers");
+    assert_eq!(r.status, 200, "the old snapshot keeps serving");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn proxies_keep_serving_without_the_controller_and_a_restarted_proxy_serves_its_persisted_snapshot()
  {
