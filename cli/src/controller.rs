@@ -190,8 +190,18 @@ async fn from_dir(
                 match sources.inventory() {
                     Err(errors) => errors.iter().for_each(|e| warn!("{e}")),
                     Ok(inventory) => {
+                        let started = std::time::Instant::now();
                         let compiled = compile(&inventory, &options);
-                        push.publish(&compiled.snapshot);
+                        let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
+                        if push.publish(&compiled.snapshot) {
+                            info!(
+                                routes = inventory.routes.len(),
+                                compile_ms = format!("{compile_ms:.1}"),
+                                snapshot_bytes = compiled.snapshot.to_bytes().len(),
+                                version = %compiled.snapshot.version,
+                                "compiled"
+                            );
+                        }
                     }
                 }
             }
