@@ -42,11 +42,10 @@ kind: Stage
 metadata: {name: bench-prod, namespace: default}
 spec: {apiRef: {name: bench}, stageName: prod, autoDeploy: true}
 YAML
-  {
-    for i in $(seq 1 $((n - 1))); do
-      printf -- '---\napiVersion: causeway.dev/v1alpha1\nkind: Route\nmetadata: {name: r%d, namespace: default}\nspec:\n  apiRef: {name: bench}\n  routeKey: GET /r/%d\n  integration: {type: MOCK, mock: {statusCode: 200, body: "r%d"}}\n' "$i" "$i" "$i"
-    done
-  } > "$work/config/routes.yaml"
+  # At most 1,000 documents per file (the YAML reader's per-file budget is 1,024).
+  for i in $(seq 1 $((n - 1))); do
+    printf -- '---\napiVersion: causeway.dev/v1alpha1\nkind: Route\nmetadata: {name: r%d, namespace: default}\nspec:\n  apiRef: {name: bench}\n  routeKey: GET /r/%d\n  integration: {type: MOCK, mock: {statusCode: 200, body: "r%d"}}\n' "$i" "$i" "$i" >> "$dir/routes-$((i / 1000)).yaml"
+  done
   write_probe "$body"
 }
 write_probe() { # the route that changes
