@@ -659,6 +659,8 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
             &ns,
             "--controller-namespace",
             &ns,
+            "--identity",
+            "controller-a",
         ],
     )
     .await;
@@ -880,6 +882,73 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
     proxy
         .wait_serves(&host, "/prod/health", "\"status\":\"ok\"")
         .await;
+
+    // Failover: a second replica waits (not ready) while the first leads; when the first dies,
+    // the second takes the Lease, becomes ready and writes statuses.
+    let standby = Controller::start(
+        work.path(),
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            &ns,
+            "--controller-namespace",
+            &ns,
+            "--identity",
+            "controller-b",
+        ],
+    )
+    .await;
+    let r = get(standby.admin, "localhost", "/readyz")
+        .await
+        .expect("readyz");
+    assert_eq!(r.status, 503, "a replica that does not lead is not ready");
+    drop(controller);
+    let took_over = eventually(Duration::from_secs(60), || async {
+        let r = get(standby.admin, "localhost", "/readyz").await.ok()?;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    assert!(
+        took_over.is_some(),
+        "the standby never took over; stderr:\n{}",
+        standby.process.stderr()
+    );
+    let holder = kube.run(&[
+        "get",
+        "lease",
+        "causeway-controller",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder, "controller-b");
+    let routes_before = kube.run(&[
+        "get",
+        "api",
+        "petstore",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.status.routeCount}",
+    ]);
+    kube.run(&["delete", "route", "create-pet", "-n", &ns]);
+    kube.wait_for(
+        &[
+            "get",
+            "api",
+            "petstore",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.status.routeCount}",
+        ],
+        "the new leader's status write",
+        |s| !s.is_empty() && s != routes_before,
+        &standby,
+    )
+    .await;
 
     let _ = kube.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
