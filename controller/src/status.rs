@@ -145,6 +145,21 @@ pub fn desired(
         r_message,
         status,
     ));
+    // Stalled (kstatus' abnormal-true condition): the object itself is invalid, so no retry and
+    // no other object can fix it; only an edit can. Written only while true.
+    if let Some(invalid) = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition_type::ACCEPTED && c.status == "False")
+    {
+        conditions.push(condition(
+            condition_type::STALLED,
+            "True",
+            &invalid.reason,
+            invalid.message.clone(),
+            status,
+        ));
+    }
 
     let old_conditions: Vec<Condition> = current
         .and_then(|c| c.get("conditions"))
@@ -375,6 +390,28 @@ mod tests {
         assert_eq!(cond(&broken, "Accepted")["lastTransitionTime"], "T1");
         assert_eq!(cond(&broken, "ResolvedRefs")["lastTransitionTime"], "T3");
         assert_eq!(cond(&broken, "Programmed")["reason"], reasons::NOT_ACCEPTED);
+    }
+
+    #[test]
+    fn an_invalid_object_is_stalled_and_a_missing_reference_is_not() {
+        let mut invalid = route_status(true, 1);
+        invalid.conditions[0].status = "False".into();
+        invalid.conditions[0].reason = "InvalidRouteKey".into();
+        let d = desired(None, &invalid, &all_applied(), &Extras::default(), "T");
+        assert_eq!(cond(&d, "Stalled")["status"], "True");
+        assert_eq!(cond(&d, "Stalled")["reason"], "InvalidRouteKey");
+        let unresolved = desired(
+            None,
+            &route_status(false, 1),
+            &all_applied(),
+            &Extras::default(),
+            "T",
+        );
+        let types: Vec<&str> = unresolved["conditions"]
+            .as_array()
+            .map(|cs| cs.iter().filter_map(|c| c["type"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(!types.contains(&"Stalled"), "{types:?}");
     }
 
     #[test]
