@@ -38,5 +38,16 @@ if cargo tree -p causeway-proxy -e normal --prefix none | grep -E '^kube(-client
   exit 1
 fi
 
+# The cluster test needs a real kube-apiserver: kube-local, next to the repository. ensure.sh
+# builds it once per machine (about 8 minutes) and returns at once afterwards.
+KUBE_LOCAL_TOOLS="${KUBE_LOCAL_TOOLS:-$(cd .. && pwd)/shared/tools/kube-local}"
+if [ -x "$KUBE_LOCAL_TOOLS/ensure.sh" ] || [ -f "$KUBE_LOCAL_TOOLS/ensure.sh" ]; then
+  step "kube-local (a real kube-apiserver for the cluster test)"
+  bash "$KUBE_LOCAL_TOOLS/ensure.sh" >/dev/null
+  export KUBE_LOCAL_TOOLS CAUSEWAY_KUBE_E2E=1
+else
+  echo "note: $KUBE_LOCAL_TOOLS not found; the cluster test will be skipped" >&2
+fi
+
 step "cargo nextest run --workspace"
 cargo nextest run --workspace --no-fail-fast "$@"

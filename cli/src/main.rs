@@ -1,11 +1,14 @@
-//! `causeway`: the one binary. Subcommands: `standalone` (compile YAML from disk and serve it),
+//! `causeway`: the one binary. Subcommands: `controller` (in a cluster), `proxy` (fed by the
+//! controller), `standalone` (compile YAML from disk and serve it),
 //! `validate` (print what `compile` says of each object), `crds` (print the CRD YAML).
 //! Only this crate uses `anyhow`; the libraries have typed errors.
 
 mod alloc;
+mod controller;
 mod files;
 mod logging;
 mod proxy_args;
+mod proxy_cmd;
 mod standalone;
 mod usage;
 mod validate;
@@ -44,6 +47,10 @@ enum Command {
     /// Requests admitted and throttled per API key per day for a usage plan (API Gateway's
     /// GetUsage), from the shared Redis or from one proxy's admin endpoint.
     Usage(usage::UsageArgs),
+    /// Run the controller: watch the cluster, write statuses, push snapshots to the proxies.
+    Controller(controller::ControllerArgs),
+    /// Run a proxy fed by the controller's snapshot push.
+    Proxy(proxy_cmd::ProxyArgs),
 }
 
 /// Where resources come from and how they are compiled.
@@ -116,6 +123,8 @@ fn main() -> ExitCode {
         },
         Command::Validate(args) => validate::run(&args.source, &args.output),
         Command::Usage(args) => usage::run(args),
+        Command::Controller(args) => run_async(&cli.log, controller::run(args)),
+        Command::Proxy(args) => run_async(&cli.log, proxy_cmd::run(args)),
         Command::Standalone(args) => {
             logging::init(&cli.log);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -135,6 +144,33 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// Runs a long-lived subcommand on a multi-threaded runtime, with logging and the process-wide
+/// rustls crypto provider (ring) installed.
+fn run_async(
+    log: &logging::LogArgs,
+    task: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    logging::init(log);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

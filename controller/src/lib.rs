@@ -1,4 +1,277 @@
-//! Causeway's Kubernetes I/O (watches, status writes, leader election, deployment history, the
-//! snapshot server). Not built yet: this crate is the place it will live, so that the crate
-//! graph (`controller -> {crds, compile, snapshot, kube}`) is fixed from the start. Nothing in
-//! the `causeway` binary uses it yet.
+//! Causeway's Kubernetes I/O: watches feeding the inventory, a debounced compile, status and
+//! Event writes, the deployment history in ConfigMaps, leader election, and the snapshot push
+//! server. Everything about *what* resources mean is in `causeway-compile`; this crate only moves
+//! data between the API server, `compile` and the proxies.
+//!
+//! Depends on crds, compile, snapshot and kube. Never handles user traffic.
+//!
+//! Flow of [`run`]: watches ([`watch`]) wake the reconciler; it waits [`Config::debounce`],
+//! builds the [`Inventory`](causeway_compile::Inventory), compiles, publishes the snapshot to the
+//! [`push`] server (a no-op when the version did not change), and, on the leader, records new
+//! deployments ([`history`]) and patches statuses that changed ([`writer`]). Acks from proxies
+//! wake the reconciler too, so `Programmed` follows the rollout.
+
+pub mod admin;
+pub mod history;
+pub mod leader;
+pub mod push;
+pub mod status;
+pub mod tls;
+pub mod watch;
+pub mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use causeway_compile::{CompileOptions, compile};
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+pub use kube;
+
+/// Default debounce between a change and the compile it triggers.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Settings of the controller.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Namespaces watched (empty: all).
+    pub scope: watch::Scope,
+    /// The controller's own namespace (push certificates, the Lease).
+    pub namespace: String,
+    /// Compile settings.
+    pub compile: CompileOptions,
+    /// Wait this long after a change before compiling (changes in between are folded in).
+    pub debounce: Duration,
+    /// Identity in the leader election (pod name).
+    pub identity: String,
+    /// Take part in leader election; when off, this replica always leads.
+    pub leader_election: bool,
+    /// Names in the push server certificate (DNS names and IP addresses).
+    pub server_names: Vec<String>,
+}
+
+/// Errors that stop the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The API server could not be asked what it serves.
+    #[error("cannot discover the EndpointSlice API version: {0}")]
+    Discovery(#[source] kube::Error),
+    /// Push certificates.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// Leader election.
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
+    /// Leader election stopped working; the process exits so that it is restarted.
+    #[error("leader election ended unexpectedly; stopping")]
+    ElectionEnded,
+}
+
+/// The current time as RFC 3339 (UTC, seconds), for condition transitions and history.
+pub fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    config: Config,
+    push_listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ControllerError> {
+    let wake = Arc::new(Notify::new());
+    let push = push::PushServer::new(Arc::clone(&wake));
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut tasks = JoinSet::new();
+
+    let certs =
+        tls::PushCerts::load_or_create_secrets(&client, &config.namespace, &config.server_names)
+            .await?;
+    let tls = certs.server_config()?;
+    {
+        let push = push.clone();
+        let done = stopped(stop_rx.clone());
+        tasks.spawn(async move {
+            if let Err(e) = push.serve(push_listener, tls, done).await {
+                warn!("{e}");
+            }
+        });
+    }
+    {
+        let state = admin::AdminState {
+            push: push.clone(),
+            ready: Arc::clone(&ready),
+        };
+        let done = stopped(stop_rx.clone());
+        tasks.spawn(async move {
+            if let Err(e) = admin::serve(admin_listener, state, done).await {
+                warn!("admin server: {e}");
+            }
+        });
+    }
+
+    let slice_version = watch::SliceVersion::discover(&client)
+        .await
+        .map_err(ControllerError::Discovery)?;
+    info!(?slice_version, scope = ?config.scope.namespaces, "starting watches");
+    let stores = watch::Stores::start(&client, &config.scope, slice_version, &wake, &mut tasks);
+
+    // Without election this replica always leads; the sender is kept so `changed()` waits.
+    let (_always, mut leading, _election) = if config.leader_election {
+        let (rx, task) = leader::elect(client.clone(), &config.namespace, &config.identity).await?;
+        (None, rx, Some(task))
+    } else {
+        let (tx, rx) = tokio::sync::watch::channel(true);
+        (Some(tx), rx, None)
+    };
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: writer::FIELD_MANAGER.into(),
+            instance: Some(config.identity.clone()),
+        },
+    );
+    let mut reconciler = Reconciler {
+        client: client.clone(),
+        compile: config.compile.clone(),
+        push: push.clone(),
+        status_writer: writer::StatusWriter::new(client.clone(), Some(recorder)),
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        () = stores.ready() => {}
+        () = &mut shutdown => return Ok(()),
+    }
+    info!("watches synced");
+    let mut was_leader = false;
+    loop {
+        let is_leader = *leading.borrow_and_update();
+        if is_leader != was_leader {
+            info!(leader = is_leader, identity = %config.identity, "leadership changed");
+            reconciler.status_writer.forget();
+            was_leader = is_leader;
+        }
+        let outcome = reconciler
+            .reconcile(
+                stores.inventory(),
+                &stores.deployment_config_maps(),
+                is_leader,
+                &now(),
+            )
+            .await;
+        ready.store(is_leader, Ordering::Relaxed);
+        if outcome.statuses.patched > 0 || outcome.statuses.failed > 0 {
+            info!(patched = outcome.statuses.patched, failed = outcome.statuses.failed, version = %outcome.version, "statuses written");
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    // The election task ended: stop rather than write without a Lease.
+                    let _ = stop_tx.send(true);
+                    tasks.abort_all();
+                    return Err(ControllerError::ElectionEnded);
+                }
+            }
+            () = &mut shutdown => break,
+        }
+        // Debounce: fold in whatever else changes meanwhile.
+        tokio::select! {
+            () = tokio::time::sleep(config.debounce) => {}
+            () = &mut shutdown => break,
+        }
+    }
+    let _ = stop_tx.send(true);
+    tasks.abort_all();
+    Ok(())
+}
+
+/// One pass of the controller: compile, publish, and (when leading) record deployments and
+/// write statuses. Kept apart from the watch plumbing so that it can be tested against a mock
+/// API server.
+pub struct Reconciler {
+    /// The API client (history and status writes).
+    pub client: Client,
+    /// Compile settings.
+    pub compile: CompileOptions,
+    /// Where snapshots go.
+    pub push: push::PushServer,
+    /// Status and Event writes.
+    pub status_writer: writer::StatusWriter,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler").finish_non_exhaustive()
+    }
+}
+
+/// What one [`Reconciler::reconcile`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The compiled snapshot version.
+    pub version: String,
+    /// Whether that version was new to the push server.
+    pub published: bool,
+    /// Status writes (all zero when not leading).
+    pub statuses: writer::WriteReport,
+}
+
+impl Reconciler {
+    /// Compiles `inventory`, publishes the snapshot, and, only when `leading`, writes the
+    /// deployment history and the statuses that changed.
+    pub async fn reconcile(
+        &mut self,
+        inventory: causeway_compile::Inventory,
+        config_maps: &[Arc<k8s_openapi::api::core::v1::ConfigMap>],
+        leading: bool,
+        now: &str,
+    ) -> Outcome {
+        let compiled = compile(&inventory, &self.compile);
+        let published = self.push.publish(&compiled.snapshot);
+        let mut outcome = Outcome {
+            version: compiled.snapshot.version.clone(),
+            published,
+            statuses: writer::WriteReport::default(),
+        };
+        if !leading {
+            return outcome;
+        }
+        let plan = history::plan(
+            &compiled.deployments,
+            &inventory.apis,
+            &inventory.stages,
+            config_maps,
+            now,
+        );
+        if let Err(e) = history::apply(&self.client, &plan).await {
+            warn!("{e}");
+        }
+        let summaries = history::summaries(config_maps);
+        outcome.statuses = self
+            .status_writer
+            .write(
+                &inventory,
+                &compiled.statuses,
+                &self.push.rollout(),
+                &summaries,
+                now,
+            )
+            .await;
+        outcome
+    }
+}

@@ -71,6 +71,7 @@ pub mod condition_type {
 /// One status condition, as in Kubernetes API conventions.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::drop_empty_string_defaults)]
 pub struct Condition {
     /// Condition type: `Accepted`, `ResolvedRefs`, `Programmed`, `Ready` or `Stalled`.
     #[serde(rename = "type")]

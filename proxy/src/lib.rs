@@ -26,6 +26,7 @@ mod request_body;
 mod router;
 mod runtime;
 mod server;
+pub mod snapshot_client;
 mod tls;
 mod upstream;
 mod workers;

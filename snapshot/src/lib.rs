@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod auth;
+pub mod push;
 mod route_table;
 mod template;
 pub use auth::*;

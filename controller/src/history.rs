@@ -1,0 +1,338 @@
+//! Deployment history in the cluster: each distinct compiled Api is an immutable ConfigMap
+//! `causeway-deploy-<api>-<id>` in the Api's namespace, owned by the Api, labelled
+//! [`API_LABEL`]`=<api>`, with the definition in `definition.json` and the creation time and
+//! description in annotations. At most [`HISTORY_PER_API`] are kept per Api, plus any that a
+//! Stage pins (pinned deployments are never pruned).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use causeway_compile::DeploymentRecord;
+use causeway_crds::api::DeploymentSummary;
+use causeway_crds::{Api, Stage};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{DeleteParams, PostParams};
+use kube::{Client, Resource, ResourceExt};
+
+/// Label naming the Api (its `metadata.name`) a deployment ConfigMap belongs to.
+pub const API_LABEL: &str = "causeway.dev/api";
+/// Label holding the deployment id.
+pub const ID_LABEL: &str = "causeway.dev/deployment-id";
+/// Annotation: when the deployment was recorded (RFC 3339).
+pub const CREATED_ANNOTATION: &str = "causeway.dev/created-at";
+/// Annotation: a description of the deployment.
+pub const DESCRIPTION_ANNOTATION: &str = "causeway.dev/description";
+/// The data key holding the compiled definition.
+pub const DEFINITION_KEY: &str = "definition.json";
+/// Deployments kept per Api, newest first (pinned ones come on top of this).
+pub const HISTORY_PER_API: usize = 20;
+
+/// Errors writing the history.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The API server refused a write.
+    #[error("deployment history of Api {api}: {source}")]
+    Kube {
+        /// `namespace/name` of the Api.
+        api: String,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// The ConfigMap name of a deployment.
+pub fn config_map_name(api_name: &str, id: &str) -> String {
+    format!("causeway-deploy-{api_name}-{id}")
+}
+
+/// Reads a deployment record back from its ConfigMap.
+pub fn record_from_config_map(cm: &ConfigMap) -> Option<DeploymentRecord> {
+    let ns = cm.namespace()?;
+    let api = cm.labels().get(API_LABEL)?;
+    let id = cm.labels().get(ID_LABEL)?;
+    let text = cm.data.as_ref()?.get(DEFINITION_KEY)?;
+    Some(DeploymentRecord {
+        id: id.clone(),
+        api: format!("{ns}/{api}"),
+        definition: serde_json::from_str(text).ok()?,
+    })
+}
+
+/// The ConfigMap that records `record` for `api`.
+pub fn config_map_for(record: &DeploymentRecord, api: &Api, now: &str) -> ConfigMap {
+    let name = api.name_any();
+    let owner = OwnerReference {
+        api_version: Api::api_version(&()).into_owned(),
+        kind: Api::kind(&()).into_owned(),
+        name: name.clone(),
+        uid: api.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    };
+    let description = api.spec.description.clone().unwrap_or_else(|| {
+        format!(
+            "Api {} at generation {}",
+            name,
+            api.meta().generation.unwrap_or(0)
+        )
+    });
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(config_map_name(&name, &record.id)),
+            namespace: api.namespace(),
+            labels: Some(BTreeMap::from([
+                (API_LABEL.to_string(), name.clone()),
+                (ID_LABEL.to_string(), record.id.clone()),
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "causeway-controller".to_string(),
+                ),
+            ])),
+            annotations: Some(BTreeMap::from([
+                (CREATED_ANNOTATION.to_string(), now.to_string()),
+                (DESCRIPTION_ANNOTATION.to_string(), description),
+            ])),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        immutable: Some(true),
+        data: Some(BTreeMap::from([(
+            DEFINITION_KEY.to_string(),
+            serde_json::to_string(&record.definition).unwrap_or_default(),
+        )])),
+        ..ConfigMap::default()
+    }
+}
+
+/// The recorded deployments of each Api (`namespace/name`), newest first.
+pub fn summaries(config_maps: &[Arc<ConfigMap>]) -> BTreeMap<String, Vec<DeploymentSummary>> {
+    let mut out: BTreeMap<String, Vec<DeploymentSummary>> = BTreeMap::new();
+    for cm in config_maps {
+        let (Some(ns), Some(api), Some(id)) = (
+            cm.namespace(),
+            cm.labels().get(API_LABEL),
+            cm.labels().get(ID_LABEL),
+        ) else {
+            continue;
+        };
+        out.entry(format!("{ns}/{api}"))
+            .or_default()
+            .push(DeploymentSummary {
+                id: id.clone(),
+                created_at: cm.annotations().get(CREATED_ANNOTATION).cloned(),
+                description: cm.annotations().get(DESCRIPTION_ANNOTATION).cloned(),
+            });
+    }
+    for list in out.values_mut() {
+        // Newest first; RFC 3339 times in UTC sort as text. Ties by id for determinism.
+        list.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
+    }
+    out
+}
+
+/// What to change in the history: ConfigMaps to create and names to delete.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    /// New deployments.
+    pub create: Vec<ConfigMap>,
+    /// `(namespace, name)` of ConfigMaps to delete (beyond the bound, not pinned).
+    pub delete: Vec<(String, String)>,
+}
+
+/// Plans the history changes for the current deployments of a compilation.
+pub fn plan(
+    current: &[DeploymentRecord],
+    apis: &[Api],
+    stages: &[Stage],
+    config_maps: &[Arc<ConfigMap>],
+    now: &str,
+) -> Plan {
+    let existing = summaries(config_maps);
+    let pinned: BTreeSet<(String, String)> = stages
+        .iter()
+        .filter_map(|s| {
+            let id = s.spec.deployment_id.clone()?;
+            let ns = s.namespace().unwrap_or_default();
+            let canary = s.spec.canary.as_ref().map(|c| c.deployment_id.clone());
+            Some(
+                [(ns.clone(), id)]
+                    .into_iter()
+                    .chain(canary.map(|c| (ns, c))),
+            )
+        })
+        .flatten()
+        .collect();
+    let mut plan = Plan::default();
+    for record in current {
+        let known = existing
+            .get(&record.api)
+            .is_some_and(|list| list.iter().any(|d| d.id == record.id));
+        if known {
+            continue;
+        }
+        let api = apis.iter().find(|a| {
+            format!("{}/{}", a.namespace().unwrap_or_default(), a.name_any()) == record.api
+        });
+        if let Some(api) = api {
+            plan.create.push(config_map_for(record, api, now));
+        }
+    }
+    for (api, list) in &existing {
+        let (ns, name) = api.split_once('/').unwrap_or(("", api));
+        // The one about to be created counts as the newest.
+        let fresh = plan
+            .create
+            .iter()
+            .filter(|cm| {
+                cm.namespace().as_deref() == Some(ns)
+                    && cm.labels().get(API_LABEL).map(String::as_str) == Some(name)
+            })
+            .count();
+        let keep = HISTORY_PER_API.saturating_sub(fresh);
+        for d in list.iter().skip(keep) {
+            let is_current = current.iter().any(|r| &r.api == api && r.id == d.id);
+            if !pinned.contains(&(ns.to_string(), d.id.clone())) && !is_current {
+                plan.delete
+                    .push((ns.to_string(), config_map_name(name, &d.id)));
+            }
+        }
+    }
+    plan
+}
+
+/// Applies a plan (leader only). A ConfigMap that already exists is fine (another replica or an
+/// earlier run recorded it).
+pub async fn apply(client: &Client, plan: &Plan) -> Result<(), HistoryError> {
+    for cm in &plan.create {
+        let ns = cm.namespace().unwrap_or_default();
+        let api = kube::Api::<ConfigMap>::namespaced(client.clone(), &ns);
+        match api.create(&PostParams::default(), cm).await {
+            Ok(_) => tracing::info!(
+                config_map = %cm.name_any(),
+                namespace = %ns,
+                "deployment recorded"
+            ),
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(source) => {
+                return Err(HistoryError::Kube {
+                    api: format!(
+                        "{ns}/{}",
+                        cm.labels().get(API_LABEL).cloned().unwrap_or_default()
+                    ),
+                    source,
+                });
+            }
+        }
+    }
+    for (ns, name) in &plan.delete {
+        let api = kube::Api::<ConfigMap>::namespaced(client.clone(), ns);
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => tracing::info!(config_map = %name, namespace = %ns, "old deployment pruned"),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => {
+                return Err(HistoryError::Kube {
+                    api: format!("{ns}/{name}"),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(name: &str) -> Api {
+        let mut api = Api::new(
+            name,
+            serde_json::from_value(serde_json::json!({})).expect("spec"),
+        );
+        api.metadata.namespace = Some("default".into());
+        api.metadata.uid = Some("uid-1".into());
+        api
+    }
+
+    fn record(id: &str) -> DeploymentRecord {
+        DeploymentRecord {
+            id: id.into(),
+            api: "default/pets".into(),
+            definition: serde_json::json!({"routes": [id]}),
+        }
+    }
+
+    #[test]
+    fn a_new_deployment_becomes_an_immutable_config_map_owned_by_its_api() {
+        let plan = plan(
+            &[record("aaaa")],
+            &[api("pets")],
+            &[],
+            &[],
+            "2026-01-01T00:00:00Z",
+        );
+        assert_eq!(plan.create.len(), 1);
+        let cm = &plan.create[0];
+        assert_eq!(cm.name_any(), "causeway-deploy-pets-aaaa");
+        assert_eq!(cm.immutable, Some(true));
+        assert_eq!(cm.owner_references()[0].uid, "uid-1");
+        let back = record_from_config_map(cm).expect("readable");
+        assert_eq!(back, record("aaaa"));
+    }
+
+    #[test]
+    fn history_is_bounded_but_pinned_deployments_are_kept() {
+        let pets = api("pets");
+        let cms: Vec<Arc<ConfigMap>> = (0..HISTORY_PER_API + 2)
+            .map(|i| {
+                Arc::new(config_map_for(
+                    &record(&format!("d{i:02}")),
+                    &pets,
+                    &format!("2026-01-01T00:00:{i:02}Z"),
+                ))
+            })
+            .collect();
+        let mut stage = Stage::new(
+            "prod",
+            serde_json::from_value(serde_json::json!({"apiRef": {"name": "pets"}, "stageName": "prod", "deploymentId": "d00"}))
+                .expect("stage spec"),
+        );
+        stage.metadata.namespace = Some("default".into());
+        let p = plan(
+            &[record("new")],
+            &[pets],
+            &[stage],
+            &cms,
+            "2026-01-02T00:00:00Z",
+        );
+        assert_eq!(p.create.len(), 1);
+        let deleted: Vec<&str> = p.delete.iter().map(|(_, n)| n.as_str()).collect();
+        // 22 old + 1 new, keep 20: the 3 oldest go, except d00 which a stage pins.
+        assert_eq!(
+            deleted,
+            vec!["causeway-deploy-pets-d02", "causeway-deploy-pets-d01"]
+        );
+    }
+
+    #[test]
+    fn summaries_list_the_newest_deployment_first() {
+        let pets = api("pets");
+        let cms = vec![
+            Arc::new(config_map_for(
+                &record("old"),
+                &pets,
+                "2026-01-01T00:00:00Z",
+            )),
+            Arc::new(config_map_for(
+                &record("new"),
+                &pets,
+                "2026-01-02T00:00:00Z",
+            )),
+        ];
+        let s = summaries(&cms);
+        let ids: Vec<&str> = s["default/pets"].iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, vec!["new", "old"]);
+    }
+}

@@ -1,0 +1,274 @@
+//! Watches: one reflector per kind (per namespace when the scope is a list of namespaces), each
+//! feeding a store and waking the reconciler on every event. Written once, generically.
+//!
+//! What is read: the six Causeway kinds, Services, EndpointSlices (v1 or v1beta1, chosen by
+//! discovery), Secrets labelled [`SECRET_LABEL`]`=true` (the controller never lists every
+//! Secret), and the deployment-history ConfigMaps (labelled [`crate::history::API_LABEL`]).
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use causeway_compile::{DeploymentRecord, Inventory};
+use causeway_crds::{Api, Authorizer, Route, Stage, UsagePlan, VpcLink};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tracing::warn;
+
+use crate::history;
+
+/// Secrets carrying this label with value `true` are read (API keys, TLS, HMAC keys).
+pub const SECRET_LABEL: &str = "causeway.dev/secret";
+
+/// Which namespaces are watched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Namespaces to watch; empty means all namespaces.
+    pub namespaces: Vec<String>,
+}
+
+/// The EndpointSlice API the server offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SliceVersion {
+    /// `discovery.k8s.io/v1` (Kubernetes 1.21+).
+    V1,
+    /// `discovery.k8s.io/v1beta1` (Kubernetes 1.17–1.24).
+    V1beta1,
+}
+
+impl SliceVersion {
+    /// Asks the server which version it serves (v1 preferred).
+    pub async fn discover(client: &Client) -> Result<Self, kube::Error> {
+        match client.list_api_group_resources("discovery.k8s.io/v1").await {
+            Ok(list) if list.resources.iter().any(|r| r.kind == "EndpointSlice") => Ok(Self::V1),
+            Ok(_) => Ok(Self::V1beta1),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(Self::V1beta1),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn api_resource(self) -> ApiResource {
+        let version = match self {
+            Self::V1 => "v1",
+            Self::V1beta1 => "v1beta1",
+        };
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("discovery.k8s.io", version, "EndpointSlice"),
+            "endpointslices",
+        )
+    }
+}
+
+/// The stores of everything watched.
+#[derive(Clone)]
+pub struct Stores {
+    apis: Vec<Store<Api>>,
+    routes: Vec<Store<Route>>,
+    stages: Vec<Store<Stage>>,
+    usage_plans: Vec<Store<UsagePlan>>,
+    authorizers: Vec<Store<Authorizer>>,
+    vpc_links: Vec<Store<VpcLink>>,
+    services: Vec<Store<Service>>,
+    slices: Vec<Store<DynamicObject>>,
+    slice_version: SliceVersion,
+    secrets: Vec<Store<Secret>>,
+    deployments: Vec<Store<ConfigMap>>,
+}
+
+impl Stores {
+    /// Starts every watch on `tasks`; each event calls `wake.notify_one()`.
+    pub fn start(
+        client: &Client,
+        scope: &Scope,
+        slice_version: SliceVersion,
+        wake: &Arc<Notify>,
+        tasks: &mut JoinSet<()>,
+    ) -> Self {
+        let all = watcher::Config::default();
+        let secrets = watcher::Config::default().labels(&format!("{SECRET_LABEL}=true"));
+        let deployments = watcher::Config::default().labels(history::API_LABEL);
+        let mut w = Spawner {
+            client,
+            scope,
+            wake,
+            tasks,
+        };
+        let slice_ar = slice_version.api_resource();
+        Self {
+            apis: w.typed(&all),
+            routes: w.typed(&all),
+            stages: w.typed(&all),
+            usage_plans: w.typed(&all),
+            authorizers: w.typed(&all),
+            vpc_links: w.typed(&all),
+            services: w.typed(&all),
+            slices: w.spawn(&all, slice_ar.clone(), |c, ns| match ns {
+                Some(ns) => kube::Api::namespaced_with(c, ns, &slice_ar),
+                None => kube::Api::all_with(c, &slice_ar),
+            }),
+            slice_version,
+            secrets: w.typed(&secrets),
+            deployments: w.typed(&deployments),
+        }
+    }
+
+    /// Waits until every store has its first full list.
+    pub async fn ready(&self) {
+        macro_rules! wait {
+            ($($field:ident),*) => {$(
+                for store in &self.$field {
+                    let _ = store.wait_until_ready().await;
+                }
+            )*};
+        }
+        wait!(
+            apis,
+            routes,
+            stages,
+            usage_plans,
+            authorizers,
+            vpc_links,
+            services,
+            slices,
+            secrets,
+            deployments
+        );
+    }
+
+    /// The deployment-history ConfigMaps.
+    pub fn deployment_config_maps(&self) -> Vec<Arc<ConfigMap>> {
+        self.deployments.iter().flat_map(Store::state).collect()
+    }
+
+    /// Everything, as the input of `compile`.
+    pub fn inventory(&self) -> Inventory {
+        Inventory {
+            apis: collect(&self.apis),
+            routes: collect(&self.routes),
+            stages: collect(&self.stages),
+            usage_plans: collect(&self.usage_plans),
+            authorizers: collect(&self.authorizers),
+            vpc_links: collect(&self.vpc_links),
+            services: collect(&self.services),
+            endpoint_slices: self
+                .slices
+                .iter()
+                .flat_map(Store::state)
+                .filter_map(|o| typed_slice(&o, self.slice_version))
+                .collect(),
+            secrets: collect(&self.secrets),
+            deployments: self
+                .deployment_config_maps()
+                .iter()
+                .filter_map(|cm| history::record_from_config_map(cm))
+                .collect::<Vec<DeploymentRecord>>(),
+        }
+    }
+}
+
+fn collect<K>(stores: &[Store<K>]) -> Vec<K>
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    stores
+        .iter()
+        .flat_map(Store::state)
+        .map(|o| (*o).clone())
+        .collect()
+}
+
+/// A watched EndpointSlice as the typed v1 object `compile` reads.
+fn typed_slice(object: &DynamicObject, version: SliceVersion) -> Option<EndpointSlice> {
+    let mut value = serde_json::to_value(object).ok()?;
+    value["kind"] = "EndpointSlice".into();
+    value["apiVersion"] = "discovery.k8s.io/v1".into();
+    if version == SliceVersion::V1beta1 {
+        value = causeway_compile::load::endpoint_slice_v1beta1_to_v1(value);
+    }
+    match serde_json::from_value(value) {
+        Ok(slice) => Some(slice),
+        Err(e) => {
+            warn!(
+                slice = object.metadata.name.as_deref().unwrap_or(""),
+                "ignoring an EndpointSlice that does not parse: {e}"
+            );
+            None
+        }
+    }
+}
+
+struct Spawner<'a> {
+    client: &'a Client,
+    scope: &'a Scope,
+    wake: &'a Arc<Notify>,
+    tasks: &'a mut JoinSet<()>,
+}
+
+impl Spawner<'_> {
+    fn typed<K>(&mut self, config: &watcher::Config) -> Vec<Store<K>>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.spawn(config, (), |c, ns| match ns {
+            Some(ns) => kube::Api::namespaced(c, ns),
+            None => kube::Api::all(c),
+        })
+    }
+
+    fn spawn<K>(
+        &mut self,
+        config: &watcher::Config,
+        dyntype: K::DynamicType,
+        make: impl Fn(Client, Option<&str>) -> kube::Api<K>,
+    ) -> Vec<Store<K>>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Clone + Eq + Hash + Send + Sync,
+    {
+        let namespaces: Vec<Option<&str>> = if self.scope.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.scope
+                .namespaces
+                .iter()
+                .map(|n| Some(n.as_str()))
+                .collect()
+        };
+        let mut stores = Vec::new();
+        for ns in namespaces {
+            let api = make(self.client.clone(), ns);
+            let writer = reflector::store::Writer::new(dyntype.clone());
+            stores.push(writer.as_reader());
+            let stream = reflector(writer, watcher(api, config.clone()).default_backoff());
+            let wake = Arc::clone(self.wake);
+            let kind = K::kind(&dyntype).to_string();
+            self.tasks.spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(_) => wake.notify_one(),
+                        Err(e) => warn!(%kind, "watch failed, retrying: {e}"),
+                    }
+                }
+            });
+        }
+        stores
+    }
+}
+
+use reflector::reflector;

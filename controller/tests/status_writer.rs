@@ -1,0 +1,287 @@
+//! Status writes against a mock API server (tower-test): what is patched, and when nothing is.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use causeway_compile::{CompileOptions, Inventory, compile};
+use causeway_controller::kube::Client;
+use causeway_controller::kube::client::Body;
+use causeway_controller::status::Rollout;
+use causeway_controller::writer::{FIELD_MANAGER, StatusWriter};
+use http::{Method, Request, Response};
+use serde_json::{Value, json};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const YAML: &str = r#"
+apiVersion: causeway.dev/v1alpha1
+kind: Api
+metadata: {name: pets, namespace: default, generation: 1}
+spec: {}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: health, namespace: default, generation: 4}
+spec:
+  apiRef: {name: pets}
+  routeKey: GET /health
+  integration:
+    type: MOCK
+    statusCode: 200
+    body: '{"ok":true}'
+"#;
+
+/// An inventory with one Api and one new Route, without statuses.
+fn inventory() -> Inventory {
+    let mut inventory = Inventory::default();
+    inventory
+        .add_yaml("test.yaml", YAML)
+        .expect("test YAML parses");
+    inventory
+}
+
+fn mock_client() -> (Client, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(service, "default"), handle)
+}
+
+fn rollout() -> Rollout {
+    Rollout {
+        version: "v1".into(),
+        connected: 1,
+        applied: 1,
+        rejected: vec![],
+    }
+}
+
+/// Answers every status patch with the object and its new status; returns the patches seen.
+async fn answer_patches(mut handle: Handle, count: usize) -> Vec<(String, Value)> {
+    let mut seen = Vec::new();
+    for _ in 0..count {
+        let (request, send) = handle.next_request().await.expect("a request");
+        assert_eq!(request.method(), Method::PATCH);
+        assert_eq!(
+            request.headers()["content-type"],
+            "application/merge-patch+json"
+        );
+        let uri = request.uri().to_string();
+        assert!(
+            uri.contains(&format!("fieldManager={FIELD_MANAGER}")),
+            "no field manager in {uri}"
+        );
+        let body: Value =
+            serde_json::from_slice(&request.into_body().collect_bytes().await.expect("body"))
+                .expect("JSON patch");
+        let name = uri.split('/').rev().nth(1).unwrap_or_default().to_string();
+        let kind = if uri.contains("/routes/") {
+            "Route"
+        } else {
+            "Api"
+        };
+        let inventory = inventory();
+        let spec = if kind == "Route" {
+            serde_json::to_value(&inventory.routes[0].spec)
+        } else {
+            serde_json::to_value(&inventory.apis[0].spec)
+        }
+        .expect("spec");
+        let object = json!({
+            "apiVersion": "causeway.dev/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": spec,
+            "status": body["status"],
+        });
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&object).expect("object")))
+                .expect("response"),
+        );
+        seen.push((uri, body));
+    }
+    seen
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+#[tokio::test]
+async fn a_new_route_gets_a_status_patch_with_its_conditions_and_observed_generation() {
+    let (client, handle) = mock_client();
+    let inventory = inventory();
+    let compiled = compile(&inventory, &CompileOptions::default());
+    let server = tokio::spawn(answer_patches(handle, 2));
+    let mut writer = StatusWriter::new(client, None);
+    let report = writer
+        .write(
+            &inventory,
+            &compiled.statuses,
+            &rollout(),
+            &BTreeMap::new(),
+            "2026-01-01T00:00:00Z",
+        )
+        .await;
+    assert_eq!(report.patched, 2, "the Api and the Route are patched");
+    let patches = server.await.expect("mock server");
+    let (uri, patch) = patches
+        .iter()
+        .find(|(uri, _)| uri.contains("/routes/health/status"))
+        .expect("a patch of the Route's status subresource");
+    assert!(uri.starts_with("/apis/causeway.dev/v1alpha1/namespaces/default/routes/health/status"));
+    let status = &patch["status"];
+    assert_eq!(status["observedGeneration"], 4);
+    for type_ in ["Accepted", "ResolvedRefs", "Programmed", "Ready"] {
+        let c = condition(status, type_);
+        assert_eq!(c["status"], "True", "{type_}: {c}");
+        assert_eq!(c["observedGeneration"], 4, "{type_}: {c}");
+        assert_eq!(c["lastTransitionTime"], "2026-01-01T00:00:00Z");
+    }
+}
+
+#[tokio::test]
+async fn an_unchanged_compile_produces_no_patch() {
+    // First pass: learn the statuses the writer wants, as the API server would store them.
+    let (client, handle) = mock_client();
+    let mut inventory = inventory();
+    let compiled = compile(&inventory, &CompileOptions::default());
+    let server = tokio::spawn(answer_patches(handle, 2));
+    let mut writer = StatusWriter::new(client, None);
+    writer
+        .write(
+            &inventory,
+            &compiled.statuses,
+            &rollout(),
+            &BTreeMap::new(),
+            "T1",
+        )
+        .await;
+    let patches = server.await.expect("mock server");
+    for (uri, patch) in patches {
+        let status = patch["status"].clone();
+        if uri.contains("/routes/") {
+            inventory.routes[0].status = Some(serde_json::from_value(status).expect("RouteStatus"));
+        } else {
+            inventory.apis[0].status = Some(serde_json::from_value(status).expect("ApiStatus"));
+        }
+    }
+
+    // Second pass, by a fresh writer (no memory of the first), later in time: nothing to write.
+    let (client, mut handle) = mock_client();
+    let mut writer = StatusWriter::new(client, None);
+    let compiled = compile(&inventory, &CompileOptions::default());
+    let report = writer
+        .write(
+            &inventory,
+            &compiled.statuses,
+            &rollout(),
+            &BTreeMap::new(),
+            "T2",
+        )
+        .await;
+    assert_eq!(report.patched, 0);
+    let request = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
+    assert!(request.is_err(), "no request reaches the API server");
+}
+
+#[tokio::test]
+async fn a_rollout_in_progress_is_written_as_programmed_unknown() {
+    let (client, handle) = mock_client();
+    let inventory = inventory();
+    let compiled = compile(&inventory, &CompileOptions::default());
+    let server = tokio::spawn(answer_patches(handle, 2));
+    let mut writer = StatusWriter::new(client, None);
+    let halfway = Rollout {
+        applied: 0,
+        ..rollout()
+    };
+    writer
+        .write(
+            &inventory,
+            &compiled.statuses,
+            &halfway,
+            &BTreeMap::new(),
+            "T1",
+        )
+        .await;
+    let patches = server.await.expect("mock server");
+    let (_, patch) = patches
+        .iter()
+        .find(|(uri, _)| uri.contains("/routes/"))
+        .expect("route patch");
+    assert_eq!(
+        condition(&patch["status"], "Programmed")["status"],
+        "Unknown"
+    );
+    assert_eq!(
+        condition(&patch["status"], "Programmed")["reason"],
+        "Pending"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_that_does_not_lead_compiles_and_publishes_but_writes_nothing() {
+    use causeway_controller::Reconciler;
+    use causeway_controller::push::PushServer;
+
+    let (client, mut handle) = mock_client();
+    let push = PushServer::new(std::sync::Arc::new(tokio::sync::Notify::new()));
+    let mut reconciler = Reconciler {
+        client: client.clone(),
+        compile: CompileOptions::default(),
+        push: push.clone(),
+        status_writer: StatusWriter::new(client, None),
+    };
+    let outcome = reconciler.reconcile(inventory(), &[], false, "T1").await;
+    assert!(outcome.published, "the snapshot is published");
+    assert_eq!(push.version(), Some(outcome.version.clone()));
+    assert_eq!(outcome.statuses.patched, 0);
+    let request = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
+    assert!(
+        request.is_err(),
+        "a follower sends nothing to the API server"
+    );
+
+    // The same replica once it leads: the deployment ConfigMap and the statuses are written.
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Ok(Some((request, send))) =
+            tokio::time::timeout(Duration::from_secs(2), handle.next_request()).await
+        {
+            seen.push((request.method().clone(), request.uri().path().to_string()));
+            let body = request.into_body().collect_bytes().await.expect("body");
+            // Echo the object back with kind and apiVersion filled in, as the server would.
+            let mut object: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+            if object.get("metadata").is_none() {
+                object = json!({"metadata": {"name": "x", "namespace": "default"}});
+            }
+            send.send_response(
+                Response::builder()
+                    .status(if seen.last().is_some_and(|(m, _)| m == Method::POST) {
+                        201
+                    } else {
+                        200
+                    })
+                    .body(Body::from(serde_json::to_vec(&object).expect("json")))
+                    .expect("response"),
+            );
+        }
+        seen
+    });
+    let outcome = reconciler.reconcile(inventory(), &[], true, "T2").await;
+    assert!(!outcome.published, "same version: nothing new to publish");
+    let seen = server.await.expect("mock server");
+    assert!(
+        seen.iter()
+            .any(|(m, p)| m == Method::POST && p.ends_with("/configmaps")),
+        "the deployment is recorded: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(m, p)| m == Method::PATCH && p.ends_with("/routes/health/status")),
+        "statuses are written: {seen:?}"
+    );
+}

@@ -1,0 +1,163 @@
+//! The wire format of the snapshot push channel (controller → proxy), shared by both ends.
+//!
+//! The proxy opens `POST /v1/snapshots/stream` over HTTP/2 with mutual TLS, sending a
+//! [`StreamRequest`]. The response body is a sequence of frames, each a 4-byte big-endian
+//! length followed by that many bytes of JSON [`Frame`]. The proxy acknowledges every version
+//! with `POST /v1/acks` carrying an [`Ack`].
+//!
+//! Endpoint churn does not re-send routes: when a new snapshot differs from the one the proxy
+//! last received only in [`Snapshot::backends`], the frame is [`Frame::Backends`], and the
+//! proxy rebuilds the full snapshot from its base and checks the version (content hash).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Backend, Snapshot};
+
+/// Path of the streaming endpoint.
+pub const STREAM_PATH: &str = "/v1/snapshots/stream";
+/// Path of the acknowledgement endpoint.
+pub const ACK_PATH: &str = "/v1/acks";
+/// Largest frame either side accepts (64 MiB).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a proxy says when it opens the stream.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamRequest {
+    /// Stable identity of the proxy (pod name, or a generated id).
+    pub proxy_id: String,
+    /// Version the proxy serves now, if any (it is not re-sent when still current).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// One frame of the stream.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Frame {
+    /// A whole snapshot.
+    Snapshot {
+        /// The snapshot (sealed).
+        snapshot: Box<Snapshot>,
+    },
+    /// Only the backends changed since `base_version`.
+    Backends {
+        /// The version the proxy must hold to apply this frame.
+        base_version: String,
+        /// The version of the result (content hash of the rebuilt snapshot).
+        version: String,
+        /// The new backends section.
+        backends: BTreeMap<String, Backend>,
+    },
+}
+
+/// A proxy's answer to one version.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Ack {
+    /// Who acknowledges.
+    pub proxy_id: String,
+    /// The version acknowledged.
+    pub version: String,
+    /// `true` when the snapshot is applied and serving.
+    pub applied: bool,
+    /// Why the snapshot was rejected (the old one keeps serving).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Encodes a frame: 4-byte big-endian length, then JSON.
+pub fn encode_frame(frame: &Frame) -> Vec<u8> {
+    let json = serde_json::to_vec(frame).unwrap_or_default();
+    let len = u32::try_from(json.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(json.len() + 4);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&json);
+    out
+}
+
+/// Splits complete frames off the front of `buf`; returns them and leaves any partial frame.
+pub fn decode_frames(buf: &mut Vec<u8>) -> Result<Vec<Frame>, FrameError> {
+    let mut frames = Vec::new();
+    loop {
+        if buf.len() < 4 {
+            return Ok(frames);
+        }
+        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if len > MAX_FRAME_BYTES {
+            return Err(FrameError::TooLarge(len));
+        }
+        if buf.len() < 4 + len {
+            return Ok(frames);
+        }
+        let frame = serde_json::from_slice(&buf[4..4 + len])
+            .map_err(|e| FrameError::Invalid(e.to_string()))?;
+        buf.drain(..4 + len);
+        frames.push(frame);
+    }
+}
+
+/// A frame that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Longer than [`MAX_FRAME_BYTES`].
+    #[error("frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    /// Not a frame.
+    #[error("invalid frame: {0}")]
+    Invalid(String),
+}
+
+impl Snapshot {
+    /// The snapshot `self` becomes with `backends` replaced, sealed again.
+    pub fn with_backends(&self, backends: BTreeMap<String, Backend>) -> Snapshot {
+        Snapshot {
+            backends,
+            ..self.clone()
+        }
+        .seal()
+    }
+
+    /// Whether `other` differs from `self` at most in its backends.
+    pub fn same_except_backends(&self, other: &Snapshot) -> bool {
+        self.apis == other.apis && self.stages == other.stages && self.hosts == other.hosts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_survive_a_split_in_any_place() {
+        let frame = Frame::Backends {
+            base_version: "a".into(),
+            version: "b".into(),
+            backends: BTreeMap::new(),
+        };
+        let bytes = [encode_frame(&frame), encode_frame(&frame)].concat();
+        for split in 0..bytes.len() {
+            let mut buf = bytes[..split].to_vec();
+            let mut got = decode_frames(&mut buf).expect("decode");
+            buf.extend_from_slice(&bytes[split..]);
+            got.extend(decode_frames(&mut buf).expect("decode"));
+            assert_eq!(got, vec![frame.clone(), frame.clone()]);
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_limit_is_refused() {
+        let mut buf = u32::MAX.to_be_bytes().to_vec();
+        assert!(matches!(
+            decode_frames(&mut buf),
+            Err(FrameError::TooLarge(_))
+        ));
+    }
+}
