@@ -13,12 +13,15 @@
 
 mod api;
 mod backend;
+mod cache;
 mod cel;
 mod deployment;
+mod mapping;
 mod others;
 mod route;
 mod stage;
 mod text;
+mod validation;
 
 use std::collections::BTreeMap;
 

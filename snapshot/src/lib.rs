@@ -14,8 +14,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod integrations;
+pub mod mapping;
 mod route_table;
 mod template;
+pub use integrations::*;
 pub use route_table::{RouteConflict, RouteHit, RouteTable};
 pub use template::{Template, TemplateError, TemplatePart};
 
@@ -186,6 +189,9 @@ pub struct StageConfig {
     /// Access log settings.
     #[serde(default)]
     pub access_log: AccessLog,
+    /// The stage's response cache, if enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<StageCache>,
 }
 
 /// A deployment materialized for one stage: stage variables substituted, backends resolved.
@@ -342,6 +348,12 @@ pub struct RouteConfig {
     /// Throttle for this route (stage route settings), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<Throttle>,
+    /// Request validation before the integration, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<RequestValidation>,
+    /// Response caching of this route on its stage, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<RouteCache>,
 }
 
 /// How a route is answered.
@@ -352,6 +364,8 @@ pub enum Integration {
     HttpProxy(HttpProxyIntegration),
     /// Answer from the gateway.
     Mock(MockIntegration),
+    /// POST an API Gateway Lambda proxy event and map the answer back.
+    LambdaProxy(LambdaProxyIntegration),
 }
 
 /// Forwarding to an upstream.
@@ -372,6 +386,12 @@ pub struct HttpProxyIntegration {
     pub request_headers: BTreeMap<String, String>,
     /// Timeout for the whole upstream exchange up to the response head, milliseconds.
     pub timeout_ms: u32,
+    /// Request parameter mapping, applied in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_parameters: Vec<ParameterMapping>,
+    /// Response parameter mapping, applied in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_parameters: Vec<ParameterMapping>,
 }
 
 /// A fixed answer.
