@@ -12,15 +12,19 @@
 mod access_log;
 mod admin;
 mod body;
+mod cache;
 mod config;
 mod gateway_response;
+mod lambda;
 mod limits;
+mod mapping;
 mod metrics;
 pub mod pipeline;
 mod router;
 mod runtime;
 mod server;
 mod upstream;
+mod validation;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,6 +37,8 @@ use tokio::sync::Semaphore;
 pub use body::{BoxError, ProxyBody};
 pub use config::*;
 pub use gateway_response::{Classified, Fault, RequestError, classify};
+pub use mapping::{AuthorizerContext, MappingError};
+pub use validation::SchemaError;
 pub use metrics::NONE_LABEL;
 pub use runtime::ApplyError;
 
@@ -48,6 +54,8 @@ pub(crate) struct Shared {
     limiters: limits::Limiters,
     /// The gateway-wide bucket, if configured.
     gateway_throttle: Option<Arc<limits::TokenBucket>>,
+    /// Stage response caches that outlive snapshots (see `cache`).
+    caches: cache::Caches,
 }
 
 /// A proxy: the current runtime tables and everything that outlives a snapshot (upstream
@@ -68,8 +76,10 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// A proxy with no snapshot yet: it answers every request with 503 until [`Proxy::apply`].
     pub fn new(config: ProxyConfig) -> Self {
+        let metrics = metrics::Metrics::new();
         let shared = Shared {
-            metrics: metrics::Metrics::new(),
+            caches: cache::Caches::new(metrics.cache.clone()),
+            metrics,
             upstream: upstream::Upstream::new(&config),
             access_log: access_log::AccessLogger::new(config.access_log.clone()),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
@@ -89,10 +99,11 @@ impl Proxy {
     /// tables stay. Requests in flight finish on the tables they started with.
     pub fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
         let version = snapshot.version.clone();
-        match runtime::Runtime::build(snapshot, &self.shared.limiters) {
+        match runtime::Runtime::build(snapshot, &self.shared.limiters, &self.shared.caches) {
             Ok(runtime) => {
                 self.shared.runtime.store(Some(Arc::new(runtime)));
                 self.shared.limiters.prune();
+                self.shared.caches.prune();
                 self.shared.metrics.snapshot_applied(Some(&version));
                 tracing::info!(version = %version, "snapshot applied");
                 Ok(())

@@ -11,8 +11,11 @@
 //! 5. [`match_route`]: method + path → route, else `$default`, else
 //!    MISSING_AUTHENTICATION_TOKEN; never a backend call for an unknown route.
 //! 6. [`check_body_limit`]: 413 from `Content-Length` before reading; streamed bodies are capped.
-//! 7. [`integrate`]: MOCK answers from the gateway; HTTP_PROXY forwards (streaming both ways).
-//! 8. [`finish`]: response headers (`x-request-id`, canary marker); metrics and the access-log
+//! 7. [`validate`]: required parameters and the body's model; 400 without a backend call.
+//! 8. [`cache_lookup`]: a stage cache hit answers here; a miss remembers where to store.
+//! 9. [`integrate`]: MOCK answers from the gateway; HTTP_PROXY forwards (streaming both ways,
+//!    with parameter mapping); LAMBDA_PROXY invokes the function with a proxy event.
+//! 10. [`finish`]: response headers (`x-request-id`, canary marker); metrics and the access-log
 //!    line are written when the response body ends.
 //!
 //! Later steps of the design (resource policy, authorizers, throttling, validation, cache) slot
@@ -105,255 +108,97 @@ async fn serve(
         Flow::Respond(r) => return r,
         Flow::Continue(limit) => limit,
     };
+    let request = request.map(|body| {
+        Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).boxed_unsync()
+    });
+    let request = match validate(stage, route, request, limit, ex).await {
+        Flow::Respond(r) => return r,
+        Flow::Continue(request) => request,
+    };
+    let host = request_host(&request).unwrap_or_default();
+    let pending = match cache_lookup(stage, route, &request, &host, &stage_path, ex) {
+        Flow::Respond(r) => return r,
+        Flow::Continue(pending) => pending,
+    };
     let target = Target {
         stage,
+        deployment,
         route,
         params: &params,
         stage_path: &stage_path,
         limit,
+        host: &host,
     };
-    integrate(shared, target, request, peer, proto, ex).await
+    let response = integrate(shared, target, request, peer, proto, ex).await;
+    crate::cache::store(pending, response)
 }
 
-/// Step 1. Runs first, for every request: assigns the request id (the client's `x-request-id`
-/// when sane, else a new one) and loads the current runtime tables once.
-fn begin(
-    shared: &Shared,
-    request: &Request<Incoming>,
-    peer: SocketAddr,
-) -> (Exchange, Option<Arc<Runtime>>) {
-    let request_id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= MAX_REQUEST_ID_LEN
-                && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
-        })
-        .cloned()
-        .unwrap_or_else(new_request_id);
-    let record = AccessRecord {
-        request_id: request_id.to_str().unwrap_or_default().to_string(),
-        peer: Some(peer),
-        request_time: Some(SystemTime::now()),
-        method: request.method().to_string(),
-        path: request.uri().path().to_string(),
-        protocol: format!("{:?}", request.version()),
-        ..AccessRecord::default()
-    };
-    let exchange = Exchange {
-        started: Instant::now(),
-        record,
-        request_id,
-        log_enabled: true,
-        log_format: None,
-        integration_latency: None,
-    };
-    (exchange, shared.runtime.load_full())
-}
-
-/// Before any snapshot: fail closed with a fixed body.
-fn no_configuration() -> Response<ProxyBody> {
-    let mut r = Response::new(full(NO_CONFIGURATION_BODY));
-    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-/// Step 2. Finds the stage by host (port ignored) and base path or routing rule, and returns
-/// the path with the base path removed. May answer 404 (no Api is known yet, so the body is
-/// fixed).
-fn find_stage<'r>(
-    runtime: &'r Runtime,
-    request: &Request<Incoming>,
-    ex: &mut Exchange,
-) -> Flow<(&'r StageRuntime, String)> {
-    let found = request_host(request).and_then(|host| {
-        runtime
-            .hosts
-            .find(&host, request.uri().path(), request.headers())
-    });
-    let Some(stage) = found.and_then(|hit| runtime.stages.get(hit.stage).map(|s| (s, hit.path)))
-    else {
-        ex.record.error_message = Some("Not Found".to_string());
-        return Flow::Respond(fixed_json(StatusCode::NOT_FOUND, "Not Found"));
-    };
-    ex.record.api = Some(stage.0.api_name.clone());
-    ex.record.stage = Some(stage.0.name.clone());
-    ex.log_enabled = stage.0.access_log.enabled;
-    ex.log_format = stage.0.access_log.format.clone();
-    Flow::Continue(stage)
-}
-
-/// The request's host, lowercase, without port: `:authority` (HTTP/2, absolute-form) or `Host`.
-fn request_host(request: &Request<Incoming>) -> Option<String> {
-    let host = match request.uri().host() {
-        Some(host) => host.to_string(),
-        None => {
-            let value = request.headers().get(header::HOST)?.to_str().ok()?;
-            value
-                .parse::<http::uri::Authority>()
-                .ok()?
-                .host()
-                .to_string()
-        }
-    };
-    Some(host.trim_end_matches('.').to_ascii_lowercase())
-}
-
-/// Step 3. Refuses paths that are not absolute or contain `.`/`..` segments (also
-/// percent-encoded), with 400.
-fn check_path(api: &ApiConfig, path: &str, ex: &mut Exchange) -> Flow<()> {
-    let dotted = path.split('/').any(|segment| {
-        let s = segment.to_ascii_lowercase().replace("%2e", ".");
-        s == "." || s == ".."
-    });
-    if dotted || !path.starts_with('/') {
-        return Flow::Respond(fail(Some(api), RequestError::BadPath(path.to_string()), ex));
-    }
-    Flow::Continue(())
-}
-
-/// Step 4. Chooses the canary deployment for `percent` of requests (by a hash of the sticky
-/// header or cookie when set and present, else at random), or the main deployment.
-fn choose_deployment<'s>(
-    stage: &'s StageRuntime,
-    headers: &HeaderMap,
-    ex: &mut Exchange,
-) -> &'s DeploymentRuntime {
-    let chosen = match &stage.canary {
-        None => &stage.main,
-        Some(canary) => {
-            let sticky_value = match &canary.sticky {
-                Some(Sticky::Header(name)) => headers.get(name.as_str()).map(|v| v.as_bytes()),
-                Some(Sticky::Cookie(name)) => cookie(headers, name),
-                None => None,
-            };
-            let roll = match sticky_value {
-                Some(value) => hash_percent(value),
-                None => rand::random::<f64>() * 100.0,
-            };
-            if roll < canary.percent {
-                ex.record.canary = true;
-                &canary.deployment
-            } else {
-                &stage.main
-            }
-        }
-    };
-    ex.record.deployment_id = Some(chosen.id.clone());
-    chosen
-}
-
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v.as_bytes())
-        })
-}
-
-/// A stable number in `[0, 100)` for a sticky value (the same on every replica).
-fn hash_percent(value: &[u8]) -> f64 {
-    let digest = Sha256::digest(value);
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    (u64::from_be_bytes(first) % 10_000) as f64 / 100.0
-}
-
-/// Step 5. Matches the route in the deployment's table for the request method.
-fn match_route<'d>(
-    stage: &StageRuntime,
-    deployment: &'d DeploymentRuntime,
-    request: &Request<Incoming>,
-    stage_path: &str,
-    ex: &mut Exchange,
-) -> Flow<(&'d RouteRuntime, Vec<(String, String)>)> {
-    match deployment
-        .routes
-        .lookup(request.method().as_str(), stage_path)
-    {
-        Some(hit) => {
-            ex.record.route_key = Some(hit.value.key.clone());
-            Flow::Continue((hit.value, hit.params))
-        }
-        None => {
-            let error = RequestError::NoRoute {
-                method: request.method().to_string(),
-                path: stage_path.to_string(),
-            };
-            Flow::Respond(fail(Some(&stage.api), error, ex))
-        }
-    }
-}
-
-/// Step 5b (design §4 step 6). Takes a token from the gateway, stage and route buckets; a
-/// refusal is 429 THROTTLED with `Retry-After`, and the backend never sees the request.
-fn throttle(
-    shared: &Shared,
+/// Step 7 (design §4 step 7). Checks required query strings and headers and the body against
+/// its model; only routes that validate a body buffer it. A refusal is 400 BAD_REQUEST_* and the
+/// backend never sees the request.
+async fn validate(
     stage: &StageRuntime,
     route: &RouteRuntime,
+    request: Request<ProxyBody>,
+    limit: u64,
     ex: &mut Exchange,
-) -> Flow<()> {
-    let gateway = shared.gateway_throttle.as_deref();
-    match crate::limits::admit(gateway, &stage.throttles, &route.key, Instant::now()) {
-        Ok(()) => Flow::Continue(()),
-        Err(wait) => {
-            let retry_after_secs = crate::limits::retry_after_seconds(wait);
-            let mut response = fail(
-                Some(&stage.api),
-                RequestError::Throttled { retry_after_secs },
-                ex,
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            Flow::Respond(response)
-        }
+) -> Flow<Request<ProxyBody>> {
+    let Some(validator) = &route.validation else {
+        return Flow::Continue(request);
+    };
+    match validator.check(request).await {
+        Ok(request) => Flow::Continue(request),
+        Err(RequestError::ReadBody(e)) if is_length_limit(e.as_ref()) => Flow::Respond(fail(
+            Some(&stage.api),
+            RequestError::BodyTooLarge { limit },
+            ex,
+        )),
+        Err(error) => Flow::Respond(fail(Some(&stage.api), error, ex)),
     }
 }
 
-/// Step 6. Refuses a declared body larger than the Api's (or the proxy's) limit before reading
-/// it; returns the limit that caps a streamed body.
-fn check_body_limit(
-    shared: &Shared,
-    api: &ApiConfig,
-    request: &Request<Incoming>,
+/// Step 8 (design §4 step 8). Serves a GET/HEAD from the stage's cache when the route is cached
+/// and the entry is fresh; otherwise says where to keep the response. May refuse a cache
+/// invalidation with 403 when the route says `FAIL_WITH_403`.
+fn cache_lookup(
+    stage: &StageRuntime,
+    route: &RouteRuntime,
+    request: &Request<ProxyBody>,
+    host: &str,
+    stage_path: &str,
     ex: &mut Exchange,
-) -> Flow<u64> {
-    let limit = api.max_body_bytes.unwrap_or(shared.config.max_body_bytes);
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Flow::Respond(fail(Some(api), RequestError::BodyTooLarge { limit }, ex));
+) -> Flow<Option<crate::cache::Pending>> {
+    let place = crate::cache::Place {
+        stage_id: &stage.id,
+        separate_canary: ex.record.canary
+            && !stage.canary.as_ref().is_some_and(|c| c.use_stage_cache),
+        host,
+        stage_path,
+    };
+    match crate::cache::lookup(stage.cache.as_ref(), route.cache.as_ref(), &place, request) {
+        Ok(crate::cache::Lookup::Hit(response)) => Flow::Respond(response),
+        Ok(crate::cache::Lookup::Miss(pending)) => Flow::Continue(pending),
+        Err(error) => Flow::Respond(fail(Some(&stage.api), error, ex)),
     }
-    Flow::Continue(limit)
 }
 
-/// What step 7 works on.
+/// What step 9 works on.
 struct Target<'a> {
     stage: &'a StageRuntime,
+    deployment: &'a DeploymentRuntime,
     route: &'a RouteRuntime,
     params: &'a [(String, String)],
     stage_path: &'a str,
     limit: u64,
+    host: &'a str,
 }
 
-/// Step 7. Answers a MOCK route, or forwards an HTTP_PROXY route within its timeout.
+/// Step 9. Answers a MOCK route, forwards an HTTP_PROXY route within its timeout (mapping its
+/// parameters), or invokes a LAMBDA_PROXY route's function.
 async fn integrate(
     shared: &Shared,
     target: Target<'_>,
-    request: Request<Incoming>,
+    mut request: Request<ProxyBody>,
     peer: SocketAddr,
     proto: &'static str,
     ex: &mut Exchange,
@@ -373,6 +218,59 @@ async fn integrate(
             return response;
         }
         IntegrationRuntime::HttpProxy(h) => h,
+        IntegrationRuntime::LambdaProxy(lambda) => {
+            let authorizer = request
+                .extensions()
+                .get::<crate::mapping::AuthorizerContext>()
+                .cloned();
+            let user_agent = user_agent(request.headers());
+            let facts = facts(&target, ex, peer, &user_agent, authorizer.as_ref());
+            let invoked = crate::lambda::invoke(
+                &shared.upstream,
+                lambda,
+                request,
+                &facts,
+                &target.stage.api.binary_media_types,
+            )
+            .await;
+            ex.integration_latency = invoked.sent_at.map(|t| t.elapsed());
+            ex.record.integration_status = invoked.status;
+            return match invoked.response {
+                Ok(response) => response,
+                Err(RequestError::ReadBody(e)) if is_length_limit(e.as_ref()) => fail(
+                    Some(&target.stage.api),
+                    RequestError::BodyTooLarge {
+                        limit: target.limit,
+                    },
+                    ex,
+                ),
+                Err(error) => fail(Some(&target.stage.api), error, ex),
+            };
+        }
+    };
+    let authorizer = request
+        .extensions()
+        .get::<crate::mapping::AuthorizerContext>()
+        .cloned();
+    let user_agent = user_agent(request.headers());
+    let request_headers = integration
+        .mapping
+        .maps_request()
+        .then(|| request.headers().clone())
+        .unwrap_or_default();
+    let request_query = request.uri().query().map(str::to_string);
+    let mapped_path = {
+        let facts = facts(&target, ex, peer, &user_agent, authorizer.as_ref());
+        let (parts, body) = request.into_parts();
+        let mut parts = parts;
+        let mapped = integration
+            .mapping
+            .apply_request(&mut parts.headers, &mut parts.uri, &facts);
+        request = Request::from_parts(parts, body);
+        match mapped {
+            Ok(path) => path,
+            Err(error) => return fail(Some(&target.stage.api), error, ex),
+        }
     };
     let original_host = request
         .uri()
@@ -385,13 +283,11 @@ async fn integrate(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         });
-    let limit = usize::try_from(target.limit).unwrap_or(usize::MAX);
-    let request = request.map(|body| Limited::new(body, limit).boxed_unsync());
     let fwd = Forwarding {
         peer,
         proto,
         original_host: original_host.as_deref(),
-        stage_path: target.stage_path,
+        stage_path: mapped_path.as_deref().unwrap_or(target.stage_path),
         params: target.params,
         request_id: &ex.request_id,
     };
@@ -404,7 +300,15 @@ async fn integrate(
     match result {
         Ok(upstream) => {
             ex.record.integration_status = Some(upstream.status);
-            upstream.response
+            let mut response = upstream.response;
+            let facts = facts(&target, ex, peer, &user_agent, authorizer.as_ref());
+            integration.mapping.apply_response(
+                &mut response,
+                &facts,
+                &request_headers,
+                request_query.as_deref(),
+            );
+            response
         }
         Err(RequestError::UpstreamFailed { source, .. }) if is_length_limit(source.as_ref()) => {
             let error = RequestError::BodyTooLarge {
@@ -413,6 +317,37 @@ async fn integrate(
             fail(Some(&target.stage.api), error, ex)
         }
         Err(error) => fail(Some(&target.stage.api), error, ex),
+    }
+}
+
+fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+/// What integrations may read about the request (`$context`, Lambda events).
+fn facts<'a>(
+    target: &'a Target<'_>,
+    ex: &'a Exchange,
+    peer: SocketAddr,
+    user_agent: &'a str,
+    authorizer: Option<&'a crate::mapping::AuthorizerContext>,
+) -> crate::mapping::RequestFacts<'a> {
+    crate::mapping::RequestFacts {
+        request_id: &ex.record.request_id,
+        peer,
+        user_agent,
+        stage: &target.stage.name,
+        api_id: &target.stage.api.id,
+        domain_name: target.host,
+        route_key: &target.route.key,
+        stage_path: target.stage_path,
+        params: target.params,
+        variables: &target.deployment.variables,
+        request_time: ex.record.request_time.unwrap_or_else(SystemTime::now),
+        authorizer: authorizer.map(|a| &a.0),
     }
 }
 
@@ -442,12 +377,20 @@ fn fail(api: Option<&ApiConfig>, error: RequestError, ex: &mut Exchange) -> Resp
             tracing::warn!(request_id = %ex.record.request_id, %error, "internal error");
         }
     }
-    ex.record.error_message = Some(classified.message.to_string());
+    let message = error
+        .detailed_message()
+        .unwrap_or_else(|| classified.message.to_string());
+    ex.record.error_message = Some(message.clone());
+    let validation_error = match &error {
+        RequestError::InvalidBody { detail } => Some(detail.as_str()),
+        _ => None,
+    };
     let ctx = ResponseContext {
         request_id: &ex.record.request_id,
-        message: classified.message,
+        message: &message,
         stage: ex.record.stage.as_deref(),
         api: api.map(|a| a.id.as_str()),
+        validation_error,
     };
     render(api, &classified, &ctx)
 }

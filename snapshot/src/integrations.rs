@@ -85,7 +85,7 @@ pub struct ParameterMapping {
 }
 
 /// A stage's response cache.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct StageCache {
     /// Memory the cache may use on each proxy, bytes.
