@@ -409,7 +409,10 @@ fn storable(response: &Response<ProxyBody>) -> bool {
 
 /// Step 10: marks a miss (`X-Cache: Miss`) and keeps the response as it streams to the client,
 /// if it qualifies.
-pub(crate) fn store(pending: Option<Pending>, response: Response<ProxyBody>) -> Response<ProxyBody> {
+pub(crate) fn store(
+    pending: Option<Pending>,
+    response: Response<ProxyBody>,
+) -> Response<ProxyBody> {
     let Some(pending) = pending else {
         return response;
     };
@@ -433,7 +436,11 @@ pub(crate) fn store(pending: Option<Pending>, response: Response<ProxyBody>) -> 
         headers,
         buffer: BytesMut::new(),
     };
-    let body = TeeBody { inner: body, keeper }.boxed_unsync();
+    let body = TeeBody {
+        inner: body,
+        keeper,
+    }
+    .boxed_unsync();
     Response::from_parts(parts, body)
 }
 

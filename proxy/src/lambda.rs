@@ -182,9 +182,7 @@ pub(crate) fn media_matches(pattern: &str, media: &str) -> bool {
         return true;
     }
     match pattern.strip_suffix("/*") {
-        Some(kind) => media
-            .split_once('/')
-            .is_some_and(|(k, _)| k == kind),
+        Some(kind) => media.split_once('/').is_some_and(|(k, _)| k == kind),
         None => pattern == media,
     }
 }
@@ -222,7 +220,12 @@ pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
 }
 
 fn string_map(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
-    Value::Object(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    )
 }
 
 fn or_null(map: Value) -> Value {
@@ -434,7 +437,10 @@ fn scalar_text(v: &Value) -> Option<String> {
 }
 
 /// Maps the function's answer to a response, or says why it is malformed.
-pub(crate) fn map_answer(bytes: &[u8], format: PayloadFormat) -> Result<Response<ProxyBody>, String> {
+pub(crate) fn map_answer(
+    bytes: &[u8],
+    format: PayloadFormat,
+) -> Result<Response<ProxyBody>, String> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| format!("the function's answer is not JSON: {e}"))?;
     let structured = value
@@ -475,7 +481,9 @@ pub(crate) fn map_answer(bytes: &[u8], format: PayloadFormat) -> Result<Response
         Some(Value::Object(m)) => {
             for (name, values) in m {
                 let values = match values {
-                    Value::Array(items) => items.iter().map(scalar_text).collect::<Option<Vec<_>>>(),
+                    Value::Array(items) => {
+                        items.iter().map(scalar_text).collect::<Option<Vec<_>>>()
+                    }
                     other => scalar_text(other).map(|v| vec![v]),
                 }
                 .ok_or_else(|| format!("multiValueHeaders.{name} is not a list of strings"))?;
@@ -491,8 +499,8 @@ pub(crate) fn map_answer(bytes: &[u8], format: PayloadFormat) -> Result<Response
         None | Some(Value::Null) => {}
         Some(Value::Object(m)) => {
             for (name, value) in m {
-                let text = scalar_text(value)
-                    .ok_or_else(|| format!("headers.{name} is not a string"))?;
+                let text =
+                    scalar_text(value).ok_or_else(|| format!("headers.{name} is not a string"))?;
                 let (n, v) = header(name, &text)?;
                 // `headers` wins over `multiValueHeaders` for the same name, as in API Gateway.
                 headers.insert(n, v);
@@ -528,7 +536,9 @@ pub(crate) fn map_answer(bytes: &[u8], format: PayloadFormat) -> Result<Response
         Some(Value::String(s)) => Bytes::from(s.clone()),
         Some(_) => return Err("body is not a string".into()),
     };
-    if format == PayloadFormat::V2 && !headers.contains_key(header::CONTENT_TYPE) && !body.is_empty()
+    if format == PayloadFormat::V2
+        && !headers.contains_key(header::CONTENT_TYPE)
+        && !body.is_empty()
     {
         headers.insert(
             header::CONTENT_TYPE,
@@ -589,7 +599,12 @@ mod tests {
         assert_eq!(h.get("x-num").map(|v| v.as_bytes()), Some(&b"5"[..]));
         assert_eq!(h.get_all("x-many").iter().count(), 2);
         assert_eq!(h.get_all("set-cookie").iter().count(), 2);
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         assert_eq!(&bytes[..], &[0u8, 159, 146, 150]);
     }
 
@@ -602,10 +617,16 @@ mod tests {
             (r#"{"statusCode":700}"#, PayloadFormat::V2),
             (r#"{"statusCode":200,"body":{"a":1}}"#, PayloadFormat::V1),
             (r#"{"statusCode":200,"headers":[1]}"#, PayloadFormat::V1),
-            (r#"{"statusCode":200,"body":"%%","isBase64Encoded":true}"#, PayloadFormat::V2),
+            (
+                r#"{"statusCode":200,"body":"%%","isBase64Encoded":true}"#,
+                PayloadFormat::V2,
+            ),
         ];
         for (raw, format) in cases {
-            assert!(map_answer(raw.as_bytes(), format).is_err(), "{raw} should be refused");
+            assert!(
+                map_answer(raw.as_bytes(), format).is_err(),
+                "{raw} should be refused"
+            );
         }
     }
 
@@ -613,7 +634,10 @@ mod tests {
     fn media_types_match_exactly_or_by_wildcard() {
         assert!(media_matches("image/*", "image/png"));
         assert!(media_matches("*/*", "text/plain"));
-        assert!(media_matches("Application/Octet-Stream", "application/octet-stream"));
+        assert!(media_matches(
+            "Application/Octet-Stream",
+            "application/octet-stream"
+        ));
         assert!(!media_matches("image/*", "text/plain"));
     }
 }

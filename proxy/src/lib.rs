@@ -38,9 +38,9 @@ pub use body::{BoxError, ProxyBody};
 pub use config::*;
 pub use gateway_response::{Classified, Fault, RequestError, classify};
 pub use mapping::{AuthorizerContext, MappingError};
-pub use validation::SchemaError;
 pub use metrics::NONE_LABEL;
 pub use runtime::ApplyError;
+pub use validation::SchemaError;
 
 /// State shared by every connection of one proxy.
 pub(crate) struct Shared {

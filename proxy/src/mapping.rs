@@ -346,7 +346,13 @@ fn encode_query(pairs: &[(String, String)]) -> String {
         .remove(b'~');
     pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, SET), utf8_percent_encode(v, SET)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, SET),
+                utf8_percent_encode(v, SET)
+            )
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -394,13 +400,33 @@ mod tests {
         let f = facts(&params, &variables, Some(&claims));
         let m = MappingRuntime::build(
             &[
-                mapping("overwrite:header.x-user", "$context.authorizer.claims.sub", MappingSide::Request),
-                mapping("append:header.x-trace", "$context.requestId@$context.identity.sourceIp", MappingSide::Request),
+                mapping(
+                    "overwrite:header.x-user",
+                    "$context.authorizer.claims.sub",
+                    MappingSide::Request,
+                ),
+                mapping(
+                    "append:header.x-trace",
+                    "$context.requestId@$context.identity.sourceIp",
+                    MappingSide::Request,
+                ),
                 mapping("remove:header.cookie", "", MappingSide::Request),
-                mapping("append:querystring.tag", "$request.header.x-tag", MappingSide::Request),
+                mapping(
+                    "append:querystring.tag",
+                    "$request.header.x-tag",
+                    MappingSide::Request,
+                ),
                 mapping("remove:querystring.secret", "", MappingSide::Request),
-                mapping("overwrite:querystring.env", "$stageVariables.env", MappingSide::Request),
-                mapping("overwrite:path", "/v2/items/${request.path.id}", MappingSide::Request),
+                mapping(
+                    "overwrite:querystring.env",
+                    "$stageVariables.env",
+                    MappingSide::Request,
+                ),
+                mapping(
+                    "overwrite:path",
+                    "/v2/items/${request.path.id}",
+                    MappingSide::Request,
+                ),
             ],
             &[],
         )
@@ -410,11 +436,23 @@ mod tests {
         headers.insert("x-trace", HeaderValue::from_static("first"));
         headers.insert("x-tag", HeaderValue::from_static("red"));
         let mut uri: Uri = "/pets/7?tag=blue&secret=s&env=old".parse().expect("uri");
-        let path = m.apply_request(&mut headers, &mut uri, &f).expect("applies");
+        let path = m
+            .apply_request(&mut headers, &mut uri, &f)
+            .expect("applies");
         assert_eq!(path.as_deref(), Some("/v2/items/7"));
-        assert_eq!(headers.get("x-user").map(|v| v.as_bytes()), Some(&b"user-1"[..]));
-        let traces: Vec<_> = headers.get_all("x-trace").iter().map(|v| v.as_bytes().to_vec()).collect();
-        assert_eq!(traces, vec![b"first".to_vec(), b"req-1@198.51.100.9".to_vec()]);
+        assert_eq!(
+            headers.get("x-user").map(|v| v.as_bytes()),
+            Some(&b"user-1"[..])
+        );
+        let traces: Vec<_> = headers
+            .get_all("x-trace")
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .collect();
+        assert_eq!(
+            traces,
+            vec![b"first".to_vec(), b"req-1@198.51.100.9".to_vec()]
+        );
         assert!(headers.get("cookie").is_none());
         assert_eq!(uri.query(), Some("tag=blue&tag=red&env=blue"));
     }
@@ -427,17 +465,28 @@ mod tests {
             &[],
             &[
                 mapping("overwrite:statuscode", "202", MappingSide::Response),
-                mapping("overwrite:header.x-echo", "got $response.header.x-upstream", MappingSide::Response),
+                mapping(
+                    "overwrite:header.x-echo",
+                    "got $response.header.x-upstream",
+                    MappingSide::Response,
+                ),
                 mapping("remove:header.server", "", MappingSide::Response),
             ],
         )
         .expect("builds");
         let mut response = Response::new(crate::body::full("x"));
-        response.headers_mut().insert("x-upstream", HeaderValue::from_static("up"));
-        response.headers_mut().insert("server", HeaderValue::from_static("secret"));
+        response
+            .headers_mut()
+            .insert("x-upstream", HeaderValue::from_static("up"));
+        response
+            .headers_mut()
+            .insert("server", HeaderValue::from_static("secret"));
         m.apply_response(&mut response, &f, &HeaderMap::new(), None);
         assert_eq!(response.status(), StatusCode::ACCEPTED);
-        assert_eq!(response.headers().get("x-echo").map(|v| v.as_bytes()), Some(&b"got up"[..]));
+        assert_eq!(
+            response.headers().get("x-echo").map(|v| v.as_bytes()),
+            Some(&b"got up"[..])
+        );
         assert!(response.headers().get("server").is_none());
     }
 }

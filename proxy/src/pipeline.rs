@@ -18,7 +18,7 @@
 //! 10. [`finish`]: response headers (`x-request-id`, canary marker); metrics and the access-log
 //!    line are written when the response body ends.
 //!
-//! Later steps of the design (resource policy, authorizers, throttling, validation, cache) slot
+//! Later steps of the design (resource policy, authorizers) slot
 //! in between 4 and 7.
 
 use std::net::SocketAddr;
@@ -131,6 +131,231 @@ async fn serve(
     };
     let response = integrate(shared, target, request, peer, proto, ex).await;
     crate::cache::store(pending, response)
+}
+
+/// Step 1. Runs first, for every request: assigns the request id (the client's `x-request-id`
+/// when sane, else a new one) and loads the current runtime tables once.
+fn begin(
+    shared: &Shared,
+    request: &Request<Incoming>,
+    peer: SocketAddr,
+) -> (Exchange, Option<Arc<Runtime>>) {
+    let request_id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID_LEN
+                && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    let record = AccessRecord {
+        request_id: request_id.to_str().unwrap_or_default().to_string(),
+        peer: Some(peer),
+        request_time: Some(SystemTime::now()),
+        method: request.method().to_string(),
+        path: request.uri().path().to_string(),
+        protocol: format!("{:?}", request.version()),
+        ..AccessRecord::default()
+    };
+    let exchange = Exchange {
+        started: Instant::now(),
+        record,
+        request_id,
+        log_enabled: true,
+        log_format: None,
+        integration_latency: None,
+    };
+    (exchange, shared.runtime.load_full())
+}
+
+/// Before any snapshot: fail closed with a fixed body.
+fn no_configuration() -> Response<ProxyBody> {
+    let mut r = Response::new(full(NO_CONFIGURATION_BODY));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Step 2. Finds the stage by host (port ignored) and base path or routing rule, and returns
+/// the path with the base path removed. May answer 404 (no Api is known yet, so the body is
+/// fixed).
+fn find_stage<'r>(
+    runtime: &'r Runtime,
+    request: &Request<Incoming>,
+    ex: &mut Exchange,
+) -> Flow<(&'r StageRuntime, String)> {
+    let found = request_host(request).and_then(|host| {
+        runtime
+            .hosts
+            .find(&host, request.uri().path(), request.headers())
+    });
+    let Some(stage) = found.and_then(|hit| runtime.stages.get(hit.stage).map(|s| (s, hit.path)))
+    else {
+        ex.record.error_message = Some("Not Found".to_string());
+        return Flow::Respond(fixed_json(StatusCode::NOT_FOUND, "Not Found"));
+    };
+    ex.record.api = Some(stage.0.api_name.clone());
+    ex.record.stage = Some(stage.0.name.clone());
+    ex.log_enabled = stage.0.access_log.enabled;
+    ex.log_format = stage.0.access_log.format.clone();
+    Flow::Continue(stage)
+}
+
+/// The request's host, lowercase, without port: `:authority` (HTTP/2, absolute-form) or `Host`.
+fn request_host<B>(request: &Request<B>) -> Option<String> {
+    let host = match request.uri().host() {
+        Some(host) => host.to_string(),
+        None => {
+            let value = request.headers().get(header::HOST)?.to_str().ok()?;
+            value
+                .parse::<http::uri::Authority>()
+                .ok()?
+                .host()
+                .to_string()
+        }
+    };
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Step 3. Refuses paths that are not absolute or contain `.`/`..` segments (also
+/// percent-encoded), with 400.
+fn check_path(api: &ApiConfig, path: &str, ex: &mut Exchange) -> Flow<()> {
+    let dotted = path.split('/').any(|segment| {
+        let s = segment.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    });
+    if dotted || !path.starts_with('/') {
+        return Flow::Respond(fail(Some(api), RequestError::BadPath(path.to_string()), ex));
+    }
+    Flow::Continue(())
+}
+
+/// Step 4. Chooses the canary deployment for `percent` of requests (by a hash of the sticky
+/// header or cookie when set and present, else at random), or the main deployment.
+fn choose_deployment<'s>(
+    stage: &'s StageRuntime,
+    headers: &HeaderMap,
+    ex: &mut Exchange,
+) -> &'s DeploymentRuntime {
+    let chosen = match &stage.canary {
+        None => &stage.main,
+        Some(canary) => {
+            let sticky_value = match &canary.sticky {
+                Some(Sticky::Header(name)) => headers.get(name.as_str()).map(|v| v.as_bytes()),
+                Some(Sticky::Cookie(name)) => cookie(headers, name),
+                None => None,
+            };
+            let roll = match sticky_value {
+                Some(value) => hash_percent(value),
+                None => rand::random::<f64>() * 100.0,
+            };
+            if roll < canary.percent {
+                ex.record.canary = true;
+                &canary.deployment
+            } else {
+                &stage.main
+            }
+        }
+    };
+    ex.record.deployment_id = Some(chosen.id.clone());
+    chosen
+}
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v.as_bytes())
+        })
+}
+
+/// A stable number in `[0, 100)` for a sticky value (the same on every replica).
+fn hash_percent(value: &[u8]) -> f64 {
+    let digest = Sha256::digest(value);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) % 10_000) as f64 / 100.0
+}
+
+/// Step 5. Matches the route in the deployment's table for the request method.
+fn match_route<'d>(
+    stage: &StageRuntime,
+    deployment: &'d DeploymentRuntime,
+    request: &Request<Incoming>,
+    stage_path: &str,
+    ex: &mut Exchange,
+) -> Flow<(&'d RouteRuntime, Vec<(String, String)>)> {
+    match deployment
+        .routes
+        .lookup(request.method().as_str(), stage_path)
+    {
+        Some(hit) => {
+            ex.record.route_key = Some(hit.value.key.clone());
+            Flow::Continue((hit.value, hit.params))
+        }
+        None => {
+            let error = RequestError::NoRoute {
+                method: request.method().to_string(),
+                path: stage_path.to_string(),
+            };
+            Flow::Respond(fail(Some(&stage.api), error, ex))
+        }
+    }
+}
+
+/// Step 5b (design §4 step 6). Takes a token from the gateway, stage and route buckets; a
+/// refusal is 429 THROTTLED with `Retry-After`, and the backend never sees the request.
+fn throttle(
+    shared: &Shared,
+    stage: &StageRuntime,
+    route: &RouteRuntime,
+    ex: &mut Exchange,
+) -> Flow<()> {
+    let gateway = shared.gateway_throttle.as_deref();
+    match crate::limits::admit(gateway, &stage.throttles, &route.key, Instant::now()) {
+        Ok(()) => Flow::Continue(()),
+        Err(wait) => {
+            let retry_after_secs = crate::limits::retry_after_seconds(wait);
+            let mut response = fail(
+                Some(&stage.api),
+                RequestError::Throttled { retry_after_secs },
+                ex,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            Flow::Respond(response)
+        }
+    }
+}
+
+/// Step 6. Refuses a declared body larger than the Api's (or the proxy's) limit before reading
+/// it; returns the limit that caps a streamed body.
+fn check_body_limit(
+    shared: &Shared,
+    api: &ApiConfig,
+    request: &Request<Incoming>,
+    ex: &mut Exchange,
+) -> Flow<u64> {
+    let limit = api.max_body_bytes.unwrap_or(shared.config.max_body_bytes);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Flow::Respond(fail(Some(api), RequestError::BodyTooLarge { limit }, ex));
+    }
+    Flow::Continue(limit)
 }
 
 /// Step 7 (design §4 step 7). Checks required query strings and headers and the body against

@@ -20,8 +20,8 @@ use crate::cache::{CacheLabels, Caches, StageStore};
 use crate::lambda::LambdaRuntime;
 use crate::limits::{Limiters, StageThrottles};
 use crate::mapping::{MappingError, MappingRuntime};
-use crate::validation::{RouteValidator, SchemaCache, SchemaError};
 use crate::router::{Glob, HostRoutes, HostTable, Rule};
+use crate::validation::{RouteValidator, SchemaCache, SchemaError};
 
 /// Why a snapshot cannot be applied. The snapshot is rejected whole; the old one stays.
 #[derive(Debug, thiserror::Error)]
@@ -368,10 +368,10 @@ fn deployment(
                     timeout: Duration::from_millis(u64::from(h.timeout_ms.max(1))),
                     mapping: MappingRuntime::build(&h.request_parameters, &h.response_parameters)
                         .map_err(|source| ApplyError::Mapping {
-                            stage: stage.to_string(),
-                            route: r.key.clone(),
-                            source,
-                        })?,
+                        stage: stage.to_string(),
+                        route: r.key.clone(),
+                        source,
+                    })?,
                 })
             }
             Integration::LambdaProxy(l) => IntegrationRuntime::LambdaProxy(LambdaRuntime {

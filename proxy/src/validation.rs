@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use causeway_snapshot::RequestValidation;
-use http::header::{self, HeaderName};
 use http::Request;
+use http::header::{self, HeaderName};
 use http_body_util::BodyExt;
 
 use crate::body::{ProxyBody, full};
