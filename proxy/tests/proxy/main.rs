@@ -1,10 +1,12 @@
 //! In-process proxy tests: real sockets on 127.0.0.1, real hyper clients, builder fixtures.
 
+mod recorder;
 mod support;
 
 mod admin;
 mod failures;
 mod forwarding;
+mod lambda;
 mod routing;
 mod swap;
 mod throttling;
