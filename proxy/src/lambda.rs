@@ -387,7 +387,14 @@ fn event_v2(
         },
     });
     if let (Some(a), Value::Object(c)) = (authorizer(facts), &mut context) {
-        c.insert("authorizer".into(), json!({ "lambda": a }));
+        // HTTP APIs put JWT claims under `jwt` and a Lambda authorizer's context under `lambda`.
+        let shaped = match a.get("claims") {
+            Some(claims) if claims.is_object() => json!({
+                "jwt": { "claims": claims, "scopes": a.get("scopes").cloned().unwrap_or(Value::Null) }
+            }),
+            _ => json!({ "lambda": a }),
+        };
+        c.insert("authorizer".into(), shaped);
     }
     let mut event = json!({
         "version": "2.0",
@@ -628,6 +635,62 @@ mod tests {
                 "{raw} should be refused"
             );
         }
+    }
+
+    fn facts<'a>(
+        authorizer: Option<&'a Map<String, Value>>,
+        variables: &'a BTreeMap<String, String>,
+    ) -> RequestFacts<'a> {
+        RequestFacts {
+            request_id: "r-1",
+            peer: std::net::SocketAddr::from(([203, 0, 113, 7], 4000)),
+            user_agent: "ua",
+            stage: "prod",
+            api_id: "default/pets",
+            domain_name: "api.test",
+            route_key: "GET /me",
+            stage_path: "/me",
+            params: &[],
+            variables,
+            request_time: SystemTime::now(),
+            authorizer,
+        }
+    }
+
+    #[test]
+    fn the_authorizer_context_reaches_both_event_formats_in_the_aws_shapes() {
+        use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
+        let (request, ()) = Request::get("/me").body(()).expect("request").into_parts();
+        let variables = BTreeMap::new();
+        let mut jwt = Map::new();
+        jwt.insert("claims".into(), json!({"sub": "user-1"}));
+        jwt.insert("scopes".into(), json!(["read"]));
+        let v2: ApiGatewayV2httpRequest =
+            serde_json::from_value(event_v2(&request, &Bytes::new(), &facts(Some(&jwt), &variables), &[]))
+                .expect("v2 event");
+        let claims = v2
+            .request_context
+            .authorizer
+            .and_then(|a| a.jwt)
+            .map(|j| j.claims)
+            .unwrap_or_default();
+        assert_eq!(claims.get("sub").map(String::as_str), Some("user-1"));
+
+        let mut lambda_ctx = Map::new();
+        lambda_ctx.insert("principalId".into(), json!("p-9"));
+        let v2: ApiGatewayV2httpRequest = serde_json::from_value(event_v2(
+            &request,
+            &Bytes::new(),
+            &facts(Some(&lambda_ctx), &variables),
+            &[],
+        ))
+        .expect("v2 event");
+        let fields = v2.request_context.authorizer.map(|a| a.fields).unwrap_or_default();
+        assert_eq!(fields.get("principalId"), Some(&json!("p-9")));
+
+        let raw = event_v1(&request, &Bytes::new(), &facts(Some(&lambda_ctx), &variables), &[]);
+        assert_eq!(raw["requestContext"]["authorizer"]["principalId"], "p-9");
+        let _: ApiGatewayProxyRequest = serde_json::from_value(raw).expect("v1 event");
     }
 
     #[test]
