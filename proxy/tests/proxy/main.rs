@@ -10,3 +10,4 @@ mod lambda;
 mod routing;
 mod swap;
 mod throttling;
+mod validation;
