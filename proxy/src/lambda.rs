@@ -665,9 +665,13 @@ mod tests {
         let mut jwt = Map::new();
         jwt.insert("claims".into(), json!({"sub": "user-1"}));
         jwt.insert("scopes".into(), json!(["read"]));
-        let v2: ApiGatewayV2httpRequest =
-            serde_json::from_value(event_v2(&request, &Bytes::new(), &facts(Some(&jwt), &variables), &[]))
-                .expect("v2 event");
+        let v2: ApiGatewayV2httpRequest = serde_json::from_value(event_v2(
+            &request,
+            &Bytes::new(),
+            &facts(Some(&jwt), &variables),
+            &[],
+        ))
+        .expect("v2 event");
         let claims = v2
             .request_context
             .authorizer
@@ -685,10 +689,19 @@ mod tests {
             &[],
         ))
         .expect("v2 event");
-        let fields = v2.request_context.authorizer.map(|a| a.fields).unwrap_or_default();
+        let fields = v2
+            .request_context
+            .authorizer
+            .map(|a| a.fields)
+            .unwrap_or_default();
         assert_eq!(fields.get("principalId"), Some(&json!("p-9")));
 
-        let raw = event_v1(&request, &Bytes::new(), &facts(Some(&lambda_ctx), &variables), &[]);
+        let raw = event_v1(
+            &request,
+            &Bytes::new(),
+            &facts(Some(&lambda_ctx), &variables),
+            &[],
+        );
         assert_eq!(raw["requestContext"]["authorizer"]["principalId"], "p-9");
         let _: ApiGatewayProxyRequest = serde_json::from_value(raw).expect("v1 event");
     }

@@ -92,18 +92,27 @@ async fn the_1_0_event_is_an_aws_api_gateway_proxy_request_with_the_right_values
     assert_eq!(event.http_method, Method::GET);
     assert_eq!(event.resource.as_deref(), Some("/items/{id}"));
     assert_eq!(event.path.as_deref(), Some("/items/42"));
-    assert_eq!(event.path_parameters.get("id").map(String::as_str), Some("42"));
+    assert_eq!(
+        event.path_parameters.get("id").map(String::as_str),
+        Some("42")
+    );
     assert_eq!(
         event.multi_value_query_string_parameters.all("tag"),
         Some(vec!["a", "b"])
     );
     assert_eq!(event.query_string_parameters.first("name"), Some("x y"));
-    assert_eq!(event.multi_value_headers.get_all("x-multi").iter().count(), 2);
+    assert_eq!(
+        event.multi_value_headers.get_all("x-multi").iter().count(),
+        2
+    );
     assert_eq!(
         event.headers.get("cookie").map(|v| v.as_bytes()),
         Some(&b"a=1; b=2"[..])
     );
-    assert_eq!(event.stage_variables.get("env").map(String::as_str), Some("blue"));
+    assert_eq!(
+        event.stage_variables.get("env").map(String::as_str),
+        Some("blue")
+    );
     let ctx = &event.request_context;
     assert_eq!(ctx.stage.as_deref(), Some("prod"));
     assert_eq!(ctx.request_id.as_deref(), Some(request_id.as_str()));
@@ -140,11 +149,20 @@ async fn the_2_0_event_is_an_aws_api_gateway_v2_http_request_with_the_right_valu
         Some(&b"1,2"[..]),
         "repeated headers are comma-joined"
     );
-    assert!(event.headers.get("cookie").is_none(), "cookies move out of headers");
+    assert!(
+        event.headers.get("cookie").is_none(),
+        "cookies move out of headers"
+    );
     assert_eq!(raw["queryStringParameters"]["tag"], "a,b");
     assert_eq!(event.query_string_parameters.first("name"), Some("x y"));
-    assert_eq!(event.path_parameters.get("id").map(String::as_str), Some("42"));
-    assert_eq!(event.stage_variables.get("env").map(String::as_str), Some("blue"));
+    assert_eq!(
+        event.path_parameters.get("id").map(String::as_str),
+        Some("42")
+    );
+    assert_eq!(
+        event.stage_variables.get("env").map(String::as_str),
+        Some("blue")
+    );
     let ctx = &event.request_context;
     assert_eq!(ctx.route_key.as_deref(), Some("GET /items/{id}"));
     assert_eq!(ctx.stage.as_deref(), Some("prod"));
@@ -152,7 +170,10 @@ async fn the_2_0_event_is_an_aws_api_gateway_v2_http_request_with_the_right_valu
     assert_eq!(ctx.apiid.as_deref(), Some(API));
     assert_eq!(ctx.domain_name.as_deref(), Some(HOST));
     assert!(ctx.time_epoch > 1_600_000_000_000);
-    assert!(ctx.time.as_deref().is_some_and(|t| t.contains('/')), "CLF time");
+    assert!(
+        ctx.time.as_deref().is_some_and(|t| t.contains('/')),
+        "CLF time"
+    );
     assert_eq!(ctx.http.method, Method::GET);
     assert_eq!(ctx.http.path.as_deref(), Some("/items/42"));
     assert_eq!(ctx.http.protocol.as_deref(), Some("HTTP/1.1"));
@@ -174,7 +195,10 @@ async fn binary_bodies_travel_base64_and_text_bodies_as_text_in_both_formats() {
     .await;
     for path in ["/v1", "/v2"] {
         for (content_type, body) in [
-            ("application/octet-stream", &b"plain but declared binary"[..]),
+            (
+                "application/octet-stream",
+                &b"plain but declared binary"[..],
+            ),
             ("text/plain", &BINARY[..]),
             ("text/plain", &b"hello text"[..]),
         ] {
@@ -233,10 +257,8 @@ async fn malformed_answers_and_failed_invocations_become_502_with_the_gateway_re
             "/no-status" => Scripted::ok(r#"{"body":"x"}"#),
             "/bad-status" => Scripted::ok(r#"{"statusCode":"teapot"}"#),
             "/endpoint-500" => Scripted::ok("{}").status(500),
-            "/function-error" => {
-                Scripted::ok(r#"{"errorMessage":"boom","errorType":"Exception"}"#)
-                    .header("x-amz-function-error", "Unhandled")
-            }
+            "/function-error" => Scripted::ok(r#"{"errorMessage":"boom","errorType":"Exception"}"#)
+                .header("x-amz-function-error", "Unhandled"),
             _ => Scripted::ok(OK_V1),
         }
     })
@@ -430,7 +452,10 @@ async fn a_python_lambda_handler_answers_correctly_through_causeway() {
     )
     .await;
     assert_eq!(bare.status, StatusCode::OK);
-    assert_eq!(bare.header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        bare.header("content-type").as_deref(),
+        Some("application/json")
+    );
     let json: Value = serde_json::from_slice(&bare.body).expect("json");
     assert_eq!(
         json,

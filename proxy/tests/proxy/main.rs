@@ -4,9 +4,11 @@ mod recorder;
 mod support;
 
 mod admin;
+mod cache;
 mod failures;
 mod forwarding;
 mod lambda;
+mod mapping;
 mod routing;
 mod swap;
 mod throttling;

@@ -82,7 +82,11 @@ impl Recorder {
                         let (seen, script) = (seen.clone(), script.clone());
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
                             let recorded = Recorded {
                                 method: parts.method,
                                 path: parts.uri.path().to_string(),
@@ -159,7 +163,10 @@ pub async fn exchange(
     body: impl Into<Bytes>,
 ) -> RawAnswer {
     let client = crate::support::http1();
-    let mut builder = Request::builder().method(method).uri(url).header("host", host);
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("host", host);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
@@ -170,7 +177,12 @@ pub async fn exchange(
         .expect("response");
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     RawAnswer {
         status,
         headers,

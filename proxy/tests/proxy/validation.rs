@@ -95,11 +95,26 @@ async fn bodies_are_checked_against_the_draft_04_model_and_invalid_ones_never_re
     let invalid = [
         ("wrong type", json!({"name": 5, "type": "dog", "price": 10})),
         ("missing required", json!({"name": "rex", "type": "dog"})),
-        ("not in the enum", json!({"name": "rex", "type": "cow", "price": 10})),
-        ("pattern", json!({"name": "rex", "type": "dog", "price": 10, "tag": "NO!"})),
-        ("nested required", json!({"name": "rex", "type": "dog", "price": 10, "owner": {}})),
-        ("nested pattern", json!({"name": "rex", "type": "dog", "price": 10, "owner": {"email": "nope"}})),
-        ("draft-04 exclusiveMinimum", json!({"name": "rex", "type": "dog", "price": 0})),
+        (
+            "not in the enum",
+            json!({"name": "rex", "type": "cow", "price": 10}),
+        ),
+        (
+            "pattern",
+            json!({"name": "rex", "type": "dog", "price": 10, "tag": "NO!"}),
+        ),
+        (
+            "nested required",
+            json!({"name": "rex", "type": "dog", "price": 10, "owner": {}}),
+        ),
+        (
+            "nested pattern",
+            json!({"name": "rex", "type": "dog", "price": 10, "owner": {"email": "nope"}}),
+        ),
+        (
+            "draft-04 exclusiveMinimum",
+            json!({"name": "rex", "type": "dog", "price": 0}),
+        ),
         ("not an object", json!([1, 2])),
     ];
     for body in &valid {
@@ -134,7 +149,10 @@ async fn bodies_are_checked_against_the_draft_04_model_and_invalid_ones_never_re
             text.starts_with(r#"{"message":"Invalid request body","detail":"["#),
             "{why}: {text}"
         );
-        assert!(text.len() > 60, "{why}: the detail names the problem: {text}");
+        assert!(
+            text.len() > 60,
+            "{why}: the detail names the problem: {text}"
+        );
     }
     let not_json = exchange(
         Method::POST,
@@ -157,7 +175,14 @@ async fn missing_required_query_strings_and_headers_are_named_in_a_400() {
     let upstream = Upstream::start("up").await;
     let proxy = TestProxy::with_snapshot(snapshot(&upstream)).await;
     let client = http1();
-    let missing = send(&client, Method::GET, &proxy.url("/search?q=cats"), HOST, &[]).await;
+    let missing = send(
+        &client,
+        Method::GET,
+        &proxy.url("/search?q=cats"),
+        HOST,
+        &[],
+    )
+    .await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         missing.body,
@@ -172,7 +197,11 @@ async fn missing_required_query_strings_and_headers_are_named_in_a_400() {
     )
     .await;
     assert_eq!(complete.status, StatusCode::OK, "{}", complete.body);
-    assert_eq!(upstream.seen().len(), 1, "only the complete request got through");
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "only the complete request got through"
+    );
 }
 
 #[tokio::test]
