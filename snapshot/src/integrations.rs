@@ -120,5 +120,6 @@ pub enum CacheInvalidationPolicy {
     #[default]
     Ignore,
     /// The request is refused with 403.
+    #[serde(rename = "FAIL_WITH_403")]
     FailWith403,
 }
