@@ -298,6 +298,16 @@ pub(crate) fn render(
         ),
     };
     let status = classified.forced_status.unwrap_or(status);
+    // Compile writes default bodies as literal JSON with the kind's fixed message; when this
+    // error says more (`Missing required request parameters: [x]`), such a body is rendered as
+    // API Gateway's default template instead, so the detail reaches the client.
+    let body = if ctx.message != classified.message
+        && body == format!(r#"{{"message":{}}}"#, json_string(classified.message))
+    {
+        DEFAULT_BODY
+    } else {
+        body
+    };
     let kind_name = kind_name(classified.kind);
     let lookup = |name: &str| -> Option<String> {
         Some(match name {

@@ -69,6 +69,16 @@ fn snapshot(upstream: &Upstream) -> Snapshot {
         ))
         .backend("up", &[upstream.endpoint()])
         .build();
+    // As compile writes it: the default body is literal JSON with the fixed message.
+    snapshot.apis[0].gateway_responses.insert(
+        GatewayResponseKind::BadRequestParameters,
+        GatewayResponse {
+            status: 400,
+            headers: BTreeMap::new(),
+            body: r#"{"message":"Missing required request parameters"}"#.into(),
+            content_type: "application/json".into(),
+        },
+    );
     // The override shows the validation detail, as `$context.error.validationErrorString` does
     // in API Gateway.
     snapshot.apis[0].gateway_responses.insert(
