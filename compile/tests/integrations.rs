@@ -178,13 +178,19 @@ spec:
         .iter()
         .find(|m| m.target == MappingTarget::Querystring("env".into()))
         .expect("env mapping");
-    assert_eq!((env.action, env.value.as_str()), (MappingAction::Append, "-x"));
+    assert_eq!(
+        (env.action, env.value.as_str()),
+        (MappingAction::Append, "-x")
+    );
     let cookie = h
         .request_parameters
         .iter()
         .find(|m| m.target == MappingTarget::Header("cookie".into()))
         .expect("cookie mapping");
-    assert_eq!((cookie.action, cookie.value.as_str()), (MappingAction::Remove, ""));
+    assert_eq!(
+        (cookie.action, cookie.value.as_str()),
+        (MappingAction::Remove, "")
+    );
     assert_eq!(h.response_parameters.len(), 2);
 }
 
@@ -233,7 +239,10 @@ fn a_stage_cache_caches_routes_by_default_with_route_overrides() {
     ));
     let stage = c.snapshot.stage("shop/pets/prod").expect("stage");
     let cache = stage.cache.clone().expect("stage cache");
-    assert_eq!((cache.capacity_bytes, cache.status_header), (1_048_576, true));
+    assert_eq!(
+        (cache.capacity_bytes, cache.status_header),
+        (1_048_576, true)
+    );
     let rc = route(&c, "GET /pets").cache.clone().expect("route cache");
     assert_eq!(rc.ttl_seconds, 5);
     assert_eq!(rc.key_parameters, ["header.x-api-key", "querystring.kind"]);
@@ -258,7 +267,12 @@ fn a_cache_ttl_over_an_hour_or_a_bad_key_parameter_is_invalid() {
 fn stages_without_a_cache_and_routes_without_new_features_keep_their_snapshot_shape() {
     let c = with_base("");
     let json = String::from_utf8(c.snapshot.to_bytes()).expect("utf8");
-    for field in ["\"cache\"", "\"validation\"", "requestParameters", "payloadFormat"] {
+    for field in [
+        "\"cache\"",
+        "\"validation\"",
+        "requestParameters",
+        "payloadFormat",
+    ] {
         assert!(!json.contains(field), "{field} in {json}");
     }
 }

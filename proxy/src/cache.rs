@@ -404,7 +404,7 @@ fn storable(response: &Response<ProxyBody>) -> bool {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    !declared.is_some_and(|n| n > MAX_ENTRY_BYTES)
+    declared.is_none_or(|n| n <= MAX_ENTRY_BYTES)
 }
 
 /// Step 10: marks a miss (`X-Cache: Miss`) and keeps the response as it streams to the client,

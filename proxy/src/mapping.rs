@@ -166,9 +166,9 @@ impl MappingRuntime {
         })
     }
 
-    /// Whether there is any request mapping.
-    pub(crate) fn maps_request(&self) -> bool {
-        !self.request.is_empty()
+    /// Whether there is any response mapping.
+    pub(crate) fn maps_response(&self) -> bool {
+        !self.response.is_empty()
     }
 
     /// Applies the request mappings to the headers and query of `uri`; returns the new path

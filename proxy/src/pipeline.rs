@@ -16,7 +16,7 @@
 //! 9. [`integrate`]: MOCK answers from the gateway; HTTP_PROXY forwards (streaming both ways,
 //!    with parameter mapping); LAMBDA_PROXY invokes the function with a proxy event.
 //! 10. [`finish`]: response headers (`x-request-id`, canary marker); metrics and the access-log
-//!    line are written when the response body ends.
+//!     line are written when the response body ends.
 //!
 //! Later steps of the design (resource policy, authorizers) slot
 //! in between 4 and 7.
@@ -478,11 +478,12 @@ async fn integrate(
         .get::<crate::mapping::AuthorizerContext>()
         .cloned();
     let user_agent = user_agent(request.headers());
-    let request_headers = integration
-        .mapping
-        .maps_request()
-        .then(|| request.headers().clone())
-        .unwrap_or_default();
+    // Response mappings may read the request as the client sent it.
+    let request_headers = if integration.mapping.maps_response() {
+        request.headers().clone()
+    } else {
+        HeaderMap::new()
+    };
     let request_query = request.uri().query().map(str::to_string);
     let mapped_path = {
         let facts = facts(&target, ex, peer, &user_agent, authorizer.as_ref());

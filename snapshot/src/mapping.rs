@@ -110,11 +110,14 @@ pub fn parse_key(key: &str, side: MappingSide) -> Result<(MappingAction, Mapping
             "{key:?}: target {target:?} is not header.NAME, querystring.NAME, path or statuscode"
         ));
     };
-    let allowed = match (side, &target) {
-        (MappingSide::Request, MappingTarget::StatusCode) => false,
-        (MappingSide::Response, MappingTarget::Querystring(_) | MappingTarget::Path) => false,
-        _ => true,
-    };
+    let allowed = !matches!(
+        (side, &target),
+        (MappingSide::Request, MappingTarget::StatusCode)
+            | (
+                MappingSide::Response,
+                MappingTarget::Querystring(_) | MappingTarget::Path
+            )
+    );
     if !allowed {
         let which = match side {
             MappingSide::Request => "request",

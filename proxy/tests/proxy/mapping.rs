@@ -60,6 +60,7 @@ async fn request_and_response_parameters_are_mapped_on_the_way_to_and_from_the_b
                 ),
                 ("remove:header.server", ""),
                 ("append:header.x-stage", "$context.stage"),
+                ("overwrite:header.x-asked-by", "$request.header.user-agent"),
             ],
         );
     }
@@ -87,6 +88,7 @@ async fn request_and_response_parameters_are_mapped_on_the_way_to_and_from_the_b
     assert_eq!(answer.text(), "hello");
     assert_eq!(answer.header("x-version").as_deref(), Some("v7"));
     assert_eq!(answer.header("x-stage").as_deref(), Some("prod"));
+    assert_eq!(answer.header("x-asked-by").as_deref(), Some("ua1"));
     assert!(answer.header("server").is_none());
 
     let seen = upstream.seen();
