@@ -509,8 +509,10 @@ pub(crate) fn map_answer(
                 let text =
                     scalar_text(value).ok_or_else(|| format!("headers.{name} is not a string"))?;
                 let (n, v) = header(name, &text)?;
-                // `headers` wins over `multiValueHeaders` for the same name, as in API Gateway.
-                headers.insert(n, v);
+                // API Gateway merges both maps; for a name in both, `multiValueHeaders` wins.
+                if !headers.contains_key(&n) {
+                    headers.insert(n, v);
+                }
             }
         }
         Some(_) => return Err("headers is not an object".into()),
@@ -593,7 +595,7 @@ mod tests {
     async fn a_structured_answer_maps_status_headers_cookies_and_a_base64_body() {
         let raw = json!({
             "statusCode": 201,
-            "headers": {"x-one": "1", "x-num": 5},
+            "headers": {"x-one": "1", "x-num": 5, "x-many": "single"},
             "multiValueHeaders": {"x-many": ["a", "b"]},
             "cookies": ["a=1; Path=/", "b=2"],
             "body": BASE64.encode([0u8, 159, 146, 150]),
@@ -604,7 +606,8 @@ mod tests {
         assert_eq!(response.status(), StatusCode::CREATED);
         let h = response.headers();
         assert_eq!(h.get("x-num").map(|v| v.as_bytes()), Some(&b"5"[..]));
-        assert_eq!(h.get_all("x-many").iter().count(), 2);
+        let many: Vec<_> = h.get_all("x-many").iter().collect();
+        assert_eq!(many, ["a", "b"], "multiValueHeaders wins for a name in both");
         assert_eq!(h.get_all("set-cookie").iter().count(), 2);
         let bytes = response
             .into_body()
