@@ -13,6 +13,19 @@ if ! need_cmd cargo-nextest && ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+# Debian packages the tests use: redis-server (quota tests start their own throw-away servers
+# on free 127.0.0.1 ports, each stopped when its test ends).
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]} (Debian)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Debian starts a system redis on 6379; the tests need none, so leave the machine as found.
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server 2>/dev/null || true; fi
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -75,6 +75,10 @@ struct StandaloneArgs {
     /// Gateway-wide throttle: burst size (with --gateway-rate).
     #[arg(long, env = "CAUSEWAY_GATEWAY_BURST", requires = "gateway_rate")]
     gateway_burst: Option<u32>,
+    /// Redis shared by every replica for exact quotas and fleet-wide usage
+    /// (`redis://127.0.0.1:6379/`); unset: each replica counts alone.
+    #[arg(long, env = "CAUSEWAY_REDIS_URL")]
+    redis_url: Option<String>,
     /// Access log destination: `stdout` or `off`.
     #[arg(long, env = "CAUSEWAY_ACCESS_LOG", default_value = "stdout")]
     access_log: String,

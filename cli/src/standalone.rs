@@ -40,6 +40,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     let proxy = Proxy::new(ProxyConfig {
         access_log,
         gateway_throttle,
+        redis_url: args.redis_url.clone(),
         ..ProxyConfig::default()
     });
     let traffic = TcpListener::bind(&args.listen)

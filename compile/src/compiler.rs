@@ -6,21 +6,23 @@
 //! 2. Apis (settings, gateway responses),
 //! 3. Routes per Api (keys, duplicates, conflicts, integrations) → deployment definitions,
 //! 4. Stages (deployment choice, materialization, custom domains) → stages, hosts, backends,
-//! 5. UsagePlans and Authorizers (status only, for now).
+//! 5. UsagePlans (API keys hashed from Secrets). Authorizers are compiled before Routes, which
+//!    name them.
 //!
 //! Wherever two objects compete (same route key, same stage name, same domain), the older one
 //! (by `creationTimestamp`, then name) wins, so adding an object never breaks a working one.
 
 mod api;
+mod authorizer;
 mod backend;
 mod cache;
 mod cel;
 mod deployment;
 mod mapping;
-mod others;
 mod route;
 mod stage;
 mod text;
+mod usage_plan;
 mod validation;
 
 use std::collections::BTreeMap;
@@ -37,10 +39,15 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
     let mut statuses = Vec::new();
     let cluster = backend::Cluster::new(inventory, options, &mut statuses);
     let apis = api::compile_apis(inventory);
-    let routes = route::compile_routes(inventory, &apis, &cluster, &mut statuses);
+    let authorizers = authorizer::compile_authorizers(inventory, &apis, &cluster, &mut statuses);
+    let routes = route::compile_routes(inventory, &apis, &cluster, &authorizers, &mut statuses);
     let deployments = deployment::current(&apis, &routes);
     let stages = stage::compile_stages(inventory, options, &apis, &deployments, &cluster);
     statuses.extend(stages.statuses);
+    let usage_plans =
+        usage_plan::compile_usage_plans(inventory, &apis, &stages.stages, &mut statuses);
+    let mut backends = stages.backends;
+    backends.extend(authorizers.values().filter_map(|a| a.backend.clone()));
     let route_counts = routes
         .iter()
         .map(|(k, r)| (k.clone(), u32::try_from(r.len()).unwrap_or(u32::MAX)))
@@ -51,8 +58,6 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
         .map(|(k, (_, record))| (k, record))
         .collect();
     statuses.extend(api::statuses(&apis, &records, &route_counts));
-    statuses.extend(others::usage_plan_statuses(inventory, &apis));
-    statuses.extend(others::authorizer_statuses(inventory, &apis));
     statuses.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
 
     let snapshot = Snapshot {
@@ -63,7 +68,12 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
             .collect(),
         stages: stages.stages,
         hosts: stages.hosts,
-        backends: stages.backends,
+        backends,
+        usage_plans,
+        authorizers: authorizers
+            .into_values()
+            .map(|a| (a.config.id.clone(), a.config))
+            .collect(),
     }
     .seal();
     Compiled {

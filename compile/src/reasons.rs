@@ -39,6 +39,8 @@ pub const API_NOT_FOUND: &str = "ApiNotFound";
 pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
 /// The referenced Authorizer does not exist or belongs to another Api.
 pub const AUTHORIZER_NOT_FOUND: &str = "AuthorizerNotFound";
+/// A usage plan names a stage that does not exist or is not accepted.
+pub const STAGE_NOT_FOUND: &str = "StageNotFound";
 /// The referenced Secret (or key in it) does not exist.
 pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
 /// The referenced VpcLink does not exist.

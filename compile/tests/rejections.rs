@@ -177,7 +177,7 @@ spec:
 }
 
 #[test]
-fn a_route_with_an_authorizer_is_not_served_without_it_and_gets_unsupported_feature() {
+fn a_route_naming_a_missing_authorizer_is_not_served_and_gets_authorizer_not_found() {
     let c = with_base(
         r#"
 apiVersion: causeway.dev/v1alpha1
@@ -190,7 +190,7 @@ spec:
   integration: {type: MOCK}
 "#,
     );
-    assert_refused(&c, Kind::Route, "private", reasons::UNSUPPORTED_FEATURE);
+    assert_refused(&c, Kind::Route, "private", reasons::AUTHORIZER_NOT_FOUND);
     assert_eq!(route_keys(&c, "shop/pets/prod"), ["GET /pets"]);
 }
 

@@ -35,7 +35,7 @@ use crate::route::BackendRef;
     )
 )]
 #[x_kube(validation = Rule::new("self.type != 'JWT' || has(self.jwt)").message("type JWT needs jwt"))]
-#[x_kube(validation = Rule::new("!(self.type == 'REQUEST' || self.type == 'TOKEN') || has(self.function)").message("types REQUEST and TOKEN need function"))]
+#[x_kube(validation = Rule::new("!(self.type == 'REQUEST' || self.type == 'TOKEN') || has(self.__function__)").message("types REQUEST and TOKEN need function"))]
 #[x_kube(validation = Rule::new("self.type != 'SIGV4' || has(self.sigv4)").message("type SIGV4 needs sigv4"))]
 #[x_kube(validation = Rule::new("self.type != 'SERVICE_ACCOUNT' || has(self.serviceAccount)").message("type SERVICE_ACCOUNT needs serviceAccount"))]
 #[serde(rename_all = "camelCase")]

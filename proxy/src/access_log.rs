@@ -32,6 +32,10 @@ pub(crate) struct AccessRecord {
     pub canary: bool,
     pub error_message: Option<String>,
     pub integration_error_message: Option<String>,
+    /// `$context.identity.apiKeyId`: the id of the API key (never the key).
+    pub api_key_id: Option<String>,
+    /// `$context.authorizer.principalId`.
+    pub principal_id: Option<String>,
 }
 
 /// Writes lines to the configured sink.
@@ -94,6 +98,8 @@ impl AccessRecord {
             "canary": self.canary,
             "errorMessage": self.error_message,
             "integrationErrorMessage": self.integration_error_message,
+            "apiKeyId": self.api_key_id,
+            "principalId": self.principal_id,
         })
         .to_string()
     }
@@ -124,6 +130,8 @@ impl AccessRecord {
             "deploymentId" => opt(self.deployment_id.clone()),
             "error.message" => opt(self.error_message.clone()),
             "integrationErrorMessage" => opt(self.integration_error_message.clone()),
+            "identity.apiKeyId" => opt(self.api_key_id.clone()),
+            "authorizer.principalId" => opt(self.principal_id.clone()),
             _ => return None,
         })
     }

@@ -57,6 +57,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
             );
             r
         }
+        "/usage" => usage(&shared, request.uri().query().unwrap_or("")).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -90,6 +91,75 @@ pub(crate) fn redact(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(redact),
         _ => {}
+    }
+}
+
+/// `/usage?plan=NS/NAME[&key=ID][&from=YYYY-MM-DD][&to=YYYY-MM-DD]`: admitted and throttled
+/// requests per key per day (API Gateway's GetUsage). Fleet-wide from Redis when configured,
+/// else this replica's counts. Dates default to today (UTC).
+async fn usage(shared: &Shared, query: &str) -> Response<ProxyBody> {
+    use crate::limits::usage::parse_date;
+    let params: std::collections::HashMap<String, String> = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| {
+            let v = percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned();
+            (k.to_string(), v)
+        })
+        .collect();
+    let Some(plan) = params.get("plan") else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "usage needs ?plan=NAMESPACE/NAME\n",
+        );
+    };
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0);
+    let day = |name: &str| match params.get(name) {
+        None => Ok(today),
+        Some(text) => parse_date(text).ok_or(format!("{name} must be YYYY-MM-DD, not {text:?}\n")),
+    };
+    let (from, to) = match (day("from"), day("to")) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(e), _) | (_, Err(e)) => return text(StatusCode::BAD_REQUEST, &e),
+    };
+    let key = params.get("key").map(String::as_str);
+    let report = match shared.config.redis_url.as_deref() {
+        None => Ok(shared.usage.local(plan, key, from, to)),
+        Some(url) => match redis::Client::open(url) {
+            Ok(client) => match client.get_connection_manager().await {
+                Ok(mut conn) => {
+                    crate::limits::usage::read_shared(&mut conn, plan, key, from, to).await
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
+    };
+    match report {
+        Ok(report) => {
+            let body = serde_json::json!({
+                "plan": plan,
+                "startDate": crate::limits::usage::date(from),
+                "endDate": crate::limits::usage::date(to),
+                "shared": shared.config.redis_url.is_some(),
+                "items": report.items,
+            });
+            let mut r = Response::new(full(body.to_string()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(e) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("usage store unavailable: {e}\n"),
+        ),
     }
 }
 

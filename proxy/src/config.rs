@@ -58,6 +58,11 @@ pub struct ProxyConfig {
     /// Gateway-wide throttle over every request of this proxy (API Gateway's account level);
     /// `None`: no gateway-wide limit.
     pub gateway_throttle: Option<causeway_snapshot::Throttle>,
+    /// Redis for quotas and usage shared by every replica (`redis://host:port/`); `None`: each
+    /// replica counts alone.
+    pub redis_url: Option<String>,
+    /// Longest wait for one Redis operation before the plan's fail mode applies.
+    pub redis_timeout: Duration,
     /// Largest HTTP/1.1 request head in bytes (hyper's `max_buf_size`).
     pub max_header_bytes: usize,
     /// Largest number of HTTP/1.1 request headers.
@@ -97,6 +102,8 @@ impl Default for ProxyConfig {
         Self {
             access_log: AccessLogSink::default(),
             gateway_throttle: None,
+            redis_url: None,
+            redis_timeout: crate::limits::quota::DEFAULT_REDIS_TIMEOUT,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,

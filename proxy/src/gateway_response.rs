@@ -104,6 +104,9 @@ pub enum RequestError {
     /// A client asked to bypass the cache on a route that refuses it (`FAIL_WITH_403`).
     #[error("cache invalidation is not allowed on this route")]
     CacheInvalidationForbidden,
+    /// The resource policy or the route's authorizer or API key check refused the request.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 impl RequestError {
@@ -136,6 +139,7 @@ impl RequestError {
             | Self::UpstreamFailed { .. }
             | Self::NoEndpoints(_) => Fault::Upstream,
             Self::UnsupportedScheme(_) | Self::BuildRequest(_) => Fault::Internal,
+            Self::Auth(e) => e.fault(),
         }
     }
 }
@@ -156,6 +160,9 @@ pub struct Classified {
 /// The one mapping from errors to status codes and gateway responses.
 pub fn classify(error: &RequestError) -> Classified {
     use GatewayResponseKind as K;
+    if let RequestError::Auth(e) = error {
+        return e.classify();
+    }
     let (kind, status, forced, message) = match error {
         RequestError::NoRoute { .. } => (
             K::MissingAuthenticationToken,
@@ -235,6 +242,7 @@ pub fn classify(error: &RequestError) -> Classified {
             None,
             "Internal server error",
         ),
+        RequestError::Auth(_) => (K::AccessDenied, StatusCode::FORBIDDEN, None, "Forbidden"),
     };
     Classified {
         kind,

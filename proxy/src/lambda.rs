@@ -607,7 +607,11 @@ mod tests {
         let h = response.headers();
         assert_eq!(h.get("x-num").map(|v| v.as_bytes()), Some(&b"5"[..]));
         let many: Vec<_> = h.get_all("x-many").iter().collect();
-        assert_eq!(many, ["a", "b"], "multiValueHeaders wins for a name in both");
+        assert_eq!(
+            many,
+            ["a", "b"],
+            "multiValueHeaders wins for a name in both"
+        );
         assert_eq!(h.get_all("set-cookie").iter().count(), 2);
         let bytes = response
             .into_body()

@@ -11,6 +11,7 @@
 
 mod access_log;
 mod admin;
+mod auth;
 mod body;
 mod cache;
 mod config;
@@ -34,6 +35,7 @@ use causeway_snapshot::Snapshot;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use auth::{AuthApplyError, AuthError};
 pub use body::{BoxError, ProxyBody};
 pub use config::*;
 pub use gateway_response::{Classified, Fault, RequestError, classify};
@@ -50,12 +52,20 @@ pub(crate) struct Shared {
     upstream: upstream::Upstream,
     access_log: access_log::AccessLogger,
     connections: Arc<Semaphore>,
+    auth: auth::AuthState,
     /// Token buckets that outlive snapshots (see `limits`).
     limiters: limits::Limiters,
     /// The gateway-wide bucket, if configured.
     gateway_throttle: Option<Arc<limits::TokenBucket>>,
     /// Stage response caches that outlive snapshots (see `cache`).
     caches: cache::Caches,
+    /// Quota counters (Redis-shared or local).
+    #[allow(dead_code)]
+    quotas: limits::quota::Quotas,
+    /// Usage per key per day.
+    usage: limits::usage::Usage,
+    /// Whether the usage flush task runs.
+    usage_flush_started: std::sync::atomic::AtomicBool,
 }
 
 /// A proxy: the current runtime tables and everything that outlives a snapshot (upstream
@@ -84,7 +94,18 @@ impl Proxy {
             access_log: access_log::AccessLogger::new(config.access_log.clone()),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             runtime: ArcSwapOption::empty(),
+            auth: auth::AuthState::new(),
             limiters: limits::Limiters::default(),
+            quotas: match config.redis_url.as_deref() {
+                None => limits::quota::Quotas::local(),
+                Some(url) => limits::quota::Quotas::redis(url, config.redis_timeout)
+                    .unwrap_or_else(|error| {
+                        tracing::error!(%error, "quotas are counted per replica");
+                        limits::quota::Quotas::local()
+                    }),
+            },
+            usage: limits::usage::Usage::default(),
+            usage_flush_started: std::sync::atomic::AtomicBool::new(false),
             gateway_throttle: config
                 .gateway_throttle
                 .map(|t| Arc::new(limits::TokenBucket::new(t, std::time::Instant::now()))),
@@ -138,11 +159,44 @@ impl Proxy {
             gauge: Some(self.shared.metrics.active_connections.clone()),
             drain_timeout: config.drain_timeout,
         };
+        self.start_usage_flush();
         let shared = Arc::clone(&self.shared);
         server::accept_loop(listener, shutdown, settings, move |request, peer| {
             pipeline::handle(Arc::clone(&shared), request, peer, "http")
         })
         .await
+    }
+
+    /// Starts (once) the task that flushes usage counts to Redis, when Redis is configured.
+    fn start_usage_flush(&self) {
+        use std::sync::atomic::Ordering;
+        let Some(url) = self.shared.config.redis_url.clone() else {
+            return;
+        };
+        if self.shared.usage_flush_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let shared = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            let Ok(client) = redis::Client::open(url) else {
+                return;
+            };
+            let mut conn = None;
+            loop {
+                tokio::time::sleep(limits::usage::FLUSH_EVERY).await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                if conn.is_none() {
+                    conn = client.get_connection_manager().await.ok();
+                }
+                if let Some(c) = conn.as_mut()
+                    && let Err(error) = shared.usage.flush(c).await
+                {
+                    tracing::warn!(%error, "usage not flushed to redis; kept for the next flush");
+                }
+            }
+        });
     }
 
     /// Serves the admin endpoints (`/healthz`, `/readyz`, `/metrics`, `/config_dump`).

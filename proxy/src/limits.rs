@@ -12,6 +12,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+// Wired into the pipeline once API keys identify callers (the auth work); until then only
+// tests and the admin `/usage` endpoint reach it.
+#[allow(dead_code)]
+pub(crate) mod quota;
+pub mod usage;
+
 use causeway_snapshot::{StageConfig, Throttle};
 
 /// A token bucket: `rate` tokens per second, at most `burst` stored. Starts full.

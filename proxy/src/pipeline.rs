@@ -6,20 +6,21 @@
 //!    tables it started with, whatever `apply` does meanwhile).
 //! 2. [`find_stage`]: host and base path → stage; unknown → 404. Fail closed before any snapshot.
 //! 3. [`check_path`]: refuse dot segments, so a greedy route cannot be used to climb out of its
-//!    prefix upstream.
+//!    prefix upstream. Then the Api's resource policy on the client address
+//!    (`auth::check_policy`, design §4 step 3): 403 before any route is looked at.
 //! 4. [`choose_deployment`]: main or canary (percent, or sticky by header/cookie hash).
 //! 5. [`match_route`]: method + path → route, else `$default`, else
 //!    MISSING_AUTHENTICATION_TOKEN; never a backend call for an unknown route.
 //! 6. [`check_body_limit`]: 413 from `Content-Length` before reading; streamed bodies are capped.
+//!    Then `auth::authorize` (design §4 step 5): the route's authorizer, then its API key;
+//!    401/403/500 fail closed, and the authorizer's forwarded headers replace client copies.
+//!    Then [`throttle`] (design §4 step 6), which may use what authorization found.
 //! 7. [`validate`]: required parameters and the body's model; 400 without a backend call.
 //! 8. [`cache_lookup`]: a stage cache hit answers here; a miss remembers where to store.
 //! 9. [`integrate`]: MOCK answers from the gateway; HTTP_PROXY forwards (streaming both ways,
 //!    with parameter mapping); LAMBDA_PROXY invokes the function with a proxy event.
 //! 10. [`finish`]: response headers (`x-request-id`, canary marker); metrics and the access-log
 //!     line are written when the response body ends.
-//!
-//! Later steps of the design (resource policy, authorizers) slot
-//! in between 4 and 7.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,18 +97,37 @@ async fn serve(
     if let Flow::Respond(r) = check_path(&stage.api, request.uri().path(), ex) {
         return r;
     }
+    if let Err(error) = crate::auth::check_policy(runtime, stage, peer) {
+        return fail(Some(&stage.api), error.into(), ex);
+    }
     let deployment = choose_deployment(stage, request.headers(), ex);
     let (route, params) = match match_route(stage, deployment, &request, &stage_path, ex) {
         Flow::Respond(r) => return r,
         Flow::Continue(found) => found,
     };
-    if let Flow::Respond(r) = throttle(shared, stage, route, ex) {
-        return r;
-    }
     let limit = match check_body_limit(shared, &stage.api, &request, ex) {
         Flow::Respond(r) => return r,
         Flow::Continue(limit) => limit,
     };
+    let auth_target = crate::auth::AuthTarget {
+        runtime,
+        stage,
+        deployment,
+        route,
+        params: &params,
+        stage_path: &stage_path,
+        peer,
+        limit,
+        request_id: &ex.record.request_id.clone(),
+    };
+    let request =
+        match crate::auth::authorize(&shared.auth, auth_target, request, &mut ex.record).await {
+            Ok(request) => request,
+            Err(error) => return fail(Some(&stage.api), error.into(), ex),
+        };
+    if let Flow::Respond(r) = throttle(shared, stage, route, ex) {
+        return r;
+    }
     let request = request.map(|body| {
         Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).boxed_unsync()
     });

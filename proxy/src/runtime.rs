@@ -52,6 +52,9 @@ pub enum ApplyError {
         /// Backend id.
         backend: String,
     },
+    /// The authorization tables (policies, keys, authorizers) cannot be built.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthApplyError),
     /// Two routes of a deployment cannot live in one tree.
     #[error("deployment {deployment} of stage {stage}: route {key:?}: {source}")]
     Route {
@@ -105,10 +108,14 @@ pub(crate) struct Runtime {
     pub snapshot: Arc<Snapshot>,
     pub hosts: HostTable<usize>,
     pub stages: Vec<StageRuntime>,
+    /// Resource policies, API keys and authorizers.
+    pub auth: crate::auth::AuthTables,
 }
 
 /// One stage.
 pub(crate) struct StageRuntime {
+    /// `namespace/api/stage`.
+    pub id: String,
     pub api: Arc<ApiConfig>,
     pub api_name: String,
     pub name: String,
@@ -119,8 +126,6 @@ pub(crate) struct StageRuntime {
     pub throttles: StageThrottles,
     /// The stage's response cache (kept across swaps when its settings are unchanged).
     pub cache: Option<Arc<StageStore>>,
-    /// The stage id (cache keys).
-    pub id: String,
 }
 
 /// The canary of a stage.
@@ -135,14 +140,16 @@ pub(crate) struct CanaryRuntime {
 /// A deployment's route table.
 pub(crate) struct DeploymentRuntime {
     pub id: String,
-    pub routes: RouteTable<RouteRuntime>,
-    /// Stage variables in effect (Lambda events, `$stageVariables` in mappings).
+    /// Stage variables in effect (authorizer and Lambda events, `$stageVariables` in mappings).
     pub variables: Arc<BTreeMap<String, String>>,
+    pub routes: RouteTable<RouteRuntime>,
 }
 
 /// One route, ready to answer.
 pub(crate) struct RouteRuntime {
     pub key: String,
+    pub api_key_required: bool,
+    pub authorization: Option<causeway_snapshot::RouteAuthorization>,
     pub integration: IntegrationRuntime,
     /// Request validation, when the route has any.
     pub validation: Option<RouteValidator>,
@@ -235,6 +242,7 @@ impl Runtime {
             };
             stage_index.insert(stage.id.as_str(), stages.len());
             stages.push(StageRuntime {
+                id: stage.id.clone(),
                 api,
                 api_name: stage.api_name.clone(),
                 name: stage.name.clone(),
@@ -249,7 +257,6 @@ impl Runtime {
                     };
                     caches.store(&stage.id, settings, labels)
                 }),
-                id: stage.id.clone(),
             });
         }
         let lookup_stage = |host: &str, stage: &str| {
@@ -299,7 +306,9 @@ impl Runtime {
                 .collect::<Result<Vec<_>, ApplyError>>()?;
             hosts.push((host.hostname.clone(), HostRoutes { rules, mappings }));
         }
+        let auth = crate::auth::AuthTables::build(&snapshot, &backends)?;
         Ok(Self {
+            auth,
             snapshot: Arc::new(snapshot),
             hosts: HostTable::new(hosts),
             stages,
@@ -399,6 +408,8 @@ fn deployment(
             r.matcher.clone(),
             RouteRuntime {
                 key: r.key.clone(),
+                api_key_required: r.api_key_required,
+                authorization: r.authorization.clone(),
                 integration,
                 validation: r
                     .validation
@@ -422,8 +433,8 @@ fn deployment(
     })?;
     Ok(DeploymentRuntime {
         id: d.deployment_id.clone(),
-        routes,
         variables: Arc::new(d.variables.clone()),
+        routes,
     })
 }
 

@@ -14,10 +14,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod auth;
 mod integrations;
 pub mod mapping;
 mod route_table;
 mod template;
+pub use auth::*;
 pub use integrations::*;
 pub use route_table::{RouteConflict, RouteHit, RouteTable};
 pub use template::{Template, TemplateError, TemplatePart};
@@ -47,6 +49,12 @@ pub struct Snapshot {
     /// changes only when resources do.
     #[serde(default)]
     pub backends: BTreeMap<String, Backend>,
+    /// Usage plans with their hashed API keys, sorted by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage_plans: Vec<UsagePlanConfig>,
+    /// Authorizers by id (`namespace/name`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub authorizers: BTreeMap<String, AuthorizerConfig>,
 }
 
 /// Settings that apply to every stage of an Api.
@@ -354,6 +362,9 @@ pub struct RouteConfig {
     /// Response caching of this route on its stage, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<RouteCache>,
+    /// The authorizer that must allow requests, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<RouteAuthorization>,
 }
 
 /// How a route is answered.

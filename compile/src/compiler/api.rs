@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::Api;
-use causeway_crds::api::{ApiProtocol, GatewayResponseSpec, GatewayResponseType};
+use causeway_crds::api::{ApiKeySource, ApiProtocol, GatewayResponseSpec, GatewayResponseType};
 use causeway_snapshot::{ApiConfig, Cors, GatewayResponse, GatewayResponseKind, SourcePolicy};
 use ipnet::IpNet;
 
@@ -64,6 +64,14 @@ fn compile_api(api: &Api, (namespace, name): &ObjKey) -> Result<CompiledApi, Pro
         return Err(Problem::invalid(
             reasons::UNSUPPORTED_FEATURE,
             "spec.protocol: WEBSOCKET APIs are not built yet",
+        ));
+    }
+    if spec.api_key_source == Some(ApiKeySource::Authorizer) {
+        // Keys from an authorizer's usageIdentifierKey are not read yet; serving such an Api
+        // with x-api-key instead would silently change who may call it.
+        return Err(Problem::invalid(
+            reasons::UNSUPPORTED_FEATURE,
+            "spec.apiKeySource: AUTHORIZER is not built yet (use HEADER, the default)",
         ));
     }
     let policy = match &spec.policy {
@@ -184,7 +192,10 @@ pub(crate) fn default_response(kind: GatewayResponseKind) -> (u16, &'static str)
         K::InvalidApiKey => (403, "Forbidden"),
         K::InvalidSignature => (403, "Invalid request signature"),
         K::ExpiredToken => (403, "Signature expired"),
-        K::WafFiltered => (403, "Forbidden"),
+        K::WafFiltered => (
+            403,
+            "User: anonymous is not authorized to perform: execute-api:Invoke",
+        ),
         K::Throttled => (429, "Too Many Requests"),
         K::QuotaExceeded => (429, "Limit Exceeded"),
         K::BadRequestBody => (400, "Invalid request body"),

@@ -13,7 +13,7 @@ use causeway_crds::common::ObjectRef;
 use causeway_snapshot::{
     ApiConfig, Backend, DeploymentConfig, HttpProxyIntegration, Integration,
     LambdaProxyIntegration, MockIntegration, ParameterMapping, PayloadFormat, RequestValidation,
-    RouteConfig, Template, Throttle, UpstreamScheme,
+    RouteAuthorization, RouteConfig, Template, Throttle, UpstreamScheme,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -56,6 +56,10 @@ pub(crate) struct DefRoute {
     /// Request validation, models resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<RequestValidation>,
+    /// The authorizer that must allow requests (absent: none, and the deployment id of a
+    /// route without one is what it was before authorizers existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<RouteAuthorization>,
 }
 
 /// An integration with stage variables unresolved.
@@ -323,6 +327,7 @@ pub(crate) fn materialize(
             throttle: context.route_throttles.get(&route.key).copied(),
             validation: route.validation.clone(),
             cache: context.cache.for_route(&route.key),
+            authorization: route.authorization.clone(),
         });
     }
     routes.sort_by(|a, b| a.key.cmp(&b.key));

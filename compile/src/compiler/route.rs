@@ -16,6 +16,7 @@ use causeway_snapshot::{
     RouteConflict, RouteMatch, Template, UpstreamScheme,
 };
 
+use super::authorizer::{self, Authorizers};
 use super::backend::Cluster;
 use super::deployment::{DefIntegration, DefRoute, DefTarget};
 use super::text::{
@@ -35,6 +36,7 @@ pub(crate) fn compile_routes(
     inventory: &Inventory,
     apis: &Apis,
     cluster: &Cluster<'_>,
+    authorizers: &Authorizers,
     statuses: &mut Vec<ObjectStatus>,
 ) -> BTreeMap<ObjKey, Vec<DefRoute>> {
     let mut accepted: BTreeMap<ObjKey, Vec<DefRoute>> = apis
@@ -62,7 +64,8 @@ pub(crate) fn compile_routes(
                 .get(&api_key)
                 .map(|e| e.object.spec.models.as_slice())
                 .unwrap_or_default();
-            let compiled = verdict.check(compile_route(route, &api_key.0, models, cluster));
+            let compiled =
+                verdict.check(compile_route(route, &api_key, models, cluster, authorizers));
             if let Some((def, matcher)) = compiled
                 && verdict.is_ok()
                 && verdict.check(table.add(&def.key, &matcher)).is_some()
@@ -114,20 +117,31 @@ impl RouteTable {
 /// Checks one Route on its own (everything but duplicates and conflicts).
 fn compile_route(
     route: &Route,
-    namespace: &str,
+    (namespace, api): &ObjKey,
     models: &[ModelSpec],
     cluster: &Cluster<'_>,
+    authorizers: &Authorizers,
 ) -> Result<(DefRoute, RouteMatch), Problem> {
     cel::check(Kind::Route, route)?;
     let spec = &route.spec;
     let parsed = parse_route_key(&spec.route_key)
         .map_err(|e| Problem::invalid(reasons::INVALID_ROUTE_KEY, format!("spec.routeKey: {e}")))?;
-    if spec.authorizer_ref.is_some() {
-        return Err(Problem::invalid(
-            reasons::UNSUPPORTED_FEATURE,
-            "spec.authorizerRef: authorizers are not built yet; the route is not served without its authorizer",
-        ));
-    }
+    let authorization = match &spec.authorizer_ref {
+        Some(r) => Some(authorizer::resolve(
+            authorizers,
+            namespace,
+            api,
+            r,
+            &spec.authorization_scopes,
+        )?),
+        None if !spec.authorization_scopes.is_empty() => {
+            return Err(Problem::invalid(
+                reasons::INVALID,
+                "spec.authorizationScopes: scopes need an authorizerRef",
+            ));
+        }
+        None => None,
+    };
     let integration = compile_integration(&spec.integration, namespace, &parsed.params, cluster)?;
     let validation =
         super::validation::compile_validation(spec.request_validation.as_ref(), models)?;
@@ -137,6 +151,7 @@ fn compile_route(
             integration,
             api_key_required: spec.api_key_required.unwrap_or(false),
             validation,
+            authorization,
         },
         parsed.matcher,
     ))

@@ -34,6 +34,7 @@ fn lambda(key: &str, format: PayloadFormat) -> RouteConfig {
         throttle: None,
         validation: None,
         cache: None,
+        authorization: None,
     }
 }
 

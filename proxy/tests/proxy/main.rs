@@ -4,7 +4,9 @@ mod recorder;
 mod support;
 
 mod admin;
+mod auth;
 mod cache;
+mod canary;
 mod failures;
 mod forwarding;
 mod lambda;

@@ -355,6 +355,7 @@ pub fn mock(key: &str, body: &str) -> RouteConfig {
         throttle: None,
         validation: None,
         cache: None,
+        authorization: None,
     }
 }
 
@@ -376,6 +377,7 @@ pub fn proxy_to(key: &str, backend: &str) -> ProxyRoute {
         throttle: None,
         validation: None,
         cache: None,
+        authorization: None,
     })
 }
 
@@ -424,6 +426,14 @@ pub fn default_gateway_responses() -> BTreeMap<GatewayResponseKind, GatewayRespo
         (K::RequestTooLarge, 413),
         (K::IntegrationTimeout, 504),
         (K::IntegrationFailure, 502),
+        (K::Unauthorized, 401),
+        (K::AccessDenied, 403),
+        (K::InvalidApiKey, 403),
+        (K::InvalidSignature, 403),
+        (K::ExpiredToken, 403),
+        (K::WafFiltered, 403),
+        (K::AuthorizerFailure, 500),
+        (K::AuthorizerConfigurationError, 500),
     ]
     .into_iter()
     .map(|(kind, status)| {
@@ -534,6 +544,7 @@ impl SnapshotBuilder {
                 }],
             }],
             backends: self.backends,
+            ..Snapshot::default()
         }
         .seal()
     }

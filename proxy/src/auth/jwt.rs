@@ -1,0 +1,452 @@
+//! JWT authorizers: keys from a JWKS (fetched by the proxy, or inline in the snapshot) and the
+//! checks API Gateway makes — signature with an allowed algorithm, `exp`/`nbf`/`iat` with
+//! leeway, `iss`, `aud`, then the route's scopes.
+//!
+//! JWKS refresh policy: a fetched key set is used for at most [`JWKS_MAX_AGE`] (1 h), then
+//! fetched again on the next request. A token whose `kid` is not in the set triggers a refetch,
+//! but fetches of one JWKS start at most once per [`JWKS_MIN_REFETCH`] (30 s), whatever the
+//! outcome: a flood of random `kid`s costs at most two fetches a minute. Fetches are
+//! single-flight (a tokio mutex per JWKS). The caches live in [`JwksCaches`], outside the
+//! snapshot, so a swap neither refetches nor resets the rate limit. An issuer that cannot be
+//! reached before any key set was fetched fails closed (500); a token nobody can verify is 401.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use causeway_snapshot::{JwksSource, JwtSettings};
+use http::HeaderMap;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use super::{AuthError, AuthState, AuthorizerRuntime, Principal, identity_values};
+
+/// Longest time a fetched key set is used.
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
+/// Shortest time between two fetches of one JWKS.
+pub const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
+/// Timeout of one JWKS (or discovery document) fetch.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest JWKS or discovery document accepted.
+const JWKS_MAX_BYTES: usize = 512 * 1024;
+
+/// One verification key.
+struct Key {
+    kid: Option<String>,
+    alg: Option<Algorithm>,
+    family: AlgorithmFamily,
+    key: DecodingKey,
+}
+
+/// A parsed key set and when it was fetched.
+struct KeySet {
+    fetched: Instant,
+    keys: Vec<Key>,
+}
+
+impl KeySet {
+    fn parse(document: &Value) -> Result<Self, String> {
+        let keys = document
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or("the JWKS has no \"keys\" array")?;
+        let mut out = Vec::new();
+        for value in keys {
+            // One odd key (an unknown type, an encryption key) does not spoil the set.
+            let Ok(jwk) = serde_json::from_value::<Jwk>(value.clone()) else {
+                continue;
+            };
+            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+                continue;
+            }
+            let family = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => AlgorithmFamily::Rsa,
+                AlgorithmParameters::EllipticCurve(_) => AlgorithmFamily::Ec,
+                AlgorithmParameters::OctetKeyPair(_) => AlgorithmFamily::Ed,
+                // Never HMAC: a symmetric key in a JWKS is not a public key.
+                _ => continue,
+            };
+            let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+                continue;
+            };
+            let alg = jwk
+                .common
+                .key_algorithm
+                .and_then(|a| a.to_string().parse::<Algorithm>().ok());
+            out.push(Key {
+                kid: jwk.common.key_id.clone(),
+                alg,
+                family,
+                key,
+            });
+        }
+        Ok(Self {
+            fetched: Instant::now(),
+            keys: out,
+        })
+    }
+
+    /// Keys that may verify a token with this `kid` and `alg`.
+    fn candidates<'k>(
+        &'k self,
+        kid: Option<&'k str>,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &'k Key> + 'k {
+        self.keys.iter().filter(move |k| {
+            (kid.is_none() || k.kid.as_deref() == kid)
+                && k.family == alg.family()
+                && k.alg.is_none_or(|a| a == alg)
+        })
+    }
+}
+
+/// The fetched key set of one JWKS, with its fetch rate limit.
+pub(crate) struct JwksCache {
+    source: JwksSource,
+    keys: RwLock<Option<Arc<KeySet>>>,
+    last_fetch: Mutex<Option<Instant>>,
+    single_flight: tokio::sync::Mutex<()>,
+    /// Fetches started (for tests and metrics).
+    pub fetches: AtomicU64,
+}
+
+impl JwksCache {
+    fn new(source: JwksSource) -> Self {
+        Self {
+            source,
+            keys: RwLock::new(None),
+            last_fetch: Mutex::new(None),
+            single_flight: tokio::sync::Mutex::new(()),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    fn current(&self) -> Option<Arc<KeySet>> {
+        self.keys
+            .read()
+            .ok()
+            .and_then(|k| k.clone())
+            .filter(|k| k.fetched.elapsed() < JWKS_MAX_AGE)
+    }
+
+    /// Claims the right to fetch now, if the last fetch started long enough ago.
+    fn claim_fetch(&self) -> bool {
+        let Ok(mut last) = self.last_fetch.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < JWKS_MIN_REFETCH) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// The key set, fetched if there is none (or it is too old), or refetched because a token
+    /// names a `kid` it lacks — within the rate limit.
+    async fn keys(
+        &self,
+        state: &AuthState,
+        authorizer: &str,
+        seen_before: Option<&Arc<KeySet>>,
+    ) -> Result<Arc<KeySet>, AuthError> {
+        let _flight = self.single_flight.lock().await;
+        if let Some(current) = self.current()
+            && seen_before.is_none_or(|s| !Arc::ptr_eq(s, &current))
+        {
+            // Someone fetched while we waited.
+            return Ok(current);
+        }
+        if !self.claim_fetch() {
+            return match (self.current(), seen_before) {
+                (Some(current), _) => Ok(current),
+                (None, _) => Err(AuthError::AuthorizerFailed {
+                    authorizer: authorizer.to_string(),
+                    reason: "no JWKS fetched yet; the next fetch is rate limited".into(),
+                }),
+            };
+        }
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        match self.fetch(state).await {
+            Ok(set) => {
+                let set = Arc::new(set);
+                if let Ok(mut keys) = self.keys.write() {
+                    *keys = Some(Arc::clone(&set));
+                }
+                Ok(set)
+            }
+            Err(reason) => {
+                tracing::warn!(authorizer, %reason, "jwks fetch failed");
+                self.current().ok_or(AuthError::AuthorizerFailed {
+                    authorizer: authorizer.to_string(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    async fn fetch(&self, state: &AuthState) -> Result<KeySet, String> {
+        let url = match &self.source {
+            JwksSource::Uri(url) => url.clone(),
+            JwksSource::Discovery(url) => {
+                let doc = state
+                    .client
+                    .get_json(url, JWKS_FETCH_TIMEOUT, JWKS_MAX_BYTES)
+                    .await?;
+                doc.get("jwks_uri")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("{url} has no jwks_uri"))?
+                    .to_string()
+            }
+            JwksSource::Inline(_) => return Err("an inline JWKS is never fetched".into()),
+        };
+        let document = state
+            .client
+            .get_json(&url, JWKS_FETCH_TIMEOUT, JWKS_MAX_BYTES)
+            .await?;
+        KeySet::parse(&document)
+    }
+}
+
+/// JWKS caches by authorizer id and source; they outlive snapshots.
+#[derive(Default)]
+pub(crate) struct JwksCaches {
+    caches: Mutex<HashMap<(String, String), Arc<JwksCache>>>,
+}
+
+impl JwksCaches {
+    /// The cache of one authorizer's JWKS (created on first use).
+    pub fn get(&self, authorizer: &str, source: &JwksSource) -> Option<Arc<JwksCache>> {
+        let url = match source {
+            JwksSource::Uri(u) | JwksSource::Discovery(u) => u.clone(),
+            JwksSource::Inline(_) => return None,
+        };
+        let mut caches = self.caches.lock().ok()?;
+        Some(Arc::clone(
+            caches
+                .entry((authorizer.to_string(), url))
+                .or_insert_with(|| Arc::new(JwksCache::new(source.clone()))),
+        ))
+    }
+}
+
+/// A JWT authorizer, ready to check tokens.
+pub(crate) struct JwtAuthorizer {
+    id: String,
+    settings: JwtSettings,
+    algorithms: Vec<Algorithm>,
+    /// The keys of an inline JWKS (parsed once per snapshot).
+    inline: Option<Arc<KeySet>>,
+}
+
+impl JwtAuthorizer {
+    pub fn build(id: &str, settings: &JwtSettings) -> Result<Self, String> {
+        let mut algorithms = Vec::new();
+        for name in &settings.algorithms {
+            let alg: Algorithm = name
+                .parse()
+                .map_err(|_| format!("algorithm {name:?} is not supported"))?;
+            if alg.family() == AlgorithmFamily::Hmac {
+                return Err(format!("algorithm {name:?} is refused (HMAC)"));
+            }
+            algorithms.push(alg);
+        }
+        if algorithms.is_empty() {
+            return Err("no algorithm is allowed".into());
+        }
+        let inline = match &settings.jwks {
+            JwksSource::Inline(text) => {
+                let doc: Value =
+                    serde_json::from_str(text).map_err(|e| format!("inline JWKS: {e}"))?;
+                Some(Arc::new(KeySet::parse(&doc)?))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            id: id.to_string(),
+            settings: settings.clone(),
+            algorithms,
+            inline,
+        })
+    }
+
+    /// Checks the bearer token of a request; returns the principal (`sub`, claims).
+    pub async fn authorize(
+        &self,
+        state: &AuthState,
+        authorizer: &AuthorizerRuntime,
+        headers: &HeaderMap,
+        uri: &http::Uri,
+        scopes: &[String],
+    ) -> Result<Principal, AuthError> {
+        let raw = identity_values(&authorizer.identity_source, headers, uri)?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let token = bearer(&raw);
+        let claims = self.verify(state, token).await?;
+        if !scopes.is_empty() {
+            let held = token_scopes(&claims);
+            if !scopes.iter().any(|s| held.contains(s.as_str())) {
+                return Err(AuthError::Denied(format!(
+                    "the token holds none of the scopes {scopes:?}"
+                )));
+            }
+        }
+        Ok(Principal {
+            principal_id: claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            claims,
+            ..Principal::default()
+        })
+    }
+
+    /// Verifies a token: header, key, signature, then claims.
+    pub async fn verify(
+        &self,
+        state: &AuthState,
+        token: &str,
+    ) -> Result<Map<String, Value>, AuthError> {
+        let unauthorized = |m: String| AuthError::Unauthorized(m);
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| unauthorized(format!("malformed token header: {e}")))?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(unauthorized(format!(
+                "algorithm {:?} is not allowed",
+                header.alg
+            )));
+        }
+        let kid = header.kid.as_deref();
+        let set = match (&self.inline, state.jwks.get(&self.id, &self.settings.jwks)) {
+            (Some(inline), _) => Arc::clone(inline),
+            (None, Some(cache)) => {
+                let set = match cache.current() {
+                    Some(set) => set,
+                    None => cache.keys(state, &self.id, None).await?,
+                };
+                if set.candidates(kid, header.alg).next().is_some() {
+                    set
+                } else {
+                    // Unknown kid: maybe the issuer rotated keys. Rate limited.
+                    cache.keys(state, &self.id, Some(&set)).await?
+                }
+            }
+            (None, None) => {
+                return Err(AuthError::AuthorizerFailed {
+                    authorizer: self.id.clone(),
+                    reason: "no key source".into(),
+                });
+            }
+        };
+        let mut last = unauthorized(format!("no key matches kid {kid:?}"));
+        for key in set.candidates(kid, header.alg) {
+            match self.decode(token, header.alg, &key.key) {
+                Ok(claims) => return Ok(claims),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn decode(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        key: &DecodingKey,
+    ) -> Result<Map<String, Value>, AuthError> {
+        let leeway = u64::from(self.settings.leeway_seconds);
+        let mut validation = Validation::new(alg);
+        validation.leeway = leeway;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[self.settings.issuer.as_str()]);
+        let mut required = vec!["exp", "iss"];
+        if self.settings.audiences.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&self.settings.audiences);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|e| {
+                let why = match e.kind() {
+                    ErrorKind::ExpiredSignature => "token expired".to_string(),
+                    ErrorKind::ImmatureSignature => "token not valid yet (nbf)".to_string(),
+                    ErrorKind::InvalidIssuer => "wrong issuer".to_string(),
+                    ErrorKind::InvalidAudience => "wrong audience".to_string(),
+                    ErrorKind::InvalidSignature => "bad signature".to_string(),
+                    ErrorKind::MissingRequiredClaim(c) => format!("claim {c} missing"),
+                    other => format!("{other:?}"),
+                };
+                AuthError::Unauthorized(why)
+            })?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Some(iat) = data.claims.get("iat") {
+            let iat = iat
+                .as_u64()
+                .ok_or_else(|| AuthError::Unauthorized("iat is not a number".into()))?;
+            if iat > now.saturating_add(leeway) {
+                return Err(AuthError::Unauthorized("token issued in the future".into()));
+            }
+        }
+        Ok(data.claims)
+    }
+}
+
+/// `Bearer xyz` → `xyz` (the scheme is optional, as API Gateway accepts both).
+fn bearer(value: &str) -> &str {
+    let v = value.trim();
+    match v.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => v,
+    }
+}
+
+/// Scopes of a token: `scope` (space separated) or `scp` (array or string).
+fn token_scopes(claims: &Map<String, Value>) -> HashSet<&str> {
+    let mut out = HashSet::new();
+    for name in ["scope", "scp"] {
+        match claims.get(name) {
+            Some(Value::String(s)) => out.extend(s.split_whitespace()),
+            Some(Value::Array(items)) => out.extend(items.iter().filter_map(Value::as_str)),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_read_from_scope_strings_and_scp_arrays() {
+        let claims: Map<String, Value> =
+            serde_json::from_str(r#"{"scope":"read write","scp":["admin"]}"#).expect("json");
+        let scopes = token_scopes(&claims);
+        assert!(scopes.contains("read") && scopes.contains("write") && scopes.contains("admin"));
+        assert!(!scopes.contains("delete"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_optional_and_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), "abc");
+        assert_eq!(bearer("bearer  abc "), "abc");
+        assert_eq!(bearer("abc"), "abc");
+    }
+
+    #[test]
+    fn symmetric_keys_in_a_jwks_are_never_used() {
+        let doc = serde_json::json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]});
+        let set = KeySet::parse(&doc).expect("parses");
+        assert!(set.keys.is_empty());
+    }
+}

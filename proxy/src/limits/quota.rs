@@ -1,0 +1,680 @@
+//! Quotas: requests per calendar period (UTC day, week from Monday, month) per API key, exact
+//! across any number of proxy replicas.
+//!
+//! Counting is shared through Redis without a round trip per request: each replica *leases*
+//! blocks of the remaining quota with one atomic Lua script (`INCRBY` of what it takes, never
+//! past the limit) and spends them locally. Blocks shrink as the quota runs out (a sixteenth of
+//! what is left, at most [`MAX_LEASE`]), and are a single request in the last stretch, so the
+//! sum admitted never exceeds the quota and reaches it exactly while demand lasts. A replica
+//! that stops (or is killed) holding a lease strands at most that lease until the period ends:
+//! the error is always under-admission, never over. [`Quotas::release`] gives leases back on a
+//! graceful stop.
+//!
+//! Without Redis, the same leases are taken from an in-memory store: each replica counts alone.
+//! When Redis cannot be reached (or answers slower than its timeout), each plan chooses:
+//! fail closed (refuse: the quota can never be exceeded) or fail open (admit, counting in the
+//! local store until Redis answers again; over-admission is then bounded by one quota per
+//! replica per period). Redis returning needs no restart: the connection manager reconnects.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+
+/// The largest block a replica leases at once.
+pub(crate) const MAX_LEASE: u64 = 100;
+/// Default timeout for one Redis operation.
+pub(crate) const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+const SECONDS_PER_DAY: u64 = 86_400;
+
+/// Takes up to `ARGV[2]` of what is left under `ARGV[1]` and returns what it took.
+const LEASE_SCRIPT: &str = r"
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local left = tonumber(ARGV[1]) - used
+if left <= 0 then return 0 end
+local take = math.min(tonumber(ARGV[2]), left)
+redis.call('INCRBY', KEYS[1], take)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return take
+";
+
+/// The script, hashed once (`EVALSHA`, loaded on first use).
+static LEASE: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(LEASE_SCRIPT));
+
+/// A quota period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Period {
+    /// A UTC day.
+    Day,
+    /// A UTC week from Monday.
+    Week,
+    /// A UTC calendar month.
+    Month,
+}
+
+/// A quota rule: `limit` requests per `period`, `offset` of which count as used at its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct QuotaRule {
+    pub limit: u64,
+    pub period: Period,
+    pub offset: u64,
+}
+
+/// The verdict on one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QuotaDecision {
+    /// Counted and admitted.
+    Admitted,
+    /// The quota is used up until the next period, `retry_after` from now.
+    Exceeded { retry_after: Duration },
+    /// The shared store is unreachable and the plan fails closed.
+    Unavailable,
+}
+
+/// Where counts are kept.
+enum Store {
+    /// In this process only.
+    Local,
+    /// In Redis, shared by every replica.
+    Redis(Box<RedisStore>),
+}
+
+/// The Redis side of [`Store`].
+struct RedisStore {
+    manager: tokio::sync::Mutex<Option<ConnectionManager>>,
+    client: redis::Client,
+    timeout: Duration,
+}
+
+/// One scope's lease in the current period.
+#[derive(Debug, Default)]
+struct Lease {
+    period_start: u64,
+    remaining: u64,
+    /// The store said the quota is used up for this period.
+    exhausted: bool,
+}
+
+/// The quota counters of one proxy (see the module docs).
+pub(crate) struct Quotas {
+    store: Store,
+    /// Counts kept here: the whole store without Redis, the fallback when failing open.
+    local: Mutex<HashMap<String, u64>>,
+    leases: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Lease>>>>,
+    /// Redis errors and timeouts seen (for metrics).
+    pub(crate) store_errors: AtomicU64,
+}
+
+impl std::fmt::Debug for Quotas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quotas")
+            .field("shared", &self.is_shared())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A Redis URL that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid redis url {url:?}: {source}")]
+pub struct RedisUrlError {
+    url: String,
+    #[source]
+    source: redis::RedisError,
+}
+
+impl Quotas {
+    /// Counting in this process only.
+    pub(crate) fn local() -> Self {
+        Self::with_store(Store::Local)
+    }
+
+    /// Counting in Redis at `url` (`redis://127.0.0.1:6379/`). Connects lazily and again after
+    /// failures, so a Redis that is down at start or goes away is no reason to stop serving.
+    pub(crate) fn redis(url: &str, timeout: Duration) -> Result<Self, RedisUrlError> {
+        let client = redis::Client::open(url).map_err(|source| RedisUrlError {
+            url: url.to_string(),
+            source,
+        })?;
+        Ok(Self::with_store(Store::Redis(Box::new(RedisStore {
+            manager: tokio::sync::Mutex::new(None),
+            client,
+            timeout,
+        }))))
+    }
+
+    fn with_store(store: Store) -> Self {
+        Self {
+            store,
+            local: Mutex::new(HashMap::new()),
+            leases: Mutex::new(HashMap::new()),
+            store_errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether counts are shared between replicas.
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self.store, Store::Redis(_))
+    }
+
+    /// Counts one request of `scope` (for example `plan/key-id`) against `rule`.
+    pub(crate) async fn admit(
+        &self,
+        scope: &str,
+        rule: QuotaRule,
+        fail_open: bool,
+        now: SystemTime,
+    ) -> QuotaDecision {
+        let now_secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let (start, next) = period_bounds(rule.period, now_secs);
+        let exceeded = QuotaDecision::Exceeded {
+            retry_after: Duration::from_secs(next - now_secs),
+        };
+        let lease = self.lease_slot(scope);
+        let mut lease = lease.lock().await;
+        if lease.period_start != start {
+            *lease = Lease {
+                period_start: start,
+                ..Lease::default()
+            };
+        }
+        if lease.remaining == 0 {
+            if lease.exhausted {
+                return exceeded;
+            }
+            let counter = format!("causeway:quota:{scope}:{start}");
+            let ttl = next - start + SECONDS_PER_DAY;
+            let limit = rule.limit.saturating_sub(rule.offset);
+            match self.take(&counter, limit, ttl).await {
+                Ok(0) => {
+                    lease.exhausted = true;
+                    return exceeded;
+                }
+                Ok(took) => lease.remaining = took,
+                Err(()) if fail_open => {
+                    // Count locally while the store is away; the lease stays empty so the
+                    // store is asked again by the next request.
+                    return match self.take_local(&counter, limit, 1) {
+                        0 => exceeded,
+                        _ => QuotaDecision::Admitted,
+                    };
+                }
+                Err(()) => return QuotaDecision::Unavailable,
+            }
+        }
+        lease.remaining -= 1;
+        QuotaDecision::Admitted
+    }
+
+    /// Gives every unspent lease of the current period back to the store (graceful stop).
+    pub(crate) async fn release(&self) {
+        let Store::Redis(_) = &self.store else {
+            return;
+        };
+        let leases: Vec<(String, Arc<tokio::sync::Mutex<Lease>>)> = self
+            .leases
+            .lock()
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        for (scope, lease) in leases {
+            let mut lease = lease.lock().await;
+            if lease.remaining > 0 {
+                let counter = format!("causeway:quota:{scope}:{}", lease.period_start);
+                let give_back = lease.remaining;
+                if self
+                    .redis_cmd(redis::cmd("DECRBY").arg(&counter).arg(give_back))
+                    .await
+                    .is_ok()
+                {
+                    lease.remaining = 0;
+                }
+            }
+        }
+    }
+
+    fn lease_slot(&self, scope: &str) -> Arc<tokio::sync::Mutex<Lease>> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        leases.entry(scope.to_string()).or_default().clone()
+    }
+
+    /// Leases a block from the store: a sixteenth of what is left, between 1 and [`MAX_LEASE`].
+    async fn take(&self, counter: &str, limit: u64, ttl: u64) -> Result<u64, ()> {
+        match &self.store {
+            Store::Local => Ok(self.take_local(counter, limit, MAX_LEASE)),
+            Store::Redis(_) => {
+                let mut script = LEASE.prepare_invoke();
+                // Ask for a block sized on what was left at our last look; the script never
+                // grants past the limit whatever we ask.
+                let want = self.block_hint(counter, limit);
+                script.key(counter).arg(limit).arg(want).arg(ttl);
+                let took: u64 = self.redis_invoke(script).await?;
+                self.note_left(counter, limit, took);
+                Ok(took)
+            }
+        }
+    }
+
+    fn take_local(&self, counter: &str, limit: u64, want: u64) -> u64 {
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let used = local.entry(counter.to_string()).or_insert(0);
+        let left = limit.saturating_sub(*used);
+        let took = want.min(left).min((left / 16).clamp(1, MAX_LEASE));
+        *used += took;
+        took
+    }
+
+    /// The block to ask for: small when little is left (see `note_left`), else a full one.
+    fn block_hint(&self, counter: &str, limit: u64) -> u64 {
+        let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let left = local
+            .get(&format!("left:{counter}"))
+            .copied()
+            .unwrap_or(limit);
+        (left / 16).clamp(1, MAX_LEASE)
+    }
+
+    fn note_left(&self, counter: &str, limit: u64, took: u64) {
+        // After a grant of `took`, at most this much can be left (other replicas only lower it).
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = local.entry(format!("left:{counter}")).or_insert(limit);
+        *entry = if took == 0 {
+            0
+        } else {
+            entry.saturating_sub(took)
+        };
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, ()> {
+        let Store::Redis(redis) = &self.store else {
+            return Err(());
+        };
+        let RedisStore {
+            manager,
+            client,
+            timeout,
+        } = redis.as_ref();
+        let mut slot = manager.lock().await;
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(*timeout))
+            .set_response_timeout(Some(*timeout))
+            .set_number_of_retries(1);
+        match tokio::time::timeout(
+            *timeout * 2,
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        {
+            Ok(Ok(m)) => {
+                *slot = Some(m.clone());
+                Ok(m)
+            }
+            _ => {
+                self.store_errors.fetch_add(1, Ordering::Relaxed);
+                Err(())
+            }
+        }
+    }
+
+    async fn redis_invoke(&self, invocation: redis::ScriptInvocation<'_>) -> Result<u64, ()> {
+        let Store::Redis(redis) = &self.store else {
+            return Err(());
+        };
+        let timeout = &redis.timeout;
+        let mut conn = self.connection().await?;
+        match tokio::time::timeout(*timeout, invocation.invoke_async::<u64>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            _ => {
+                self.store_errors.fetch_add(1, Ordering::Relaxed);
+                Err(())
+            }
+        }
+    }
+
+    async fn redis_cmd(&self, cmd: &mut redis::Cmd) -> Result<(), ()> {
+        let Store::Redis(redis) = &self.store else {
+            return Err(());
+        };
+        let timeout = &redis.timeout;
+        let mut conn = self.connection().await?;
+        match tokio::time::timeout(*timeout, cmd.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => {
+                self.store_errors.fetch_add(1, Ordering::Relaxed);
+                Err(())
+            }
+        }
+    }
+}
+
+/// `(start, next start)` of the period holding `now`, in Unix seconds (UTC).
+pub(crate) fn period_bounds(period: Period, now: u64) -> (u64, u64) {
+    let day = now / SECONDS_PER_DAY;
+    match period {
+        Period::Day => (day * SECONDS_PER_DAY, (day + 1) * SECONDS_PER_DAY),
+        Period::Week => {
+            // 1970-01-01 was a Thursday: Monday-based weekday = (day + 3) % 7.
+            let monday = day - (day + 3) % 7;
+            (monday * SECONDS_PER_DAY, (monday + 7) * SECONDS_PER_DAY)
+        }
+        Period::Month => {
+            let (y, m, _) = civil_from_days(day as i64);
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            let start = days_from_civil(y, m, 1) as u64 * SECONDS_PER_DAY;
+            let next = days_from_civil(ny, nm, 1) as u64 * SECONDS_PER_DAY;
+            (start, next)
+        }
+    }
+}
+
+/// Days since 1970-01-01 → (year, month 1-12, day 1-31). Howard Hinnant's algorithm.
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// (year, month, day) → days since 1970-01-01.
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_utc_days_weeks_from_monday_and_calendar_months() {
+        // 2026-11-21T08:00:00Z is a Saturday.
+        let now = days_from_civil(2026, 11, 21) as u64 * SECONDS_PER_DAY + 8 * 3600;
+        assert_eq!(
+            civil_from_days((now / SECONDS_PER_DAY) as i64),
+            (2026, 11, 21)
+        );
+        let (s, n) = period_bounds(Period::Day, now);
+        assert_eq!((n - s, now - s), (SECONDS_PER_DAY, 8 * 3600));
+        let (s, n) = period_bounds(Period::Week, now);
+        assert_eq!(
+            civil_from_days((s / SECONDS_PER_DAY) as i64),
+            (2026, 11, 16),
+            "Monday"
+        );
+        assert_eq!(n - s, 7 * SECONDS_PER_DAY);
+        let (s, n) = period_bounds(Period::Month, now);
+        assert_eq!(civil_from_days((s / SECONDS_PER_DAY) as i64), (2026, 11, 1));
+        assert_eq!(civil_from_days((n / SECONDS_PER_DAY) as i64), (2026, 12, 1));
+        let dec = days_from_civil(2026, 12, 15) as u64 * SECONDS_PER_DAY;
+        let (_, n) = period_bounds(Period::Month, dec);
+        assert_eq!(civil_from_days((n / SECONDS_PER_DAY) as i64), (2027, 1, 1));
+        for day in [-1000i64, 0, 59, 365 * 30 + 7, 20_000] {
+            let (y, m, d) = civil_from_days(day);
+            assert_eq!(days_from_civil(y, m, d), day);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_local_quota_admits_exactly_its_limit_less_the_offset_then_says_when_it_resets() {
+        let quotas = Quotas::local();
+        let rule = QuotaRule {
+            limit: 250,
+            period: Period::Day,
+            offset: 10,
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(10 * SECONDS_PER_DAY + 100);
+        let mut admitted = 0;
+        for _ in 0..1000 {
+            if quotas.admit("plan/k1", rule, false, now).await == QuotaDecision::Admitted {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 240);
+        let verdict = quotas.admit("plan/k1", rule, false, now).await;
+        assert_eq!(
+            verdict,
+            QuotaDecision::Exceeded {
+                retry_after: Duration::from_secs(SECONDS_PER_DAY - 100)
+            }
+        );
+        // Another key, and the next day, start afresh.
+        assert_eq!(
+            quotas.admit("plan/k2", rule, false, now).await,
+            QuotaDecision::Admitted
+        );
+        let tomorrow = now + Duration::from_secs(SECONDS_PER_DAY);
+        assert_eq!(
+            quotas.admit("plan/k1", rule, false, tomorrow).await,
+            QuotaDecision::Admitted
+        );
+    }
+
+    /// A throw-away `redis-server` on a free 127.0.0.1 port, with an append-only file so that
+    /// a restart keeps its counts; killed on drop.
+    struct RedisServer {
+        child: std::process::Child,
+        port: u16,
+        dir: tempfile::TempDir,
+    }
+
+    impl RedisServer {
+        fn start() -> Self {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            Self::start_on(port, tempfile::tempdir().unwrap())
+        }
+
+        fn start_on(port: u16, dir: tempfile::TempDir) -> Self {
+            let child = std::process::Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                ])
+                .args(["--appendonly", "yes", "--appendfsync", "always"])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (scripts/test.sh installs it)");
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Self { child, port, dir }
+        }
+
+        fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/", self.port)
+        }
+
+        /// Kills the server and starts it again on the same port and data directory.
+        fn restart(mut self) -> Self {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let (port, dir) = (
+                self.port,
+                std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()),
+            );
+            drop(self);
+            Self::start_on(port, dir)
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    const DAY: QuotaRule = QuotaRule {
+        limit: 0,
+        period: Period::Day,
+        offset: 0,
+    };
+
+    async fn drive(
+        replicas: &[Arc<Quotas>],
+        scope: &str,
+        rule: QuotaRule,
+        attempts: usize,
+    ) -> usize {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..attempts {
+            let q = replicas[i % replicas.len()].clone();
+            let scope = scope.to_string();
+            tasks.spawn(async move { q.admit(&scope, rule, false, SystemTime::now()).await });
+        }
+        let mut admitted = 0;
+        while let Some(verdict) = tasks.join_next().await {
+            if verdict.expect("task") == QuotaDecision::Admitted {
+                admitted += 1;
+            }
+        }
+        admitted
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_replicas_sharing_redis_admit_exactly_the_quota_under_ten_times_the_demand() {
+        let redis = RedisServer::start();
+        let replicas: Vec<Arc<Quotas>> = (0..3)
+            .map(|_| Arc::new(Quotas::redis(&redis.url(), DEFAULT_REDIS_TIMEOUT).unwrap()))
+            .collect();
+        for (run, limit) in [(1, 1000u64), (2, 337), (3, 50)] {
+            let rule = QuotaRule { limit, ..DAY };
+            let admitted = drive(
+                &replicas,
+                &format!("plan/run{run}"),
+                rule,
+                limit as usize * 10,
+            )
+            .await;
+            assert_eq!(admitted as u64, limit, "run {run}");
+        }
+        assert_eq!(
+            replicas
+                .iter()
+                .map(|r| r.store_errors.load(Ordering::Relaxed))
+                .sum::<u64>(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn leases_given_back_on_a_graceful_stop_are_spent_by_the_other_replicas() {
+        let redis = RedisServer::start();
+        let a = Arc::new(Quotas::redis(&redis.url(), DEFAULT_REDIS_TIMEOUT).unwrap());
+        let b = Arc::new(Quotas::redis(&redis.url(), DEFAULT_REDIS_TIMEOUT).unwrap());
+        let rule = QuotaRule { limit: 1000, ..DAY };
+        // One request leases a block of 62 (1000 / 16) to replica a.
+        assert_eq!(drive(std::slice::from_ref(&a), "plan/k", rule, 1).await, 1);
+        a.release().await;
+        assert_eq!(drive(&[b], "plan/k", rule, 2000).await, 999);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_fails_closed_or_open_as_the_plan_says() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let quotas = Quotas::redis(
+            &format!("redis://127.0.0.1:{port}/"),
+            Duration::from_millis(100),
+        )
+        .unwrap();
+        let rule = QuotaRule { limit: 3, ..DAY };
+        let now = SystemTime::now();
+        assert_eq!(
+            quotas.admit("p/k", rule, false, now).await,
+            QuotaDecision::Unavailable
+        );
+        let open: Vec<QuotaDecision> = {
+            let mut v = Vec::new();
+            for _ in 0..5 {
+                v.push(quotas.admit("p/k", rule, true, now).await);
+            }
+            v
+        };
+        let admitted = open
+            .iter()
+            .filter(|d| **d == QuotaDecision::Admitted)
+            .count();
+        assert_eq!(
+            admitted, 3,
+            "failing open still counts locally: at most one quota per replica"
+        );
+        assert!(quotas.store_errors.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[tokio::test]
+    async fn counts_survive_a_redis_restart_and_the_proxy_recovers_without_restarting() {
+        let redis = RedisServer::start();
+        let quotas = Quotas::redis(&redis.url(), Duration::from_millis(200)).unwrap();
+        let rule = QuotaRule { limit: 40, ..DAY };
+        let now = SystemTime::now();
+        let mut admitted = 0;
+        for _ in 0..10 {
+            admitted +=
+                usize::from(quotas.admit("p/k", rule, false, now).await == QuotaDecision::Admitted);
+        }
+        assert_eq!(admitted, 10);
+        let redis = redis.restart();
+        // The first lease (of 2: 40/16) is spent; the next request must reach the restarted server.
+        let mut after = Vec::new();
+        for _ in 0..60 {
+            after.push(quotas.admit("p/k", rule, false, now).await);
+            if after.last() == Some(&QuotaDecision::Unavailable) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let admitted_after = after
+            .iter()
+            .filter(|d| **d == QuotaDecision::Admitted)
+            .count();
+        assert_eq!(
+            admitted + admitted_after,
+            40,
+            "no over-admission across the restart: {after:?}"
+        );
+        assert!(after.contains(&QuotaDecision::Exceeded {
+            retry_after: match after.iter().find_map(|d| match d {
+                QuotaDecision::Exceeded { retry_after } => Some(*retry_after),
+                _ => None,
+            }) {
+                Some(r) => r,
+                None => Duration::ZERO,
+            }
+        }));
+        drop(redis);
+    }
+}

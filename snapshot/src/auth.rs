@@ -1,0 +1,238 @@
+//! The authorization part of the snapshot: usage plans with hashed API keys, authorizers, and
+//! what each route requires.
+//!
+//! Raw API keys never appear here: a key is its SHA-256 (lowercase hex) and an id. SigV4 secret
+//! access keys do (the proxy needs them to verify HMACs); they live in fields whose names contain
+//! `secret`, which `/config_dump` redacts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Throttle;
+
+/// The default result TTL of REQUEST/TOKEN authorizers, seconds (API Gateway's).
+pub const DEFAULT_AUTHORIZER_TTL_SECONDS: u32 = 300;
+/// The longest result TTL of REQUEST/TOKEN authorizers, seconds.
+pub const MAX_AUTHORIZER_TTL_SECONDS: u32 = 3600;
+/// The default timeout of a REQUEST/TOKEN authorizer call, milliseconds.
+pub const DEFAULT_AUTHORIZER_TIMEOUT_MS: u32 = 10_000;
+/// The default JWT clock leeway, seconds.
+pub const DEFAULT_JWT_LEEWAY_SECONDS: u32 = 60;
+/// The path a function authorizer is POSTed to by default (the Lambda Runtime Interface
+/// Emulator's invocation path).
+pub const DEFAULT_FUNCTION_PATH: &str = "/2015-03-31/functions/function/invocations";
+
+/// What a route requires before its integration runs.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteAuthorization {
+    /// [`AuthorizerConfig::id`] of the authorizer that must allow the request.
+    pub authorizer: String,
+    /// JWT scopes; the token must hold at least one (empty: no scope check).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+/// A usage plan: which stages its keys may call, and their throttles and quotas.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UsagePlanConfig {
+    /// `namespace/name` of the UsagePlan.
+    pub id: String,
+    /// The stages the plan is bound to, sorted by stage id.
+    pub stages: Vec<PlanStage>,
+    /// Throttle per key (for the throttling step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Throttle>,
+    /// Quota per key (for the quota step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+    /// `true`: refuse when the shared counter store is unreachable; `false`: count locally.
+    #[serde(default)]
+    pub fail_closed: bool,
+    /// Send `RateLimit-*` headers.
+    #[serde(default)]
+    pub rate_limit_headers: bool,
+    /// The keys, sorted by id.
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+/// A stage a plan is bound to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanStage {
+    /// [`crate::StageConfig::id`].
+    pub stage: String,
+    /// Per-route throttles by route key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub route_throttles: BTreeMap<String, Throttle>,
+}
+
+/// One API key, by hash.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyConfig {
+    /// The key id (shown in logs as `$context.identity.apiKeyId`).
+    pub id: String,
+    /// SHA-256 of the key value, lowercase hex.
+    pub sha256: String,
+    /// Disabled keys are refused.
+    pub enabled: bool,
+    /// This key's throttle instead of the plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Throttle>,
+    /// This key's quota instead of the plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+}
+
+/// Requests per calendar period (UTC).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Quota {
+    /// Requests allowed per period.
+    pub limit: u64,
+    /// The period.
+    pub period: QuotaPeriod,
+    /// Requests counted at the start of each period.
+    #[serde(default)]
+    pub offset: u64,
+}
+
+/// Quota periods.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum QuotaPeriod {
+    /// A UTC day.
+    Day,
+    /// A UTC week from Monday.
+    Week,
+    /// A UTC calendar month.
+    Month,
+}
+
+/// One authorizer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizerConfig {
+    /// `namespace/name` of the Authorizer.
+    pub id: String,
+    /// `namespace/name` of its Api.
+    pub api: String,
+    /// Where the identity is read, normalized: `header.<lowercase name>` or
+    /// `querystring.<name>` (REQUEST authorizers may list several; JWT and TOKEN one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_source: Vec<String>,
+    /// Headers sent to the integration (lowercase name → `$context` template). Client-sent
+    /// copies are removed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub forward_headers: BTreeMap<String, String>,
+    /// Type-specific settings.
+    pub settings: AuthorizerSettings,
+}
+
+/// Type-specific authorizer settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum AuthorizerSettings {
+    /// JSON Web Tokens.
+    #[serde(rename = "JWT")]
+    Jwt(JwtSettings),
+    /// A function called with the request context.
+    #[serde(rename = "REQUEST")]
+    Request(FunctionSettings),
+    /// A function called with one token.
+    #[serde(rename = "TOKEN")]
+    Token(FunctionSettings),
+    /// AWS Signature Version 4.
+    #[serde(rename = "SIGV4")]
+    Sigv4(Sigv4Settings),
+    /// Kubernetes service-account tokens.
+    #[serde(rename = "SERVICE_ACCOUNT")]
+    ServiceAccount(ServiceAccountSettings),
+}
+
+/// JWT verification settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtSettings {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values; empty: `aud` is not checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    /// Allowed `alg` values (asymmetric only: RS*, PS*, ES*, EdDSA).
+    pub algorithms: Vec<String>,
+    /// Clock skew allowed for `exp`, `nbf`, `iat`, seconds.
+    pub leeway_seconds: u32,
+    /// Where the keys come from.
+    pub jwks: JwksSource,
+}
+
+/// Where a JWT authorizer's keys come from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum JwksSource {
+    /// Fetched from this URL by the proxy.
+    Uri(String),
+    /// The JWKS URL is read from this OIDC discovery document first.
+    Discovery(String),
+    /// A JWKS document delivered in the snapshot.
+    Inline(String),
+}
+
+/// REQUEST / TOKEN function settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionSettings {
+    /// Key into [`crate::Snapshot::backends`].
+    pub backend: String,
+    /// Path POSTed to.
+    pub path: String,
+    /// Call timeout, milliseconds.
+    pub timeout_ms: u32,
+    /// Decision cache TTL, seconds (0: no caching).
+    pub ttl_seconds: u32,
+    /// TOKEN only: the token must match this regular expression before any call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_validation: Option<String>,
+    /// Accepted answer formats.
+    pub response_format: ResponseFormat,
+}
+
+/// Which answers of a function authorizer are accepted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ResponseFormat {
+    /// `{"isAuthorized": bool, "context": {}}` only.
+    Simple,
+    /// IAM policy documents only.
+    Iam,
+    /// Either.
+    Any,
+}
+
+/// SigV4 verification settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Sigv4Settings {
+    /// Region of the credential scope.
+    pub region: String,
+    /// Service of the credential scope.
+    pub service: String,
+    /// Largest clock difference accepted, seconds.
+    pub max_skew_seconds: u32,
+    /// Access key id → secret access key. Redacted by `/config_dump`.
+    pub secret_access_keys: BTreeMap<String, String>,
+}
+
+/// Service-account token settings: a JWT check plus who may call.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountSettings {
+    /// The token check (issuer, audiences, keys inline).
+    pub jwt: JwtSettings,
+    /// Allowed `(namespace, name)`; name `*` allows a whole namespace.
+    pub allow: Vec<(String, String)>,
+}
