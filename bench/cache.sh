@@ -25,13 +25,15 @@ TARGET=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+# Copy the binaries at once: a shared target directory may be rebuilt from another tree.
+cp "$TARGET/release/causeway" "$TARGET/release/petstore-backend" "$work/"
 BACKEND_PORT=19180; CAUSEWAY_PORT=19181; ADMIN_PORT=19191
 HOST="bench.bench.localhost"
 
-"$TARGET/release/petstore-backend" --listen 127.0.0.1:$BACKEND_PORT 2>/dev/null & pids+=($!)
+"$work/petstore-backend" --listen 127.0.0.1:$BACKEND_PORT 2>/dev/null & pids+=($!)
 mkdir -p "$work/causeway"
 sed "s/BACKEND_PORT/$BACKEND_PORT/" bench/cache/causeway.yaml > "$work/causeway/bench.yaml"
-"$TARGET/release/causeway" standalone -f "$work/causeway" --listen 127.0.0.1:$CAUSEWAY_PORT \
+"$work/causeway" standalone -f "$work/causeway" --listen 127.0.0.1:$CAUSEWAY_PORT \
   --admin-listen 127.0.0.1:$ADMIN_PORT --access-log off --log warn 2>"$work/causeway.log" & pids+=($!)
 
 wait_ok() { for _ in $(seq 100); do curl -fsS -o /dev/null "$@" 2>/dev/null && return 0; sleep 0.1; done; echo "not answering: $*" >&2; exit 1; }
