@@ -31,9 +31,9 @@ BACKEND_PORT=19180; CAUSEWAY_PORT=19181; ADMIN_PORT=19191
 HOST="bench.bench.localhost"
 
 "$work/petstore-backend" --listen 127.0.0.1:$BACKEND_PORT 2>/dev/null & pids+=($!)
-mkdir -p "$work/causeway"
-sed "s/BACKEND_PORT/$BACKEND_PORT/" bench/cache/causeway.yaml > "$work/causeway/bench.yaml"
-"$work/causeway" standalone -f "$work/causeway" --listen 127.0.0.1:$CAUSEWAY_PORT \
+mkdir -p "$work/config"
+sed "s/BACKEND_PORT/$BACKEND_PORT/" bench/cache/causeway.yaml > "$work/config/bench.yaml"
+"$work/causeway" standalone -f "$work/config" --listen 127.0.0.1:$CAUSEWAY_PORT \
   --admin-listen 127.0.0.1:$ADMIN_PORT --access-log off --log warn 2>"$work/causeway.log" & pids+=($!)
 
 wait_ok() { for _ in $(seq 100); do curl -fsS -o /dev/null "$@" 2>/dev/null && return 0; sleep 0.1; done; echo "not answering: $*" >&2; exit 1; }
