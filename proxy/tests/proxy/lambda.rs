@@ -484,3 +484,61 @@ async fn a_python_lambda_handler_answers_correctly_through_causeway() {
         assert_eq!(failed.text(), r#"{"message":"Internal server error"}"#);
     }
 }
+
+#[tokio::test]
+async fn the_authorizer_context_reaches_the_function_in_both_formats() {
+    use crate::auth::{Received, TestServer, add_authorizers, authorizer, with_authorizer};
+    use causeway_snapshot::{AuthorizerSettings, FunctionSettings, ResponseFormat};
+    let authz = TestServer::start(std::sync::Arc::new(|_: &Received| {
+        (
+            StatusCode::OK,
+            serde_json::json!({"isAuthorized": true, "context": {"tier": "silver"}}).to_string(),
+            None,
+        )
+    }))
+    .await;
+    let function = Recorder::start(|_| Scripted::ok(OK_V1)).await;
+    let base = snapshot(
+        vec![
+            with_authorizer(lambda("GET /v1", PayloadFormat::V1), "default/fn", &[]),
+            with_authorizer(lambda("GET /v2", PayloadFormat::V2), "default/fn", &[]),
+        ],
+        function.endpoint(),
+    );
+    let settings = AuthorizerSettings::Request(FunctionSettings {
+        backend: "authz".into(),
+        path: LAMBDA_INVOKE_PATH.into(),
+        timeout_ms: 1_000,
+        ttl_seconds: 0,
+        identity_validation: None,
+        response_format: ResponseFormat::Any,
+    });
+    let snapshot = add_authorizers(
+        base,
+        vec![authorizer("default/fn", &["header.x-token"], &[], settings)],
+        &[("authz", authz.addr)],
+    );
+    let proxy = TestProxy::with_snapshot(snapshot).await;
+    for path in ["/v1", "/v2"] {
+        let answer = exchange(
+            Method::GET,
+            &proxy.url(path),
+            HOST,
+            &[("x-token", "t")],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text());
+    }
+    let seen = function.seen();
+    assert_eq!(seen.len(), 2);
+    let v1: Value = serde_json::from_slice(&seen[0].body).expect("v1");
+    assert_eq!(v1["requestContext"]["authorizer"]["tier"], "silver");
+    let v2: ApiGatewayV2httpRequest = serde_json::from_slice(&seen[1].body).expect("v2");
+    let fields = v2
+        .request_context
+        .authorizer
+        .map(|a| a.fields)
+        .unwrap_or_default();
+    assert_eq!(fields.get("tier"), Some(&serde_json::json!("silver")));
+}
