@@ -270,9 +270,12 @@ fn parse_answer(format: ResponseFormat, answer: &Value) -> Result<Decision, Stri
     })
 }
 
+/// Decisions by identity hash, with the instant each expires.
+type DecisionEntries = HashMap<[u8; 32], (Instant, Arc<Decision>)>;
+
 /// Bounded cache of decisions with per-entry expiry.
 pub(crate) struct DecisionCache {
-    entries: Mutex<HashMap<[u8; 32], (Instant, Arc<Decision>)>>,
+    entries: Mutex<DecisionEntries>,
     capacity: usize,
 }
 

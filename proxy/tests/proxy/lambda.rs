@@ -530,6 +530,11 @@ async fn the_authorizer_context_reaches_the_function_in_both_formats() {
         .await;
         assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text());
     }
+    let asked = authz.received.lock().expect("received").clone();
+    assert!(
+        asked.iter().all(|r| r.headers.contains_key("content-type")),
+        "the authorizer was invoked with a JSON event"
+    );
     let seen = function.seen();
     assert_eq!(seen.len(), 2);
     let v1: Value = serde_json::from_slice(&seen[0].body).expect("v1");

@@ -154,6 +154,9 @@ fn replace(headers: &[(String, String)], name: &str, value: &str) -> Vec<(String
         .collect()
 }
 
+/// (what is wrong, path and query, headers, body, what the refusal says).
+type Case<'a> = (&'a str, &'a str, Vec<(String, String)>, &'a str, &'a str);
+
 #[tokio::test]
 async fn requests_signed_by_botocore_verify_and_altered_or_stale_ones_are_refused() {
     let upstream = Upstream::start("pets").await;
@@ -179,7 +182,7 @@ async fn requests_signed_by_botocore_verify_and_altered_or_stale_ones_are_refuse
 
     let stale = sign("POST", &url, body, 360, ACCESS_KEY);
     let unknown = sign("POST", &url, body, 0, "AKIDNOBODY");
-    let cases: Vec<(&str, &str, Vec<(String, String)>, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "changed header",
             "/items?b=2&a=1",
