@@ -2,9 +2,12 @@
 //! `validate` (print what `compile` says of each object), `crds` (print the CRD YAML).
 //! Only this crate uses `anyhow`; the libraries have typed errors.
 
+mod alloc;
 mod files;
 mod logging;
+mod proxy_args;
 mod standalone;
+mod usage;
 mod validate;
 
 use std::path::PathBuf;
@@ -38,6 +41,9 @@ enum Command {
     Validate(ValidateArgs),
     /// Print the CustomResourceDefinitions (YAML) generated from the Rust types.
     Crds,
+    /// Requests admitted and throttled per API key per day for a usage plan (API Gateway's
+    /// GetUsage), from the shared Redis or from one proxy's admin endpoint.
+    Usage(usage::UsageArgs),
 }
 
 /// Where resources come from and how they are compiled.
@@ -82,6 +88,8 @@ struct StandaloneArgs {
     /// Access log destination: `stdout` or `off`.
     #[arg(long, env = "CAUSEWAY_ACCESS_LOG", default_value = "stdout")]
     access_log: String,
+    #[command(flatten)]
+    proxy: Box<proxy_args::ProxyArgs>,
 }
 
 #[derive(Args, Debug)]
@@ -107,6 +115,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Validate(args) => validate::run(&args.source, &args.output),
+        Command::Usage(args) => usage::run(args),
         Command::Standalone(args) => {
             logging::init(&cli.log);
             let runtime = match tokio::runtime::Builder::new_multi_thread()

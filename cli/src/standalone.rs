@@ -37,12 +37,25 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         (Some(rate), _) => anyhow::bail!("--gateway-rate must be 0 or more, not {rate}"),
         _ => None,
     };
-    let proxy = Proxy::new(ProxyConfig {
+    let https = match &args.proxy.https_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--https-listen)"))?,
+        ),
+        None => None,
+    };
+    let https_port = match &https {
+        Some(l) => l.local_addr()?.port(),
+        None => 443,
+    };
+    let proxy = Proxy::new(args.proxy.config(ProxyConfig {
         access_log,
+        https_port,
         gateway_throttle,
         redis_url: args.redis_url.clone(),
         ..ProxyConfig::default()
-    });
+    }));
     let traffic = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
@@ -63,7 +76,17 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         let done = stopped(stop_rx.clone());
         async move { proxy.serve_admin(admin, done).await }
     });
-    info!(listen = %args.listen, admin = %args.admin_listen, "proxy listening");
+    let serve_https = https.map(|listener| {
+        let proxy = proxy.clone();
+        let done = stopped(stop_rx.clone());
+        tokio::spawn(async move { proxy.serve_tls(listener, done).await })
+    });
+    info!(
+        listen = %args.listen,
+        https = args.proxy.https_listen.as_deref().unwrap_or("off"),
+        admin = %args.admin_listen,
+        "proxy listening"
+    );
 
     let mut state = State::new(args.state_dir.clone())?;
     let options = CompileOptions {
@@ -128,6 +151,9 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = serve.await;
     let _ = serve_admin.await;
+    if let Some(serve_https) = serve_https {
+        let _ = serve_https.await;
+    }
     Ok(())
 }
 

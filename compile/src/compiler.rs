@@ -22,6 +22,7 @@ mod mapping;
 mod route;
 mod stage;
 mod text;
+mod tls;
 mod usage_plan;
 mod validation;
 
@@ -39,7 +40,8 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
     let mut statuses = Vec::new();
     let cluster = backend::Cluster::new(inventory, options, &mut statuses);
     let apis = api::compile_apis(inventory);
-    let authorizers = authorizer::compile_authorizers(inventory, &apis, &cluster, &mut statuses);
+    let authorizers =
+        authorizer::compile_authorizers(inventory, options, &apis, &cluster, &mut statuses);
     let routes = route::compile_routes(inventory, &apis, &cluster, &authorizers, &mut statuses);
     let deployments = deployment::current(&apis, &routes);
     let stages = stage::compile_stages(inventory, options, &apis, &deployments, &cluster);
@@ -74,6 +76,7 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
             .into_values()
             .map(|a| (a.config.id.clone(), a.config))
             .collect(),
+        certificates: stages.certificates,
     }
     .seal();
     Compiled {

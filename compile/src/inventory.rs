@@ -39,6 +39,12 @@ pub struct CompileOptions {
     pub execute_api_domain: String,
     /// The cluster's DNS suffix for Service host names (default `cluster.local`).
     pub cluster_domain: String,
+    /// The cluster's service-account token issuer (the controller reads it from the API
+    /// server's OIDC discovery document); SERVICE_ACCOUNT authorizers default to it.
+    pub service_account_issuer: Option<String>,
+    /// The cluster's service-account JWKS (JSON), read by the controller from
+    /// `/openid/v1/jwks`: proxies have no cluster credentials, so the keys travel in the snapshot.
+    pub service_account_jwks: Option<String>,
 }
 
 impl Default for CompileOptions {
@@ -46,6 +52,8 @@ impl Default for CompileOptions {
         Self {
             execute_api_domain: "localhost".into(),
             cluster_domain: "cluster.local".into(),
+            service_account_issuer: None,
+            service_account_jwks: None,
         }
     }
 }

@@ -41,6 +41,9 @@ pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
 pub const AUTHORIZER_NOT_FOUND: &str = "AuthorizerNotFound";
 /// A usage plan names a stage that does not exist or is not accepted.
 pub const STAGE_NOT_FOUND: &str = "StageNotFound";
+/// A SERVICE_ACCOUNT authorizer has no cluster keys: neither `jwksSecretRef` nor a JWKS
+/// delivered by the controller.
+pub const SERVICE_ACCOUNT_KEYS_NOT_FOUND: &str = "ServiceAccountKeysNotFound";
 /// The referenced Secret (or key in it) does not exist.
 pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
 /// The referenced VpcLink does not exist.

@@ -278,20 +278,83 @@ spec:
     assert_eq!(s.secret_access_keys["AKID2"], "secret-two");
 }
 
-#[test]
-fn service_account_and_mtls_authorizers_are_not_built_yet_and_say_so() {
-    let c = with_base(
-        r#"
+const SERVICE_ACCOUNT: &str = r#"
 apiVersion: causeway.dev/v1alpha1
 kind: Authorizer
 metadata: {name: sa, namespace: shop}
 spec:
   apiRef: {name: pets}
   type: SERVICE_ACCOUNT
-  serviceAccount: {audiences: [pets]}
+  serviceAccount:
+    audiences: [pets]
+    allow: [{name: checkout}, {name: "*", namespace: ops}]
+"#;
+
+const CLUSTER_JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"c1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+
+#[test]
+fn a_service_account_authorizer_without_cluster_keys_gets_service_account_keys_not_found() {
+    let c = with_base(SERVICE_ACCOUNT);
+    assert_refused(
+        &c,
+        Kind::Authorizer,
+        "sa",
+        reasons::SERVICE_ACCOUNT_KEYS_NOT_FOUND,
+    );
+}
+
+#[test]
+fn a_service_account_authorizer_carries_the_cluster_keys_and_who_may_call() {
+    let options = causeway_compile::CompileOptions {
+        service_account_issuer: Some("https://oidc.cluster.example".into()),
+        service_account_jwks: Some(CLUSTER_JWKS.into()),
+        ..causeway_compile::CompileOptions::default()
+    };
+    let inventory = support::inventory(&format!("{}\n---\n{SERVICE_ACCOUNT}", support::BASE));
+    let c = causeway_compile::compile(&inventory, &options);
+    assert!(status(&c, Kind::Authorizer, "sa").is_accepted());
+    let AuthorizerSettings::ServiceAccount(sa) = &c.snapshot.authorizers["shop/sa"].settings else {
+        panic!("service account settings")
+    };
+    assert_eq!(sa.jwt.issuer, "https://oidc.cluster.example");
+    assert_eq!(sa.jwt.audiences, ["pets"]);
+    assert_eq!(sa.jwt.jwks, JwksSource::Inline(CLUSTER_JWKS.into()));
+    assert_eq!(
+        sa.allow,
+        [
+            ("ops".to_string(), "*".to_string()),
+            ("shop".to_string(), "checkout".to_string())
+        ]
+    );
+}
+
+#[test]
+fn a_service_account_authorizer_without_an_audience_is_refused() {
+    let c = with_base(&format!(
+        "{}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: cluster-jwks, namespace: shop}}\nstringData:\n  jwks: '{CLUSTER_JWKS}'\n",
+        SERVICE_ACCOUNT.replace(
+            "audiences: [pets]",
+            "jwksSecretRef: {name: cluster-jwks, key: jwks}"
+        )
+    ));
+    let message = assert_refused(&c, Kind::Authorizer, "sa", reasons::INVALID);
+    assert!(message.contains("audience"), "{message}");
+}
+
+#[test]
+fn mtls_authorizers_are_not_built_yet_and_say_so() {
+    let c = with_base(
+        r#"
+apiVersion: causeway.dev/v1alpha1
+kind: Authorizer
+metadata: {name: certs, namespace: shop}
+spec:
+  apiRef: {name: pets}
+  type: MTLS
+  mtls: {allowedSubjects: [client.example.com]}
 "#,
     );
-    assert_refused(&c, Kind::Authorizer, "sa", reasons::UNSUPPORTED_FEATURE);
+    assert_refused(&c, Kind::Authorizer, "certs", reasons::UNSUPPORTED_FEATURE);
     assert!(c.snapshot.authorizers.is_empty());
 }
 

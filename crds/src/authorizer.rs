@@ -189,6 +189,11 @@ pub struct ServiceAccountSpec {
     /// Service accounts allowed; `name` `*` allows every account of the namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<ObjectRef>,
+    /// A Secret key holding the cluster's service-account JWKS (`kubectl get --raw
+    /// /openid/v1/jwks`), for standalone mode or to pin the keys; default: the JWKS the
+    /// controller reads from the API server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_secret_ref: Option<SecretKeyRef>,
 }
 
 /// mTLS authorizer settings.

@@ -27,6 +27,8 @@ pub(crate) struct AccessRecord {
     pub integration_latency: Option<Duration>,
     pub integration_status: Option<u16>,
     pub api: Option<String>,
+    /// The host the request named (lowercase, without port), once a stage was found.
+    pub domain_name: Option<String>,
     pub stage: Option<String>,
     pub deployment_id: Option<String>,
     pub canary: bool,
@@ -34,6 +36,8 @@ pub(crate) struct AccessRecord {
     pub integration_error_message: Option<String>,
     /// `$context.identity.apiKeyId`: the id of the API key (never the key).
     pub api_key_id: Option<String>,
+    /// The usage plan of that key (drives the plan's throttle, quota and usage counts).
+    pub usage_plan_id: Option<String>,
     /// `$context.authorizer.principalId`.
     pub principal_id: Option<String>,
 }
@@ -91,6 +95,7 @@ impl AccessRecord {
             "responseLength": self.response_length,
             "responseLatency": millis(self.response_latency),
             "integrationLatency": self.integration_latency.map(millis),
+            "domainName": self.domain_name,
             "integrationStatus": self.integration_status,
             "api": self.api,
             "stage": self.stage,
@@ -104,8 +109,9 @@ impl AccessRecord {
         .to_string()
     }
 
-    /// `$context` variables of a custom format; absent values print as `-`.
-    fn lookup(&self, name: &str) -> Option<String> {
+    /// `$context` variables of a custom format (and of gateway responses); absent values
+    /// print as `-`, unknown names stay as written.
+    pub(crate) fn lookup(&self, name: &str) -> Option<String> {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
         Some(match name {
             "requestId" => self.request_id.clone(),
@@ -117,19 +123,38 @@ impl AccessRecord {
                     .map(|d| d.as_millis().to_string())
             })),
             "httpMethod" => self.method.clone(),
+            "domainName" => opt(self.domain_name.clone()),
+            "domainPrefix" => opt(self
+                .domain_name
+                .as_ref()
+                .and_then(|d| d.split('.').next().map(str::to_string))),
             "path" => self.path.clone(),
             "protocol" => self.protocol.clone(),
             "routeKey" => opt(self.route_key.clone()),
             "status" => self.status.to_string(),
             "responseLength" => opt(self.response_length.map(|n| n.to_string())),
             "responseLatency" => millis(self.response_latency).to_string(),
-            "integrationLatency" => opt(self.integration_latency.map(|d| millis(d).to_string())),
-            "integrationStatus" => opt(self.integration_status.map(|s| s.to_string())),
+            "integrationLatency" | "integration.latency" => {
+                opt(self.integration_latency.map(|d| millis(d).to_string()))
+            }
+            "integrationStatus" | "integration.status" => {
+                opt(self.integration_status.map(|s| s.to_string()))
+            }
+            "integration.error" | "integrationErrorMessage" => {
+                opt(self.integration_error_message.clone())
+            }
+            "error.messageString" => crate::gateway_response::json_string(
+                self.error_message.as_deref().unwrap_or_default(),
+            ),
+            "extendedRequestId" => self.request_id.clone(),
+            "resourcePath" => opt(self
+                .route_key
+                .as_ref()
+                .and_then(|k| k.split_once(' ').map(|(_, p)| p.to_string()))),
             "apiId" => opt(self.api.clone()),
             "stage" => opt(self.stage.clone()),
             "deploymentId" => opt(self.deployment_id.clone()),
             "error.message" => opt(self.error_message.clone()),
-            "integrationErrorMessage" => opt(self.integration_error_message.clone()),
             "identity.apiKeyId" => opt(self.api_key_id.clone()),
             "authorizer.principalId" => opt(self.principal_id.clone()),
             _ => return None,
@@ -137,8 +162,10 @@ impl AccessRecord {
     }
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+/// Milliseconds with microsecond precision (API Gateway logs whole ms; fractions help at the
+/// latencies a proxy adds).
+fn millis(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
 }
 
 /// Common Log Format time in UTC: `09/Apr/2015:12:34:56 +0000` (as API Gateway logs it).

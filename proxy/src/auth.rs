@@ -7,7 +7,7 @@
 //!
 //! Split by kind: [`policy`] (source CIDRs), [`api_key`] (hashed keys per stage), [`jwt`] (JWKS
 //! cache and token checks), [`function`] (REQUEST/TOKEN calls and the decision cache), [`sigv4`]
-//! (AWS Signature Version 4). Tables built from a snapshot live in [`AuthTables`] (swapped with
+//! (AWS Signature Version 4), [`service_account`] (Kubernetes service-account tokens). Tables built from a snapshot live in [`AuthTables`] (swapped with
 //! the runtime); caches that must survive swaps (JWKS, decisions, fetch rate limits) live in
 //! [`AuthState`] (one per proxy).
 
@@ -15,6 +15,7 @@ pub(crate) mod api_key;
 pub(crate) mod function;
 pub(crate) mod jwt;
 pub(crate) mod policy;
+pub(crate) mod service_account;
 pub(crate) mod sigv4;
 
 use std::collections::{BTreeMap, HashMap};
@@ -238,6 +239,7 @@ pub(crate) enum AuthorizerKind {
     Jwt(jwt::JwtAuthorizer),
     Function(function::FunctionAuthorizer),
     Sigv4(sigv4::Sigv4Authorizer),
+    ServiceAccount(service_account::ServiceAccountAuthorizer),
 }
 
 /// The authorization tables of one snapshot.
@@ -293,9 +295,9 @@ impl AuthTables {
                 AuthorizerSettings::Sigv4(s) => {
                     AuthorizerKind::Sigv4(sigv4::Sigv4Authorizer::build(s))
                 }
-                AuthorizerSettings::ServiceAccount(_) => {
-                    return Err(err("service-account authorizers are not built yet".into()));
-                }
+                AuthorizerSettings::ServiceAccount(s) => AuthorizerKind::ServiceAccount(
+                    service_account::ServiceAccountAuthorizer::build(id, s).map_err(err)?,
+                ),
             };
             authorizers.insert(
                 id.clone(),
@@ -395,6 +397,11 @@ pub(crate) async fn authorize(
             AuthorizerKind::Function(function) => {
                 principal = function.authorize(state, &found, &target, &parts).await?;
             }
+            AuthorizerKind::ServiceAccount(sa) => {
+                principal = sa
+                    .authorize(state, &found, &parts.headers, &parts.uri)
+                    .await?;
+            }
             AuthorizerKind::Sigv4(sigv4) => {
                 let bytes = read_body(body, target.limit).await?;
                 principal = sigv4.verify(&parts, &bytes, std::time::SystemTime::now())?;
@@ -417,6 +424,7 @@ pub(crate) async fn authorize(
             .ok_or(AuthError::InvalidApiKey)?;
         principal.api_key_id = Some(found.id.clone());
         record.api_key_id = Some(found.id.clone());
+        record.usage_plan_id = Some(found.plan.clone());
     }
     if let Some(authorizer) = authorizer {
         set_forward_headers(&mut parts.headers, &authorizer, &principal, target.peer);

@@ -8,7 +8,9 @@ use std::time::Duration;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Largest number of request headers on HTTP/1.1.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
-/// Time a client has to send the whole request head on HTTP/1.1.
+/// Time a client has to send the whole request head on HTTP/1.1. hyper starts this timer
+/// whenever it waits for a head, so it also bounds how long an idle keep-alive connection
+/// stays open.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Whether HTTP/1.1 connections are kept alive between requests.
 pub const DEFAULT_KEEP_ALIVE: bool = true;
@@ -37,6 +39,16 @@ pub const DEFAULT_UPSTREAM_MAX_IDLE_PER_HOST: usize = 64;
 /// Time to establish a TCP connection to an upstream endpoint (the integration timeout still
 /// bounds the whole exchange).
 pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest request target (path and query) in bytes; longer → 414.
+pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
+/// Longest pause between two pieces of a request body; longer → 408.
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connect failures, timeouts or 5xx answers in a row that eject an upstream endpoint.
+pub const DEFAULT_OUTLIER_CONSECUTIVE_FAILURES: u32 = 5;
+/// First ejection time of an endpoint (doubles with each ejection in a row, up to 10×).
+pub const DEFAULT_OUTLIER_BASE_EJECTION: Duration = Duration::from_secs(30);
 
 /// Where access-log lines go.
 #[derive(Clone, Debug, Default)]
@@ -85,6 +97,22 @@ pub struct ProxyConfig {
     pub h2_max_header_list_bytes: u32,
     /// Largest request body, unless the Api overrides it.
     pub max_body_bytes: u64,
+    /// Longest request target (path + query), bytes.
+    pub max_uri_bytes: usize,
+    /// Longest pause while a request body streams in.
+    pub body_idle_timeout: Duration,
+    /// Peers whose `Forwarded` / `X-Forwarded-*` headers are trusted (load balancers in front
+    /// of the proxy); from anyone else those headers are replaced.
+    pub trusted_hops: Vec<ipnet::IpNet>,
+    /// Threads serving the plain-HTTP listener, each with its own single-threaded runtime and
+    /// upstream pool (thread per core); 0 or 1: on the runtime that calls `serve`.
+    pub workers: usize,
+    /// Failures in a row that eject an upstream endpoint; 0: never eject.
+    pub outlier_consecutive_failures: u32,
+    /// First ejection time.
+    pub outlier_base_ejection: Duration,
+    /// Port named in HTTP→HTTPS redirects (`Location` omits it when 443).
+    pub https_port: u16,
     /// Open downstream connections per process (traffic listener).
     pub max_connections: usize,
     /// Grace period for in-flight requests on shutdown.
@@ -115,6 +143,13 @@ impl Default for ProxyConfig {
             h2_connection_window: DEFAULT_H2_CONNECTION_WINDOW,
             h2_max_header_list_bytes: DEFAULT_H2_MAX_HEADER_LIST_BYTES,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_uri_bytes: DEFAULT_MAX_URI_BYTES,
+            body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
+            trusted_hops: Vec::new(),
+            https_port: 443,
+            workers: 1,
+            outlier_consecutive_failures: DEFAULT_OUTLIER_CONSECUTIVE_FAILURES,
+            outlier_base_ejection: DEFAULT_OUTLIER_BASE_EJECTION,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             upstream_pool_idle_timeout: DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT,

@@ -40,9 +40,28 @@ pub enum RequestError {
         /// The limit in bytes.
         limit: u64,
     },
-    /// The request path has dot segments or is not absolute.
-    #[error("request path {0:?} is not a normalized absolute path")]
-    BadPath(String),
+    /// The request path is refused by the path policy (`hygiene`).
+    #[error("request path {path:?} is refused: {reason}")]
+    BadPath {
+        /// The path as sent.
+        path: String,
+        /// Which rule refused it.
+        reason: crate::hygiene::PathRejection,
+    },
+    /// `Host` is duplicated, invalid, or disagrees with the request authority.
+    #[error("bad host: {0}")]
+    BadHost(#[from] crate::hygiene::HostRejection),
+    /// The request target is longer than the proxy allows.
+    #[error("request target of {len} bytes is longer than {limit}")]
+    UriTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The client stopped sending its body.
+    #[error("{0}")]
+    BodyTimeout(crate::request_body::BodyIdleTimeout),
     /// The backend did not send a response head in time.
     #[error("backend {backend} did not answer within {timeout_ms} ms")]
     UpstreamTimeout {
@@ -83,6 +102,15 @@ pub enum RequestError {
         /// Seconds until the refusing level admits again (`Retry-After`).
         retry_after_secs: u64,
     },
+    /// The API key's quota is used up for this period.
+    #[error("quota exceeded; the next period starts in {retry_after_secs} s")]
+    QuotaExceeded {
+        /// Seconds until the next quota period.
+        retry_after_secs: u64,
+    },
+    /// The shared counter store is unreachable and the usage plan fails closed.
+    #[error("usage counting is unavailable and the usage plan fails closed")]
+    QuotaUnavailable,
     /// The upstream request could not be built (bad path or header from a template).
     #[error("cannot build the upstream request: {0}")]
     BuildRequest(String),
@@ -127,13 +155,18 @@ impl RequestError {
         match self {
             Self::NoRoute { .. }
             | Self::BodyTooLarge { .. }
-            | Self::BadPath(_)
+            | Self::BadPath { .. }
+            | Self::BadHost(_)
+            | Self::UriTooLong { .. }
+            | Self::BodyTimeout(_)
             | Self::Throttled { .. }
+            | Self::QuotaExceeded { .. }
             | Self::ReadBody(_)
             | Self::MissingParameters(_)
             | Self::InvalidBody { .. }
             | Self::CacheInvalidationForbidden => Fault::Client,
             Self::IntegrationResponse(_) => Fault::Upstream,
+            Self::QuotaUnavailable => Fault::Internal,
             Self::UpstreamTimeout { .. }
             | Self::UpstreamConnect { .. }
             | Self::UpstreamFailed { .. }
@@ -176,7 +209,7 @@ pub fn classify(error: &RequestError) -> Classified {
             None,
             "Request Entity Too Large",
         ),
-        RequestError::BadPath(_) => (
+        RequestError::BadPath { .. } | RequestError::BadHost(_) => (
             K::Default4xx,
             StatusCode::BAD_REQUEST,
             Some(StatusCode::BAD_REQUEST),
@@ -187,6 +220,30 @@ pub fn classify(error: &RequestError) -> Classified {
             StatusCode::TOO_MANY_REQUESTS,
             None,
             "Too Many Requests",
+        ),
+        RequestError::QuotaExceeded { .. } => (
+            K::QuotaExceeded,
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            "Limit Exceeded",
+        ),
+        RequestError::QuotaUnavailable => (
+            K::Default5xx,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(StatusCode::SERVICE_UNAVAILABLE),
+            "Service Unavailable",
+        ),
+        RequestError::UriTooLong { .. } => (
+            K::Default4xx,
+            StatusCode::URI_TOO_LONG,
+            Some(StatusCode::URI_TOO_LONG),
+            "Request-URI Too Long",
+        ),
+        RequestError::BodyTimeout(_) => (
+            K::Default4xx,
+            StatusCode::REQUEST_TIMEOUT,
+            Some(StatusCode::REQUEST_TIMEOUT),
+            "Request Timeout",
         ),
         RequestError::UpstreamTimeout { .. } => (
             K::IntegrationTimeout,
@@ -254,6 +311,9 @@ pub fn classify(error: &RequestError) -> Classified {
 
 /// Values a gateway response template may use.
 pub(crate) struct ResponseContext<'a> {
+    /// What is known of the request so far (`$context.identity.sourceIp`, `httpMethod`, `path`,
+    /// `domainName`, `requestTime`, `routeKey`, ...).
+    pub record: Option<&'a crate::access_log::AccessRecord>,
     pub request_id: &'a str,
     pub message: &'a str,
     pub stage: Option<&'a str>,
@@ -326,7 +386,8 @@ pub(crate) fn render(
             "requestId" | "extendedRequestId" => ctx.request_id.to_string(),
             "stage" => ctx.stage.unwrap_or_default().to_string(),
             "apiId" => ctx.api.unwrap_or_default().to_string(),
-            _ => return None,
+            "status" => status.as_u16().to_string(),
+            other => return ctx.record.and_then(|r| r.lookup(other)),
         })
     };
     let mut response = Response::new(full(substitute_context(body, &lookup)));

@@ -12,20 +12,27 @@
 mod access_log;
 mod admin;
 mod auth;
+mod balancer;
 mod body;
 mod cache;
 mod config;
+mod cors;
 mod gateway_response;
+pub mod hygiene;
 mod lambda;
 mod limits;
 mod mapping;
 mod metrics;
+mod origination;
 pub mod pipeline;
+mod request_body;
 mod router;
 mod runtime;
 mod server;
+mod tls;
 mod upstream;
 mod validation;
+mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +46,7 @@ pub use auth::{AuthApplyError, AuthError};
 pub use body::{BoxError, ProxyBody};
 pub use config::*;
 pub use gateway_response::{Classified, Fault, RequestError, classify};
+pub use limits::usage;
 pub use mapping::{AuthorizerContext, MappingError};
 pub use metrics::NONE_LABEL;
 pub use runtime::ApplyError;
@@ -60,12 +68,14 @@ pub(crate) struct Shared {
     /// Stage response caches that outlive snapshots (see `cache`).
     caches: cache::Caches,
     /// Quota counters (Redis-shared or local).
-    #[allow(dead_code)]
     quotas: limits::quota::Quotas,
     /// Usage per key per day.
     usage: limits::usage::Usage,
     /// Whether the usage flush task runs.
     usage_flush_started: std::sync::atomic::AtomicBool,
+    /// The HTTPS listener's own cap: a listener waits for a permit before `accept`, so two
+    /// listeners sharing one semaphore could starve each other.
+    tls_connections: Arc<Semaphore>,
 }
 
 /// A proxy: the current runtime tables and everything that outlives a snapshot (upstream
@@ -86,13 +96,20 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// A proxy with no snapshot yet: it answers every request with 503 until [`Proxy::apply`].
     pub fn new(config: ProxyConfig) -> Self {
-        let metrics = metrics::Metrics::new();
+        let mut metrics = metrics::Metrics::new();
+        let upstream = upstream::Upstream::new(&config);
+        metrics.register_counter(
+            "causeway_proxy_upstream_connect_errors",
+            "Failed TCP connects to upstream endpoints (each attempt)",
+            upstream.connect_errors.clone(),
+        );
         let shared = Shared {
             caches: cache::Caches::new(metrics.cache.clone()),
             metrics,
-            upstream: upstream::Upstream::new(&config),
+            upstream,
             access_log: access_log::AccessLogger::new(config.access_log.clone()),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            tls_connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             runtime: ArcSwapOption::empty(),
             auth: auth::AuthState::new(),
             limiters: limits::Limiters::default(),
@@ -120,7 +137,13 @@ impl Proxy {
     /// tables stay. Requests in flight finish on the tables they started with.
     pub fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
         let version = snapshot.version.clone();
-        match runtime::Runtime::build(snapshot, &self.shared.limiters, &self.shared.caches) {
+        let previous = self.shared.runtime.load_full();
+        match runtime::Runtime::build(
+            snapshot,
+            previous.as_deref(),
+            &self.shared.limiters,
+            &self.shared.caches,
+        ) {
             Ok(runtime) => {
                 self.shared.runtime.store(Some(Arc::new(runtime)));
                 self.shared.limiters.prune();
@@ -147,24 +170,36 @@ impl Proxy {
     }
 
     /// Serves traffic (HTTP/1.1 and h2c) on `listener` until `shutdown` completes, then drains.
+    /// With `workers` > 1 in the config, on that many threads of their own (thread per core).
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
+        self.start_usage_flush();
+        if config.workers > 1 {
+            let served =
+                workers::serve(Arc::clone(&self.shared), listener, shutdown, config.workers).await;
+            self.shared.quotas.release().await;
+            return served;
+        }
         let settings = server::ListenerSettings {
             builder: server::builder(config),
+            tls: None,
+            handshake_timeout: config.header_read_timeout,
             permits: Some(Arc::clone(&self.shared.connections)),
             gauge: Some(self.shared.metrics.active_connections.clone()),
             drain_timeout: config.drain_timeout,
         };
-        self.start_usage_flush();
         let shared = Arc::clone(&self.shared);
-        server::accept_loop(listener, shutdown, settings, move |request, peer| {
+        let served = server::accept_loop(listener, shutdown, settings, move |request, peer| {
             pipeline::handle(Arc::clone(&shared), request, peer, "http")
         })
-        .await
+        .await;
+        // Give unspent quota leases back, so the other replicas can spend them.
+        self.shared.quotas.release().await;
+        served
     }
 
     /// Starts (once) the task that flushes usage counts to Redis, when Redis is configured.
@@ -199,6 +234,32 @@ impl Proxy {
         });
     }
 
+    /// Serves HTTPS on `listener` until `shutdown` completes: TLS 1.2 and 1.3 (rustls, ring),
+    /// ALPN `h2` and `http/1.1`, the certificate chosen by SNI from the applied snapshot's
+    /// `certificates` (a handshake for an unknown name fails). Has its own connection cap of
+    /// `max_connections`.
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let config = &self.shared.config;
+        let tls = tls::server_config(Arc::clone(&self.shared)).map_err(std::io::Error::other)?;
+        let settings = server::ListenerSettings {
+            builder: server::builder(config),
+            tls: Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+            handshake_timeout: config.header_read_timeout,
+            permits: Some(Arc::clone(&self.shared.tls_connections)),
+            gauge: Some(self.shared.metrics.active_connections.clone()),
+            drain_timeout: config.drain_timeout,
+        };
+        let shared = Arc::clone(&self.shared);
+        server::accept_loop(listener, shutdown, settings, move |request, peer| {
+            pipeline::handle(Arc::clone(&shared), request, peer, "https")
+        })
+        .await
+    }
+
     /// Serves the admin endpoints (`/healthz`, `/readyz`, `/metrics`, `/config_dump`).
     pub async fn serve_admin(
         &self,
@@ -208,6 +269,8 @@ impl Proxy {
         let config = &self.shared.config;
         let settings = server::ListenerSettings {
             builder: server::builder(config),
+            tls: None,
+            handshake_timeout: config.header_read_timeout,
             permits: None,
             gauge: None,
             drain_timeout: config.drain_timeout,

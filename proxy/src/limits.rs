@@ -12,13 +12,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-// Wired into the pipeline once API keys identify callers (the auth work); until then only
-// tests and the admin `/usage` endpoint reach it.
-#[allow(dead_code)]
 pub(crate) mod quota;
 pub mod usage;
 
-use causeway_snapshot::{StageConfig, Throttle};
+use causeway_snapshot::{QuotaPeriod, StageConfig, Throttle, UsagePlanConfig};
+
+use self::quota::{Period, QuotaRule};
 
 /// A token bucket: `rate` tokens per second, at most `burst` stored. Starts full.
 #[derive(Debug)]
@@ -169,6 +168,18 @@ impl StageThrottles {
     }
 }
 
+/// Gives back the tokens [`admit`] took (a later check refused the request).
+pub(crate) fn refund(gateway: Option<&TokenBucket>, stage: &StageThrottles, route_key: &str) {
+    let levels = [
+        gateway,
+        stage.stage.as_deref(),
+        stage.routes.get(route_key).map(|b| &**b),
+    ];
+    for bucket in levels.into_iter().flatten() {
+        bucket.refund();
+    }
+}
+
 /// Takes a token at every level that has a bucket, from the widest to the narrowest; on the
 /// first refusal gives the taken ones back and says how long until the refusing level admits.
 pub(crate) fn admit(
@@ -198,6 +209,134 @@ pub(crate) fn admit(
         }
     }
     Ok(())
+}
+
+/// The limits of one API key: its bucket (the key's own throttle, else the plan's: in API
+/// Gateway a plan's throttle applies to each key separately), its per-route buckets from the
+/// plan's stage bindings, and its quota (the key's own, else the plan's).
+#[derive(Debug)]
+pub(crate) struct KeyLimits {
+    /// `plan/key`: the quota scope.
+    pub scope: String,
+    /// Plan id (`namespace/name`), for the usage report.
+    pub plan: String,
+    /// Key id, for the usage report.
+    pub key: String,
+    bucket: Option<Arc<TokenBucket>>,
+    /// `(stage id, route key)` → bucket.
+    routes: HashMap<(String, String), Arc<TokenBucket>>,
+    pub quota: Option<QuotaRule>,
+}
+
+/// One usage plan's limits.
+#[derive(Debug)]
+pub(crate) struct PlanEntry {
+    /// Refuse (true) or admit counting locally (false) while Redis is unreachable.
+    pub fail_closed: bool,
+    keys: HashMap<String, KeyLimits>,
+}
+
+/// Every plan's limits, by plan id.
+#[derive(Debug, Default)]
+pub(crate) struct PlanLimits {
+    plans: HashMap<String, PlanEntry>,
+}
+
+impl PlanLimits {
+    /// Resolves buckets from the registry (kept across swaps while settings hold).
+    pub(crate) fn build(plans: &[UsagePlanConfig], limiters: &Limiters) -> Self {
+        let mut out = HashMap::new();
+        for plan in plans {
+            let mut keys = HashMap::new();
+            for key in plan.keys.iter().filter(|k| k.enabled) {
+                let scope = format!("{}/{}", plan.id, key.id);
+                let bucket = key
+                    .throttle
+                    .or(plan.throttle)
+                    .map(|t| limiters.bucket(format!("key {scope}"), t));
+                let mut routes = HashMap::new();
+                for stage in &plan.stages {
+                    for (route, t) in &stage.route_throttles {
+                        let bucket_scope = format!("key-route {scope} {} {route}", stage.stage);
+                        routes.insert(
+                            (stage.stage.clone(), route.clone()),
+                            limiters.bucket(bucket_scope, *t),
+                        );
+                    }
+                }
+                let quota = key.quota.or(plan.quota).map(|q| QuotaRule {
+                    limit: q.limit,
+                    period: match q.period {
+                        QuotaPeriod::Day => Period::Day,
+                        QuotaPeriod::Week => Period::Week,
+                        QuotaPeriod::Month => Period::Month,
+                    },
+                    offset: q.offset,
+                });
+                keys.insert(
+                    key.id.clone(),
+                    KeyLimits {
+                        scope,
+                        plan: plan.id.clone(),
+                        key: key.id.clone(),
+                        bucket,
+                        routes,
+                        quota,
+                    },
+                );
+            }
+            out.insert(
+                plan.id.clone(),
+                PlanEntry {
+                    fail_closed: plan.fail_closed,
+                    keys,
+                },
+            );
+        }
+        Self { plans: out }
+    }
+
+    /// The limits of a key of a plan, and the plan's fail mode.
+    pub(crate) fn key(&self, plan: &str, key: &str) -> Option<(&KeyLimits, bool)> {
+        let plan = self.plans.get(plan)?;
+        Some((plan.keys.get(key)?, plan.fail_closed))
+    }
+}
+
+impl KeyLimits {
+    /// Gives back the tokens [`KeyLimits::admit`] took.
+    pub(crate) fn refund(&self, stage: &str, route: &str) {
+        let route_bucket = self.routes.get(&(stage.to_string(), route.to_string()));
+        for bucket in [self.bucket.as_deref(), route_bucket.map(|b| &**b)]
+            .into_iter()
+            .flatten()
+        {
+            bucket.refund();
+        }
+    }
+
+    /// Takes a token from the key's bucket and its bucket for this route, refunding on refusal.
+    pub(crate) fn admit(&self, stage: &str, route: &str, now: Instant) -> Result<(), Duration> {
+        let route_bucket = if self.routes.is_empty() {
+            None
+        } else {
+            self.routes.get(&(stage.to_string(), route.to_string()))
+        };
+        let levels = [self.bucket.as_deref(), route_bucket.map(|b| &**b)];
+        let mut taken: Vec<&TokenBucket> = Vec::with_capacity(2);
+        for bucket in levels.into_iter().flatten() {
+            match bucket.try_take(now) {
+                Ok(()) => taken.push(bucket),
+                Err(wait) => {
+                    for t in taken {
+                        t.refund();
+                    }
+                    return Err(wait);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `Retry-After` in whole seconds, at least 1 (a client told 0 would retry at once).

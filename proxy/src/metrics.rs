@@ -4,6 +4,7 @@
 //!
 //! [`Proxy`]: crate::Proxy
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -22,7 +23,47 @@ pub(crate) struct RequestLabels {
     pub api: String,
     pub stage: String,
     pub route: String,
-    pub status_class: String,
+    pub status_class: &'static str,
+    /// `main` or `canary`: which deployment of the stage answered.
+    pub deployment: &'static str,
+}
+
+/// The metric handles of one route of one deployment, per status class, created on first use:
+/// the request path then touches no label strings, hashes or family locks.
+pub(crate) struct RouteMetrics {
+    labels: RequestLabels,
+    slots: [OnceLock<RouteHandles>; 6],
+}
+
+/// Metric handles for one label set.
+pub(crate) struct RouteHandles {
+    requests: Counter,
+    duration: Histogram,
+    integration: Histogram,
+    response_bytes: Counter,
+}
+
+impl RouteMetrics {
+    pub fn new(api: &str, stage: &str, route: &str, deployment: &'static str) -> Self {
+        Self {
+            labels: RequestLabels {
+                api: api.to_string(),
+                stage: stage.to_string(),
+                route: route.to_string(),
+                status_class: "",
+                deployment,
+            },
+            slots: Default::default(),
+        }
+    }
+}
+
+/// Labels of the byte counters (no status: request bytes are counted while they stream in).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ByteLabels {
+    pub api: String,
+    pub stage: String,
+    pub route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,6 +86,10 @@ pub(crate) struct Metrics {
     integration_duration: HistogramFamily,
     snapshot_info: Family<VersionLabels, Gauge>,
     snapshot_applies: Family<ApplyResultLabels, Counter>,
+    /// Request body bytes received from clients (proxied routes).
+    pub request_bytes: Family<ByteLabels, Counter>,
+    /// Response body bytes sent to clients.
+    pub response_bytes: Family<ByteLabels, Counter>,
     /// Open downstream connections on the traffic listener.
     pub active_connections: Gauge,
     /// Response cache hits, misses, evictions and size.
@@ -65,9 +110,21 @@ impl Metrics {
         let snapshot_info = Family::<VersionLabels, Gauge>::default();
         let snapshot_applies = Family::<ApplyResultLabels, Counter>::default();
         let active_connections = Gauge::default();
+        let request_bytes = Family::<ByteLabels, Counter>::default();
+        let response_bytes = Family::<ByteLabels, Counter>::default();
+        registry.register(
+            "causeway_proxy_request_bytes",
+            "Request body bytes received from clients, by api, stage and route key",
+            request_bytes.clone(),
+        );
+        registry.register(
+            "causeway_proxy_response_bytes",
+            "Response body bytes sent to clients, by api, stage and route key",
+            response_bytes.clone(),
+        );
         registry.register(
             "causeway_proxy_requests",
-            "Requests answered, by api, stage, route key and status class",
+            "Requests answered, by api, stage, route key, status class and deployment (main or canary)",
             requests.clone(),
         );
         registry.register(
@@ -104,7 +161,51 @@ impl Metrics {
             integration_duration,
             snapshot_info,
             snapshot_applies,
+            request_bytes,
+            response_bytes,
             active_connections,
+        }
+    }
+
+    /// Registers a counter owned by another component.
+    pub fn register_counter(&mut self, name: &str, help: &str, counter: Counter) {
+        self.registry.register(name, help, counter);
+    }
+
+    /// Records one finished request of a known route through its cached handles.
+    pub fn observe_route(
+        &self,
+        route: &RouteMetrics,
+        status: u16,
+        duration: Duration,
+        integration: Option<Duration>,
+        bytes: u64,
+    ) {
+        let class = usize::from(status / 100).min(5);
+        let handles = route.slots[class].get_or_init(|| {
+            let labels = RequestLabels {
+                status_class: status_class(status),
+                ..route.labels.clone()
+            };
+            let byte_labels = ByteLabels {
+                api: labels.api.clone(),
+                stage: labels.stage.clone(),
+                route: labels.route.clone(),
+            };
+            RouteHandles {
+                requests: self.requests.get_or_create(&labels).clone(),
+                duration: self.request_duration.get_or_create(&labels).clone(),
+                integration: self.integration_duration.get_or_create(&labels).clone(),
+                response_bytes: self.response_bytes.get_or_create(&byte_labels).clone(),
+            }
+        });
+        handles.requests.inc();
+        handles.duration.observe(duration.as_secs_f64());
+        if let Some(integration) = integration {
+            handles.integration.observe(integration.as_secs_f64());
+        }
+        if bytes > 0 {
+            handles.response_bytes.inc_by(bytes);
         }
     }
 
@@ -158,6 +259,12 @@ impl Metrics {
 }
 
 /// `2xx`, `4xx`, ... for a status code.
-pub(crate) fn status_class(status: u16) -> String {
-    format!("{}xx", status / 100)
+pub(crate) fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
 }

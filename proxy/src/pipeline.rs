@@ -4,24 +4,30 @@
 //!
 //! 1. [`begin`]: request id, timers, the runtime tables (loaded once: a request finishes on the
 //!    tables it started with, whatever `apply` does meanwhile).
-//! 2. [`find_stage`]: host and base path → stage; unknown → 404. Fail closed before any snapshot.
-//! 3. [`check_path`]: refuse dot segments, so a greedy route cannot be used to climb out of its
-//!    prefix upstream. Then the Api's resource policy on the client address
-//!    (`auth::check_policy`, design §4 step 3): 403 before any route is looked at.
-//! 4. [`choose_deployment`]: main or canary (percent, or sticky by header/cookie hash).
-//! 5. [`match_route`]: method + path → route, else `$default`, else
+//! 2. [`sanitize`]: request-target length (414), `Host` (400), the one path normalization
+//!    (`hygiene`; 400 when refused). The normalized path replaces the request's, so every later
+//!    step and the backend see the same path.
+//! 3. [`find_stage`]: host and base path → stage; unknown → 404. Fail closed before any snapshot.
+//! 4. [`cors`]: a CORS preflight is answered by the gateway here (no route, auth or backend).
+//! 5. Resource policy (`auth::check_policy`, design §4 step 3): the client address against the
+//!    Api's allow/deny CIDRs; 403 before any route is looked at.
+//! 6. [`choose_deployment`]: main or canary (percent, or sticky by header/cookie hash).
+//! 7. [`match_route`]: method + path → route, else `$default`, else
 //!    MISSING_AUTHENTICATION_TOKEN; never a backend call for an unknown route.
-//! 6. [`check_body_limit`]: 413 from `Content-Length` before reading; streamed bodies are capped.
-//!    Then `auth::authorize` (design §4 step 5): the route's authorizer, then its API key;
-//!    401/403/500 fail closed, and the authorizer's forwarded headers replace client copies.
-//!    Then [`throttle`] (design §4 step 6), which may use what authorization found.
-//! 7. [`validate`]: required parameters and the body's model; 400 without a backend call.
-//! 8. [`cache_lookup`]: a stage cache hit answers here; a miss remembers where to store.
-//! 9. [`integrate`]: MOCK answers from the gateway; HTTP_PROXY forwards (streaming both ways,
-//!    with parameter mapping); LAMBDA_PROXY invokes the function with a proxy event.
-//! 10. [`finish`]: response headers (`x-request-id`, canary marker); metrics and the access-log
-//!     line are written when the response body ends.
+//! 8. [`check_body_limit`]: 413 from `Content-Length` before reading; streamed bodies are capped.
+//! 9. `auth::authorize` (design §4 step 5): the route's authorizer, then its API key; 401/403/500
+//!    fail closed, and the authorizer's forwarded headers replace client copies.
+//! 10. [`throttle`] (design §4 step 6): gateway, stage, route and usage-plan buckets, then the
+//!     key's quota; 429 with `Retry-After`.
+//! 11. [`validate`] (design §4 step 7): required parameters and the body's model; 400 without a
+//!     backend call.
+//! 12. [`cache_lookup`] (step 8): a stage cache hit answers here; a miss remembers where to store.
+//! 13. [`integrate`]: MOCK answers from the gateway; HTTP_PROXY forwards (streaming both ways,
+//!     with parameter mapping); LAMBDA_PROXY invokes the function with a proxy event.
+//! 14. [`finish`]: response headers (`x-request-id`, canary marker, CORS); metrics and the
+//!     access-log line are written when the response body ends.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -29,15 +35,18 @@ use std::time::{Instant, SystemTime};
 use causeway_snapshot::{ApiConfig, Sticky};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 
 use crate::Shared;
 use crate::access_log::AccessRecord;
 use crate::body::{ObservedBody, ProxyBody, full};
+use crate::cors::CorsRuntime;
 use crate::gateway_response::{Fault, RequestError, ResponseContext, classify, fixed_json, render};
-use crate::metrics::{NONE_LABEL, RequestLabels, status_class};
+use crate::hygiene;
+use crate::metrics::{ByteLabels, NONE_LABEL, RequestLabels, RouteMetrics, status_class};
+use crate::request_body::{BodyIdleTimeout, IdleTimeoutBody, caused_by};
 use crate::runtime::{DeploymentRuntime, IntegrationRuntime, RouteRuntime, Runtime, StageRuntime};
 use crate::upstream::{Forwarding, X_REQUEST_ID};
 
@@ -64,6 +73,10 @@ pub(crate) struct Exchange {
     log_enabled: bool,
     log_format: Option<String>,
     integration_latency: Option<std::time::Duration>,
+    /// CORS headers to add to the response (the request's origin is allowed).
+    cors: Option<(Arc<CorsRuntime>, HeaderValue)>,
+    /// The matched route's metric handles.
+    route_metrics: Option<Arc<RouteMetrics>>,
 }
 
 /// Runs the whole lifecycle for one request.
@@ -85,16 +98,19 @@ pub(crate) async fn handle(
 async fn serve(
     shared: &Shared,
     runtime: &Runtime,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     peer: SocketAddr,
     proto: &'static str,
     ex: &mut Exchange,
 ) -> Response<ProxyBody> {
-    let (stage, stage_path) = match find_stage(runtime, &request, ex) {
+    if let Flow::Respond(r) = sanitize(shared, &mut request, ex) {
+        return r;
+    }
+    let (stage, stage_path) = match find_stage(shared, runtime, &request, proto, ex) {
         Flow::Respond(r) => return r,
         Flow::Continue(found) => found,
     };
-    if let Flow::Respond(r) = check_path(&stage.api, request.uri().path(), ex) {
+    if let Flow::Respond(r) = cors(stage, &request, ex) {
         return r;
     }
     if let Err(error) = crate::auth::check_policy(runtime, stage, peer) {
@@ -125,7 +141,7 @@ async fn serve(
             Ok(request) => request,
             Err(error) => return fail(Some(&stage.api), error.into(), ex),
         };
-    if let Flow::Respond(r) = throttle(shared, stage, route, ex) {
+    if let Flow::Respond(r) = throttle(shared, runtime, stage, route, ex).await {
         return r;
     }
     let request = request.map(|body| {
@@ -176,7 +192,7 @@ fn begin(
         request_time: Some(SystemTime::now()),
         method: request.method().to_string(),
         path: request.uri().path().to_string(),
-        protocol: format!("{:?}", request.version()),
+        protocol: version_name(request.version()).to_string(),
         ..AccessRecord::default()
     };
     let exchange = Exchange {
@@ -186,6 +202,8 @@ fn begin(
         log_enabled: true,
         log_format: None,
         integration_latency: None,
+        cors: None,
+        route_metrics: None,
     };
     (exchange, shared.runtime.load_full())
 }
@@ -201,29 +219,54 @@ fn no_configuration() -> Response<ProxyBody> {
     r
 }
 
-/// Step 2. Finds the stage by host (port ignored) and base path or routing rule, and returns
+/// Step 3. Finds the stage by host (port ignored) and base path or routing rule, and returns
 /// the path with the base path removed. May answer 404 (no Api is known yet, so the body is
 /// fixed).
 fn find_stage<'r>(
+    shared: &Shared,
     runtime: &'r Runtime,
     request: &Request<Incoming>,
+    proto: &'static str,
     ex: &mut Exchange,
 ) -> Flow<(&'r StageRuntime, String)> {
-    let found = request_host(request).and_then(|host| {
+    let host = request_host(request);
+    let found = host.as_deref().and_then(|host| {
         runtime
             .hosts
-            .find(&host, request.uri().path(), request.headers())
+            .find(host, request.uri().path(), request.headers())
     });
+    if proto == "http"
+        && let (Some(hit), Some(host)) = (&found, &host)
+        && hit.redirect_to_https
+    {
+        return Flow::Respond(https_redirect(shared, host, request));
+    }
     let Some(stage) = found.and_then(|hit| runtime.stages.get(hit.stage).map(|s| (s, hit.path)))
     else {
         ex.record.error_message = Some("Not Found".to_string());
         return Flow::Respond(fixed_json(StatusCode::NOT_FOUND, "Not Found"));
     };
+    ex.record.domain_name = host;
     ex.record.api = Some(stage.0.api_name.clone());
     ex.record.stage = Some(stage.0.name.clone());
     ex.log_enabled = stage.0.access_log.enabled;
     ex.log_format = stage.0.access_log.format.clone();
     Flow::Continue(stage)
+}
+
+/// 308 to the same path and query over HTTPS (on the configured HTTPS port).
+fn https_redirect(shared: &Shared, host: &str, request: &Request<Incoming>) -> Response<ProxyBody> {
+    let pq = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = match shared.config.https_port {
+        443 => format!("https://{host}{pq}"),
+        port => format!("https://{host}:{port}{pq}"),
+    };
+    let mut response = Response::new(full(""));
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
 }
 
 /// The request's host, lowercase, without port: `:authority` (HTTP/2, absolute-form) or `Host`.
@@ -242,15 +285,67 @@ fn request_host<B>(request: &Request<B>) -> Option<String> {
     Some(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
-/// Step 3. Refuses paths that are not absolute or contain `.`/`..` segments (also
-/// percent-encoded), with 400.
-fn check_path(api: &ApiConfig, path: &str, ex: &mut Exchange) -> Flow<()> {
-    let dotted = path.split('/').any(|segment| {
-        let s = segment.to_ascii_lowercase().replace("%2e", ".");
-        s == "." || s == ".."
-    });
-    if dotted || !path.starts_with('/') {
-        return Flow::Respond(fail(Some(api), RequestError::BadPath(path.to_string()), ex));
+/// Step 2. Refuses an over-long request target (414) and a duplicated or conflicting `Host`
+/// (400), then normalizes the path (`hygiene::normalize_path`) and writes it back into the
+/// request, or refuses it (400). Runs before the Api is known, so answers use the default
+/// gateway responses.
+fn sanitize(shared: &Shared, request: &mut Request<Incoming>, ex: &mut Exchange) -> Flow<()> {
+    let target_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    let limit = shared.config.max_uri_bytes;
+    if target_len > limit {
+        let error = RequestError::UriTooLong {
+            len: target_len,
+            limit,
+        };
+        return Flow::Respond(fail(None, error, ex));
+    }
+    if let Err(rejection) = hygiene::check_host(request) {
+        return Flow::Respond(fail(None, rejection.into(), ex));
+    }
+    let trusted = &shared.config.trusted_hops;
+    if let Some(peer) = ex.record.peer
+        && !trusted.is_empty()
+        && hygiene::is_trusted(trusted, peer.ip())
+    {
+        let client = hygiene::client_ip(request.headers(), trusted, peer.ip());
+        ex.record.peer = Some(SocketAddr::new(client, peer.port()));
+    }
+    let normalized = match hygiene::normalize_path(request.uri().path()) {
+        Ok(Cow::Borrowed(_)) => return Flow::Continue(()),
+        Ok(Cow::Owned(path)) => path,
+        Err(reason) => {
+            let path = request.uri().path().to_string();
+            return Flow::Respond(fail(None, RequestError::BadPath { path, reason }, ex));
+        }
+    };
+    if let Err(e) = hygiene::set_path(request, &normalized) {
+        let error = RequestError::BuildRequest(format!("normalized path: {e}"));
+        return Flow::Respond(fail(None, error, ex));
+    }
+    ex.record.path = normalized;
+    Flow::Continue(())
+}
+
+/// Step 3b. With CORS configured on the Api: answers a preflight here (whatever the routes),
+/// and notes the allowed origin so that [`finish`] adds the CORS headers to any response,
+/// gateway errors included.
+fn cors(stage: &StageRuntime, request: &Request<Incoming>, ex: &mut Exchange) -> Flow<()> {
+    let Some(cors) = &stage.cors else {
+        return Flow::Continue(());
+    };
+    if CorsRuntime::is_preflight(request) {
+        ex.record.route_key = Some("$cors-preflight".to_string());
+        return Flow::Respond(cors.preflight(request));
+    }
+    if let Some(allow) = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| cors.allow_origin(o))
+    {
+        ex.cors = Some((Arc::clone(cors), allow));
     }
     Flow::Continue(())
 }
@@ -320,6 +415,7 @@ fn match_route<'d>(
     {
         Some(hit) => {
             ex.record.route_key = Some(hit.value.key.clone());
+            ex.route_metrics = Some(Arc::clone(&hit.value.metrics));
             Flow::Continue((hit.value, hit.params))
         }
         None => {
@@ -332,29 +428,89 @@ fn match_route<'d>(
     }
 }
 
-/// Step 5b (design §4 step 6). Takes a token from the gateway, stage and route buckets; a
-/// refusal is 429 THROTTLED with `Retry-After`, and the backend never sees the request.
-fn throttle(
+/// Design §4 step 6, after authorization. Throttles from the widest level to the narrowest —
+/// gateway, stage, route, then the caller's usage plan (the key's bucket, the key's bucket for
+/// this route) — then the key's quota, counted only for requests every throttle admitted. Any
+/// refusal gives back the tokens already taken, answers 429 with `Retry-After` (THROTTLED or
+/// QUOTA_EXCEEDED), and the backend never sees the request. Keyed requests are counted in the
+/// usage report either way.
+async fn throttle(
     shared: &Shared,
+    runtime: &Runtime,
     stage: &StageRuntime,
     route: &RouteRuntime,
     ex: &mut Exchange,
 ) -> Flow<()> {
+    let now = Instant::now();
     let gateway = shared.gateway_throttle.as_deref();
-    match crate::limits::admit(gateway, &stage.throttles, &route.key, Instant::now()) {
-        Ok(()) => Flow::Continue(()),
-        Err(wait) => {
-            let retry_after_secs = crate::limits::retry_after_seconds(wait);
-            let mut response = fail(
-                Some(&stage.api),
-                RequestError::Throttled { retry_after_secs },
-                ex,
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            Flow::Respond(response)
+    let key = match (&ex.record.usage_plan_id, &ex.record.api_key_id) {
+        (Some(plan), Some(key)) => runtime.plans.key(plan, key),
+        _ => None,
+    };
+    let mut refusal = match crate::limits::admit(gateway, &stage.throttles, &route.key, now) {
+        Err(wait) => Some(throttled(wait)),
+        Ok(()) => match key {
+            Some((limits, _)) => match limits.admit(&stage.id, &route.key, now) {
+                Ok(()) => None,
+                Err(wait) => {
+                    crate::limits::refund(gateway, &stage.throttles, &route.key);
+                    Some(throttled(wait))
+                }
+            },
+            None => None,
+        },
+    };
+    if refusal.is_none()
+        && let Some((limits, fail_closed)) = key
+        && let Some(rule) = limits.quota
+    {
+        use crate::limits::quota::QuotaDecision;
+        let verdict = shared
+            .quotas
+            .admit(&limits.scope, rule, !fail_closed, SystemTime::now())
+            .await;
+        let error = match verdict {
+            QuotaDecision::Admitted => None,
+            QuotaDecision::Exceeded { retry_after } => Some(RequestError::QuotaExceeded {
+                retry_after_secs: crate::limits::retry_after_seconds(retry_after),
+            }),
+            QuotaDecision::Unavailable => Some(RequestError::QuotaUnavailable),
+        };
+        if error.is_some() {
+            crate::limits::refund(gateway, &stage.throttles, &route.key);
+            limits.refund(&stage.id, &route.key);
         }
+        refusal = error;
+    }
+    if let Some((limits, _)) = key {
+        let day = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() / 86_400)
+            .unwrap_or(0);
+        shared
+            .usage
+            .record(&limits.plan, &limits.key, day, refusal.is_none());
+    }
+    let Some(error) = refusal else {
+        return Flow::Continue(());
+    };
+    let retry_after = match &error {
+        RequestError::Throttled { retry_after_secs }
+        | RequestError::QuotaExceeded { retry_after_secs } => Some(*retry_after_secs),
+        _ => None,
+    };
+    let mut response = fail(Some(&stage.api), error, ex);
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    Flow::Respond(response)
+}
+
+fn throttled(wait: std::time::Duration) -> RequestError {
+    RequestError::Throttled {
+        retry_after_secs: crate::limits::retry_after_seconds(wait),
     }
 }
 
@@ -529,8 +685,23 @@ async fn integrate(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         });
+    let limit = usize::try_from(target.limit).unwrap_or(usize::MAX);
+    let idle = shared.config.body_idle_timeout;
+    let received = if http_body::Body::is_end_stream(request.body()) {
+        None
+    } else {
+        let labels = ByteLabels {
+            api: target.stage.api_name.clone(),
+            stage: target.stage.name.clone(),
+            route: target.route.key.clone(),
+        };
+        Some(shared.metrics.request_bytes.get_or_create(&labels).clone())
+    };
+    let request = request
+        .map(|body| Limited::new(IdleTimeoutBody::new(body, idle, received), limit).boxed_unsync());
     let fwd = Forwarding {
         peer,
+        trusted_hop: hygiene::is_trusted(&shared.config.trusted_hops, peer.ip()),
         proto,
         original_host: original_host.as_deref(),
         stage_path: mapped_path.as_deref().unwrap_or(target.stage_path),
@@ -538,8 +709,9 @@ async fn integrate(
         request_id: &ex.request_id,
     };
     let mut sent_at = None;
-    let result = shared
-        .upstream
+    let worker_upstream = crate::workers::upstream();
+    let upstream = worker_upstream.as_deref().unwrap_or(&shared.upstream);
+    let result = upstream
         .forward(integration, request, &fwd, &mut sent_at)
         .await;
     ex.integration_latency = sent_at.map(|t| t.elapsed());
@@ -556,10 +728,18 @@ async fn integrate(
             );
             response
         }
-        Err(RequestError::UpstreamFailed { source, .. }) if is_length_limit(source.as_ref()) => {
+        Err(RequestError::UpstreamFailed { source, .. })
+            if caused_by::<LengthLimitError>(source.as_ref()) =>
+        {
             let error = RequestError::BodyTooLarge {
                 limit: target.limit,
             };
+            fail(Some(&target.stage.api), error, ex)
+        }
+        Err(RequestError::UpstreamFailed { source, .. })
+            if caused_by::<BodyIdleTimeout>(source.as_ref()) =>
+        {
+            let error = RequestError::BodyTimeout(BodyIdleTimeout(idle));
             fail(Some(&target.stage.api), error, ex)
         }
         Err(error) => fail(Some(&target.stage.api), error, ex),
@@ -632,6 +812,7 @@ fn fail(api: Option<&ApiConfig>, error: RequestError, ex: &mut Exchange) -> Resp
         _ => None,
     };
     let ctx = ResponseContext {
+        record: Some(&ex.record),
         request_id: &ex.record.request_id,
         message: &message,
         stage: ex.record.stage.as_deref(),
@@ -650,6 +831,9 @@ fn finish(
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     parts.headers.insert(X_REQUEST_ID, ex.request_id.clone());
+    if let Some((cors, allow)) = &ex.cors {
+        cors.decorate(allow.clone(), &mut parts.headers);
+    }
     if ex.record.canary {
         parts
             .headers
@@ -663,25 +847,19 @@ fn finish(
         log_enabled,
         log_format,
         integration_latency,
+        route_metrics,
         ..
     } = ex;
     let on_done = Box::new(move |bytes: u64, _complete: bool| {
         let elapsed = started.elapsed();
-        let labels = RequestLabels {
-            api: record.api.clone().unwrap_or_else(|| NONE_LABEL.to_string()),
-            stage: record
-                .stage
-                .clone()
-                .unwrap_or_else(|| NONE_LABEL.to_string()),
-            route: record
-                .route_key
-                .clone()
-                .unwrap_or_else(|| NONE_LABEL.to_string()),
-            status_class: status_class(status),
-        };
-        shared
-            .metrics
-            .observe_request(&labels, elapsed, integration_latency);
+        match &route_metrics {
+            Some(route) => {
+                shared
+                    .metrics
+                    .observe_route(route, status, elapsed, integration_latency, bytes);
+            }
+            None => observe_unrouted(&shared, &record, status, elapsed, bytes),
+        }
         if log_enabled {
             record.status = status;
             record.response_length = Some(bytes);
@@ -693,20 +871,71 @@ fn finish(
     Response::from_parts(parts, ObservedBody::new(body, on_done).boxed_unsync())
 }
 
-/// A new request id: 128 random bits in UUID v4 form.
+/// Metrics of a request that matched no route (labels built on the spot; rare).
+fn observe_unrouted(
+    shared: &Shared,
+    record: &AccessRecord,
+    status: u16,
+    elapsed: std::time::Duration,
+    bytes: u64,
+) {
+    let labels = RequestLabels {
+        api: record.api.clone().unwrap_or_else(|| NONE_LABEL.to_string()),
+        stage: record
+            .stage
+            .clone()
+            .unwrap_or_else(|| NONE_LABEL.to_string()),
+        route: record
+            .route_key
+            .clone()
+            .unwrap_or_else(|| NONE_LABEL.to_string()),
+        status_class: status_class(status),
+        deployment: if record.canary { "canary" } else { "main" },
+    };
+    shared.metrics.observe_request(&labels, elapsed, None);
+    if bytes > 0 {
+        let byte_labels = ByteLabels {
+            api: labels.api,
+            stage: labels.stage,
+            route: labels.route,
+        };
+        shared
+            .metrics
+            .response_bytes
+            .get_or_create(&byte_labels)
+            .inc_by(bytes);
+    }
+}
+
+/// `HTTP/1.1`, `HTTP/2`, ... without allocating.
+fn version_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
+}
+
+/// A new request id: 128 random bits in UUID v4 form (formatted on the stack).
 fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bits: u128 = rand::random();
     let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let hex = format!("{bits:032x}");
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    let mut out = [0u8; 36];
+    let mut nibble = 0;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *slot = b'-';
+            continue;
+        }
+        let shift = 124 - 4 * nibble;
+        *slot = HEX[((bits >> shift) & 0xf) as usize];
+        nibble += 1;
+    }
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ pub(crate) struct HostHit<S> {
     pub stage: S,
     /// The request path with the matched base path removed (always starts with `/`).
     pub path: String,
+    /// The host wants plain-HTTP requests redirected to HTTPS.
+    pub redirect_to_https: bool,
 }
 
 /// A header-based routing rule, compiled.
@@ -27,6 +29,8 @@ pub(crate) struct HostRoutes<S> {
     pub rules: Vec<Rule<S>>,
     /// `(base path, stage)`, longest base path first.
     pub mappings: Vec<(String, S)>,
+    /// Plain-HTTP requests get a 308 to HTTPS.
+    pub redirect_to_https: bool,
 }
 
 /// Every hostname of the snapshot.
@@ -81,6 +85,7 @@ impl<S: Clone> HostTable<S> {
                 return Some(HostHit {
                     stage: rule.stage.clone(),
                     path: path.to_string(),
+                    redirect_to_https: routes.redirect_to_https,
                 });
             }
             for base in &rule.base_paths {
@@ -93,6 +98,7 @@ impl<S: Clone> HostTable<S> {
                     return Some(HostHit {
                         stage: rule.stage.clone(),
                         path,
+                        redirect_to_https: routes.redirect_to_https,
                     });
                 }
             }
@@ -101,6 +107,7 @@ impl<S: Clone> HostTable<S> {
             strip_base(path, base).map(|path| HostHit {
                 stage: stage.clone(),
                 path,
+                redirect_to_https: routes.redirect_to_https,
             })
         })
     }
@@ -171,6 +178,7 @@ mod tests {
     #[test]
     fn hosts_match_exactly_then_by_longest_wildcard_and_strip_base_paths() {
         let routes = |mappings: Vec<(&str, &'static str)>| HostRoutes {
+            redirect_to_https: false,
             rules: vec![],
             mappings: mappings
                 .into_iter()

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use causeway_snapshot::{
@@ -16,10 +15,13 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use causeway_snapshot::{RouteConflict, RouteTable};
 
+use crate::balancer::{Balancer, Endpoint};
 use crate::cache::{CacheLabels, Caches, StageStore};
 use crate::lambda::LambdaRuntime;
 use crate::limits::{Limiters, StageThrottles};
 use crate::mapping::{MappingError, MappingRuntime};
+use crate::metrics::RouteMetrics;
+use crate::origination::{H2cEndpoint, TlsOrigin};
 use crate::router::{Glob, HostRoutes, HostTable, Rule};
 use crate::validation::{RouteValidator, SchemaCache, SchemaError};
 
@@ -110,6 +112,12 @@ pub(crate) struct Runtime {
     pub stages: Vec<StageRuntime>,
     /// Resource policies, API keys and authorizers.
     pub auth: crate::auth::AuthTables,
+    /// Usage plans' throttles and quotas per key.
+    pub plans: crate::limits::PlanLimits,
+    /// TLS certificates by SNI name.
+    pub certificates: crate::tls::CertTable,
+    /// Backends by id (their endpoint state carries over to the next runtime).
+    pub backends: HashMap<String, Arc<BackendRuntime>>,
 }
 
 /// One stage.
@@ -126,6 +134,8 @@ pub(crate) struct StageRuntime {
     pub throttles: StageThrottles,
     /// The stage's response cache (kept across swaps when its settings are unchanged).
     pub cache: Option<Arc<StageStore>>,
+    /// The Api's CORS settings, pre-built.
+    pub cors: Option<Arc<crate::cors::CorsRuntime>>,
 }
 
 /// The canary of a stage.
@@ -150,6 +160,8 @@ pub(crate) struct RouteRuntime {
     pub key: String,
     pub api_key_required: bool,
     pub authorization: Option<causeway_snapshot::RouteAuthorization>,
+    /// Cached metric handles of this route (labels fixed: api, stage, key, main|canary).
+    pub metrics: Arc<RouteMetrics>,
     pub integration: IntegrationRuntime,
     /// Request validation, when the route has any.
     pub validation: Option<RouteValidator>,
@@ -182,30 +194,36 @@ pub(crate) struct MockRuntime {
     pub body: Template,
 }
 
-/// A backend with its round-robin cursor.
+/// A backend: where to connect and how to choose the endpoint.
 pub(crate) struct BackendRuntime {
     pub id: String,
     pub scheme: UpstreamScheme,
     pub authority: HeaderValue,
-    pub endpoints: Vec<String>,
-    next: AtomicUsize,
+    pub balancer: Balancer,
+    /// The TLS client of an `https` backend.
+    pub tls: Option<Arc<TlsOrigin>>,
+    /// One h2c client per endpoint (same order as the balancer's) for a backend that speaks
+    /// HTTP/2 without TLS.
+    pub h2c: Option<Vec<Arc<H2cEndpoint>>>,
 }
 
 impl BackendRuntime {
-    /// The next endpoint in round-robin order.
+    /// An endpoint chosen by the backend's balancer, for calls outside the forwarding path
+    /// (authorizer functions); `None` when the backend has no endpoint.
     pub fn next_endpoint(&self) -> Option<&str> {
-        if self.endpoints.is_empty() {
-            return None;
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
-        self.endpoints.get(i).map(String::as_str)
+        let i = self.balancer.pick(0)?;
+        self.balancer.endpoints.get(i).map(|e| e.address.as_str())
     }
 }
 
 impl Runtime {
-    /// Builds every table; any invalid piece rejects the snapshot.
+    /// Builds every table; any invalid piece rejects the snapshot. Endpoint state (in-flight
+    /// counts, outlier ejections) of `previous` carries over for the same backend and address;
+    /// token buckets come from `limiters`, so unchanged throttles keep their counts; stage
+    /// caches come from `caches`, so unchanged cache settings keep their entries.
     pub fn build(
         snapshot: Snapshot,
+        previous: Option<&Runtime>,
         limiters: &Limiters,
         caches: &Caches,
     ) -> Result<Self, ApplyError> {
@@ -213,7 +231,10 @@ impl Runtime {
         let backends: HashMap<String, Arc<BackendRuntime>> = snapshot
             .backends
             .iter()
-            .map(|(id, b)| Ok((id.clone(), Arc::new(backend(id, b)?))))
+            .map(|(id, b)| {
+                let old = previous.and_then(|p| p.backends.get(id));
+                Ok((id.clone(), Arc::new(backend(id, b, old.map(|o| &**o))?)))
+            })
             .collect::<Result<_, ApplyError>>()?;
         let apis: HashMap<&str, Arc<ApiConfig>> = snapshot
             .apis
@@ -230,19 +251,41 @@ impl Runtime {
                         stage: stage.id.clone(),
                         api: stage.api.clone(),
                     })?;
-            let main = deployment(&stage.id, &stage.main, &backends, &mut schemas)?;
+            let labels = |deployment| MetricLabels {
+                api: &stage.api_name,
+                stage: &stage.name,
+                deployment,
+            };
+            let main = deployment(
+                &stage.id,
+                &stage.main,
+                &backends,
+                &labels("main"),
+                &mut schemas,
+            )?;
             let canary = match &stage.canary {
                 Some(c) => Some(CanaryRuntime {
                     percent: c.percent.clamp(0.0, 100.0),
                     sticky: c.sticky.clone(),
-                    deployment: deployment(&stage.id, &c.deployment, &backends, &mut schemas)?,
+                    deployment: deployment(
+                        &stage.id,
+                        &c.deployment,
+                        &backends,
+                        &labels("canary"),
+                        &mut schemas,
+                    )?,
                     use_stage_cache: c.use_stage_cache,
                 }),
                 None => None,
             };
             stage_index.insert(stage.id.as_str(), stages.len());
+            let cors = api
+                .cors
+                .as_ref()
+                .map(|c| Arc::new(crate::cors::CorsRuntime::new(c)));
             stages.push(StageRuntime {
                 id: stage.id.clone(),
+                cors,
                 api,
                 api_name: stage.api_name.clone(),
                 name: stage.name.clone(),
@@ -304,37 +347,125 @@ impl Runtime {
                     ))
                 })
                 .collect::<Result<Vec<_>, ApplyError>>()?;
-            hosts.push((host.hostname.clone(), HostRoutes { rules, mappings }));
+            hosts.push((
+                host.hostname.clone(),
+                HostRoutes {
+                    rules,
+                    mappings,
+                    redirect_to_https: host.redirect_to_https,
+                },
+            ));
         }
         let auth = crate::auth::AuthTables::build(&snapshot, &backends)?;
+        let plans = crate::limits::PlanLimits::build(&snapshot.usage_plans, limiters);
+        let certificates = crate::tls::CertTable::build(&snapshot.certificates)?;
         Ok(Self {
             auth,
+            plans,
             snapshot: Arc::new(snapshot),
             hosts: HostTable::new(hosts),
             stages,
+            certificates,
+            backends,
         })
     }
 }
 
-fn backend(id: &str, b: &Backend) -> Result<BackendRuntime, ApplyError> {
+fn backend(
+    id: &str,
+    b: &Backend,
+    previous: Option<&BackendRuntime>,
+) -> Result<BackendRuntime, ApplyError> {
     let authority = HeaderValue::from_str(&b.authority).map_err(|_| ApplyError::Invalid {
         what: "authority",
         value: b.authority.clone(),
         context: format!("backend {id}"),
     })?;
+    let endpoints = b
+        .endpoints
+        .iter()
+        .map(|address| {
+            let state = previous
+                .and_then(|p| p.balancer.endpoints.iter().find(|e| &e.address == address))
+                .map(|e| Arc::clone(&e.state))
+                .unwrap_or_default();
+            Endpoint {
+                address: address.clone(),
+                state,
+            }
+        })
+        .collect();
+    let tls = match b.scheme {
+        UpstreamScheme::Http => None,
+        UpstreamScheme::Https => {
+            let settings = b.tls.clone().unwrap_or_default();
+            let reused = previous
+                .and_then(|p| p.tls.as_ref())
+                .filter(|t| t.settings == settings && p_authority(previous) == b.authority)
+                .cloned();
+            match reused {
+                Some(t) => Some(t),
+                None => Some(Arc::new(TlsOrigin::new(&b.authority, &settings).map_err(
+                    |e| ApplyError::Invalid {
+                        what: "tls settings",
+                        value: e.to_string(),
+                        context: format!("backend {id}"),
+                    },
+                )?)),
+            }
+        }
+    };
+    let h2c = match (b.scheme, b.http2) {
+        (UpstreamScheme::Http, true) => Some(
+            b.endpoints
+                .iter()
+                .map(|address| {
+                    let reused = previous
+                        .and_then(|p| p.h2c.as_ref())
+                        .and_then(|c| c.iter().find(|e| &e.address == address).cloned());
+                    match reused {
+                        Some(e) => Ok(e),
+                        None => H2cEndpoint::new(address).map(Arc::new).map_err(|e| {
+                            ApplyError::Invalid {
+                                what: "endpoint",
+                                value: format!("{address}: {e}"),
+                                context: format!("backend {id}"),
+                            }
+                        }),
+                    }
+                })
+                .collect::<Result<Vec<_>, ApplyError>>()?,
+        ),
+        _ => None,
+    };
     Ok(BackendRuntime {
         id: id.to_string(),
         scheme: b.scheme,
         authority,
-        endpoints: b.endpoints.clone(),
-        next: AtomicUsize::new(0),
+        balancer: Balancer::new(endpoints, b.load_balancing),
+        tls,
+        h2c,
     })
+}
+
+fn p_authority(previous: Option<&BackendRuntime>) -> &str {
+    previous
+        .and_then(|p| p.authority.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// Metric labels of a deployment's routes.
+struct MetricLabels<'a> {
+    api: &'a str,
+    stage: &'a str,
+    deployment: &'static str,
 }
 
 fn deployment(
     stage: &str,
     d: &DeploymentConfig,
     backends: &HashMap<String, Arc<BackendRuntime>>,
+    labels: &MetricLabels<'_>,
     schemas: &mut SchemaCache,
 ) -> Result<DeploymentRuntime, ApplyError> {
     let find_backend = |route: &str, id: &str| {
@@ -407,6 +538,12 @@ fn deployment(
             r.key.clone(),
             r.matcher.clone(),
             RouteRuntime {
+                metrics: Arc::new(RouteMetrics::new(
+                    labels.api,
+                    labels.stage,
+                    &r.key,
+                    labels.deployment,
+                )),
                 key: r.key.clone(),
                 api_key_required: r.api_key_required,
                 authorization: r.authorization.clone(),

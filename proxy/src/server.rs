@@ -53,6 +53,10 @@ pub(crate) fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
 /// Per-listener settings of [`accept_loop`].
 pub(crate) struct ListenerSettings {
     pub builder: auto::Builder<TokioExecutor>,
+    /// TLS termination (the HTTPS listener); `None`: plain HTTP/1.1 + h2c.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Time a client has to finish the TLS handshake.
+    pub handshake_timeout: Duration,
     /// Connection cap; `None`: unlimited (admin).
     pub permits: Option<Arc<Semaphore>>,
     /// Counts open connections.
@@ -116,15 +120,43 @@ where
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(request, peer).await) }
         });
-        let connection = settings
-            .builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = settings.builder.clone();
+        let watcher = graceful.watcher();
+        let tls = settings.tls.clone();
+        let handshake_timeout = settings.handshake_timeout;
         tokio::spawn(async move {
             let _permit = permit;
             let _guard = guard;
-            if let Err(error) = connection.await {
+            let result =
+                match tls {
+                    None => {
+                        let connection = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .into_owned();
+                        watcher.watch(connection).await
+                    }
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%peer, %error, "tls handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "tls handshake timed out");
+                                    return;
+                                }
+                            };
+                        let connection = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .into_owned();
+                        watcher.watch(connection).await
+                    }
+                };
+            if let Err(error) = result {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });

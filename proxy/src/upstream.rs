@@ -3,7 +3,14 @@
 //! nothing here buffers a whole body.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, SizeHint};
+use prometheus_client::metrics::counter::Counter;
 
 use causeway_snapshot::UpstreamScheme;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -14,16 +21,14 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::balancer::{InflightGuard, OutlierSettings};
 use crate::body::{BoxError, ProxyBody};
 use crate::config::ProxyConfig;
 use crate::gateway_response::RequestError;
-use crate::runtime::HttpProxyRuntime;
+use crate::runtime::{BackendRuntime, HttpProxyRuntime};
 
 /// `X-Request-Id`, kept from the client or generated, sent upstream and back.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), besides those
 /// named in `Connection`.
@@ -41,11 +46,16 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// The pooled HTTP/1.1 client shared by every snapshot (pools survive swaps).
 pub(crate) struct Upstream {
     client: Client<HttpConnector, ProxyBody>,
+    outlier: OutlierSettings,
+    /// Counts failed upstream connects (`causeway_proxy_upstream_connect_errors`).
+    pub connect_errors: Counter,
 }
 
 /// What the pipeline knows about the downstream request that upstream rewriting needs.
 pub(crate) struct Forwarding<'a> {
     pub peer: SocketAddr,
+    /// Whether the peer is a trusted hop (its forwarding headers are kept).
+    pub trusted_hop: bool,
     /// `http` or `https` as the client connected.
     pub proto: &'static str,
     /// The `Host` (or `:authority`) the client sent.
@@ -63,6 +73,15 @@ pub(crate) struct UpstreamResponse {
 }
 
 impl Upstream {
+    /// A client like [`Upstream::new`] that counts connect errors on an existing counter (a
+    /// worker thread's own client).
+    pub fn with_counter(config: &ProxyConfig, connect_errors: Counter) -> Self {
+        Self {
+            connect_errors,
+            ..Self::new(config)
+        }
+    }
+
     pub fn new(config: &ProxyConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.upstream_connect_timeout));
@@ -76,7 +95,14 @@ impl Upstream {
             .http1_max_buf_size(config.max_header_bytes.max(8192))
             .set_host(false)
             .build(connector);
-        Self { client }
+        Self {
+            client,
+            outlier: OutlierSettings {
+                consecutive_failures: config.outlier_consecutive_failures,
+                base_ejection: config.outlier_base_ejection,
+            },
+            connect_errors: Counter::default(),
+        }
     }
 
     /// The pooled client, for integrations that build their own requests (Lambda proxy).
@@ -85,7 +111,12 @@ impl Upstream {
     }
 
     /// Forwards the request and returns the upstream response head (the body streams on).
-    /// `started` is set when the request leaves for the backend.
+    /// `started` is set when the request first leaves for the backend.
+    ///
+    /// The endpoint is chosen by the backend's balancer. When connecting fails (nothing of the
+    /// request was sent), another endpoint is tried, up to [`MAX_ATTEMPTS`] in all and within
+    /// the integration timeout; any other failure is final. Connect failures, other exchange
+    /// failures and 5xx answers count towards the endpoint's outlier ejection.
     pub async fn forward(
         &self,
         integration: &HttpProxyRuntime,
@@ -94,13 +125,13 @@ impl Upstream {
         started: &mut Option<Instant>,
     ) -> Result<UpstreamResponse, RequestError> {
         let backend = &integration.backend;
-        if backend.scheme == UpstreamScheme::Https {
+        if backend.scheme == UpstreamScheme::Https && backend.tls.is_none() {
             return Err(RequestError::UnsupportedScheme(backend.id.clone()));
         }
-        let endpoint = backend
-            .next_endpoint()
-            .ok_or_else(|| RequestError::NoEndpoints(backend.id.clone()))?
-            .to_string();
+        let balancer = &backend.balancer;
+        if balancer.endpoints.is_empty() {
+            return Err(RequestError::NoEndpoints(backend.id.clone()));
+        }
         let path = match &integration.path {
             Some(template) => template.render(|name| {
                 fwd.params
@@ -110,76 +141,344 @@ impl Upstream {
             }),
             None => fwd.stage_path.to_string(),
         };
-        let path = if path.starts_with('/') {
-            path
-        } else {
-            format!("/{path}")
-        };
-        let uri = match request.uri().query() {
-            Some(q) => format!("http://{endpoint}{path}?{q}"),
-            None => format!("http://{endpoint}{path}"),
-        };
-        let uri: Uri = uri
-            .parse()
-            .map_err(|e| RequestError::BuildRequest(format!("upstream uri: {e}")))?;
-        *request.uri_mut() = uri;
+        let mut path_and_query = String::with_capacity(path.len() + 64);
+        if !path.starts_with('/') {
+            path_and_query.push('/');
+        }
+        path_and_query.push_str(&path);
+        if let Some(q) = request.uri().query() {
+            path_and_query.push('?');
+            path_and_query.push_str(q);
+        }
         *request.version_mut() = Version::HTTP_11;
         if let Some(method) = &integration.method {
             *request.method_mut() = method.clone();
         }
+        // A WebSocket (or other) upgrade passes through: the downstream connection is taken
+        // over once the backend answers 101, and bytes are copied both ways.
+        let upgrade = upgrade_protocol(request.headers());
+        let downstream = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
         let headers = request.headers_mut();
         remove_hop_by_hop(headers);
-        headers.insert(header::HOST, backend.authority.clone());
-        append_forwarded_for(headers, fwd.peer);
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto));
-        if let Some(host) = fwd
-            .original_host
-            .and_then(|h| HeaderValue::from_str(h).ok())
-        {
-            headers.insert(X_FORWARDED_HOST, host);
+        if let Some(protocol) = upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, protocol);
         }
+        headers.insert(header::HOST, backend.authority.clone());
+        crate::hygiene::set_forwarding_headers(
+            headers,
+            fwd.peer,
+            fwd.trusted_hop,
+            fwd.proto,
+            fwd.original_host,
+        );
         headers.insert(X_REQUEST_ID, fwd.request_id.clone());
         for (name, value) in &integration.request_headers {
             headers.insert(name.clone(), value.clone());
         }
 
         *started = Some(Instant::now());
-        let sent = tokio::time::timeout(integration.timeout, self.client.request(request)).await;
-        let response = match sent {
-            Err(_) => {
-                return Err(RequestError::UpstreamTimeout {
-                    backend: backend.id.clone(),
-                    timeout_ms: u32::try_from(integration.timeout.as_millis()).unwrap_or(u32::MAX),
-                });
-            }
-            Ok(Err(e)) if e.is_connect() => {
+        let timeout_error = || RequestError::UpstreamTimeout {
+            backend: backend.id.clone(),
+            timeout_ms: u32::try_from(integration.timeout.as_millis()).unwrap_or(u32::MAX),
+        };
+        let attempt = self.attempts(backend, request, &path_and_query, downstream);
+        let result = match tokio::time::timeout(integration.timeout, attempt).await {
+            Ok(done) => done,
+            Err(_) => return Err(timeout_error()),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(Attempt::Timeout) => return Err(timeout_error()),
+            Err(Attempt::Connect(address, source)) => {
                 return Err(RequestError::UpstreamConnect {
                     backend: backend.id.clone(),
-                    endpoint,
-                    source: e.into(),
+                    endpoint: address,
+                    source,
                 });
             }
-            Ok(Err(e)) => {
+            Err(Attempt::Failed(source)) => {
                 return Err(RequestError::UpstreamFailed {
                     backend: backend.id.clone(),
-                    source: e.into(),
+                    source,
                 });
             }
-            Ok(Ok(response)) => response,
+            Err(Attempt::Build(e)) => return Err(RequestError::BuildRequest(e)),
         };
-        let status = response.status().as_u16();
-        let (mut parts, body) = response.into_parts();
-        remove_hop_by_hop(&mut parts.headers);
-        let body = body_from_upstream(body);
-        Ok(UpstreamResponse {
-            response: Response::from_parts(parts, body),
-            status,
-        })
+        Ok(response)
+    }
+
+    /// Sends to one endpoint after another until one accepts the connection.
+    async fn attempts(
+        &self,
+        backend: &BackendRuntime,
+        request: Request<ProxyBody>,
+        path_and_query: &str,
+        mut downstream: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Result<UpstreamResponse, Attempt> {
+        let balancer = &backend.balancer;
+        let max = balancer.endpoints.len().min(MAX_ATTEMPTS);
+        let (mut parts, body) = request.into_parts();
+        // Only a request that may be retried pays for keeping its body reclaimable.
+        let (mut body, mut slot) = if max > 1 {
+            let (b, s) = Reclaimable::new(body);
+            (Some(b.boxed_unsync()), Some(s))
+        } else {
+            (Some(body), None)
+        };
+        let mut tried = 0u64;
+        let mut last = None;
+        for attempt in 0..max {
+            let Some(i) = balancer.pick(tried) else { break };
+            tried |= 1 << (i % 64);
+            let address = &balancer.endpoints[i].address;
+            let scheme = match backend.scheme {
+                UpstreamScheme::Http => "http",
+                UpstreamScheme::Https => "https",
+            };
+            let uri = format!("{scheme}://{address}{path_and_query}");
+            let uri: Uri = match uri.parse() {
+                Ok(u) => u,
+                Err(e) => return Err(Attempt::Build(format!("upstream uri: {e}"))),
+            };
+            let Some(this_body) = body.take() else { break };
+            let this_parts = if attempt + 1 < max {
+                clone_head(&parts)
+            } else {
+                std::mem::replace(&mut parts, Request::new(()).into_parts().0)
+            };
+            let mut request = Request::from_parts(this_parts, this_body);
+            *request.uri_mut() = uri;
+            let guard = balancer.start(i);
+            let h2c = backend.h2c.as_ref().and_then(|c| c.get(i));
+            let sent = match (&backend.tls, h2c) {
+                (Some(tls), _) => tls.client.request(request).await,
+                (None, Some(h2c)) => {
+                    // HTTP/2 names the host in `:authority` (from the URI), not in `Host`;
+                    // the client's connector dials the endpoint whatever the URI says.
+                    request.headers_mut().remove(header::HOST);
+                    *request.version_mut() = Version::HTTP_2;
+                    let authority = backend.authority.to_str().unwrap_or_default();
+                    match format!("http://{authority}{path_and_query}").parse() {
+                        Ok(uri) => *request.uri_mut() = uri,
+                        Err(e) => return Err(Attempt::Build(format!("upstream uri: {e}"))),
+                    }
+                    h2c.client.request(request).await
+                }
+                (None, None) => self.client.request(request).await,
+            };
+            match sent {
+                Ok(mut response) => {
+                    let status = response.status().as_u16();
+                    if status >= 500 {
+                        balancer.failed(i, self.outlier);
+                    } else {
+                        balancer.succeeded(i);
+                    }
+                    let switching = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+                    let tunnel = match downstream.take() {
+                        Some(client) if switching => {
+                            Some((client, hyper::upgrade::on(&mut response)))
+                        }
+                        _ => None,
+                    };
+                    let (mut parts, body) = response.into_parts();
+                    let kept_upgrade = parts.headers.get(header::UPGRADE).cloned();
+                    remove_hop_by_hop(&mut parts.headers);
+                    if let Some((client, server)) = tunnel {
+                        if let Some(protocol) = kept_upgrade {
+                            parts.headers.insert(header::UPGRADE, protocol);
+                        }
+                        parts
+                            .headers
+                            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                        tokio::spawn(splice(client, server, address.clone()));
+                    }
+                    let body = UpstreamBody {
+                        inner: body,
+                        _guard: guard,
+                    }
+                    .boxed_unsync();
+                    return Ok(UpstreamResponse {
+                        response: Response::from_parts(parts, body),
+                        status,
+                    });
+                }
+                Err(e) if e.is_connect() => {
+                    self.connect_errors.inc();
+                    balancer.failed(i, self.outlier);
+                    tracing::debug!(endpoint = %address, error = %e, "connect failed");
+                    // Nothing was sent: the body is still ours if it was never polled.
+                    body = slot.as_mut().and_then(|s| s.reclaim());
+                    last = Some(Attempt::Connect(address.clone(), e.into()));
+                }
+                Err(e) => {
+                    balancer.failed(i, self.outlier);
+                    return Err(Attempt::Failed(e.into()));
+                }
+            }
+        }
+        Err(last.unwrap_or(Attempt::Timeout))
     }
 }
 
-fn body_from_upstream(body: Incoming) -> ProxyBody {
-    body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()
+/// The `Upgrade` value of a request that asks for one (`Connection: upgrade`).
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and backend connections until either
+/// side closes.
+async fn splice(
+    client: hyper::upgrade::OnUpgrade,
+    server: hyper::upgrade::OnUpgrade,
+    endpoint: String,
+) {
+    let (client, server) = match tokio::try_join!(client, server) {
+        Ok(both) => both,
+        Err(error) => {
+            tracing::debug!(%endpoint, %error, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut server = hyper_util::rt::TokioIo::new(server);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+        tracing::debug!(%endpoint, %error, "upgraded connection ended with an error");
+    }
+}
+
+/// Most endpoints one request is sent to (only after connect failures).
+pub const MAX_ATTEMPTS: usize = 3;
+
+/// How one attempt ended, when it did not end with a response.
+enum Attempt {
+    Connect(String, BoxError),
+    Failed(BoxError),
+    Timeout,
+    Build(String),
+}
+
+/// A copy of a request head (for a retry on another endpoint).
+fn clone_head(parts: &http::request::Parts) -> http::request::Parts {
+    let mut request = Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request.into_parts().0
+}
+
+/// A body whose inner body can be taken back as long as nobody polled it.
+struct Reclaimable {
+    slot: Arc<Mutex<Option<ProxyBody>>>,
+    inner: Option<ProxyBody>,
+    hint: SizeHint,
+    end: bool,
+}
+
+/// The other half of [`Reclaimable`].
+struct ReclaimSlot(Arc<Mutex<Option<ProxyBody>>>);
+
+impl ReclaimSlot {
+    /// The body, unless it has been polled (then it is gone with its request).
+    fn reclaim(&mut self) -> Option<ProxyBody> {
+        let body = self.0.lock().ok()?.take()?;
+        let (wrapped, slot) = Reclaimable::new(body);
+        *self = slot;
+        Some(wrapped.boxed_unsync())
+    }
+}
+
+impl Reclaimable {
+    fn new(body: ProxyBody) -> (Self, ReclaimSlot) {
+        let hint = body.size_hint();
+        let end = body.is_end_stream();
+        let slot = Arc::new(Mutex::new(Some(body)));
+        (
+            Self {
+                slot: Arc::clone(&slot),
+                inner: None,
+                hint,
+                end,
+            },
+            ReclaimSlot(slot),
+        )
+    }
+}
+
+impl http_body::Body for Reclaimable {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        if self.inner.is_none() {
+            let taken = self.slot.lock().ok().and_then(|mut s| s.take());
+            match taken {
+                Some(body) => self.inner = Some(body),
+                None => return Poll::Ready(None),
+            }
+        }
+        match self.inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Some(inner) => inner.is_end_stream(),
+            None => self.end,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => self.hint,
+        }
+    }
+}
+
+/// The upstream response body: errors boxed, the endpoint's in-flight count held until it ends.
+struct UpstreamBody {
+    inner: Incoming,
+    _guard: InflightGuard,
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map_err(|e| -> BoxError { Box::new(e) })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
@@ -202,23 +501,6 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .collect();
     for name in proxy {
         headers.remove(name);
-    }
-}
-
-fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let ip = peer.ip().to_string();
-    let prior: Vec<&str> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let value = if prior.is_empty() {
-        ip
-    } else {
-        format!("{}, {ip}", prior.join(", "))
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(X_FORWARDED_FOR, value);
     }
 }
 

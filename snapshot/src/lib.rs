@@ -55,6 +55,21 @@ pub struct Snapshot {
     /// Authorizers by id (`namespace/name`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub authorizers: BTreeMap<String, AuthorizerConfig>,
+    /// TLS certificates for the custom domains, chosen by SNI; sorted by first hostname.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<Certificate>,
+}
+
+/// A certificate chain and its private key, served for `hostnames` (exact or `*.suffix`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Certificate {
+    /// Lowercase host names this certificate is served for, sorted.
+    pub hostnames: Vec<String>,
+    /// Leaf first, then intermediates (PEM).
+    pub cert_chain_pem: String,
+    /// PKCS#8, PKCS#1 or SEC1 private key (PEM). Redacted in `/config_dump`.
+    pub private_key_pem: String,
 }
 
 /// Settings that apply to every stage of an Api.
@@ -428,6 +443,46 @@ pub struct Backend {
     pub authority: String,
     /// Ready endpoints as `ip:port` or `host:port` (resolved at connect time), sorted.
     pub endpoints: Vec<String>,
+    /// How the proxy chooses among the endpoints.
+    #[serde(default, skip_serializing_if = "LoadBalancing::is_default")]
+    pub load_balancing: LoadBalancing,
+    /// Speak HTTP/2 with prior knowledge (h2c) to this plain-HTTP backend (the Service port's
+    /// `appProtocol: kubernetes.io/h2c`); otherwise HTTP/1.1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
+    /// TLS origination settings of an `https` backend (from the VpcLink of its namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
+}
+
+/// How the proxy verifies an `https` backend.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamTls {
+    /// CA bundle (PEM) that signs the backend's certificate; `None`: the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// Name sent in SNI and verified; `None`: the host of [`Backend::authority`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+/// Load-balancing policy of a backend.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum LoadBalancing {
+    /// Each endpoint in turn (the default: predictable, and fair for equal endpoints).
+    #[default]
+    RoundRobin,
+    /// Power of two choices: of two random endpoints, the one with fewer requests in flight.
+    LeastRequest,
+}
+
+impl LoadBalancing {
+    /// Whether this is the default policy (left out of the encoding).
+    pub fn is_default(&self) -> bool {
+        *self == Self::RoundRobin
+    }
 }
 
 /// Upstream scheme.
@@ -451,6 +506,9 @@ pub struct HostConfig {
     pub rules: Vec<RoutingRuleConfig>,
     /// Base-path mappings, longest base path first; `""` maps the whole host.
     pub mappings: Vec<BasePathMapping>,
+    /// Answer plain-HTTP requests for this host with 308 to the same URL over HTTPS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redirect_to_https: bool,
 }
 
 /// A base-path mapping: requests under `/{base_path}` go to a stage, with the base path removed.

@@ -9,31 +9,35 @@
 //!   EndpointSlices, or a URL); it lands in `Snapshot.backends` like any backend.
 //! - SIGV4: the secret access keys are read from the Secret into the snapshot (the proxy must
 //!   compute HMACs); the field is named so that `/config_dump` redacts it.
-//! - SERVICE_ACCOUNT and MTLS are not built yet: such an authorizer gets `UnsupportedFeature`,
-//!   and routes naming it are left out (fail closed).
+//! - SERVICE_ACCOUNT: projected service-account tokens checked like JWTs (issuer, at least one
+//!   audience) with the cluster's keys inline — from `jwksSecretRef` or from the JWKS the
+//!   controller reads from the API server (`CompileOptions::service_account_jwks`) — and allowed
+//!   by namespace and name from `sub` (`system:serviceaccount:NS:NAME`).
+//! - MTLS is not built yet: such an authorizer gets `UnsupportedFeature`, and routes naming it
+//!   are left out (fail closed).
 
 use std::collections::BTreeMap;
 
 use causeway_crds::Authorizer;
 use causeway_crds::authorizer::{
     AuthorizerResponseFormat, AuthorizerSpec, AuthorizerType, FunctionAuthorizerSpec, JwtSpec,
-    SigV4Spec,
+    ServiceAccountSpec, SigV4Spec,
 };
 use causeway_crds::route::BackendScheme;
 use causeway_snapshot::{
     AuthorizerConfig, AuthorizerSettings, Backend, DEFAULT_AUTHORIZER_TIMEOUT_MS,
     DEFAULT_AUTHORIZER_TTL_SECONDS, DEFAULT_FUNCTION_PATH, DEFAULT_JWT_LEEWAY_SECONDS,
     FunctionSettings, JwksSource, JwtSettings, MAX_AUTHORIZER_TTL_SECONDS, ResponseFormat,
-    Sigv4Settings, UpstreamScheme,
+    ServiceAccountSettings, Sigv4Settings, UpstreamScheme,
 };
 
 use super::backend::Cluster;
 use super::text::{parse_origin, split_uri};
 use super::usage_plan::{secret_entries, secret_value};
 use super::{Apis, ObjKey, Problem, Verdict, api_ref_problem, cel, obj_key};
-use crate::Inventory;
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
+use crate::{CompileOptions, Inventory};
 
 /// Algorithms an authorizer may allow: asymmetric only.
 const ASYMMETRIC_ALGORITHMS: [&str; 9] = [
@@ -81,6 +85,7 @@ pub(crate) type Authorizers = BTreeMap<ObjKey, CompiledAuthorizer>;
 /// Compiles every Authorizer; pushes one status each.
 pub(crate) fn compile_authorizers(
     inventory: &Inventory,
+    options: &CompileOptions,
     apis: &Apis,
     cluster: &Cluster<'_>,
     statuses: &mut Vec<ObjectStatus>,
@@ -92,7 +97,9 @@ pub(crate) fn compile_authorizers(
         if let Some(p) = api_ref_problem(apis, &key.0, &authorizer.spec.api_ref.name) {
             verdict.add(p);
         }
-        let compiled = verdict.check(compile_authorizer(authorizer, &key, inventory, cluster));
+        let compiled = verdict.check(compile_authorizer(
+            authorizer, &key, inventory, options, cluster,
+        ));
         if let Some(c) = compiled
             && verdict.is_ok()
         {
@@ -115,6 +122,7 @@ fn compile_authorizer(
     authorizer: &Authorizer,
     (namespace, name): &ObjKey,
     inventory: &Inventory,
+    options: &CompileOptions,
     cluster: &Cluster<'_>,
 ) -> Result<CompiledAuthorizer, Problem> {
     cel::check(Kind::Authorizer, authorizer)?;
@@ -148,13 +156,18 @@ fn compile_authorizer(
                 .ok_or_else(|| invalid("spec.sigv4: type SIGV4 needs sigv4"))?;
             AuthorizerSettings::Sigv4(sigv4_settings(sigv4, namespace, inventory)?)
         }
-        AuthorizerType::ServiceAccount | AuthorizerType::Mtls => {
+        AuthorizerType::ServiceAccount => {
+            let sa = spec.service_account.as_ref().ok_or_else(|| {
+                invalid("spec.serviceAccount: type SERVICE_ACCOUNT needs serviceAccount")
+            })?;
+            AuthorizerSettings::ServiceAccount(service_account_settings(
+                sa, namespace, inventory, options,
+            )?)
+        }
+        AuthorizerType::Mtls => {
             return Err(Problem::invalid(
                 reasons::UNSUPPORTED_FEATURE,
-                format!(
-                    "spec.type: {:?} authorizers are not built yet; routes naming this authorizer are not served",
-                    spec.type_
-                ),
+                "spec.type: MTLS authorizers are not built yet (they need the TLS listener); routes naming this authorizer are not served",
             ));
         }
     };
@@ -207,12 +220,16 @@ fn identity_source(spec: &AuthorizerSpec) -> Result<Vec<String>, Problem> {
         }
     }
     match spec.type_ {
-        AuthorizerType::Jwt | AuthorizerType::Token if out.is_empty() => {
+        AuthorizerType::Jwt | AuthorizerType::Token | AuthorizerType::ServiceAccount
+            if out.is_empty() =>
+        {
             out.push("header.authorization".to_string());
         }
-        AuthorizerType::Jwt | AuthorizerType::Token if out.len() > 1 => {
+        AuthorizerType::Jwt | AuthorizerType::Token | AuthorizerType::ServiceAccount
+            if out.len() > 1 =>
+        {
             return Err(invalid(
-                "spec.identitySource: JWT and TOKEN authorizers read exactly one source",
+                "spec.identitySource: JWT, TOKEN and SERVICE_ACCOUNT authorizers read exactly one source",
             ));
         }
         AuthorizerType::Token if !out[0].starts_with("header.") => {
@@ -519,6 +536,79 @@ fn sigv4_settings(
         )?,
         max_skew_seconds,
         secret_access_keys,
+    })
+}
+
+/// The issuer of service-account tokens when neither the Authorizer nor the controller names
+/// one (the API server's default `--service-account-issuer`).
+const DEFAULT_SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// SERVICE_ACCOUNT: a JWT check with the cluster's keys (inline: proxies have no cluster
+/// credentials), plus who may call.
+fn service_account_settings(
+    sa: &ServiceAccountSpec,
+    namespace: &str,
+    inventory: &Inventory,
+    options: &CompileOptions,
+) -> Result<ServiceAccountSettings, Problem> {
+    if sa.audiences.is_empty() {
+        // Without an audience any token of the cluster (for example one meant for the API
+        // server) would be accepted.
+        return Err(invalid(
+            "spec.serviceAccount.audiences: name at least one audience",
+        ));
+    }
+    if sa.allow.is_empty() {
+        return Err(invalid(
+            "spec.serviceAccount.allow: name at least one service account (name '*' for a whole namespace)",
+        ));
+    }
+    let jwks = match (&sa.jwks_secret_ref, &options.service_account_jwks) {
+        (Some(secret), _) => {
+            let field = "spec.serviceAccount.jwksSecretRef";
+            let bytes = secret_value(inventory, field, namespace, secret)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| invalid(format!("{field}: the JWKS is not UTF-8")))?;
+            check_jwks(field, &text)?;
+            text
+        }
+        (None, Some(jwks)) => {
+            check_jwks("the cluster's service-account JWKS", jwks)?;
+            jwks.clone()
+        }
+        (None, None) => {
+            return Err(Problem::unresolved(
+                reasons::SERVICE_ACCOUNT_KEYS_NOT_FOUND,
+                "spec.serviceAccount: no cluster keys: the controller delivers them, or set jwksSecretRef (kubectl get --raw /openid/v1/jwks)",
+            ));
+        }
+    };
+    let issuer = sa
+        .issuer
+        .clone()
+        .or_else(|| options.service_account_issuer.clone())
+        .unwrap_or_else(|| DEFAULT_SERVICE_ACCOUNT_ISSUER.to_string());
+    let mut allow: Vec<(String, String)> = sa
+        .allow
+        .iter()
+        .map(|r| {
+            (
+                r.namespace.clone().unwrap_or_else(|| namespace.to_string()),
+                r.name.clone(),
+            )
+        })
+        .collect();
+    allow.sort();
+    allow.dedup();
+    Ok(ServiceAccountSettings {
+        jwt: JwtSettings {
+            issuer,
+            audiences: sa.audiences.clone(),
+            algorithms: vec!["ES256".into(), "RS256".into()],
+            leeway_seconds: DEFAULT_JWT_LEEWAY_SECONDS,
+            jwks: JwksSource::Inline(jwks),
+        },
+        allow,
     })
 }
 

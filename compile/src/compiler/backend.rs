@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::VpcLink;
 use causeway_crds::common::ObjectRef;
-use causeway_snapshot::{Backend, UpstreamScheme};
+use causeway_snapshot::{Backend, LoadBalancing, UpstreamScheme, UpstreamTls};
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -25,6 +25,25 @@ use crate::{CompileOptions, Inventory};
 
 /// The label that ties an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// `appProtocol` of a Service port that speaks HTTP/2 without TLS (h2c, prior knowledge).
+pub const H2C_APP_PROTOCOL: &str = "kubernetes.io/h2c";
+/// Service annotation choosing the proxy's load balancing: `round-robin` (default) or
+/// `least-request` (power of two choices).
+pub const LOAD_BALANCING_ANNOTATION: &str = "causeway.dev/load-balancing";
+
+/// The policy a Service asks for; unknown values fall back to the default.
+fn load_balancing(service: &Service) -> LoadBalancing {
+    match service
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LOAD_BALANCING_ANNOTATION))
+        .map(String::as_str)
+    {
+        Some("least-request") => LoadBalancing::LeastRequest,
+        _ => LoadBalancing::RoundRobin,
+    }
+}
 
 /// Indexes of the cluster objects backends are resolved against.
 #[derive(Debug)]
@@ -32,6 +51,8 @@ pub(crate) struct Cluster<'a> {
     services: BTreeMap<ObjKey, &'a Service>,
     slices: BTreeMap<ObjKey, Vec<&'a EndpointSlice>>,
     vpc_links: BTreeMap<ObjKey, &'a VpcLink>,
+    /// TLS origination settings of accepted VpcLinks that have `tls`.
+    link_tls: BTreeMap<ObjKey, UpstreamTls>,
     cluster_domain: String,
 }
 
@@ -63,11 +84,16 @@ impl<'a> Cluster<'a> {
             }
         }
         let mut vpc_links = BTreeMap::new();
+        let mut link_tls = BTreeMap::new();
         for link in &inventory.vpc_links {
             let mut verdict = Verdict::default();
             verdict.check(cel::check(Kind::VpcLink, link));
+            let tls = verdict.check(upstream_tls(inventory, link)).flatten();
             if verdict.is_ok() {
                 vpc_links.insert(obj_key(&link.metadata), link);
+                if let Some(tls) = tls {
+                    link_tls.insert(obj_key(&link.metadata), tls);
+                }
             }
             statuses.push(verdict.into_status(Kind::VpcLink, &link.metadata, StatusDetail::None));
         }
@@ -75,8 +101,19 @@ impl<'a> Cluster<'a> {
             services,
             slices,
             vpc_links,
+            link_tls,
             cluster_domain: options.cluster_domain.clone(),
         }
+    }
+
+    /// The TLS settings for an https backend in `namespace`: from the first VpcLink (by name)
+    /// there that has `tls` and covers `service` (or `address` for URL backends).
+    fn tls_for(&self, namespace: &str, matches: impl Fn(&VpcLink) -> bool) -> Option<UpstreamTls> {
+        self.link_tls
+            .range((namespace.to_string(), String::new())..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .find(|(key, _)| self.vpc_links.get(*key).is_some_and(|l| matches(l)))
+            .map(|(_, tls)| tls.clone())
     }
 
     fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
@@ -194,7 +231,10 @@ impl<'a> Cluster<'a> {
         let id = format!("{prefix}/{namespace}/{name}:{port}");
         let mut authority = format!("{name}.{namespace}.svc.{}", self.cluster_domain);
         let mut endpoints = BTreeSet::new();
+        let mut policy = LoadBalancing::default();
+        let mut http2 = false;
         if let Some(service) = self.service(namespace, name) {
+            policy = load_balancing(service);
             if is_external_name(service) {
                 let external = service
                     .spec
@@ -210,6 +250,8 @@ impl<'a> Cluster<'a> {
                 };
                 endpoints.insert(format!("{external}:{port}"));
             } else if let Some(service_port) = service_port(service, port) {
+                http2 = scheme == UpstreamScheme::Http
+                    && service_port.app_protocol.as_deref() == Some(H2C_APP_PROTOCOL);
                 for slice in self
                     .slices
                     .get(&(namespace.to_string(), name.to_string()))
@@ -241,6 +283,14 @@ impl<'a> Cluster<'a> {
                 scheme,
                 authority,
                 endpoints: endpoints.into_iter().collect(),
+                load_balancing: policy,
+                http2,
+                tls: match scheme {
+                    UpstreamScheme::Http => None,
+                    UpstreamScheme::Https => self.tls_for(namespace, |l| {
+                        l.spec.services.is_empty() || l.spec.services.iter().any(|s| s == name)
+                    }),
+                },
             },
         )
     }
@@ -268,9 +318,39 @@ impl<'a> Cluster<'a> {
                 scheme: origin.scheme,
                 authority: origin.authority(),
                 endpoints: vec![format!("{}:{}", origin.host, origin.port)],
+                load_balancing: LoadBalancing::default(),
+                http2: false,
+                tls: match origin.scheme {
+                    UpstreamScheme::Http => None,
+                    UpstreamScheme::Https => {
+                        let address = format!("{}:{}", origin.host, origin.port);
+                        self.tls_for(namespace, |l| l.spec.addresses.contains(&address))
+                    }
+                },
             },
         ))
     }
+}
+
+/// A VpcLink's TLS origination settings, with its CA Secret resolved.
+fn upstream_tls(inventory: &Inventory, link: &VpcLink) -> Result<Option<UpstreamTls>, Problem> {
+    let Some(tls) = &link.spec.tls else {
+        return Ok(None);
+    };
+    let (namespace, _) = obj_key(&link.metadata);
+    let ca_pem = match &tls.ca_secret_ref {
+        Some(r) => Some(super::tls::ca_bundle(
+            inventory,
+            "spec.tls.caSecretRef",
+            &namespace,
+            &r.name,
+        )?),
+        None => None,
+    };
+    Ok(Some(UpstreamTls {
+        ca_pem,
+        server_name: tls.sni.clone(),
+    }))
 }
 
 fn is_external_name(service: &Service) -> bool {

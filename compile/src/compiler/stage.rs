@@ -37,6 +37,8 @@ pub(crate) struct StageOutput {
     pub backends: BTreeMap<String, Backend>,
     /// One status per Stage.
     pub statuses: Vec<ObjectStatus>,
+    /// Certificates of the accepted stages' domains.
+    pub certificates: Vec<causeway_snapshot::Certificate>,
 }
 
 /// A stage that passed every check of its own, before its names and domains are claimed.
@@ -46,6 +48,8 @@ struct Candidate {
     mappings: BTreeSet<(String, String)>,
     rules: Vec<(String, RoutingRuleConfig)>,
     urls: Vec<String>,
+    certificates: Vec<causeway_snapshot::Certificate>,
+    redirects: BTreeSet<String>,
 }
 
 /// Compiles every Stage, oldest first.
@@ -62,6 +66,8 @@ pub(crate) fn compile_stages(
     let mut names: BTreeSet<(String, String, String)> = BTreeSet::new();
     let mut mappings: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut rules: BTreeMap<(String, u32), RoutingRuleConfig> = BTreeMap::new();
+    let mut certificates = Vec::new();
+    let mut redirects = BTreeSet::new();
     for stage in stages {
         let mut verdict = Verdict::default();
         let (namespace, _) = obj_key(&stage.metadata);
@@ -138,6 +144,8 @@ pub(crate) fn compile_stages(
                     .map(|k| k.deployment.deployment_id.clone()),
             };
             out.backends.extend(c.backends);
+            certificates.extend(c.certificates);
+            redirects.extend(c.redirects);
             out.stages.push(c.config);
         }
         out.statuses
@@ -150,6 +158,7 @@ pub(crate) fn compile_stages(
             hostname: name.to_string(),
             rules: vec![],
             mappings: vec![],
+            redirect_to_https: false,
         });
     };
     for ((hostname, base_path), stage) in mappings {
@@ -172,8 +181,10 @@ pub(crate) fn compile_stages(
                 .then_with(|| a.base_path.cmp(&b.base_path))
         });
         h.rules.sort_by_key(|r| r.priority);
+        h.redirect_to_https = redirects.contains(&h.hostname);
     }
     out.hosts = hosts.into_values().collect();
+    out.certificates = super::tls::merge(certificates);
     out
 }
 
@@ -310,6 +321,8 @@ fn candidate(
         )?;
     }
     let mut domains = Vec::new();
+    let mut certificates = Vec::new();
+    let mut redirects = BTreeSet::new();
     for (i, d) in spec.domains.iter().enumerate() {
         let field = format!("spec.domains[{i}]");
         if d.client_ca_secret_ref.is_some() {
@@ -321,6 +334,23 @@ fn candidate(
             ));
         }
         let hostname = d.hostname.to_ascii_lowercase();
+        if let Some(secret) = &d.tls_secret_ref {
+            certificates.push(super::tls::tls_certificate(
+                inventory,
+                &format!("{field}.tlsSecretRef"),
+                &namespace,
+                &secret.name,
+                &hostname,
+            )?);
+        }
+        if d.redirect_to_https == Some(true) {
+            if d.tls_secret_ref.is_none() {
+                return Err(invalid(format!(
+                    "{field}.redirectToHttps needs tlsSecretRef: without a certificate the redirect would lead nowhere"
+                )));
+            }
+            redirects.insert(hostname.clone());
+        }
         let base = base_path(
             &format!("{field}.basePath"),
             d.base_path.as_deref().unwrap_or(""),
@@ -483,5 +513,7 @@ fn candidate(
         mappings,
         rules,
         urls: urls.into_iter().collect(),
+        certificates,
+        redirects,
     })
 }

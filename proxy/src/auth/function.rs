@@ -56,9 +56,14 @@ pub(crate) enum ExchangeError {
     Failed(String),
 }
 
-/// The HTTP/1.1 client for authorizer calls and JWKS fetches (plain HTTP).
+/// Where the system trust store is read from (for `https://` JWKS and discovery URLs).
+pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The HTTP/1.1 client for authorizer calls and JWKS fetches: pooled plain HTTP, and a
+/// connection per fetch over TLS (JWKS fetches are rare: at most one per 30 s per JWKS).
 pub(crate) struct AuthClient {
     client: Client<HttpConnector, Full<Bytes>>,
+    roots: std::sync::OnceLock<Arc<rustls::RootCertStore>>,
 }
 
 impl AuthClient {
@@ -70,7 +75,106 @@ impl AuthClient {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Self { client }
+        Self {
+            client,
+            roots: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// An `https` client trusting these roots instead of the system's (tests).
+    #[cfg(test)]
+    fn with_roots(roots: rustls::RootCertStore) -> Self {
+        let client = Self::new();
+        let _ = client.roots.set(Arc::new(roots));
+        client
+    }
+
+    /// The system roots, read once (empty, with a warning, when unreadable: https fetches
+    /// then fail closed).
+    fn roots(&self) -> Arc<rustls::RootCertStore> {
+        Arc::clone(self.roots.get_or_init(|| {
+            use rustls_pki_types::CertificateDer;
+            use rustls_pki_types::pem::PemObject;
+            let mut store = rustls::RootCertStore::empty();
+            match std::fs::read(SYSTEM_ROOTS) {
+                Ok(pem) => {
+                    for cert in CertificateDer::pem_slice_iter(&pem).flatten() {
+                        let _ = store.add(cert);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(path = SYSTEM_ROOTS, %error, "cannot read the system trust store; https JWKS fetches will fail");
+                }
+            }
+            Arc::new(store)
+        }))
+    }
+
+    /// One GET over TLS on a fresh connection, all within `timeout`.
+    async fn https_get(
+        &self,
+        uri: &Uri,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Result<(StatusCode, Bytes), ExchangeError> {
+        let failed = |m: String| ExchangeError::Failed(m);
+        let host = uri
+            .host()
+            .ok_or_else(|| failed("no host".into()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(443);
+        let roots = self.roots();
+        let work = async move {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| failed(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let name = rustls_pki_types::ServerName::try_from(host.clone())
+                .map_err(|_| failed(format!("{host:?} is not a TLS server name")))?;
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| failed(format!("connect: {e}")))?;
+            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| failed(format!("tls: {e}")))?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                    .await
+                    .map_err(|e| failed(format!("handshake: {e}")))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            let authority = uri
+                .authority()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default();
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            let request = Request::get(path)
+                .header(header::HOST, authority)
+                .header(header::ACCEPT, "application/json")
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| failed(e.to_string()))?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| failed(format!("request failed: {e}")))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), max_bytes)
+                .collect()
+                .await
+                .map_err(|e| failed(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| ExchangeError::Timeout(timeout))?
     }
 
     /// Sends a request and reads the whole answer, all within `timeout`.
@@ -107,19 +211,18 @@ impl AuthClient {
         max_bytes: usize,
     ) -> Result<Value, String> {
         let uri: Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(format!(
-                "{url}: this proxy fetches over http:// only (use jwksSecretRef for an inline JWKS)"
-            ));
+        let (status, body) = match uri.scheme_str() {
+            Some("https") => self.https_get(&uri, timeout, max_bytes).await,
+            Some("http") => {
+                let request = Request::get(uri)
+                    .header(header::ACCEPT, "application/json")
+                    .body(Full::new(Bytes::new()))
+                    .map_err(|e| e.to_string())?;
+                self.exchange(request, timeout, max_bytes).await
+            }
+            _ => return Err(format!("{url}: not an http(s) URL")),
         }
-        let request = Request::get(uri)
-            .header(header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| e.to_string())?;
-        let (status, body) = self
-            .exchange(request, timeout, max_bytes)
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| format!("{url}: {e}"))?;
         if !status.is_success() {
             return Err(format!("{url} answered {status}"));
         }
@@ -270,12 +373,12 @@ fn parse_answer(format: ResponseFormat, answer: &Value) -> Result<Decision, Stri
     })
 }
 
-/// Decisions by identity hash, with the instant each expires.
-type DecisionEntries = HashMap<[u8; 32], (Instant, Arc<Decision>)>;
+/// A cached decision and when it expires.
+type Entry = (Instant, Arc<Decision>);
 
 /// Bounded cache of decisions with per-entry expiry.
 pub(crate) struct DecisionCache {
-    entries: Mutex<DecisionEntries>,
+    entries: Mutex<HashMap<[u8; 32], Entry>>,
     capacity: usize,
 }
 
@@ -642,5 +745,64 @@ mod tests {
             assert!(cache.len() <= 16);
         }
         assert!(cache.get(&[99; 32]).is_some());
+    }
+
+    /// A one-shot TLS server answering every GET with `body`, with a fresh self-signed cert.
+    async fn tls_server(body: &'static str) -> (std::net::SocketAddr, rustls::RootCertStore) {
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.cert.der().clone()).expect("root");
+        let key = rustls_pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
+            .expect("key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |_req| async move {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from_static(body.as_bytes()),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        (addr, roots)
+    }
+
+    #[tokio::test]
+    async fn a_jwks_is_fetched_over_tls_from_a_trusted_server_only() {
+        let (addr, roots) = tls_server(r#"{"keys":[]}"#).await;
+        let url = format!("https://localhost:{}/jwks.json", addr.port());
+        let trusting = AuthClient::with_roots(roots);
+        let doc = trusting
+            .get_json(&url, Duration::from_secs(5), 1024)
+            .await
+            .expect("fetched over tls");
+        assert_eq!(doc, json!({"keys": []}));
+        let untrusting = AuthClient::with_roots(rustls::RootCertStore::empty());
+        let refused = untrusting
+            .get_json(&url, Duration::from_secs(5), 1024)
+            .await;
+        assert!(refused.is_err_and(|e| e.contains("tls")));
     }
 }

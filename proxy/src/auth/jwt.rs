@@ -9,6 +9,7 @@
 //! single-flight (a tokio mutex per JWKS). The caches live in [`JwksCaches`], outside the
 //! snapshot, so a swap neither refetches nor resets the rate limit. An issuer that cannot be
 //! reached before any key set was fetched fails closed (500); a token nobody can verify is 401.
+//! JWKS and discovery URLs may be `http://` or `https://` (system trust store).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -83,11 +83,33 @@ enum Store {
     Redis(Box<RedisStore>),
 }
 
+/// How long after a Redis failure requests fail fast (the plan's fail mode, at once) before
+/// Redis is tried again: an outage costs each request nothing, and recovery takes at most this.
+pub(crate) const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// The Redis side of [`Store`].
 struct RedisStore {
     manager: tokio::sync::Mutex<Option<ConnectionManager>>,
     client: redis::Client,
     timeout: Duration,
+    /// Until when Redis is considered down (the circuit is open).
+    down_until: Mutex<Option<std::time::Instant>>,
+}
+
+impl RedisStore {
+    fn is_down(&self) -> bool {
+        let down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        down.is_some_and(|until| std::time::Instant::now() < until)
+    }
+
+    fn mark(&self, ok: bool) {
+        let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        *down = if ok {
+            None
+        } else {
+            Some(std::time::Instant::now() + REDIS_RETRY_AFTER)
+        };
+    }
 }
 
 /// One scope's lease in the current period.
@@ -143,6 +165,7 @@ impl Quotas {
             manager: tokio::sync::Mutex::new(None),
             client,
             timeout,
+            down_until: Mutex::new(None),
         }))))
     }
 
@@ -290,68 +313,69 @@ impl Quotas {
         };
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, ()> {
-        let Store::Redis(redis) = &self.store else {
+    /// The connection, made on first use and again after a failure; `Err` at once while the
+    /// circuit is open.
+    async fn connection(&self, redis: &RedisStore) -> Result<ConnectionManager, ()> {
+        if redis.is_down() {
             return Err(());
-        };
-        let RedisStore {
-            manager,
-            client,
-            timeout,
-        } = redis.as_ref();
-        let mut slot = manager.lock().await;
+        }
+        let mut slot = redis.manager.lock().await;
         if let Some(m) = slot.as_ref() {
             return Ok(m.clone());
         }
+        // Another request may have found Redis down while this one waited for the lock.
+        if redis.is_down() {
+            return Err(());
+        }
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(*timeout))
-            .set_response_timeout(Some(*timeout))
+            .set_connection_timeout(Some(redis.timeout))
+            .set_response_timeout(Some(redis.timeout))
             .set_number_of_retries(1);
-        match tokio::time::timeout(
-            *timeout * 2,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        {
+        let connect = redis.client.get_connection_manager_with_config(config);
+        match tokio::time::timeout(redis.timeout * 2, connect).await {
             Ok(Ok(m)) => {
                 *slot = Some(m.clone());
                 Ok(m)
             }
             _ => {
                 self.store_errors.fetch_add(1, Ordering::Relaxed);
+                redis.mark(false);
+                Err(())
+            }
+        }
+    }
+
+    /// Runs one Redis operation within the timeout, opening the circuit on failure.
+    async fn with_redis<T, F, Fut>(&self, op: F) -> Result<T, ()>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let Store::Redis(redis) = &self.store else {
+            return Err(());
+        };
+        let conn = self.connection(redis).await?;
+        match tokio::time::timeout(redis.timeout, op(conn)).await {
+            Ok(Ok(v)) => {
+                redis.mark(true);
+                Ok(v)
+            }
+            _ => {
+                self.store_errors.fetch_add(1, Ordering::Relaxed);
+                redis.mark(false);
                 Err(())
             }
         }
     }
 
     async fn redis_invoke(&self, invocation: redis::ScriptInvocation<'_>) -> Result<u64, ()> {
-        let Store::Redis(redis) = &self.store else {
-            return Err(());
-        };
-        let timeout = &redis.timeout;
-        let mut conn = self.connection().await?;
-        match tokio::time::timeout(*timeout, invocation.invoke_async::<u64>(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            _ => {
-                self.store_errors.fetch_add(1, Ordering::Relaxed);
-                Err(())
-            }
-        }
+        self.with_redis(|mut conn| async move { invocation.invoke_async::<u64>(&mut conn).await })
+            .await
     }
 
     async fn redis_cmd(&self, cmd: &mut redis::Cmd) -> Result<(), ()> {
-        let Store::Redis(redis) = &self.store else {
-            return Err(());
-        };
-        let timeout = &redis.timeout;
-        let mut conn = self.connection().await?;
-        match tokio::time::timeout(*timeout, cmd.query_async::<()>(&mut conn)).await {
-            Ok(Ok(())) => Ok(()),
-            _ => {
-                self.store_errors.fetch_add(1, Ordering::Relaxed);
-                Err(())
-            }
-        }
+        self.with_redis(|mut conn| async move { cmd.query_async::<()>(&mut conn).await })
+            .await
     }
 }
 
@@ -633,7 +657,20 @@ mod tests {
             admitted, 3,
             "failing open still counts locally: at most one quota per replica"
         );
-        assert!(quotas.store_errors.load(Ordering::Relaxed) >= 2);
+        // One attempt opened the circuit; the requests after it failed fast without trying.
+        assert_eq!(quotas.store_errors.load(Ordering::Relaxed), 1);
+        let started = std::time::Instant::now();
+        for _ in 0..50 {
+            assert_eq!(
+                quotas.admit("p/k", rule, false, now).await,
+                QuotaDecision::Unavailable
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]

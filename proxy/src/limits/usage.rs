@@ -19,7 +19,7 @@ pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(5);
 pub(crate) const RETENTION_DAYS: u64 = 90;
 
 /// Counts of one key on one day.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DayUsage {
     /// Requests admitted.
     pub admitted: u64,
@@ -41,7 +41,6 @@ pub(crate) struct Usage {
 
 impl Usage {
     /// Counts one request of `key` in `plan` on `day`.
-    #[allow(dead_code)] // called by the pipeline once API keys identify callers
     pub(crate) fn record(&self, plan: &str, key: &str, day: u64, admitted: bool) {
         let slot = (plan.to_string(), key.to_string(), day);
         for map in [&self.totals, &self.pending] {
@@ -162,7 +161,7 @@ impl UsageReport {
 }
 
 /// `YYYY-MM-DD` of a day number.
-pub(crate) fn date(day: u64) -> String {
+pub fn date(day: u64) -> String {
     let (y, m, d) = super::quota::civil_from_days(day as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }

@@ -23,9 +23,9 @@ async fn metrics_count_requests_by_api_stage_route_and_status_class() {
     );
 
     let expected = [
-        r#"causeway_proxy_requests_total{api="pets",stage="prod",route="GET /pets/{id}",status_class="2xx"} 1"#,
-        r#"causeway_proxy_requests_total{api="pets",stage="prod",route="$none",status_class="4xx"} 1"#,
-        r#"causeway_proxy_request_duration_seconds_count{api="pets",stage="prod",route="GET /pets/{id}",status_class="2xx"} 1"#,
+        r#"causeway_proxy_requests_total{api="pets",stage="prod",route="GET /pets/{id}",status_class="2xx",deployment="main"} 1"#,
+        r#"causeway_proxy_requests_total{api="pets",stage="prod",route="$none",status_class="4xx",deployment="main"} 1"#,
+        r#"causeway_proxy_request_duration_seconds_count{api="pets",stage="prod",route="GET /pets/{id}",status_class="2xx",deployment="main"} 1"#,
         "causeway_proxy_snapshot_info{version=",
         "causeway_proxy_active_connections",
     ];

@@ -5,6 +5,7 @@ mod api_keys;
 mod function;
 mod jwt;
 mod policy;
+mod service_account;
 mod sigv4;
 
 use std::collections::BTreeMap;
@@ -160,6 +161,9 @@ pub fn add_authorizers(
                 scheme: UpstreamScheme::Http,
                 authority: format!("{id}.default.svc"),
                 endpoints: vec![addr.to_string()],
+                load_balancing: Default::default(),
+                http2: false,
+                tls: None,
             },
         );
     }

@@ -42,6 +42,7 @@ fn snapshot(upstream: &Recorder, capacity: u64, routes: Vec<RouteConfig>) -> Sna
     });
     snapshot.hosts.push(HostConfig {
         hostname: OTHER_HOST.to_string(),
+        redirect_to_https: false,
         rules: vec![],
         mappings: vec![BasePathMapping {
             base_path: String::new(),

@@ -67,6 +67,10 @@ async fn hop_by_hop_headers_are_removed_and_forwarding_headers_are_set() {
         ("x-forwarded-for", "10.0.0.1"),
         ("x-request-id", "req-123"),
         ("x-end-to-end", "kept"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
     ];
     let answer = send(
         &http1(),
@@ -86,12 +90,17 @@ async fn hop_by_hop_headers_are_removed_and_forwarding_headers_are_set() {
         assert!(!h.contains_key(gone), "{gone} was forwarded");
     }
     assert_eq!(h["x-end-to-end"], "kept");
-    assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    // The client is not a trusted hop: its X-Forwarded-For is replaced, not extended.
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], "api.test:8080");
     assert_eq!(h["host"], "pets.default.svc");
     assert_eq!(h["x-request-id"], "req-123");
     assert_eq!(h["x-api-version"], "2");
+    assert_eq!(
+        h["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "W3C trace context is propagated"
+    );
 }
 
 #[tokio::test]
@@ -127,4 +136,36 @@ async fn a_generated_request_id_is_returned_and_sent_upstream() {
         .to_string();
     assert_eq!(id.len(), 36);
     assert_eq!(upstream.seen()[0].headers["x-request-id"], id.as_str());
+}
+
+#[tokio::test]
+async fn worker_threads_serve_and_forward_like_the_single_runtime() {
+    let upstream = Upstream::start("pets").await;
+    let snapshot = SnapshotBuilder::new()
+        .route(proxy_to("GET /pets/{id}", "pets"))
+        .backend("pets", &[upstream.endpoint()])
+        .build();
+    let config = causeway_proxy::ProxyConfig {
+        workers: 2,
+        ..causeway_proxy::ProxyConfig::default()
+    };
+    let proxy = TestProxy::with_config(config, snapshot).await;
+    // Separate connections, so that both workers get some.
+    let answers = futures_util::future::join_all((0..8).map(|i| {
+        let url = proxy.url(&format!("/pets/{i}"));
+        async move { get(&http1(), &url, HOST).await }
+    }))
+    .await;
+    assert!(
+        answers.iter().all(|a| a.status == StatusCode::OK),
+        "{answers:?}"
+    );
+    assert_eq!(upstream.seen().len(), 8);
+    let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin")
+        .await
+        .body;
+    assert!(
+        metrics.contains(r#"route="GET /pets/{id}",status_class="2xx",deployment="main"} 8"#),
+        "{metrics}"
+    );
 }

@@ -31,6 +31,8 @@ pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Request header that makes the test upstream wait before answering.
 pub const DELAY_MS: &str = "x-test-delay-ms";
+/// Request header that makes the test upstream answer with the request body.
+pub const ECHO: &str = "x-test-echo";
 /// Request header that makes the test upstream answer with this many bytes (streamed).
 pub const RESPONSE_BYTES: &str = "x-test-response-bytes";
 
@@ -61,6 +63,11 @@ pub struct Upstream {
 
 impl Upstream {
     pub async fn start(name: &str) -> Self {
+        Self::start_with_status(name, StatusCode::OK).await
+    }
+
+    /// An upstream that answers every request with `status`.
+    pub async fn start_with_status(name: &str, status: StatusCode) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind upstream");
@@ -78,7 +85,7 @@ impl Upstream {
                 let (seen, probe, name) = (seen2.clone(), probe2.clone(), name.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
-                        answer(req, name.clone(), seen.clone(), probe.clone())
+                        answer(req, name.clone(), seen.clone(), probe.clone(), status)
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
@@ -108,6 +115,7 @@ async fn answer(
     name: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     probe: Arc<AtomicU64>,
+    status: StatusCode,
 ) -> Result<Response<TestBody>, Infallible> {
     let header_num = |h: &str| {
         req.headers()
@@ -117,6 +125,8 @@ async fn answer(
     };
     let delay = header_num(DELAY_MS);
     let response_bytes = header_num(RESPONSE_BYTES);
+    let echo = req.headers().contains_key(ECHO);
+    let mut echoed = Vec::new();
     let (parts, body) = req.into_parts();
     let mut stream = BodyStream::new(body);
     let mut body_len = 0u64;
@@ -128,6 +138,9 @@ async fn answer(
                 probe_at_first_byte = Some(probe.load(Ordering::SeqCst));
             }
             body_len += data.len() as u64;
+            if echo {
+                echoed.extend_from_slice(data);
+            }
         }
     }
     let path = parts.uri.path().to_string();
@@ -146,10 +159,14 @@ async fn answer(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let body: TestBody = match response_bytes {
+        _ if echo => Full::new(Bytes::from(echoed))
+            .map_err(|e| match e {})
+            .boxed(),
         Some(n) => chunked_body(n, None),
         None => Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed(),
     };
     let mut response = Response::new(body);
+    *response.status_mut() = status;
     response
         .headers_mut()
         .insert("x-upstream", name.parse().expect("header value"));
@@ -195,6 +212,8 @@ pub async fn closed_port() -> SocketAddr {
 pub struct TestProxy {
     pub proxy: Proxy,
     pub addr: SocketAddr,
+    /// The HTTPS listener (certificates by SNI from the snapshot).
+    pub tls: SocketAddr,
     pub admin: SocketAddr,
     pub logs: Arc<Mutex<Vec<String>>>,
     _stop: Vec<oneshot::Sender<()>>,
@@ -203,17 +222,33 @@ pub struct TestProxy {
 impl TestProxy {
     /// A proxy with no snapshot applied.
     pub async fn start() -> Self {
+        Self::start_with(ProxyConfig::default()).await
+    }
+
+    /// A proxy with these settings (its access log is always kept in memory).
+    pub async fn start_with(config: ProxyConfig) -> Self {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let config = ProxyConfig {
             access_log: AccessLogSink::Memory(logs.clone()),
             drain_timeout: Duration::from_secs(1),
-            ..ProxyConfig::default()
+            ..config
         };
         let proxy = Proxy::new(config);
         let traffic = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind traffic");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let tls = TcpListener::bind("127.0.0.1:0").await.expect("bind tls");
+        let tls_addr = tls.local_addr().expect("addr");
+        let (stop_tls, tls_stopped) = oneshot::channel::<()>();
+        let p = proxy.clone();
+        tokio::spawn(async move {
+            let _ = p
+                .serve_tls(tls, async move {
+                    let _ = tls_stopped.await;
+                })
+                .await;
+        });
         let (addr, admin_addr) = (
             traffic.local_addr().expect("addr"),
             admin.local_addr().expect("addr"),
@@ -239,10 +274,28 @@ impl TestProxy {
         Self {
             proxy,
             addr,
+            tls: tls_addr,
             admin: admin_addr,
             logs,
-            _stop: vec![stop_traffic, stop_admin],
+            _stop: vec![stop_traffic, stop_admin, stop_tls],
         }
+    }
+
+    /// A proxy with these settings serving `snapshot`.
+    pub async fn with_config(config: ProxyConfig, snapshot: Snapshot) -> Self {
+        let proxy = Self::start_with(config).await;
+        proxy.proxy.apply(snapshot).expect("snapshot applies");
+        proxy
+    }
+
+    /// The access-log lines so far, parsed as JSON.
+    pub fn log_json(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     pub async fn with_snapshot(snapshot: Snapshot) -> Self {
@@ -256,6 +309,11 @@ impl TestProxy {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `http://{HOST}:{port}{path}`: for clients that resolve every name to loopback.
+    pub fn host_url(&self, path: &str) -> String {
+        format!("http://{HOST}:{}{path}", self.addr.port())
+    }
+
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin)
     }
@@ -263,16 +321,56 @@ impl TestProxy {
 
 // ---------------------------------------------------------------- clients
 
+/// Writes `request` on a fresh connection and reads until the peer closes (or 5 s pass).
+/// Returns the raw answer.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// The status code of a raw HTTP/1.1 answer (0 when there is none).
+pub fn raw_status(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A pooled HTTP/1.1 client.
 pub fn http1() -> Client<HttpConnector, TestBody> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-/// An HTTP/2 prior-knowledge (h2c) client.
-pub fn h2c() -> Client<HttpConnector, TestBody> {
+/// Resolves every name to 127.0.0.1, so that URLs can carry the Api's host name.
+#[derive(Clone, Debug)]
+pub struct Loopback;
+
+impl tower::Service<hyper_util::client::legacy::connect::dns::Name> for Loopback {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, _: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        std::future::ready(Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))].into_iter()))
+    }
+}
+
+/// An HTTP/2 prior-knowledge (h2c) client; every host name resolves to 127.0.0.1 (use
+/// [`TestProxy::host_url`]: with HTTP/2 the URL's authority is the request's host).
+pub fn h2c() -> Client<HttpConnector<Loopback>, TestBody> {
     Client::builder(TokioExecutor::new())
         .http2_only(true)
-        .build_http()
+        .build(HttpConnector::new_with_resolver(Loopback))
 }
 
 pub fn empty_body() -> TestBody {
@@ -288,13 +386,16 @@ pub struct Answer {
 }
 
 /// Sends `method url` with `Host: host` and reads the whole answer.
-pub async fn send(
-    client: &Client<HttpConnector, TestBody>,
+pub async fn send<C>(
+    client: &Client<C, TestBody>,
     method: Method,
     url: &str,
     host: &str,
     headers: &[(&str, &str)],
-) -> Answer {
+) -> Answer
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let mut builder = Request::builder()
         .method(method)
         .uri(url)
@@ -319,7 +420,10 @@ pub async fn send(
     }
 }
 
-pub async fn get(client: &Client<HttpConnector, TestBody>, url: &str, host: &str) -> Answer {
+pub async fn get<C>(client: &Client<C, TestBody>, url: &str, host: &str) -> Answer
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     send(client, Method::GET, url, host, &[]).await
 }
 
@@ -480,6 +584,9 @@ impl SnapshotBuilder {
                 scheme: UpstreamScheme::Http,
                 authority: format!("{id}.default.svc"),
                 endpoints: endpoints.to_vec(),
+                load_balancing: Default::default(),
+                http2: false,
+                tls: None,
             },
         );
         self
@@ -542,6 +649,7 @@ impl SnapshotBuilder {
                     base_path: self.base_path,
                     stage: STAGE.to_string(),
                 }],
+                redirect_to_https: false,
             }],
             backends: self.backends,
             ..Snapshot::default()

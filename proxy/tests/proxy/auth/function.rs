@@ -151,6 +151,7 @@ async fn a_request_authorizer_gets_an_api_gateway_event_and_its_context_reaches_
         received.path_and_query,
         "/2015-03-31/functions/function/invocations"
     );
+    assert_eq!(received.headers["content-type"], "application/json");
     let event: Value = serde_json::from_slice(&received.body).expect("event json");
     assert_eq!(event["version"], "2.0");
     assert_eq!(event["type"], "REQUEST");

@@ -141,6 +141,15 @@ async fn post(
     }
 }
 
+/// (name, path and query, headers, body, expected message).
+type Case = (
+    &'static str,
+    &'static str,
+    Vec<(String, String)>,
+    &'static str,
+    &'static str,
+);
+
 fn replace(headers: &[(String, String)], name: &str, value: &str) -> Vec<(String, String)> {
     headers
         .iter()
@@ -153,9 +162,6 @@ fn replace(headers: &[(String, String)], name: &str, value: &str) -> Vec<(String
         })
         .collect()
 }
-
-/// (what is wrong, path and query, headers, body, what the refusal says).
-type Case<'a> = (&'a str, &'a str, Vec<(String, String)>, &'a str, &'a str);
 
 #[tokio::test]
 async fn requests_signed_by_botocore_verify_and_altered_or_stale_ones_are_refused() {

@@ -1,0 +1,92 @@
+//! Proxy listener limits and trust settings, shared by every command that runs a proxy
+//! (`standalone` now, `proxy` later). Each flag has an environment variable and shows its
+//! default from the proxy's named constant.
+
+use std::time::Duration;
+
+use causeway_proxy::{self as proxy, ProxyConfig};
+use clap::Args;
+
+/// Edge limits and trusted hops of the proxy.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Proxy")]
+pub struct ProxyArgs {
+    /// Threads serving plain HTTP, each with its own runtime and upstream pool (thread per
+    /// core); 0: one per CPU.
+    #[arg(long, env = "CAUSEWAY_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+    /// HTTPS listener address (TLS 1.2+, ALPN h2 and http/1.1, certificates by SNI from the
+    /// Stages' `domains[].tlsSecretRef`); off unless given.
+    #[arg(long, env = "CAUSEWAY_HTTPS_LISTEN")]
+    pub https_listen: Option<String>,
+    /// Largest request head (request line + headers), bytes; larger → 431.
+    #[arg(long, env = "CAUSEWAY_MAX_HEADER_BYTES", default_value_t = proxy::DEFAULT_MAX_HEADER_BYTES)]
+    pub max_header_bytes: usize,
+    /// Most request headers; more → 431.
+    #[arg(long, env = "CAUSEWAY_MAX_HEADERS", default_value_t = proxy::DEFAULT_MAX_HEADERS)]
+    pub max_headers: usize,
+    /// Longest request target (path + query), bytes; longer → 414.
+    #[arg(long, env = "CAUSEWAY_MAX_URI_BYTES", default_value_t = proxy::DEFAULT_MAX_URI_BYTES)]
+    pub max_uri_bytes: usize,
+    /// Largest request body unless the Api sets `maxBodyBytes`, bytes; larger → 413.
+    #[arg(long, env = "CAUSEWAY_MAX_BODY_BYTES", default_value_t = proxy::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: u64,
+    /// Time to receive a request head, and the idle time of a keep-alive connection, ms.
+    #[arg(long, env = "CAUSEWAY_HEADER_READ_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_HEADER_READ_TIMEOUT))]
+    pub header_read_timeout_ms: u64,
+    /// Longest pause inside a request body, ms; longer → 408.
+    #[arg(long, env = "CAUSEWAY_BODY_IDLE_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_BODY_IDLE_TIMEOUT))]
+    pub body_idle_timeout_ms: u64,
+    /// Concurrent streams per HTTP/2 connection.
+    #[arg(long, env = "CAUSEWAY_H2_MAX_CONCURRENT_STREAMS", default_value_t = proxy::DEFAULT_H2_MAX_CONCURRENT_STREAMS)]
+    pub h2_max_concurrent_streams: u32,
+    /// Initial HTTP/2 stream window, bytes.
+    #[arg(long, env = "CAUSEWAY_H2_STREAM_WINDOW", default_value_t = proxy::DEFAULT_H2_STREAM_WINDOW)]
+    pub h2_stream_window: u32,
+    /// Initial HTTP/2 connection window, bytes.
+    #[arg(long, env = "CAUSEWAY_H2_CONNECTION_WINDOW", default_value_t = proxy::DEFAULT_H2_CONNECTION_WINDOW)]
+    pub h2_connection_window: u32,
+    /// Open client connections per process; more wait in the accept queue.
+    #[arg(long, env = "CAUSEWAY_MAX_CONNECTIONS", default_value_t = proxy::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Connect failures or 5xx answers in a row that eject an upstream endpoint; 0: never.
+    #[arg(long, env = "CAUSEWAY_OUTLIER_CONSECUTIVE_FAILURES", default_value_t = proxy::DEFAULT_OUTLIER_CONSECUTIVE_FAILURES)]
+    pub outlier_consecutive_failures: u32,
+    /// First ejection time of an upstream endpoint, ms (doubles per ejection in a row, up to 10×).
+    #[arg(long, env = "CAUSEWAY_OUTLIER_BASE_EJECTION_MS", default_value_t = millis(proxy::DEFAULT_OUTLIER_BASE_EJECTION))]
+    pub outlier_base_ejection_ms: u64,
+    /// CIDRs of load balancers in front of the proxy whose `Forwarded`/`X-Forwarded-*` headers
+    /// are kept (comma-separated); from anyone else they are replaced.
+    #[arg(long, env = "CAUSEWAY_TRUSTED_HOPS", value_delimiter = ',')]
+    pub trusted_hops: Vec<ipnet::IpNet>,
+}
+
+const fn millis(d: Duration) -> u64 {
+    d.as_secs() * 1000 + d.subsec_millis() as u64
+}
+
+impl ProxyArgs {
+    /// The proxy settings these flags describe, on top of `base`.
+    pub fn config(&self, base: ProxyConfig) -> ProxyConfig {
+        ProxyConfig {
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+            max_uri_bytes: self.max_uri_bytes,
+            max_body_bytes: self.max_body_bytes,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            body_idle_timeout: Duration::from_millis(self.body_idle_timeout_ms.max(1)),
+            h2_max_concurrent_streams: self.h2_max_concurrent_streams,
+            h2_stream_window: self.h2_stream_window,
+            h2_connection_window: self.h2_connection_window,
+            max_connections: self.max_connections.max(1),
+            trusted_hops: self.trusted_hops.clone(),
+            workers: match self.workers {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                n => n,
+            },
+            outlier_consecutive_failures: self.outlier_consecutive_failures,
+            outlier_base_ejection: Duration::from_millis(self.outlier_base_ejection_ms),
+            ..base
+        }
+    }
+}

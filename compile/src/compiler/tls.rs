@@ -1,0 +1,139 @@
+//! TLS material from Secrets: a `kubernetes.io/tls` Secret's `tls.crt` / `tls.key` (base64 in
+//! `data`, or plain in `stringData` as in files written by hand), checked to be PEM of the
+//! right kind so that a proxy never receives a certificate it cannot load.
+
+use causeway_snapshot::Certificate;
+use k8s_openapi::api::core::v1::Secret;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::{Problem, obj_key};
+use crate::{Inventory, reasons};
+
+/// Key of the certificate chain in a TLS Secret.
+pub(crate) const TLS_CRT: &str = "tls.crt";
+/// Key of the private key in a TLS Secret.
+pub(crate) const TLS_KEY: &str = "tls.key";
+
+/// The Secret `namespace/name`.
+pub(crate) fn secret<'a>(
+    inventory: &'a Inventory,
+    namespace: &str,
+    name: &str,
+) -> Option<&'a Secret> {
+    inventory.secrets.iter().find(|s| {
+        let (ns, n) = obj_key(&s.metadata);
+        ns == namespace && n == name
+    })
+}
+
+/// The text of `key` in the Secret: `stringData` wins over `data`, as the API server merges.
+pub(crate) fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+    if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
+        return Some(v.clone());
+    }
+    let bytes = secret.data.as_ref()?.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
+
+/// Resolves `field` (a `tlsSecretRef`) to a certificate for `hostname`.
+pub(crate) fn tls_certificate(
+    inventory: &Inventory,
+    field: &str,
+    namespace: &str,
+    name: &str,
+    hostname: &str,
+) -> Result<Certificate, Problem> {
+    let missing = |what: String| {
+        Problem::unresolved(
+            reasons::SECRET_NOT_FOUND,
+            format!("{field}: Secret {namespace}/{name} {what}"),
+        )
+    };
+    let secret =
+        secret(inventory, namespace, name).ok_or_else(|| missing("does not exist".into()))?;
+    let chain = secret_text(secret, TLS_CRT).ok_or_else(|| missing(format!("has no {TLS_CRT}")))?;
+    let key = secret_text(secret, TLS_KEY).ok_or_else(|| missing(format!("has no {TLS_KEY}")))?;
+    let invalid = |what: &str| {
+        Problem::invalid(
+            reasons::INVALID,
+            format!("{field}: Secret {namespace}/{name}: {what}"),
+        )
+    };
+    let certs = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(&format!("{TLS_CRT} is not PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(invalid(&format!("{TLS_CRT} holds no certificate")));
+    }
+    PrivateKeyDer::from_pem_slice(key.as_bytes())
+        .map_err(|e| invalid(&format!("{TLS_KEY} is not a PEM private key: {e}")))?;
+    Ok(Certificate {
+        hostnames: vec![hostname.to_string()],
+        cert_chain_pem: chain,
+        private_key_pem: key,
+    })
+}
+
+/// Key of a CA bundle in a Secret (VpcLink `tls.caSecretRef`).
+pub(crate) const CA_CRT: &str = "ca.crt";
+
+/// Resolves a CA bundle Secret (`ca.crt`, PEM certificates).
+pub(crate) fn ca_bundle(
+    inventory: &Inventory,
+    field: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<String, Problem> {
+    let missing = |what: String| {
+        Problem::unresolved(
+            reasons::SECRET_NOT_FOUND,
+            format!("{field}: Secret {namespace}/{name} {what}"),
+        )
+    };
+    let secret =
+        secret(inventory, namespace, name).ok_or_else(|| missing("does not exist".into()))?;
+    let ca = secret_text(secret, CA_CRT).ok_or_else(|| missing(format!("has no {CA_CRT}")))?;
+    let certs = CertificateDer::pem_slice_iter(ca.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            Problem::invalid(
+                reasons::INVALID,
+                format!("{field}: Secret {namespace}/{name}: {CA_CRT} is not PEM: {e}"),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(missing(format!("has no certificate in {CA_CRT}")));
+    }
+    Ok(ca)
+}
+
+/// Merges per-hostname certificates: one entry per distinct chain and key, hostnames sorted;
+/// the first claim of a hostname wins (stages are visited oldest first).
+pub(crate) fn merge(claims: Vec<Certificate>) -> Vec<Certificate> {
+    let mut taken = std::collections::BTreeSet::new();
+    let mut merged: Vec<Certificate> = Vec::new();
+    for claim in claims {
+        for hostname in claim.hostnames {
+            if !taken.insert(hostname.clone()) {
+                continue;
+            }
+            match merged.iter_mut().find(|c| {
+                c.cert_chain_pem == claim.cert_chain_pem
+                    && c.private_key_pem == claim.private_key_pem
+            }) {
+                Some(c) => c.hostnames.push(hostname),
+                None => merged.push(Certificate {
+                    hostnames: vec![hostname],
+                    cert_chain_pem: claim.cert_chain_pem.clone(),
+                    private_key_pem: claim.private_key_pem.clone(),
+                }),
+            }
+        }
+    }
+    for c in &mut merged {
+        c.hostnames.sort();
+    }
+    merged.sort_by(|a, b| a.hostnames.cmp(&b.hostnames));
+    merged
+}

@@ -1,0 +1,238 @@
+//! Exact quotas across replicas: three `causeway standalone` processes share one real
+//! `redis-server`; the usage report agrees with what the test drove.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use causeway_e2e::{ChildGuard, bin, eventually, free_port, get};
+
+const HOST: &str = "shop.default.localhost";
+const KEY: &str = "alice-0123456789abcdefghij";
+
+fn config(dir: &Path, quota: u64) {
+    let yaml = format!(
+        r#"
+apiVersion: causeway.dev/v1alpha1
+kind: Api
+metadata: {{name: shop, namespace: default}}
+spec: {{}}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {{name: orders, namespace: default}}
+spec:
+  apiRef: {{name: shop}}
+  routeKey: GET /orders
+  apiKeyRequired: true
+  integration: {{type: MOCK, mock: {{body: orders}}}}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Stage
+metadata: {{name: prod, namespace: default}}
+spec:
+  apiRef: {{name: shop}}
+  autoDeploy: true
+  accessLog: {{enabled: false}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: alice-key, namespace: default}}
+stringData: {{value: {KEY}}}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: UsagePlan
+metadata: {{name: gold, namespace: default}}
+spec:
+  apiStages: [{{api: shop, stage: prod}}]
+  quota: {{limit: {quota}, period: DAY}}
+  failMode: FAIL_CLOSED
+  apiKeys:
+    - id: alice
+      secretRef: {{name: alice-key, key: value}}
+"#
+    );
+    std::fs::write(dir.join("shop.yaml"), yaml).unwrap();
+}
+
+/// A redis-server child (killed on drop) and its port.
+struct Redis(#[allow(dead_code)] ChildGuard, u16);
+
+fn redis(dir: &Path, port: u16) -> Redis {
+    let data = dir.join(format!("redis-{port}"));
+    std::fs::create_dir_all(&data).unwrap();
+    let guard = ChildGuard::spawn(
+        Path::new("redis-server"),
+        &[
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            data.to_str().unwrap(),
+        ],
+        dir,
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Redis(guard, port)
+}
+
+async fn replica(dir: &Path, redis_port: u16) -> (ChildGuard, SocketAddr, SocketAddr) {
+    let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let url = format!("redis://127.0.0.1:{redis_port}/");
+    let child = ChildGuard::spawn(
+        &bin("causeway"),
+        &[
+            "standalone",
+            "-f",
+            dir.to_str().unwrap(),
+            "--listen",
+            &traffic.to_string(),
+            "--admin-listen",
+            &admin.to_string(),
+            "--redis-url",
+            &url,
+            "--access-log",
+            "off",
+        ],
+        dir,
+    );
+    let ready = eventually(Duration::from_secs(20), || async {
+        (get(admin, "localhost", "/readyz").await.ok()?.status == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "replica not ready: {}", child.stderr());
+    (child, traffic, admin)
+}
+
+async fn keyed(addr: SocketAddr) -> u16 {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let req = http::Request::get(format!("http://{addr}/prod/orders"))
+        .header("host", HOST)
+        .header("x-api-key", KEY)
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    match client.request(req).await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// Sends `n` keyed requests spread over `replicas`, 32 at a time; returns the status counts.
+async fn drive(replicas: &[SocketAddr], n: usize) -> std::collections::BTreeMap<u16, usize> {
+    let replicas = Arc::new(replicas.to_vec());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (replicas, next) = (replicas.clone(), next.clone());
+        tasks.spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return seen;
+                }
+                seen.push(keyed(replicas[i % replicas.len()]).await);
+            }
+        });
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    while let Some(seen) = tasks.join_next().await {
+        for status in seen.unwrap() {
+            *counts.entry(status).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_three_replicas_admit_exactly_the_quota_and_causeway_usage_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let quota = 300;
+    config(dir.path(), quota);
+    let redis = redis(dir.path(), free_port());
+    let mut replicas = Vec::new();
+    let mut guards = Vec::new();
+    for _ in 0..3 {
+        let (guard, traffic, _) = replica(dir.path(), redis.1).await;
+        guards.push(guard);
+        replicas.push(traffic);
+    }
+    for run in 0..2 {
+        let counts = drive(&replicas, quota as usize * 10).await;
+        let admitted = counts.get(&200).copied().unwrap_or(0) as u64;
+        // Run 0 spends the day's quota exactly; run 1 (same day) gets nothing more.
+        let expected = if run == 0 { quota } else { 0 };
+        assert_eq!(admitted, expected, "run {run}: {counts:?}");
+        assert_eq!(
+            counts.get(&429).copied().unwrap_or(0) as u64,
+            quota * 10 - admitted
+        );
+    }
+    // Usage is flushed to Redis every 5 s; `causeway usage` reads the fleet's total.
+    let url = format!("redis://127.0.0.1:{}/", redis.1);
+    let report = eventually(Duration::from_secs(15), || async {
+        let out = Command::new(bin("causeway"))
+            .args(["usage", "gold", "--redis-url", &url, "-o", "json"])
+            .output()
+            .ok()?;
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let day = doc["items"]["alice"].as_object()?.values().next()?.clone();
+        (day["admitted"] == quota && day["throttled"] == quota * 19).then_some(day)
+    })
+    .await;
+    assert!(
+        report.is_some(),
+        "causeway usage never reported {quota} admitted and {} throttled",
+        quota * 19
+    );
+    drop(guards);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_redis_killed_mid_run_fails_closed_then_the_replicas_recover_by_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let quota = 100_000;
+    config(dir.path(), quota);
+    let port = free_port();
+    let redis_server = redis(dir.path(), port);
+    let (guard, traffic, _) = replica(dir.path(), port).await;
+    let before = drive(&[traffic], 200).await;
+    assert_eq!(before.get(&200), Some(&200), "{before:?}");
+    drop(redis_server);
+    // Leases already held may still be spent; once they are, FAIL_CLOSED answers 503.
+    let during = drive(&[traffic], 400).await;
+    assert!(
+        during.get(&503).copied().unwrap_or(0) > 0,
+        "fail closed while redis is down: {during:?}"
+    );
+    assert_eq!(
+        during.get(&200).copied().unwrap_or(0) + during.get(&503).copied().unwrap_or(0),
+        400
+    );
+    let _redis_again = redis(dir.path(), port);
+    let recovered = eventually(Duration::from_secs(10), || async {
+        (keyed(traffic).await == 200).then_some(())
+    })
+    .await;
+    assert!(
+        recovered.is_some(),
+        "the replica did not recover after redis came back: {}",
+        guard.stderr()
+    );
+}
