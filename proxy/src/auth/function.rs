@@ -373,12 +373,12 @@ fn parse_answer(format: ResponseFormat, answer: &Value) -> Result<Decision, Stri
     })
 }
 
-/// A cached decision and when it expires.
-type Entry = (Instant, Arc<Decision>);
+/// A cached decision and when it expires, by the hash of its cache key.
+type Entries = HashMap<[u8; 32], (Instant, Arc<Decision>)>;
 
 /// Bounded cache of decisions with per-entry expiry.
 pub(crate) struct DecisionCache {
-    entries: Mutex<HashMap<[u8; 32], Entry>>,
+    entries: Mutex<Entries>,
     capacity: usize,
 }
 
