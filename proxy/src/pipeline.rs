@@ -145,9 +145,24 @@ async fn serve(
         return r;
     }
     let request = request.map(|body| {
-        Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).boxed_unsync()
+        // Buffered reads (validation, Lambda events) get the same idle timeout as forwarding.
+        let idle = shared.config.body_idle_timeout;
+        Limited::new(
+            IdleTimeoutBody::new(body, idle, None),
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        )
+        .boxed_unsync()
     });
-    let request = match validate(stage, route, request, limit, ex).await {
+    let request = match validate(
+        stage,
+        route,
+        request,
+        limit,
+        shared.config.body_idle_timeout,
+        ex,
+    )
+    .await
+    {
         Flow::Respond(r) => return r,
         Flow::Continue(request) => request,
     };
@@ -542,6 +557,7 @@ async fn validate(
     route: &RouteRuntime,
     request: Request<ProxyBody>,
     limit: u64,
+    idle: std::time::Duration,
     ex: &mut Exchange,
 ) -> Flow<Request<ProxyBody>> {
     let Some(validator) = &route.validation else {
@@ -549,12 +565,7 @@ async fn validate(
     };
     match validator.check(request).await {
         Ok(request) => Flow::Continue(request),
-        Err(RequestError::ReadBody(e)) if is_length_limit(e.as_ref()) => Flow::Respond(fail(
-            Some(&stage.api),
-            RequestError::BodyTooLarge { limit },
-            ex,
-        )),
-        Err(error) => Flow::Respond(fail(Some(&stage.api), error, ex)),
+        Err(error) => Flow::Respond(fail(Some(&stage.api), body_error(error, limit, idle), ex)),
     }
 }
 
@@ -638,14 +649,11 @@ async fn integrate(
             ex.record.integration_status = invoked.status;
             return match invoked.response {
                 Ok(response) => response,
-                Err(RequestError::ReadBody(e)) if is_length_limit(e.as_ref()) => fail(
-                    Some(&target.stage.api),
-                    RequestError::BodyTooLarge {
-                        limit: target.limit,
-                    },
-                    ex,
-                ),
-                Err(error) => fail(Some(&target.stage.api), error, ex),
+                Err(error) => {
+                    let idle = shared.config.body_idle_timeout;
+                    let error = body_error(error, target.limit, idle);
+                    fail(Some(&target.stage.api), error, ex)
+                }
             };
         }
     };
@@ -777,15 +785,17 @@ fn facts<'a>(
     }
 }
 
-fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
+/// A body read that failed because of the body limit or the idle timeout says so (413, 408).
+fn body_error(error: RequestError, limit: u64, idle: std::time::Duration) -> RequestError {
+    match error {
+        RequestError::ReadBody(e) if caused_by::<LengthLimitError>(e.as_ref()) => {
+            RequestError::BodyTooLarge { limit }
         }
-        current = e.source();
+        RequestError::ReadBody(e) if caused_by::<BodyIdleTimeout>(e.as_ref()) => {
+            RequestError::BodyTimeout(BodyIdleTimeout(idle))
+        }
+        other => other,
     }
-    false
 }
 
 /// Renders the gateway response for an error and notes it for the access log.
