@@ -15,13 +15,16 @@
 mod api;
 mod authorizer;
 mod backend;
+mod cache;
 mod cel;
 mod deployment;
+mod mapping;
 mod route;
 mod stage;
 mod text;
 mod tls;
 mod usage_plan;
+mod validation;
 
 use std::collections::BTreeMap;
 

@@ -54,3 +54,7 @@ pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
 pub const DEPLOYMENT_NOT_FOUND: &str = "DeploymentNotFound";
 /// The stage's Api has no accepted routes.
 pub const NO_ROUTES: &str = "NoRoutes";
+/// A parameter mapping key or value is malformed (the message names the key).
+pub const INVALID_MAPPING: &str = "InvalidMapping";
+/// A route's request validation names a model the Api does not define.
+pub const MODEL_NOT_FOUND: &str = "ModelNotFound";

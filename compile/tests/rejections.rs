@@ -177,23 +177,6 @@ spec:
 }
 
 #[test]
-fn a_lambda_proxy_route_is_rejected_as_an_unsupported_integration_for_now() {
-    let c = with_base(
-        r#"
-apiVersion: causeway.dev/v1alpha1
-kind: Route
-metadata: {name: fn, namespace: shop}
-spec:
-  apiRef: {name: pets}
-  routeKey: POST /fn
-  integration: {type: LAMBDA_PROXY, backendRef: {name: pets, port: 80}}
-"#,
-    );
-    assert_refused(&c, Kind::Route, "fn", reasons::UNSUPPORTED_INTEGRATION);
-    assert_base_served(&c);
-}
-
-#[test]
 fn a_route_naming_a_missing_authorizer_is_not_served_and_gets_authorizer_not_found() {
     let c = with_base(
         r#"

@@ -126,6 +126,7 @@ pub enum CacheInvalidation {
     /// Ignore the header and answer from the cache.
     Ignore,
     /// Refuse the request with 403.
+    #[serde(rename = "FAIL_WITH_403")]
     FailWith403,
 }
 

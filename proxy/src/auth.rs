@@ -431,6 +431,18 @@ pub(crate) async fn authorize(
     }
     if let Some(authorizer) = authorizer {
         set_forward_headers(&mut parts.headers, &authorizer, &principal, target.peer);
+        // For integrations: `$context.authorizer.*` in mappings, `requestContext.authorizer`
+        // in Lambda events.
+        let mut context = principal.context.clone();
+        if let Some(id) = &principal.principal_id {
+            context.insert("principalId".into(), Value::String(id.clone()));
+        }
+        if !principal.claims.is_empty() {
+            context.insert("claims".into(), Value::Object(principal.claims.clone()));
+        }
+        parts
+            .extensions
+            .insert(crate::mapping::AuthorizerContext(context));
     }
     // Typed context for later steps (mapping `$context.authorizer.*`, usage plans).
     parts.extensions.insert(principal);

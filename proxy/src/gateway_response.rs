@@ -114,12 +114,42 @@ pub enum RequestError {
     /// The upstream request could not be built (bad path or header from a template).
     #[error("cannot build the upstream request: {0}")]
     BuildRequest(String),
+    /// The request body could not be read (buffered for validation or a Lambda event).
+    #[error("cannot read the request body: {0}")]
+    ReadBody(#[source] BoxError),
+    /// Required query strings or headers are missing (request validation).
+    #[error("missing required request parameters: [{}]", .0.join(", "))]
+    MissingParameters(Vec<String>),
+    /// The body does not match its model (request validation).
+    #[error("invalid request body: {detail}")]
+    InvalidBody {
+        /// The validation errors (`$context.error.validationErrorString`).
+        detail: String,
+    },
+    /// The integration's answer is not understood (a malformed Lambda proxy answer).
+    #[error("malformed integration response: {0}")]
+    IntegrationResponse(String),
+    /// A client asked to bypass the cache on a route that refuses it (`FAIL_WITH_403`).
+    #[error("cache invalidation is not allowed on this route")]
+    CacheInvalidationForbidden,
     /// The resource policy or the route's authorizer or API key check refused the request.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
 }
 
 impl RequestError {
+    /// The client-facing message when it says more than the kind's fixed one
+    /// (`Missing required request parameters: [x]`).
+    pub fn detailed_message(&self) -> Option<String> {
+        match self {
+            Self::MissingParameters(names) => Some(format!(
+                "Missing required request parameters: [{}]",
+                names.join(", ")
+            )),
+            _ => None,
+        }
+    }
+
     /// Whose fault it is.
     pub fn fault(&self) -> Fault {
         match self {
@@ -130,7 +160,12 @@ impl RequestError {
             | Self::UriTooLong { .. }
             | Self::BodyTimeout(_)
             | Self::Throttled { .. }
-            | Self::QuotaExceeded { .. } => Fault::Client,
+            | Self::QuotaExceeded { .. }
+            | Self::ReadBody(_)
+            | Self::MissingParameters(_)
+            | Self::InvalidBody { .. }
+            | Self::CacheInvalidationForbidden => Fault::Client,
+            Self::IntegrationResponse(_) => Fault::Upstream,
             Self::QuotaUnavailable => Fault::Internal,
             Self::UpstreamTimeout { .. }
             | Self::UpstreamConnect { .. }
@@ -228,6 +263,36 @@ pub fn classify(error: &RequestError) -> Classified {
             Some(StatusCode::SERVICE_UNAVAILABLE),
             "Service Unavailable",
         ),
+        RequestError::ReadBody(_) => (
+            K::Default4xx,
+            StatusCode::BAD_REQUEST,
+            Some(StatusCode::BAD_REQUEST),
+            "Bad Request",
+        ),
+        RequestError::MissingParameters(_) => (
+            K::BadRequestParameters,
+            StatusCode::BAD_REQUEST,
+            None,
+            "Missing required request parameters",
+        ),
+        RequestError::InvalidBody { .. } => (
+            K::BadRequestBody,
+            StatusCode::BAD_REQUEST,
+            None,
+            "Invalid request body",
+        ),
+        RequestError::IntegrationResponse(_) => (
+            K::IntegrationFailure,
+            StatusCode::BAD_GATEWAY,
+            None,
+            "Internal server error",
+        ),
+        RequestError::CacheInvalidationForbidden => (
+            K::Default4xx,
+            StatusCode::FORBIDDEN,
+            Some(StatusCode::FORBIDDEN),
+            "Forbidden",
+        ),
         RequestError::UnsupportedScheme(_) | RequestError::BuildRequest(_) => (
             K::ApiConfigurationError,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -253,6 +318,8 @@ pub(crate) struct ResponseContext<'a> {
     pub message: &'a str,
     pub stage: Option<&'a str>,
     pub api: Option<&'a str>,
+    /// Request validation detail (`$context.error.validationErrorString`).
+    pub validation_error: Option<&'a str>,
 }
 
 /// The default body of every gateway response (API Gateway's).
@@ -299,12 +366,23 @@ pub(crate) fn render(
         ),
     };
     let status = classified.forced_status.unwrap_or(status);
+    // Compile writes default bodies as literal JSON with the kind's fixed message; when this
+    // error says more (`Missing required request parameters: [x]`), such a body is rendered as
+    // API Gateway's default template instead, so the detail reaches the client.
+    let body = if ctx.message != classified.message
+        && body == format!(r#"{{"message":{}}}"#, json_string(classified.message))
+    {
+        DEFAULT_BODY
+    } else {
+        body
+    };
     let kind_name = kind_name(classified.kind);
     let lookup = |name: &str| -> Option<String> {
         Some(match name {
             "error.message" => ctx.message.to_string(),
             "error.messageString" => json_string(ctx.message),
             "error.responseType" => kind_name.clone(),
+            "error.validationErrorString" => ctx.validation_error.unwrap_or_default().to_string(),
             "requestId" | "extendedRequestId" => ctx.request_id.to_string(),
             "stage" => ctx.stage.unwrap_or_default().to_string(),
             "apiId" => ctx.api.unwrap_or_default().to_string(),

@@ -14,11 +14,14 @@ mod admin;
 mod auth;
 mod balancer;
 mod body;
+mod cache;
 mod config;
 mod cors;
 mod gateway_response;
 pub mod hygiene;
+mod lambda;
 mod limits;
+mod mapping;
 mod metrics;
 mod origination;
 pub mod pipeline;
@@ -29,6 +32,7 @@ mod server;
 pub mod snapshot_client;
 mod tls;
 mod upstream;
+mod validation;
 mod workers;
 
 use std::future::Future;
@@ -44,8 +48,10 @@ pub use body::{BoxError, ProxyBody};
 pub use config::*;
 pub use gateway_response::{Classified, Fault, RequestError, classify};
 pub use limits::usage;
+pub use mapping::{AuthorizerContext, MappingError};
 pub use metrics::NONE_LABEL;
 pub use runtime::ApplyError;
+pub use validation::SchemaError;
 
 /// State shared by every connection of one proxy.
 pub(crate) struct Shared {
@@ -60,6 +66,8 @@ pub(crate) struct Shared {
     limiters: limits::Limiters,
     /// The gateway-wide bucket, if configured.
     gateway_throttle: Option<Arc<limits::TokenBucket>>,
+    /// Stage response caches that outlive snapshots (see `cache`).
+    caches: cache::Caches,
     /// Quota counters (Redis-shared or local).
     quotas: limits::quota::Quotas,
     /// Usage per key per day.
@@ -97,6 +105,7 @@ impl Proxy {
             upstream.connect_errors.clone(),
         );
         let shared = Shared {
+            caches: cache::Caches::new(metrics.cache.clone()),
             metrics,
             upstream,
             access_log: access_log::AccessLogger::new(config.access_log.clone()),
@@ -130,10 +139,16 @@ impl Proxy {
     pub fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
         let version = snapshot.version.clone();
         let previous = self.shared.runtime.load_full();
-        match runtime::Runtime::build(snapshot, previous.as_deref(), &self.shared.limiters) {
+        match runtime::Runtime::build(
+            snapshot,
+            previous.as_deref(),
+            &self.shared.limiters,
+            &self.shared.caches,
+        ) {
             Ok(runtime) => {
                 self.shared.runtime.store(Some(Arc::new(runtime)));
                 self.shared.limiters.prune();
+                self.shared.caches.prune();
                 self.shared.metrics.snapshot_applied(Some(&version));
                 tracing::info!(version = %version, "snapshot applied");
                 Ok(())

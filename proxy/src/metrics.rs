@@ -92,6 +92,8 @@ pub(crate) struct Metrics {
     pub response_bytes: Family<ByteLabels, Counter>,
     /// Open downstream connections on the traffic listener.
     pub active_connections: Gauge,
+    /// Response cache hits, misses, evictions and size.
+    pub cache: crate::cache::CacheMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -150,7 +152,9 @@ impl Metrics {
             "Open downstream connections on the traffic listener",
             active_connections.clone(),
         );
+        let cache = crate::cache::CacheMetrics::register(&mut registry);
         Self {
+            cache,
             registry,
             requests,
             request_duration,

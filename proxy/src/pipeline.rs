@@ -19,8 +19,12 @@
 //!    fail closed, and the authorizer's forwarded headers replace client copies.
 //! 10. [`throttle`] (design §4 step 6): gateway, stage, route and usage-plan buckets, then the
 //!     key's quota; 429 with `Retry-After`.
-//! 11. [`integrate`]: MOCK answers from the gateway; HTTP_PROXY forwards (streaming both ways).
-//! 12. [`finish`]: response headers (`x-request-id`, canary marker, CORS); metrics and the
+//! 11. [`validate`] (design §4 step 7): required parameters and the body's model; 400 without a
+//!     backend call.
+//! 12. [`cache_lookup`] (step 8): a stage cache hit answers here; a miss remembers where to store.
+//! 13. [`integrate`]: MOCK answers from the gateway; HTTP_PROXY forwards (streaming both ways,
+//!     with parameter mapping); LAMBDA_PROXY invokes the function with a proxy event.
+//! 14. [`finish`]: response headers (`x-request-id`, canary marker, CORS); metrics and the
 //!     access-log line are written when the response body ends.
 
 use std::borrow::Cow;
@@ -140,14 +144,44 @@ async fn serve(
     if let Flow::Respond(r) = throttle(shared, runtime, stage, route, ex).await {
         return r;
     }
+    let request = request.map(|body| {
+        // Buffered reads (validation, Lambda events) get the same idle timeout as forwarding.
+        let idle = shared.config.body_idle_timeout;
+        Limited::new(
+            IdleTimeoutBody::new(body, idle, None),
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        )
+        .boxed_unsync()
+    });
+    let request = match validate(
+        stage,
+        route,
+        request,
+        limit,
+        shared.config.body_idle_timeout,
+        ex,
+    )
+    .await
+    {
+        Flow::Respond(r) => return r,
+        Flow::Continue(request) => request,
+    };
+    let host = request_host(&request).unwrap_or_default();
+    let pending = match cache_lookup(stage, route, &request, &host, &stage_path, ex) {
+        Flow::Respond(r) => return r,
+        Flow::Continue(pending) => pending,
+    };
     let target = Target {
         stage,
+        deployment,
         route,
         params: &params,
         stage_path: &stage_path,
         limit,
+        host: &host,
     };
-    integrate(shared, target, request, peer, proto, ex).await
+    let response = integrate(shared, target, request, peer, proto, ex).await;
+    crate::cache::store(pending, response)
 }
 
 /// Step 1. Runs first, for every request: assigns the request id (the client's `x-request-id`
@@ -251,7 +285,7 @@ fn https_redirect(shared: &Shared, host: &str, request: &Request<Incoming>) -> R
 }
 
 /// The request's host, lowercase, without port: `:authority` (HTTP/2, absolute-form) or `Host`.
-fn request_host(request: &Request<Incoming>) -> Option<String> {
+fn request_host<B>(request: &Request<B>) -> Option<String> {
     let host = match request.uri().host() {
         Some(host) => host.to_string(),
         None => {
@@ -515,20 +549,68 @@ fn check_body_limit(
     Flow::Continue(limit)
 }
 
-/// What step 7 works on.
+/// Step 7 (design §4 step 7). Checks required query strings and headers and the body against
+/// its model; only routes that validate a body buffer it. A refusal is 400 BAD_REQUEST_* and the
+/// backend never sees the request.
+async fn validate(
+    stage: &StageRuntime,
+    route: &RouteRuntime,
+    request: Request<ProxyBody>,
+    limit: u64,
+    idle: std::time::Duration,
+    ex: &mut Exchange,
+) -> Flow<Request<ProxyBody>> {
+    let Some(validator) = &route.validation else {
+        return Flow::Continue(request);
+    };
+    match validator.check(request).await {
+        Ok(request) => Flow::Continue(request),
+        Err(error) => Flow::Respond(fail(Some(&stage.api), body_error(error, limit, idle), ex)),
+    }
+}
+
+/// Step 8 (design §4 step 8). Serves a GET/HEAD from the stage's cache when the route is cached
+/// and the entry is fresh; otherwise says where to keep the response. May refuse a cache
+/// invalidation with 403 when the route says `FAIL_WITH_403`.
+fn cache_lookup(
+    stage: &StageRuntime,
+    route: &RouteRuntime,
+    request: &Request<ProxyBody>,
+    host: &str,
+    stage_path: &str,
+    ex: &mut Exchange,
+) -> Flow<Option<crate::cache::Pending>> {
+    let place = crate::cache::Place {
+        stage_id: &stage.id,
+        separate_canary: ex.record.canary
+            && !stage.canary.as_ref().is_some_and(|c| c.use_stage_cache),
+        host,
+        stage_path,
+    };
+    match crate::cache::lookup(stage.cache.as_ref(), route.cache.as_ref(), &place, request) {
+        Ok(crate::cache::Lookup::Hit(response)) => Flow::Respond(response),
+        Ok(crate::cache::Lookup::Miss(pending)) => Flow::Continue(pending),
+        Err(error) => Flow::Respond(fail(Some(&stage.api), error, ex)),
+    }
+}
+
+/// What step 9 works on.
 struct Target<'a> {
     stage: &'a StageRuntime,
+    deployment: &'a DeploymentRuntime,
     route: &'a RouteRuntime,
     params: &'a [(String, String)],
     stage_path: &'a str,
     limit: u64,
+    host: &'a str,
 }
 
-/// Step 7. Answers a MOCK route, or forwards an HTTP_PROXY route within its timeout.
+/// Step 9. Answers a MOCK route, forwards an HTTP_PROXY route within its timeout (mapping its
+/// parameters), or invokes a LAMBDA_PROXY route's function.
 async fn integrate(
     shared: &Shared,
     target: Target<'_>,
-    request: Request<ProxyBody>,
+    mut request: Request<ProxyBody>,
     peer: SocketAddr,
     proto: &'static str,
     ex: &mut Exchange,
@@ -548,6 +630,57 @@ async fn integrate(
             return response;
         }
         IntegrationRuntime::HttpProxy(h) => h,
+        IntegrationRuntime::LambdaProxy(lambda) => {
+            let authorizer = request
+                .extensions()
+                .get::<crate::mapping::AuthorizerContext>()
+                .cloned();
+            let user_agent = user_agent(request.headers());
+            let facts = facts(&target, ex, peer, &user_agent, authorizer.as_ref());
+            let invoked = crate::lambda::invoke(
+                &shared.upstream,
+                lambda,
+                request,
+                &facts,
+                &target.stage.api.binary_media_types,
+            )
+            .await;
+            ex.integration_latency = invoked.sent_at.map(|t| t.elapsed());
+            ex.record.integration_status = invoked.status;
+            return match invoked.response {
+                Ok(response) => response,
+                Err(error) => {
+                    let idle = shared.config.body_idle_timeout;
+                    let error = body_error(error, target.limit, idle);
+                    fail(Some(&target.stage.api), error, ex)
+                }
+            };
+        }
+    };
+    let authorizer = request
+        .extensions()
+        .get::<crate::mapping::AuthorizerContext>()
+        .cloned();
+    let user_agent = user_agent(request.headers());
+    // Response mappings may read the request as the client sent it.
+    let request_headers = if integration.mapping.maps_response() {
+        request.headers().clone()
+    } else {
+        HeaderMap::new()
+    };
+    let request_query = request.uri().query().map(str::to_string);
+    let mapped_path = {
+        let facts = facts(&target, ex, peer, &user_agent, authorizer.as_ref());
+        let (parts, body) = request.into_parts();
+        let mut parts = parts;
+        let mapped = integration
+            .mapping
+            .apply_request(&mut parts.headers, &mut parts.uri, &facts);
+        request = Request::from_parts(parts, body);
+        match mapped {
+            Ok(path) => path,
+            Err(error) => return fail(Some(&target.stage.api), error, ex),
+        }
     };
     let original_host = request
         .uri()
@@ -579,7 +712,7 @@ async fn integrate(
         trusted_hop: hygiene::is_trusted(&shared.config.trusted_hops, peer.ip()),
         proto,
         original_host: original_host.as_deref(),
-        stage_path: target.stage_path,
+        stage_path: mapped_path.as_deref().unwrap_or(target.stage_path),
         params: target.params,
         request_id: &ex.request_id,
     };
@@ -593,7 +726,15 @@ async fn integrate(
     match result {
         Ok(upstream) => {
             ex.record.integration_status = Some(upstream.status);
-            upstream.response
+            let mut response = upstream.response;
+            let facts = facts(&target, ex, peer, &user_agent, authorizer.as_ref());
+            integration.mapping.apply_response(
+                &mut response,
+                &facts,
+                &request_headers,
+                request_query.as_deref(),
+            );
+            response
         }
         Err(RequestError::UpstreamFailed { source, .. })
             if caused_by::<LengthLimitError>(source.as_ref()) =>
@@ -613,6 +754,50 @@ async fn integrate(
     }
 }
 
+fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+/// What integrations may read about the request (`$context`, Lambda events).
+fn facts<'a>(
+    target: &'a Target<'_>,
+    ex: &'a Exchange,
+    peer: SocketAddr,
+    user_agent: &'a str,
+    authorizer: Option<&'a crate::mapping::AuthorizerContext>,
+) -> crate::mapping::RequestFacts<'a> {
+    crate::mapping::RequestFacts {
+        request_id: &ex.record.request_id,
+        peer,
+        user_agent,
+        stage: &target.stage.name,
+        api_id: &target.stage.api.id,
+        domain_name: target.host,
+        route_key: &target.route.key,
+        stage_path: target.stage_path,
+        params: target.params,
+        variables: &target.deployment.variables,
+        request_time: ex.record.request_time.unwrap_or_else(SystemTime::now),
+        authorizer: authorizer.map(|a| &a.0),
+    }
+}
+
+/// A body read that failed because of the body limit or the idle timeout says so (413, 408).
+fn body_error(error: RequestError, limit: u64, idle: std::time::Duration) -> RequestError {
+    match error {
+        RequestError::ReadBody(e) if caused_by::<LengthLimitError>(e.as_ref()) => {
+            RequestError::BodyTooLarge { limit }
+        }
+        RequestError::ReadBody(e) if caused_by::<BodyIdleTimeout>(e.as_ref()) => {
+            RequestError::BodyTimeout(BodyIdleTimeout(idle))
+        }
+        other => other,
+    }
+}
+
 /// Renders the gateway response for an error and notes it for the access log.
 fn fail(api: Option<&ApiConfig>, error: RequestError, ex: &mut Exchange) -> Response<ProxyBody> {
     let classified = classify(&error);
@@ -628,13 +813,21 @@ fn fail(api: Option<&ApiConfig>, error: RequestError, ex: &mut Exchange) -> Resp
             tracing::warn!(request_id = %ex.record.request_id, %error, "internal error");
         }
     }
-    ex.record.error_message = Some(classified.message.to_string());
+    let message = error
+        .detailed_message()
+        .unwrap_or_else(|| classified.message.to_string());
+    ex.record.error_message = Some(message.clone());
+    let validation_error = match &error {
+        RequestError::InvalidBody { detail } => Some(detail.as_str()),
+        _ => None,
+    };
     let ctx = ResponseContext {
         record: Some(&ex.record),
         request_id: &ex.record.request_id,
-        message: classified.message,
+        message: &message,
         stage: ex.record.stage.as_deref(),
         api: api.map(|a| a.id.as_str()),
+        validation_error,
     };
     render(api, &classified, &ctx)
 }

@@ -3,23 +3,27 @@
 //! request path does no interpretation and cannot fail on configuration. A `Runtime` is
 //! immutable; the proxy swaps whole runtimes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use causeway_snapshot::{
-    AccessLog, ApiConfig, Backend, DeploymentConfig, Integration, Snapshot, Sticky, Template,
-    UpstreamScheme,
+    AccessLog, ApiConfig, Backend, DeploymentConfig, Integration, RouteCache, Snapshot, Sticky,
+    Template, UpstreamScheme,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use causeway_snapshot::{RouteConflict, RouteTable};
 
 use crate::balancer::{Balancer, Endpoint};
+use crate::cache::{CacheLabels, Caches, StageStore};
+use crate::lambda::LambdaRuntime;
 use crate::limits::{Limiters, StageThrottles};
+use crate::mapping::{MappingError, MappingRuntime};
 use crate::metrics::RouteMetrics;
 use crate::origination::{H2cEndpoint, TlsOrigin};
 use crate::router::{Glob, HostRoutes, HostTable, Rule};
+use crate::validation::{RouteValidator, SchemaCache, SchemaError};
 
 /// Why a snapshot cannot be applied. The snapshot is rejected whole; the old one stays.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +70,28 @@ pub enum ApplyError {
         #[source]
         source: RouteConflict,
     },
+    /// A route's model does not compile as a JSON Schema.
+    #[error("route {route} of stage {stage}: {source}")]
+    Schema {
+        /// Stage id.
+        stage: String,
+        /// Route key.
+        route: String,
+        /// The schema error.
+        #[source]
+        source: SchemaError,
+    },
+    /// A route's parameter mapping cannot be built.
+    #[error("route {route} of stage {stage}: {source}")]
+    Mapping {
+        /// Stage id.
+        stage: String,
+        /// Route key.
+        route: String,
+        /// The mapping error.
+        #[source]
+        source: MappingError,
+    },
     /// A value that must be an HTTP token, header or status is not one.
     #[error("{what} {value:?} in {context} is not valid")]
     Invalid {
@@ -106,6 +132,8 @@ pub(crate) struct StageRuntime {
     pub access_log: AccessLog,
     /// The stage's and its routes' token buckets (kept across swaps when unchanged).
     pub throttles: StageThrottles,
+    /// The stage's response cache (kept across swaps when its settings are unchanged).
+    pub cache: Option<Arc<StageStore>>,
     /// The Api's CORS settings, pre-built.
     pub cors: Option<Arc<crate::cors::CorsRuntime>>,
 }
@@ -115,13 +143,15 @@ pub(crate) struct CanaryRuntime {
     pub percent: f64,
     pub sticky: Option<Sticky>,
     pub deployment: DeploymentRuntime,
+    /// Canary requests share the stage's cache entries.
+    pub use_stage_cache: bool,
 }
 
 /// A deployment's route table.
 pub(crate) struct DeploymentRuntime {
     pub id: String,
-    /// Stage variables in effect (for authorizer events).
-    pub variables: Arc<std::collections::BTreeMap<String, String>>,
+    /// Stage variables in effect (authorizer and Lambda events, `$stageVariables` in mappings).
+    pub variables: Arc<BTreeMap<String, String>>,
     pub routes: RouteTable<RouteRuntime>,
 }
 
@@ -133,12 +163,17 @@ pub(crate) struct RouteRuntime {
     /// Cached metric handles of this route (labels fixed: api, stage, key, main|canary).
     pub metrics: Arc<RouteMetrics>,
     pub integration: IntegrationRuntime,
+    /// Request validation, when the route has any.
+    pub validation: Option<RouteValidator>,
+    /// Response caching, when the stage caches this route.
+    pub cache: Option<RouteCache>,
 }
 
 /// A route's integration, pre-parsed.
 pub(crate) enum IntegrationRuntime {
     HttpProxy(HttpProxyRuntime),
     Mock(MockRuntime),
+    LambdaProxy(LambdaRuntime),
 }
 
 /// `HTTP_PROXY`, pre-parsed.
@@ -148,6 +183,8 @@ pub(crate) struct HttpProxyRuntime {
     pub method: Option<Method>,
     pub request_headers: HeaderMap,
     pub timeout: Duration,
+    /// Request and response parameter mapping.
+    pub mapping: MappingRuntime,
 }
 
 /// `MOCK`, pre-parsed.
@@ -182,12 +219,15 @@ impl BackendRuntime {
 impl Runtime {
     /// Builds every table; any invalid piece rejects the snapshot. Endpoint state (in-flight
     /// counts, outlier ejections) of `previous` carries over for the same backend and address;
-    /// token buckets come from `limiters`, so unchanged throttles keep their counts.
+    /// token buckets come from `limiters`, so unchanged throttles keep their counts; stage
+    /// caches come from `caches`, so unchanged cache settings keep their entries.
     pub fn build(
         snapshot: Snapshot,
         previous: Option<&Runtime>,
         limiters: &Limiters,
+        caches: &Caches,
     ) -> Result<Self, ApplyError> {
+        let mut schemas = SchemaCache::default();
         let backends: HashMap<String, Arc<BackendRuntime>> = snapshot
             .backends
             .iter()
@@ -216,12 +256,25 @@ impl Runtime {
                 stage: &stage.name,
                 deployment,
             };
-            let main = deployment(&stage.id, &stage.main, &backends, &labels("main"))?;
+            let main = deployment(
+                &stage.id,
+                &stage.main,
+                &backends,
+                &labels("main"),
+                &mut schemas,
+            )?;
             let canary = match &stage.canary {
                 Some(c) => Some(CanaryRuntime {
                     percent: c.percent.clamp(0.0, 100.0),
                     sticky: c.sticky.clone(),
-                    deployment: deployment(&stage.id, &c.deployment, &backends, &labels("canary"))?,
+                    deployment: deployment(
+                        &stage.id,
+                        &c.deployment,
+                        &backends,
+                        &labels("canary"),
+                        &mut schemas,
+                    )?,
+                    use_stage_cache: c.use_stage_cache,
                 }),
                 None => None,
             };
@@ -240,6 +293,13 @@ impl Runtime {
                 canary,
                 access_log: stage.access_log.clone(),
                 throttles: StageThrottles::build(stage, limiters),
+                cache: stage.cache.as_ref().map(|settings| {
+                    let labels = CacheLabels {
+                        api: stage.api_name.clone(),
+                        stage: stage.name.clone(),
+                    };
+                    caches.store(&stage.id, settings, labels)
+                }),
             });
         }
         let lookup_stage = |host: &str, stage: &str| {
@@ -406,7 +466,18 @@ fn deployment(
     d: &DeploymentConfig,
     backends: &HashMap<String, Arc<BackendRuntime>>,
     labels: &MetricLabels<'_>,
+    schemas: &mut SchemaCache,
 ) -> Result<DeploymentRuntime, ApplyError> {
+    let find_backend = |route: &str, id: &str| {
+        backends
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApplyError::UnknownBackend {
+                stage: stage.to_string(),
+                route: route.to_string(),
+                backend: id.to_string(),
+            })
+    };
     let mut routes = Vec::with_capacity(d.routes.len());
     for r in &d.routes {
         let integration = match &r.integration {
@@ -435,8 +506,24 @@ fn deployment(
                     method,
                     request_headers: header_map(&h.request_headers, &r.key)?,
                     timeout: Duration::from_millis(u64::from(h.timeout_ms.max(1))),
+                    mapping: MappingRuntime::build(&h.request_parameters, &h.response_parameters)
+                        .map_err(|source| ApplyError::Mapping {
+                        stage: stage.to_string(),
+                        route: r.key.clone(),
+                        source,
+                    })?,
                 })
             }
+            Integration::LambdaProxy(l) => IntegrationRuntime::LambdaProxy(LambdaRuntime {
+                backend: find_backend(&r.key, &l.backend)?,
+                path: if l.path.starts_with('/') {
+                    l.path.clone()
+                } else {
+                    format!("/{}", l.path)
+                },
+                payload_format: l.payload_format,
+                timeout: Duration::from_millis(u64::from(l.timeout_ms.max(1))),
+            }),
             Integration::Mock(m) => IntegrationRuntime::Mock(MockRuntime {
                 status: StatusCode::from_u16(m.status).map_err(|_| ApplyError::Invalid {
                     what: "status",
@@ -461,6 +548,17 @@ fn deployment(
                 api_key_required: r.api_key_required,
                 authorization: r.authorization.clone(),
                 integration,
+                validation: r
+                    .validation
+                    .as_ref()
+                    .map(|v| RouteValidator::build(v, schemas))
+                    .transpose()
+                    .map_err(|source| ApplyError::Schema {
+                        stage: stage.to_string(),
+                        route: r.key.clone(),
+                        source,
+                    })?,
+                cache: r.cache.clone(),
             },
         ));
     }

@@ -105,6 +105,11 @@ impl Upstream {
         }
     }
 
+    /// The pooled client, for integrations that build their own requests (Lambda proxy).
+    pub fn client(&self) -> &Client<HttpConnector, ProxyBody> {
+        &self.client
+    }
+
     /// Forwards the request and returns the upstream response head (the body streams on).
     /// `started` is set when the request first leaves for the backend.
     ///

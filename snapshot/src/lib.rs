@@ -15,10 +15,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod auth;
+mod integrations;
+pub mod mapping;
 pub mod push;
 mod route_table;
 mod template;
 pub use auth::*;
+pub use integrations::*;
 pub use route_table::{RouteConflict, RouteHit, RouteTable};
 pub use template::{Template, TemplateError, TemplatePart};
 
@@ -210,6 +213,9 @@ pub struct StageConfig {
     /// Access log settings.
     #[serde(default)]
     pub access_log: AccessLog,
+    /// The stage's response cache, if enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<StageCache>,
 }
 
 /// A deployment materialized for one stage: stage variables substituted, backends resolved.
@@ -366,6 +372,12 @@ pub struct RouteConfig {
     /// Throttle for this route (stage route settings), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<Throttle>,
+    /// Request validation before the integration, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<RequestValidation>,
+    /// Response caching of this route on its stage, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<RouteCache>,
     /// The authorizer that must allow requests, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<RouteAuthorization>,
@@ -379,6 +391,8 @@ pub enum Integration {
     HttpProxy(HttpProxyIntegration),
     /// Answer from the gateway.
     Mock(MockIntegration),
+    /// POST an API Gateway Lambda proxy event and map the answer back.
+    LambdaProxy(LambdaProxyIntegration),
 }
 
 /// Forwarding to an upstream.
@@ -399,6 +413,12 @@ pub struct HttpProxyIntegration {
     pub request_headers: BTreeMap<String, String>,
     /// Timeout for the whole upstream exchange up to the response head, milliseconds.
     pub timeout_ms: u32,
+    /// Request parameter mapping, applied in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_parameters: Vec<ParameterMapping>,
+    /// Response parameter mapping, applied in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_parameters: Vec<ParameterMapping>,
 }
 
 /// A fixed answer.

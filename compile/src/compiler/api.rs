@@ -120,6 +120,7 @@ fn compile_api(api: &Api, (namespace, name): &ObjKey) -> Result<CompiledApi, Pro
             })
         }
     };
+    super::validation::check_models(&spec.models)?;
     let mut binary_media_types = spec.binary_media_types.clone();
     binary_media_types.sort();
     binary_media_types.dedup();

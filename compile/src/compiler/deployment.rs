@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 
 use causeway_crds::common::ObjectRef;
 use causeway_snapshot::{
-    ApiConfig, Backend, DeploymentConfig, HttpProxyIntegration, Integration, MockIntegration,
+    ApiConfig, Backend, DeploymentConfig, HttpProxyIntegration, Integration,
+    LambdaProxyIntegration, MockIntegration, ParameterMapping, PayloadFormat, RequestValidation,
     RouteAuthorization, RouteConfig, Template, Throttle, UpstreamScheme,
 };
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,9 @@ pub(crate) struct DefRoute {
     /// Require an API key.
     #[serde(default)]
     pub api_key_required: bool,
+    /// Request validation, models resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<RequestValidation>,
     /// The authorizer that must allow requests (absent: none, and the deployment id of a
     /// route without one is what it was before authorizers existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +80,24 @@ pub(crate) enum DefIntegration {
         /// Headers added (lowercase names).
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         request_headers: BTreeMap<String, String>,
+        /// Timeout, ms.
+        timeout_ms: u32,
+        /// Request parameter mapping (values may hold `${stageVariables.x}`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        request_parameters: Vec<ParameterMapping>,
+        /// Response parameter mapping.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        response_parameters: Vec<ParameterMapping>,
+    },
+    /// POST a Lambda proxy event.
+    #[serde(rename_all = "camelCase")]
+    LambdaProxy {
+        /// Where to.
+        target: DefTarget,
+        /// Invoke path (may hold `${stageVariables.x}`).
+        path: String,
+        /// Payload format.
+        payload_format: PayloadFormat,
         /// Timeout, ms.
         timeout_ms: u32,
     },
@@ -214,6 +236,8 @@ pub(crate) struct StageContext<'a> {
     pub namespace: &'a str,
     /// Route throttles by route key.
     pub route_throttles: &'a BTreeMap<String, Throttle>,
+    /// The stage's response caching.
+    pub cache: &'a super::cache::CachePlan,
 }
 
 /// Materializes a definition for a stage: stage variables substituted, backends resolved
@@ -252,46 +276,19 @@ pub(crate) fn materialize(
                 method,
                 request_headers,
                 timeout_ms,
+                request_parameters,
+                response_parameters,
             } => {
-                let field = format!("route {:?}", route.key);
-                let (id, backend) = match target {
-                    DefTarget::Service {
-                        namespace,
-                        name,
-                        port,
-                        scheme,
-                        vpc_link,
-                    } => {
-                        context.cluster.permit(
-                            &field,
-                            context.namespace,
-                            namespace,
-                            name,
-                            vpc_link.as_ref(),
-                        )?;
-                        context
-                            .cluster
-                            .service_backend(namespace, name, *port, *scheme)
-                    }
-                    DefTarget::Url { origin, vpc_link } => {
-                        let rendered = substitute(origin, variables);
-                        let parsed = parse_origin(&rendered).map_err(|e| {
-                            Problem::invalid(
-                                reasons::INVALID_TEMPLATE,
-                                format!(
-                                    "{field}: the uri origin {origin:?} renders to {rendered:?} with this stage's variables: {e}"
-                                ),
-                            )
-                        })?;
-                        context.cluster.origin_backend(
-                            &field,
-                            &parsed,
-                            context.namespace,
-                            vpc_link.as_ref(),
-                        )?
-                    }
+                let id = resolve_target(&route.key, target, variables, context, backends)?;
+                let substituted = |mappings: &[ParameterMapping]| {
+                    mappings
+                        .iter()
+                        .map(|m| ParameterMapping {
+                            value: substitute(&m.value, variables),
+                            ..m.clone()
+                        })
+                        .collect()
                 };
-                backends.insert(id.clone(), backend);
                 Integration::HttpProxy(HttpProxyIntegration {
                     backend: id,
                     path: path
@@ -303,6 +300,22 @@ pub(crate) fn materialize(
                         .map(|(k, v)| (k.clone(), substitute(v, variables)))
                         .collect(),
                     timeout_ms: *timeout_ms,
+                    request_parameters: substituted(request_parameters),
+                    response_parameters: substituted(response_parameters),
+                })
+            }
+            DefIntegration::LambdaProxy {
+                target,
+                path,
+                payload_format,
+                timeout_ms,
+            } => {
+                let id = resolve_target(&route.key, target, variables, context, backends)?;
+                Integration::LambdaProxy(LambdaProxyIntegration {
+                    backend: id,
+                    path: substitute(path, variables),
+                    payload_format: *payload_format,
+                    timeout_ms: *timeout_ms,
                 })
             }
         };
@@ -312,6 +325,8 @@ pub(crate) fn materialize(
             integration,
             api_key_required: route.api_key_required,
             throttle: context.route_throttles.get(&route.key).copied(),
+            validation: route.validation.clone(),
+            cache: context.cache.for_route(&route.key),
             authorization: route.authorization.clone(),
         });
     }
@@ -321,4 +336,51 @@ pub(crate) fn materialize(
         variables: variables.clone(),
         routes,
     })
+}
+
+/// Resolves a backend for a stage (adding it to `backends`) and returns its id.
+fn resolve_target(
+    route_key: &str,
+    target: &DefTarget,
+    variables: &BTreeMap<String, String>,
+    context: &StageContext<'_>,
+    backends: &mut BTreeMap<String, Backend>,
+) -> Result<String, Problem> {
+    let field = format!("route {route_key:?}");
+    let (id, backend) = match target {
+        DefTarget::Service {
+            namespace,
+            name,
+            port,
+            scheme,
+            vpc_link,
+        } => {
+            context.cluster.permit(
+                &field,
+                context.namespace,
+                namespace,
+                name,
+                vpc_link.as_ref(),
+            )?;
+            context
+                .cluster
+                .service_backend(namespace, name, *port, *scheme)
+        }
+        DefTarget::Url { origin, vpc_link } => {
+            let rendered = substitute(origin, variables);
+            let parsed = parse_origin(&rendered).map_err(|e| {
+                Problem::invalid(
+                    reasons::INVALID_TEMPLATE,
+                    format!(
+                        "{field}: the uri origin {origin:?} renders to {rendered:?} with this stage's variables: {e}"
+                    ),
+                )
+            })?;
+            context
+                .cluster
+                .origin_backend(&field, &parsed, context.namespace, vpc_link.as_ref())?
+        }
+    };
+    backends.insert(id.clone(), backend);
+    Ok(id)
 }

@@ -8,10 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::Route;
-use causeway_crds::route::{BackendScheme, IntegrationSpec, IntegrationType};
+use causeway_crds::api::ModelSpec;
+use causeway_crds::route::{BackendScheme, IntegrationSpec, IntegrationType, PayloadFormatVersion};
+use causeway_snapshot::mapping::MappingSide;
 use causeway_snapshot::{
-    DEFAULT_INTEGRATION_TIMEOUT_MS, MAX_INTEGRATION_TIMEOUT_MS, RouteConflict, RouteMatch,
-    Template, UpstreamScheme,
+    DEFAULT_INTEGRATION_TIMEOUT_MS, LAMBDA_INVOKE_PATH, MAX_INTEGRATION_TIMEOUT_MS, PayloadFormat,
+    RouteConflict, RouteMatch, Template, UpstreamScheme,
 };
 
 use super::authorizer::{self, Authorizers};
@@ -58,7 +60,12 @@ pub(crate) fn compile_routes(
             if let Some(p) = api_ref_problem(apis, &api_key.0, &api_key.1) {
                 verdict.add(p);
             }
-            let compiled = verdict.check(compile_route(route, &api_key, cluster, authorizers));
+            let models = apis
+                .get(&api_key)
+                .map(|e| e.object.spec.models.as_slice())
+                .unwrap_or_default();
+            let compiled =
+                verdict.check(compile_route(route, &api_key, models, cluster, authorizers));
             if let Some((def, matcher)) = compiled
                 && verdict.is_ok()
                 && verdict.check(table.add(&def.key, &matcher)).is_some()
@@ -111,6 +118,7 @@ impl RouteTable {
 fn compile_route(
     route: &Route,
     (namespace, api): &ObjKey,
+    models: &[ModelSpec],
     cluster: &Cluster<'_>,
     authorizers: &Authorizers,
 ) -> Result<(DefRoute, RouteMatch), Problem> {
@@ -135,11 +143,14 @@ fn compile_route(
         None => None,
     };
     let integration = compile_integration(&spec.integration, namespace, &parsed.params, cluster)?;
+    let validation =
+        super::validation::compile_validation(spec.request_validation.as_ref(), models)?;
     Ok((
         DefRoute {
             key: spec.route_key.clone(),
             integration,
             api_key_required: spec.api_key_required.unwrap_or(false),
+            validation,
             authorization,
         },
         parsed.matcher,
@@ -177,10 +188,42 @@ fn compile_integration(
 ) -> Result<DefIntegration, Problem> {
     let invalid = |m: String| Problem::invalid(reasons::INVALID, m);
     match spec.type_ {
-        IntegrationType::LambdaProxy => Err(Problem::invalid(
-            reasons::UNSUPPORTED_INTEGRATION,
-            "spec.integration.type: LAMBDA_PROXY integrations are not built yet",
-        )),
+        IntegrationType::LambdaProxy => {
+            let timeout_ms = timeout(spec)?;
+            let (target, uri_path) = compile_target(spec, namespace, params, cluster)?;
+            let path = match (&spec.path, uri_path) {
+                (Some(p), _) => p.clone(),
+                (None, Some(p)) => p,
+                (None, None) => LAMBDA_INVOKE_PATH.to_string(),
+            };
+            if !path.starts_with('/') {
+                return Err(invalid(format!(
+                    "spec.integration.path {path:?} must start with '/'"
+                )));
+            }
+            stage_variables(&path).map_err(|e| template_problem("spec.integration.path", e))?;
+            if !Template::parse(&without_stage_variables(&path)).is_literal() {
+                return Err(template_problem(
+                    "spec.integration.path",
+                    "a LAMBDA_PROXY invoke path cannot use path parameters".into(),
+                ));
+            }
+            if !spec.request_parameters.is_empty() || !spec.response_parameters.is_empty() {
+                return Err(Problem::invalid(
+                    reasons::INVALID_MAPPING,
+                    "spec.integration: LAMBDA_PROXY integrations take no parameter mapping (the function sees the whole request)",
+                ));
+            }
+            Ok(DefIntegration::LambdaProxy {
+                target,
+                path,
+                payload_format: match spec.payload_format_version {
+                    Some(PayloadFormatVersion::V1) => PayloadFormat::V1,
+                    Some(PayloadFormatVersion::V2) | None => PayloadFormat::V2,
+                },
+                timeout_ms,
+            })
+        }
         IntegrationType::Mock => {
             let mock = spec.mock.clone().unwrap_or_default();
             let status = mock.status_code.unwrap_or(200);
@@ -210,14 +253,7 @@ fn compile_integration(
             })
         }
         IntegrationType::HttpProxy | IntegrationType::Http => {
-            let timeout_ms = spec
-                .timeout_millis
-                .unwrap_or(DEFAULT_INTEGRATION_TIMEOUT_MS);
-            if !(MIN_INTEGRATION_TIMEOUT_MS..=MAX_INTEGRATION_TIMEOUT_MS).contains(&timeout_ms) {
-                return Err(invalid(format!(
-                    "spec.integration.timeoutMillis {timeout_ms} is not in {MIN_INTEGRATION_TIMEOUT_MS}-{MAX_INTEGRATION_TIMEOUT_MS}"
-                )));
-            }
+            let timeout_ms = timeout(spec)?;
             let method = match &spec.method {
                 None => None,
                 Some(m) if m.chars().all(|c| c.is_ascii_alphabetic()) && !m.is_empty() => {
@@ -249,82 +285,126 @@ fn compile_integration(
                 }
                 check_template("spec.integration.path", path, params)?;
             }
-            let (target, uri_path) = match (&spec.backend_ref, &spec.uri) {
-                (Some(b), None) => {
-                    let field = "spec.integration.backendRef";
-                    let backend_ns = b.namespace.clone().unwrap_or_else(|| namespace.to_string());
-                    cluster.check_service_port(field, &backend_ns, &b.name, b.port)?;
-                    cluster.permit(
-                        field,
-                        namespace,
-                        &backend_ns,
-                        &b.name,
-                        spec.vpc_link_ref.as_ref(),
-                    )?;
-                    let scheme = match b.scheme {
-                        Some(BackendScheme::Https) => UpstreamScheme::Https,
-                        _ => UpstreamScheme::Http,
-                    };
-                    (
-                        DefTarget::Service {
-                            namespace: backend_ns,
-                            name: b.name.clone(),
-                            port: b.port,
-                            scheme,
-                            vpc_link: spec.vpc_link_ref.clone(),
-                        },
-                        None,
-                    )
-                }
-                (None, Some(uri)) => {
-                    let field = "spec.integration.uri";
-                    stage_variables(uri).map_err(|e| template_problem(field, e))?;
-                    let split = split_uri(uri).map_err(|e| invalid(format!("{field}: {e}")))?;
-                    if !Template::parse(&without_stage_variables(&split.origin)).is_literal() {
-                        return Err(template_problem(
-                            field,
-                            "path parameters may appear only in the path of the uri".into(),
-                        ));
-                    }
-                    if stage_variables(&split.origin).is_ok_and(|v| v.is_empty()) {
-                        let origin = parse_origin(&split.origin)
-                            .map_err(|e| invalid(format!("{field}: {e}")))?;
-                        if let Some((ns, name)) = cluster.service_for_host(&origin.host, namespace)
-                        {
-                            cluster.check_service_port(field, &ns, &name, origin.port)?;
-                            cluster.permit(
-                                field,
-                                namespace,
-                                &ns,
-                                &name,
-                                spec.vpc_link_ref.as_ref(),
-                            )?;
-                        }
-                    }
-                    if let Some(path) = &split.path {
-                        check_template(field, path, params)?;
-                    }
-                    (
-                        DefTarget::Url {
-                            origin: split.origin,
-                            vpc_link: spec.vpc_link_ref.clone(),
-                        },
-                        split.path,
-                    )
-                }
-                _ => {
-                    return Err(invalid(
-                        "spec.integration: set exactly one of backendRef and uri".into(),
-                    ));
-                }
-            };
+            let (target, uri_path) = compile_target(spec, namespace, params, cluster)?;
+            let request_parameters = super::mapping::compile_mappings(
+                "spec.integration.requestParameters",
+                &spec.request_parameters,
+                MappingSide::Request,
+                params,
+            )?;
+            let response_parameters = super::mapping::compile_mappings(
+                "spec.integration.responseParameters",
+                &spec.response_parameters,
+                MappingSide::Response,
+                params,
+            )?;
+            let overwrites_path = request_parameters
+                .iter()
+                .any(|m| m.target == causeway_snapshot::mapping::MappingTarget::Path);
+            if overwrites_path && (spec.path.is_some() || uri_path.is_some()) {
+                return Err(Problem::invalid(
+                    reasons::INVALID_MAPPING,
+                    "spec.integration.requestParameters[\"overwrite:path\"]: the path is already set by spec.integration.path or the uri; use one",
+                ));
+            }
             Ok(DefIntegration::HttpProxy {
                 target,
                 path: spec.path.clone().or(uri_path),
                 method,
                 request_headers,
                 timeout_ms,
+                request_parameters,
+                response_parameters,
             })
         }
     }
+}
+
+/// The integration timeout, checked.
+fn timeout(spec: &IntegrationSpec) -> Result<u32, Problem> {
+    let timeout_ms = spec
+        .timeout_millis
+        .unwrap_or(DEFAULT_INTEGRATION_TIMEOUT_MS);
+    if !(MIN_INTEGRATION_TIMEOUT_MS..=MAX_INTEGRATION_TIMEOUT_MS).contains(&timeout_ms) {
+        return Err(Problem::invalid(
+            reasons::INVALID,
+            format!(
+                "spec.integration.timeoutMillis {timeout_ms} is not in {MIN_INTEGRATION_TIMEOUT_MS}-{MAX_INTEGRATION_TIMEOUT_MS}"
+            ),
+        ));
+    }
+    Ok(timeout_ms)
+}
+
+/// The backend of an integration (Service or URL origin) and the path the uri gives, if any.
+fn compile_target(
+    spec: &IntegrationSpec,
+    namespace: &str,
+    params: &[String],
+    cluster: &Cluster<'_>,
+) -> Result<(DefTarget, Option<String>), Problem> {
+    let invalid = |m: String| Problem::invalid(reasons::INVALID, m);
+    let target = match (&spec.backend_ref, &spec.uri) {
+        (Some(b), None) => {
+            let field = "spec.integration.backendRef";
+            let backend_ns = b.namespace.clone().unwrap_or_else(|| namespace.to_string());
+            cluster.check_service_port(field, &backend_ns, &b.name, b.port)?;
+            cluster.permit(
+                field,
+                namespace,
+                &backend_ns,
+                &b.name,
+                spec.vpc_link_ref.as_ref(),
+            )?;
+            let scheme = match b.scheme {
+                Some(BackendScheme::Https) => UpstreamScheme::Https,
+                _ => UpstreamScheme::Http,
+            };
+            (
+                DefTarget::Service {
+                    namespace: backend_ns,
+                    name: b.name.clone(),
+                    port: b.port,
+                    scheme,
+                    vpc_link: spec.vpc_link_ref.clone(),
+                },
+                None,
+            )
+        }
+        (None, Some(uri)) => {
+            let field = "spec.integration.uri";
+            stage_variables(uri).map_err(|e| template_problem(field, e))?;
+            let split = split_uri(uri).map_err(|e| invalid(format!("{field}: {e}")))?;
+            if !Template::parse(&without_stage_variables(&split.origin)).is_literal() {
+                return Err(template_problem(
+                    field,
+                    "path parameters may appear only in the path of the uri".into(),
+                ));
+            }
+            if stage_variables(&split.origin).is_ok_and(|v| v.is_empty()) {
+                let origin =
+                    parse_origin(&split.origin).map_err(|e| invalid(format!("{field}: {e}")))?;
+                if let Some((ns, name)) = cluster.service_for_host(&origin.host, namespace) {
+                    cluster.check_service_port(field, &ns, &name, origin.port)?;
+                    cluster.permit(field, namespace, &ns, &name, spec.vpc_link_ref.as_ref())?;
+                }
+            }
+            if let Some(path) = &split.path {
+                check_template(field, path, params)?;
+            }
+            (
+                DefTarget::Url {
+                    origin: split.origin,
+                    vpc_link: spec.vpc_link_ref.clone(),
+                },
+                split.path,
+            )
+        }
+        _ => {
+            return Err(invalid(
+                "spec.integration: set exactly one of backendRef and uri".into(),
+            ));
+        }
+    };
+    Ok(target)
 }

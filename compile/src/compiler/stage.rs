@@ -307,6 +307,7 @@ fn candidate(
             }
         }
     }
+    let cache = super::cache::plan(spec)?;
     let canary_spec = spec.canary.as_ref();
     if let Some(c) = canary_spec {
         if !c.percent_traffic.is_finite() || !(0.0..=100.0).contains(&c.percent_traffic) {
@@ -411,6 +412,7 @@ fn candidate(
         cluster,
         namespace: &namespace,
         route_throttles: &route_throttles,
+        cache: &cache,
     };
     let mut backends = BTreeMap::new();
     let main = materialize(
@@ -505,6 +507,7 @@ fn candidate(
                 enabled: access_log.enabled.unwrap_or(true),
                 format: access_log.format,
             },
+            cache: cache.stage.clone(),
         },
         backends,
         mappings,

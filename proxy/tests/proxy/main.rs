@@ -1,19 +1,24 @@
 //! In-process proxy tests: real sockets on 127.0.0.1, real hyper clients, builder fixtures.
 
+mod recorder;
 mod support;
 
 mod admin;
 mod auth;
 mod backends;
+mod cache;
 mod canary;
 mod failures;
 mod forwarding;
 mod gateway;
 mod hygiene;
+mod lambda;
 mod limits;
+mod mapping;
 mod observability;
 mod quotas;
 mod routing;
 mod swap;
 mod throttling;
 mod tls;
+mod validation;

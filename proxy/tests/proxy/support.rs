@@ -457,6 +457,8 @@ pub fn mock(key: &str, body: &str) -> RouteConfig {
         }),
         api_key_required: false,
         throttle: None,
+        validation: None,
+        cache: None,
         authorization: None,
     }
 }
@@ -472,9 +474,13 @@ pub fn proxy_to(key: &str, backend: &str) -> ProxyRoute {
             method: None,
             request_headers: BTreeMap::new(),
             timeout_ms: 5_000,
+            request_parameters: vec![],
+            response_parameters: vec![],
         }),
         api_key_required: false,
         throttle: None,
+        validation: None,
+        cache: None,
         authorization: None,
     })
 }
@@ -486,7 +492,7 @@ impl ProxyRoute {
     fn http(&mut self) -> &mut HttpProxyIntegration {
         match &mut self.0.integration {
             Integration::HttpProxy(h) => h,
-            Integration::Mock(_) => unreachable!("built as HTTP_PROXY"),
+            _ => unreachable!("built as HTTP_PROXY"),
         }
     }
     pub fn path(mut self, template: &str) -> Self {
@@ -634,6 +640,7 @@ impl SnapshotBuilder {
                 canary: self.canary,
                 throttle: None,
                 access_log: AccessLog::default(),
+                cache: None,
             }],
             hosts: vec![HostConfig {
                 hostname: HOST.to_string(),

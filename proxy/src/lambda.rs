@@ -1,0 +1,726 @@
+//! `LAMBDA_PROXY` integrations: the request becomes API Gateway's Lambda proxy event (payload
+//! format 1.0, REST API style, or 2.0, HTTP API style), POSTed as JSON to the backend — by
+//! default to the invoke path of the AWS Lambda Runtime Interface Emulator, so an unmodified
+//! Lambda container image runs as a Pod — and the function's answer is mapped back.
+//!
+//! The request body is buffered (within the Api's body limit): the event carries it whole, as
+//! text, or base64 when its content type is one of the Api's binary media types or it is not
+//! UTF-8. A malformed answer, a function error (`X-Amz-Function-Error`) or a non-2xx status from
+//! the invoke endpoint is a 502 with the Api's gateway response, as API Gateway does.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use causeway_snapshot::{PayloadFormat, UpstreamScheme};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use serde_json::{Map, Value, json};
+
+use crate::body::{ProxyBody, full};
+use crate::gateway_response::RequestError;
+use crate::mapping::RequestFacts;
+use crate::runtime::BackendRuntime;
+
+/// The header the Lambda Runtime Interface Emulator sets when the function failed.
+const X_AMZ_FUNCTION_ERROR: &str = "x-amz-function-error";
+/// The largest answer read from an invoke endpoint (API Gateway's Lambda limit is 6 MB).
+const MAX_ANSWER_BYTES: usize = 10 * 1024 * 1024;
+
+/// A `LAMBDA_PROXY` integration, pre-parsed.
+pub(crate) struct LambdaRuntime {
+    pub backend: std::sync::Arc<BackendRuntime>,
+    pub path: String,
+    pub payload_format: PayloadFormat,
+    pub timeout: Duration,
+}
+
+/// What the invocation found, for the access log and metrics.
+pub(crate) struct Invoked {
+    pub response: Result<Response<ProxyBody>, RequestError>,
+    /// When the event left for the backend.
+    pub sent_at: Option<Instant>,
+    /// Status of the invoke endpoint's answer.
+    pub status: Option<u16>,
+}
+
+/// Builds the event, invokes the function and maps its answer.
+pub(crate) async fn invoke(
+    client: &crate::upstream::Upstream,
+    lambda: &LambdaRuntime,
+    request: Request<ProxyBody>,
+    facts: &RequestFacts<'_>,
+    binary_media_types: &[String],
+) -> Invoked {
+    let mut out = Invoked {
+        response: Err(RequestError::BuildRequest(String::new())),
+        sent_at: None,
+        status: None,
+    };
+    let (parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            out.response = Err(RequestError::ReadBody(e));
+            return out;
+        }
+    };
+    let event = match lambda.payload_format {
+        PayloadFormat::V1 => event_v1(&parts, &body, facts, binary_media_types),
+        PayloadFormat::V2 => event_v2(&parts, &body, facts, binary_media_types),
+    };
+    out.response = send(client, lambda, event, &mut out.sent_at, &mut out.status).await;
+    out
+}
+
+async fn send(
+    client: &crate::upstream::Upstream,
+    lambda: &LambdaRuntime,
+    event: Value,
+    sent_at: &mut Option<Instant>,
+    status: &mut Option<u16>,
+) -> Result<Response<ProxyBody>, RequestError> {
+    let backend = &lambda.backend;
+    if backend.scheme == UpstreamScheme::Https {
+        return Err(RequestError::UnsupportedScheme(backend.id.clone()));
+    }
+    let endpoint = backend
+        .next_endpoint()
+        .ok_or_else(|| RequestError::NoEndpoints(backend.id.clone()))?
+        .to_string();
+    let uri: Uri = format!("http://{endpoint}{}", lambda.path)
+        .parse()
+        .map_err(|e| RequestError::BuildRequest(format!("invoke uri: {e}")))?;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::HOST, backend.authority.clone())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(full(event.to_string()))
+        .map_err(|e| RequestError::BuildRequest(format!("invoke request: {e}")))?;
+    *sent_at = Some(Instant::now());
+    let exchange = async {
+        let response = client.client().request(request).await.map_err(|e| {
+            if e.is_connect() {
+                RequestError::UpstreamConnect {
+                    backend: backend.id.clone(),
+                    endpoint: endpoint.clone(),
+                    source: e.into(),
+                }
+            } else {
+                RequestError::UpstreamFailed {
+                    backend: backend.id.clone(),
+                    source: e.into(),
+                }
+            }
+        })?;
+        let (parts, body) = response.into_parts();
+        let bytes = http_body_util::Limited::new(body, MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| RequestError::UpstreamFailed {
+                backend: backend.id.clone(),
+                source: e,
+            })?
+            .to_bytes();
+        Ok::<_, RequestError>((parts, bytes))
+    };
+    let (parts, bytes) = match tokio::time::timeout(lambda.timeout, exchange).await {
+        Err(_) => {
+            return Err(RequestError::UpstreamTimeout {
+                backend: backend.id.clone(),
+                timeout_ms: u32::try_from(lambda.timeout.as_millis()).unwrap_or(u32::MAX),
+            });
+        }
+        Ok(result) => result?,
+    };
+    *status = Some(parts.status.as_u16());
+    if !parts.status.is_success() {
+        return Err(RequestError::IntegrationResponse(format!(
+            "invoke endpoint of {} answered {}",
+            backend.id, parts.status
+        )));
+    }
+    if let Some(kind) = parts.headers.get(X_AMZ_FUNCTION_ERROR) {
+        return Err(RequestError::IntegrationResponse(format!(
+            "function error ({})",
+            String::from_utf8_lossy(kind.as_bytes())
+        )));
+    }
+    map_answer(&bytes, lambda.payload_format).map_err(RequestError::IntegrationResponse)
+}
+
+// ---------------------------------------------------------------- events
+
+/// Whether the body goes base64: a binary media type, or not UTF-8.
+fn is_binary(headers: &HeaderMap, body: &[u8], binary_media_types: &[String]) -> bool {
+    if std::str::from_utf8(body).is_err() {
+        return true;
+    }
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    binary_media_types.iter().any(|t| media_matches(t, &media))
+}
+
+/// `*/*`, `type/*` or an exact media type.
+pub(crate) fn media_matches(pattern: &str, media: &str) -> bool {
+    let pattern = pattern.trim().to_ascii_lowercase();
+    if pattern == "*/*" {
+        return true;
+    }
+    match pattern.strip_suffix("/*") {
+        Some(kind) => media.split_once('/').is_some_and(|(k, _)| k == kind),
+        None => pattern == media,
+    }
+}
+
+/// `(body, isBase64Encoded)` for an event.
+fn event_body(headers: &HeaderMap, body: &Bytes, binary_media_types: &[String]) -> (Value, bool) {
+    if body.is_empty() {
+        return (Value::Null, false);
+    }
+    if is_binary(headers, body, binary_media_types) {
+        return (Value::String(BASE64.encode(body)), true);
+    }
+    (
+        Value::String(String::from_utf8_lossy(body).into_owned()),
+        false,
+    )
+}
+
+/// Decoded query parameters in order (`+` is a space, `%XX` decoded).
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(pair), String::new()),
+        })
+        .collect()
+}
+
+fn string_map(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    )
+}
+
+fn or_null(map: Value) -> Value {
+    match &map {
+        Value::Object(m) if m.is_empty() => Value::Null,
+        _ => map,
+    }
+}
+
+fn header_text(value: &HeaderValue) -> String {
+    String::from_utf8_lossy(value.as_bytes()).into_owned()
+}
+
+fn epoch_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn protocol(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn authorizer(facts: &RequestFacts<'_>) -> Option<Value> {
+    facts.authorizer.map(|a| Value::Object(a.clone()))
+}
+
+/// The route's resource path: the route key's path (`/pets/{id}`), or `$default`.
+fn resource(route_key: &str) -> &str {
+    route_key
+        .split_once(' ')
+        .map(|(_, path)| path)
+        .unwrap_or(route_key)
+}
+
+/// Payload format 1.0 (`APIGatewayProxyRequest`).
+fn event_v1(
+    parts: &http::request::Parts,
+    body: &Bytes,
+    facts: &RequestFacts<'_>,
+    binary_media_types: &[String],
+) -> Value {
+    let mut single = Map::new();
+    let mut multi: Map<String, Value> = Map::new();
+    for (name, value) in &parts.headers {
+        single.insert(name.to_string(), Value::String(header_text(value)));
+        if let Value::Array(values) = multi
+            .entry(name.to_string())
+            .or_insert_with(|| Value::Array(vec![]))
+        {
+            values.push(Value::String(header_text(value)));
+        }
+    }
+    let pairs = query_pairs(parts.uri.query());
+    let mut query_multi: Map<String, Value> = Map::new();
+    for (k, v) in &pairs {
+        if let Value::Array(values) = query_multi
+            .entry(k.clone())
+            .or_insert_with(|| Value::Array(vec![]))
+        {
+            values.push(Value::String(v.clone()));
+        }
+    }
+    let (body, is_base64) = event_body(&parts.headers, body, binary_media_types);
+    let resource = resource(facts.route_key);
+    let mut context = json!({
+        "resourcePath": resource,
+        "httpMethod": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "stage": facts.stage,
+        "requestId": facts.request_id,
+        "requestTime": crate::access_log::clf_time(facts.request_time),
+        "requestTimeEpoch": epoch_millis(facts.request_time),
+        "domainName": facts.domain_name,
+        "apiId": facts.api_id,
+        "protocol": protocol(parts.version),
+        "identity": {
+            "sourceIp": facts.peer.ip().to_string(),
+            "userAgent": facts.user_agent,
+        },
+    });
+    if let (Some(a), Value::Object(c)) = (authorizer(facts), &mut context) {
+        c.insert("authorizer".into(), a);
+    }
+    json!({
+        "resource": resource,
+        "path": facts.stage_path,
+        "httpMethod": parts.method.as_str(),
+        "headers": or_null(Value::Object(single)),
+        "multiValueHeaders": or_null(Value::Object(multi)),
+        "queryStringParameters": or_null(string_map(pairs)),
+        "multiValueQueryStringParameters": or_null(Value::Object(query_multi)),
+        "pathParameters": or_null(string_map(facts.params.iter().cloned())),
+        "stageVariables": or_null(string_map(facts.variables.iter().map(|(k, v)| (k.clone(), v.clone())))),
+        "requestContext": context,
+        "body": body,
+        "isBase64Encoded": is_base64,
+    })
+}
+
+/// Payload format 2.0 (`APIGatewayV2HTTPRequest`).
+fn event_v2(
+    parts: &http::request::Parts,
+    body: &Bytes,
+    facts: &RequestFacts<'_>,
+    binary_media_types: &[String],
+) -> Value {
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    let mut cookies = Vec::new();
+    for (name, value) in &parts.headers {
+        if name == header::COOKIE {
+            cookies.extend(
+                header_text(value)
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string),
+            );
+            continue;
+        }
+        headers
+            .entry(name.to_string())
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(&header_text(value));
+            })
+            .or_insert_with(|| header_text(value));
+    }
+    let mut query: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in query_pairs(parts.uri.query()) {
+        query
+            .entry(k)
+            .and_modify(|joined| {
+                joined.push(',');
+                joined.push_str(&v);
+            })
+            .or_insert(v);
+    }
+    let (body, is_base64) = event_body(&parts.headers, body, binary_media_types);
+    let mut context = json!({
+        "routeKey": facts.route_key,
+        "stage": facts.stage,
+        "requestId": facts.request_id,
+        "apiId": facts.api_id,
+        "domainName": facts.domain_name,
+        "domainPrefix": facts.domain_name.split('.').next().unwrap_or_default(),
+        "time": crate::access_log::clf_time(facts.request_time),
+        "timeEpoch": epoch_millis(facts.request_time),
+        "http": {
+            "method": parts.method.as_str(),
+            "path": parts.uri.path(),
+            "protocol": protocol(parts.version),
+            "sourceIp": facts.peer.ip().to_string(),
+            "userAgent": facts.user_agent,
+        },
+    });
+    if let (Some(a), Value::Object(c)) = (authorizer(facts), &mut context) {
+        // HTTP APIs put JWT claims under `jwt` and a Lambda authorizer's context under `lambda`.
+        let shaped = match a.get("claims") {
+            Some(claims) if claims.is_object() => json!({
+                "jwt": { "claims": claims, "scopes": a.get("scopes").cloned().unwrap_or(Value::Null) }
+            }),
+            _ => json!({ "lambda": a }),
+        };
+        c.insert("authorizer".into(), shaped);
+    }
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": facts.route_key,
+        "rawPath": parts.uri.path(),
+        "rawQueryString": parts.uri.query().unwrap_or_default(),
+        "headers": string_map(headers),
+        "requestContext": context,
+        "isBase64Encoded": is_base64,
+    });
+    if let Value::Object(e) = &mut event {
+        if !cookies.is_empty() {
+            e.insert("cookies".into(), json!(cookies));
+        }
+        if !query.is_empty() {
+            e.insert("queryStringParameters".into(), string_map(query));
+        }
+        if !facts.params.is_empty() {
+            e.insert(
+                "pathParameters".into(),
+                string_map(facts.params.iter().cloned()),
+            );
+        }
+        if !facts.variables.is_empty() {
+            e.insert(
+                "stageVariables".into(),
+                string_map(facts.variables.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            );
+        }
+        if !body.is_null() {
+            e.insert("body".into(), body);
+        }
+    }
+    event
+}
+
+// ---------------------------------------------------------------- answers
+
+/// A header value as the function wrote it: strings as they are, numbers and booleans as text.
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Maps the function's answer to a response, or says why it is malformed.
+pub(crate) fn map_answer(
+    bytes: &[u8],
+    format: PayloadFormat,
+) -> Result<Response<ProxyBody>, String> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("the function's answer is not JSON: {e}"))?;
+    let structured = value
+        .as_object()
+        .filter(|o| o.contains_key("statusCode"))
+        .cloned();
+    let Some(answer) = structured else {
+        if format == PayloadFormat::V2 {
+            // HTTP API: a bare JSON value is a 200 with that JSON.
+            let mut response = Response::new(full(value.to_string()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Ok(response);
+        }
+        return Err("the function's answer has no statusCode".into());
+    };
+    let status = match &answer["statusCode"] {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    }
+    .and_then(|n| u16::try_from(n).ok())
+    .and_then(|n| StatusCode::from_u16(n).ok())
+    .filter(|s| (100..=599).contains(&s.as_u16()))
+    .ok_or_else(|| format!("statusCode {} is not a status code", answer["statusCode"]))?;
+    let mut headers = HeaderMap::new();
+    let header = |name: &str, value: &str| -> Result<(HeaderName, HeaderValue), String> {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("{name:?} is not a header name"))?;
+        let v = HeaderValue::from_str(value)
+            .map_err(|_| format!("the value of header {name:?} is not valid"))?;
+        Ok((n, v))
+    };
+    match answer.get("multiValueHeaders") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (name, values) in m {
+                let values = match values {
+                    Value::Array(items) => {
+                        items.iter().map(scalar_text).collect::<Option<Vec<_>>>()
+                    }
+                    other => scalar_text(other).map(|v| vec![v]),
+                }
+                .ok_or_else(|| format!("multiValueHeaders.{name} is not a list of strings"))?;
+                for v in values {
+                    let (n, v) = header(name, &v)?;
+                    headers.append(n, v);
+                }
+            }
+        }
+        Some(_) => return Err("multiValueHeaders is not an object".into()),
+    }
+    match answer.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (name, value) in m {
+                let text =
+                    scalar_text(value).ok_or_else(|| format!("headers.{name} is not a string"))?;
+                let (n, v) = header(name, &text)?;
+                // API Gateway merges both maps; for a name in both, `multiValueHeaders` wins.
+                if !headers.contains_key(&n) {
+                    headers.insert(n, v);
+                }
+            }
+        }
+        Some(_) => return Err("headers is not an object".into()),
+    }
+    if format == PayloadFormat::V2 {
+        match answer.get("cookies") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for item in items {
+                    let text = item.as_str().ok_or("cookies holds a non-string")?;
+                    let (n, v) = header("set-cookie", text)?;
+                    headers.append(n, v);
+                }
+            }
+            Some(_) => return Err("cookies is not a list".into()),
+        }
+    }
+    let base64 = match answer.get("isBase64Encoded") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("isBase64Encoded is not a boolean".into()),
+    };
+    let body = match answer.get("body") {
+        None | Some(Value::Null) => Bytes::new(),
+        Some(Value::String(s)) if base64 => Bytes::from(
+            BASE64
+                .decode(s.as_bytes())
+                .map_err(|e| format!("body is not base64: {e}"))?,
+        ),
+        Some(Value::String(s)) => Bytes::from(s.clone()),
+        Some(_) => return Err("body is not a string".into()),
+    };
+    if format == PayloadFormat::V2
+        && !headers.contains_key(header::CONTENT_TYPE)
+        && !body.is_empty()
+    {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    crate::upstream::remove_hop_by_hop(&mut headers);
+    headers.remove(header::CONTENT_LENGTH);
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_text(response: Response<ProxyBody>) -> String {
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_v2_answer_that_is_a_bare_json_value_is_a_200_with_that_json() {
+        for raw in [r#"{"hello":"world"}"#, r#"[1,2]"#, r#""text""#, "42"] {
+            let response = map_answer(raw.as_bytes(), PayloadFormat::V2).expect("mapped");
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                response.headers().get("content-type").map(|v| v.as_bytes()),
+                Some(&b"application/json"[..])
+            );
+            let expected: Value = serde_json::from_str(raw).expect("json");
+            let got: Value = serde_json::from_str(&body_text(response).await).expect("json");
+            assert_eq!(got, expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_structured_answer_maps_status_headers_cookies_and_a_base64_body() {
+        let raw = json!({
+            "statusCode": 201,
+            "headers": {"x-one": "1", "x-num": 5, "x-many": "single"},
+            "multiValueHeaders": {"x-many": ["a", "b"]},
+            "cookies": ["a=1; Path=/", "b=2"],
+            "body": BASE64.encode([0u8, 159, 146, 150]),
+            "isBase64Encoded": true,
+        })
+        .to_string();
+        let response = map_answer(raw.as_bytes(), PayloadFormat::V2).expect("mapped");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let h = response.headers();
+        assert_eq!(h.get("x-num").map(|v| v.as_bytes()), Some(&b"5"[..]));
+        let many: Vec<_> = h.get_all("x-many").iter().collect();
+        assert_eq!(
+            many,
+            ["a", "b"],
+            "multiValueHeaders wins for a name in both"
+        );
+        assert_eq!(h.get_all("set-cookie").iter().count(), 2);
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(&bytes[..], &[0u8, 159, 146, 150]);
+    }
+
+    #[test]
+    fn malformed_answers_are_refused_with_a_reason() {
+        let cases: [(&str, PayloadFormat); 7] = [
+            ("not json", PayloadFormat::V2),
+            (r#"{"body":"x"}"#, PayloadFormat::V1),
+            (r#"{"statusCode":"abc"}"#, PayloadFormat::V1),
+            (r#"{"statusCode":700}"#, PayloadFormat::V2),
+            (r#"{"statusCode":200,"body":{"a":1}}"#, PayloadFormat::V1),
+            (r#"{"statusCode":200,"headers":[1]}"#, PayloadFormat::V1),
+            (
+                r#"{"statusCode":200,"body":"%%","isBase64Encoded":true}"#,
+                PayloadFormat::V2,
+            ),
+        ];
+        for (raw, format) in cases {
+            assert!(
+                map_answer(raw.as_bytes(), format).is_err(),
+                "{raw} should be refused"
+            );
+        }
+    }
+
+    fn facts<'a>(
+        authorizer: Option<&'a Map<String, Value>>,
+        variables: &'a BTreeMap<String, String>,
+    ) -> RequestFacts<'a> {
+        RequestFacts {
+            request_id: "r-1",
+            peer: std::net::SocketAddr::from(([203, 0, 113, 7], 4000)),
+            user_agent: "ua",
+            stage: "prod",
+            api_id: "default/pets",
+            domain_name: "api.test",
+            route_key: "GET /me",
+            stage_path: "/me",
+            params: &[],
+            variables,
+            request_time: SystemTime::now(),
+            authorizer,
+        }
+    }
+
+    #[test]
+    fn the_authorizer_context_reaches_both_event_formats_in_the_aws_shapes() {
+        use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
+        let (request, ()) = Request::get("/me").body(()).expect("request").into_parts();
+        let variables = BTreeMap::new();
+        let mut jwt = Map::new();
+        jwt.insert("claims".into(), json!({"sub": "user-1"}));
+        jwt.insert("scopes".into(), json!(["read"]));
+        let v2: ApiGatewayV2httpRequest = serde_json::from_value(event_v2(
+            &request,
+            &Bytes::new(),
+            &facts(Some(&jwt), &variables),
+            &[],
+        ))
+        .expect("v2 event");
+        let claims = v2
+            .request_context
+            .authorizer
+            .and_then(|a| a.jwt)
+            .map(|j| j.claims)
+            .unwrap_or_default();
+        assert_eq!(claims.get("sub").map(String::as_str), Some("user-1"));
+
+        let mut lambda_ctx = Map::new();
+        lambda_ctx.insert("principalId".into(), json!("p-9"));
+        let v2: ApiGatewayV2httpRequest = serde_json::from_value(event_v2(
+            &request,
+            &Bytes::new(),
+            &facts(Some(&lambda_ctx), &variables),
+            &[],
+        ))
+        .expect("v2 event");
+        let fields = v2
+            .request_context
+            .authorizer
+            .map(|a| a.fields)
+            .unwrap_or_default();
+        assert_eq!(fields.get("principalId"), Some(&json!("p-9")));
+
+        let raw = event_v1(
+            &request,
+            &Bytes::new(),
+            &facts(Some(&lambda_ctx), &variables),
+            &[],
+        );
+        assert_eq!(raw["requestContext"]["authorizer"]["principalId"], "p-9");
+        let _: ApiGatewayProxyRequest = serde_json::from_value(raw).expect("v1 event");
+    }
+
+    #[test]
+    fn media_types_match_exactly_or_by_wildcard() {
+        assert!(media_matches("image/*", "image/png"));
+        assert!(media_matches("*/*", "text/plain"));
+        assert!(media_matches(
+            "Application/Octet-Stream",
+            "application/octet-stream"
+        ));
+        assert!(!media_matches("image/*", "text/plain"));
+    }
+}
