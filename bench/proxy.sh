@@ -47,7 +47,7 @@ haproxy -f "$work/haproxy.cfg" -db 2>"$work/haproxy.log" & pids+=($!)
 
 wait_ok() { for _ in $(seq 100); do curl -fsS -o /dev/null "$@" 2>/dev/null && return 0; sleep 0.1; done; echo "not answering: $*" >&2; exit 1; }
 wait_ok http://127.0.0.1:$BACKEND_PORT/v1/pets
-wait_ok -H "Host: bench.bench.localhost" http://127.0.0.1:$CAUSEWAY_PORT/prod/pets
+wait_ok -H "Host: bench.bench.localhost" -H "x-api-key: $KEY" http://127.0.0.1:$CAUSEWAY_PORT/prod/pets
 wait_ok -H "x-api-key: $KEY" http://127.0.0.1:$NGINX_PORT/prod/pets
 wait_ok -H "x-api-key: $KEY" http://127.0.0.1:$HAPROXY_PORT/prod/pets
 
@@ -93,7 +93,7 @@ out="bench/results/proxy-$stamp.md"
   echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, median of $ROUNDS interleaved round(s), on $(nproc) cores (load generator, proxy and backend share them); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
   echo
   echo "Causeway runs \`causeway standalone\` with its defaults (one worker thread per CPU, access log off)."
-  echo "Not yet the same job: Causeway does not check \`x-api-key\` or rate-limit per key (API keys and usage plans land with the authorizer work); nginx and HAProxy do both, with a limit too high to trigger."
+  echo "All three proxies do the same job: an \`x-api-key\` check and a per-key rate limit too high to trigger (Causeway: a UsagePlan with one key)."
   echo
   echo "| target | req/s | p50 ms | p99 ms | non-2xx | req/s ÷ direct | req/s ÷ nginx | p99 ÷ nginx p99 |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
