@@ -66,6 +66,22 @@ impl TokenBucket {
         Err(Duration::from_secs_f64((1.0 - state.tokens) / self.rate))
     }
 
+    /// `(burst, whole tokens left, seconds until full)` as of `now`, for `RateLimit-*` headers.
+    pub(crate) fn peek(&self, now: Instant) -> (u64, u64, u64) {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let elapsed = now.saturating_duration_since(state.updated).as_secs_f64();
+        let tokens = (state.tokens + elapsed * self.rate).min(self.burst);
+        let to_full = if self.rate > 0.0 {
+            ((self.burst - tokens) / self.rate).ceil()
+        } else {
+            0.0
+        };
+        (self.burst as u64, tokens.floor() as u64, to_full as u64)
+    }
+
     /// Gives back a token taken by [`TokenBucket::try_take`] (another level refused).
     pub(crate) fn refund(&self) {
         let mut state = self
@@ -226,6 +242,8 @@ pub(crate) struct KeyLimits {
     /// `(stage id, route key)` → bucket.
     routes: HashMap<(String, String), Arc<TokenBucket>>,
     pub quota: Option<QuotaRule>,
+    /// Send `RateLimit-*` headers (the plan's `rateLimitHeaders`).
+    pub rate_limit_headers: bool,
 }
 
 /// One usage plan's limits.
@@ -282,6 +300,7 @@ impl PlanLimits {
                         bucket,
                         routes,
                         quota,
+                        rate_limit_headers: plan.rate_limit_headers,
                     },
                 );
             }
@@ -304,6 +323,15 @@ impl PlanLimits {
 }
 
 impl KeyLimits {
+    /// `(limit, remaining, reset seconds)` of the key's bucket, when the plan sends
+    /// `RateLimit-*` headers and the key is throttled.
+    pub(crate) fn rate_limit(&self, now: Instant) -> Option<(u64, u64, u64)> {
+        if !self.rate_limit_headers {
+            return None;
+        }
+        self.bucket.as_ref().map(|b| b.peek(now))
+    }
+
     /// Gives back the tokens [`KeyLimits::admit`] took.
     pub(crate) fn refund(&self, stage: &str, route: &str) {
         let route_bucket = self.routes.get(&(stage.to_string(), route.to_string()));

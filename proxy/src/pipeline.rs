@@ -77,6 +77,9 @@ pub(crate) struct Exchange {
     cors: Option<(Arc<CorsRuntime>, HeaderValue)>,
     /// The matched route's metric handles.
     route_metrics: Option<Arc<RouteMetrics>>,
+    /// `RateLimit-Limit`, `-Remaining`, `-Reset` (IETF draft) for the caller's key, if its
+    /// plan asks for them.
+    rate_limit: Option<(u64, u64, u64)>,
 }
 
 /// Runs the whole lifecycle for one request.
@@ -219,6 +222,7 @@ fn begin(
         integration_latency: None,
         cors: None,
         route_metrics: None,
+        rate_limit: None,
     };
     (exchange, shared.runtime.load_full())
 }
@@ -505,6 +509,7 @@ async fn throttle(
         shared
             .usage
             .record(&limits.plan, &limits.key, day, refusal.is_none());
+        ex.rate_limit = limits.rate_limit(Instant::now());
     }
     let Some(error) = refusal else {
         return Flow::Continue(());
@@ -848,6 +853,17 @@ fn finish(
         parts
             .headers
             .insert(X_CAUSEWAY_CANARY, HeaderValue::from_static("true"));
+    }
+    if let Some((limit, remaining, reset)) = ex.rate_limit {
+        for (name, value) in [
+            ("ratelimit-limit", limit),
+            ("ratelimit-remaining", remaining),
+            ("ratelimit-reset", reset),
+        ] {
+            parts
+                .headers
+                .insert(HeaderName::from_static(name), HeaderValue::from(value));
+        }
     }
     let status = parts.status.as_u16();
     let shared = Arc::clone(shared);

@@ -171,3 +171,35 @@ async fn a_swap_that_changes_an_unrelated_route_keeps_each_keys_quota_count() {
         "one request of the quota was left, not a fresh quota"
     );
 }
+
+#[tokio::test]
+async fn a_plan_with_rate_limit_headers_tells_each_key_its_limit_remaining_and_reset() {
+    let mut snapshot = plan_snapshot(1000, 3);
+    snapshot.usage_plans[0].rate_limit_headers = true;
+    snapshot.usage_plans[0].throttle = Some(Throttle {
+        rate: 1.0,
+        burst: 3,
+    });
+    let proxy = TestProxy::with_snapshot(snapshot.seal()).await;
+    let header =
+        |a: &Answer, name: &str| -> u64 { a.headers[name].to_str().unwrap().parse().unwrap() };
+    let first = call(&proxy, "/fast", ALICE).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(header(&first, "ratelimit-limit"), 3);
+    assert_eq!(header(&first, "ratelimit-remaining"), 2);
+    assert!((1..=2).contains(&header(&first, "ratelimit-reset")));
+    call(&proxy, "/fast", ALICE).await;
+    call(&proxy, "/fast", ALICE).await;
+    let refused = call(&proxy, "/fast", ALICE).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&refused, "ratelimit-remaining"), 0);
+    // Without the plan's flag, no headers.
+    let plain = TestProxy::with_snapshot(plan_snapshot(1000, 3)).await;
+    assert!(
+        call(&plain, "/fast", ALICE)
+            .await
+            .headers
+            .get("ratelimit-limit")
+            .is_none()
+    );
+}
