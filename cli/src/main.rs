@@ -9,6 +9,7 @@ mod files;
 mod logging;
 mod proxy_args;
 mod proxy_cmd;
+mod serving;
 mod standalone;
 mod usage;
 mod validate;
@@ -50,7 +51,7 @@ enum Command {
     /// Run the controller: watch the cluster, write statuses, push snapshots to the proxies.
     Controller(controller::ControllerArgs),
     /// Run a proxy fed by the controller's snapshot push.
-    Proxy(proxy_cmd::ProxyArgs),
+    Proxy(proxy_cmd::ProxyCmdArgs),
 }
 
 /// Where resources come from and how they are compiled.
@@ -81,20 +82,6 @@ struct StandaloneArgs {
     /// Keep the deployment history here (so pinned stages survive restarts); default: memory only.
     #[arg(long, env = "CAUSEWAY_STATE_DIR")]
     state_dir: Option<PathBuf>,
-    /// Gateway-wide throttle: steady requests per second over all Apis of this proxy (API
-    /// Gateway's account-level limit); unset means no gateway-wide limit.
-    #[arg(long, env = "CAUSEWAY_GATEWAY_RATE", requires = "gateway_burst")]
-    gateway_rate: Option<f64>,
-    /// Gateway-wide throttle: burst size (with --gateway-rate).
-    #[arg(long, env = "CAUSEWAY_GATEWAY_BURST", requires = "gateway_rate")]
-    gateway_burst: Option<u32>,
-    /// Redis shared by every replica for exact quotas and fleet-wide usage
-    /// (`redis://127.0.0.1:6379/`); unset: each replica counts alone.
-    #[arg(long, env = "CAUSEWAY_REDIS_URL")]
-    redis_url: Option<String>,
-    /// Access log destination: `stdout` or `off`.
-    #[arg(long, env = "CAUSEWAY_ACCESS_LOG", default_value = "stdout")]
-    access_log: String,
     #[command(flatten)]
     proxy: Box<proxy_args::ProxyArgs>,
 }
@@ -172,5 +159,17 @@ fn run_async(
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // Catches what clap otherwise reports only when a command is run (duplicate argument
+        // groups or names, bad `requires`, conflicting env vars).
+        super::Cli::command().debug_assert();
     }
 }

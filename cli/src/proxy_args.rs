@@ -1,6 +1,6 @@
-//! Proxy listener limits and trust settings, shared by every command that runs a proxy
-//! (`standalone` now, `proxy` later). Each flag has an environment variable and shows its
-//! default from the proxy's named constant.
+//! Proxy settings shared by every command that runs a proxy (`standalone` and `proxy`): limits,
+//! trust, TLS, workers, throttling and quota counting, access log. Each flag has an environment
+//! variable and shows its default from the proxy's named constant.
 
 use std::time::Duration;
 
@@ -59,6 +59,20 @@ pub struct ProxyArgs {
     /// are kept (comma-separated); from anyone else they are replaced.
     #[arg(long, env = "CAUSEWAY_TRUSTED_HOPS", value_delimiter = ',')]
     pub trusted_hops: Vec<ipnet::IpNet>,
+    /// Gateway-wide throttle: steady requests per second over all Apis of this proxy (API
+    /// Gateway's account-level limit); unset means no gateway-wide limit.
+    #[arg(long, env = "CAUSEWAY_GATEWAY_RATE", requires = "gateway_burst")]
+    pub gateway_rate: Option<f64>,
+    /// Gateway-wide throttle: burst size (with --gateway-rate).
+    #[arg(long, env = "CAUSEWAY_GATEWAY_BURST", requires = "gateway_rate")]
+    pub gateway_burst: Option<u32>,
+    /// Redis shared by every replica for exact quotas and fleet-wide usage
+    /// (`redis://127.0.0.1:6379/`); unset: each replica counts alone.
+    #[arg(long, env = "CAUSEWAY_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Access log destination: `stdout` or `off`.
+    #[arg(long, env = "CAUSEWAY_ACCESS_LOG", default_value = "stdout")]
+    pub access_log: String,
 }
 
 const fn millis(d: Duration) -> u64 {
@@ -66,6 +80,30 @@ const fn millis(d: Duration) -> u64 {
 }
 
 impl ProxyArgs {
+    /// The whole proxy configuration these flags describe; `https_port` is the port the HTTPS
+    /// listener really got (for redirects).
+    pub fn proxy_config(&self, https_port: u16) -> anyhow::Result<ProxyConfig> {
+        let access_log = match self.access_log.as_str() {
+            "stdout" => proxy::AccessLogSink::Stdout,
+            "off" => proxy::AccessLogSink::Discard,
+            other => anyhow::bail!("--access-log must be `stdout` or `off`, not {other:?}"),
+        };
+        let gateway_throttle = match (self.gateway_rate, self.gateway_burst) {
+            (Some(rate), Some(burst)) if rate >= 0.0 => {
+                Some(causeway_snapshot::Throttle { rate, burst })
+            }
+            (Some(rate), _) => anyhow::bail!("--gateway-rate must be 0 or more, not {rate}"),
+            _ => None,
+        };
+        Ok(self.config(ProxyConfig {
+            access_log,
+            https_port,
+            gateway_throttle,
+            redis_url: self.redis_url.clone(),
+            ..ProxyConfig::default()
+        }))
+    }
+
     /// The proxy settings these flags describe, on top of `base`.
     pub fn config(&self, base: ProxyConfig) -> ProxyConfig {
         ProxyConfig {

@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use causeway_proxy::Proxy;
 use causeway_proxy::snapshot_client::{self, SnapshotClientConfig};
-use causeway_proxy::{AccessLogSink, Proxy, ProxyConfig};
 use clap::Args;
-use tokio::net::TcpListener;
 use tracing::{info, warn};
+
+use crate::serving;
 
 /// Default proxy traffic address in a cluster.
 pub const DEFAULT_PROXY_LISTEN: &str = "0.0.0.0:8080";
@@ -17,7 +18,7 @@ pub const DEFAULT_PROXY_ADMIN: &str = "0.0.0.0:9901";
 
 /// Flags of `causeway proxy`.
 #[derive(Args, Debug)]
-pub struct ProxyArgs {
+pub struct ProxyCmdArgs {
     /// The controller's snapshot server, `https://HOST:PORT`.
     #[arg(long, env = "CAUSEWAY_CONTROLLER")]
     controller: String,
@@ -36,18 +37,12 @@ pub struct ProxyArgs {
     /// This proxy's id in acknowledgements; default: the host name (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     proxy_id: Option<String>,
-    /// Access log destination: `stdout` or `off`.
-    #[arg(long, env = "CAUSEWAY_ACCESS_LOG", default_value = "stdout")]
-    access_log: String,
+    #[command(flatten)]
+    proxy: Box<crate::proxy_args::ProxyArgs>,
 }
 
 /// Runs until Ctrl-C or SIGTERM.
-pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
-    let access_log = match args.access_log.as_str() {
-        "stdout" => AccessLogSink::Stdout,
-        "off" => AccessLogSink::Discard,
-        other => anyhow::bail!("--access-log must be `stdout` or `off`, not {other:?}"),
-    };
+pub async fn run(args: ProxyCmdArgs) -> anyhow::Result<()> {
     let controller: http::Uri = args
         .controller
         .parse()
@@ -58,36 +53,18 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         args.controller
     );
     let tls = snapshot_client::tls_from_dir(&args.tls_dir)?;
-    let proxy = Proxy::new(ProxyConfig {
-        access_log,
-        ..ProxyConfig::default()
-    });
+    let https = serving::bind_https(args.proxy.https_listen.as_deref()).await?;
+    let proxy = Proxy::new(
+        args.proxy
+            .proxy_config(serving::https_port(https.as_ref())?)?,
+    );
     if let Some(path) = &args.state_file {
         match snapshot_client::load_state(&proxy, path) {
             Ok(Some(_)) | Ok(None) => {}
             Err(e) => warn!("{e}; waiting for the controller"),
         }
     }
-    let traffic = TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
-    let admin = TcpListener::bind(&args.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (--admin-listen)", args.admin_listen))?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let serve = tokio::spawn({
-        let proxy = proxy.clone();
-        let done = stopped(stop_rx.clone());
-        async move { proxy.serve(traffic, done).await }
-    });
-    let serve_admin = tokio::spawn({
-        let proxy = proxy.clone();
-        let done = stopped(stop_rx.clone());
-        async move { proxy.serve_admin(admin, done).await }
-    });
+    let listeners = serving::start(&proxy, &args.listen, &args.admin_listen, https).await?;
     info!(listen = %args.listen, admin = %args.admin_listen, controller = %controller, "proxy listening");
     let config = SnapshotClientConfig {
         controller,
@@ -100,8 +77,6 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     };
     snapshot_client::run(proxy, config, crate::controller::shutdown_signal()).await;
     info!("shutting down");
-    let _ = stop_tx.send(true);
-    let _ = serve.await;
-    let _ = serve_admin.await;
+    listeners.stop().await;
     Ok(())
 }

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use causeway_compile::{CompileOptions, Compiled, DeploymentRecord, Inventory, compile};
-use causeway_proxy::{AccessLogSink, Proxy, ProxyConfig};
-use tokio::net::TcpListener;
+use causeway_proxy::Proxy;
 use tracing::{info, warn};
 
 use crate::StandaloneArgs;
 use crate::files::read_sources;
+use crate::serving;
 
 /// How often files are checked for changes, milliseconds.
 pub const DEFAULT_POLL_MILLIS: u64 = 500;
@@ -25,62 +25,16 @@ const HISTORY_PER_API: usize = 50;
 
 /// Runs until Ctrl-C.
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
-    let access_log = match args.access_log.as_str() {
-        "stdout" => AccessLogSink::Stdout,
-        "off" => AccessLogSink::Discard,
-        other => anyhow::bail!("--access-log must be `stdout` or `off`, not {other:?}"),
-    };
-    let gateway_throttle = match (args.gateway_rate, args.gateway_burst) {
-        (Some(rate), Some(burst)) if rate >= 0.0 => {
-            Some(causeway_snapshot::Throttle { rate, burst })
-        }
-        (Some(rate), _) => anyhow::bail!("--gateway-rate must be 0 or more, not {rate}"),
-        _ => None,
-    };
-    let https = match &args.proxy.https_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (--https-listen)"))?,
-        ),
-        None => None,
-    };
-    let https_port = match &https {
-        Some(l) => l.local_addr()?.port(),
-        None => 443,
-    };
-    let proxy = Proxy::new(args.proxy.config(ProxyConfig {
-        access_log,
-        https_port,
-        gateway_throttle,
-        redis_url: args.redis_url.clone(),
-        ..ProxyConfig::default()
-    }));
-    let traffic = TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
-    let admin = TcpListener::bind(&args.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (--admin-listen)", args.admin_listen))?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let serve = tokio::spawn({
-        let proxy = proxy.clone();
-        let done = stopped(stop_rx.clone());
-        async move { proxy.serve(traffic, done).await }
-    });
-    let serve_admin = tokio::spawn({
-        let proxy = proxy.clone();
-        let done = stopped(stop_rx.clone());
-        async move { proxy.serve_admin(admin, done).await }
-    });
-    let serve_https = https.map(|listener| {
-        let proxy = proxy.clone();
-        let done = stopped(stop_rx.clone());
-        tokio::spawn(async move { proxy.serve_tls(listener, done).await })
-    });
+    // A typo in -f is a mistake to say at once, not a condition to wait out.
+    if !args.source.path.exists() {
+        anyhow::bail!("{} does not exist (-f)", args.source.path.display());
+    }
+    let https = serving::bind_https(args.proxy.https_listen.as_deref()).await?;
+    let config = args
+        .proxy
+        .proxy_config(serving::https_port(https.as_ref())?)?;
+    let proxy = Proxy::new(config);
+    let listeners = serving::start(&proxy, &args.listen, &args.admin_listen, https).await?;
     info!(
         listen = %args.listen,
         https = args.proxy.https_listen.as_deref().unwrap_or("off"),
@@ -94,10 +48,6 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         ..CompileOptions::default()
     };
     let poll = Duration::from_millis(args.poll_millis.max(50));
-    // A typo in -f is a mistake to say at once, not a condition to wait out.
-    if !args.source.path.exists() {
-        anyhow::bail!("{} does not exist (-f)", args.source.path.display());
-    }
     let mut last_fingerprint = None;
     // The last problem reported, so that a persisting one is said once, not at every poll.
     let mut last_problem: Option<String> = None;
@@ -148,12 +98,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         }
     }
     info!("shutting down");
-    let _ = stop_tx.send(true);
-    let _ = serve.await;
-    let _ = serve_admin.await;
-    if let Some(serve_https) = serve_https {
-        let _ = serve_https.await;
-    }
+    listeners.stop().await;
     Ok(())
 }
 

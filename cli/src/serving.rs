@@ -1,0 +1,80 @@
+//! Binding and running a proxy's listeners (traffic, optional HTTPS, admin), shared by
+//! `standalone` and `proxy`, with one stop for all of them.
+
+use anyhow::Context;
+use causeway_proxy::Proxy;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The HTTPS listener, bound early so its real port can go into the proxy's configuration.
+pub async fn bind_https(addr: Option<&str>) -> anyhow::Result<Option<TcpListener>> {
+    match addr {
+        Some(addr) => {
+            Ok(Some(TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} (--https-listen)")
+            })?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The port of the HTTPS listener, or 443 when there is none.
+pub fn https_port(https: Option<&TcpListener>) -> anyhow::Result<u16> {
+    Ok(match https {
+        Some(l) => l.local_addr()?.port(),
+        None => 443,
+    })
+}
+
+/// Running listeners.
+pub struct Listeners {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Binds the traffic and admin addresses and starts serving them (and `https`, if given).
+pub async fn start(
+    proxy: &Proxy,
+    listen: &str,
+    admin_listen: &str,
+    https: Option<TcpListener>,
+) -> anyhow::Result<Listeners> {
+    let traffic = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (--listen)"))?;
+    let admin = TcpListener::bind(admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {admin_listen} (--admin-listen)"))?;
+    let (stop, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut tasks = Vec::new();
+    let (p, done) = (proxy.clone(), stopped());
+    tasks.push(tokio::spawn(async move { p.serve(traffic, done).await }));
+    let (p, done) = (proxy.clone(), stopped());
+    tasks.push(tokio::spawn(
+        async move { p.serve_admin(admin, done).await },
+    ));
+    if let Some(listener) = https {
+        let (p, done) = (proxy.clone(), stopped());
+        tasks.push(tokio::spawn(
+            async move { p.serve_tls(listener, done).await },
+        ));
+    }
+    Ok(Listeners { stop, tasks })
+}
+
+impl Listeners {
+    /// Stops accepting, lets in-flight requests drain, and waits for every listener.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
