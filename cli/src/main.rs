@@ -1,12 +1,16 @@
 //! `causeway`: the one binary. Subcommands: `controller` (in a cluster), `proxy` (fed by the
 //! controller), `standalone` (compile YAML from disk and serve it),
-//! `validate` (print what `compile` says of each object), `crds` (print the CRD YAML).
+//! `validate` (print what `compile` says of each object), `crds` (print the CRD YAML), and the
+//! operator commands of the release lifecycle (`history`, `status`, `deploy`, `rollback`,
+//! `canary`, `promote`, `get-url`, `diff`; see [`causeway::ops`]). Also a kubectl plugin when
+//! invoked as `kubectl-causeway`.
 //! Only this crate uses `anyhow`; the libraries have typed errors.
 
 mod alloc;
 mod controller;
 mod files;
 mod logging;
+mod ops_cmd;
 mod proxy_args;
 mod proxy_cmd;
 mod serving;
@@ -17,7 +21,7 @@ mod validate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Default proxy traffic address.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -52,6 +56,8 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Run a proxy fed by the controller's snapshot push.
     Proxy(proxy_cmd::ProxyCmdArgs),
+    #[command(flatten)]
+    Ops(ops_cmd::OpsCommand),
 }
 
 /// Where resources come from and how they are compiled.
@@ -95,8 +101,31 @@ struct ValidateArgs {
     output: String,
 }
 
+/// The name the binary answers to as a kubectl plugin (`kubectl causeway ...`).
+const KUBECTL_PLUGIN_NAME: &str = "kubectl-causeway";
+
+/// Parses the command line. Invoked as `kubectl-causeway` (a symlink on `$PATH`, run by
+/// `kubectl causeway ...`), the help names itself `kubectl causeway`; parsing is the same.
+fn parse_cli() -> Cli {
+    let invoked_as = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let mut command = Cli::command();
+    if invoked_as.as_deref() == Some(KUBECTL_PLUGIN_NAME) {
+        command = command
+            .bin_name("kubectl causeway")
+            .name(KUBECTL_PLUGIN_NAME);
+    }
+    let matches = command.get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     match cli.command {
         Command::Crds => match causeway_crds::generate::crds_yaml() {
             Ok(yaml) => {
@@ -112,6 +141,7 @@ fn main() -> ExitCode {
         Command::Usage(args) => usage::run(args),
         Command::Controller(args) => run_async(&cli.log, controller::run(args)),
         Command::Proxy(args) => run_async(&cli.log, proxy_cmd::run(args)),
+        Command::Ops(command) => run_async(&cli.log, ops_cmd::run(command)),
         Command::Standalone(args) => {
             logging::init(&cli.log);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
