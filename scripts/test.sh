@@ -49,5 +49,10 @@ else
   echo "note: $KUBE_LOCAL_TOOLS not found; the cluster test will be skipped" >&2
 fi
 
+# The end-to-end tests run the real binaries (`causeway`, `petstore-backend`); nextest builds
+# only test targets, so build the binaries first (else each test would start its own build).
+step "cargo build --workspace --bins"
+cargo build --workspace --bins --quiet
+
 step "cargo nextest run --workspace"
 cargo nextest run --workspace --no-fail-fast "$@"
