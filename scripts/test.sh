@@ -14,9 +14,16 @@ if ! need_cmd cargo-nextest && ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 # Debian packages the tests use: redis-server (quota tests start their own throw-away servers
-# on free 127.0.0.1 ports, each stopped when its test ends).
+# on free 127.0.0.1 ports, each stopped when its test ends); Go with sprig, ghodss/yaml and
+# gojsonschema for scripts/chart-render, the stand-in for `helm template`/`helm lint` that the
+# chart tests use (no helm binary is reachable; its packages are built offline, GOPATH mode).
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+gocode=/usr/share/gocode/src/github.com
+[ -d "$gocode/Masterminds/sprig" ] || missing+=(golang-github-masterminds-sprig-dev)
+[ -d "$gocode/ghodss/yaml" ] || missing+=(golang-github-ghodss-yaml-dev)
+[ -d "$gocode/xeipuuv/gojsonschema" ] || missing+=(golang-github-xeipuuv-gojsonschema-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]} (Debian)"
   export DEBIAN_FRONTEND=noninteractive
@@ -31,6 +38,10 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+# Builds scripts/chart-render once (cached under target/chart-render/) for the chart tests.
+step "helm lint (scripts/chart-render.sh, a stand-in for helm)"
+scripts/chart-render.sh lint charts/causeway --strict
 
 step "the proxy has no Kubernetes client in its dependency tree"
 if cargo tree -p causeway-proxy -e normal --prefix none | grep -E '^kube(-client|-core|-runtime)? ' ; then

@@ -160,7 +160,7 @@ type KubeVersion struct {
 	Minor   string
 }
 
-func (k KubeVersion) String() string    { return k.Version }
+func (k KubeVersion) String() string     { return k.Version }
 func (k KubeVersion) GitVersion() string { return k.Version }
 
 // VersionSet is .Capabilities.APIVersions.
@@ -288,7 +288,7 @@ func deepCopy(v interface{}) interface{} {
 
 // parseSet applies "a.b=c,d=e" (helm --set syntax without list indexes) to m.
 func parseSet(m map[string]interface{}, expr string, asString bool) error {
-	for _, pair := range splitUnescaped(expr, ',') {
+	for _, pair := range splitUnescaped(expr, ',', true) {
 		eq := strings.Index(pair, "=")
 		if eq <= 0 {
 			return fmt.Errorf("--set %q: want key=value", pair)
@@ -297,20 +297,20 @@ func parseSet(m map[string]interface{}, expr string, asString bool) error {
 		if strings.ContainsAny(key, "[]") {
 			return fmt.Errorf("--set %q: list indexes are not supported by this stand-in renderer", pair)
 		}
-		var val interface{} = raw
+		var val interface{} = unescape(raw)
 		if !asString {
-			val = typedScalar(raw)
+			val = typedScalar(unescape(raw))
 			if strings.HasPrefix(raw, "{") && strings.HasSuffix(raw, "}") {
 				items := []interface{}{}
 				if inner := raw[1 : len(raw)-1]; inner != "" {
-					for _, s := range strings.Split(inner, ",") {
+					for _, s := range splitUnescaped(inner, ',', false) {
 						items = append(items, typedScalar(s))
 					}
 				}
 				val = items
 			}
 		}
-		parts := splitUnescaped(key, '.')
+		parts := splitUnescaped(key, '.', false)
 		cur := m
 		for _, p := range parts[:len(parts)-1] {
 			next, ok := cur[p].(map[string]interface{})
@@ -325,16 +325,29 @@ func parseSet(m map[string]interface{}, expr string, asString bool) error {
 	return nil
 }
 
-func splitUnescaped(s string, sep byte) []string {
+func unescape(s string) string { return strings.Join(splitUnescaped(s, 0, false), "") }
+
+// splitUnescaped splits on sep outside {...}; keep: leave backslash escapes in the parts.
+func splitUnescaped(s string, sep byte, keep bool) []string {
 	var out []string
 	var cur strings.Builder
+	depth := 0
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\\' && i+1 < len(s) {
+			if keep {
+				cur.WriteByte('\\')
+			}
 			cur.WriteByte(s[i+1])
 			i++
 			continue
 		}
-		if s[i] == sep {
+		switch s[i] {
+		case '{':
+			depth++
+		case '}':
+			depth--
+		}
+		if s[i] == sep && depth == 0 {
 			out = append(out, cur.String())
 			cur.Reset()
 			continue
