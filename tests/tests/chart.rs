@@ -176,9 +176,7 @@ fn round_trip(doc: &Value) -> Result<Value, String> {
         }
         ("rbac.authorization.k8s.io/v1", "Role") => typed::<rbac::v1::Role>(doc),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => typed::<rbac::v1::RoleBinding>(doc),
-        ("networking.k8s.io/v1", "NetworkPolicy") => {
-            typed::<networking::v1::NetworkPolicy>(doc)
-        }
+        ("networking.k8s.io/v1", "NetworkPolicy") => typed::<networking::v1::NetworkPolicy>(doc),
         ("policy/v1", "PodDisruptionBudget") => typed::<policy::v1::PodDisruptionBudget>(doc),
         ("policy/v1beta1", "PodDisruptionBudget") => {
             typed::<policy::v1::PodDisruptionBudget>(&as_version("policy/v1")).map(restore)
@@ -548,7 +546,10 @@ fn selectors_and_ports_line_up() {
             match k {
                 "Deployment" => {
                     assert!(
-                        matches(&d["spec"]["selector"]["matchLabels"], &d["spec"]["template"]),
+                        matches(
+                            &d["spec"]["selector"]["matchLabels"],
+                            &d["spec"]["template"]
+                        ),
                         "[{set}] Deployment {n}: selector does not match its pod template"
                     );
                     for c in d["spec"]["template"]["spec"]["containers"]
@@ -630,11 +631,13 @@ fn selectors_and_ports_line_up() {
             }
         }
         // The proxy dials the controller's Service by name, on its push port.
-        let proxy_args = find(&docs, "Deployment", "causeway-proxy")["spec"]["template"]["spec"]
-            ["containers"][0]["args"]
-            .to_string();
+        let proxy_args =
+            find(&docs, "Deployment", "causeway-proxy")["spec"]["template"]["spec"]["containers"]
+                [0]["args"]
+                .to_string();
         assert!(
-            proxy_args.contains("--controller=https://causeway-controller.causeway-system.svc:18000"),
+            proxy_args
+                .contains("--controller=https://causeway-controller.causeway-system.svc:18000"),
             "{proxy_args}"
         );
     }
@@ -860,7 +863,14 @@ fn the_manifests_are_accepted_by_a_real_api_server() {
         "on {server_version} only the policy/v1 PDB (Kubernetes >= 1.21) is not served"
     );
     let all = apply_in_order(&kube, work.path(), "deploy", &applicable);
-    let listed = kube.run(&["get", "deploy,svc,sa,role,rolebinding,networkpolicy", "-n", "causeway-system", "-o", "name"]);
+    let listed = kube.run(&[
+        "get",
+        "deploy,svc,sa,role,rolebinding,networkpolicy",
+        "-n",
+        "causeway-system",
+        "-o",
+        "name",
+    ]);
     for want in [
         "deployment.apps/causeway-controller",
         "deployment.apps/causeway-proxy",
@@ -915,14 +925,23 @@ fn the_manifests_are_accepted_by_a_real_api_server() {
         .iter()
         .map(|d| format!("{} {}", d["apiVersion"].as_str().unwrap_or(""), kind(d)))
         .collect();
-    assert!(versions.contains("policy/v1beta1 PodDisruptionBudget"), "{versions:?}");
+    assert!(
+        versions.contains("policy/v1beta1 PodDisruptionBudget"),
+        "{versions:?}"
+    );
     assert!(
         versions.contains("autoscaling/v2beta2 HorizontalPodAutoscaler"),
         "{versions:?}"
     );
     kube.run(&["create", "namespace", "causeway-helm"]);
     let _ = apply_in_order(&kube, work.path(), "helm", &docs);
-    kube.run(&["-n", "causeway-helm", "get", "pdb/causeway-proxy", "hpa/causeway-proxy"]);
+    kube.run(&[
+        "-n",
+        "causeway-helm",
+        "get",
+        "pdb/causeway-proxy",
+        "hpa/causeway-proxy",
+    ]);
 }
 
 /// Applies `docs` (written to DIR/NAME-*.yaml): CRDs and Namespaces first, waiting until the
