@@ -581,8 +581,12 @@ func render(c *chartT, values map[string]interface{}, caps Capabilities, o *opti
 		top["Template"] = map[string]interface{}{"Name": name, "BasePath": basePath}
 		var buf strings.Builder
 		if err := t.ExecuteTemplate(&buf, name, top); err != nil {
+			// Like helm: "execution error at (FILE:LINE:COL): MESSAGE" for required/fail.
 			msg := err.Error()
 			if m := errMarker.FindStringSubmatch(msg); m != nil {
+				if tokens := strings.SplitN(msg, ": ", 3); len(tokens) == 3 {
+					return nil, fmt.Errorf("execution error at (%s): %s", tokens[1], m[1])
+				}
 				msg = m[1]
 			}
 			return nil, fmt.Errorf("execution error in %s: %s", name, msg)

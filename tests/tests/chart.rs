@@ -405,6 +405,104 @@ fn the_values_schema_rejects_bad_values() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("kubeVersion"));
 }
 
+/// The stand-in itself, on a small chart that exercises what Helm does (and its quirks: a
+/// number from a values file is a float64, so 1000000 prints as 1e+06; YAML 1.1 reads the key
+/// `y` as true; a null in a values file deletes the default; unknown kinds sort last, by kind;
+/// test hooks come after the manifests).
+#[test]
+fn the_stand_in_renders_like_helm() {
+    let dir = "tests/fixtures/chart-render";
+    let out = chart_render(&[
+        "template",
+        "rel",
+        &format!("{dir}/demo"),
+        "-n",
+        "ns1",
+        "-f",
+        &format!("{dir}/overrides.yaml"),
+        "--set",
+        "small=7",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected =
+        std::fs::read_to_string(repo_root().join(dir).join("expected.yaml")).expect("expected");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+
+    // `required` fails with helm's message; with the value, --skip-tests and an old cluster:
+    let out = chart_render(&["template", &format!("{dir}/demo"), "--set", "needIt=true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("execution error at (demo/templates/required.yaml:4:")
+            && err.contains("set token, please"),
+        "{err}"
+    );
+    let text = {
+        let out = chart_render(&[
+            "template",
+            &format!("{dir}/demo"),
+            "--set",
+            "needIt=true,token=abc",
+            "--skip-tests",
+            "--kube-version",
+            "1.21.0",
+            "--only-api-versions",
+            "-a",
+            "v1",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    let docs = documents(&text);
+    assert_eq!(find(&docs, "Secret", "abc")["kind"], "Secret");
+    assert!(!docs.iter().any(|d| kind(d) == "Pod"), "--skip-tests");
+    let cm = find(&docs, "ConfigMap", "release-name-cm");
+    assert_eq!(cm["data"]["pdb"], "policy/v1beta1");
+    assert_eq!(cm["data"]["kube"].to_string(), "1.21");
+
+    // And lint finds what helm lint finds: a template that does not render, a bad name.
+    let work = tempfile::tempdir().expect("tempdir");
+    let chart = work.path().join("demo");
+    copy_dir(&repo_root().join(dir).join("demo"), &chart);
+    std::fs::write(
+        chart.join("templates/bad.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Not_A_Name}\n",
+    )
+    .expect("write");
+    let out = chart_render(&["lint", &chart.display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("Not_A_Name") && text.contains("1 chart(s) failed"),
+        "{text}"
+    );
+    std::fs::write(chart.join("templates/bad.yaml"), "{{ .Values.x | nope }}").expect("write");
+    let out = chart_render(&["lint", &chart.display().to_string()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("function \"nope\" not defined"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // What the objects say
 
