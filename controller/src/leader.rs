@@ -29,11 +29,22 @@ pub async fn elect(
     namespace: &str,
     identity: &str,
 ) -> Result<(watch::Receiver<bool>, tokio::task::JoinHandle<()>), LeaderError> {
+    elect_with(client, namespace, identity, LEASE_SECONDS, GRACE_SECONDS).await
+}
+
+/// [`elect`] with another lease duration and renewal margin, seconds (tests use short ones).
+pub async fn elect_with(
+    client: Client,
+    namespace: &str,
+    identity: &str,
+    duration: u64,
+    grace: u64,
+) -> Result<(watch::Receiver<bool>, tokio::task::JoinHandle<()>), LeaderError> {
     let manager = LeaseManagerBuilder::new(client, LEASE_NAME)
         .with_namespace(namespace)
         .with_identity(identity)
-        .with_duration(LEASE_SECONDS)
-        .with_grace(GRACE_SECONDS)
+        .with_duration(duration)
+        .with_grace(grace)
         .with_field_manager(crate::writer::FIELD_MANAGER)
         .build()
         .await?;

@@ -130,7 +130,7 @@ pub async fn run(
     let stores = watch::Stores::start(&client, &config.scope, slice_version, &wake, &mut tasks);
 
     // Without election this replica always leads; the sender is kept so `changed()` waits.
-    let (_always, mut leading, _election) = if config.leader_election {
+    let (_always, leading, _election) = if config.leader_election {
         let (rx, task) = leader::elect(client.clone(), &config.namespace, &config.identity).await?;
         (None, rx, Some(task))
     } else {
@@ -157,47 +157,108 @@ pub async fn run(
         () = &mut shutdown => return Ok(()),
     }
     info!("watches synced");
-    let mut was_leader = false;
-    loop {
-        let is_leader = *leading.borrow_and_update();
-        if is_leader != was_leader {
-            info!(leader = is_leader, identity = %config.identity, "leadership changed");
-            reconciler.status_writer.forget();
-            was_leader = is_leader;
-        }
-        let outcome = reconciler
-            .reconcile(
-                stores.inventory(),
-                &stores.deployment_config_maps(),
-                is_leader,
-                &now(),
-            )
-            .await;
-        ready.store(is_leader, Ordering::Relaxed);
-        if outcome.statuses.patched > 0 || outcome.statuses.failed > 0 {
-            info!(patched = outcome.statuses.patched, failed = outcome.statuses.failed, version = %outcome.version, "statuses written");
-        }
-        tokio::select! {
-            () = wake.notified() => {}
-            changed = leading.changed() => {
-                if changed.is_err() {
-                    // The election task ended: stop rather than write without a Lease.
-                    let _ = stop_tx.send(true);
-                    tasks.abort_all();
-                    return Err(ControllerError::ElectionEnded);
-                }
-            }
-            () = &mut shutdown => break,
-        }
-        // Debounce: fold in whatever else changes meanwhile.
-        tokio::select! {
-            () = tokio::time::sleep(config.debounce) => {}
-            () = &mut shutdown => break,
-        }
-    }
+    let loop_ = Loop {
+        leading,
+        wake: &wake,
+        ready: &ready,
+        debounce: config.debounce,
+        identity: &config.identity,
+    };
+    let result = loop_.drive(&mut reconciler, &stores, shutdown).await;
     let _ = stop_tx.send(true);
     tasks.abort_all();
-    Ok(())
+    result
+}
+
+/// The cluster's objects as [`drive`](Loop::drive) reads them on every pass: the watch stores
+/// in [`run`], a fixed or scripted set in tests.
+pub trait Objects {
+    /// The compile input.
+    fn inventory(&self) -> causeway_compile::Inventory;
+    /// The deployment-record ConfigMaps.
+    fn deployment_config_maps(&self) -> Vec<Arc<k8s_openapi::api::core::v1::ConfigMap>>;
+}
+
+impl Objects for watch::Stores {
+    fn inventory(&self) -> causeway_compile::Inventory {
+        watch::Stores::inventory(self)
+    }
+    fn deployment_config_maps(&self) -> Vec<Arc<k8s_openapi::api::core::v1::ConfigMap>> {
+        watch::Stores::deployment_config_maps(self)
+    }
+}
+
+/// The reconcile loop of a controller replica: reconcile, then wait for a change (an object, an
+/// ack, leadership), debounce, repeat. Whether this pass may write follows `leading` — the
+/// receiver of the Lease election — so a replica that loses its Lease stops writing statuses
+/// at its next pass, and the loss itself wakes the loop.
+pub struct Loop<'a> {
+    /// True while this replica holds the Lease.
+    pub leading: tokio::sync::watch::Receiver<bool>,
+    /// Woken by watches and acks.
+    pub wake: &'a Notify,
+    /// Set after each pass to whether this replica leads (the `/readyz` answer).
+    pub ready: &'a AtomicBool,
+    /// Wait this long after a change before the next pass.
+    pub debounce: Duration,
+    /// For logs.
+    pub identity: &'a str,
+}
+
+impl std::fmt::Debug for Loop<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loop")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loop<'_> {
+    /// Runs passes until `shutdown` resolves (`Ok`) or the election ends (`ElectionEnded`:
+    /// better to stop than to write without a Lease).
+    pub async fn drive(
+        mut self,
+        reconciler: &mut Reconciler,
+        objects: &impl Objects,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ControllerError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut was_leader = false;
+        loop {
+            let is_leader = *self.leading.borrow_and_update();
+            if is_leader != was_leader {
+                info!(leader = is_leader, identity = %self.identity, "leadership changed");
+                reconciler.status_writer.forget();
+                was_leader = is_leader;
+            }
+            let outcome = reconciler
+                .reconcile(
+                    objects.inventory(),
+                    &objects.deployment_config_maps(),
+                    is_leader,
+                    &now(),
+                )
+                .await;
+            self.ready.store(is_leader, Ordering::Relaxed);
+            if outcome.statuses.patched > 0 || outcome.statuses.failed > 0 {
+                info!(patched = outcome.statuses.patched, failed = outcome.statuses.failed, version = %outcome.version, "statuses written");
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                changed = self.leading.changed() => {
+                    if changed.is_err() {
+                        return Err(ControllerError::ElectionEnded);
+                    }
+                }
+                () = &mut shutdown => return Ok(()),
+            }
+            // Debounce: fold in whatever else changes meanwhile.
+            tokio::select! {
+                () = tokio::time::sleep(self.debounce) => {}
+                () = &mut shutdown => return Ok(()),
+            }
+        }
+    }
 }
 
 /// One pass of the controller: compile, publish, and (when leading) record deployments and

@@ -285,3 +285,193 @@ async fn a_replica_that_does_not_lead_compiles_and_publishes_but_writes_nothing(
         "statuses are written: {seen:?}"
     );
 }
+
+/// A mock API server holding one Lease (GET / POST / PATCH merge its `spec`) that answers
+/// status patches and ConfigMap creations, counting the status patches. `steal` hands the Lease
+/// to another holder for an hour, as a replica that took over would.
+#[derive(Default)]
+struct LeaseServer {
+    lease: Option<Value>,
+    stolen: bool,
+    status_patches: Vec<String>,
+}
+
+async fn serve_lease(mut handle: Handle, state: std::sync::Arc<std::sync::Mutex<LeaseServer>>) {
+    let not_found = || {
+        Response::builder()
+            .status(404)
+            .body(Body::from(
+                serde_json::to_vec(
+                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "reason": "NotFound", "code": 404, "message": "not found"}),
+                )
+                .expect("json"),
+            ))
+            .expect("response")
+    };
+    let ok = |status: u16, object: &Value| {
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(object).expect("json")))
+            .expect("response")
+    };
+    while let Some((request, send)) = handle.next_request().await {
+        let (method, path) = (request.method().clone(), request.uri().path().to_string());
+        let uri = request.uri().to_string();
+        let body: Value =
+            serde_json::from_slice(&request.into_body().collect_bytes().await.expect("body"))
+                .unwrap_or(json!({}));
+        let mut state = state.lock().expect("state");
+        let response = if path.ends_with("/leases/causeway-controller") {
+            if method == Method::PATCH {
+                let stolen = state.stolen;
+                if let Some(lease) = state.lease.as_mut() {
+                    for (k, v) in body["spec"].as_object().into_iter().flatten() {
+                        lease["spec"][k] = v.clone();
+                    }
+                    if stolen {
+                        lease["spec"]["holderIdentity"] = json!("controller-b");
+                        lease["spec"]["leaseDurationSeconds"] = json!(3600);
+                    }
+                }
+            }
+            match &state.lease {
+                Some(lease) => ok(200, lease),
+                None => not_found(),
+            }
+        } else if path.ends_with("/leases") && method == Method::POST {
+            let mut lease = body.clone();
+            lease["spec"] = json!({});
+            state.lease = Some(lease.clone());
+            ok(201, &lease)
+        } else if path.ends_with("/status") && method == Method::PATCH {
+            state.status_patches.push(uri.clone());
+            let echo = echo_status(&uri, &body);
+            ok(200, &echo)
+        } else if path.ends_with("/configmaps") && method == Method::POST {
+            ok(201, &body)
+        } else {
+            not_found()
+        };
+        send.send_response(response);
+    }
+}
+
+/// The object a status patch returns: the test inventory's spec and the patched status.
+fn echo_status(uri: &str, body: &Value) -> Value {
+    let name = uri.split('/').rev().nth(1).unwrap_or_default().to_string();
+    let inventory = inventory();
+    let (kind, spec) = if uri.contains("/routes/") {
+        ("Route", serde_json::to_value(&inventory.routes[0].spec))
+    } else {
+        ("Api", serde_json::to_value(&inventory.apis[0].spec))
+    };
+    json!({
+        "apiVersion": "causeway.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec.expect("spec"),
+        "status": body["status"],
+    })
+}
+
+/// The inventory behind a lock, so the test can bump a Route's generation between passes.
+struct Scripted(std::sync::Mutex<Inventory>);
+
+impl causeway_controller::Objects for Scripted {
+    fn inventory(&self) -> Inventory {
+        self.0.lock().expect("inventory").clone()
+    }
+    fn deployment_config_maps(&self) -> Vec<std::sync::Arc<k8s_openapi::api::core::v1::ConfigMap>> {
+        Vec::new()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_lease_stops_status_writes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use causeway_controller::push::PushServer;
+    use causeway_controller::{Loop, Reconciler, leader};
+
+    let (client, handle) = mock_client();
+    let server = Arc::new(Mutex::new(LeaseServer::default()));
+    tokio::spawn(serve_lease(handle, Arc::clone(&server)));
+    let patches = || server.lock().expect("state").status_patches.len();
+
+    let (leading, _election) = leader::elect_with(client.clone(), "default", "controller-a", 2, 1)
+        .await
+        .expect("election starts");
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let objects = Arc::new(Scripted(Mutex::new(inventory())));
+    let bump = |generation: i64| {
+        objects.0.lock().expect("inventory").routes[0]
+            .metadata
+            .generation = Some(generation);
+        wake.notify_one();
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let driver = {
+        let (wake, ready, objects) = (Arc::clone(&wake), Arc::clone(&ready), Arc::clone(&objects));
+        let mut reconciler = Reconciler {
+            client: client.clone(),
+            compile: CompileOptions::default(),
+            push: PushServer::new(Arc::clone(&wake)),
+            status_writer: StatusWriter::new(client, None),
+        };
+        tokio::spawn(async move {
+            let control = Loop {
+                leading,
+                wake: &wake,
+                ready: &ready,
+                debounce: Duration::from_millis(20),
+                identity: "controller-a",
+            };
+            control
+                .drive(&mut reconciler, objects.as_ref(), async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    let until = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what} never happened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // Holding the Lease: statuses are written, and a new generation is written too.
+    until("leading and writing", &|| {
+        ready.load(Ordering::Relaxed) && patches() > 0
+    });
+    let before = patches();
+    bump(5);
+    until("a write for generation 5", &|| patches() > before);
+
+    // Another replica takes the Lease: this one stops being ready and writes nothing more,
+    // even though a Route changed.
+    server.lock().expect("state").stolen = true;
+    until("the loss of the Lease", &|| !ready.load(Ordering::Relaxed));
+    let after_loss = patches();
+    bump(6);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        patches(),
+        after_loss,
+        "a replica without the Lease wrote statuses: {:?}",
+        &server.lock().expect("state").status_patches[after_loss..]
+    );
+
+    let _ = stop.send(());
+    driver
+        .await
+        .expect("driver task")
+        .expect("the loop ends on shutdown");
+}

@@ -883,6 +883,131 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
         .wait_serves(&host, "/prod/health", "\"status\":\"ok\"")
         .await;
 
+    // The operator CLI against the same cluster: each command changes the field it prints, and
+    // the traffic moves as it says. prod serves `deployment` (ok); `newer` says "changed".
+    let cli = |args: &[&str]| -> String {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["-n", &ns, "--kubeconfig", &kubeconfig]);
+        let out = Command::new(causeway())
+            .args(&all)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run causeway");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "causeway {args:?} failed:\n{text}");
+        println!("$ causeway {}\n{text}", args.join(" "));
+        text
+    };
+    let history = cli(&["history", "petstore"]);
+    assert!(
+        history.contains(&newer) && history.contains(&deployment),
+        "{history}"
+    );
+    let diff = cli(&["diff", "petstore", &deployment, &newer]);
+    assert!(
+        diff.contains("health"),
+        "the diff names the changed route: {diff}"
+    );
+    let url = cli(&["get-url", "petstore", "--stage", "prod"]);
+    assert!(url.contains(&host), "{url}");
+
+    let dry = cli(&[
+        "canary",
+        "petstore",
+        "--stage",
+        "prod",
+        "--percent",
+        "100",
+        "--deployment",
+        &newer,
+        "--dry-run",
+    ]);
+    assert!(dry.contains("percentTraffic"), "{dry}");
+    let r = get(proxy.traffic, &host, "/prod/health")
+        .await
+        .expect("prod");
+    assert!(
+        r.body.contains("\"status\":\"ok\""),
+        "a dry run changed nothing"
+    );
+
+    let canary = cli(&[
+        "canary",
+        "petstore",
+        "--stage",
+        "prod",
+        "--percent",
+        "100",
+        "--deployment",
+        &newer,
+    ]);
+    assert!(
+        canary.contains(&format!(
+            r#"{{"spec":{{"canary":{{"deploymentId":"{newer}","percentTraffic":100.0}}}}}}"#
+        )),
+        "the canary command prints its patch: {canary}"
+    );
+    let moved = eventually(WAIT, || async {
+        let r = get(proxy.traffic, &host, "/prod/health").await.ok()?;
+        (r.body.contains("changed") && r.header("x-causeway-canary").is_some()).then_some(())
+    })
+    .await;
+    assert!(moved.is_some(), "a 100 % canary does not serve the canary");
+    let status = cli(&["status", "petstore"]);
+    assert!(
+        status.contains(&newer) && status.contains("100"),
+        "{status}"
+    );
+
+    let promote = cli(&["promote", "petstore", "--stage", "prod"]);
+    assert!(
+        promote.contains("deploymentId") && promote.contains(&newer),
+        "{promote}"
+    );
+    let promoted = eventually(WAIT, || async {
+        let r = get(proxy.traffic, &host, "/prod/health").await.ok()?;
+        (r.body.contains("changed") && r.header("x-causeway-canary").is_none()).then_some(())
+    })
+    .await;
+    assert!(
+        promoted.is_some(),
+        "after promote, main serves the canary's deployment"
+    );
+    let pinned = kube.run(&[
+        "get",
+        "stage",
+        "petstore-prod",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.deploymentId}/{.spec.canary}",
+    ]);
+    assert_eq!(
+        pinned,
+        format!("{newer}/"),
+        "promote pins the canary's id, removes the canary"
+    );
+
+    let rollback = cli(&["rollback", "petstore", "--stage", "prod"]);
+    assert!(rollback.contains(&deployment), "{rollback}");
+    proxy
+        .wait_serves(&host, "/prod/health", "\"status\":\"ok\"")
+        .await;
+    let deploy = cli(&[
+        "deploy",
+        "petstore",
+        "--stage",
+        "prod",
+        "--description",
+        "latest again",
+    ]);
+    assert!(deploy.contains(&newer), "{deploy}");
+    proxy.wait_serves(&host, "/prod/health", "changed").await;
+
     // Failover: a second replica waits (not ready) while the first leads; when the first dies,
     // the second takes the Lease, becomes ready and writes statuses.
     let standby = Controller::start(
