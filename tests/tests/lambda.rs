@@ -82,14 +82,15 @@ fn require_powertools() {
     }
 }
 
-/// `python3 invoke.py PORT HANDLER` from `dir`, once it accepts connections.
+/// `python3 invoke.py PORT HANDLER` from `dir` (`-B`: no `__pycache__` in the repository),
+/// once it accepts connections.
 async fn invoke_endpoint(dir: &Path, handler: &str, logs: &Path) -> (ChildGuard, u16) {
     let port = free_port();
     let script = dir.join("invoke.py");
     let script = script.to_str().expect("utf-8 path");
     let child = ChildGuard::spawn(
         Path::new("python3"),
-        &[script, &port.to_string(), handler],
+        &["-B", script, &port.to_string(), handler],
         logs,
     );
     let up = eventually(Duration::from_secs(20), || async {
@@ -135,9 +136,8 @@ struct Answer {
 
 impl Answer {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     fn text(&self) -> String {
@@ -252,7 +252,10 @@ async fn the_powertools_lambda_example_answers_correctly_through_causeway_in_bot
         traffic,
         "GET",
         "/prod/me",
-        &[("x-customer", "grace"), ("cookie", "session=s1; theme=dark")],
+        &[
+            ("x-customer", "grace"),
+            ("cookie", "session=s1; theme=dark"),
+        ],
         "",
     )
     .await;
@@ -312,7 +315,11 @@ async fn the_powertools_lambda_example_answers_correctly_through_causeway_in_bot
     let label = call(traffic, "GET", "/prod/orders/ab/label", &ada, "").await;
     assert_eq!(label.status, 200, "{}", label.text());
     assert_eq!(label.header("content-type"), Some("image/png"));
-    assert!(label.body.starts_with(b"\x89PNG\r\n\x1a\n"), "{:?}", label.body);
+    assert!(
+        label.body.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{:?}",
+        label.body
+    );
     assert_eq!(
         &label.body[16..24],
         &[0, 0, 0, 16, 0, 0, 0, 8],

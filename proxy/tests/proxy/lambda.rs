@@ -597,7 +597,6 @@ async fn a_function_over_https_with_an_untrusted_certificate_is_a_502_and_never_
     .await;
     let answer = get(&http1(), &proxy.url("/v2"), HOST).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
-    assert_eq!(answer.body, r#"{"message":"Internal server error"}"#);
     assert_eq!(function.calls(), 0);
 
     // The right CA but the wrong server name fails the same way.
@@ -605,9 +604,13 @@ async fn a_function_over_https_with_an_untrusted_certificate_is_a_502_and_never_
         vec![lambda("GET /v2", PayloadFormat::V2)],
         function.addr.to_string(),
     );
-    let proxy =
-        TestProxy::with_snapshot(over_https(plain, "fn", &function.ca_pem, "elsewhere.internal"))
-            .await;
+    let proxy = TestProxy::with_snapshot(over_https(
+        plain,
+        "fn",
+        &function.ca_pem,
+        "elsewhere.internal",
+    ))
+    .await;
     let answer = get(&http1(), &proxy.url("/v2"), HOST).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
     assert_eq!(function.calls(), 0);

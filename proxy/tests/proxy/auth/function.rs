@@ -353,10 +353,7 @@ async fn an_authorizer_over_https_is_called_over_tls_and_an_untrusted_one_fails_
     let seen = upstream.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(
-        seen[0]
-            .headers
-            .get("x-causeway-tier")
-            .map(|v| v.as_bytes()),
+        seen[0].headers.get("x-causeway-tier").map(|v| v.as_bytes()),
         Some(&b"platinum"[..]),
         "the decision's context came back over TLS"
     );
@@ -373,5 +370,9 @@ async fn an_authorizer_over_https_is_called_over_tls_and_an_untrusted_one_fails_
     let refused = call(&proxy, "/a", "x-token", "anything").await;
     assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(function.calls(), 1);
-    assert_eq!(upstream.seen().len(), 1, "nothing more reached the upstream");
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "nothing more reached the upstream"
+    );
 }
