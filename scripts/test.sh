@@ -33,6 +33,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server 2>/dev/null || true; fi
 fi
 
+# Python packages the tests use, pinned (tests/requirements.txt): botocore, the real SigV4
+# signer, and Powertools for AWS Lambda (the Lambda example's handler and authorizer, run end
+# to end by tests/tests/lambda.rs). A no-op once installed.
+step "pip install -r tests/requirements.txt"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -7,6 +7,10 @@
 //! text, or base64 when its content type is one of the Api's binary media types or it is not
 //! UTF-8. A malformed answer, a function error (`X-Amz-Function-Error`) or a non-2xx status from
 //! the invoke endpoint is a 502 with the Api's gateway response, as API Gateway does.
+//!
+//! An `https` backend is invoked over TLS with the backend's own client from `origination`
+//! (the one `HTTP_PROXY` integrations use: the VpcLink's CA and server name, else the system
+//! roots); a certificate that does not verify is a 502 and the function is never called.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -84,14 +88,21 @@ async fn send(
     status: &mut Option<u16>,
 ) -> Result<Response<ProxyBody>, RequestError> {
     let backend = &lambda.backend;
-    if backend.scheme == UpstreamScheme::Https {
-        return Err(RequestError::UnsupportedScheme(backend.id.clone()));
-    }
+    // An `https` backend has its own TLS client (CA and server name from its VpcLink, else the
+    // system roots), the same one `HTTP_PROXY` integrations use.
+    let tls = match (backend.scheme, &backend.tls) {
+        (UpstreamScheme::Http, _) => None,
+        (UpstreamScheme::Https, Some(tls)) => Some(tls),
+        (UpstreamScheme::Https, None) => {
+            return Err(RequestError::UnsupportedScheme(backend.id.clone()));
+        }
+    };
     let endpoint = backend
         .next_endpoint()
         .ok_or_else(|| RequestError::NoEndpoints(backend.id.clone()))?
         .to_string();
-    let uri: Uri = format!("http://{endpoint}{}", lambda.path)
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let uri: Uri = format!("{scheme}://{endpoint}{}", lambda.path)
         .parse()
         .map_err(|e| RequestError::BuildRequest(format!("invoke uri: {e}")))?;
     let request = Request::builder()
@@ -103,7 +114,11 @@ async fn send(
         .map_err(|e| RequestError::BuildRequest(format!("invoke request: {e}")))?;
     *sent_at = Some(Instant::now());
     let exchange = async {
-        let response = client.client().request(request).await.map_err(|e| {
+        let sending = match tls {
+            Some(tls) => tls.client.request(request),
+            None => client.client().request(request),
+        };
+        let response = sending.await.map_err(|e| {
             if e.is_connect() {
                 RequestError::UpstreamConnect {
                     backend: backend.id.clone(),

@@ -15,6 +15,10 @@
 //! authorizer's `identityValidationExpression` is checked before any call; a missing identity
 //! source is 401 without a call. Timeouts and errors fail closed (500 AUTHORIZER_FAILURE); an
 //! answer of 401/403 from the function is 401 (Lambda's `Unauthorized`); a deny is 403.
+//!
+//! An `https` function is called with its backend's TLS client from `origination` (the
+//! VpcLink's CA and server name, else the system roots); a certificate that does not verify
+//! fails closed like any other failed call.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -184,23 +188,7 @@ impl AuthClient {
         timeout: Duration,
         max_bytes: usize,
     ) -> Result<(StatusCode, Bytes), ExchangeError> {
-        let work = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| ExchangeError::Failed(format!("request failed: {e}")))?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), max_bytes)
-                .collect()
-                .await
-                .map_err(|e| ExchangeError::Failed(format!("reading the answer: {e}")))?
-                .to_bytes();
-            Ok((status, body))
-        };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| ExchangeError::Timeout(timeout))?
+        read_answer(self.client.request(request), timeout, max_bytes).await
     }
 
     /// GETs a JSON document (a JWKS or an OIDC discovery document).
@@ -228,6 +216,31 @@ impl AuthClient {
         }
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
     }
+}
+
+/// Awaits a pooled client's response and reads the whole answer, all within `timeout`.
+async fn read_answer(
+    sending: hyper_util::client::legacy::ResponseFuture,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<(StatusCode, Bytes), ExchangeError> {
+    let work = async {
+        let response = sending.await.map_err(|e| {
+            // The source says why (a refused connection, an untrusted certificate).
+            let cause = std::error::Error::source(&e).map_or(String::new(), |s| format!(": {s}"));
+            ExchangeError::Failed(format!("request failed: {e}{cause}"))
+        })?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), max_bytes)
+            .collect()
+            .await
+            .map_err(|e| ExchangeError::Failed(format!("reading the answer: {e}")))?
+            .to_bytes();
+        Ok((status, body))
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ExchangeError::Timeout(timeout))?
 }
 
 /// One IAM policy statement.
@@ -527,16 +540,26 @@ impl FunctionAuthorizer {
             authorizer: id.to_string(),
             reason,
         };
-        if self.backend.scheme == UpstreamScheme::Https {
-            return Err(failed("https functions are not supported yet".into()));
-        }
+        // An `https` function is called with its backend's TLS client (CA and server name from
+        // its VpcLink, else the system roots), the one `HTTP_PROXY` integrations use.
+        let tls = match (self.backend.scheme, &self.backend.tls) {
+            (UpstreamScheme::Http, _) => None,
+            (UpstreamScheme::Https, Some(tls)) => Some(tls),
+            (UpstreamScheme::Https, None) => {
+                return Err(failed(format!(
+                    "backend {} has no TLS client",
+                    self.backend.id
+                )));
+            }
+        };
         let endpoint = self.backend.next_endpoint().ok_or_else(|| {
             failed(format!(
                 "backend {} has no ready endpoints",
                 self.backend.id
             ))
         })?;
-        let uri: Uri = format!("http://{endpoint}{}", self.path)
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let uri: Uri = format!("{scheme}://{endpoint}{}", self.path)
             .parse()
             .map_err(|e| failed(format!("function uri: {e}")))?;
         let request = Request::post(uri)
@@ -552,11 +575,19 @@ impl FunctionAuthorizer {
             )
             .body(Full::new(Bytes::from(event.to_string())))
             .map_err(|e| failed(e.to_string()))?;
-        let (status, body) = state
-            .client
-            .exchange(request, self.timeout, MAX_ANSWER_BYTES)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
+        let answered = match tls {
+            Some(tls) => {
+                let request = request.map(|b| b.map_err(|never| match never {}).boxed_unsync());
+                read_answer(tls.client.request(request), self.timeout, MAX_ANSWER_BYTES).await
+            }
+            None => {
+                state
+                    .client
+                    .exchange(request, self.timeout, MAX_ANSWER_BYTES)
+                    .await
+            }
+        };
+        let (status, body) = answered.map_err(|e| failed(e.to_string()))?;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(AuthError::Unauthorized(format!(
                 "authorizer {id} answered {status}"

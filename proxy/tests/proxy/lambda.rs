@@ -547,3 +547,71 @@ async fn the_authorizer_context_reaches_the_function_in_both_formats() {
         .unwrap_or_default();
     assert_eq!(fields.get("tier"), Some(&serde_json::json!("silver")));
 }
+
+// ---------------------------------------------------------------- over https
+
+#[tokio::test]
+async fn a_function_over_https_is_invoked_over_tls_verified_against_its_ca() {
+    let function = TlsFunction::start("orders-fn.internal", OK_V1).await;
+    let plain = snapshot(
+        vec![
+            lambda("GET /v1", PayloadFormat::V1),
+            lambda("GET /v2", PayloadFormat::V2),
+        ],
+        function.addr.to_string(),
+    );
+    let proxy = TestProxy::with_snapshot(over_https(
+        plain,
+        "fn",
+        &function.ca_pem,
+        "orders-fn.internal",
+    ))
+    .await;
+    let client = http1();
+    for path in ["/v1", "/v2"] {
+        let answer = get(&client, &proxy.url(path), HOST).await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (StatusCode::OK, "ok"),
+            "{path}"
+        );
+    }
+    assert_eq!(function.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_function_over_https_with_an_untrusted_certificate_is_a_502_and_never_invoked() {
+    let function = TlsFunction::start("orders-fn.internal", OK_V1).await;
+    let stranger = TlsFunction::start("orders-fn.internal", OK_V1).await;
+    let plain = snapshot(
+        vec![lambda("GET /v2", PayloadFormat::V2)],
+        function.addr.to_string(),
+    );
+    // Trusts another CA: the handshake fails and nothing is sent.
+    let proxy = TestProxy::with_snapshot(over_https(
+        plain,
+        "fn",
+        &stranger.ca_pem,
+        "orders-fn.internal",
+    ))
+    .await;
+    let answer = get(&http1(), &proxy.url("/v2"), HOST).await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
+    assert_eq!(function.calls(), 0);
+
+    // The right CA but the wrong server name fails the same way.
+    let plain = snapshot(
+        vec![lambda("GET /v2", PayloadFormat::V2)],
+        function.addr.to_string(),
+    );
+    let proxy = TestProxy::with_snapshot(over_https(
+        plain,
+        "fn",
+        &function.ca_pem,
+        "elsewhere.internal",
+    ))
+    .await;
+    let answer = get(&http1(), &proxy.url("/v2"), HOST).await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
+    assert_eq!(function.calls(), 0);
+}

@@ -657,3 +657,96 @@ impl SnapshotBuilder {
         .seal()
     }
 }
+
+// ---------------------------------------------------------------- https functions
+
+/// An HTTPS server for `name` (certificate signed by a fresh CA) that answers every request
+/// 200 with the JSON `answer` and counts the requests it read; for Lambda functions and
+/// authorizers reached over TLS.
+pub struct TlsFunction {
+    pub addr: SocketAddr,
+    /// The CA that signed the server's certificate (PEM).
+    pub ca_pem: String,
+    pub calls: Arc<AtomicU64>,
+}
+
+impl TlsFunction {
+    pub async fn start(name: &str, answer: &'static str) -> Self {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "function CA");
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
+            .expect("params")
+            .signed_by(&key, &issuer)
+            .expect("leaf");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&calls);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, counted) = (acceptor.clone(), Arc::clone(&counted));
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let counted = Arc::clone(&counted);
+                        async move {
+                            let _ = req.into_body().collect().await;
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            let mut response = Response::new(Full::new(Bytes::from(answer)));
+                            response.headers_mut().insert(
+                                "content-type",
+                                http::HeaderValue::from_static("application/json"),
+                            );
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            ca_pem: ca.pem(),
+            calls,
+        }
+    }
+
+    /// Requests the server read to the end (a refused handshake never gets here).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+/// Makes backend `id` of a built snapshot `https`, trusting `ca_pem` and expecting the server
+/// name `server_name`, and seals the snapshot again.
+pub fn over_https(mut snapshot: Snapshot, id: &str, ca_pem: &str, server_name: &str) -> Snapshot {
+    let backend = snapshot.backends.get_mut(id).expect("backend");
+    backend.scheme = UpstreamScheme::Https;
+    backend.tls = Some(causeway_snapshot::UpstreamTls {
+        ca_pem: Some(ca_pem.to_string()),
+        server_name: Some(server_name.to_string()),
+    });
+    snapshot.seal()
+}

@@ -328,3 +328,51 @@ async fn a_token_authorizer_checks_its_regex_before_calling_and_refuses_missing_
     assert_eq!(event["authorizationToken"], "policy-all");
     assert_eq!(event["methodArn"], format!("{ARN_PREFIX}/GET/a"));
 }
+
+#[tokio::test]
+async fn an_authorizer_over_https_is_called_over_tls_and_an_untrusted_one_fails_closed() {
+    const ALLOW: &str = r#"{"isAuthorized":true,"context":{"tier":"platinum"}}"#;
+    let function = TlsFunction::start("authz.internal", ALLOW).await;
+    let stranger = TlsFunction::start("authz.internal", ALLOW).await;
+    let upstream = Upstream::start("pets").await;
+    let setup = || Setup {
+        ttl_seconds: 0,
+        ..Setup::default()
+    };
+
+    let trusted = over_https(
+        snapshot(function.addr, &upstream, setup()),
+        "authz",
+        &function.ca_pem,
+        "authz.internal",
+    );
+    let proxy = TestProxy::with_snapshot(trusted).await;
+    let allowed = call(&proxy, "/a", "x-token", "anything").await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
+    assert_eq!(function.calls(), 1);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].headers.get("x-causeway-tier").map(|v| v.as_bytes()),
+        Some(&b"platinum"[..]),
+        "the decision's context came back over TLS"
+    );
+
+    // Trusting another CA: the handshake fails, the function is never asked, and the request
+    // fails closed without reaching the upstream.
+    let untrusted = over_https(
+        snapshot(function.addr, &upstream, setup()),
+        "authz",
+        &stranger.ca_pem,
+        "authz.internal",
+    );
+    let proxy = TestProxy::with_snapshot(untrusted).await;
+    let refused = call(&proxy, "/a", "x-token", "anything").await;
+    assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(function.calls(), 1);
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "nothing more reached the upstream"
+    );
+}

@@ -1,4 +1,4 @@
-//! SigV4 against a real signer: Python `botocore` (installed with pip when missing).
+//! SigV4 against a real signer: Python `botocore` (from tests/requirements.txt, which scripts/test.sh installs).
 
 use std::process::Command;
 
@@ -29,20 +29,14 @@ print(json.dumps(dict(request.headers.items())))
 "#;
 
 fn ensure_botocore() {
-    let has = |_: ()| {
-        Command::new("python3")
-            .args(["-c", "import botocore"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !has(()) {
-        let _ = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "botocore"])
-            .status();
-    }
+    let has = Command::new("python3")
+        .args(["-c", "import botocore"])
+        .status()
+        .is_ok_and(|s| s.success());
     assert!(
-        has(()),
-        "python3 with botocore is needed (pip install botocore)"
+        has,
+        "python3 with botocore is needed: python3 -m pip install -r tests/requirements.txt \
+         (scripts/test.sh does this)"
     );
 }
 

@@ -1,0 +1,341 @@
+//! The Lambda example end to end: `examples/lambda/handler.py` and `authorizer.py`, written with
+//! Powertools for AWS Lambda (Python), behind `invoke.py` (the Runtime Interface Emulator's
+//! protocol), and the real `causeway standalone` serving `examples/lambda` in front of them.
+//! Real answers in both payload formats, and malformed answers → 502.
+//!
+//! Needs `python3` with `aws-lambda-powertools` (`pip install -r examples/lambda/requirements.txt`;
+//! `scripts/test.sh` installs it). Without it the test fails and says so.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use causeway_e2e::{ChildGuard, bin, eventually, free_port, get, repo_root};
+use http::HeaderMap;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+const HOST: &str = "shop.default.localhost";
+const INTERNAL_ERROR: &str = r#"{"message":"Internal server error"}"#;
+
+/// A function that answers what no gateway can map (payload 1.0), or fails.
+const BROKEN: &str = r#"
+def handler(event, context):
+    case = event["pathParameters"]["case"]
+    if case == "no-status":
+        return {"body": "a 1.0 answer needs a statusCode"}
+    if case == "bad-base64":
+        return {"statusCode": 200, "body": "%%% not base64", "isBase64Encoded": True}
+    if case == "body-object":
+        return {"statusCode": 200, "body": {"not": "a string"}}
+    raise RuntimeError("the function crashed")
+"#;
+
+/// The broken function's Service and route, added to the example.
+const BROKEN_YAML: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: broken-fn, namespace: default}
+spec:
+  ports: [{name: http, port: 8080, targetPort: BROKEN_PORT}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: broken-fn-static
+  namespace: default
+  labels: {kubernetes.io/service-name: broken-fn}
+addressType: IPv4
+endpoints: [{addresses: ["127.0.0.1"]}]
+ports: [{name: http, port: BROKEN_PORT}]
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: broken, namespace: default}
+spec:
+  apiRef: {name: shop}
+  routeKey: GET /broken/{case}
+  integration:
+    type: LAMBDA_PROXY
+    backendRef: {name: broken-fn, port: 8080}
+    payloadFormatVersion: "1.0"
+"#;
+
+/// Fails with the way to fix it when python3 or Powertools is missing.
+fn require_powertools() {
+    let import = Command::new("python3")
+        .args(["-c", "import aws_lambda_powertools"])
+        .output();
+    match import {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "Powertools for AWS Lambda (Python) is not installed: \
+             `python3 -m pip install -r examples/lambda/requirements.txt` \
+             (scripts/test.sh does this)\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!("python3 is needed for the Lambda example test: {e}"),
+    }
+}
+
+/// `python3 invoke.py PORT HANDLER` from `dir` (`-B`: no `__pycache__` in the repository),
+/// once it accepts connections.
+async fn invoke_endpoint(dir: &Path, handler: &str, logs: &Path) -> (ChildGuard, u16) {
+    let port = free_port();
+    let script = dir.join("invoke.py");
+    let script = script.to_str().expect("utf-8 path");
+    let child = ChildGuard::spawn(
+        Path::new("python3"),
+        &["-B", script, &port.to_string(), handler],
+        logs,
+    );
+    let up = eventually(Duration::from_secs(20), || async {
+        TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+    })
+    .await;
+    assert!(
+        up.is_some(),
+        "invoke.py {handler} did not start; stderr:\n{}",
+        child.stderr()
+    );
+    (child, port)
+}
+
+/// The example's YAML in `dir`, its functions at the given ports, plus the broken function.
+fn example_copy(dir: &Path, function: u16, authorizer: u16, broken: u16) -> PathBuf {
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).expect("config dir");
+    let src = repo_root().join("examples/lambda");
+    for entry in std::fs::read_dir(&src).expect("examples/lambda") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) == Some("yaml") {
+            let text = std::fs::read_to_string(&path)
+                .expect("read example")
+                .replace("9000", &function.to_string())
+                .replace("9001", &authorizer.to_string());
+            std::fs::write(config.join(path.file_name().expect("name")), text).expect("write");
+        }
+    }
+    std::fs::write(
+        config.join("broken.yaml"),
+        BROKEN_YAML.replace("BROKEN_PORT", &broken.to_string()),
+    )
+    .expect("write broken.yaml");
+    config
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("host", HOST);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    let response = client
+        .request(request)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn the_powertools_lambda_example_answers_correctly_through_causeway_in_both_formats() {
+    require_powertools();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path();
+    let example = repo_root().join("examples/lambda");
+    let (_function, function_port) = invoke_endpoint(&example, "handler.handler", logs).await;
+    let (_authorizer, authorizer_port) =
+        invoke_endpoint(&example, "authorizer.handler", logs).await;
+    // The broken function runs from a copy of invoke.py next to broken.py.
+    let broken_dir = dir.path().join("broken");
+    std::fs::create_dir_all(&broken_dir).expect("broken dir");
+    std::fs::copy(example.join("invoke.py"), broken_dir.join("invoke.py")).expect("copy");
+    std::fs::write(broken_dir.join("broken.py"), BROKEN).expect("broken.py");
+    let (_broken, broken_port) = invoke_endpoint(&broken_dir, "broken.handler", logs).await;
+
+    let config = example_copy(dir.path(), function_port, authorizer_port, broken_port);
+    let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let gateway = ChildGuard::spawn(
+        &bin("causeway"),
+        &[
+            "standalone",
+            "-f",
+            config.to_str().expect("utf-8 path"),
+            "--listen",
+            &traffic.to_string(),
+            "--admin-listen",
+            &admin.to_string(),
+        ],
+        logs,
+    );
+    let ready = eventually(Duration::from_secs(20), || async {
+        let r = get(admin, "localhost", "/readyz").await.ok()?;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "gateway never became ready; stderr:\n{}",
+        gateway.stderr()
+    );
+    let ada = [("x-customer", "ada")];
+
+    // 2.0 (APIGatewayHttpResolver): path parameter, repeated query string, stage variable,
+    // the authorizer's context, the request id; then the same answer from the stage cache.
+    let path = "/prod/orders/7?expand=items&expand=shipping";
+    let order = call(traffic, "GET", path, &ada, "").await;
+    assert_eq!(order.status, 200, "{}", order.text());
+    assert_eq!(order.header("content-type"), Some("application/json"));
+    assert_eq!(order.header("x-cache"), Some("Miss"));
+    let request_id = order.header("x-request-id").expect("x-request-id");
+    assert_eq!(
+        order.json(),
+        json!({
+            "id": "7",
+            "customer": "ada",
+            "tier": "gold",
+            "region": "eu-west-1",
+            "expand": ["items", "shipping"],
+            "requestId": request_id,
+        })
+    );
+    let cached = call(traffic, "GET", path, &ada, "").await;
+    assert_eq!(cached.header("x-cache"), Some("Hit"));
+    assert_eq!(cached.json()["id"], "7");
+
+    // 2.0: cookies in (`cookies`) and out (`Set-Cookie`), another customer's context.
+    let me = call(
+        traffic,
+        "GET",
+        "/prod/me",
+        &[
+            ("x-customer", "grace"),
+            ("cookie", "session=s1; theme=dark"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(
+        me.json(),
+        json!({"customer": "grace", "tier": "silver", "theme": "dark"})
+    );
+    let set_cookie = me.header("set-cookie").unwrap_or_default();
+    assert!(
+        set_cookie.starts_with("theme=dark;") && set_cookie.contains("Max-Age=86400"),
+        "{set_cookie}"
+    );
+
+    // 1.0 (APIGatewayRestResolver): a JSON body, validated at the gateway first.
+    let json_body = [("x-customer", "ada"), ("content-type", "application/json")];
+    let created = call(
+        traffic,
+        "POST",
+        "/prod/orders",
+        &json_body,
+        r#"{"item":"tea","quantity":2}"#,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.header("location"), Some("/orders/tea-2"));
+    assert_eq!(
+        created.json(),
+        json!({"id": "tea-2", "created": {"item": "tea", "quantity": 2}, "by": "ada", "tier": "gold"})
+    );
+    let invalid = call(
+        traffic,
+        "POST",
+        "/prod/orders",
+        &json_body,
+        r#"{"item":"tea","quantity":0}"#,
+    )
+    .await;
+    assert_eq!(invalid.status, 400, "{}", invalid.text());
+
+    // 1.0: repeated query strings arrive in multiValueQueryStringParameters.
+    let listed = call(
+        traffic,
+        "GET",
+        "/prod/orders?status=open&status=shipped&limit=5",
+        &ada,
+        "",
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(
+        listed.json(),
+        json!({"statuses": ["open", "shipped"], "limit": 5, "customer": "ada"})
+    );
+
+    // 1.0: a binary answer (base64 from Powertools) reaches the client as bytes.
+    let label = call(traffic, "GET", "/prod/orders/ab/label", &ada, "").await;
+    assert_eq!(label.status, 200, "{}", label.text());
+    assert_eq!(label.header("content-type"), Some("image/png"));
+    assert!(
+        label.body.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{:?}",
+        label.body
+    );
+    assert_eq!(
+        &label.body[16..24],
+        &[0, 0, 0, 16, 0, 0, 0, 8],
+        "a 16x8 image (8 pixels per character of the id)"
+    );
+
+    // The authorizer (also Powertools) decides first: unknown customer 403, none 401.
+    let stranger = call(traffic, "GET", "/prod/me", &[("x-customer", "eve")], "").await;
+    assert_eq!(stranger.status, 403, "{}", stranger.text());
+    let anonymous = call(traffic, "GET", "/prod/me", &[], "").await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text());
+
+    // Malformed answers and a crashed function are 502 with the gateway response.
+    for case in ["no-status", "bad-base64", "body-object", "crash"] {
+        let failed = call(traffic, "GET", &format!("/prod/broken/{case}"), &[], "").await;
+        assert_eq!(failed.status, 502, "{case}: {}", failed.text());
+        assert_eq!(failed.text(), INTERNAL_ERROR, "{case}");
+    }
+}
