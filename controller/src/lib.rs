@@ -9,7 +9,9 @@
 //! builds the [`Inventory`](causeway_compile::Inventory), compiles, publishes the snapshot to the
 //! [`push`] server (a no-op when the version did not change), and, on the leader, records new
 //! deployments ([`history`]) and patches statuses that changed ([`writer`]). Acks from proxies
-//! wake the reconciler too, so `Programmed` follows the rollout.
+//! wake the reconciler too, so `Programmed` follows the rollout. Every
+//! [`Config::usage_rollup_every`] the proxies' usage reports are added up ([`usage`]) and go
+//! into `UsagePlan.status` on the next pass.
 
 pub mod admin;
 pub mod history;
@@ -17,6 +19,7 @@ pub mod leader;
 pub mod push;
 pub mod status;
 pub mod tls;
+pub mod usage;
 pub mod watch;
 pub mod writer;
 
@@ -54,6 +57,9 @@ pub struct Config {
     pub leader_election: bool,
     /// Names in the push server certificate (DNS names and IP addresses).
     pub server_names: Vec<String>,
+    /// How often the proxies' usage reports are rolled up into `UsagePlan.status`
+    /// ([`usage::DEFAULT_ROLLUP_EVERY`]).
+    pub usage_rollup_every: Duration,
 }
 
 /// Errors that stop the controller.
@@ -158,7 +164,26 @@ pub async fn run(
     }
     info!("watches synced");
     let mut was_leader = false;
+    let rollup_every = config.usage_rollup_every.max(Duration::from_millis(100));
+    let mut next_rollup = tokio::time::Instant::now() + rollup_every;
     loop {
+        if tokio::time::Instant::now() >= next_rollup {
+            next_rollup = tokio::time::Instant::now() + rollup_every;
+            let inventory = stores.inventory();
+            let plans: Vec<String> = inventory
+                .usage_plans
+                .iter()
+                .map(|p| {
+                    use kube::ResourceExt;
+                    let ns = p.namespace().unwrap_or_else(|| "default".into());
+                    format!("{ns}/{}", p.name_any())
+                })
+                .collect();
+            let reports = push.usage_reports();
+            reconciler
+                .status_writer
+                .set_usage(usage::rollup(&reports, &plans, usage::today()));
+        }
         let is_leader = *leading.borrow_and_update();
         if is_leader != was_leader {
             info!(leader = is_leader, identity = %config.identity, "leadership changed");
@@ -179,6 +204,7 @@ pub async fn run(
         }
         tokio::select! {
             () = wake.notified() => {}
+            () = tokio::time::sleep_until(next_rollup) => {}
             changed = leading.changed() => {
                 if changed.is_err() {
                     // The election task ended: stop rather than write without a Lease.
