@@ -766,6 +766,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn failing_open_admits_only_what_was_left_and_redis_learns_of_it_when_it_returns() {
+        let redis = RedisServer::start();
+        let (port, url) = (redis.port, redis.url());
+        let quotas = Quotas::redis(&url, Duration::from_millis(100)).unwrap();
+        let rule = QuotaRule { limit: 100, ..DAY };
+        let now = SystemTime::now();
+        let mut admitted = 0;
+        for _ in 0..60 {
+            admitted += usize::from(quotas.admit("p/k", rule, true, now).await == QuotaDecision::Admitted);
+        }
+        assert_eq!(admitted, 60);
+        // Kill Redis (keeping its data directory) and keep asking, failing open.
+        let mut redis = redis;
+        let _ = redis.child.kill();
+        let _ = redis.child.wait();
+        for _ in 0..100 {
+            admitted += usize::from(quotas.admit("p/k", rule, true, now).await == QuotaDecision::Admitted);
+        }
+        assert_eq!(admitted, 100, "one replica failing open stays within the quota");
+        let dir = std::mem::replace(&mut redis.dir, tempfile::tempdir().unwrap());
+        drop(redis);
+        let _redis = RedisServer::start_on(port, dir);
+        // Once Redis answers again, the next lease adds what was admitted meanwhile.
+        let mut exceeded = false;
+        for _ in 0..40 {
+            match quotas.admit("p/k", rule, true, now).await {
+                QuotaDecision::Exceeded { .. } => {
+                    exceeded = true;
+                    break;
+                }
+                QuotaDecision::Admitted => admitted += 1,
+                QuotaDecision::Unavailable => {}
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(exceeded);
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("causeway:quota:*").query_async(&mut conn).await.unwrap();
+        let used: u64 = redis::cmd("GET").arg(&keys[0]).query_async(&mut conn).await.unwrap();
+        assert_eq!((admitted, used), (100, 100));
+    }
+
+    #[tokio::test]
     async fn counts_survive_a_redis_restart_and_the_proxy_recovers_without_restarting() {
         let redis = RedisServer::start();
         let quotas = Quotas::redis(&redis.url(), Duration::from_millis(200)).unwrap();
