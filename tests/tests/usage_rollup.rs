@@ -166,26 +166,23 @@ async fn the_controller_adds_up_the_usage_both_proxies_report_and_says_counting_
             {"id": "bob", "admitted": 2, "throttled": 0},
         ],
     });
-    let mut last = Value::Null;
-    let rolled = eventually(WAIT, || {
-        let last = &mut last;
-        let want = &want;
-        async move {
-            let r = get(admin, "localhost", "/usage").await.ok()?;
-            let v: Value = serde_json::from_str(&r.body).ok()?;
-            *last = v.clone();
-            let gold = v.get("default/gold")?;
-            let got = json!({
-                "proxies": gold["proxies"],
-                "shared": gold["shared"],
-                "admitted": gold["admitted"],
-                "throttled": gold["throttled"],
-                "topKeys": gold["topKeys"],
-            });
-            (got == *want).then_some(())
-        }
+    let last = std::sync::Mutex::new(Value::Null);
+    let rolled = eventually(WAIT, || async {
+        let r = get(admin, "localhost", "/usage").await.ok()?;
+        let v: Value = serde_json::from_str(&r.body).ok()?;
+        *last.lock().unwrap() = v.clone();
+        let gold = v.get("default/gold")?;
+        let got = json!({
+            "proxies": gold["proxies"],
+            "shared": gold["shared"],
+            "admitted": gold["admitted"],
+            "throttled": gold["throttled"],
+            "topKeys": gold["topKeys"],
+        });
+        (got == want).then_some(())
     })
     .await;
+    let last = last.lock().unwrap().clone();
     assert!(
         rolled.is_some(),
         "the controller's rollup never matched {want}; last: {last}; stderr:\n{}",
