@@ -109,7 +109,11 @@ pub fn rollup<'a>(
             ..PlanRollup::default()
         };
         let mut keys: BTreeMap<&str, KeyUsage> = BTreeMap::new();
-        for usage in today.iter().flat_map(|r| &r.plans).filter(|p| &p.plan == plan) {
+        for usage in today
+            .iter()
+            .flat_map(|r| &r.plans)
+            .filter(|p| &p.plan == plan)
+        {
             rollup.admitted += usage.admitted;
             rollup.throttled += usage.throttled;
             for k in &usage.keys {
@@ -299,7 +303,8 @@ mod tests {
     #[test]
     fn the_top_keys_are_bounded_and_the_totals_still_count_every_key() {
         let keys: Vec<(String, u64, u64)> = (0..50).map(|i| (format!("k{i:02}"), i, 0)).collect();
-        let keys: Vec<(&str, u64, u64)> = keys.iter().map(|(k, a, t)| (k.as_str(), *a, *t)).collect();
+        let keys: Vec<(&str, u64, u64)> =
+            keys.iter().map(|(k, a, t)| (k.as_str(), *a, *t)).collect();
         let r = with_keys(report("a", DAY, false, true), "ns/gold", &keys);
         let rollup = rollup([&r], &["ns/gold".to_string()], DAY);
         let gold = &rollup["ns/gold"];
@@ -322,7 +327,10 @@ mod tests {
         let status = plan_status(&alone["ns/gold"], None);
         assert_eq!(status.counting, counting::PER_REPLICA);
         assert_eq!(status.condition, None);
-        assert!(rollup([&local], &plans, DAY + 1).is_empty(), "nothing known today");
+        assert!(
+            rollup([&local], &plans, DAY + 1).is_empty(),
+            "nothing known today"
+        );
     }
 
     #[test]
@@ -336,13 +344,20 @@ mod tests {
             .unwrap();
         assert_eq!(closed.status, "False");
         assert_eq!(closed.reason, reasons::STORE_UNAVAILABLE_FAIL_CLOSED);
-        assert!(closed.message.contains("1 of 2 proxies cannot reach Redis (p-2)"));
+        assert!(
+            closed
+                .message
+                .contains("1 of 2 proxies cannot reach Redis (p-2)")
+        );
         let open = plan_status(&rollup["ns/gold"], Some(FailMode::FailOpen))
             .condition
             .unwrap();
         assert_eq!(open.reason, reasons::STORE_UNAVAILABLE_FAIL_OPEN);
         assert_eq!(
-            plan_status(&rollup["ns/gold"], None).condition.unwrap().reason,
+            plan_status(&rollup["ns/gold"], None)
+                .condition
+                .unwrap()
+                .reason,
             reasons::STORE_UNAVAILABLE_FAIL_CLOSED,
             "the default fail mode is FAIL_CLOSED"
         );

@@ -118,7 +118,9 @@ impl StatusWriter {
             let usage = (object.kind == Kind::UsagePlan)
                 .then(|| self.usage.as_ref()?.get(&api_id))
                 .flatten()
-                .map(|rollup| usage::plan_status(rollup, fail_modes.get(&api_id).copied().flatten()));
+                .map(|rollup| {
+                    usage::plan_status(rollup, fail_modes.get(&api_id).copied().flatten())
+                });
             let extras = Extras {
                 deployments: deployments.get(&api_id).map(Vec::as_slice).unwrap_or(&[]),
                 usage: usage.as_ref(),

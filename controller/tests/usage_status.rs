@@ -108,13 +108,22 @@ fn rolled_up() -> BTreeMap<String, usage::PlanRollup> {
 fn objects(inventory: &Inventory) -> HashMap<String, Value> {
     let mut out = HashMap::new();
     for o in &inventory.apis {
-        out.insert(format!("apis/{}", o.metadata.name.clone().unwrap_or_default()), json!(o));
+        out.insert(
+            format!("apis/{}", o.metadata.name.clone().unwrap_or_default()),
+            json!(o),
+        );
     }
     for o in &inventory.routes {
-        out.insert(format!("routes/{}", o.metadata.name.clone().unwrap_or_default()), json!(o));
+        out.insert(
+            format!("routes/{}", o.metadata.name.clone().unwrap_or_default()),
+            json!(o),
+        );
     }
     for o in &inventory.stages {
-        out.insert(format!("stages/{}", o.metadata.name.clone().unwrap_or_default()), json!(o));
+        out.insert(
+            format!("stages/{}", o.metadata.name.clone().unwrap_or_default()),
+            json!(o),
+        );
     }
     for o in &inventory.usage_plans {
         out.insert(
@@ -127,7 +136,10 @@ fn objects(inventory: &Inventory) -> HashMap<String, Value> {
 
 /// Answers status patches (echoing the object with the patched status) until none comes for a
 /// while; returns `(plural/name, patch)` of each.
-async fn answer_patches(mut handle: Handle, objects: HashMap<String, Value>) -> Vec<(String, Value)> {
+async fn answer_patches(
+    mut handle: Handle,
+    objects: HashMap<String, Value>,
+) -> Vec<(String, Value)> {
     let mut seen = Vec::new();
     while let Ok(Some((request, send))) =
         tokio::time::timeout(Duration::from_millis(500), handle.next_request()).await
@@ -167,7 +179,13 @@ async fn the_leader_writes_the_usage_rollup_into_the_plan_status_and_nothing_whe
     let mut writer = StatusWriter::new(client, None);
     writer.set_usage(rolled_up());
     writer
-        .write(&inventory, &compiled.statuses, &rollout(), &BTreeMap::new(), "T1")
+        .write(
+            &inventory,
+            &compiled.statuses,
+            &rollout(),
+            &BTreeMap::new(),
+            "T1",
+        )
         .await;
     let patches = server.await.expect("mock server");
     let (_, patch) = patches
@@ -205,7 +223,10 @@ async fn the_leader_writes_the_usage_rollup_into_the_plan_status_and_nothing_whe
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
         .expect("Ready");
-    assert_eq!(ready["status"], "True", "the store does not make the plan unready");
+    assert_eq!(
+        ready["status"], "True",
+        "the store does not make the plan unready"
+    );
 
     // Store what the server has, as the watch would.
     for (key, patch) in &patches {
@@ -214,7 +235,9 @@ async fn the_leader_writes_the_usage_rollup_into_the_plan_status_and_nothing_whe
             Some("usageplans") => {
                 inventory.usage_plans[0].status = Some(serde_json::from_value(status).unwrap());
             }
-            Some("apis") => inventory.apis[0].status = Some(serde_json::from_value(status).unwrap()),
+            Some("apis") => {
+                inventory.apis[0].status = Some(serde_json::from_value(status).unwrap())
+            }
             Some("routes") => {
                 inventory.routes[0].status = Some(serde_json::from_value(status).unwrap());
             }
@@ -235,7 +258,13 @@ async fn the_leader_writes_the_usage_rollup_into_the_plan_status_and_nothing_whe
         }
         let compiled = compile(&inventory, &CompileOptions::default());
         let report = writer
-            .write(&inventory, &compiled.statuses, &rollout(), &BTreeMap::new(), "T2")
+            .write(
+                &inventory,
+                &compiled.statuses,
+                &rollout(),
+                &BTreeMap::new(),
+                "T2",
+            )
             .await;
         assert_eq!(report.patched, 0, "rollup set: {set}");
         let request = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
@@ -252,7 +281,13 @@ async fn the_leader_writes_the_usage_rollup_into_the_plan_status_and_nothing_whe
     writer.set_usage(usage::rollup(&more, &["default/gold".to_string()], DAY));
     let compiled = compile(&inventory, &CompileOptions::default());
     let report = writer
-        .write(&inventory, &compiled.statuses, &rollout(), &BTreeMap::new(), "T3")
+        .write(
+            &inventory,
+            &compiled.statuses,
+            &rollout(),
+            &BTreeMap::new(),
+            "T3",
+        )
         .await;
     assert_eq!(report.patched, 1);
     let patches = server.await.expect("mock server");

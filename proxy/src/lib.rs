@@ -106,12 +106,12 @@ impl Proxy {
         );
         let quotas = match config.redis_url.as_deref() {
             None => limits::quota::Quotas::local(),
-            Some(url) => limits::quota::Quotas::redis(url, config.redis_timeout).unwrap_or_else(
-                |error| {
+            Some(url) => {
+                limits::quota::Quotas::redis(url, config.redis_timeout).unwrap_or_else(|error| {
                     tracing::error!(%error, "quotas are counted per replica");
                     limits::quota::Quotas::local()
-                },
-            ),
+                })
+            }
         };
         quotas.register_metrics(&mut metrics);
         let shared = Shared {

@@ -257,7 +257,7 @@ fn counted(port: u16) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heavy_redis_killed_mid_run_fails_open_over_admitting_at_most_what_the_other_replica_spends()
-{
+ {
     let dir = tempfile::tempdir().unwrap();
     let quota: usize = 300;
     config_with(dir.path(), quota as u64, "FAIL_OPEN");
@@ -271,7 +271,11 @@ async fn heavy_redis_killed_mid_run_fails_open_over_admitting_at_most_what_the_o
     // Failing open: no 503; each replica admits from what it last saw left (about 100), so
     // together they may spend the remainder twice.
     let during = drive(&[a, b], 400).await;
-    assert_eq!(during.get(&503), None, "fail open never answers 503: {during:?}");
+    assert_eq!(
+        during.get(&503),
+        None,
+        "fail open never answers 503: {during:?}"
+    );
     let admitted_during = during.get(&200).copied().unwrap_or(0);
     let _redis_again = redis(dir.path(), port);
     // Recovery by itself: the next leases reach the restarted Redis and add what was admitted
@@ -301,5 +305,8 @@ async fn heavy_redis_killed_mid_run_fails_open_over_admitting_at_most_what_the_o
     );
     // What each replica last saw left is at most the 100 left plus the other's latest lease
     // (a sixteenth of what was left, so a few requests).
-    assert!(over <= quota - 200 + 20, "over-admission {over} exceeds the bound");
+    assert!(
+        over <= quota - 200 + 20,
+        "over-admission {over} exceeds the bound"
+    );
 }

@@ -191,7 +191,9 @@ async fn admitted_requests_stay_within_two_percent_under_rate_times_time_plus_bu
         .and_then(|s| s.parse().ok())
         .unwrap_or(30.0);
     let mut failures = Vec::new();
-    println!("| rate (req/s) | burst | seconds | offered (req/s) | admitted | refused | bound | admitted ÷ bound |");
+    println!(
+        "| rate (req/s) | burst | seconds | offered (req/s) | admitted | refused | bound | admitted ÷ bound |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for rate in rates {
         let r = run(rate, secs).await;

@@ -273,6 +273,11 @@ mod tests {
         assert_eq!(gold.throttled, 3);
         assert_eq!(gold.keys.len(), MAX_REPORT_KEYS);
         assert_eq!(gold.keys[0].id, "busy");
-        assert!(usage.local("gold", Some("old"), day - 2, day).items.is_empty());
+        assert!(
+            usage
+                .local("gold", Some("old"), day - 2, day)
+                .items
+                .is_empty()
+        );
     }
 }
