@@ -67,6 +67,9 @@ pub struct ControllerArgs {
     /// Wait this long after a change before compiling, milliseconds.
     #[arg(long, env = "CAUSEWAY_DEBOUNCE_MILLIS", default_value_t = 200)]
     debounce_millis: u64,
+    /// Milliseconds between usage rollups into `UsagePlan.status` (from the proxies' reports).
+    #[arg(long, env = "CAUSEWAY_USAGE_ROLLUP_MILLIS", default_value_t = causeway_controller::usage::DEFAULT_ROLLUP_EVERY.as_millis() as u64)]
+    usage_rollup_millis: u64,
     /// Read resources from this directory of YAML instead of a cluster (tests).
     #[arg(long, hide = true)]
     from_dir: Option<PathBuf>,
@@ -140,6 +143,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         identity,
         leader_election: args.leader_elect,
         server_names,
+        usage_rollup_every: Duration::from_millis(args.usage_rollup_millis),
     };
     causeway_controller::run(
         client,

@@ -37,6 +37,10 @@ pub struct ProxyCmdArgs {
     /// This proxy's id in acknowledgements; default: the host name (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     proxy_id: Option<String>,
+    /// Milliseconds between usage reports to the controller (it rolls them up into
+    /// `UsagePlan.status`).
+    #[arg(long, env = "CAUSEWAY_USAGE_REPORT_MILLIS", default_value_t = snapshot_client::DEFAULT_USAGE_REPORT_EVERY.as_millis() as u64)]
+    usage_report_millis: u64,
     #[command(flatten)]
     proxy: Box<crate::proxy_args::ProxyArgs>,
 }
@@ -74,6 +78,7 @@ pub async fn run(args: ProxyCmdArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(crate::controller::default_identity),
         state_file: args.state_file.clone(),
+        usage_report_every: std::time::Duration::from_millis(args.usage_report_millis.max(100)),
     };
     snapshot_client::run(proxy, config, crate::controller::shutdown_signal()).await;
     info!("shutting down");

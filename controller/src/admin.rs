@@ -1,6 +1,8 @@
 //! The controller's admin endpoints (HTTP/1.1, port 9902): `/healthz`, `/readyz` (ready once
 //! the first snapshot is published and, in a cluster, this replica leads), `/proxies` (JSON:
-//! what each connected proxy runs) and `/version` (the published snapshot version).
+//! what each connected proxy runs), `/version` (the published snapshot version) and `/usage`
+//! (JSON: today's usage rolled up from the proxies' reports, per plan; what `UsagePlan.status`
+//! gets).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,6 +64,20 @@ fn handle(state: &AdminState, path: &str) -> Response<Full<Bytes>> {
             .unwrap_or_default(),
         ),
         "/version" => (StatusCode::OK, state.push.version().unwrap_or_default()),
+        "/usage" => {
+            let reports = state.push.usage_reports();
+            let mut plans: Vec<String> = reports
+                .iter()
+                .flat_map(|r| r.plans.iter().map(|p| p.plan.clone()))
+                .collect();
+            plans.sort();
+            plans.dedup();
+            let rollup = crate::usage::rollup(&reports, &plans, crate::usage::today());
+            (
+                StatusCode::OK,
+                serde_json::to_string_pretty(&rollup).unwrap_or_default(),
+            )
+        }
         _ => (StatusCode::NOT_FOUND, "not found\n".into()),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));

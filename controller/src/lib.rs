@@ -9,7 +9,9 @@
 //! builds the [`Inventory`](causeway_compile::Inventory), compiles, publishes the snapshot to the
 //! [`push`] server (a no-op when the version did not change), and, on the leader, records new
 //! deployments ([`history`]) and patches statuses that changed ([`writer`]). Acks from proxies
-//! wake the reconciler too, so `Programmed` follows the rollout.
+//! wake the reconciler too, so `Programmed` follows the rollout. Every
+//! [`Config::usage_rollup_every`] the proxies' usage reports are added up ([`usage`]) and go
+//! into `UsagePlan.status` on the next pass.
 
 pub mod admin;
 pub mod history;
@@ -17,6 +19,7 @@ pub mod leader;
 pub mod push;
 pub mod status;
 pub mod tls;
+pub mod usage;
 pub mod watch;
 pub mod writer;
 
@@ -54,6 +57,9 @@ pub struct Config {
     pub leader_election: bool,
     /// Names in the push server certificate (DNS names and IP addresses).
     pub server_names: Vec<String>,
+    /// How often the proxies' usage reports are rolled up into `UsagePlan.status`
+    /// ([`usage::DEFAULT_ROLLUP_EVERY`]).
+    pub usage_rollup_every: Duration,
 }
 
 /// Errors that stop the controller.
@@ -162,6 +168,7 @@ pub async fn run(
         wake: &wake,
         ready: &ready,
         debounce: config.debounce,
+        usage_rollup_every: config.usage_rollup_every,
         identity: &config.identity,
     };
     let result = loop_.drive(&mut reconciler, &stores, shutdown).await;
@@ -201,6 +208,8 @@ pub struct Loop<'a> {
     pub ready: &'a AtomicBool,
     /// Wait this long after a change before the next pass.
     pub debounce: Duration,
+    /// Add up the proxies' usage reports into `UsagePlan.status` this often (at least 100 ms).
+    pub usage_rollup_every: Duration,
     /// For logs.
     pub identity: &'a str,
 }
@@ -224,7 +233,26 @@ impl Loop<'_> {
     ) -> Result<(), ControllerError> {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut was_leader = false;
+        let rollup_every = self.usage_rollup_every.max(Duration::from_millis(100));
+        let mut next_rollup = tokio::time::Instant::now() + rollup_every;
         loop {
+            if tokio::time::Instant::now() >= next_rollup {
+                next_rollup = tokio::time::Instant::now() + rollup_every;
+                let plans: Vec<String> = objects
+                    .inventory()
+                    .usage_plans
+                    .iter()
+                    .map(|p| {
+                        use kube::ResourceExt;
+                        let ns = p.namespace().unwrap_or_else(|| "default".into());
+                        format!("{ns}/{}", p.name_any())
+                    })
+                    .collect();
+                let reports = reconciler.push.usage_reports();
+                reconciler
+                    .status_writer
+                    .set_usage(usage::rollup(&reports, &plans, usage::today()));
+            }
             let is_leader = *self.leading.borrow_and_update();
             if is_leader != was_leader {
                 info!(leader = is_leader, identity = %self.identity, "leadership changed");
@@ -245,6 +273,7 @@ impl Loop<'_> {
             }
             tokio::select! {
                 () = self.wake.notified() => {}
+                () = tokio::time::sleep_until(next_rollup) => {}
                 changed = self.leading.changed() => {
                     if changed.is_err() {
                         return Err(ControllerError::ElectionEnded);

@@ -3,7 +3,9 @@
 //! current snapshot at once (unless the proxy already has it), then every later one. Proxies
 //! acknowledge each version with `POST /v1/acks`. The server counts open streams per proxy
 //! and remembers what each applied or rejected; [`PushServer::rollout`] summarizes it for the
-//! `Programmed` condition.
+//! `Programmed` condition. Proxies also send their usage of the day with `POST /v1/usage`
+//! about once a minute on the same connection; the latest report of each is kept for the
+//! `UsagePlan.status` rollup ([`crate::usage`]).
 //!
 //! Endpoint churn is cheap: when only the backends changed since the snapshot a stream last
 //! sent, the stream sends a [`Frame::Backends`] instead of the whole snapshot.
@@ -15,7 +17,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use causeway_snapshot::Snapshot;
-use causeway_snapshot::push::{ACK_PATH, Ack, Frame, STREAM_PATH, StreamRequest, encode_frame};
+use causeway_snapshot::push::{
+    ACK_PATH, Ack, Frame, STREAM_PATH, StreamRequest, USAGE_PATH, UsageReport, encode_frame,
+};
 use futures_util::StreamExt;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::UnsyncBoxBody};
@@ -30,6 +34,8 @@ use crate::status::Rollout;
 
 /// Largest request body (stream requests and acks are small).
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest usage report (plans × at most `MAX_REPORT_KEYS` keys each).
+const MAX_USAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Concurrent streams per HTTP/2 connection (a proxy needs 2: the stream and an ack).
 const MAX_CONCURRENT_STREAMS: u32 = 16;
 /// HTTP/2 PING interval to notice dead proxies.
@@ -65,6 +71,8 @@ pub struct ProxyState {
 struct Inner {
     current: watch::Sender<Option<Arc<Published>>>,
     proxies: Mutex<BTreeMap<String, ProxyState>>,
+    /// The latest usage report of each proxy (see [`crate::usage`]); kept after a disconnect.
+    usage: Mutex<BTreeMap<String, UsageReport>>,
     /// Woken when acks arrive or proxies come and go.
     changed: Arc<Notify>,
 }
@@ -97,6 +105,7 @@ impl PushServer {
             inner: Arc::new(Inner {
                 current,
                 proxies: Mutex::new(BTreeMap::new()),
+                usage: Mutex::new(BTreeMap::new()),
                 changed,
             }),
         }
@@ -181,6 +190,23 @@ impl PushServer {
         }
     }
 
+    /// The latest usage report of every proxy that sent one.
+    pub fn usage_reports(&self) -> Vec<UsageReport> {
+        self.inner
+            .usage
+            .lock()
+            .map(|u| u.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Records a usage report (as `POST /v1/usage` does). Does not wake the reconciler: the
+    /// rollup runs on its own interval.
+    pub fn record_usage(&self, report: UsageReport) {
+        if let Ok(mut usage) = self.inner.usage.lock() {
+            crate::usage::keep(&mut usage, report);
+        }
+    }
+
     fn update(&self, proxy: &str, f: impl FnOnce(&mut ProxyState)) {
         if let Ok(mut proxies) = self.inner.proxies.lock() {
             f(proxies.entry(proxy.to_string()).or_default());
@@ -237,7 +263,12 @@ impl PushServer {
 
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let (parts, body) = request.into_parts();
-        let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        let limit = if parts.uri.path() == USAGE_PATH {
+            MAX_USAGE_BYTES
+        } else {
+            MAX_REQUEST_BYTES
+        };
+        let body = match Limited::new(body, limit).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
         };
@@ -268,6 +299,17 @@ impl PushServer {
                     plain(StatusCode::NO_CONTENT, "")
                 }
                 Err(e) => plain(StatusCode::BAD_REQUEST, &format!("invalid ack: {e}")),
+            },
+            (&Method::POST, USAGE_PATH) => match serde_json::from_slice::<UsageReport>(&body) {
+                Ok(report) => {
+                    debug!(proxy = %report.proxy_id, plans = report.plans.len(), "usage report");
+                    self.record_usage(report);
+                    plain(StatusCode::NO_CONTENT, "")
+                }
+                Err(e) => plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid usage report: {e}"),
+                ),
             },
             _ => plain(StatusCode::NOT_FOUND, "not found"),
         }

@@ -13,6 +13,8 @@ use causeway_crds::common::condition_type;
 use causeway_crds::stage::ProxyCounts;
 use serde_json::{Map, Value, json};
 
+use crate::usage::{PlanUsageStatus, QUOTA_STORE_AVAILABLE};
+
 /// Reasons the controller writes (compile's reasons live in `causeway_compile::reasons`).
 pub mod reasons {
     /// Every connected proxy applied the snapshot holding the object.
@@ -85,6 +87,8 @@ impl Rollout {
 pub struct Extras<'a> {
     /// For an Api: its recorded deployments, newest first.
     pub deployments: &'a [DeploymentSummary],
+    /// For a UsagePlan: its usage rollup; `None` keeps what the status says now.
+    pub usage: Option<&'a PlanUsageStatus>,
 }
 
 /// The `.status` the object should have. `current` is its status now (to keep transition times).
@@ -165,6 +169,20 @@ pub fn desired(
         .and_then(|c| c.get("conditions"))
         .and_then(|c| serde_json::from_value(c.clone()).ok())
         .unwrap_or_default();
+    // The usage parts of a UsagePlan (not part of Ready: a plan serves whatever the store does).
+    if status.kind == Kind::UsagePlan {
+        let store = match extras.usage {
+            Some(usage) => usage.condition.clone().map(|mut c| {
+                c.observed_generation = status.generation;
+                c
+            }),
+            None => old_conditions
+                .iter()
+                .find(|c| c.type_ == QUOTA_STORE_AVAILABLE)
+                .cloned(),
+        };
+        conditions.extend(store);
+    }
     for c in &mut conditions {
         let kept = old_conditions
             .iter()
@@ -204,6 +222,20 @@ pub fn desired(
         }
         StatusDetail::UsagePlan { key_count } => {
             out.insert("keyCount".into(), json!(key_count));
+            match extras.usage {
+                Some(usage) => {
+                    out.insert("counting".into(), json!(usage.counting));
+                    out.insert("usage".into(), json!(usage.usage));
+                }
+                // No rollup yet (a new leader): keep what the previous one wrote.
+                None => {
+                    for field in ["counting", "usage"] {
+                        if let Some(v) = current.and_then(|c| c.get(field)) {
+                            out.insert(field.into(), v.clone());
+                        }
+                    }
+                }
+            }
         }
         StatusDetail::None => {}
     }

@@ -24,6 +24,8 @@ use serde_json::Value;
 use tracing::{debug, warn};
 
 use crate::status::{self, Extras, Rollout};
+use crate::usage::{self, PlanRollup};
+use causeway_crds::usage_plan::FailMode;
 
 /// The field manager of every write of the controller.
 pub const FIELD_MANAGER: &str = "causeway-controller";
@@ -42,6 +44,8 @@ pub struct StatusWriter {
     client: Client,
     recorder: Option<Recorder>,
     written: HashMap<Key, Value>,
+    /// The latest usage rollup by plan id (see [`crate::usage`]); `None` until the first one.
+    usage: Option<BTreeMap<String, PlanRollup>>,
 }
 
 impl std::fmt::Debug for StatusWriter {
@@ -68,6 +72,16 @@ impl StatusWriter {
             client,
             recorder,
             written: HashMap::new(),
+            usage: None,
+        }
+    }
+
+    /// Sets the usage rollup that the next [`StatusWriter::write`] puts into `UsagePlan`
+    /// statuses (`counting`, `usage`, `QuotaStoreAvailable`). Until the first call those parts
+    /// are left as they are. An empty rollup (no proxy reported today) changes nothing either.
+    pub fn set_usage(&mut self, rollup: BTreeMap<String, PlanRollup>) {
+        if !rollup.is_empty() {
+            self.usage = Some(rollup);
         }
     }
 
@@ -86,6 +100,14 @@ impl StatusWriter {
         now: &str,
     ) -> WriteReport {
         let current = index(inventory);
+        let fail_modes: HashMap<String, Option<FailMode>> = inventory
+            .usage_plans
+            .iter()
+            .map(|p| {
+                let ns = p.namespace().unwrap_or_else(|| "default".into());
+                (format!("{ns}/{}", p.name_any()), p.spec.fail_mode)
+            })
+            .collect();
         let mut report = WriteReport::default();
         for object in statuses {
             let key = (object.kind, object.namespace.clone(), object.name.clone());
@@ -93,8 +115,15 @@ impl StatusWriter {
                 continue;
             };
             let api_id = format!("{}/{}", object.namespace, object.name);
+            let usage = (object.kind == Kind::UsagePlan)
+                .then(|| self.usage.as_ref()?.get(&api_id))
+                .flatten()
+                .map(|rollup| {
+                    usage::plan_status(rollup, fail_modes.get(&api_id).copied().flatten())
+                });
             let extras = Extras {
                 deployments: deployments.get(&api_id).map(Vec::as_slice).unwrap_or(&[]),
+                usage: usage.as_ref(),
             };
             let desired = status::desired(cur.status.as_ref(), object, rollout, &extras, now);
             let Some(patch) = status::merge_patch(cur.status.as_ref(), &desired) else {

@@ -427,6 +427,7 @@ async fn a_lost_lease_stops_status_writes() {
                 wake: &wake,
                 ready: &ready,
                 debounce: Duration::from_millis(20),
+                usage_rollup_every: Duration::from_secs(60),
                 identity: "controller-a",
             };
             control

@@ -30,6 +30,12 @@ use crate::common::{Condition, SecretKeyRef, ThrottleSpec};
     printcolumn(name = "Quota", type_ = "integer", json_path = ".spec.quota.limit"),
     printcolumn(name = "Period", type_ = "string", json_path = ".spec.quota.period"),
     printcolumn(name = "Keys", type_ = "integer", json_path = ".status.keyCount"),
+    printcolumn(name = "Counting", type_ = "string", json_path = ".status.counting"),
+    printcolumn(
+        name = "Admitted",
+        type_ = "integer",
+        json_path = ".status.usage.admitted"
+    ),
     printcolumn(
         name = "Accepted",
         type_ = "string",
@@ -49,7 +55,8 @@ pub struct UsagePlanSpec {
     /// Stages (of Apis in this namespace) the plan's keys may call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_stages: Vec<ApiStageBinding>,
-    /// Throttle applied to each key.
+    /// Throttle applied to each key. Enforced by each proxy replica on its own (not shared
+    /// through Redis): with N replicas a key may get up to N × the rate (and N × the burst).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<ThrottleSpec>,
     /// Quota applied to each key.
@@ -60,7 +67,9 @@ pub struct UsagePlanSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_keys: Vec<ApiKeySpec>,
     /// What to do when the shared counter store (Redis) cannot be reached: `FAIL_CLOSED`
-    /// (default: refuse, so no key ever exceeds its quota) or `FAIL_OPEN` (admit, counting locally).
+    /// (default: refuse with 503, so no key ever exceeds its quota) or `FAIL_OPEN` (admit,
+    /// counting locally; over-admission is bounded by one quota per replica per period). The
+    /// `QuotaStoreAvailable` condition says when proxies report Redis unreachable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_mode: Option<FailMode>,
     /// Add `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers to responses.
@@ -154,10 +163,16 @@ pub struct UsagePlanStatus {
     /// Number of keys resolved from their Secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_count: Option<u32>,
-    /// `Shared` (Redis) or `PerReplica` counting.
+    /// How quotas are counted, from the proxies' usage reports: `Shared` (every proxy counts
+    /// in Redis: quotas are exact across replicas) or `PerReplica` (some proxy has no Redis:
+    /// each replica counts alone, so N replicas may admit up to N quotas). Throttles (rate and
+    /// burst) are always enforced per replica: N replicas admit at most N × rate (+ N × burst).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counting: Option<String>,
-    /// Usage in the current period (rolled up about once a minute).
+    /// Usage of the current UTC day, added up over every proxy's report by the controller
+    /// (rolled up about once a minute; written only when it changed). A restarted proxy's
+    /// earlier counts of the day are missing here; `causeway usage` reads the exact ones from
+    /// Redis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageSummary>,
 }
@@ -166,7 +181,7 @@ pub struct UsagePlanStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageSummary {
-    /// Start of the period (RFC 3339).
+    /// Start of the UTC day counted (RFC 3339).
     pub period_start: String,
     /// Requests admitted.
     pub admitted: u64,

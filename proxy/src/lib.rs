@@ -104,6 +104,16 @@ impl Proxy {
             "Failed TCP connects to upstream endpoints (each attempt)",
             upstream.connect_errors.clone(),
         );
+        let quotas = match config.redis_url.as_deref() {
+            None => limits::quota::Quotas::local(),
+            Some(url) => {
+                limits::quota::Quotas::redis(url, config.redis_timeout).unwrap_or_else(|error| {
+                    tracing::error!(%error, "quotas are counted per replica");
+                    limits::quota::Quotas::local()
+                })
+            }
+        };
+        quotas.register_metrics(&mut metrics);
         let shared = Shared {
             caches: cache::Caches::new(metrics.cache.clone()),
             metrics,
@@ -114,14 +124,7 @@ impl Proxy {
             runtime: ArcSwapOption::empty(),
             auth: auth::AuthState::new(),
             limiters: limits::Limiters::default(),
-            quotas: match config.redis_url.as_deref() {
-                None => limits::quota::Quotas::local(),
-                Some(url) => limits::quota::Quotas::redis(url, config.redis_timeout)
-                    .unwrap_or_else(|error| {
-                        tracing::error!(%error, "quotas are counted per replica");
-                        limits::quota::Quotas::local()
-                    }),
-            },
+            quotas,
             usage: limits::usage::Usage::default(),
             usage_flush_started: std::sync::atomic::AtomicBool::new(false),
             gateway_throttle: config
@@ -158,6 +161,23 @@ impl Proxy {
                 tracing::warn!(version = %version, %error, "snapshot rejected");
                 Err(error)
             }
+        }
+    }
+
+    /// What this proxy counted today, for the controller's `UsagePlan.status` rollup (sent by
+    /// the snapshot client about once a minute). Probes Redis when it is configured.
+    pub async fn usage_report(&self, proxy_id: &str) -> causeway_snapshot::push::UsageReport {
+        let day = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() / 86_400)
+            .unwrap_or(0);
+        let (shared, store_available) = self.shared.quotas.store_health().await;
+        causeway_snapshot::push::UsageReport {
+            proxy_id: proxy_id.to_string(),
+            day,
+            shared,
+            store_available,
+            plans: self.shared.usage.day_report(day),
         }
     }
 

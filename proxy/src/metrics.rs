@@ -172,6 +172,11 @@ impl Metrics {
         self.registry.register(name, help, counter);
     }
 
+    /// Registers a gauge owned by another component.
+    pub fn register_gauge(&mut self, name: &str, help: &str, gauge: Gauge) {
+        self.registry.register(name, help, gauge);
+    }
+
     /// Records one finished request of a known route through its cached handles.
     pub fn observe_route(
         &self,

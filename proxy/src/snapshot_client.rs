@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use causeway_snapshot::Snapshot;
-use causeway_snapshot::push::{ACK_PATH, Ack, Frame, STREAM_PATH, StreamRequest, decode_frames};
+use causeway_snapshot::push::{
+    ACK_PATH, Ack, Frame, STREAM_PATH, StreamRequest, USAGE_PATH, decode_frames,
+};
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -33,6 +35,8 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(200);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Time to connect and finish the TLS handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default interval of usage reports to the controller (the `UsagePlan.status` rollup).
+pub const DEFAULT_USAGE_REPORT_EVERY: Duration = Duration::from_secs(60);
 /// HTTP/2 PING interval on the stream's connection (notices a dead controller).
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -74,6 +78,8 @@ pub struct SnapshotClientConfig {
     pub proxy_id: String,
     /// Where the last applied snapshot is kept.
     pub state_file: Option<PathBuf>,
+    /// How often to send today's usage to the controller ([`DEFAULT_USAGE_REPORT_EVERY`]).
+    pub usage_report_every: Duration,
 }
 
 /// Reads `ca.crt`, `tls.crt` and `tls.key` from `dir` (the proxies' Secret, mounted).
@@ -244,7 +250,26 @@ async fn session(
     *backoff = MIN_BACKOFF;
     let mut body = response.into_body();
     let mut buf = Vec::new();
-    while let Some(frame) = body.frame().await {
+    // Usage reports ride the same connection as the acks: each carries today's totals (not a
+    // delta), so one that is lost costs nothing but freshness.
+    let every = config.usage_report_every.max(Duration::from_millis(100));
+    let mut reports = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            _ = reports.tick() => {
+                let report = proxy.usage_report(&config.proxy_id).await;
+                let request = post(&config.controller, USAGE_PATH, &report)?;
+                match sender.send_request(request).await {
+                    Ok(r) if r.status().is_success() => {}
+                    Ok(r) => warn!(status = %r.status(), "usage report refused"),
+                    Err(e) => return Err(stream_err(&e)),
+                }
+                continue;
+            }
+        };
+        let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| stream_err(&e))?;
         let Ok(data) = frame.into_data() else {
             continue;

@@ -3,7 +3,8 @@
 //! The proxy opens `POST /v1/snapshots/stream` over HTTP/2 with mutual TLS, sending a
 //! [`StreamRequest`]. The response body is a sequence of frames, each a 4-byte big-endian
 //! length followed by that many bytes of JSON [`Frame`]. The proxy acknowledges every version
-//! with `POST /v1/acks` carrying an [`Ack`].
+//! with `POST /v1/acks` carrying an [`Ack`], and reports its usage of the day with
+//! `POST /v1/usage` carrying a [`UsageReport`] about once a minute.
 //!
 //! Endpoint churn does not re-send routes: when a new snapshot differs from the one the proxy
 //! last received only in [`Snapshot::backends`], the frame is [`Frame::Backends`], and the
@@ -19,6 +20,10 @@ use crate::{Backend, Snapshot};
 pub const STREAM_PATH: &str = "/v1/snapshots/stream";
 /// Path of the acknowledgement endpoint.
 pub const ACK_PATH: &str = "/v1/acks";
+/// Path of the usage report endpoint (proxy → controller, about once a minute).
+pub const USAGE_PATH: &str = "/v1/usage";
+/// Most keys one plan lists in a [`UsageReport`] (the busiest; the plan totals count every key).
+pub const MAX_REPORT_KEYS: usize = 1000;
 /// Largest frame either side accepts (64 MiB).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 
@@ -70,6 +75,53 @@ pub struct Ack {
     /// Why the snapshot was rejected (the old one keeps serving).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// What one proxy counted today (UTC), sent with `POST /v1/usage` about once a minute. The
+/// controller adds the reports of every proxy into `UsagePlan.status`. Bounded: one entry per
+/// plan, at most [`MAX_REPORT_KEYS`] keys each.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageReport {
+    /// Who reports.
+    pub proxy_id: String,
+    /// The UTC day counted (days since 1970-01-01).
+    pub day: u64,
+    /// Whether quotas are counted in a shared store (Redis) rather than per replica.
+    pub shared: bool,
+    /// With a shared store: whether it answered since the last report (a failed operation or a
+    /// failed probe makes this `false`).
+    pub store_available: bool,
+    /// Usage per plan (plans with no request today are left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plans: Vec<PlanUsage>,
+}
+
+/// One plan's usage in a [`UsageReport`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanUsage {
+    /// Plan id (`namespace/name`).
+    pub plan: String,
+    /// Requests admitted, every key.
+    pub admitted: u64,
+    /// Requests refused by a throttle or the quota, every key.
+    pub throttled: u64,
+    /// Per key, the busiest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyCount>,
+}
+
+/// One key's counts.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyCount {
+    /// Key id.
+    pub id: String,
+    /// Requests admitted.
+    pub admitted: u64,
+    /// Requests refused.
+    pub throttled: u64,
 }
 
 /// Encodes a frame: 4-byte big-endian length, then JSON.

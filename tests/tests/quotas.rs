@@ -13,6 +13,10 @@ const HOST: &str = "shop.default.localhost";
 const KEY: &str = "alice-0123456789abcdefghij";
 
 fn config(dir: &Path, quota: u64) {
+    config_with(dir, quota, "FAIL_CLOSED");
+}
+
+fn config_with(dir: &Path, quota: u64, fail_mode: &str) {
     let yaml = format!(
         r#"
 apiVersion: causeway.dev/v1alpha1
@@ -48,7 +52,7 @@ metadata: {{name: gold, namespace: default}}
 spec:
   apiStages: [{{api: shop, stage: prod}}]
   quota: {{limit: {quota}, period: DAY}}
-  failMode: FAIL_CLOSED
+  failMode: {fail_mode}
   apiKeys:
     - id: alice
       secretRef: {{name: alice-key, key: value}}
@@ -234,5 +238,75 @@ async fn heavy_redis_killed_mid_run_fails_closed_then_the_replicas_recover_by_th
         recovered.is_some(),
         "the replica did not recover after redis came back: {}",
         guard.stderr()
+    );
+}
+
+/// The quota counter in Redis (`causeway:quota:default/gold/alice:{period start}`), via redis-cli.
+fn counted(port: u16) -> Option<u64> {
+    let cli = |args: &[&str]| {
+        Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let key = cli(&["--scan", "--pattern", "causeway:quota:*"])?;
+    cli(&["GET", key.lines().next()?])?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_redis_killed_mid_run_fails_open_over_admitting_at_most_what_the_other_replica_spends()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let quota: usize = 300;
+    config_with(dir.path(), quota as u64, "FAIL_OPEN");
+    let port = free_port();
+    let redis_server = redis(dir.path(), port);
+    let (guard_a, a, _) = replica(dir.path(), port).await;
+    let (_guard_b, b, _) = replica(dir.path(), port).await;
+    let before = drive(&[a, b], 200).await;
+    assert_eq!(before.get(&200), Some(&200), "{before:?}");
+    drop(redis_server);
+    // Failing open: no 503; each replica admits from what it last saw left (about 100), so
+    // together they may spend the remainder twice.
+    let during = drive(&[a, b], 400).await;
+    assert_eq!(
+        during.get(&503),
+        None,
+        "fail open never answers 503: {during:?}"
+    );
+    let admitted_during = during.get(&200).copied().unwrap_or(0);
+    let _redis_again = redis(dir.path(), port);
+    // Recovery by itself: the next leases reach the restarted Redis and add what was admitted
+    // meanwhile, so the counter there reaches the quota and the key is refused everywhere.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut admitted_after = 0;
+    let mut recovered = false;
+    while !recovered && std::time::Instant::now() < deadline {
+        let after = drive(&[a, b], 20).await;
+        admitted_after += after.get(&200).copied().unwrap_or(0);
+        recovered = after.get(&429) == Some(&20) && counted(port) >= Some(quota as u64);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "the replicas did not recover after redis came back (counter {:?}): {}",
+        counted(port),
+        guard_a.stderr()
+    );
+    let total = 200 + admitted_during + admitted_after;
+    let over = total.saturating_sub(quota);
+    println!(
+        "FAIL_OPEN, 2 replicas, quota {quota}: 200 admitted before the kill, {admitted_during} \
+         while Redis was down ({during:?}), {admitted_after} after; over-admission {over} \
+         (bound: (replicas - 1) x what each last saw left, about {} + the other's lease)",
+        quota - 200
+    );
+    // What each replica last saw left is at most the 100 left plus the other's latest lease
+    // (a sixteenth of what was left, so a few requests).
+    assert!(
+        over <= quota - 200 + 20,
+        "over-admission {over} exceeds the bound"
     );
 }

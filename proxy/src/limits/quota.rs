@@ -12,15 +12,20 @@
 //!
 //! Without Redis, the same leases are taken from an in-memory store: each replica counts alone.
 //! When Redis cannot be reached (or answers slower than its timeout), each plan chooses:
-//! fail closed (refuse: the quota can never be exceeded) or fail open (admit, counting in the
-//! local store until Redis answers again; over-admission is then bounded by one quota per
-//! replica per period). Redis returning needs no restart: the connection manager reconnects.
+//! fail closed (refuse: the quota can never be exceeded) or fail open (admit from what was left
+//! at the replica's last look at Redis, counting locally, and add that count to Redis with the
+//! next lease once it answers). One replica failing open never exceeds the quota; N replicas
+//! exceed it by at most (N − 1) × what was left when Redis went away (each may spend the same
+//! remainder), never more than (N − 1) × the quota. Redis returning needs no restart: the
+//! connection manager reconnects.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use redis::aio::ConnectionManager;
 
 /// The largest block a replica leases at once.
@@ -30,15 +35,21 @@ pub(crate) const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
 const SECONDS_PER_DAY: u64 = 86_400;
 
-/// Takes up to `ARGV[2]` of what is left under `ARGV[1]` and returns what it took.
+/// Adds `ARGV[4]` (requests admitted while failing open, now counted), then takes up to
+/// `ARGV[2]` of what is left under `ARGV[1]`; returns what it took and what is left after.
 const LEASE_SCRIPT: &str = r"
+local admitted_meanwhile = tonumber(ARGV[4])
+if admitted_meanwhile > 0 then
+  redis.call('INCRBY', KEYS[1], admitted_meanwhile)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+end
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 local left = tonumber(ARGV[1]) - used
-if left <= 0 then return 0 end
+if left <= 0 then return {0, 0} end
 local take = math.min(tonumber(ARGV[2]), left)
 redis.call('INCRBY', KEYS[1], take)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-return take
+return {take, left - take}
 ";
 
 /// The script, hashed once (`EVALSHA`, loaded on first use).
@@ -94,6 +105,8 @@ struct RedisStore {
     timeout: Duration,
     /// Until when Redis is considered down (the circuit is open).
     down_until: Mutex<Option<std::time::Instant>>,
+    /// `causeway_proxy_quota_store_up`: 1 while Redis answers, 0 while the circuit is open.
+    up: Gauge,
 }
 
 impl RedisStore {
@@ -103,6 +116,7 @@ impl RedisStore {
     }
 
     fn mark(&self, ok: bool) {
+        self.up.set(i64::from(ok));
         let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
         *down = if ok {
             None
@@ -127,8 +141,12 @@ pub(crate) struct Quotas {
     /// Counts kept here: the whole store without Redis, the fallback when failing open.
     local: Mutex<HashMap<String, u64>>,
     leases: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Lease>>>>,
-    /// Redis errors and timeouts seen (for metrics).
-    pub(crate) store_errors: AtomicU64,
+    /// Requests admitted while failing open, per counter, not yet added to Redis.
+    meanwhile: Mutex<HashMap<String, u64>>,
+    /// Redis errors and timeouts seen (`causeway_proxy_quota_store_errors`).
+    pub(crate) store_errors: Counter,
+    /// `store_errors` as of the last [`Quotas::store_health`].
+    errors_reported: AtomicU64,
 }
 
 impl std::fmt::Debug for Quotas {
@@ -166,6 +184,11 @@ impl Quotas {
             client,
             timeout,
             down_until: Mutex::new(None),
+            up: {
+                let up = Gauge::default();
+                up.set(1);
+                up
+            },
         }))))
     }
 
@@ -174,8 +197,39 @@ impl Quotas {
             store,
             local: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
-            store_errors: AtomicU64::new(0),
+            meanwhile: Mutex::new(HashMap::new()),
+            store_errors: Counter::default(),
+            errors_reported: AtomicU64::new(0),
         }
+    }
+
+    /// Registers `causeway_proxy_quota_store_errors` and, with Redis,
+    /// `causeway_proxy_quota_store_up`.
+    pub(crate) fn register_metrics(&self, metrics: &mut crate::metrics::Metrics) {
+        metrics.register_counter(
+            "causeway_proxy_quota_store_errors",
+            "Redis operations of the quota and usage store that failed or timed out",
+            self.store_errors.clone(),
+        );
+        if let Store::Redis(redis) = &self.store {
+            metrics.register_gauge(
+                "causeway_proxy_quota_store_up",
+                "1 while the shared quota store (Redis) answers, 0 while it is considered down",
+                redis.up.clone(),
+            );
+        }
+    }
+
+    /// `(shared, available)` for the usage report: whether counts are shared (Redis), and
+    /// whether Redis answered a probe now with no error since the previous call.
+    pub(crate) async fn store_health(&self) -> (bool, bool) {
+        if !self.is_shared() {
+            return (false, true);
+        }
+        let probe = self.redis_cmd(&mut redis::cmd("PING")).await.is_ok();
+        let errors = self.store_errors.get();
+        let before = self.errors_reported.swap(errors, Ordering::Relaxed);
+        (true, probe && errors == before)
     }
 
     /// Whether counts are shared between replicas.
@@ -221,11 +275,12 @@ impl Quotas {
                 }
                 Ok(took) => lease.remaining = took,
                 Err(()) if fail_open => {
-                    // Count locally while the store is away; the lease stays empty so the
-                    // store is asked again by the next request.
-                    return match self.take_local(&counter, limit, 1) {
-                        0 => exceeded,
-                        _ => QuotaDecision::Admitted,
+                    // Admit from what was left at our last look at the store, counting here;
+                    // the count is added to the store with the next lease. The lease stays
+                    // empty so the store is asked again (after the circuit's pause).
+                    return match self.admit_meanwhile(&counter, limit) {
+                        false => exceeded,
+                        true => QuotaDecision::Admitted,
                     };
                 }
                 Err(()) => return QuotaDecision::Unavailable,
@@ -275,12 +330,51 @@ impl Quotas {
                 // Ask for a block sized on what was left at our last look; the script never
                 // grants past the limit whatever we ask.
                 let want = self.block_hint(counter, limit);
-                script.key(counter).arg(limit).arg(want).arg(ttl);
-                let took: u64 = self.redis_invoke(script).await?;
-                self.note_left(counter, limit, took);
+                let meanwhile = self
+                    .meanwhile
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(counter)
+                    .copied()
+                    .unwrap_or(0);
+                script
+                    .key(counter)
+                    .arg(limit)
+                    .arg(want)
+                    .arg(ttl)
+                    .arg(meanwhile);
+                let (took, left): (u64, u64) = self.redis_invoke(script).await?;
+                if meanwhile > 0 {
+                    self.meanwhile
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(counter);
+                }
+                self.note_left(counter, left);
                 Ok(took)
             }
         }
+    }
+
+    /// Failing open: admits one request if fewer than the quota left at the last look at the
+    /// store (all of it, if never looked) were admitted this way since. One replica alone thus
+    /// never exceeds the quota; N replicas exceed it by at most what the others spend of the
+    /// same remainder: (N − 1) × what was left at their last look (at most the quota).
+    fn admit_meanwhile(&self, counter: &str, limit: u64) -> bool {
+        let left = {
+            let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            local
+                .get(&format!("left:{counter}"))
+                .copied()
+                .unwrap_or(limit)
+        };
+        let mut meanwhile = self.meanwhile.lock().unwrap_or_else(|p| p.into_inner());
+        let admitted = meanwhile.entry(counter.to_string()).or_insert(0);
+        if *admitted >= left {
+            return false;
+        }
+        *admitted += 1;
+        true
     }
 
     fn take_local(&self, counter: &str, limit: u64, want: u64) -> u64 {
@@ -302,15 +396,10 @@ impl Quotas {
         (left / 16).clamp(1, MAX_LEASE)
     }
 
-    fn note_left(&self, counter: &str, limit: u64, took: u64) {
-        // After a grant of `took`, at most this much can be left (other replicas only lower it).
+    fn note_left(&self, counter: &str, left: u64) {
+        // What the store had left after our grant (other replicas only lower it since).
         let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = local.entry(format!("left:{counter}")).or_insert(limit);
-        *entry = if took == 0 {
-            0
-        } else {
-            entry.saturating_sub(took)
-        };
+        local.insert(format!("left:{counter}"), left);
     }
 
     /// The connection, made on first use and again after a failure; `Err` at once while the
@@ -338,7 +427,7 @@ impl Quotas {
                 Ok(m)
             }
             _ => {
-                self.store_errors.fetch_add(1, Ordering::Relaxed);
+                self.store_errors.inc();
                 redis.mark(false);
                 Err(())
             }
@@ -361,15 +450,18 @@ impl Quotas {
                 Ok(v)
             }
             _ => {
-                self.store_errors.fetch_add(1, Ordering::Relaxed);
+                self.store_errors.inc();
                 redis.mark(false);
                 Err(())
             }
         }
     }
 
-    async fn redis_invoke(&self, invocation: redis::ScriptInvocation<'_>) -> Result<u64, ()> {
-        self.with_redis(|mut conn| async move { invocation.invoke_async::<u64>(&mut conn).await })
+    async fn redis_invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, ()> {
+        self.with_redis(|mut conn| async move { invocation.invoke_async::<T>(&mut conn).await })
             .await
     }
 
@@ -604,10 +696,7 @@ mod tests {
             assert_eq!(admitted as u64, limit, "run {run}");
         }
         assert_eq!(
-            replicas
-                .iter()
-                .map(|r| r.store_errors.load(Ordering::Relaxed))
-                .sum::<u64>(),
+            replicas.iter().map(|r| r.store_errors.get()).sum::<u64>(),
             0
         );
     }
@@ -658,7 +747,7 @@ mod tests {
             "failing open still counts locally: at most one quota per replica"
         );
         // One attempt opened the circuit; the requests after it failed fast without trying.
-        assert_eq!(quotas.store_errors.load(Ordering::Relaxed), 1);
+        assert_eq!(quotas.store_errors.get(), 1);
         let started = std::time::Instant::now();
         for _ in 0..50 {
             assert_eq!(
@@ -671,6 +760,64 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn failing_open_admits_only_what_was_left_and_redis_learns_of_it_when_it_returns() {
+        let redis = RedisServer::start();
+        let (port, url) = (redis.port, redis.url());
+        let quotas = Quotas::redis(&url, Duration::from_millis(100)).unwrap();
+        let rule = QuotaRule { limit: 100, ..DAY };
+        let now = SystemTime::now();
+        let mut admitted = 0;
+        for _ in 0..60 {
+            admitted +=
+                usize::from(quotas.admit("p/k", rule, true, now).await == QuotaDecision::Admitted);
+        }
+        assert_eq!(admitted, 60);
+        // Kill Redis (keeping its data directory) and keep asking, failing open.
+        let mut redis = redis;
+        let _ = redis.child.kill();
+        let _ = redis.child.wait();
+        for _ in 0..100 {
+            admitted +=
+                usize::from(quotas.admit("p/k", rule, true, now).await == QuotaDecision::Admitted);
+        }
+        assert_eq!(
+            admitted, 100,
+            "one replica failing open stays within the quota"
+        );
+        let dir = std::mem::replace(&mut redis.dir, tempfile::tempdir().unwrap());
+        drop(redis);
+        let _redis = RedisServer::start_on(port, dir);
+        // Once Redis answers again (after the circuit's pause), the next lease adds what was
+        // admitted meanwhile; nothing more is admitted.
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut used = 0;
+        for _ in 0..50 {
+            if quotas.admit("p/k", rule, true, now).await == QuotaDecision::Admitted {
+                admitted += 1;
+            }
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg("causeway:quota:*")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                if let Some(key) = keys.first() {
+                    used = redis::cmd("GET")
+                        .arg(key)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap_or(0);
+                }
+            }
+            if used >= 100 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!((admitted, used), (100, 100));
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use causeway_snapshot::push::{KeyCount, MAX_REPORT_KEYS, PlanUsage};
 use serde::Serialize;
 
 /// How often counts are flushed to Redis.
@@ -64,6 +65,44 @@ impl Usage {
             }
         }
         report
+    }
+
+    /// This replica's counts of `day` per plan, for the report to the controller: plan totals
+    /// over every key, and the busiest [`MAX_REPORT_KEYS`] keys (bounded whatever the key count).
+    /// Days before `day` are forgotten here (they stay in Redis when it is configured).
+    pub(crate) fn day_report(&self, day: u64) -> Vec<PlanUsage> {
+        let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        // Keep yesterday too: `/usage` without Redis answers for the last two days.
+        totals.retain(|(_, _, d), _| *d + 1 >= day);
+        let mut plans: BTreeMap<&str, PlanUsage> = BTreeMap::new();
+        for ((plan, key, d), counts) in totals.iter() {
+            if *d != day {
+                continue;
+            }
+            let entry = plans.entry(plan).or_insert_with(|| PlanUsage {
+                plan: plan.clone(),
+                ..PlanUsage::default()
+            });
+            entry.admitted += counts.admitted;
+            entry.throttled += counts.throttled;
+            entry.keys.push(KeyCount {
+                id: key.clone(),
+                admitted: counts.admitted,
+                throttled: counts.throttled,
+            });
+        }
+        plans
+            .into_values()
+            .map(|mut plan| {
+                plan.keys.sort_by(|a, b| {
+                    (b.admitted + b.throttled)
+                        .cmp(&(a.admitted + a.throttled))
+                        .then_with(|| a.id.cmp(&b.id))
+                });
+                plan.keys.truncate(MAX_REPORT_KEYS);
+                plan
+            })
+            .collect()
     }
 
     /// Writes the counts gathered since the last flush to Redis; on failure they are kept for
@@ -213,5 +252,32 @@ mod tests {
         assert_eq!(alice.items["alice"].len(), 2);
         assert_eq!(parse_date("2026-13-01"), None);
         assert_eq!(date(day), "2026-11-21");
+    }
+
+    #[test]
+    fn the_day_report_totals_every_key_lists_the_busiest_first_and_forgets_old_days() {
+        let usage = Usage::default();
+        let day = parse_date("2026-11-21").unwrap();
+        for i in 0..(MAX_REPORT_KEYS + 5) {
+            usage.record("gold", &format!("k{i:05}"), day, true);
+        }
+        for _ in 0..3 {
+            usage.record("gold", "busy", day, false);
+        }
+        usage.record("gold", "old", day - 2, true);
+        let report = usage.day_report(day);
+        assert_eq!(report.len(), 1);
+        let gold = &report[0];
+        assert_eq!(gold.plan, "gold");
+        assert_eq!(gold.admitted, MAX_REPORT_KEYS as u64 + 5);
+        assert_eq!(gold.throttled, 3);
+        assert_eq!(gold.keys.len(), MAX_REPORT_KEYS);
+        assert_eq!(gold.keys[0].id, "busy");
+        assert!(
+            usage
+                .local("gold", Some("old"), day - 2, day)
+                .items
+                .is_empty()
+        );
     }
 }
