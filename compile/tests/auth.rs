@@ -341,21 +341,56 @@ fn a_service_account_authorizer_without_an_audience_is_refused() {
     assert!(message.contains("audience"), "{message}");
 }
 
-#[test]
-fn mtls_authorizers_are_not_built_yet_and_say_so() {
-    let c = with_base(
-        r#"
+const MTLS: &str = r#"
 apiVersion: causeway.dev/v1alpha1
 kind: Authorizer
 metadata: {name: certs, namespace: shop}
 spec:
   apiRef: {name: pets}
   type: MTLS
-  mtls: {allowedSubjects: [client.example.com]}
-"#,
+  mtls: {allowedSubjects: [client.example.com, "*.ops.example.com", client.example.com]}
+"#;
+
+#[test]
+fn an_mtls_authorizer_carries_its_allowed_subjects_sorted_and_deduplicated() {
+    let c = with_base(MTLS);
+    assert!(status(&c, Kind::Authorizer, "certs").is_accepted());
+    let AuthorizerSettings::Mtls(m) = &c.snapshot.authorizers["shop/certs"].settings else {
+        panic!("not mtls: {:?}", c.snapshot.authorizers["shop/certs"]);
+    };
+    assert_eq!(
+        m.allowed_subjects,
+        vec![
+            "*.ops.example.com".to_string(),
+            "client.example.com".to_string()
+        ]
     );
-    assert_refused(&c, Kind::Authorizer, "certs", reasons::UNSUPPORTED_FEATURE);
+    assert!(
+        c.snapshot.authorizers["shop/certs"]
+            .identity_source
+            .is_empty()
+    );
+}
+
+#[test]
+fn an_mtls_authorizer_with_its_own_ca_is_refused_until_that_is_built() {
+    let c = with_base(&MTLS.replace("mtls: {", "mtls: {caSecretRef: {name: client-ca}, "));
+    let message = assert_refused(&c, Kind::Authorizer, "certs", reasons::UNSUPPORTED_FEATURE);
+    assert!(message.contains("caSecretRef"), "{message}");
     assert!(c.snapshot.authorizers.is_empty());
+}
+
+#[test]
+fn an_mtls_authorizer_with_a_bad_pattern_or_an_identity_source_is_invalid() {
+    let c = with_base(&MTLS.replace("\"*.ops.example.com\"", "\"a*b\""));
+    let message = assert_refused(&c, Kind::Authorizer, "certs", reasons::INVALID);
+    assert!(message.contains("allowedSubjects[1]"), "{message}");
+    let c = with_base(&MTLS.replace(
+        "  type: MTLS",
+        "  type: MTLS\n  identitySource: [$request.header.x-client]",
+    ));
+    let message = assert_refused(&c, Kind::Authorizer, "certs", reasons::INVALID);
+    assert!(message.contains("identitySource"), "{message}");
 }
 
 #[test]

@@ -124,6 +124,109 @@ fn a_tls_secret_that_is_not_pem_is_invalid() {
     assert!(message.contains("tls.crt"), "{message}");
 }
 
+/// A CA certificate (PEM), `cA: true` unless `is_ca` is false.
+fn ca_pem(is_ca: bool) -> String {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Partner CA");
+    if is_ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    params.self_signed(&key).expect("cert").pem()
+}
+
+/// A TLS Secret `name` for `host` and a CA Secret `ca-name` holding `ca`, as YAML.
+fn mtls_secrets(name: &str, host: &str, ca_name: &str, ca: &str) -> String {
+    let (crt, key) = cert_for(host);
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: shop}}\ndata:\n  tls.crt: {}\n  tls.key: {}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {ca_name}, namespace: shop}}\ndata:\n  ca.crt: {}\n",
+        base64(crt.as_bytes()),
+        base64(key.as_bytes()),
+        base64(ca.as_bytes())
+    )
+}
+
+#[test]
+fn a_client_ca_secret_puts_the_ca_bundle_on_the_domain_certificate() {
+    let ca = ca_pem(true);
+    let secrets = mtls_secrets("m-tls", "m.example.com", "m-ca", &ca);
+    let stage = stage_with_domain(
+        "    - {hostname: m.example.com, tlsSecretRef: {name: m-tls}, clientCaSecretRef: {name: m-ca}}",
+    );
+    let c = with_base(&format!("{secrets}---\n{stage}"));
+    assert!(status(&c, Kind::Stage, "public").is_accepted());
+    let certs = &c.snapshot.certificates;
+    assert_eq!(certs.len(), 1);
+    assert_eq!(certs[0].client_ca_pem.as_deref(), Some(ca.as_str()));
+}
+
+#[test]
+fn a_client_ca_bundle_that_is_not_a_ca_certificate_rejects_only_its_stage() {
+    for (bundle, expected) in [
+        (ca_pem(false), "not a CA certificate"),
+        (
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"
+                .to_string(),
+            "not an X.509 certificate",
+        ),
+        ("hello".to_string(), "has no PEM certificate"),
+    ] {
+        let secrets = mtls_secrets("m-tls", "m.example.com", "m-ca", &bundle);
+        let stage = stage_with_domain(
+            "    - {hostname: m.example.com, tlsSecretRef: {name: m-tls}, clientCaSecretRef: {name: m-ca}}",
+        );
+        let c = with_base(&format!("{secrets}---\n{stage}"));
+        let status = status(&c, Kind::Stage, "public");
+        let message = status
+            .problem()
+            .map(|p| p.message.clone())
+            .unwrap_or_default();
+        assert!(!status.is_accepted(), "{bundle}");
+        assert!(message.contains(expected), "{message}");
+        assert!(
+            message.contains("spec.domains[0].clientCaSecretRef"),
+            "{message}"
+        );
+        assert!(c.snapshot.certificates.is_empty());
+        assert_base_served(&c);
+    }
+}
+
+#[test]
+fn mutual_tls_needs_a_server_certificate_on_the_domain() {
+    let stage =
+        stage_with_domain("    - {hostname: m.example.com, clientCaSecretRef: {name: m-ca}}");
+    let c = with_base(&stage);
+    let message = assert_refused(&c, Kind::Stage, "public", reasons::INVALID);
+    assert!(message.contains("needs tlsSecretRef"), "{message}");
+}
+
+#[test]
+fn a_stage_asking_for_other_mutual_tls_on_a_taken_host_is_a_conflicting_domain() {
+    let secrets = mtls_secrets("m-tls", "m.example.com", "m-ca", &ca_pem(true));
+    let older = stage_with_domain(
+        "    - {hostname: m.example.com, basePath: v1, tlsSecretRef: {name: m-tls}, clientCaSecretRef: {name: m-ca}}",
+    )
+    .replace(
+        "{name: public, namespace: shop}",
+        "{name: public, namespace: shop, creationTimestamp: \"2024-01-01T00:00:00Z\"}",
+    );
+    let newer = stage_with_domain(
+        "    - {hostname: m.example.com, basePath: v2, tlsSecretRef: {name: m-tls}}",
+    )
+    .replace(
+        "{name: public, namespace: shop}",
+        "{name: open, namespace: shop, creationTimestamp: \"2024-02-01T00:00:00Z\"}",
+    );
+    let c = with_base(&format!("{secrets}---\n{older}---\n{newer}"));
+    assert!(status(&c, Kind::Stage, "public").is_accepted());
+    let message = assert_refused(&c, Kind::Stage, "open", reasons::CONFLICTING_DOMAIN);
+    assert!(message.contains("mutual TLS"), "{message}");
+    assert!(c.snapshot.certificates[0].client_ca_pem.is_some());
+}
+
 #[test]
 fn an_endpoint_that_is_not_ready_never_reaches_the_snapshot() {
     let c = with_base("");

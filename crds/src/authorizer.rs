@@ -196,14 +196,19 @@ pub struct ServiceAccountSpec {
     pub jwks_secret_ref: Option<SecretKeyRef>,
 }
 
-/// mTLS authorizer settings.
+/// mTLS authorizer settings. The client certificate is verified during the handshake against
+/// the CA of the Stage's domain (`domains[].clientCaSecretRef`); a request that arrived without
+/// one (another domain, plain HTTP) gets 401, a certificate whose names are not allowed 403.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MtlsSpec {
-    /// A Secret with `ca.crt` the client certificate must chain to (in addition to the domain's).
+    /// A Secret with `ca.crt` the client certificate must also chain to. Not built yet: an
+    /// authorizer that sets it is refused (`UnsupportedFeature`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretRef>,
-    /// Allowed subject common names or DNS SANs; empty allows any certificate the CA signed.
+    /// Allowed names: the subject common name or a subject alternative name (DNS, URI, email)
+    /// must equal one of them; `*.example.com` allows any name ending in `.example.com`. Empty
+    /// allows any certificate the domain's CA signed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_subjects: Vec<String>,
 }

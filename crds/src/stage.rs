@@ -209,7 +209,10 @@ pub struct DomainSpec {
     /// A `kubernetes.io/tls` Secret with the certificate for HTTPS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_secret_ref: Option<SecretRef>,
-    /// A Secret holding `ca.crt`: clients must present a certificate signed by it (mutual TLS).
+    /// Mutual TLS: a Secret holding `ca.crt` (PEM CA certificates, API Gateway's truststore).
+    /// Clients must present a certificate that chains to one of them, or the handshake fails.
+    /// Needs `tlsSecretRef`; every stage on the same hostname must name the same CA. The
+    /// certificate is `$context.identity.clientCert.*` in mappings and access logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ca_secret_ref: Option<SecretRef>,
     /// Redirect plain-HTTP requests for this host to HTTPS.

@@ -40,6 +40,8 @@ pub(crate) struct AccessRecord {
     pub usage_plan_id: Option<String>,
     /// `$context.authorizer.principalId`.
     pub principal_id: Option<String>,
+    /// `$context.identity.clientCert.*`: the verified client certificate (mutual TLS).
+    pub client_cert: Option<std::sync::Arc<crate::tls::ClientCert>>,
 }
 
 /// Writes lines to the configured sink.
@@ -157,6 +159,10 @@ impl AccessRecord {
             "error.message" => opt(self.error_message.clone()),
             "identity.apiKeyId" => opt(self.api_key_id.clone()),
             "authorizer.principalId" => opt(self.principal_id.clone()),
+            _ if name.starts_with("identity.clientCert.") => opt(crate::tls::client_cert_context(
+                self.client_cert.as_deref(),
+                name,
+            )),
             _ => return None,
         })
     }

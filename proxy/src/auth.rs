@@ -7,13 +7,15 @@
 //!
 //! Split by kind: [`policy`] (source CIDRs), [`api_key`] (hashed keys per stage), [`jwt`] (JWKS
 //! cache and token checks), [`function`] (REQUEST/TOKEN calls and the decision cache), [`sigv4`]
-//! (AWS Signature Version 4), [`service_account`] (Kubernetes service-account tokens). Tables built from a snapshot live in [`AuthTables`] (swapped with
+//! (AWS Signature Version 4), [`service_account`] (Kubernetes service-account tokens), [`mtls`]
+//! (names of the client certificate verified in the handshake). Tables built from a snapshot live in [`AuthTables`] (swapped with
 //! the runtime); caches that must survive swaps (JWKS, decisions, fetch rate limits) live in
 //! [`AuthState`] (one per proxy).
 
 pub(crate) mod api_key;
 pub(crate) mod function;
 pub(crate) mod jwt;
+pub(crate) mod mtls;
 pub(crate) mod policy;
 pub(crate) mod service_account;
 pub(crate) mod sigv4;
@@ -199,11 +201,16 @@ pub(crate) struct Principal {
     pub context: Map<String, Value>,
     /// `$context.identity.apiKeyId`.
     pub api_key_id: Option<String>,
+    /// `$context.identity.clientCert.*`.
+    pub client_cert: Option<Arc<crate::tls::ClientCert>>,
 }
 
 impl Principal {
     /// The value of a `$context` variable, if it has one.
     fn lookup(&self, name: &str, peer: SocketAddr) -> Option<String> {
+        if name.starts_with("identity.clientCert.") {
+            return crate::tls::client_cert_context(self.client_cert.as_deref(), name);
+        }
         let text = |v: &Value| match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -240,6 +247,7 @@ pub(crate) enum AuthorizerKind {
     Function(function::FunctionAuthorizer),
     Sigv4(sigv4::Sigv4Authorizer),
     ServiceAccount(service_account::ServiceAccountAuthorizer),
+    Mtls(mtls::MtlsAuthorizer),
 }
 
 /// The authorization tables of one snapshot.
@@ -298,6 +306,7 @@ impl AuthTables {
                 AuthorizerSettings::ServiceAccount(s) => AuthorizerKind::ServiceAccount(
                     service_account::ServiceAccountAuthorizer::build(id, s).map_err(err)?,
                 ),
+                AuthorizerSettings::Mtls(s) => AuthorizerKind::Mtls(mtls::MtlsAuthorizer::build(s)),
             };
             authorizers.insert(
                 id.clone(),
@@ -371,7 +380,10 @@ pub(crate) async fn authorize(
     record: &mut AccessRecord,
 ) -> Result<Request<ProxyBody>, AuthError> {
     let route = target.route;
-    let mut principal = Principal::default();
+    let mut principal = Principal {
+        client_cert: record.client_cert.clone(),
+        ..Principal::default()
+    };
     let (mut parts, body) = request.into_parts();
     let mut body: ProxyBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
     let mut authorizer = None;
@@ -403,12 +415,16 @@ pub(crate) async fn authorize(
                     .authorize(state, &found, &parts.headers, &parts.uri)
                     .await?;
             }
+            AuthorizerKind::Mtls(mtls) => {
+                principal = mtls.authorize(record.client_cert.clone())?;
+            }
             AuthorizerKind::Sigv4(sigv4) => {
                 let bytes = read_body(body, target.limit).await?;
                 principal = sigv4.verify(&parts, &bytes, std::time::SystemTime::now())?;
                 body = full(bytes);
             }
         }
+        principal.client_cert = record.client_cert.clone();
         record.principal_id = principal.principal_id.clone();
         authorizer = Some(found);
     }

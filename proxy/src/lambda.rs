@@ -329,6 +329,9 @@ fn event_v1(
     if let (Some(a), Value::Object(c)) = (authorizer(facts), &mut context) {
         c.insert("authorizer".into(), a);
     }
+    if let (Some(cert), Some(identity)) = (facts.client_cert, context.get_mut("identity")) {
+        identity["clientCert"] = client_cert(cert);
+    }
     json!({
         "resource": resource,
         "path": facts.stage_path,
@@ -342,6 +345,17 @@ fn event_v1(
         "requestContext": context,
         "body": body,
         "isBase64Encoded": is_base64,
+    })
+}
+
+/// The verified client certificate as API Gateway puts it in events (mutual TLS).
+fn client_cert(cert: &crate::tls::ClientCert) -> Value {
+    json!({
+        "clientCertPem": cert.pem,
+        "subjectDN": cert.subject_dn,
+        "issuerDN": cert.issuer_dn,
+        "serialNumber": cert.serial_number,
+        "validity": { "notBefore": cert.not_before, "notAfter": cert.not_after },
     })
 }
 
@@ -410,6 +424,12 @@ fn event_v2(
             _ => json!({ "lambda": a }),
         };
         c.insert("authorizer".into(), shaped);
+    }
+    if let (Some(cert), Value::Object(c)) = (facts.client_cert, &mut context) {
+        c.insert(
+            "authentication".into(),
+            json!({ "clientCert": client_cert(cert) }),
+        );
     }
     let mut event = json!({
         "version": "2.0",
@@ -676,6 +696,7 @@ mod tests {
             variables,
             request_time: SystemTime::now(),
             authorizer,
+            client_cert: None,
         }
     }
 

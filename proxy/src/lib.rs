@@ -257,18 +257,18 @@ impl Proxy {
 
     /// Serves HTTPS on `listener` until `shutdown` completes: TLS 1.2 and 1.3 (rustls, ring),
     /// ALPN `h2` and `http/1.1`, the certificate chosen by SNI from the applied snapshot's
-    /// `certificates` (a handshake for an unknown name fails). Has its own connection cap of
-    /// `max_connections`.
+    /// `certificates` (a handshake for an unknown name fails). On mutual-TLS domains the client
+    /// must present a certificate from the domain's CA, or the handshake fails. Has its own
+    /// connection cap of `max_connections`.
     pub async fn serve_tls(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
-        let tls = tls::server_config(Arc::clone(&self.shared)).map_err(std::io::Error::other)?;
         let settings = server::ListenerSettings {
             builder: server::builder(config),
-            tls: Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+            tls: Some(tls::Acceptor::new(Arc::clone(&self.shared))),
             handshake_timeout: config.header_read_timeout,
             permits: Some(Arc::clone(&self.shared.tls_connections)),
             gauge: Some(self.shared.metrics.active_connections.clone()),

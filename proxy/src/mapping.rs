@@ -41,6 +41,8 @@ pub(crate) struct RequestFacts<'a> {
     pub variables: &'a BTreeMap<String, String>,
     pub request_time: SystemTime,
     pub authorizer: Option<&'a Map<String, Value>>,
+    /// The verified client certificate (mutual-TLS domains).
+    pub client_cert: Option<&'a crate::tls::ClientCert>,
 }
 
 impl RequestFacts<'_> {
@@ -60,6 +62,9 @@ impl RequestFacts<'_> {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_millis().to_string())
                 .unwrap_or_default(),
+            _ if name.starts_with("identity.clientCert.") => {
+                return crate::tls::client_cert_context(self.client_cert, name);
+            }
             _ => {
                 let path = name.strip_prefix("authorizer.")?;
                 return authorizer_value(self.authorizer?, path);
@@ -379,6 +384,7 @@ mod tests {
             variables,
             request_time: SystemTime::UNIX_EPOCH,
             authorizer,
+            client_cert: None,
         }
     }
 

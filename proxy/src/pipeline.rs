@@ -48,6 +48,7 @@ use crate::hygiene;
 use crate::metrics::{ByteLabels, NONE_LABEL, RequestLabels, RouteMetrics, status_class};
 use crate::request_body::{BodyIdleTimeout, IdleTimeoutBody, caused_by};
 use crate::runtime::{DeploymentRuntime, IntegrationRuntime, RouteRuntime, Runtime, StageRuntime};
+use crate::tls::TlsInfo;
 use crate::upstream::{Forwarding, X_REQUEST_ID};
 
 /// Marks responses served by a stage's canary deployment.
@@ -211,6 +212,10 @@ fn begin(
         method: request.method().to_string(),
         path: request.uri().path().to_string(),
         protocol: version_name(request.version()).to_string(),
+        client_cert: request
+            .extensions()
+            .get::<TlsInfo>()
+            .and_then(|t| t.client_cert.clone()),
         ..AccessRecord::default()
     };
     let exchange = Exchange {
@@ -265,12 +270,42 @@ fn find_stage<'r>(
         ex.record.error_message = Some("Not Found".to_string());
         return Flow::Respond(fixed_json(StatusCode::NOT_FOUND, "Not Found"));
     };
+    if let Some(host) = &host
+        && !mutual_tls_satisfied(runtime, host, request)
+    {
+        // A mutual-TLS host reached over plain HTTP, or over a TLS connection whose handshake
+        // was for another name (SNI) and so checked no client certificate from this host's CA.
+        ex.record.error_message = Some("Misdirected Request".to_string());
+        return Flow::Respond(fixed_json(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Misdirected Request",
+        ));
+    }
     ex.record.domain_name = host;
     ex.record.api = Some(stage.0.api_name.clone());
     ex.record.stage = Some(stage.0.name.clone());
     ex.log_enabled = stage.0.access_log.enabled;
     ex.log_format = stage.0.access_log.format.clone();
     Flow::Continue(stage)
+}
+
+/// Whether a request for `host` may be served on its connection: hosts without mutual TLS
+/// always; a mutual-TLS host only on a connection whose handshake verified a client
+/// certificate against the same CA bundle (the bundle may have changed since: then the client
+/// reconnects).
+fn mutual_tls_satisfied(runtime: &Runtime, host: &str, request: &Request<Incoming>) -> bool {
+    let Some(required) = runtime
+        .certificates
+        .find(host)
+        .and_then(|e| e.client_ca.as_ref())
+    else {
+        return true;
+    };
+    request
+        .extensions()
+        .get::<TlsInfo>()
+        .and_then(|t| t.client_ca.as_ref())
+        .is_some_and(|verified| verified == required)
 }
 
 /// 308 to the same path and query over HTTPS (on the configured HTTPS port).
@@ -787,6 +822,7 @@ fn facts<'a>(
         variables: &target.deployment.variables,
         request_time: ex.record.request_time.unwrap_or_else(SystemTime::now),
         authorizer: authorizer.map(|a| &a.0),
+        client_cert: ex.record.client_cert.as_deref(),
     }
 }
 

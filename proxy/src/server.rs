@@ -54,7 +54,7 @@ pub(crate) fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
 pub(crate) struct ListenerSettings {
     pub builder: auto::Builder<TokioExecutor>,
     /// TLS termination (the HTTPS listener); `None`: plain HTTP/1.1 + h2c.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub tls: Option<crate::tls::Acceptor>,
     /// Time a client has to finish the TLS handshake.
     pub handshake_timeout: Duration,
     /// Connection cap; `None`: unlimited (admin).
@@ -116,10 +116,16 @@ where
         }
         let guard = ConnectionGuard(settings.gauge.clone());
         let handler = handler.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler(request, peer).await) }
-        });
+        // Every request of a connection carries what its TLS handshake established.
+        let service = move |tls_info: Option<crate::tls::TlsInfo>| {
+            hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                let handler = handler.clone();
+                if let Some(info) = &tls_info {
+                    request.extensions_mut().insert(info.clone());
+                }
+                async move { Ok::<_, Infallible>(handler(request, peer).await) }
+            })
+        };
         let builder = settings.builder.clone();
         let watcher = graceful.watcher();
         let tls = settings.tls.clone();
@@ -127,35 +133,36 @@ where
         tokio::spawn(async move {
             let _permit = permit;
             let _guard = guard;
-            let result =
-                match tls {
-                    None => {
-                        let connection = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                            .into_owned();
-                        watcher.watch(connection).await
-                    }
-                    Some(acceptor) => {
-                        let stream =
-                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%peer, %error, "tls handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "tls handshake timed out");
-                                    return;
-                                }
-                            };
-                        let connection = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                            .into_owned();
-                        watcher.watch(connection).await
-                    }
-                };
+            let result = match tls {
+                None => {
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service(None))
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+                Some(acceptor) => {
+                    let (stream, info) = match tokio::time::timeout(
+                        handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(accepted)) => accepted,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "tls handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "tls handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service(Some(info)))
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+            };
             if let Err(error) = result {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }

@@ -151,6 +151,9 @@ pub enum AuthorizerSettings {
     /// Kubernetes service-account tokens.
     #[serde(rename = "SERVICE_ACCOUNT")]
     ServiceAccount(ServiceAccountSettings),
+    /// The client certificate verified during the mutual-TLS handshake.
+    #[serde(rename = "MTLS")]
+    Mtls(MtlsSettings),
 }
 
 /// JWT verification settings.
@@ -235,4 +238,15 @@ pub struct ServiceAccountSettings {
     pub jwt: JwtSettings,
     /// Allowed `(namespace, name)`; name `*` allows a whole namespace.
     pub allow: Vec<(String, String)>,
+}
+
+/// Client-certificate checks. The certificate itself was verified against the domain's client
+/// CA during the handshake; this only narrows who may call.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MtlsSettings {
+    /// Allowed subject common names or subject alternative names (DNS, URI, email), exact;
+    /// `*.suffix` allows any name ending in `.suffix`. Empty: any verified certificate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_subjects: Vec<String>,
 }

@@ -71,6 +71,10 @@ pub struct Certificate {
     pub cert_chain_pem: String,
     /// PKCS#8, PKCS#1 or SEC1 private key (PEM). Redacted in `/config_dump`.
     pub private_key_pem: String,
+    /// Mutual TLS: the CA certificates (PEM) a client certificate must chain to; a handshake
+    /// without such a certificate fails. `None`: no client certificate is asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_pem: Option<String>,
 }
 
 /// Settings that apply to every stage of an Api.

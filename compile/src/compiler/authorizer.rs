@@ -13,8 +13,10 @@
 //!   audience) with the cluster's keys inline — from `jwksSecretRef` or from the JWKS the
 //!   controller reads from the API server (`CompileOptions::service_account_jwks`) — and allowed
 //!   by namespace and name from `sub` (`system:serviceaccount:NS:NAME`).
-//! - MTLS is not built yet: such an authorizer gets `UnsupportedFeature`, and routes naming it
-//!   are left out (fail closed).
+//! - MTLS: the client certificate verified in the handshake of a mutual-TLS domain
+//!   (`Stage.spec.domains[].clientCaSecretRef`), narrowed by `allowedSubjects` (subject CN or
+//!   SANs). A second CA on the authorizer (`mtls.caSecretRef`) is not built yet and is refused
+//!   with `UnsupportedFeature`.
 
 use std::collections::BTreeMap;
 
@@ -27,8 +29,8 @@ use causeway_crds::route::BackendScheme;
 use causeway_snapshot::{
     AuthorizerConfig, AuthorizerSettings, Backend, DEFAULT_AUTHORIZER_TIMEOUT_MS,
     DEFAULT_AUTHORIZER_TTL_SECONDS, DEFAULT_FUNCTION_PATH, DEFAULT_JWT_LEEWAY_SECONDS,
-    FunctionSettings, JwksSource, JwtSettings, MAX_AUTHORIZER_TTL_SECONDS, ResponseFormat,
-    ServiceAccountSettings, Sigv4Settings, UpstreamScheme,
+    FunctionSettings, JwksSource, JwtSettings, MAX_AUTHORIZER_TTL_SECONDS, MtlsSettings,
+    ResponseFormat, ServiceAccountSettings, Sigv4Settings, UpstreamScheme,
 };
 
 use super::backend::Cluster;
@@ -164,12 +166,7 @@ fn compile_authorizer(
                 sa, namespace, inventory, options,
             )?)
         }
-        AuthorizerType::Mtls => {
-            return Err(Problem::invalid(
-                reasons::UNSUPPORTED_FEATURE,
-                "spec.type: MTLS authorizers are not built yet (they need the TLS listener); routes naming this authorizer are not served",
-            ));
-        }
+        AuthorizerType::Mtls => AuthorizerSettings::Mtls(mtls_settings(spec)?),
     };
     let identity_source = identity_source(spec)?;
     let forward_headers = forward_headers(spec)?;
@@ -537,6 +534,39 @@ fn sigv4_settings(
         max_skew_seconds,
         secret_access_keys,
     })
+}
+
+/// MTLS: who may call, by the names of the verified client certificate.
+fn mtls_settings(spec: &AuthorizerSpec) -> Result<MtlsSettings, Problem> {
+    if !spec.identity_source.is_empty() {
+        return Err(invalid(
+            "spec.identitySource: an MTLS authorizer reads the client certificate; leave identitySource empty",
+        ));
+    }
+    let mtls = spec.mtls.clone().unwrap_or_default();
+    if mtls.ca_secret_ref.is_some() {
+        return Err(Problem::invalid(
+            reasons::UNSUPPORTED_FEATURE,
+            "spec.mtls.caSecretRef: a second CA on the authorizer is not built yet; set the CA on the Stage's domain (clientCaSecretRef)",
+        ));
+    }
+    let mut allowed_subjects = Vec::new();
+    for (i, subject) in mtls.allowed_subjects.iter().enumerate() {
+        let pattern = subject.trim();
+        let wildcard_ok = match pattern.strip_prefix("*.") {
+            Some(rest) => !rest.is_empty() && !rest.contains('*'),
+            None => !pattern.contains('*'),
+        };
+        if pattern.is_empty() || !wildcard_ok || pattern.chars().any(char::is_control) {
+            return Err(invalid(format!(
+                "spec.mtls.allowedSubjects[{i}]: {subject:?} must be a name, or *.suffix"
+            )));
+        }
+        allowed_subjects.push(pattern.to_string());
+    }
+    allowed_subjects.sort();
+    allowed_subjects.dedup();
+    Ok(MtlsSettings { allowed_subjects })
 }
 
 /// The issuer of service-account tokens when neither the Authorizer nor the controller names

@@ -50,6 +50,9 @@ struct Candidate {
     urls: Vec<String>,
     certificates: Vec<causeway_snapshot::Certificate>,
     redirects: BTreeSet<String>,
+    /// The client CA bundle (mutual TLS) of each domain with a certificate, `None` without
+    /// mutual TLS; by hostname.
+    client_cas: BTreeMap<String, Option<String>>,
 }
 
 /// Compiles every Stage, oldest first.
@@ -68,6 +71,9 @@ pub(crate) fn compile_stages(
     let mut rules: BTreeMap<(String, u32), RoutingRuleConfig> = BTreeMap::new();
     let mut certificates = Vec::new();
     let mut redirects = BTreeSet::new();
+    // Mutual TLS is a property of the handshake, so of the whole host: every stage on a host
+    // must ask for the same client CA (or none), else one would silently get another's.
+    let mut client_cas: BTreeMap<String, (Option<String>, String)> = BTreeMap::new();
     for stage in stages {
         let mut verdict = Verdict::default();
         let (namespace, _) = obj_key(&stage.metadata);
@@ -117,6 +123,18 @@ pub(crate) fn compile_stages(
                         rule.priority
                     ),
                 ));
+            } else if let Some((host, other)) = c.client_cas.iter().find_map(|(host, ca)| {
+                client_cas
+                    .get(host)
+                    .filter(|(taken, _)| taken != ca)
+                    .map(|(_, other)| (host, other))
+            }) {
+                verdict.add(Problem::invalid(
+                    reasons::CONFLICTING_DOMAIN,
+                    format!(
+                        "spec.domains: host {host:?} is also served by stage {other} with different mutual TLS (clientCaSecretRef): every stage on a host must ask for the same client CA"
+                    ),
+                ));
             }
         }
         let mut detail = StatusDetail::None;
@@ -133,6 +151,11 @@ pub(crate) fn compile_stages(
             }
             for (host, rule) in c.rules {
                 rules.insert((host, rule.priority), rule);
+            }
+            for (host, ca) in c.client_cas {
+                client_cas
+                    .entry(host)
+                    .or_insert_with(|| (ca, c.config.id.clone()));
             }
             detail = StatusDetail::Stage {
                 urls: c.urls,
@@ -323,25 +346,44 @@ fn candidate(
     let mut domains = Vec::new();
     let mut certificates = Vec::new();
     let mut redirects = BTreeSet::new();
+    let mut client_cas = BTreeMap::new();
     for (i, d) in spec.domains.iter().enumerate() {
         let field = format!("spec.domains[{i}]");
-        if d.client_ca_secret_ref.is_some() {
-            return Err(Problem::invalid(
-                reasons::UNSUPPORTED_FEATURE,
-                format!(
-                    "{field}.clientCaSecretRef: mutual TLS is not built yet; the stage is not served without it"
-                ),
-            ));
-        }
         let hostname = d.hostname.to_ascii_lowercase();
+        let client_ca = match (&d.client_ca_secret_ref, &d.tls_secret_ref) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(invalid(format!(
+                    "{field}.clientCaSecretRef needs tlsSecretRef: mutual TLS happens in the TLS handshake"
+                )));
+            }
+            (Some(ca), Some(_)) => Some(super::tls::client_ca_bundle(
+                inventory,
+                &format!("{field}.clientCaSecretRef"),
+                &namespace,
+                &ca.name,
+            )?),
+        };
         if let Some(secret) = &d.tls_secret_ref {
-            certificates.push(super::tls::tls_certificate(
+            let mut certificate = super::tls::tls_certificate(
                 inventory,
                 &format!("{field}.tlsSecretRef"),
                 &namespace,
                 &secret.name,
                 &hostname,
-            )?);
+            )?;
+            certificate.client_ca_pem = client_ca.clone();
+            certificates.push(certificate);
+        }
+        // Entries with a certificate decide the host's handshake; the others only route.
+        if d.tls_secret_ref.is_some()
+            && client_cas
+                .insert(hostname.clone(), client_ca.clone())
+                .is_some_and(|other| other != client_ca)
+        {
+            return Err(invalid(format!(
+                "{field}.clientCaSecretRef: host {hostname:?} is listed again with different mutual TLS"
+            )));
         }
         if d.redirect_to_https == Some(true) {
             if d.tls_secret_ref.is_none() {
@@ -515,5 +557,6 @@ fn candidate(
         urls: urls.into_iter().collect(),
         certificates,
         redirects,
+        client_cas,
     })
 }

@@ -72,6 +72,7 @@ pub(crate) fn tls_certificate(
         hostnames: vec![hostname.to_string()],
         cert_chain_pem: chain,
         private_key_pem: key,
+        client_ca_pem: None,
     })
 }
 
@@ -108,6 +109,55 @@ pub(crate) fn ca_bundle(
     Ok(ca)
 }
 
+/// Resolves a domain's `clientCaSecretRef` (mutual TLS): `ca.crt` must hold PEM certificates
+/// that are X.509 CA certificates (basic constraints `cA: true`), so that the proxy can build a
+/// client verifier from them. A bundle that fails any check rejects the Stage (`Invalid`).
+pub(crate) fn client_ca_bundle(
+    inventory: &Inventory,
+    field: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<String, Problem> {
+    let missing = |what: String| {
+        Problem::unresolved(
+            reasons::SECRET_NOT_FOUND,
+            format!("{field}: Secret {namespace}/{name} {what}"),
+        )
+    };
+    let secret =
+        secret(inventory, namespace, name).ok_or_else(|| missing("does not exist".into()))?;
+    let bundle = secret_text(secret, CA_CRT).ok_or_else(|| missing(format!("has no {CA_CRT}")))?;
+    let invalid = |what: String| {
+        Problem::invalid(
+            reasons::INVALID,
+            format!("{field}: Secret {namespace}/{name}: {CA_CRT} {what}"),
+        )
+    };
+    if CertificateDer::pem_slice_iter(bundle.as_bytes())
+        .next()
+        .is_none()
+    {
+        return Err(invalid("has no PEM certificate".into()));
+    }
+    for (i, der) in CertificateDer::pem_slice_iter(bundle.as_bytes()).enumerate() {
+        let der = der.map_err(|e| invalid(format!("is not PEM: {e}")))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+            .map_err(|e| invalid(format!("certificate {i} is not an X.509 certificate: {e}")))?;
+        let is_ca = cert
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|b| b.value.ca);
+        if !is_ca {
+            return Err(invalid(format!(
+                "certificate {i} ({}) is not a CA certificate (basic constraints cA is not true)",
+                cert.subject()
+            )));
+        }
+    }
+    Ok(bundle)
+}
+
 /// Merges per-hostname certificates: one entry per distinct chain and key, hostnames sorted;
 /// the first claim of a hostname wins (stages are visited oldest first).
 pub(crate) fn merge(claims: Vec<Certificate>) -> Vec<Certificate> {
@@ -121,12 +171,14 @@ pub(crate) fn merge(claims: Vec<Certificate>) -> Vec<Certificate> {
             match merged.iter_mut().find(|c| {
                 c.cert_chain_pem == claim.cert_chain_pem
                     && c.private_key_pem == claim.private_key_pem
+                    && c.client_ca_pem == claim.client_ca_pem
             }) {
                 Some(c) => c.hostnames.push(hostname),
                 None => merged.push(Certificate {
                     hostnames: vec![hostname],
                     cert_chain_pem: claim.cert_chain_pem.clone(),
                     private_key_pem: claim.private_key_pem.clone(),
+                    client_ca_pem: claim.client_ca_pem.clone(),
                 }),
             }
         }

@@ -15,6 +15,7 @@ mod hygiene;
 mod lambda;
 mod limits;
 mod mapping;
+mod mtls;
 mod observability;
 mod quotas;
 mod routing;

@@ -45,6 +45,7 @@ fn pki(hosts: &[&str]) -> Pki {
                 hostnames: vec![host.to_string()],
                 cert_chain_pem: cert.pem(),
                 private_key_pem: key.serialize_pem(),
+                client_ca_pem: None,
             };
             (host.to_string(), snapshot_cert, cert.der().clone())
         })
