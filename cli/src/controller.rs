@@ -109,7 +109,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         let certs = PushCerts::load_or_create_dir(&tls_dir, &server_names)?;
         return from_dir(
             dir.clone(),
-            certs,
+            (certs, tls_dir, server_names),
             compile_options,
             push_listener,
             admin_listener,
@@ -159,7 +159,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
 
 async fn from_dir(
     dir: PathBuf,
-    certs: PushCerts,
+    (certs, tls_dir, server_names): (PushCerts, PathBuf, Vec<String>),
     options: CompileOptions,
     push_listener: TcpListener,
     admin_listener: TcpListener,
@@ -167,7 +167,21 @@ async fn from_dir(
 ) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
     let push = PushServer::new(Arc::clone(&wake));
-    let tls = certs.server_config()?;
+    let (tls, server_cert) = certs.rotating_server_config()?;
+    // Rotation: renew the leaves in the directory when due and serve the new certificate.
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(causeway_controller::tls::RENEW_CHECK_EVERY).await;
+            match PushCerts::load_or_create_dir(&tls_dir, &server_names) {
+                Ok(certs) => {
+                    if let Err(e) = server_cert.set(&certs) {
+                        warn!("{e}");
+                    }
+                }
+                Err(e) => warn!("renewing push certificates: {e}"),
+            }
+        }
+    });
     tokio::spawn({
         let push = push.clone();
         async move {

@@ -73,6 +73,7 @@ pub async fn run(args: ProxyCmdArgs) -> anyhow::Result<()> {
     let config = SnapshotClientConfig {
         controller,
         tls,
+        tls_dir: Some(args.tls_dir.clone()),
         proxy_id: args
             .proxy_id
             .clone()

@@ -106,7 +106,28 @@ pub async fn run(
     let certs =
         tls::PushCerts::load_or_create_secrets(&client, &config.namespace, &config.server_names)
             .await?;
-    let tls = certs.server_config()?;
+    let (tls, server_cert) = certs.rotating_server_config()?;
+    {
+        // Rotation: renew the leaves when due and serve the new server certificate.
+        let (client, namespace, names) = (
+            client.clone(),
+            config.namespace.clone(),
+            config.server_names.clone(),
+        );
+        tasks.spawn(async move {
+            loop {
+                tokio::time::sleep(tls::RENEW_CHECK_EVERY).await;
+                match tls::PushCerts::load_or_create_secrets(&client, &namespace, &names).await {
+                    Ok(certs) => {
+                        if let Err(e) = server_cert.set(&certs) {
+                            warn!("{e}");
+                        }
+                    }
+                    Err(e) => warn!("renewing push certificates: {e}"),
+                }
+            }
+        });
+    }
     {
         let push = push.clone();
         let done = stopped(stop_rx.clone());

@@ -5,8 +5,16 @@
 //! (`ca.crt`, `ca.key`, `tls.crt`, `tls.key`; only the controller reads it) and
 //! [`PROXY_SECRET`] (`ca.crt`, `tls.crt`, `tls.key`: the client certificate, mounted by the
 //! proxies, which never see a CA key). Without a cluster they are files in a directory, the
-//! proxy's in its `proxy/` subdirectory. Certificates are valid for 10 years; rotation is not
-//! built yet (delete both Secrets and restart the controller and the proxies).
+//! proxy's in its `proxy/` subdirectory.
+//!
+//! Rotation: the CA is valid for 10 years, the server and client certificates for
+//! [`LEAF_DAYS`]. Whenever the controller loads them — at start, then every
+//! [`RENEW_CHECK_EVERY`] — leaves that expire within [`RENEW_BEFORE_DAYS`] are issued anew from
+//! the same CA and written back (Secrets or files); the push server swaps its certificate in
+//! place ([`ServerCert`]), and proxies read their mounted files again on every (re)connection,
+//! while connections already open carry on. Since the CA does not change, old and new leaves
+//! are both trusted during the hand-over. Replacing the CA itself: delete both Secrets and
+//! restart the controller and the proxies.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,7 +30,8 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use rustls::RootCertStore;
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -30,6 +39,13 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 pub const SERVER_SECRET: &str = "causeway-push-tls";
 /// The proxies' Secret (client certificate and the CA certificate only).
 pub const PROXY_SECRET: &str = "causeway-proxy-tls";
+
+/// Validity of the server and client certificates, days.
+pub const LEAF_DAYS: i64 = 365;
+/// Leaves that expire within this many days are issued anew.
+pub const RENEW_BEFORE_DAYS: i64 = 30;
+/// How often a running controller checks whether its leaves need renewing.
+pub const RENEW_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 /// Errors making or loading certificates.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +83,7 @@ pub enum TlsError {
 }
 
 /// The certificates of the push channel, PEM-encoded.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct PushCerts {
     /// CA certificate.
     pub ca_cert: String,
@@ -103,14 +119,33 @@ impl PushCerts {
         let ca_cert = ca.self_signed(&ca_key)?;
         let issuer = Issuer::new(ca, &ca_key);
 
+        let mut certs = Self {
+            ca_cert: ca_cert.pem(),
+            ca_key: ca_key.serialize_pem(),
+            ..Self::default()
+        };
+        certs.issue_leaves(&issuer, server_names, time::OffsetDateTime::now_utc())?;
+        Ok(certs)
+    }
+
+    /// Issues new server and client certificates from `issuer`, valid from `now` for
+    /// [`LEAF_DAYS`].
+    fn issue_leaves<S: rcgen::SigningKey>(
+        &mut self,
+        issuer: &Issuer<'_, S>,
+        server_names: &[String],
+        now: time::OffsetDateTime,
+    ) -> Result<(), TlsError> {
+        let not_after = now + time::Duration::days(LEAF_DAYS);
         let server_key = KeyPair::generate()?;
         let mut server = CertificateParams::new(server_names.to_vec())?;
         server
             .distinguished_name
             .push(DnType::CommonName, "causeway-controller");
         server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        server.not_after = rcgen::date_time_ymd(2036, 1, 1);
-        let server_cert = server.signed_by(&server_key, &issuer)?;
+        server.not_before = now - time::Duration::hours(1);
+        server.not_after = not_after;
+        let server_cert = server.signed_by(&server_key, issuer)?;
 
         let client_key = KeyPair::generate()?;
         let mut client = CertificateParams::new(Vec::<String>::new())?;
@@ -118,21 +153,59 @@ impl PushCerts {
             .distinguished_name
             .push(DnType::CommonName, "causeway-proxy");
         client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        client.not_after = rcgen::date_time_ymd(2036, 1, 1);
-        let client_cert = client.signed_by(&client_key, &issuer)?;
+        client.not_before = now - time::Duration::hours(1);
+        client.not_after = not_after;
+        let client_cert = client.signed_by(&client_key, issuer)?;
 
-        Ok(Self {
-            ca_cert: ca_cert.pem(),
-            ca_key: ca_key.serialize_pem(),
-            server_cert: server_cert.pem(),
-            server_key: server_key.serialize_pem(),
-            client_cert: client_cert.pem(),
-            client_key: client_key.serialize_pem(),
-        })
+        self.server_cert = server_cert.pem();
+        self.server_key = server_key.serialize_pem();
+        self.client_cert = client_cert.pem();
+        self.client_key = client_key.serialize_pem();
+        Ok(())
+    }
+
+    /// When the server or client certificate expires (the earlier of the two).
+    pub fn leaves_expire(&self) -> Result<time::OffsetDateTime, TlsError> {
+        let mut earliest: Option<time::OffsetDateTime> = None;
+        for pem in [&self.server_cert, &self.client_cert] {
+            let der = certs(pem)?.remove(0);
+            let (_, cert) = x509_parser::parse_x509_certificate(&der)
+                .map_err(|e| TlsError::Pem(format!("certificate: {e}")))?;
+            let not_after = cert.validity().not_after.to_datetime();
+            earliest = Some(earliest.map_or(not_after, |e| e.min(not_after)));
+        }
+        earliest.ok_or_else(|| TlsError::Pem("no certificate".into()))
+    }
+
+    /// These certificates with new leaves from the same CA if the current ones expire within
+    /// [`RENEW_BEFORE_DAYS`] of `now` (or cannot be read); `None` when they are good.
+    pub fn renewed(
+        &self,
+        server_names: &[String],
+        now: time::OffsetDateTime,
+    ) -> Result<Option<Self>, TlsError> {
+        let due = self.leaves_expire().map_or(true, |at| {
+            at - now < time::Duration::days(RENEW_BEFORE_DAYS)
+        });
+        if !due {
+            return Ok(None);
+        }
+        let ca_key = KeyPair::from_pem(&self.ca_key)?;
+        let issuer = Issuer::from_ca_cert_pem(&self.ca_cert, ca_key)?;
+        let mut renewed = self.clone();
+        renewed.issue_leaves(&issuer, server_names, now)?;
+        Ok(Some(renewed))
     }
 
     /// The rustls server configuration: HTTP/2 only, client certificates required.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        Ok(self.rotating_server_config()?.0)
+    }
+
+    /// [`server_config`](Self::server_config) and the handle that swaps its certificate.
+    pub fn rotating_server_config(
+        &self,
+    ) -> Result<(Arc<rustls::ServerConfig>, Arc<ServerCert>), TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         for cert in certs(&self.ca_cert)? {
@@ -141,16 +214,18 @@ impl PushCerts {
         let verifier =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
                 .build()?;
+        let resolver = Arc::new(ServerCert(std::sync::RwLock::new(self.certified_key()?)));
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(certs(&self.server_cert)?, key(&self.server_key)?)?;
+            .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(Arc::new(config))
+        Ok((Arc::new(config), resolver))
     }
 
     /// Reads the controller's files from `dir` (`ca.crt`, `ca.key`, `tls.crt`, `tls.key`,
-    /// `proxy/tls.crt`, `proxy/tls.key`), making them first if `dir` has none.
+    /// `proxy/tls.crt`, `proxy/tls.key`), making them first if `dir` has none, and renewing the
+    /// leaves (written back) when they are due.
     pub fn load_or_create_dir(dir: &Path, server_names: &[String]) -> Result<Self, TlsError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
@@ -158,33 +233,54 @@ impl PushCerts {
         };
         if !dir.join("ca.crt").exists() {
             let certs = Self::generate(server_names)?;
-            let proxy = dir.join("proxy");
-            std::fs::create_dir_all(&proxy).map_err(io(&proxy))?;
-            for (path, text) in [
-                (dir.join("ca.crt"), &certs.ca_cert),
-                (dir.join("ca.key"), &certs.ca_key),
-                (dir.join("tls.crt"), &certs.server_cert),
-                (dir.join("tls.key"), &certs.server_key),
-                (proxy.join("ca.crt"), &certs.ca_cert),
-                (proxy.join("tls.crt"), &certs.client_cert),
-                (proxy.join("tls.key"), &certs.client_key),
-            ] {
-                std::fs::write(&path, text).map_err(io(&path))?;
-            }
+            certs.write_dir(dir)?;
             return Ok(certs);
         }
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read_to_string(&path).map_err(io(&path))
         };
-        Ok(Self {
+        let certs = Self {
             ca_cert: read("ca.crt")?,
             ca_key: read("ca.key")?,
             server_cert: read("tls.crt")?,
             server_key: read("tls.key")?,
             client_cert: read("proxy/tls.crt")?,
             client_key: read("proxy/tls.key")?,
-        })
+        };
+        match certs.renewed(server_names, time::OffsetDateTime::now_utc())? {
+            Some(renewed) => {
+                renewed.write_dir(dir)?;
+                tracing::info!(dir = %dir.display(), "push certificates renewed");
+                Ok(renewed)
+            }
+            None => Ok(certs),
+        }
+    }
+
+    /// Writes the files [`load_or_create_dir`](Self::load_or_create_dir) reads (each through a
+    /// temporary file and a rename, so a reader never sees half a certificate).
+    fn write_dir(&self, dir: &Path) -> Result<(), TlsError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| TlsError::Io { path, source }
+        };
+        let proxy = dir.join("proxy");
+        std::fs::create_dir_all(&proxy).map_err(io(&proxy))?;
+        for (path, text) in [
+            (dir.join("ca.crt"), &self.ca_cert),
+            (dir.join("ca.key"), &self.ca_key),
+            (dir.join("tls.crt"), &self.server_cert),
+            (dir.join("tls.key"), &self.server_key),
+            (proxy.join("ca.crt"), &self.ca_cert),
+            (proxy.join("tls.crt"), &self.client_cert),
+            (proxy.join("tls.key"), &self.client_key),
+        ] {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, text).map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        }
+        Ok(())
     }
 
     /// Reads the server Secret from `namespace`, creating it if absent, then makes sure the
@@ -232,6 +328,34 @@ impl PushCerts {
                     Err(e) => return Err(kube_err(SERVER_SECRET)(e)),
                 }
             }
+        };
+        let certs = match certs.renewed(server_names, time::OffsetDateTime::now_utc())? {
+            Some(renewed) => {
+                let data = secret(
+                    namespace,
+                    SERVER_SECRET,
+                    &[
+                        ("tls.crt", &renewed.server_cert),
+                        ("tls.key", &renewed.server_key),
+                        ("client.crt", &renewed.client_cert),
+                        ("client.key", &renewed.client_key),
+                    ],
+                )
+                .data;
+                api.patch(
+                    SERVER_SECRET,
+                    &PatchParams {
+                        field_manager: Some(crate::writer::FIELD_MANAGER.into()),
+                        ..PatchParams::default()
+                    },
+                    &Patch::Merge(&serde_json::json!({ "data": data })),
+                )
+                .await
+                .map_err(kube_err(SERVER_SECRET))?;
+                tracing::info!(secret = SERVER_SECRET, "push certificates renewed");
+                renewed
+            }
+            None => certs,
         };
         let proxy_secret = secret(
             namespace,
@@ -289,6 +413,45 @@ impl PushCerts {
     }
 }
 
+impl PushCerts {
+    /// The server certificate and key, ready for rustls.
+    fn certified_key(&self) -> Result<Arc<CertifiedKey>, TlsError> {
+        let provider = rustls::crypto::ring::default_provider();
+        Ok(Arc::new(CertifiedKey::from_der(
+            certs(&self.server_cert)?,
+            key(&self.server_key)?,
+            &provider,
+        )?))
+    }
+}
+
+/// The push server's certificate, swappable while the server runs (rotation).
+#[derive(Debug)]
+pub struct ServerCert(std::sync::RwLock<Arc<CertifiedKey>>);
+
+impl ServerCert {
+    /// Serves `certs`' server certificate from the next handshake on.
+    pub fn set(&self, certs: &PushCerts) -> Result<(), TlsError> {
+        let key = certs.certified_key()?;
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = key;
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for ServerCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ))
+    }
+}
+
 /// A Secret owned by the controller holding `data`.
 fn secret(namespace: &str, name: &str, data: &[(&str, &String)]) -> Secret {
     Secret {
@@ -326,4 +489,113 @@ pub fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 pub fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_slice(pem.as_bytes())
         .map_err(|e| TlsError::Pem(format!("private key: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::UnixTime;
+
+    fn names() -> Vec<String> {
+        vec!["127.0.0.1".into(), "causeway-push".into()]
+    }
+
+    /// Whether the CA of `ca` accepts `certs`' client certificate at `at`.
+    fn client_accepted(ca: &PushCerts, certs: &PushCerts, at: time::OffsetDateTime) -> bool {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(super::certs(&ca.ca_cert).expect("ca")[0].clone())
+            .expect("root");
+        let verifier = WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .expect("verifier");
+        let leaf = super::certs(&certs.client_cert).expect("client")[0].clone();
+        let seconds = u64::try_from(at.unix_timestamp()).expect("after 1970");
+        verifier
+            .verify_client_cert(
+                &leaf,
+                &[],
+                UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds)),
+            )
+            .is_ok()
+    }
+
+    #[test]
+    fn fresh_leaves_are_not_renewed_and_due_ones_are_reissued_from_the_same_ca() {
+        let now = time::OffsetDateTime::now_utc();
+        let certs = PushCerts::generate(&names()).expect("generate");
+        let expires = certs.leaves_expire().expect("expiry");
+        let days = (expires - now).whole_days();
+        assert!((LEAF_DAYS - 1..=LEAF_DAYS).contains(&days), "{days} days");
+        assert!(certs.renewed(&names(), now).expect("check").is_none());
+
+        // 340 days on, 25 are left: due.
+        let later = now + time::Duration::days(340);
+        let renewed = certs
+            .renewed(&names(), later)
+            .expect("renew")
+            .expect("due leaves are renewed");
+        assert_eq!(renewed.ca_cert, certs.ca_cert, "the CA stays");
+        assert_eq!(renewed.ca_key, certs.ca_key);
+        assert_ne!(renewed.server_cert, certs.server_cert);
+        assert_ne!(renewed.client_cert, certs.client_cert);
+        let renewed_days = (renewed.leaves_expire().expect("expiry") - later).whole_days();
+        assert!((LEAF_DAYS - 1..=LEAF_DAYS).contains(&renewed_days));
+
+        // The old leaf is refused once expired; the new one is accepted by the unchanged CA.
+        let after_old = now + time::Duration::days(LEAF_DAYS + 1);
+        assert!(!client_accepted(&certs, &certs, after_old));
+        assert!(client_accepted(&certs, &renewed, after_old));
+        assert!(renewed.renewed(&names(), later).expect("check").is_none());
+    }
+
+    #[test]
+    fn the_push_server_swaps_its_certificate_in_place() {
+        let certs = PushCerts::generate(&names()).expect("generate");
+        let (_config, server) = certs.rotating_server_config().expect("config");
+        let served = || server.0.read().expect("lock").cert[0].clone();
+        assert_eq!(served(), super::certs(&certs.server_cert).expect("pem")[0]);
+        let renewed = certs
+            .renewed(
+                &names(),
+                time::OffsetDateTime::now_utc() + time::Duration::days(350),
+            )
+            .expect("renew")
+            .expect("due");
+        server.set(&renewed).expect("set");
+        assert_eq!(
+            served(),
+            super::certs(&renewed.server_cert).expect("pem")[0]
+        );
+    }
+
+    #[test]
+    fn a_directory_is_renewed_in_place_when_its_leaves_are_due() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = PushCerts::load_or_create_dir(dir.path(), &names()).expect("create");
+        let again = PushCerts::load_or_create_dir(dir.path(), &names()).expect("load");
+        assert_eq!(first, again, "good leaves are kept");
+        // Leaves that expire in 10 days, written as if made long ago.
+        let mut due = first.clone();
+        let ca_key = KeyPair::from_pem(&first.ca_key).expect("key");
+        let issuer = Issuer::from_ca_cert_pem(&first.ca_cert, ca_key).expect("issuer");
+        due.issue_leaves(
+            &issuer,
+            &names(),
+            time::OffsetDateTime::now_utc() - time::Duration::days(LEAF_DAYS - 10),
+        )
+        .expect("issue");
+        due.write_dir(dir.path()).expect("write");
+        let loaded = PushCerts::load_or_create_dir(dir.path(), &names()).expect("load");
+        assert_eq!(loaded.ca_cert, first.ca_cert);
+        assert_ne!(loaded.client_cert, due.client_cert, "renewed");
+        let on_disk = std::fs::read_to_string(dir.path().join("proxy/tls.crt")).expect("read");
+        assert_eq!(
+            on_disk, loaded.client_cert,
+            "the proxies' files are renewed too"
+        );
+    }
 }

@@ -74,6 +74,10 @@ pub struct SnapshotClientConfig {
     pub controller: Uri,
     /// TLS client configuration (CA and client certificate); see [`tls_from_dir`].
     pub tls: Arc<rustls::ClientConfig>,
+    /// Where `tls` came from: read again before every connection, so that certificates the
+    /// controller renewed (and the kubelet updated in the mounted Secret) are used without a
+    /// restart. If reading fails, `tls` is used.
+    pub tls_dir: Option<PathBuf>,
     /// This proxy's identity in acks and in the controller's status.
     pub proxy_id: String,
     /// Where the last applied snapshot is kept.
@@ -194,10 +198,17 @@ async fn stream_once(
     let port = config.controller.port_u16().unwrap_or(18000);
     let server_name = ServerName::try_from(host.clone())
         .map_err(|_| SnapshotClientError::Url(config.controller.to_string()))?;
+    let client_tls = match &config.tls_dir {
+        Some(dir) => tls_from_dir(dir).unwrap_or_else(|e| {
+            warn!("{e}; connecting with the certificates read before");
+            Arc::clone(&config.tls)
+        }),
+        None => Arc::clone(&config.tls),
+    };
     let connect = async {
         let tcp = TcpStream::connect((host.as_str(), port)).await?;
         let _ = tcp.set_nodelay(true);
-        TlsConnector::from(Arc::clone(&config.tls))
+        TlsConnector::from(client_tls)
             .connect(server_name, tcp)
             .await
     };
