@@ -199,13 +199,14 @@ async fn from_dir(
         std::future::pending(),
     ));
     let mut last = None;
+    let mut parsed = crate::files::ParseCache::default();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         match read_sources(&dir) {
             Err(e) => warn!("{e:#}"),
             Ok(sources) if Some(sources.fingerprint) != last => {
                 last = Some(sources.fingerprint);
-                match sources.inventory() {
+                match sources.inventory_with(&mut parsed) {
                     Err(errors) => errors.iter().for_each(|e| warn!("{e}")),
                     Ok(inventory) => {
                         let started = std::time::Instant::now();

@@ -49,6 +49,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     };
     let poll = Duration::from_millis(args.poll_millis.max(50));
     let mut last_fingerprint = None;
+    let mut parsed = crate::files::ParseCache::default();
     // The last problem reported, so that a persisting one is said once, not at every poll.
     let mut last_problem: Option<String> = None;
     let mut first = true;
@@ -64,7 +65,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
             }
             Ok(sources) if Some(sources.fingerprint) != last_fingerprint => {
                 last_fingerprint = Some(sources.fingerprint);
-                match sources.inventory() {
+                match sources.inventory_with(&mut parsed) {
                     Err(errors) => {
                         for e in &errors {
                             warn!("{e}");
