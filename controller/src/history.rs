@@ -126,8 +126,14 @@ pub fn summaries(config_maps: &[Arc<ConfigMap>]) -> BTreeMap<String, Vec<Deploym
             });
     }
     for list in out.values_mut() {
-        // Newest first; RFC 3339 times in UTC sort as text. Ties by id for determinism.
-        list.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
+        // Newest first, by the parsed time (records are stamped to the microsecond; older ones
+        // to the second). Ties by id for determinism.
+        let time = |d: &DeploymentSummary| {
+            d.created_at
+                .as_deref()
+                .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        };
+        list.sort_by(|a, b| (time(b), &b.id).cmp(&(time(a), &a.id)));
     }
     out
 }
@@ -334,5 +340,38 @@ mod tests {
         let s = summaries(&cms);
         let ids: Vec<&str> = s["default/pets"].iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, vec!["new", "old"]);
+    }
+
+    #[test]
+    fn records_made_in_the_same_second_keep_their_order() {
+        let pets = api("pets");
+        // "a" sorts first by id, but was made later in the same second; a record stamped to
+        // the second (older controllers) sorts by its time too.
+        let cms = vec![
+            Arc::new(config_map_for(
+                &record("z-first"),
+                &pets,
+                "2026-01-02T10:00:05.100000Z",
+            )),
+            Arc::new(config_map_for(
+                &record("a-second"),
+                &pets,
+                "2026-01-02T10:00:05.900000Z",
+            )),
+            Arc::new(config_map_for(
+                &record("m-before"),
+                &pets,
+                "2026-01-02T10:00:04Z",
+            )),
+        ];
+        let s = summaries(&cms);
+        let ids: Vec<&str> = s["default/pets"].iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, vec!["a-second", "z-first", "m-before"]);
+        assert!(
+            crate::now_precise()
+                .parse::<k8s_openapi::jiff::Timestamp>()
+                .is_ok(),
+            "records are stamped with a time that parses"
+        );
     }
 }

@@ -86,6 +86,13 @@ pub fn now() -> String {
         .to_string()
 }
 
+/// The current time as RFC 3339 (UTC, microseconds), for deployment records.
+pub fn now_precise() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -362,12 +369,14 @@ impl Reconciler {
         if !leading {
             return outcome;
         }
+        // Deployment records get the time to the microsecond: two made in the same second
+        // (a quick edit after another) must still sort in the order they were made.
         let plan = history::plan(
             &compiled.deployments,
             &inventory.apis,
             &inventory.stages,
             config_maps,
-            now,
+            &now_precise(),
         );
         if let Err(e) = history::apply(&self.client, &plan).await {
             warn!("{e}");

@@ -52,7 +52,14 @@ pub async fn history(client: &Client, ns: &str, api: &str, out: &mut impl Write)
             out,
             "{:<12} {:<22} {:<24} {}",
             d.id,
-            d.created_at.as_deref().unwrap_or("-"),
+            // Records are stamped to the microsecond (for their order); seconds are enough here.
+            d.created_at.as_deref().map_or_else(
+                || "-".to_string(),
+                |t| match t.split_once('.') {
+                    Some((seconds, _)) => format!("{seconds}Z"),
+                    None => t.to_string(),
+                }
+            ),
             if served.is_empty() {
                 "-".to_string()
             } else {
