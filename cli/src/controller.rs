@@ -70,6 +70,11 @@ pub struct ControllerArgs {
     /// Milliseconds between usage rollups into `UsagePlan.status` (from the proxies' reports).
     #[arg(long, env = "CAUSEWAY_USAGE_ROLLUP_MILLIS", default_value_t = causeway_controller::usage::DEFAULT_ROLLUP_EVERY.as_millis() as u64)]
     usage_rollup_millis: u64,
+    /// Who makes the push certificates: `controller` (made and rotated by the controller) or
+    /// `cert-manager` (read from the Secret `causeway-push-tls` that a cert-manager Certificate
+    /// writes — `tls.crt`, `tls.key`, `ca.crt` — and read again every minute).
+    #[arg(long, env = "CAUSEWAY_PUSH_CERTS", default_value = "controller", value_parser = ["controller", "cert-manager"])]
+    push_certs: String,
     /// Read resources from this directory of YAML instead of a cluster (tests).
     #[arg(long, hide = true)]
     from_dir: Option<PathBuf>,
@@ -144,6 +149,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         leader_election: args.leader_elect,
         server_names,
         usage_rollup_every: Duration::from_millis(args.usage_rollup_millis),
+        cert_source: if args.push_certs == "cert-manager" {
+            causeway_controller::tls::CertSource::External
+        } else {
+            causeway_controller::tls::CertSource::Controller
+        },
     };
     causeway_controller::run(
         client,

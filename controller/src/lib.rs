@@ -57,6 +57,8 @@ pub struct Config {
     pub leader_election: bool,
     /// Names in the push server certificate (DNS names and IP addresses).
     pub server_names: Vec<String>,
+    /// Who makes the push certificates.
+    pub cert_source: tls::CertSource,
     /// How often the proxies' usage reports are rolled up into `UsagePlan.status`
     /// ([`usage::DEFAULT_ROLLUP_EVERY`]).
     pub usage_rollup_every: Duration,
@@ -110,21 +112,38 @@ pub async fn run(
     };
     let mut tasks = JoinSet::new();
 
-    let certs =
-        tls::PushCerts::load_or_create_secrets(&client, &config.namespace, &config.server_names)
-            .await?;
+    let cert_source = config.cert_source;
+    let load = move |client: Client, namespace: String, names: Vec<String>| async move {
+        match cert_source {
+            tls::CertSource::Controller => {
+                tls::PushCerts::load_or_create_secrets(&client, &namespace, &names).await
+            }
+            tls::CertSource::External => tls::PushCerts::load_external(&client, &namespace).await,
+        }
+    };
+    let certs = load(
+        client.clone(),
+        config.namespace.clone(),
+        config.server_names.clone(),
+    )
+    .await?;
     let (tls, server_cert) = certs.rotating_server_config()?;
     {
-        // Rotation: renew the leaves when due and serve the new server certificate.
+        // Rotation: renew the leaves when due (or read what cert-manager renewed) and serve the
+        // new server certificate.
         let (client, namespace, names) = (
             client.clone(),
             config.namespace.clone(),
             config.server_names.clone(),
         );
+        let every = match config.cert_source {
+            tls::CertSource::Controller => tls::RENEW_CHECK_EVERY,
+            tls::CertSource::External => tls::EXTERNAL_RELOAD_EVERY,
+        };
         tasks.spawn(async move {
             loop {
-                tokio::time::sleep(tls::RENEW_CHECK_EVERY).await;
-                match tls::PushCerts::load_or_create_secrets(&client, &namespace, &names).await {
+                tokio::time::sleep(every).await;
+                match load(client.clone(), namespace.clone(), names.clone()).await {
                     Ok(certs) => {
                         if let Err(e) = server_cert.set(&certs) {
                             warn!("{e}");

@@ -47,6 +47,21 @@ pub const RENEW_BEFORE_DAYS: i64 = 30;
 /// How often a running controller checks whether its leaves need renewing.
 pub const RENEW_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
+/// Who makes the push certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CertSource {
+    /// The controller makes and rotates them (the default).
+    #[default]
+    Controller,
+    /// Someone else (cert-manager) writes [`SERVER_SECRET`] (`tls.crt`, `tls.key`, `ca.crt`)
+    /// and [`PROXY_SECRET`] and renews them; the controller only reads the server Secret, again
+    /// every [`EXTERNAL_RELOAD_EVERY`], and serves what it holds.
+    External,
+}
+
+/// How often externally made certificates are read again.
+pub const EXTERNAL_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Errors making or loading certificates.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -395,6 +410,45 @@ impl PushCerts {
         Ok(certs)
     }
 
+    /// Reads certificates made by someone else (cert-manager's Secret layout: `tls.crt`,
+    /// `tls.key`, and `ca.crt`, the CA that signed both the server and the proxies'
+    /// certificates). There is no CA key: nothing is issued or renewed here.
+    pub async fn load_external(client: &Client, namespace: &str) -> Result<Self, TlsError> {
+        let api = kube::Api::<Secret>::namespaced(client.clone(), namespace);
+        let server = api
+            .get(SERVER_SECRET)
+            .await
+            .map_err(|source| TlsError::Kube {
+                name: SERVER_SECRET.into(),
+                source,
+            })?;
+        Self::from_external_secret(&server)
+    }
+
+    fn from_external_secret(server: &Secret) -> Result<Self, TlsError> {
+        let data = server.data.clone().unwrap_or_default();
+        let get = |key: &str| {
+            data.get(key)
+                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| {
+                    TlsError::Pem(format!(
+                        "Secret {SERVER_SECRET} has no key {key} (with --push-certs cert-manager, \
+                         a cert-manager Certificate issued by a CA Issuer writes it)"
+                    ))
+                })
+        };
+        let certs = Self {
+            ca_cert: get("ca.crt")?,
+            server_cert: get("tls.crt")?,
+            server_key: get("tls.key")?,
+            ..Self::default()
+        };
+        // Fail here, with the Secret's name, rather than at the first handshake.
+        certs.rotating_server_config()?;
+        Ok(certs)
+    }
+
     fn from_secret(server: &Secret) -> Result<Self, TlsError> {
         let data = server.data.clone().unwrap_or_default();
         let get = |key: &str| {
@@ -550,6 +604,35 @@ mod tests {
         assert!(!client_accepted(&certs, &certs, after_old));
         assert!(client_accepted(&certs, &renewed, after_old));
         assert!(renewed.renewed(&names(), later).expect("check").is_none());
+    }
+
+    #[test]
+    fn certificates_from_cert_manager_are_read_without_a_ca_key() {
+        let made = PushCerts::generate(&names()).expect("generate");
+        let layout = |keys: &[(&str, &String)]| secret("ns", SERVER_SECRET, keys);
+        let certs = PushCerts::from_external_secret(&layout(&[
+            ("ca.crt", &made.ca_cert),
+            ("tls.crt", &made.server_cert),
+            ("tls.key", &made.server_key),
+        ]))
+        .expect("cert-manager's layout");
+        assert_eq!(certs.server_cert, made.server_cert);
+        assert!(certs.ca_key.is_empty());
+        let missing = PushCerts::from_external_secret(&layout(&[
+            ("tls.crt", &made.server_cert),
+            ("tls.key", &made.server_key),
+        ]))
+        .expect_err("no ca.crt");
+        assert!(missing.to_string().contains("ca.crt"), "{missing}");
+        let mismatched = PushCerts::from_external_secret(&layout(&[
+            ("ca.crt", &made.ca_cert),
+            ("tls.crt", &made.server_cert),
+            ("tls.key", &made.client_key),
+        ]));
+        assert!(
+            mismatched.is_err(),
+            "a key that is not the certificate's is refused"
+        );
     }
 
     #[test]

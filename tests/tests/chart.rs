@@ -130,6 +130,19 @@ const VALUE_SETS: &[ValueSet] = &[
             "policy/v1beta1,autoscaling/v2beta2,autoscaling/v1,discovery.k8s.io/v1beta1",
         ],
     },
+    ValueSet {
+        name: "push certificates from cert-manager (chart-made CA issuer)",
+        values: &["--set", "pushCerts.source=cert-manager"],
+        cluster: &[],
+    },
+    ValueSet {
+        name: "push certificates from cert-manager (the user's ClusterIssuer)",
+        values: &[
+            "--set",
+            "pushCerts.source=cert-manager,pushCerts.issuerRef.name=corp-ca,pushCerts.issuerRef.kind=ClusterIssuer",
+        ],
+        cluster: &[],
+    },
 ];
 
 impl ValueSet {
@@ -190,6 +203,29 @@ fn round_trip(doc: &Value) -> Result<Value, String> {
         }
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
             typed::<apiextensions::v1::CustomResourceDefinition>(doc)
+        }
+        ("cert-manager.io/v1", "Certificate") => {
+            // cert-manager's schema, the fields used here.
+            let spec = &doc["spec"];
+            let ok = spec["secretName"].is_string()
+                && spec["issuerRef"]["name"].is_string()
+                && spec["issuerRef"]["kind"]
+                    .as_str()
+                    .is_some_and(|k| k == "Issuer" || k == "ClusterIssuer")
+                && (spec["isCA"] == true || spec["usages"].is_array());
+            if ok {
+                Ok(doc.clone())
+            } else {
+                Err("Certificate: spec.secretName, issuerRef.name/kind and usages expected".into())
+            }
+        }
+        ("cert-manager.io/v1", "Issuer") => {
+            let spec = &doc["spec"];
+            if spec["selfSigned"].is_object() || spec["ca"]["secretName"].is_string() {
+                Ok(doc.clone())
+            } else {
+                Err("Issuer: spec.selfSigned or spec.ca.secretName expected".into())
+            }
         }
         ("monitoring.coreos.com/v1", "ServiceMonitor") => {
             // prometheus-operator's schema, the fields used here.
@@ -380,6 +416,46 @@ fn values_change_what_they_should() {
     assert_eq!(
         find(&old, "HorizontalPodAutoscaler", "causeway-proxy")["apiVersion"],
         "autoscaling/v2beta2"
+    );
+
+    // Push certificates: made by the controller by default; with cert-manager, two
+    // Certificates write the Secrets the controller and the proxies read.
+    let args = |docs: &[Value]| {
+        find(docs, "Deployment", "causeway-controller")["spec"]["template"]["spec"]["containers"][0]
+            ["args"]
+            .clone()
+    };
+    assert!(!kinds.contains("Certificate"));
+    assert!(
+        args(&defaults)
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "--push-certs=controller"))
+    );
+    let managed = VALUE_SETS[5].render();
+    assert!(
+        args(&managed)
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "--push-certs=cert-manager"))
+    );
+    let server = find(&managed, "Certificate", "causeway-push-tls");
+    assert_eq!(server["spec"]["secretName"], "causeway-push-tls");
+    assert_eq!(server["spec"]["issuerRef"]["name"], "causeway-push-ca");
+    assert_eq!(
+        find(&managed, "Certificate", "causeway-proxy-tls")["spec"]["secretName"],
+        "causeway-proxy-tls"
+    );
+    assert_eq!(
+        find(&managed, "Issuer", "causeway-push-ca")["spec"]["ca"]["secretName"],
+        "causeway-push-ca"
+    );
+    let corp = VALUE_SETS[6].render();
+    assert!(
+        corp.iter().all(|d| kind(d) != "Issuer"),
+        "the user's issuer is used"
+    );
+    assert_eq!(
+        find(&corp, "Certificate", "causeway-proxy-tls")["spec"]["issuerRef"],
+        serde_json::json!({"name": "corp-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"})
     );
 }
 
