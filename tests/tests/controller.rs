@@ -1075,5 +1075,78 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
     )
     .await;
 
+    // Push certificates from cert-manager: a Secret in cert-manager's layout (tls.crt, tls.key,
+    // ca.crt — no CA key) in another namespace; a controller with `--push-certs cert-manager`
+    // serves with it, issues nothing, and a proxy with a client certificate of that CA connects.
+    let ns_cm = format!("{ns}-cm");
+    kube.run(&["create", "namespace", &ns_cm]);
+    let pem = |key: &str| {
+        let template = format!("go-template={{{{index .data \"{key}\" | base64decode}}}}");
+        let text = kube.run(&[
+            "get",
+            "secret",
+            "causeway-push-tls",
+            "-n",
+            &ns,
+            "-o",
+            &template,
+        ]);
+        let path = work.path().join(format!("cm-{key}"));
+        std::fs::write(&path, text).expect("write pem");
+        path.display().to_string()
+    };
+    let (ca, crt, key) = (pem("ca.crt"), pem("tls.crt"), pem("tls.key"));
+    kube.run(&[
+        "create",
+        "secret",
+        "generic",
+        "causeway-push-tls",
+        "-n",
+        &ns_cm,
+        &format!("--from-file=ca.crt={ca}"),
+        &format!("--from-file=tls.crt={crt}"),
+        &format!("--from-file=tls.key={key}"),
+    ]);
+    let managed = Controller::start(
+        work.path(),
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            &ns_cm,
+            "--controller-namespace",
+            &ns_cm,
+            "--identity",
+            "controller-cm",
+            "--push-certs",
+            "cert-manager",
+        ],
+    )
+    .await;
+    let _proxy_cm = Proxy::start(
+        work.path(),
+        "proxy-cm",
+        managed.push,
+        &proxy_tls,
+        &work.path().join("p-cm.json"),
+    )
+    .await;
+    let connected = eventually(WAIT, || async {
+        let r = get(managed.admin, "localhost", "/proxies").await.ok()?;
+        let v: Value = serde_json::from_str(&r.body).ok()?;
+        v["proxies"]["proxy-cm"].is_object().then_some(())
+    })
+    .await;
+    assert!(
+        connected.is_some(),
+        "a proxy never connected to the controller using cert-manager's certificates; stderr:\n{}",
+        managed.process.stderr()
+    );
+    assert!(
+        !kube.kubectl_ok(&["get", "secret", "causeway-proxy-tls", "-n", &ns_cm]),
+        "with cert-manager the controller issues nothing"
+    );
+    let _ = kube.kubectl(&["delete", "namespace", &ns_cm, "--wait=false"]);
+
     let _ = kube.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
