@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use causeway_e2e::kube_local::KubeLocal;
 use causeway_e2e::{ChildGuard, bin, eventually, free_port, get, repo_root};
 use serde_json::Value;
 
@@ -470,149 +471,31 @@ async fn mutual_tls_refuses_a_proxy_without_a_certificate_of_the_controllers_ca(
 // ---------------------------------------------------------------------------------------------
 // Against a real API server (kube-local, Kubernetes 1.20).
 
-/// kube-local's scripts, next to the repository (`../shared/tools/kube-local`), or `KUBE_LOCAL_TOOLS`.
-fn kube_local_tools() -> PathBuf {
-    std::env::var_os("KUBE_LOCAL_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/tools/kube-local"))
-}
-
-fn kube_local_bin() -> PathBuf {
-    let home = std::env::var_os("KUBE_LOCAL_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                });
-            cache.join("kube-local")
-        });
-    home.join("bin")
-}
-
-/// A running kube-apiserver: started here (and stopped on drop) or found running.
-struct KubeLocal {
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-    started: bool,
-}
-
-impl KubeLocal {
-    /// `None` (after saying why) when the test should be skipped.
-    fn get() -> Option<Self> {
-        let tools = kube_local_tools();
-        let bin = kube_local_bin();
-        let wanted = std::env::var_os("CAUSEWAY_KUBE_E2E").is_some_and(|v| v != "0");
-        if !bin.join("kube-apiserver").exists() {
-            if !wanted {
-                println!(
-                    "SKIPPED: kube-local is not built ({} missing) and CAUSEWAY_KUBE_E2E is unset; \
-                     run {}/ensure.sh or set CAUSEWAY_KUBE_E2E=1",
-                    bin.join("kube-apiserver").display(),
-                    tools.display()
-                );
-                return None;
-            }
-            let status = Command::new("bash")
-                .arg(tools.join("ensure.sh"))
-                .status()
-                .expect("run ensure.sh");
-            assert!(status.success(), "kube-local ensure.sh failed");
-        }
-        let kubeconfig = PathBuf::from(
-            std::env::var_os("KUBE_LOCAL_KUBECONFIG")
-                .unwrap_or_else(|| "/tmp/kube-local/kubeconfig".into()),
-        );
-        let kubectl = bin.join("kubectl");
-        let mut local = Self {
-            kubeconfig,
-            kubectl,
-            started: false,
-        };
-        if local.kubectl_ok(&["get", "--raw", "/readyz"]) {
-            return Some(local);
-        }
-        let out = Command::new("bash")
-            .arg(tools.join("up.sh"))
-            .output()
-            .expect("run up.sh");
-        assert!(
-            out.status.success(),
-            "kube-local up.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        local.kubeconfig = PathBuf::from(path);
-        local.started = true;
-        Some(local)
-    }
-
-    fn kubectl(&self, args: &[&str]) -> std::process::Output {
-        Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .expect("run kubectl")
-    }
-
-    fn kubectl_ok(&self, args: &[&str]) -> bool {
-        self.kubectl(args).status.success()
-    }
-
-    /// kubectl that must succeed; returns stdout.
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Polls `kubectl args` until its output satisfies `check`.
-    async fn wait_for(
-        &self,
-        args: &[&str],
-        what: &str,
-        check: impl Fn(&str) -> bool,
-        controller: &Controller,
-    ) -> String {
-        let found = eventually(WAIT, || async {
-            let out = self.kubectl(args);
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            (out.status.success() && check(&text)).then_some(text)
-        })
-        .await;
-        found.unwrap_or_else(|| {
-            panic!(
-                "{what} never happened; controller stderr:\n{}",
-                controller.process.stderr()
-            )
-        })
-    }
-}
-
-impl Drop for KubeLocal {
-    fn drop(&mut self) {
-        if self.started {
-            let _ = Command::new("bash")
-                .arg(kube_local_tools().join("down.sh"))
-                .status();
-        }
-    }
+/// Polls `kubectl args` until its output satisfies `check`.
+async fn wait_for(
+    kube: &KubeLocal,
+    args: &[&str],
+    what: &str,
+    check: impl Fn(&str) -> bool,
+    controller: &Controller,
+) -> String {
+    let found = eventually(WAIT, || async {
+        let out = kube.kubectl(args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && check(&text)).then_some(text)
+    })
+    .await;
+    found.unwrap_or_else(|| {
+        panic!(
+            "{what} never happened; controller stderr:\n{}",
+            controller.process.stderr()
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serves_it() {
-    let Some(kube) = KubeLocal::get() else {
+    let Some(kube) = KubeLocal::private() else {
         return;
     };
     let work = tempfile::tempdir().expect("tempdir");
@@ -666,22 +549,22 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
     .await;
 
     // Statuses, deployment records and the Lease appear.
-    let deployment = kube
-        .wait_for(
-            &[
-                "get",
-                "stage",
-                "petstore-prod",
-                "-n",
-                &ns,
-                "-o",
-                "jsonpath={.status.deploymentId}",
-            ],
-            "Stage.status.deploymentId",
-            |s| !s.is_empty(),
-            &controller,
-        )
-        .await;
+    let deployment = wait_for(
+        &kube,
+        &[
+            "get",
+            "stage",
+            "petstore-prod",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.status.deploymentId}",
+        ],
+        "Stage.status.deploymentId",
+        |s| !s.is_empty(),
+        &controller,
+    )
+    .await;
     let accepted = kube.run(&[
         "get", "routes", "-n", &ns, "-o",
         "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Accepted\")].status}{\" \"}{end}",
@@ -701,7 +584,8 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
         "jsonpath={.status.latestDeploymentId}",
     ]);
     assert_eq!(latest, deployment);
-    kube.wait_for(
+    wait_for(
+        &kube,
         &[
             "get",
             "configmaps",
@@ -753,7 +637,8 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
     )
     .await;
     proxy.wait_serves(&host, "/prod/pets", "dog").await;
-    kube.wait_for(
+    wait_for(
+        &kube,
         &[
             "get",
             "stage",
@@ -782,22 +667,22 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
     );
 
     // The deletion made a new deployment; it is the one to pin.
-    let deployment = kube
-        .wait_for(
-            &[
-                "get",
-                "stage",
-                "petstore-prod",
-                "-n",
-                &ns,
-                "-o",
-                "jsonpath={.status.deploymentId}",
-            ],
-            "a new deployment after the deletion",
-            |s| !s.is_empty() && s != deployment,
-            &controller,
-        )
-        .await;
+    let deployment = wait_for(
+        &kube,
+        &[
+            "get",
+            "stage",
+            "petstore-prod",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.status.deploymentId}",
+        ],
+        "a new deployment after the deletion",
+        |s| !s.is_empty() && s != deployment,
+        &controller,
+    )
+    .await;
 
     // Deployment history: pin beta to the current deployment, change a Route, beta is unchanged
     // while prod (autoDeploy) follows; then roll prod back by setting the older id.
@@ -818,22 +703,22 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
         r#"{"spec":{"integration":{"mock":{"statusCode":200,"headers":{"content-type":"application/json"},"body":"{\"status\":\"changed\"}"}}}}"#,
     ]);
     proxy.wait_serves(&host, "/prod/health", "changed").await;
-    let newer = kube
-        .wait_for(
-            &[
-                "get",
-                "stage",
-                "petstore-prod",
-                "-n",
-                &ns,
-                "-o",
-                "jsonpath={.status.deploymentId}",
-            ],
-            "a new deployment on the autoDeploy stage",
-            |s| !s.is_empty() && s != deployment,
-            &controller,
-        )
-        .await;
+    let newer = wait_for(
+        &kube,
+        &[
+            "get",
+            "stage",
+            "petstore-prod",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.status.deploymentId}",
+        ],
+        "a new deployment on the autoDeploy stage",
+        |s| !s.is_empty() && s != deployment,
+        &controller,
+    )
+    .await;
     let r = get(proxy.traffic, &host, "/beta/health")
         .await
         .expect("beta answers");
@@ -852,7 +737,8 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
         "jsonpath={.status.deploymentId}",
     ]);
     assert_eq!(beta, deployment);
-    kube.wait_for(
+    wait_for(
+        &kube,
         &[
             "get",
             "configmaps",
@@ -1059,7 +945,8 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
         "jsonpath={.status.routeCount}",
     ]);
     kube.run(&["delete", "route", "create-pet", "-n", &ns]);
-    kube.wait_for(
+    wait_for(
+        &kube,
         &[
             "get",
             "api",
@@ -1143,7 +1030,10 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
         managed.process.stderr()
     );
     assert!(
-        !kube.kubectl_ok(&["get", "secret", "causeway-proxy-tls", "-n", &ns_cm]),
+        !kube
+            .kubectl(&["get", "secret", "causeway-proxy-tls", "-n", &ns_cm])
+            .status
+            .success(),
         "with cert-manager the controller issues nothing"
     );
     let _ = kube.kubectl(&["delete", "namespace", &ns_cm, "--wait=false"]);
