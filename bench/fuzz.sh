@@ -25,7 +25,8 @@ stamp="$(date -u +%Y-%m-%dT%H-%MZ)"
 out="bench/results/fuzz-$stamp.md"
 rows=()
 failed=0
-(cd fuzz && cargo fuzz build --sanitizer none --release "${targets[@]/#/}" >/dev/null 2>&1) || true
+echo "==> cargo fuzz build (release, no sanitizer)"
+(cd fuzz && cargo fuzz build --sanitizer none --release)
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"
   # A scratch copy of the corpus: new inputs found in a short run are not committed.

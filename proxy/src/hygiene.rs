@@ -66,12 +66,13 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathRejection> {
         return Ok(Cow::Borrowed(raw));
     }
     // Decode unreserved escapes; refuse the dangerous ones.
-    let mut decoded = String::with_capacity(raw.len());
+    // Bytes, not chars: a non-ASCII character is copied as its UTF-8 bytes, unchanged.
+    let mut decoded: Vec<u8> = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         if b != b'%' {
-            decoded.push(char::from(b));
+            decoded.push(b);
             i += 1;
             continue;
         }
@@ -87,16 +88,20 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathRejection> {
             b'/' => return Err(PathRejection::EncodedSlash),
             b'\\' => return Err(PathRejection::Backslash),
             b';' => return Err(PathRejection::Semicolon),
-            v if is_unreserved(v) => decoded.push(char::from(v)),
+            v if is_unreserved(v) => decoded.push(v),
             v => {
                 const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                decoded.push('%');
-                decoded.push(char::from(HEX[usize::from(v >> 4)]));
-                decoded.push(char::from(HEX[usize::from(v & 0xf)]));
+                decoded.extend_from_slice(&[
+                    b'%',
+                    HEX[usize::from(v >> 4)],
+                    HEX[usize::from(v & 0xf)],
+                ]);
             }
         }
         i += 3;
     }
+    // Only ASCII was decoded and every other byte came from `raw`, so this is UTF-8.
+    let decoded = String::from_utf8(decoded).map_err(|_| PathRejection::BadEscape)?;
     // Segments: drop empty (`//`) and `.`, refuse `..`; keep a trailing slash.
     let trailing = decoded.ends_with('/') || decoded.ends_with("/.");
     let mut out = String::with_capacity(decoded.len());
@@ -260,5 +265,15 @@ mod tests {
             normalize_path("/pets/7/toys"),
             Ok(Cow::Borrowed(_))
         ));
+    }
+
+    #[test]
+    fn normalizing_is_idempotent_on_what_the_fuzzer_found() {
+        for raw in ["/..'.\u{79d}", "/a/..'./b", "/%2e./x"] {
+            if let Ok(once) = normalize_path(raw) {
+                let twice = normalize_path(&once).map(|c| c.into_owned());
+                assert_eq!(twice.as_deref(), Ok(once.as_ref()), "{raw:?}");
+            }
+        }
     }
 }
