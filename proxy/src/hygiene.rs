@@ -14,6 +14,7 @@
 //! | `%2F` (encoded `/`), `\` or `%5C` | refused, 400 |
 //! | `;` or `%3B` (path parameters) | refused, 400 |
 //! | `%00`, bad `%` escapes, not starting with `/` | refused, 400 |
+//! | escapes that decode to bytes that are not UTF-8 (`%c0%ae`, `%ff`) | refused, 400 |
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -65,13 +66,16 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathRejection> {
     if !needs_work {
         return Ok(Cow::Borrowed(raw));
     }
-    // Decode unreserved escapes; refuse the dangerous ones.
+    // Decode unreserved escapes; refuse the dangerous ones. `bytes_of` is the path with every
+    // escape decoded, to refuse escapes that are not UTF-8 (`%c0%ae`, an overlong `.`).
     let mut decoded = String::with_capacity(raw.len());
+    let mut bytes_of = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         if b != b'%' {
             decoded.push(char::from(b));
+            bytes_of.push(b);
             i += 1;
             continue;
         }
@@ -82,6 +86,7 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathRejection> {
             return Err(PathRejection::BadEscape);
         };
         let value = hi * 16 + lo;
+        bytes_of.push(value);
         match value {
             0 => return Err(PathRejection::BadEscape),
             b'/' => return Err(PathRejection::EncodedSlash),
@@ -96,6 +101,9 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathRejection> {
             }
         }
         i += 3;
+    }
+    if std::str::from_utf8(&bytes_of).is_err() {
+        return Err(PathRejection::InvalidUtf8);
     }
     // Segments: drop empty (`//`) and `.`, refuse `..`; keep a trailing slash.
     let trailing = decoded.ends_with('/') || decoded.ends_with("/.");
@@ -252,6 +260,10 @@ mod tests {
         }
         assert_eq!(normalize_path("*"), Err(R::NotAbsolute));
         assert_eq!(normalize_path("/a%00"), Err(R::BadEscape));
+        for invalid in ["/%c0%ae%c0%ae/x", "/a%ff", "/%ed%a0%80", "/%e2%82", "/%C0%AF"] {
+            assert_eq!(normalize_path(invalid), Err(R::InvalidUtf8), "{invalid}");
+        }
+        assert_eq!(normalize_path("/caf%C3%A9").as_deref(), Ok("/caf%C3%A9"));
     }
 
     #[test]

@@ -351,7 +351,11 @@ impl Upstream {
                     last = Some(Attempt::Connect(address.clone(), e.into()));
                 }
                 Err(e) => {
-                    balancer.failed(i, self.outlier);
+                    // A client whose body is malformed, too large or stalled must not be able
+                    // to eject a healthy endpoint.
+                    if !crate::body::client_body_caused(&e) {
+                        balancer.failed(i, self.outlier);
+                    }
                     return Err(Attempt::Failed(e.into()));
                 }
             }
