@@ -260,7 +260,13 @@ mod tests {
         }
         assert_eq!(normalize_path("*"), Err(R::NotAbsolute));
         assert_eq!(normalize_path("/a%00"), Err(R::BadEscape));
-        for invalid in ["/%c0%ae%c0%ae/x", "/a%ff", "/%ed%a0%80", "/%e2%82", "/%C0%AF"] {
+        for invalid in [
+            "/%c0%ae%c0%ae/x",
+            "/a%ff",
+            "/%ed%a0%80",
+            "/%e2%82",
+            "/%C0%AF",
+        ] {
             assert_eq!(normalize_path(invalid), Err(R::InvalidUtf8), "{invalid}");
         }
         assert_eq!(normalize_path("/caf%C3%A9").as_deref(), Ok("/caf%C3%A9"));

@@ -93,8 +93,14 @@ mod tests {
     #[test]
     fn ipv6_clients_are_counted_per_64() {
         let limit = ClientConnections::new(1).expect("a limit");
-        let _one = limit.admit("2001:db8::1".parse().expect("ip")).expect("first");
+        let _one = limit
+            .admit("2001:db8::1".parse().expect("ip"))
+            .expect("first");
         assert!(limit.admit("2001:db8::2".parse().expect("ip")).is_none());
-        assert!(limit.admit("2001:db8:0:1::1".parse().expect("ip")).is_some());
+        assert!(
+            limit
+                .admit("2001:db8:0:1::1".parse().expect("ip"))
+                .is_some()
+        );
     }
 }

@@ -387,10 +387,9 @@ where
             }
             // The client's side of an upgrade stays here: only the connection may turn into a
             // tunnel, and only when the integration brings the backend's side (`tunnel`).
-            let client_upgrade = request
-                .headers()
-                .contains_key(http::header::UPGRADE)
-                .then(|| hyper::upgrade::on(&mut request));
+            let client_upgrade = (request.version() == http::Version::HTTP_11
+                && request.headers().contains_key(http::header::UPGRADE))
+            .then(|| hyper::upgrade::on(&mut request));
             let handler = handler.clone();
             let lease = Arc::clone(&lease);
             let phase = tunnel_phase.clone();

@@ -37,7 +37,8 @@ async fn closed_after(stream: &mut TcpStream) -> Duration {
 
 fn assert_about(elapsed: Duration, timeout: Duration) {
     assert!(
-        elapsed >= timeout - Duration::from_millis(50) && elapsed < timeout * 2 + Duration::from_secs(1),
+        elapsed >= timeout - Duration::from_millis(50)
+            && elapsed < timeout * 2 + Duration::from_secs(1),
         "closed after {elapsed:?}, the timeout is {timeout:?}"
     );
 }
@@ -61,7 +62,10 @@ async fn a_connection_that_sends_part_of_the_http2_preface_is_closed_at_the_head
     };
     let (proxy, _upstream) = proxy_with(config).await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
-    stream.write_all(b"PRI * HTTP/2.0\r\n").await.expect("write");
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n")
+        .await
+        .expect("write");
     assert_about(closed_after(&mut stream).await, SHORT);
 }
 
@@ -117,8 +121,7 @@ fn h2_get(path: &str, headers: &[(&str, &str)]) -> http::Request<TestBody> {
 }
 
 #[tokio::test]
-async fn an_http2_connection_with_no_open_stream_is_closed_after_the_idle_timeout_while_it_pings()
-{
+async fn an_http2_connection_with_no_open_stream_is_closed_after_the_idle_timeout_while_it_pings() {
     let config = ProxyConfig {
         h2_idle_timeout: SHORT,
         header_read_timeout: Duration::from_secs(5),
@@ -325,7 +328,10 @@ async fn a_tunnel_ends_when_the_proxy_drains() {
     proxy.shutdown();
     // Well before the drain timeout (1 s in tests): a tunnel never finishes by itself.
     let closed = closed_after(&mut tunnel).await;
-    assert!(closed < Duration::from_millis(800), "closed after {closed:?}");
+    assert!(
+        closed < Duration::from_millis(800),
+        "closed after {closed:?}"
+    );
 }
 
 #[tokio::test]
