@@ -381,3 +381,34 @@ async fn only_websocket_upgrades_reach_a_backend_and_only_on_http_proxy_routes()
     assert_eq!(raw_status(&answer), 200, "{answer}");
     assert!(answer.ends_with("mocked"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_backend_that_switches_protocols_unasked_is_a_502_not_a_tunnel() {
+    // A backend that answers 101 to anything, then would talk its own protocol.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let backend = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nsecret")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            });
+        }
+    });
+    let snapshot = SnapshotBuilder::new()
+        .route(proxy_to("ANY /{proxy+}", "b"))
+        .backend("b", &[backend.to_string()])
+        .build();
+    let proxy = TestProxy::with_snapshot(snapshot).await;
+    for upgrade in ["", "Upgrade: h2c\r\nConnection: Upgrade, close\r\n"] {
+        let request =
+            format!("GET /x HTTP/1.1\r\nHost: {HOST}\r\n{upgrade}Connection: close\r\n\r\n");
+        let answer = raw(proxy.addr, request.as_bytes()).await;
+        assert_eq!(raw_status(&answer), 502, "{upgrade:?}: {answer}");
+        assert!(!answer.contains("secret"), "{answer}");
+    }
+}
