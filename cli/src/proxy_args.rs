@@ -31,9 +31,19 @@ pub struct ProxyArgs {
     /// Largest request body unless the Api sets `maxBodyBytes`, bytes; larger → 413.
     #[arg(long, env = "CAUSEWAY_MAX_BODY_BYTES", default_value_t = proxy::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: u64,
-    /// Time to receive a request head, and the idle time of a keep-alive connection, ms.
+    /// Time to receive a request head, ms: from accept (after TLS, whose handshake it also
+    /// bounds) to the first request on any connection, and the idle time of an HTTP/1.1
+    /// keep-alive connection.
     #[arg(long, env = "CAUSEWAY_HEADER_READ_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_HEADER_READ_TIMEOUT))]
     pub header_read_timeout_ms: u64,
+    /// An HTTP/2 connection with no open stream for this long is closed (GOAWAY), even while
+    /// the client sends PINGs, ms.
+    #[arg(long, env = "CAUSEWAY_H2_IDLE_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_H2_IDLE_TIMEOUT))]
+    pub h2_idle_timeout_ms: u64,
+    /// An upgraded (WebSocket) connection with no byte in either direction for this long is
+    /// closed, ms.
+    #[arg(long, env = "CAUSEWAY_TUNNEL_IDLE_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_TUNNEL_IDLE_TIMEOUT))]
+    pub tunnel_idle_timeout_ms: u64,
     /// Longest pause inside a request body, ms; longer → 408.
     #[arg(long, env = "CAUSEWAY_BODY_IDLE_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_BODY_IDLE_TIMEOUT))]
     pub body_idle_timeout_ms: u64,
@@ -46,9 +56,15 @@ pub struct ProxyArgs {
     /// Initial HTTP/2 connection window, bytes.
     #[arg(long, env = "CAUSEWAY_H2_CONNECTION_WINDOW", default_value_t = proxy::DEFAULT_H2_CONNECTION_WINDOW)]
     pub h2_connection_window: u32,
-    /// Open client connections per process; more wait in the accept queue.
+    /// Open client connections per process (upgraded WebSocket connections count); more wait
+    /// in the accept queue.
     #[arg(long, env = "CAUSEWAY_MAX_CONNECTIONS", default_value_t = proxy::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// Open connections per client address (IPv6: per /64); more are closed at once and
+    /// counted in `causeway_proxy_connections_refused_total`. 0: no limit (behind a load
+    /// balancer every client has its address).
+    #[arg(long, env = "CAUSEWAY_MAX_CONNECTIONS_PER_CLIENT", default_value_t = proxy::DEFAULT_MAX_CONNECTIONS_PER_CLIENT)]
+    pub max_connections_per_client: usize,
     /// Connect failures or 5xx answers in a row that eject an upstream endpoint; 0: never.
     #[arg(long, env = "CAUSEWAY_OUTLIER_CONSECUTIVE_FAILURES", default_value_t = proxy::DEFAULT_OUTLIER_CONSECUTIVE_FAILURES)]
     pub outlier_consecutive_failures: u32,
@@ -117,6 +133,9 @@ impl ProxyArgs {
             h2_stream_window: self.h2_stream_window,
             h2_connection_window: self.h2_connection_window,
             max_connections: self.max_connections.max(1),
+            max_connections_per_client: self.max_connections_per_client,
+            h2_idle_timeout: Duration::from_millis(self.h2_idle_timeout_ms.max(1)),
+            tunnel_idle_timeout: Duration::from_millis(self.tunnel_idle_timeout_ms.max(1)),
             trusted_hops: self.trusted_hops.clone(),
             workers: match self.workers {
                 0 => std::thread::available_parallelism().map_or(1, usize::from),

@@ -32,7 +32,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
-use crate::body::{BoxError, ProxyBody, full};
+use crate::body::{ProxyBody, full};
 use crate::context::{Principal, RequestContext};
 use crate::error::{AuthApplyError, AuthError};
 use crate::upstream::LiveBackend;
@@ -184,7 +184,7 @@ pub(crate) async fn authorize(
 ) -> Result<Request<ProxyBody>, AuthError> {
     let mut principal = Principal::default();
     let (mut parts, body) = request.into_parts();
-    let mut body: ProxyBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
+    let mut body = crate::body::from_client(body);
     let mut authorizer = None;
     if let Some(authorization) = route.authorization {
         let found = tables

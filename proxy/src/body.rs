@@ -21,6 +21,28 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every response the proxy sends, and of every upstream request.
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// The client's request body failed (a malformed chunk, a connection closed mid-body): the
+/// client's fault, whoever was reading the body when it failed (the upstream client, a
+/// validator, a Lambda event). Classified by `error::RequestError::body_failure`.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body is malformed or incomplete: {0}")]
+pub struct ClientBodyError(#[source] pub hyper::Error);
+
+/// The body of a request as the client sends it, its errors marked as [`ClientBodyError`].
+pub(crate) fn from_client(body: hyper::body::Incoming) -> ProxyBody {
+    body.map_err(|e| -> BoxError { Box::new(ClientBodyError(e)) })
+        .boxed_unsync()
+}
+
+/// Whether a failed exchange was caused by the client's request body (malformed, over the
+/// limit, stalled) rather than by the backend: such failures must not count against an
+/// upstream endpoint.
+pub(crate) fn client_body_caused(error: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<ClientBodyError>(error)
+        || caused_by::<BodyIdleTimeout>(error)
+        || caused_by::<http_body_util::LengthLimitError>(error)
+}
+
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
     Full::new(bytes.into())

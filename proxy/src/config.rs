@@ -29,7 +29,17 @@ pub const DEFAULT_H2_MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 /// Largest request body unless the Api sets `maxBodyBytes`.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 /// Open downstream connections per process; further connections wait in the accept queue.
+/// Upgraded (WebSocket) tunnels count as the connections they came from.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Open connections per client address (IPv6: per /64); 0 means no limit. Off by default:
+/// behind a load balancer every client has the balancer's address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 0;
+/// An HTTP/2 connection with no open stream for this long is closed (GOAWAY), whether or not
+/// the client sends PINGs.
+pub const DEFAULT_H2_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// An upgraded (WebSocket) tunnel with no byte in either direction for this long is closed
+/// (API Gateway's WebSocket idle timeout).
+pub const DEFAULT_TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// How long in-flight requests may run after shutdown was requested.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle pooled upstream connections are closed after this.
@@ -82,8 +92,15 @@ pub struct ProxyConfig {
     pub max_header_bytes: usize,
     /// Largest number of HTTP/1.1 request headers.
     pub max_headers: usize,
-    /// Time to receive an HTTP/1.1 request head.
+    /// Time to receive a request head: from accept (after the TLS handshake) to the first
+    /// request's head on any connection (so also a connection that sends no byte, or only
+    /// part of the HTTP/2 preface), and for each later head on HTTP/1.1 (keep-alive idle).
+    /// Also bounds the TLS handshake.
     pub header_read_timeout: Duration,
+    /// An HTTP/2 connection with no open stream for this long is closed gracefully.
+    pub h2_idle_timeout: Duration,
+    /// An upgraded tunnel with no byte in either direction for this long is closed.
+    pub tunnel_idle_timeout: Duration,
     /// Keep HTTP/1.1 connections alive.
     pub keep_alive: bool,
     /// HTTP/2 PING interval.
@@ -116,8 +133,12 @@ pub struct ProxyConfig {
     pub outlier_base_ejection: Duration,
     /// Port named in HTTP→HTTPS redirects (`Location` omits it when 443).
     pub https_port: u16,
-    /// Open downstream connections per process (traffic listener).
+    /// Open downstream connections per process (traffic listener); tunnels count.
     pub max_connections: usize,
+    /// Open connections per client address (IPv6: per /64), over every listener; 0: no
+    /// limit. A connection over it is closed at once and counted in
+    /// `causeway_proxy_connections_refused`.
+    pub max_connections_per_client: usize,
     /// Grace period for in-flight requests on shutdown.
     pub drain_timeout: Duration,
     /// Idle timeout of pooled upstream connections.
@@ -138,6 +159,8 @@ impl Default for ProxyConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            h2_idle_timeout: DEFAULT_H2_IDLE_TIMEOUT,
+            tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
             keep_alive: DEFAULT_KEEP_ALIVE,
             h2_keep_alive_interval: DEFAULT_H2_KEEP_ALIVE_INTERVAL,
             h2_keep_alive_timeout: DEFAULT_H2_KEEP_ALIVE_TIMEOUT,
@@ -154,6 +177,7 @@ impl Default for ProxyConfig {
             outlier_consecutive_failures: DEFAULT_OUTLIER_CONSECUTIVE_FAILURES,
             outlier_base_ejection: DEFAULT_OUTLIER_BASE_EJECTION,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             upstream_pool_idle_timeout: DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT,
             upstream_max_idle_per_host: DEFAULT_UPSTREAM_MAX_IDLE_PER_HOST,

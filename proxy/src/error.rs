@@ -8,7 +8,9 @@
 use causeway_snapshot::{GatewayResponseKind, RouteConflict};
 use http::StatusCode;
 
-use crate::body::{BodyIdleTimeout, BoxError};
+use http_body_util::LengthLimitError;
+
+use crate::body::{BodyIdleTimeout, BoxError, ClientBodyError, caused_by};
 
 /// Whose fault a failed request is (pingora's `ErrorSource`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +147,29 @@ impl RequestError {
                 names.join(", ")
             )),
             _ => None,
+        }
+    }
+
+    /// A failure while the request body was read — by a validator, a Lambda event, or the
+    /// upstream client streaming it to the backend — said as the client's fault when the
+    /// client's body caused it: over the limit (413), stalled (408), malformed or cut short
+    /// (400, never 502). Any other error is returned as it is.
+    pub(crate) fn body_failure(self, limit: u64, idle: std::time::Duration) -> Self {
+        let cause = match &self {
+            Self::ReadBody(e) | Self::UpstreamFailed { source: e, .. } => e.as_ref(),
+            _ => return self,
+        };
+        if caused_by::<LengthLimitError>(cause) {
+            Self::BodyTooLarge { limit }
+        } else if caused_by::<BodyIdleTimeout>(cause) {
+            Self::BodyTimeout(BodyIdleTimeout(idle))
+        } else if caused_by::<ClientBodyError>(cause) {
+            match self {
+                Self::UpstreamFailed { source, .. } => Self::ReadBody(source),
+                other => other,
+            }
+        } else {
+            self
         }
     }
 
@@ -556,6 +581,10 @@ pub enum PathRejection {
     /// `%00` or a `%` not followed by two hex digits.
     #[error("the path has a NUL or a malformed percent escape")]
     BadEscape,
+    /// Percent-escapes that decode to bytes that are not UTF-8 (`%c0%ae`, an overlong `.`;
+    /// `%ff`; an encoded surrogate): backends decode them differently, or into `..`.
+    #[error("the path has percent-escapes that are not UTF-8")]
+    InvalidUtf8,
 }
 
 /// Why the request's host is refused.

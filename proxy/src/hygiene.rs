@@ -14,6 +14,7 @@
 //! | `%2F` (encoded `/`), `\` or `%5C` | refused, 400 |
 //! | `;` or `%3B` (path parameters) | refused, 400 |
 //! | `%00`, bad `%` escapes, not starting with `/` | refused, 400 |
+//! | escapes that decode to bytes that are not UTF-8 (`%c0%ae`, `%ff`) | refused, 400 |
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -65,14 +66,17 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathRejection> {
     if !needs_work {
         return Ok(Cow::Borrowed(raw));
     }
-    // Decode unreserved escapes; refuse the dangerous ones.
-    // Bytes, not chars: a non-ASCII character is copied as its UTF-8 bytes, unchanged.
+    // Decode unreserved escapes; refuse the dangerous ones. Bytes, not chars: a non-ASCII
+    // character is copied as its UTF-8 bytes, unchanged. `bytes_of` is the path with every
+    // escape decoded, to refuse escapes that are not UTF-8 (`%c0%ae`, an overlong `.`).
     let mut decoded: Vec<u8> = Vec::with_capacity(raw.len());
+    let mut bytes_of = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         if b != b'%' {
             decoded.push(b);
+            bytes_of.push(b);
             i += 1;
             continue;
         }
@@ -83,6 +87,7 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathRejection> {
             return Err(PathRejection::BadEscape);
         };
         let value = hi * 16 + lo;
+        bytes_of.push(value);
         match value {
             0 => return Err(PathRejection::BadEscape),
             b'/' => return Err(PathRejection::EncodedSlash),
@@ -100,8 +105,11 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathRejection> {
         }
         i += 3;
     }
+    if std::str::from_utf8(&bytes_of).is_err() {
+        return Err(PathRejection::InvalidUtf8);
+    }
     // Only ASCII was decoded and every other byte came from `raw`, so this is UTF-8.
-    let decoded = String::from_utf8(decoded).map_err(|_| PathRejection::BadEscape)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| PathRejection::InvalidUtf8)?;
     // Segments: drop empty (`//`) and `.`, refuse `..`; keep a trailing slash.
     let trailing = decoded.ends_with('/') || decoded.ends_with("/.");
     let mut out = String::with_capacity(decoded.len());
@@ -257,6 +265,16 @@ mod tests {
         }
         assert_eq!(normalize_path("*"), Err(R::NotAbsolute));
         assert_eq!(normalize_path("/a%00"), Err(R::BadEscape));
+        for invalid in [
+            "/%c0%ae%c0%ae/x",
+            "/a%ff",
+            "/%ed%a0%80",
+            "/%e2%82",
+            "/%C0%AF",
+        ] {
+            assert_eq!(normalize_path(invalid), Err(R::InvalidUtf8), "{invalid}");
+        }
+        assert_eq!(normalize_path("/caf%C3%A9").as_deref(), Ok("/caf%C3%A9"));
     }
 
     #[test]

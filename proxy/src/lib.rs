@@ -149,12 +149,10 @@ impl Proxy {
             return served;
         }
         let settings = accept::ListenerSettings {
-            builder: accept::builder(config),
-            tls: None,
-            handshake_timeout: config.header_read_timeout,
             permits: Some(Arc::clone(&self.shared.connections)),
+            per_client: self.shared.per_client(),
             gauge: Some(self.shared.metrics.active_connections.clone()),
-            drain_timeout: config.drain_timeout,
+            ..accept::ListenerSettings::new(config)
         };
         let shared = Arc::clone(&self.shared);
         let served = accept::accept_loop(listener, shutdown, settings, move |request, peer| {
@@ -211,12 +209,11 @@ impl Proxy {
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
         let settings = accept::ListenerSettings {
-            builder: accept::builder(config),
             tls: Some(tls::Acceptor::new(Arc::clone(&self.shared))),
-            handshake_timeout: config.header_read_timeout,
             permits: Some(Arc::clone(&self.shared.tls_connections)),
+            per_client: self.shared.per_client(),
             gauge: Some(self.shared.metrics.active_connections.clone()),
-            drain_timeout: config.drain_timeout,
+            ..accept::ListenerSettings::new(config)
         };
         let shared = Arc::clone(&self.shared);
         accept::accept_loop(listener, shutdown, settings, move |request, peer| {
@@ -233,14 +230,7 @@ impl Proxy {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
-        let settings = accept::ListenerSettings {
-            builder: accept::builder(config),
-            tls: None,
-            handshake_timeout: config.header_read_timeout,
-            permits: None,
-            gauge: None,
-            drain_timeout: config.drain_timeout,
-        };
+        let settings = accept::ListenerSettings::new(config);
         let shared = Arc::clone(&self.shared);
         accept::accept_loop(listener, shutdown, settings, move |request, _peer| {
             admin::handle(Arc::clone(&shared), request)

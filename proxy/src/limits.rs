@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+pub(crate) mod clients;
 pub(crate) mod quota;
 pub mod usage;
 

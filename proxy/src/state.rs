@@ -34,9 +34,22 @@ pub(crate) struct Shared {
     /// The HTTPS listener's own cap: a listener waits for a permit before `accept`, so two
     /// listeners sharing one semaphore could starve each other.
     pub(crate) tls_connections: Arc<Semaphore>,
+    /// Open connections per client address, over every listener (`None`: no limit).
+    pub(crate) client_connections: Option<Arc<limits::clients::ClientConnections>>,
 }
 
 impl Shared {
+    /// The per-client connection cap and the counter of connections it refused, if configured.
+    pub fn per_client(
+        &self,
+    ) -> Option<(
+        Arc<limits::clients::ClientConnections>,
+        prometheus_client::metrics::counter::Counter,
+    )> {
+        let clients = self.client_connections.clone()?;
+        Some((clients, self.metrics.connections_refused.clone()))
+    }
+
     /// Everything a proxy needs before its first snapshot.
     pub fn new(config: ProxyConfig) -> Self {
         let mut metrics = metrics::Metrics::new();
@@ -64,6 +77,9 @@ impl Shared {
             access_log: access_log::AccessLogger::new(config.access_log.clone()),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             tls_connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            client_connections: limits::clients::ClientConnections::new(
+                config.max_connections_per_client,
+            ),
             tables: ArcSwapOption::empty(),
             auth: auth::AuthState::new(),
             limiters: limits::Limiters::default(),

@@ -35,9 +35,10 @@ use crate::upstream::origination::{H2cEndpoint, TlsOrigin};
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), besides those
-/// named in `Connection`.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// named in `Connection`. `HTTP2-Settings` only ever comes with an h2c upgrade.
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
+    HeaderName::from_static("http2-settings"),
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
@@ -192,15 +193,16 @@ impl Upstream {
         if let Some(method) = &integration.method {
             *request.method_mut() = method.clone();
         }
-        // A WebSocket (or other) upgrade passes through: the downstream connection is taken
-        // over once the backend answers 101, and bytes are copied both ways.
-        let upgrade = upgrade_protocol(request.headers());
-        let downstream = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+        // Only a WebSocket upgrade passes, and only to an HTTP/1.1 backend: every other
+        // `Upgrade` (h2c, TLS, anything custom) is dropped with the hop-by-hop headers and the
+        // request is forwarded as plain HTTP/1.1. When the backend answers 101, its side of the
+        // upgrade stays in the response and the server turns the connection into a tunnel.
+        let websocket = backend.h2c.is_none() && asks_for_websocket(request.headers());
         let headers = request.headers_mut();
         remove_hop_by_hop(headers);
-        if let Some(protocol) = upgrade {
+        if websocket {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            headers.insert(header::UPGRADE, protocol);
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         }
         headers.insert(header::HOST, backend.authority.clone());
         crate::hygiene::set_forwarding_headers(
@@ -220,7 +222,7 @@ impl Upstream {
             backend: backend.id.clone(),
             timeout_ms: u32::try_from(integration.timeout.as_millis()).unwrap_or(u32::MAX),
         };
-        let attempt = self.attempts(backend, request, &path_and_query, downstream);
+        let attempt = self.attempts(backend, request, &path_and_query, websocket);
         let result = match tokio::time::timeout(integration.timeout, attempt).await {
             Ok(done) => done,
             Err(_) => return Err(timeout_error()),
@@ -252,7 +254,7 @@ impl Upstream {
         backend: &LiveBackend,
         request: Request<ProxyBody>,
         path_and_query: &str,
-        mut downstream: Option<hyper::upgrade::OnUpgrade>,
+        websocket: bool,
     ) -> Result<UpstreamResponse, Attempt> {
         let balancer = &backend.balancer;
         let max = balancer.endpoints.len().min(MAX_ATTEMPTS);
@@ -306,31 +308,28 @@ impl Upstream {
                 (None, None) => self.client.request(request).await,
             };
             match sent {
-                Ok(mut response) => {
+                Ok(response) => {
                     let status = response.status().as_u16();
-                    if status >= 500 {
+                    let switching = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+                    if status >= 500 || (switching && !websocket) {
                         balancer.failed(i, self.outlier);
                     } else {
                         balancer.succeeded(i);
                     }
-                    let switching = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-                    let tunnel = match downstream.take() {
-                        Some(client) if switching => {
-                            Some((client, hyper::upgrade::on(&mut response)))
-                        }
-                        _ => None,
-                    };
+                    if switching && !websocket {
+                        return Err(Attempt::Failed(
+                            "the backend switched protocols unasked".into(),
+                        ));
+                    }
                     let (mut parts, body) = response.into_parts();
-                    let kept_upgrade = parts.headers.get(header::UPGRADE).cloned();
                     remove_hop_by_hop(&mut parts.headers);
-                    if let Some((client, server)) = tunnel {
-                        if let Some(protocol) = kept_upgrade {
-                            parts.headers.insert(header::UPGRADE, protocol);
-                        }
+                    if switching {
+                        parts
+                            .headers
+                            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
                         parts
                             .headers
                             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-                        tokio::spawn(splice(client, server, address.clone()));
                     }
                     let body = UpstreamBody {
                         inner: body,
@@ -351,7 +350,11 @@ impl Upstream {
                     last = Some(Attempt::Connect(address.clone(), e.into()));
                 }
                 Err(e) => {
-                    balancer.failed(i, self.outlier);
+                    // A client whose body is malformed, too large or stalled must not be able
+                    // to eject a healthy endpoint.
+                    if !crate::body::client_body_caused(&e) {
+                        balancer.failed(i, self.outlier);
+                    }
                     return Err(Attempt::Failed(e.into()));
                 }
             }
@@ -360,40 +363,25 @@ impl Upstream {
     }
 }
 
-/// The `Upgrade` value of a request that asks for one (`Connection: upgrade`).
-fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
-    let asks = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if asks {
-        headers.get(header::UPGRADE).cloned()
-    } else {
-        None
-    }
-}
-
-/// Copies bytes both ways between the upgraded client and backend connections until either
-/// side closes.
-async fn splice(
-    client: hyper::upgrade::OnUpgrade,
-    server: hyper::upgrade::OnUpgrade,
-    endpoint: String,
-) {
-    let (client, server) = match tokio::try_join!(client, server) {
-        Ok(both) => both,
-        Err(error) => {
-            tracing::debug!(%endpoint, %error, "upgrade failed");
-            return;
-        }
+/// Whether the request asks to upgrade to WebSocket: `Connection: upgrade` and `websocket`
+/// among the `Upgrade` protocols (case-insensitive, any version suffix ignored).
+fn asks_for_websocket(headers: &HeaderMap) -> bool {
+    let tokens = |name| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>()
     };
-    let mut client = hyper_util::rt::TokioIo::new(client);
-    let mut server = hyper_util::rt::TokioIo::new(server);
-    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
-        tracing::debug!(%endpoint, %error, "upgraded connection ended with an error");
-    }
+    tokens(header::CONNECTION)
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("upgrade"))
+        && tokens(header::UPGRADE).iter().any(|p| {
+            let name = p.split('/').next().unwrap_or_default().trim();
+            name.eq_ignore_ascii_case("websocket")
+        })
 }
 
 /// Most endpoints one request is sent to (only after connect failures).

@@ -211,7 +211,7 @@ pub(super) async fn validate(
     match validator.check(request).await {
         Ok(request) => Flow::Continue(request),
         Err(error) => {
-            let error = respond::body_error(error, limit, shared.config.body_idle_timeout);
+            let error = error.body_failure(limit, shared.config.body_idle_timeout);
             Flow::Respond(respond::fail(Some(&stage.api), error, ex))
         }
     }

@@ -4,11 +4,10 @@
 
 use http::header::{self, HeaderMap};
 use http::{Request, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Limited};
 
 use super::{Exchange, respond};
-use crate::body::{BodyIdleTimeout, IdleTimeoutBody, ProxyBody, caused_by};
-use crate::error::RequestError;
+use crate::body::{IdleTimeoutBody, ProxyBody};
 use crate::integration::{LiveHttpProxy, LiveIntegration};
 use crate::state::Shared;
 use crate::tables::{LiveRoute, LiveStage};
@@ -52,7 +51,7 @@ pub(super) async fn integrate(
                 Ok(response) => response,
                 Err(error) => {
                     let idle = shared.config.body_idle_timeout;
-                    let error = respond::body_error(error, target.limit, idle);
+                    let error = error.body_failure(target.limit, idle);
                     respond::fail(Some(&target.stage.api), error, ex)
                 }
             }
@@ -136,20 +135,9 @@ async fn forward(
             );
             response
         }
-        Err(RequestError::UpstreamFailed { source, .. })
-            if caused_by::<LengthLimitError>(source.as_ref()) =>
-        {
-            let error = RequestError::BodyTooLarge {
-                limit: target.limit,
-            };
+        Err(error) => {
+            let error = error.body_failure(target.limit, idle);
             respond::fail(Some(&target.stage.api), error, ex)
         }
-        Err(RequestError::UpstreamFailed { source, .. })
-            if caused_by::<BodyIdleTimeout>(source.as_ref()) =>
-        {
-            let error = RequestError::BodyTimeout(BodyIdleTimeout(idle));
-            respond::fail(Some(&target.stage.api), error, ex)
-        }
-        Err(error) => respond::fail(Some(&target.stage.api), error, ex),
     }
 }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError};
+use http_body_util::BodyExt;
 
 use super::{Exchange, Flow};
-use crate::body::{BodyIdleTimeout, ObservedBody, ProxyBody, caused_by, full};
+use crate::body::{ObservedBody, ProxyBody, full};
 use crate::context::RequestContext;
 use crate::error::{Fault, RequestError, classify};
 use crate::gateway_response::render;
@@ -72,23 +72,6 @@ pub(super) fn cache_lookup(
         Ok(crate::cache::Lookup::Hit(response)) => Flow::Respond(response),
         Ok(crate::cache::Lookup::Miss(pending)) => Flow::Continue(pending),
         Err(error) => Flow::Respond(fail(Some(&stage.api), error, ex)),
-    }
-}
-
-/// A body read that failed because of the body limit or the idle timeout says so (413, 408).
-pub(super) fn body_error(
-    error: RequestError,
-    limit: u64,
-    idle: std::time::Duration,
-) -> RequestError {
-    match error {
-        RequestError::ReadBody(e) if caused_by::<LengthLimitError>(e.as_ref()) => {
-            RequestError::BodyTooLarge { limit }
-        }
-        RequestError::ReadBody(e) if caused_by::<BodyIdleTimeout>(e.as_ref()) => {
-            RequestError::BodyTimeout(BodyIdleTimeout(idle))
-        }
-        other => other,
     }
 }
 

@@ -91,12 +91,10 @@ async fn serve_one(
 ) -> std::io::Result<()> {
     let config = &shared.config;
     let settings = accept::ListenerSettings {
-        builder: accept::builder(config),
-        tls: None,
-        handshake_timeout: config.header_read_timeout,
         permits: Some(Arc::clone(&shared.connections)),
+        per_client: shared.per_client(),
         gauge: Some(shared.metrics.active_connections.clone()),
-        drain_timeout: config.drain_timeout,
+        ..accept::ListenerSettings::new(config)
     };
     let handler_shared = Arc::clone(&shared);
     accept::accept_loop(listener, shutdown, settings, move |request, peer| {

@@ -92,6 +92,8 @@ pub(crate) struct Metrics {
     pub response_bytes: Family<ByteLabels, Counter>,
     /// Open downstream connections on the traffic listener.
     pub active_connections: Gauge,
+    /// Connections closed at accept because their client had too many open.
+    pub connections_refused: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -108,6 +110,7 @@ impl Metrics {
         let snapshot_info = Family::<VersionLabels, Gauge>::default();
         let snapshot_applies = Family::<ApplyResultLabels, Counter>::default();
         let active_connections = Gauge::default();
+        let connections_refused = Counter::default();
         let request_bytes = Family::<ByteLabels, Counter>::default();
         let response_bytes = Family::<ByteLabels, Counter>::default();
         registry.register(
@@ -150,6 +153,11 @@ impl Metrics {
             "Open downstream connections on the traffic listener",
             active_connections.clone(),
         );
+        registry.register(
+            "causeway_proxy_connections_refused",
+            "Connections closed at accept because their client address had max_connections_per_client open",
+            connections_refused.clone(),
+        );
         Self {
             registry,
             requests,
@@ -160,6 +168,7 @@ impl Metrics {
             request_bytes,
             response_bytes,
             active_connections,
+            connections_refused,
         }
     }
 

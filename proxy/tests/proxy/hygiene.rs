@@ -157,3 +157,43 @@ async fn forwarding_headers_from_a_trusted_hop_are_kept_and_extended() {
     let log = proxy.log_json();
     assert_eq!(log.last().expect("a line")["ip"], "203.0.113.7");
 }
+
+#[tokio::test]
+async fn percent_escapes_that_are_not_utf8_are_refused_with_400_and_never_forwarded() {
+    let (proxy, upstream) = path_proxy().await;
+    // `%c0%ae` is an overlong `.`: a lenient decoder turns `%c0%ae%c0%ae` into `..`.
+    for sent in ["/%c0%ae%c0%ae/admin/x", "/a%ff", "/%ed%a0%80", "/x/%C0%AF"] {
+        let request = format!("GET {sent} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+        let answer = raw(proxy.addr, request.as_bytes()).await;
+        assert_eq!(raw_status(&answer), 400, "{sent}: {answer}");
+    }
+    assert!(upstream.seen().is_empty());
+    // Valid UTF-8 escapes pass unchanged.
+    let request = format!("GET /caf%C3%A9 HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(&raw(proxy.addr, request.as_bytes()).await), 200);
+    assert_eq!(upstream.seen()[0].path, "/caf%C3%A9");
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_400_and_does_not_count_against_the_backend() {
+    let upstream = Upstream::start("app").await;
+    let snapshot = SnapshotBuilder::new()
+        .route(proxy_to("ANY /{proxy+}", "app"))
+        .backend("app", &[upstream.endpoint()])
+        .build();
+    // One failure would eject the only endpoint, if the client's fault counted as the backend's.
+    let config = ProxyConfig {
+        outlier_consecutive_failures: 1,
+        ..ProxyConfig::default()
+    };
+    let proxy = TestProxy::with_config(config, snapshot).await;
+    for body in ["5\r\nhello\r\nZZ\r\n", "5\r\nhelloXX\r\n0\r\n\r\n"] {
+        let request = format!(
+            "POST /upload HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n{body}"
+        );
+        let answer = raw(proxy.addr, request.as_bytes()).await;
+        assert_eq!(raw_status(&answer), 400, "{body:?}: {answer}");
+    }
+    let request = format!("GET /after HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(&raw(proxy.addr, request.as_bytes()).await), 200);
+}

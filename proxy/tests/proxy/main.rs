@@ -8,6 +8,7 @@ mod auth;
 mod backends;
 mod cache;
 mod canary;
+mod connections;
 mod failures;
 mod forwarding;
 mod gateway;

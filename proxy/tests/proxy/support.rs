@@ -317,6 +317,11 @@ impl TestProxy {
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin)
     }
+
+    /// Asks every listener to shut down (they drain); the proxy itself stays inspectable.
+    pub fn shutdown(&mut self) {
+        self._stop.clear();
+    }
 }
 
 // ---------------------------------------------------------------- clients
