@@ -2,8 +2,7 @@
 //! reported, and the rest of the same snapshot takes effect.
 
 use causeway_snapshot::{
-    ApiKeyConfig, BasePathMapping, Integration, PlanStage, Snapshot, StageConfig,
-    UsagePlanConfig,
+    ApiKeyConfig, BasePathMapping, Integration, PlanStage, Snapshot, StageConfig, UsagePlanConfig,
 };
 use http::{Method, StatusCode};
 use sha2::{Digest, Sha256};
@@ -102,7 +101,10 @@ async fn a_stage_with_an_invalid_header_value_is_dropped_while_a_key_disabled_in
         (StatusCode::OK, "secret stuff")
     );
     let other = with_key(&proxy, "/bad/private", ALICE).await;
-    assert_ne!(other.body, "other tenant", "the dropped stage serves nothing");
+    assert_ne!(
+        other.body, "other tenant",
+        "the dropped stage serves nothing"
+    );
 
     let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin").await;
     assert!(

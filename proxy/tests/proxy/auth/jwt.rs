@@ -534,7 +534,10 @@ async fn a_kid_that_names_no_key_is_refused_even_when_the_jwks_has_a_single_key(
     // The one key of the set, once with its kid and once without any.
     let mut anonymous = rsa.jwk.clone();
     anonymous.common.key_id = None;
-    for (what, jwk) in [("with kid rsa-1", rsa.jwk.clone()), ("without kid", anonymous)] {
+    for (what, jwk) in [
+        ("with kid rsa-1", rsa.jwk.clone()),
+        ("without kid", anonymous),
+    ] {
         let jwks = serde_json::to_string(&JwkSet { keys: vec![jwk] }).expect("json");
         let upstream = Upstream::start("pets").await;
         let proxy =
