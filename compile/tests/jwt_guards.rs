@@ -61,7 +61,9 @@ fn jwks_urls_on_link_local_loopback_metadata_or_the_admin_port_are_refused() {
         let name = format!("ssrf-{i}");
         let c = with_base(&authorizer(
             &name,
-            &format!(r#"{{issuer: "https://issuer.example.com", audiences: [pets], jwksUri: "{uri}"}}"#),
+            &format!(
+                r#"{{issuer: "https://issuer.example.com", audiences: [pets], jwksUri: "{uri}"}}"#
+            ),
         ));
         let message = assert_refused(&c, Kind::Authorizer, &name, reasons::PRIVATE_JWKS);
         assert!(message.contains("allowPrivateJwks"), "{uri}: {message}");

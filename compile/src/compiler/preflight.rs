@@ -111,7 +111,9 @@ fn template_text(t: &Template) -> String {
 
 /// What `http::HeaderValue::from_str` accepts: visible characters, space and tab.
 pub(crate) fn is_header_value(value: &str) -> bool {
-    value.bytes().all(|b| (b >= 0x20 && b != 0x7f) || b == b'\t')
+    value
+        .bytes()
+        .all(|b| (b >= 0x20 && b != 0x7f) || b == b'\t')
 }
 
 /// Text that can go into a URI once percent-encoded: no controls and no space.
