@@ -229,4 +229,26 @@ mod tests {
             Err(FrameError::TooLarge(_))
         ));
     }
+
+    #[test]
+    fn an_ack_without_dropped_parts_reads_and_writes_as_before() {
+        let old = r#"{"proxyId":"p1","version":"v1","applied":true}"#;
+        let ack: Ack = serde_json::from_str(old).expect("an old ack still parses");
+        assert!(ack.dropped.is_empty());
+        assert_eq!(serde_json::to_string(&ack).expect("json"), old);
+        let partial = Ack {
+            dropped: vec![DroppedPart {
+                kind: "stage".into(),
+                id: "ns/api/bad".into(),
+                reason: "header value is not valid".into(),
+            }],
+            ..ack
+        };
+        let text = serde_json::to_string(&partial).expect("json");
+        assert!(
+            text.contains(r#""dropped":[{"kind":"stage","id":"ns/api/bad""#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Ack>(&text).expect("parses"), partial);
+    }
 }
