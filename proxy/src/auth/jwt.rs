@@ -197,10 +197,12 @@ impl JwksCache {
                     .client
                     .get_json(url, JWKS_FETCH_TIMEOUT, JWKS_MAX_BYTES)
                     .await?;
-                doc.get("jwks_uri")
+                let jwks = doc
+                    .get("jwks_uri")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| format!("{url} has no jwks_uri"))?
-                    .to_string()
+                    .ok_or_else(|| format!("{url} has no jwks_uri"))?;
+                check_discovered(url, jwks)?;
+                jwks.to_string()
             }
             JwksSource::Inline(_) => return Err("an inline JWKS is never fetched".into()),
         };
@@ -209,6 +211,54 @@ impl JwksCache {
             .get_json(&url, JWKS_FETCH_TIMEOUT, JWKS_MAX_BYTES)
             .await?;
         KeySet::parse(&document)
+    }
+}
+
+/// A discovery document must not send the proxy somewhere the Authorizer did not name: compile
+/// refused private JWKS and discovery URLs (unless `allowPrivateJwks`), so a `jwks_uri` on a
+/// loopback, link-local or metadata address is accepted only on the discovery URL's own host.
+fn check_discovered(discovery: &str, jwks: &str) -> Result<(), String> {
+    let host = |url: &str| {
+        url.parse::<http::Uri>().ok().and_then(|u| {
+            u.host()
+                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+        })
+    };
+    let Some(target) = host(jwks) else {
+        return Err(format!("{discovery}: jwks_uri {jwks:?} is not a URL"));
+    };
+    if host(discovery).as_deref() == Some(target.as_str()) || !is_private_host(&target) {
+        return Ok(());
+    }
+    Err(format!(
+        "{discovery}: jwks_uri {jwks:?} points at a private address on another host"
+    ))
+}
+
+/// Loopback, link-local (where cloud metadata lives), unspecified, or a metadata name.
+fn is_private_host(host: &str) -> bool {
+    use std::net::IpAddr;
+    let host = host.trim_end_matches('.');
+    if host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "metadata"
+        || host == "metadata.google.internal"
+    {
+        return true;
+    }
+    let ip = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        Ok(ip) => ip,
+        Err(_) => return false,
+    };
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unicast_link_local()
+                || v6.is_unspecified()
+                || v6.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254]
+        }
     }
 }
 
@@ -460,6 +510,28 @@ mod tests {
         assert_eq!(bearer("Bearer abc"), "abc");
         assert_eq!(bearer("bearer  abc "), "abc");
         assert_eq!(bearer("abc"), "abc");
+    }
+
+    #[test]
+    fn a_discovery_document_cannot_point_the_proxy_at_a_private_address_on_another_host() {
+        let public = "https://issuer.example.com/.well-known/openid-configuration";
+        for jwks in [
+            "http://169.254.169.254/latest/meta-data/iam",
+            "http://[fe80::1]/keys",
+            "http://127.0.0.1:9901/config_dump",
+            "http://localhost/keys",
+            "http://[::ffff:169.254.169.254]/keys",
+            "http://metadata.google.internal/computeMetadata/v1",
+        ] {
+            assert!(check_discovered(public, jwks).is_err(), "{jwks}");
+        }
+        assert!(check_discovered(public, "https://keys.example.com/jwks.json").is_ok());
+        assert!(check_discovered(public, "http://10.0.0.7/jwks.json").is_ok());
+        // A local identity provider (allowed on the Authorizer) may name itself.
+        let local = "http://127.0.0.1:5556/.well-known/openid-configuration";
+        assert!(check_discovered(local, "http://127.0.0.1:5556/keys").is_ok());
+        assert!(check_discovered(local, "http://169.254.169.254/keys").is_err());
+        assert!(check_discovered(public, "not a url").is_err());
     }
 
     #[test]
