@@ -105,3 +105,66 @@ spec:
     );
     assert!(status(&c, Kind::Stage, "good").is_accepted());
 }
+
+#[test]
+fn a_mapping_or_mock_header_that_a_variable_breaks_refuses_only_that_stage() {
+    let c = with_base(
+        r#"
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: mapped, namespace: shop, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec:
+  apiRef: {name: pets}
+  routeKey: GET /mapped
+  integration:
+    type: HTTP_PROXY
+    backendRef: {name: pets, port: 80}
+    requestParameters:
+      "overwrite:header.x-tenant": "t-${stageVariables.tenant}"
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: mocked, namespace: shop, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec:
+  apiRef: {name: pets}
+  routeKey: GET /mocked
+  integration:
+    type: MOCK
+    mock:
+      headers: {x-color: "${stageVariables.color}"}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Stage
+metadata: {name: mapped-bad, namespace: shop}
+spec:
+  apiRef: {name: pets}
+  autoDeploy: true
+  variables: {tenant: "a\nb", color: blue}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Stage
+metadata: {name: mocked-bad, namespace: shop}
+spec:
+  apiRef: {name: pets}
+  autoDeploy: true
+  variables: {tenant: ok, color: "\u007f"}
+"#,
+    );
+    let message = assert_refused(
+        &c,
+        Kind::Stage,
+        "mapped-bad",
+        reasons::INVALID_STAGE_VARIABLE,
+    );
+    assert!(message.contains("GET /mapped"), "{message}");
+    let message = assert_refused(
+        &c,
+        Kind::Stage,
+        "mocked-bad",
+        reasons::INVALID_STAGE_VARIABLE,
+    );
+    assert!(message.contains("x-color"), "{message}");
+    assert!(status(&c, Kind::Stage, "prod").is_accepted());
+    assert!(status(&c, Kind::Route, "mapped").is_accepted());
+    assert!(status(&c, Kind::Route, "mocked").is_accepted());
+}
