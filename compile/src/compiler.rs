@@ -19,6 +19,7 @@ mod cache;
 mod cel;
 mod deployment;
 mod mapping;
+mod preflight;
 mod route;
 mod stage;
 mod text;
@@ -150,6 +151,8 @@ impl Problem {
 pub(crate) struct Verdict {
     accepted: Option<Problem>,
     resolved: Option<Problem>,
+    /// Things that are allowed but probably not meant, appended to the `Accepted=True` message.
+    warnings: Vec<String>,
 }
 
 impl Verdict {
@@ -173,6 +176,11 @@ impl Verdict {
                 None
             }
         }
+    }
+
+    /// Records a warning: the object is accepted, and its `Accepted` message says this too.
+    pub(crate) fn warn(&mut self, warning: impl Into<String>) {
+        self.warnings.push(warning.into());
     }
 
     /// No problem so far.
@@ -212,7 +220,10 @@ impl Verdict {
             condition(
                 condition_type::ACCEPTED,
                 reasons::ACCEPTED,
-                format!("{} {namespace}/{name} is valid", kind.as_str()),
+                std::iter::once(format!("{} {namespace}/{name} is valid", kind.as_str()))
+                    .chain(self.warnings.iter().map(|w| format!("warning: {w}")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 self.accepted,
             ),
             condition(

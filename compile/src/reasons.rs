@@ -58,3 +58,13 @@ pub const NO_ROUTES: &str = "NoRoutes";
 pub const INVALID_MAPPING: &str = "InvalidMapping";
 /// A route's request validation names a model the Api does not define.
 pub const MODEL_NOT_FOUND: &str = "ModelNotFound";
+/// A value is one the proxy would refuse once this stage's variables are substituted (a
+/// header value with a control character, a mapping that no longer parses); the stage alone is
+/// left out.
+pub const INVALID_STAGE_VARIABLE: &str = "InvalidStageVariable";
+/// A JWT authorizer names no audience: any token of its issuer, minted for any client, would
+/// pass.
+pub const AUDIENCE_REQUIRED: &str = "AudienceRequired";
+/// A JWKS or discovery URL points at loopback, link-local (cloud metadata), or the proxy's
+/// admin port, and the Authorizer does not set `allowPrivateJwks: true`.
+pub const PRIVATE_JWKS: &str = "PrivateJwksUrl";

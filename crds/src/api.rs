@@ -50,8 +50,13 @@ pub struct ApiSpec {
     /// Free text shown in `kubectl describe` and kept in deployment records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Serve the API's default endpoint `{api}.{namespace}.{executeApiDomain}/{stage}`. Default `true`;
-    /// set `false` to reach the API only through custom domains.
+    /// Turn off the API's default endpoint `{api}.{namespace}.{executeApiDomain}/{stage}`
+    /// (API Gateway's name), leaving only the Stages' custom domains. Set it when those domains
+    /// require a client certificate: the default endpoint never asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_execute_api_endpoint: Option<bool>,
+    /// Deprecated spelling of `!disableExecuteApiEndpoint`: `false` turns the default endpoint
+    /// off. Use `disableExecuteApiEndpoint`; both set must agree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execute_api_endpoint: Option<bool>,
     /// Where API keys are read from: `HEADER` (`x-api-key`, default) or `AUTHORIZER`

@@ -97,8 +97,11 @@ pub enum AuthorizerType {
 pub struct JwtSpec {
     /// Required `iss`; also the base of OIDC discovery when `jwksUri` is not set.
     pub issuer: String,
-    /// Accepted `aud` values (at least one must match).
+    /// Accepted `aud` values (at least one must match; when a token has no `aud`, its
+    /// `client_id` is matched instead, as for Cognito access tokens). Required: without an
+    /// audience any token of the issuer would pass.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1))]
     pub audiences: Vec<String>,
     /// Where to fetch the JWKS; default from `{issuer}/.well-known/openid-configuration`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +116,11 @@ pub struct JwtSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 600))]
     pub leeway_seconds: Option<u32>,
+    /// Allow `jwksUri` (or the issuer, for discovery) to point at loopback, link-local
+    /// addresses (169.254.0.0/16, fe80::/10, cloud metadata) or the proxy's admin port (9901).
+    /// Refused by default: the proxy would fetch from inside its own network boundary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_private_jwks: Option<bool>,
 }
 
 /// REQUEST / TOKEN authorizer settings: the function is a Service or URL that receives an

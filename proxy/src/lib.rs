@@ -43,6 +43,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use causeway_snapshot::Snapshot;
+pub use causeway_snapshot::push::DroppedPart;
 use tokio::net::TcpListener;
 
 pub use body::{BodyIdleTimeout, BoxError, ProxyBody};
@@ -56,6 +57,15 @@ pub use telemetry::metrics::NONE_LABEL;
 
 use server::{accept, admin, tls, workers};
 use state::Shared;
+
+/// The outcome of [`Proxy::apply`]: the snapshot serves, less the parts it lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The version now serving.
+    pub version: String,
+    /// Parts left out because they could not be built, each with why.
+    pub dropped: Vec<DroppedPart>,
+}
 
 /// A proxy: the current runtime tables and everything that outlives a snapshot (upstream
 /// pools, metrics). Cheap to clone; clones share everything.
@@ -81,8 +91,11 @@ impl Proxy {
     }
 
     /// Builds runtime tables from the snapshot and swaps them in atomically; on error the old
-    /// tables stay. Requests in flight finish on the tables they started with.
-    pub fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
+    /// tables stay. A stage, backend or host rule that cannot be built is left out, logged,
+    /// counted in `causeway_proxy_snapshot_dropped_parts` and listed in the result (the snapshot
+    /// client sends it with its ack); the rest serves. Requests in flight finish on the tables
+    /// they started with.
+    pub fn apply(&self, snapshot: Snapshot) -> Result<Applied, ApplyError> {
         let version = snapshot.version.clone();
         let previous = self.shared.tables.load_full();
         match tables::Tables::build(
@@ -92,12 +105,23 @@ impl Proxy {
             &self.shared.caches,
         ) {
             Ok(runtime) => {
+                let dropped = runtime.dropped.clone();
                 self.shared.tables.store(Some(Arc::new(runtime)));
                 self.shared.limiters.prune();
                 self.shared.caches.prune();
                 self.shared.metrics.snapshot_applied(Some(&version));
-                tracing::info!(version = %version, "snapshot applied");
-                Ok(())
+                self.shared.metrics.snapshot_dropped(&dropped);
+                for part in &dropped {
+                    tracing::warn!(
+                        version = %version,
+                        kind = %part.kind,
+                        id = %part.id,
+                        reason = %part.reason,
+                        "snapshot part dropped; the rest is applied"
+                    );
+                }
+                tracing::info!(version = %version, dropped = dropped.len(), "snapshot applied");
+                Ok(Applied { version, dropped })
             }
             Err(error) => {
                 self.shared.metrics.snapshot_applied(None);

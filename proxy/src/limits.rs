@@ -20,6 +20,10 @@ use causeway_snapshot::{QuotaPeriod, StageConfig, Throttle, UsagePlanConfig};
 
 use self::quota::{Period, QuotaRule};
 
+/// The wait reported by a bucket that never refills (rate 0) or refills too slowly for a
+/// [`Duration`] to say when.
+const NEVER_REFILLS: Duration = Duration::from_secs(3600);
+
 /// A token bucket: `rate` tokens per second, at most `burst` stored. Starts full.
 #[derive(Debug)]
 pub(crate) struct TokenBucket {
@@ -60,11 +64,12 @@ impl TokenBucket {
             state.tokens -= 1.0;
             return Ok(());
         }
-        if self.rate <= 0.0 {
+        if self.rate.is_nan() || self.rate <= 0.0 {
             // A zero rate never refills: say "a long time" rather than divide by zero.
-            return Err(Duration::from_secs(3600));
+            return Err(NEVER_REFILLS);
         }
-        Err(Duration::from_secs_f64((1.0 - state.tokens) / self.rate))
+        // A vanishing rate (say 1e-300 per second) makes a wait no Duration can hold.
+        Err(Duration::try_from_secs_f64((1.0 - state.tokens) / self.rate).unwrap_or(NEVER_REFILLS))
     }
 
     /// `(burst, whole tokens left, seconds until full)` as of `now`, for `RateLimit-*` headers.
@@ -370,8 +375,13 @@ impl KeyLimits {
 
 /// `Retry-After` in whole seconds, at least 1 (a client told 0 would retry at once).
 pub(crate) fn retry_after_seconds(wait: Duration) -> u64 {
-    wait.as_secs_f64().ceil().max(1.0) as u64
+    // Whole seconds rounded up, in integers: through `f64` a long wait loses precision.
+    let up = u64::from(wait.subsec_nanos() > 0);
+    wait.as_secs().saturating_add(up).max(1)
 }
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {

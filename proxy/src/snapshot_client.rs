@@ -291,7 +291,10 @@ async fn session(
                 Ok(snapshot) => {
                     let version = snapshot.version.clone();
                     *received = Some(snapshot.clone());
-                    let outcome = proxy.apply(snapshot.clone()).map_err(|e| e.to_string());
+                    let outcome = proxy
+                        .apply(snapshot.clone())
+                        .map(|applied| applied.dropped)
+                        .map_err(|e| e.to_string());
                     if outcome.is_ok()
                         && let Some(path) = &config.state_file
                         && let Err(e) = save_state(path, &snapshot)
@@ -306,11 +309,16 @@ async fn session(
                 }
                 Err(FrameProblem::Reject(version, why)) => (version, Err(why)),
             };
+            let (applied, reason, dropped) = match outcome {
+                Ok(dropped) => (true, None, dropped),
+                Err(why) => (false, Some(why), Vec::new()),
+            };
             let ack = Ack {
                 proxy_id: config.proxy_id.clone(),
                 version,
-                applied: outcome.is_ok(),
-                reason: outcome.err(),
+                applied,
+                reason,
+                dropped,
             };
             let request = post(&config.controller, ACK_PATH, &ack)?;
             match sender.send_request(request).await {

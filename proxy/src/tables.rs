@@ -17,6 +17,7 @@ use causeway_snapshot::{
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use causeway_snapshot::RouteTable;
+use causeway_snapshot::push::DroppedPart;
 
 use crate::cache::{CacheLabels, Caches, StageStore};
 use crate::error::ApplyError;
@@ -45,6 +46,8 @@ pub(crate) struct Tables {
     pub certificates: certs::CertTable,
     /// Backends by id (their endpoint state carries over to the next runtime).
     pub backends: HashMap<String, Arc<LiveBackend>>,
+    /// The parts of the snapshot left out because they could not be built.
+    pub dropped: Vec<DroppedPart>,
 }
 
 /// One stage.
@@ -97,25 +100,33 @@ pub(crate) struct LiveRoute {
 }
 
 impl Tables {
-    /// Builds every table; any invalid piece rejects the snapshot. Endpoint state (in-flight
-    /// counts, outlier ejections) of `previous` carries over for the same backend and address;
-    /// token buckets come from `limiters`, so unchanged throttles keep their counts; stage
-    /// caches come from `caches`, so unchanged cache settings keep their entries.
+    /// Builds every table. A stage, backend or host rule that cannot be built is left out and
+    /// listed in [`Tables::dropped`] (a stage whose route needs a dropped backend goes too);
+    /// the rest serves, so one object never freezes every tenant. What is shared by every
+    /// stage (authorization tables, certificates) still rejects the whole snapshot.
+    ///
+    /// Endpoint state (in-flight counts, outlier ejections) of `previous` carries over for the
+    /// same backend and address; token buckets come from `limiters`, so unchanged throttles
+    /// keep their counts; stage caches come from `caches`, so unchanged cache settings keep
+    /// their entries.
     pub fn build(
         snapshot: Snapshot,
         previous: Option<&Tables>,
         limiters: &Limiters,
         caches: &Caches,
     ) -> Result<Self, ApplyError> {
+        let mut dropped = Vec::new();
         let mut schemas = SchemaCache::default();
-        let backends: HashMap<String, Arc<LiveBackend>> = snapshot
-            .backends
-            .iter()
-            .map(|(id, b)| {
-                let old = previous.and_then(|p| p.backends.get(id));
-                Ok((id.clone(), Arc::new(backend(id, b, old.map(|o| &**o))?)))
-            })
-            .collect::<Result<_, ApplyError>>()?;
+        let mut backends: HashMap<String, Arc<LiveBackend>> = HashMap::new();
+        for (id, b) in &snapshot.backends {
+            let old = previous.and_then(|p| p.backends.get(id));
+            match backend(id, b, old.map(|o| &**o)) {
+                Ok(live) => {
+                    backends.insert(id.clone(), Arc::new(live));
+                }
+                Err(error) => dropped.push(part("backend", id, &error)),
+            }
+        }
         let apis: HashMap<&str, Arc<ApiConfig>> = snapshot
             .apis
             .iter()
@@ -123,89 +134,44 @@ impl Tables {
             .collect();
         let mut stages = Vec::with_capacity(snapshot.stages.len());
         let mut stage_index = HashMap::new();
+        let mut dropped_stages = std::collections::HashSet::new();
         for stage in &snapshot.stages {
-            let api =
-                apis.get(stage.api.as_str())
-                    .cloned()
-                    .ok_or_else(|| ApplyError::UnknownApi {
-                        stage: stage.id.clone(),
-                        api: stage.api.clone(),
-                    })?;
-            let labels = |deployment| MetricLabels {
-                api: &stage.api_name,
-                stage: &stage.name,
-                deployment,
-            };
-            let main = deployment(
-                &stage.id,
-                &stage.main,
-                &backends,
-                &labels("main"),
-                &mut schemas,
-            )?;
-            let canary = match &stage.canary {
-                Some(c) => Some(CanaryRuntime {
-                    percent: c.percent.clamp(0.0, 100.0),
-                    sticky: c.sticky.clone(),
-                    deployment: deployment(
-                        &stage.id,
-                        &c.deployment,
-                        &backends,
-                        &labels("canary"),
-                        &mut schemas,
-                    )?,
-                    use_stage_cache: c.use_stage_cache,
-                }),
-                None => None,
-            };
-            stage_index.insert(stage.id.as_str(), stages.len());
-            let cors = api
-                .cors
-                .as_ref()
-                .map(|c| Arc::new(crate::cors::LiveCors::new(c)));
-            stages.push(LiveStage {
-                id: stage.id.clone(),
-                cors,
-                api,
-                api_name: stage.api_name.clone(),
-                name: stage.name.clone(),
-                main,
-                canary,
-                access_log: stage.access_log.clone(),
-                throttles: StageThrottles::build(stage, limiters),
-                cache: stage.cache.as_ref().map(|settings| {
-                    let labels = CacheLabels {
-                        api: stage.api_name.clone(),
-                        stage: stage.name.clone(),
-                    };
-                    caches.store(&stage.id, settings, labels)
-                }),
-            });
+            match live_stage(stage, &apis, &backends, limiters, caches, &mut schemas) {
+                Ok(live) => {
+                    stage_index.insert(stage.id.as_str(), stages.len());
+                    stages.push(live);
+                }
+                Err(error) => {
+                    dropped_stages.insert(stage.id.as_str());
+                    dropped.push(part("stage", &stage.id, &error));
+                }
+            }
         }
-        let lookup_stage = |host: &str, stage: &str| {
-            stage_index
-                .get(stage)
-                .copied()
-                .ok_or_else(|| ApplyError::UnknownStage {
-                    host: host.to_string(),
-                    stage: stage.to_string(),
-                })
+        // A rule or mapping of a dropped stage goes with it (already reported); one naming a
+        // stage the snapshot never had, or with a bad header name, is reported for its host.
+        let lookup_stage = |host: &str, stage: &str| match stage_index.get(stage) {
+            Some(i) => Ok(Some(*i)),
+            None if dropped_stages.contains(stage) => Ok(None),
+            None => Err(ApplyError::UnknownStage {
+                host: host.to_string(),
+                stage: stage.to_string(),
+            }),
         };
         let mut hosts = Vec::with_capacity(snapshot.hosts.len());
+        let mut host_errors = Vec::new();
         for host in &snapshot.hosts {
             let mut rules = host.rules.clone();
             rules.sort_by_key(|r| r.priority);
-            let rules = rules
-                .iter()
-                .map(|r| {
-                    let headers = r
-                        .headers
-                        .iter()
-                        .map(|(name, glob)| {
-                            Ok((header_name(name, &host.hostname)?, Glob::parse(glob)))
-                        })
-                        .collect::<Result<Vec<_>, ApplyError>>()?;
-                    Ok(Rule {
+            let mut live_rules = Vec::with_capacity(rules.len());
+            for r in &rules {
+                let built = r
+                    .headers
+                    .iter()
+                    .map(|(name, glob)| Ok((header_name(name, &host.hostname)?, Glob::parse(glob))))
+                    .collect::<Result<Vec<_>, ApplyError>>()
+                    .and_then(|headers| Ok((headers, lookup_stage(&host.hostname, &r.stage)?)));
+                match built {
+                    Ok((headers, Some(stage))) => live_rules.push(Rule {
                         headers,
                         base_paths: r
                             .base_paths
@@ -213,28 +179,33 @@ impl Tables {
                             .map(|b| b.trim_matches('/').to_string())
                             .collect(),
                         strip_base_path: r.strip_base_path,
-                        stage: lookup_stage(&host.hostname, &r.stage)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, ApplyError>>()?;
-            let mappings = host
-                .mappings
-                .iter()
-                .map(|m| {
-                    Ok((
-                        m.base_path.trim_matches('/').to_string(),
-                        lookup_stage(&host.hostname, &m.stage)?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, ApplyError>>()?;
+                        stage,
+                    }),
+                    Ok((_, None)) => {}
+                    Err(error) => host_errors.push((host.hostname.clone(), error)),
+                }
+            }
+            let mut mappings = Vec::with_capacity(host.mappings.len());
+            for m in &host.mappings {
+                match lookup_stage(&host.hostname, &m.stage) {
+                    Ok(Some(stage)) => {
+                        mappings.push((m.base_path.trim_matches('/').to_string(), stage))
+                    }
+                    Ok(None) => {}
+                    Err(error) => host_errors.push((host.hostname.clone(), error)),
+                }
+            }
             hosts.push((
                 host.hostname.clone(),
                 HostRoutes {
-                    rules,
+                    rules: live_rules,
                     mappings,
                     redirect_to_https: host.redirect_to_https,
                 },
             ));
+        }
+        for (host, error) in &host_errors {
+            dropped.push(part("host", host, error));
         }
         let auth = crate::auth::AuthTables::build(&snapshot, &backends)?;
         let plans = crate::limits::PlanLimits::build(&snapshot.usage_plans, limiters);
@@ -247,8 +218,78 @@ impl Tables {
             stages,
             certificates,
             backends,
+            dropped,
         })
     }
+}
+
+fn part(kind: &str, id: &str, error: &ApplyError) -> DroppedPart {
+    DroppedPart {
+        kind: kind.to_string(),
+        id: id.to_string(),
+        reason: error.to_string(),
+    }
+}
+
+/// One stage's tables: its Api, its main and canary deployments, throttles, cache and CORS.
+fn live_stage(
+    stage: &causeway_snapshot::StageConfig,
+    apis: &HashMap<&str, Arc<ApiConfig>>,
+    backends: &HashMap<String, Arc<LiveBackend>>,
+    limiters: &Limiters,
+    caches: &Caches,
+    schemas: &mut SchemaCache,
+) -> Result<LiveStage, ApplyError> {
+    let api = apis
+        .get(stage.api.as_str())
+        .cloned()
+        .ok_or_else(|| ApplyError::UnknownApi {
+            stage: stage.id.clone(),
+            api: stage.api.clone(),
+        })?;
+    let labels = |deployment| MetricLabels {
+        api: &stage.api_name,
+        stage: &stage.name,
+        deployment,
+    };
+    let main = deployment(&stage.id, &stage.main, backends, &labels("main"), schemas)?;
+    let canary = match &stage.canary {
+        Some(c) => Some(CanaryRuntime {
+            percent: c.percent.clamp(0.0, 100.0),
+            sticky: c.sticky.clone(),
+            deployment: deployment(
+                &stage.id,
+                &c.deployment,
+                backends,
+                &labels("canary"),
+                schemas,
+            )?,
+            use_stage_cache: c.use_stage_cache,
+        }),
+        None => None,
+    };
+    let cors = api
+        .cors
+        .as_ref()
+        .map(|c| Arc::new(crate::cors::LiveCors::new(c)));
+    Ok(LiveStage {
+        id: stage.id.clone(),
+        cors,
+        api,
+        api_name: stage.api_name.clone(),
+        name: stage.name.clone(),
+        main,
+        canary,
+        access_log: stage.access_log.clone(),
+        throttles: StageThrottles::build(stage, limiters),
+        cache: stage.cache.as_ref().map(|settings| {
+            let labels = CacheLabels {
+                api: stage.api_name.clone(),
+                stage: stage.name.clone(),
+            };
+            caches.store(&stage.id, settings, labels)
+        }),
+    })
 }
 
 fn backend(

@@ -75,6 +75,23 @@ pub struct Ack {
     /// Why the snapshot was rejected (the old one keeps serving).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Parts the proxy left out of an applied snapshot, each with why; the rest serves.
+    /// Absent from proxies that predate it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<DroppedPart>,
+}
+
+/// A part of a snapshot that a proxy could not build and left out, serving the rest: one
+/// object's mistake never freezes every tenant on an old snapshot.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DroppedPart {
+    /// What kind of part: `stage`, `backend` or `host`.
+    pub kind: String,
+    /// Its id (`namespace/api/stage`, a backend id, a hostname).
+    pub id: String,
+    /// Why it could not be built.
+    pub reason: String,
 }
 
 /// What one proxy counted today (UTC), sent with `POST /v1/usage` about once a minute. The
@@ -211,5 +228,27 @@ mod tests {
             decode_frames(&mut buf),
             Err(FrameError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn an_ack_without_dropped_parts_reads_and_writes_as_before() {
+        let old = r#"{"proxyId":"p1","version":"v1","applied":true}"#;
+        let ack: Ack = serde_json::from_str(old).expect("an old ack still parses");
+        assert!(ack.dropped.is_empty());
+        assert_eq!(serde_json::to_string(&ack).expect("json"), old);
+        let partial = Ack {
+            dropped: vec![DroppedPart {
+                kind: "stage".into(),
+                id: "ns/api/bad".into(),
+                reason: "header value is not valid".into(),
+            }],
+            ..ack
+        };
+        let text = serde_json::to_string(&partial).expect("json");
+        assert!(
+            text.contains(r#""dropped":[{"kind":"stage","id":"ns/api/bad""#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Ack>(&text).expect("parses"), partial);
     }
 }

@@ -121,6 +121,19 @@ fn compile_api(api: &Api, (namespace, name): &ObjKey) -> Result<CompiledApi, Pro
         }
     };
     super::validation::check_models(&spec.models)?;
+    let execute_api_endpoint = match (spec.disable_execute_api_endpoint, spec.execute_api_endpoint)
+    {
+        (Some(disable), Some(enable)) if disable == enable => {
+            return Err(Problem::invalid(
+                reasons::INVALID,
+                format!(
+                    "spec.disableExecuteApiEndpoint: {disable} contradicts spec.executeApiEndpoint: {enable} (set only disableExecuteApiEndpoint)"
+                ),
+            ));
+        }
+        (Some(disable), _) => !disable,
+        (None, enable) => enable.unwrap_or(true),
+    };
     let mut binary_media_types = spec.binary_media_types.clone();
     binary_media_types.sort();
     binary_media_types.dedup();
@@ -133,7 +146,7 @@ fn compile_api(api: &Api, (namespace, name): &ObjKey) -> Result<CompiledApi, Pro
             policy,
             binary_media_types,
         },
-        execute_api_endpoint: spec.execute_api_endpoint.unwrap_or(true),
+        execute_api_endpoint,
     })
 }
 

@@ -276,6 +276,15 @@ fn jwt_settings(
     if jwt.issuer.trim().is_empty() {
         return Err(invalid("spec.jwt.issuer must not be empty"));
     }
+    if jwt.audiences.iter().all(|a| a.trim().is_empty()) {
+        // Without an audience, any token of the issuer passes: one minted for another client
+        // of the same identity provider would open this Api.
+        return Err(Problem::invalid(
+            reasons::AUDIENCE_REQUIRED,
+            "spec.jwt.audiences: name at least one audience (matched against aud, or client_id when aud is absent)",
+        ));
+    }
+    let allow_private = jwt.allow_private_jwks.unwrap_or(false);
     let mut algorithms = Vec::new();
     let requested: Vec<&str> = if jwt.algorithms.is_empty() {
         DEFAULT_ALGORITHMS.to_vec()
@@ -313,6 +322,7 @@ fn jwt_settings(
         }
         (Some(uri), None) => {
             check_url("spec.jwt.jwksUri", uri)?;
+            check_public("spec.jwt.jwksUri", uri, allow_private)?;
             JwksSource::Uri(uri.clone())
         }
         (None, Some(secret)) => {
@@ -326,6 +336,11 @@ fn jwt_settings(
         (None, None) => {
             let issuer = jwt.issuer.trim_end_matches('/');
             check_url("spec.jwt.issuer (used for OIDC discovery)", issuer)?;
+            check_public(
+                "spec.jwt.issuer (used for OIDC discovery)",
+                issuer,
+                allow_private,
+            )?;
             JwksSource::Discovery(format!("{issuer}/.well-known/openid-configuration"))
         }
     };
@@ -342,6 +357,76 @@ fn check_url(field: &str, url: &str) -> Result<(), Problem> {
     let split = split_uri(url).map_err(|e| invalid(format!("{field}: {e}")))?;
     parse_origin(&split.origin).map_err(|e| invalid(format!("{field}: {e}")))?;
     Ok(())
+}
+
+/// The proxy's admin port (`causeway proxy --admin`'s default): a JWKS fetched from it would
+/// let an Authorizer read `/config_dump` or `/metrics` through the proxy's own fetcher.
+pub(crate) const PROXY_ADMIN_PORT: u16 = 9901;
+
+/// Refuses a JWKS or discovery URL the proxy must not fetch from unless the Authorizer says
+/// `allowPrivateJwks: true`: loopback, link-local (169.254.0.0/16 and fe80::/10, where the
+/// cloud metadata services live), the unspecified address, well-known metadata names, and the
+/// proxy's admin port. Only what is written is checked: compile is pure and resolves no names.
+fn check_public(field: &str, url: &str, allow_private: bool) -> Result<(), Problem> {
+    if allow_private {
+        return Ok(());
+    }
+    let Ok(split) = split_uri(url) else {
+        return Ok(());
+    };
+    let Ok(origin) = parse_origin(&split.origin) else {
+        return Ok(());
+    };
+    match private_target(&origin.host, origin.port) {
+        None => Ok(()),
+        Some(why) => Err(Problem::invalid(
+            reasons::PRIVATE_JWKS,
+            format!(
+                "{field}: {url:?} points at {why}; set spec.jwt.allowPrivateJwks: true if this is intended"
+            ),
+        )),
+    }
+}
+
+/// Why a host and port are private to the proxy, or `None`.
+pub(crate) fn private_target(host: &str, port: u16) -> Option<&'static str> {
+    use std::net::IpAddr;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let name = bare.trim_end_matches('.').to_ascii_lowercase();
+    if port == PROXY_ADMIN_PORT {
+        return Some("the proxy's admin port");
+    }
+    if name == "localhost" || name.ends_with(".localhost") {
+        return Some("a loopback name");
+    }
+    if name == "metadata" || name == "metadata.google.internal" || name == "instance-data" {
+        return Some("a cloud metadata service");
+    }
+    let ip: IpAddr = match name.parse() {
+        Ok(ip) => ip,
+        Err(_) => return None,
+    };
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => Some("a loopback address"),
+        IpAddr::V4(v4) if v4.is_link_local() => {
+            Some("a link-local address (cloud metadata lives at 169.254.169.254)")
+        }
+        IpAddr::V4(v4) if v4.is_unspecified() || v4.is_broadcast() => {
+            Some("an unspecified address")
+        }
+        IpAddr::V6(v6) if v6.is_loopback() => Some("a loopback address"),
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => Some("a link-local address"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some("an unspecified address"),
+        // AWS's IPv6 instance metadata endpoint.
+        IpAddr::V6(v6) if v6.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254] => {
+            Some("a cloud metadata service")
+        }
+        _ => None,
+    }
 }
 
 /// A JWKS must be `{"keys": [...]}` with at least one non-HMAC key.

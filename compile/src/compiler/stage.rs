@@ -1,7 +1,7 @@
 //! Stages: which deployment they serve, its materialization with the stage's variables, the
 //! canary, and the hosts that reach them.
 //!
-//! Every stage of an Api with `executeApiEndpoint` (default true) is reachable at
+//! Every stage of an Api whose default endpoint is on (`disableExecuteApiEndpoint` not set) is reachable at
 //! `{api}.{namespace}.{executeApiDomain}/{stageName}`; `spec.domains` add custom hosts with
 //! base paths and routing rules. A hostname and base path (or a hostname and rule priority)
 //! belongs to the oldest stage claiming it; a newer stage claiming it gets `ConflictingDomain`.
@@ -53,6 +53,9 @@ struct Candidate {
     /// The client CA bundle (mutual TLS) of each domain with a certificate, `None` without
     /// mutual TLS; by hostname.
     client_cas: BTreeMap<String, Option<String>>,
+    /// Set when every custom domain asks for a client certificate while the default endpoint,
+    /// which never does, still reaches the stage.
+    mtls_bypass: Option<String>,
 }
 
 /// Compiles every Stage, oldest first.
@@ -166,6 +169,9 @@ pub(crate) fn compile_stages(
                     .as_ref()
                     .map(|k| k.deployment.deployment_id.clone()),
             };
+            if let Some(w) = &c.mtls_bypass {
+                verdict.warn(w.clone());
+            }
             out.backends.extend(c.backends);
             certificates.extend(c.certificates);
             redirects.extend(c.redirects);
@@ -464,6 +470,7 @@ fn candidate(
         &context,
         &mut backends,
     )?;
+    super::preflight::check("spec.variables", &main)?;
     let canary = match canary_spec {
         None => None,
         Some(c) => {
@@ -483,6 +490,7 @@ fn candidate(
                 &context,
                 &mut backends,
             )?;
+            super::preflight::check("spec.canary.stageVariableOverrides", &deployment)?;
             let sticky = c
                 .sticky
                 .as_ref()
@@ -508,6 +516,15 @@ fn candidate(
         urls.insert(format!("http://{host}/{name}"));
         mappings.insert((host, name.clone()));
     }
+    let mtls_bypass = (execute_api_endpoint
+        && !spec.domains.is_empty()
+        && spec.domains.iter().all(|d| d.client_ca_secret_ref.is_some()))
+    .then(|| {
+        format!(
+            "every custom domain requires a client certificate (mutual TLS), but the default endpoint {} reaches this stage without one; set disableExecuteApiEndpoint: true on Api {api_id}",
+            urls.iter().next().map_or("", String::as_str)
+        )
+    });
     let mut rules = Vec::new();
     for (hostname, base, tls, rule_configs) in domains {
         let scheme = if tls { "https" } else { "http" };
@@ -558,5 +575,6 @@ fn candidate(
         certificates,
         redirects,
         client_cas,
+        mtls_bypass,
     })
 }

@@ -432,7 +432,9 @@ impl DecisionCache {
                 }
             }
         }
-        entries.insert(key, (Instant::now() + ttl, decision));
+        // `checked_add`: a TTL from a hand-built snapshot must not panic the proxy.
+        let now = Instant::now();
+        entries.insert(key, (now.checked_add(ttl).unwrap_or(now), decision));
     }
 
     /// Entries held (tests).

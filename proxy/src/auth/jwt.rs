@@ -197,10 +197,12 @@ impl JwksCache {
                     .client
                     .get_json(url, JWKS_FETCH_TIMEOUT, JWKS_MAX_BYTES)
                     .await?;
-                doc.get("jwks_uri")
+                let jwks = doc
+                    .get("jwks_uri")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| format!("{url} has no jwks_uri"))?
-                    .to_string()
+                    .ok_or_else(|| format!("{url} has no jwks_uri"))?;
+                check_discovered(url, jwks)?;
+                jwks.to_string()
             }
             JwksSource::Inline(_) => return Err("an inline JWKS is never fetched".into()),
         };
@@ -209,6 +211,54 @@ impl JwksCache {
             .get_json(&url, JWKS_FETCH_TIMEOUT, JWKS_MAX_BYTES)
             .await?;
         KeySet::parse(&document)
+    }
+}
+
+/// A discovery document must not send the proxy somewhere the Authorizer did not name: compile
+/// refused private JWKS and discovery URLs (unless `allowPrivateJwks`), so a `jwks_uri` on a
+/// loopback, link-local or metadata address is accepted only on the discovery URL's own host.
+fn check_discovered(discovery: &str, jwks: &str) -> Result<(), String> {
+    let host = |url: &str| {
+        url.parse::<http::Uri>().ok().and_then(|u| {
+            u.host()
+                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+        })
+    };
+    let Some(target) = host(jwks) else {
+        return Err(format!("{discovery}: jwks_uri {jwks:?} is not a URL"));
+    };
+    if host(discovery).as_deref() == Some(target.as_str()) || !is_private_host(&target) {
+        return Ok(());
+    }
+    Err(format!(
+        "{discovery}: jwks_uri {jwks:?} points at a private address on another host"
+    ))
+}
+
+/// Loopback, link-local (where cloud metadata lives), unspecified, or a metadata name.
+fn is_private_host(host: &str) -> bool {
+    use std::net::IpAddr;
+    let host = host.trim_end_matches('.');
+    if host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "metadata"
+        || host == "metadata.google.internal"
+    {
+        return true;
+    }
+    let ip = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        Ok(ip) => ip,
+        Err(_) => return false,
+    };
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unicast_link_local()
+                || v6.is_unspecified()
+                || v6.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254]
+        }
     }
 }
 
@@ -366,14 +416,9 @@ impl JwtAuthorizer {
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.set_issuer(&[self.settings.issuer.as_str()]);
-        let mut required = vec!["exp", "iss"];
-        if self.settings.audiences.is_empty() {
-            validation.validate_aud = false;
-        } else {
-            validation.set_audience(&self.settings.audiences);
-            required.push("aud");
-        }
-        validation.set_required_spec_claims(&required);
+        // The audience is checked below, where `client_id` can stand in for an absent `aud`.
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "iss"]);
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|e| {
                 let why = match e.kind() {
@@ -387,6 +432,7 @@ impl JwtAuthorizer {
                 };
                 AuthError::Unauthorized(why)
             })?;
+        check_audience(&data.claims, &self.settings.audiences)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -399,6 +445,28 @@ impl JwtAuthorizer {
             }
         }
         Ok(data.claims)
+    }
+}
+
+/// One of `audiences` must be in `aud` (a string or an array); a token without `aud` may name
+/// its audience in `client_id` instead (Cognito access tokens do), as API Gateway accepts.
+/// With no audiences configured (compile refuses that; a hand-built snapshot may have it) the
+/// audience is not checked.
+fn check_audience(claims: &Map<String, Value>, audiences: &[String]) -> Result<(), AuthError> {
+    if audiences.is_empty() {
+        return Ok(());
+    }
+    let matches = |v: &Value| v.as_str().is_some_and(|a| audiences.iter().any(|x| x == a));
+    let ok = match (claims.get("aud"), claims.get("client_id")) {
+        (Some(Value::Array(auds)), _) => auds.iter().any(matches),
+        (Some(aud), _) => matches(aud),
+        (None, Some(client_id)) => matches(client_id),
+        (None, None) => return Err(AuthError::Unauthorized("claim aud missing".into())),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::Unauthorized("wrong audience".into()))
     }
 }
 
@@ -442,6 +510,28 @@ mod tests {
         assert_eq!(bearer("Bearer abc"), "abc");
         assert_eq!(bearer("bearer  abc "), "abc");
         assert_eq!(bearer("abc"), "abc");
+    }
+
+    #[test]
+    fn a_discovery_document_cannot_point_the_proxy_at_a_private_address_on_another_host() {
+        let public = "https://issuer.example.com/.well-known/openid-configuration";
+        for jwks in [
+            "http://169.254.169.254/latest/meta-data/iam",
+            "http://[fe80::1]/keys",
+            "http://127.0.0.1:9901/config_dump",
+            "http://localhost/keys",
+            "http://[::ffff:169.254.169.254]/keys",
+            "http://metadata.google.internal/computeMetadata/v1",
+        ] {
+            assert!(check_discovered(public, jwks).is_err(), "{jwks}");
+        }
+        assert!(check_discovered(public, "https://keys.example.com/jwks.json").is_ok());
+        assert!(check_discovered(public, "http://10.0.0.7/jwks.json").is_ok());
+        // A local identity provider (allowed on the Authorizer) may name itself.
+        let local = "http://127.0.0.1:5556/.well-known/openid-configuration";
+        assert!(check_discovered(local, "http://127.0.0.1:5556/keys").is_ok());
+        assert!(check_discovered(local, "http://169.254.169.254/keys").is_err());
+        assert!(check_discovered(public, "not a url").is_err());
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub(crate) const MAX_LEASE: u64 = 100;
 #[cfg(test)]
 use crate::config::DEFAULT_REDIS_TIMEOUT;
 
-const SECONDS_PER_DAY: u64 = 86_400;
+pub(crate) const SECONDS_PER_DAY: u64 = 86_400;
 
 /// Adds `ARGV[4]` (requests admitted while failing open, now counted), then takes up to
 /// `ARGV[2]` of what is left under `ARGV[1]`; returns what it took and what is left after.

@@ -86,6 +86,7 @@ pub(crate) struct Metrics {
     integration_duration: HistogramFamily,
     snapshot_info: Family<VersionLabels, Gauge>,
     snapshot_applies: Family<ApplyResultLabels, Counter>,
+    snapshot_dropped: Family<DroppedLabels, Gauge>,
     /// Request body bytes received from clients (proxied routes).
     pub request_bytes: Family<ByteLabels, Counter>,
     /// Response body bytes sent to clients.
@@ -101,6 +102,12 @@ struct ApplyResultLabels {
     result: &'static str,
 }
 
+/// The kind of a dropped snapshot part: `stage`, `backend` or `host` (bounded).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DroppedLabels {
+    kind: String,
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
@@ -109,6 +116,7 @@ impl Metrics {
         let integration_duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let snapshot_info = Family::<VersionLabels, Gauge>::default();
         let snapshot_applies = Family::<ApplyResultLabels, Counter>::default();
+        let snapshot_dropped = Family::<DroppedLabels, Gauge>::default();
         let active_connections = Gauge::default();
         let connections_refused = Counter::default();
         let request_bytes = Family::<ByteLabels, Counter>::default();
@@ -149,6 +157,11 @@ impl Metrics {
             snapshot_applies.clone(),
         );
         registry.register(
+            "causeway_proxy_snapshot_dropped_parts",
+            "Parts of the applied snapshot left out because they could not be built, by kind",
+            snapshot_dropped.clone(),
+        );
+        registry.register(
             "causeway_proxy_active_connections",
             "Open downstream connections on the traffic listener",
             active_connections.clone(),
@@ -165,6 +178,7 @@ impl Metrics {
             integration_duration,
             snapshot_info,
             snapshot_applies,
+            snapshot_dropped,
             request_bytes,
             response_bytes,
             active_connections,
@@ -261,6 +275,19 @@ impl Metrics {
                     .get_or_create(&ApplyResultLabels { result: "rejected" })
                     .inc();
             }
+        }
+    }
+
+    /// Sets the dropped-parts gauge to what the applied snapshot left out (0 for each kind
+    /// when nothing was).
+    pub fn snapshot_dropped(&self, dropped: &[causeway_snapshot::push::DroppedPart]) {
+        for kind in ["stage", "backend", "host"] {
+            let count = dropped.iter().filter(|d| d.kind == kind).count();
+            self.snapshot_dropped
+                .get_or_create(&DroppedLabels {
+                    kind: kind.to_string(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
     }
 

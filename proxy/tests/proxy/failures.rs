@@ -91,14 +91,34 @@ async fn dot_segments_in_the_path_are_a_bad_request() {
 }
 
 #[tokio::test]
-async fn a_snapshot_that_does_not_apply_leaves_the_old_one_serving() {
+async fn a_stage_whose_routes_conflict_is_dropped_and_reported_not_served_half_built() {
     let good = SnapshotBuilder::new().route(mock("GET /a", "a")).build();
     let proxy = TestProxy::with_snapshot(good.clone()).await;
     let bad = SnapshotBuilder::new()
         .route(mock("GET /a/{x}", "1"))
         .route(mock("GET /a/{y}", "2"))
         .build();
-    assert!(proxy.proxy.apply(bad).is_err());
+    let applied = proxy.proxy.apply(bad.clone()).expect("the rest applies");
+    assert_eq!(applied.dropped.len(), 1, "{:?}", applied.dropped);
+    assert_eq!(applied.dropped[0].kind, "stage");
+    assert_eq!(applied.dropped[0].id, STAGE);
+    assert_eq!(proxy.proxy.version(), Some(bad.version));
+    let answer = get(&http1(), &proxy.url("/a/1"), HOST).await;
+    assert!(!["1", "2"].contains(&answer.body.as_str()), "{answer:?}");
+}
+
+#[tokio::test]
+async fn a_snapshot_whose_shared_tables_do_not_build_leaves_the_old_one_serving() {
+    let good = SnapshotBuilder::new().route(mock("GET /a", "a")).build();
+    let proxy = TestProxy::with_snapshot(good.clone()).await;
+    let mut bad = SnapshotBuilder::new().route(mock("GET /a", "b")).build();
+    bad.certificates.push(causeway_snapshot::Certificate {
+        hostnames: vec!["x.test".into()],
+        cert_chain_pem: "not a certificate".into(),
+        private_key_pem: "not a key".into(),
+        client_ca_pem: None,
+    });
+    assert!(proxy.proxy.apply(bad.seal()).is_err());
     assert_eq!(proxy.proxy.version(), Some(good.version));
     assert_eq!(get(&http1(), &proxy.url("/a"), HOST).await.body, "a");
 }

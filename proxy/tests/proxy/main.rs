@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod auth;
 mod backends;
+mod blast_radius;
 mod cache;
 mod canary;
 mod connections;

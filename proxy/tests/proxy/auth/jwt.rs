@@ -483,3 +483,71 @@ mod rsa {
         out
     }
 }
+
+#[tokio::test]
+async fn client_id_stands_in_for_an_absent_aud_but_never_overrides_a_present_one() {
+    let rsa = SigningKey::new(Algorithm::RS256, "rsa-1");
+    let jwks = serde_json::to_string(&JwkSet {
+        keys: vec![rsa.jwk.clone()],
+    })
+    .expect("json");
+    let upstream = Upstream::start("pets").await;
+    let proxy =
+        TestProxy::with_snapshot(snapshot(JwksSource::Inline(jwks), &upstream, &["RS256"])).await;
+    let cases = [
+        (
+            "a Cognito access token: client_id, no aud",
+            json!({"aud": null, "client_id": AUDIENCE}),
+            StatusCode::OK,
+        ),
+        (
+            "client_id of another client",
+            json!({"aud": null, "client_id": "other-app"}),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "a foreign aud is not rescued by a matching client_id",
+            json!({"aud": "other-api", "client_id": AUDIENCE}),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "aud as an array holding ours",
+            json!({"aud": ["other-api", AUDIENCE]}),
+            StatusCode::OK,
+        ),
+        (
+            "neither aud nor client_id",
+            json!({"aud": null}),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (name, changes, expected) in cases {
+        let token = rsa.sign(&with(claims(), changes));
+        let answer = call(&proxy, "/pets", Some(&token)).await;
+        assert_eq!(answer.status, expected, "{name}: {}", answer.body);
+    }
+}
+
+#[tokio::test]
+async fn a_kid_that_names_no_key_is_refused_even_when_the_jwks_has_a_single_key() {
+    let rsa = SigningKey::new(Algorithm::RS256, "rsa-1");
+    // The one key of the set, once with its kid and once without any.
+    let mut anonymous = rsa.jwk.clone();
+    anonymous.common.key_id = None;
+    for (what, jwk) in [
+        ("with kid rsa-1", rsa.jwk.clone()),
+        ("without kid", anonymous),
+    ] {
+        let jwks = serde_json::to_string(&JwkSet { keys: vec![jwk] }).expect("json");
+        let upstream = Upstream::start("pets").await;
+        let proxy =
+            TestProxy::with_snapshot(snapshot(JwksSource::Inline(jwks), &upstream, &["RS256"]))
+                .await;
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("someone-elses-key".into());
+        let token = jsonwebtoken::encode(&header, &claims(), &rsa.key).expect("signs");
+        let answer = call(&proxy, "/pets", Some(&token)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{what}");
+        assert!(upstream.seen().is_empty(), "{what}");
+    }
+}
