@@ -188,6 +188,10 @@ fn compile_integration(
 ) -> Result<DefIntegration, Problem> {
     let invalid = |m: String| Problem::invalid(reasons::INVALID, m);
     match spec.type_ {
+        IntegrationType::Lambda => Err(Problem::invalid(
+            reasons::UNSUPPORTED_INTEGRATION,
+            "spec.integration.type: LAMBDA (non-proxy) is not served yet",
+        )),
         IntegrationType::LambdaProxy => {
             let timeout_ms = timeout(spec)?;
             let (target, uri_path) = compile_target(spec, namespace, params, cluster)?;
