@@ -208,3 +208,30 @@ pub enum EvalError {
         column: u32,
     },
 }
+
+/// Compiles an integration response's `selectionPattern` as API Gateway applies it: the regular
+/// expression must match the whole subject (the backend status code, or a Lambda function's
+/// error message), as Java's `String.matches`. Size-limited like the templates' own regexes.
+pub fn selection_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("\\A(?:{pattern})\\z"))
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .nest_limit(64)
+        .build()
+}
+
+/// Selects from a JSON document with the JSONPath subset of `$input.json` (`$`, `.name`,
+/// `['name']`, `[n]`, `[*]`); `Ok(None)` when nothing matches, `Err` (why) when the path is not
+/// in the subset. Used for `integration.response.body.…` response parameters.
+pub fn select_json_path(
+    root: &serde_json::Value,
+    path: &str,
+) -> Result<Option<serde_json::Value>, String> {
+    let segs = jsonpath::parse(path)?;
+    Ok(jsonpath::select(root, &segs))
+}
+
+/// Checks that a JSONPath is in the supported subset, saying why not.
+pub fn check_json_path(path: &str) -> Result<(), String> {
+    jsonpath::parse(path).map(|_| ())
+}
