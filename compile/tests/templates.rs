@@ -55,13 +55,13 @@ spec:
     requestTemplates: {application/json: '{"statusCode": 200}'}
     integrationResponses:
       - statusCode: 200
-        responseTemplates: {application/json: '{"ok": ${input.body}'}
+        responseTemplates: {application/json: '{"ok": $input.json(''$''}'}
 "#,
     );
     let message = assert_refused(&c, Kind::Route, "broken", reasons::INVALID_MAPPING_TEMPLATE);
     assert!(
         message.contains(r#"integrationResponses[0].responseTemplates["application/json"]"#)
-            && message.contains("line 1, column 18"),
+            && message.contains("line 1, column 23: expected ',' or ')' in arguments"),
         "{message}"
     );
 }
