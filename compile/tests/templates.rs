@@ -6,7 +6,7 @@
 mod support;
 
 use causeway_compile::{Kind, reasons};
-use causeway_snapshot::{GatewayResponseKind, Integration, PayloadFormat};
+use causeway_snapshot::{GatewayResponseKind, Integration, PayloadFormat, ResponseValue};
 use support::{BASE, assert_base_served, assert_refused, compile_yaml, status, with_base};
 
 #[test]
@@ -97,7 +97,7 @@ spec:
 }
 
 #[test]
-fn valid_templates_are_left_out_until_the_proxy_evaluates_them() {
+fn valid_templates_travel_in_the_snapshot_as_source_text() {
     let c = with_base(
         r#"
 apiVersion: causeway.dev/v1alpha1
@@ -108,15 +108,57 @@ spec:
   routeKey: GET /health
   integration:
     type: MOCK
-    requestTemplates: {application/json: '{"statusCode": 200}'}
+    requestTemplates: {Application/JSON: '{"statusCode": 200}'}
     integrationResponses:
       - statusCode: 200
         responseTemplates: {application/json: '{"stage": "$context.stage"}'}
+        responseParameters: {method.response.header.X-Stage: stageVariables.color}
+      - {statusCode: 500, selectionPattern: '5\d{2}'}
 "#,
     );
-    let message = assert_refused(&c, Kind::Route, "mapped", reasons::UNSUPPORTED_FEATURE);
-    assert!(message.contains("does not evaluate them yet"), "{message}");
-    assert_base_served(&c);
+    assert!(status(&c, Kind::Route, "mapped").is_accepted());
+    let stage = c.snapshot.stage("shop/pets/prod").expect("stage served");
+    let route = stage
+        .main
+        .routes
+        .iter()
+        .find(|r| r.key == "GET /health")
+        .expect("the route is served");
+    let Integration::Mock(mock) = &route.integration else {
+        panic!("a MOCK integration");
+    };
+    let mapping = mock
+        .mapping
+        .as_ref()
+        .expect("the mapping is in the snapshot");
+    assert_eq!(
+        mapping
+            .request_templates
+            .get("application/json")
+            .map(String::as_str),
+        Some(r#"{"statusCode": 200}"#)
+    );
+    let patterns: Vec<_> = mapping
+        .responses
+        .iter()
+        .map(|r| (r.selection_pattern.as_deref(), r.status))
+        .collect();
+    assert_eq!(patterns, [(Some("5\\d{2}"), 500), (None, 200)]);
+    assert_eq!(
+        mapping.responses[1].headers.get("x-stage"),
+        Some(&ResponseValue::StageVariable("color".into()))
+    );
+    let plain = c.snapshot.stage("shop/pets/prod").and_then(|s| {
+        s.main
+            .routes
+            .iter()
+            .find(|r| r.key == "GET /pets")
+            .map(|r| r.integration.clone())
+    });
+    assert!(
+        matches!(plain, Some(Integration::HttpProxy(h)) if h.mapping.is_none()),
+        "routes without templates carry none"
+    );
 }
 
 #[test]

@@ -83,8 +83,9 @@ pub enum IntegrationType {
     /// Interface Emulator) and map its answer back.
     LambdaProxy,
     /// Lambda non-proxy (API Gateway's `aws` integration type): the request template's output is
-    /// the invocation payload POSTed to a Service running the function; the function's error
-    /// message (`errorMessage`) selects the integration response.
+    /// the invocation payload, and the function's error message selects the integration
+    /// response. Not served yet: such a Route is checked (templates, patterns, backend) and then
+    /// left out with `UnsupportedIntegration`.
     Lambda,
 }
 
@@ -152,7 +153,8 @@ pub struct IntegrationSpec {
     /// `WHEN_NO_MATCH` (default), `WHEN_NO_TEMPLATES` or `NEVER`, as API Gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passthrough_behavior: Option<PassthroughBehavior>,
-    /// Conversion of the request body between text and binary before it is sent to the backend.
+    /// Conversion of a request body that is passed through (no template applies) before it is
+    /// sent to the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_handling: Option<ContentHandling>,
     /// `HTTP`, `MOCK` and `LAMBDA`: the integration responses (API Gateway's `responses`), each
@@ -186,9 +188,9 @@ pub enum PassthroughBehavior {
 )]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ContentHandling {
-    /// Decode a base64 text payload to binary.
+    /// Decode a base64 text payload to binary (a payload that is not base64 fails with 500).
     ConvertToBinary,
-    /// Encode a binary payload as base64 text.
+    /// Encode the payload as base64 text.
     ConvertToText,
 }
 
@@ -215,7 +217,7 @@ pub struct IntegrationResponseSpec {
     /// body is passed through.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub response_templates: StringMap,
-    /// Conversion of the response body between text and binary.
+    /// Conversion of a response body that is passed through (no response template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_handling: Option<ContentHandling>,
 }

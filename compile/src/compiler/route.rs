@@ -31,11 +31,6 @@ use crate::status::{Kind, ObjectStatus, StatusDetail};
 /// The shortest integration timeout.
 const MIN_INTEGRATION_TIMEOUT_MS: u32 = 50;
 
-/// Whether the proxy evaluates mapping templates and integration responses. Until it does,
-/// a route that uses them is checked in full (syntax errors are reported as such) and then left
-/// out with `UnsupportedFeature`, rather than served without its mapping: Causeway fails closed.
-const MAPPING_TEMPLATES_SERVED: bool = false;
-
 /// Compiles every Route; returns the accepted routes of every accepted Api (sorted by key) and
 /// pushes a status per Route.
 pub(crate) fn compile_routes(
@@ -271,17 +266,6 @@ fn no_mapping(spec: &IntegrationSpec, kind: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Leaves out a route whose mapping the proxy does not evaluate yet.
-fn mapping_served(mapping: &Option<causeway_snapshot::IntegrationMapping>) -> Result<(), Problem> {
-    if mapping.is_some() && !MAPPING_TEMPLATES_SERVED {
-        return Err(Problem::invalid(
-            reasons::UNSUPPORTED_FEATURE,
-            "spec.integration: the mapping templates and integration responses are valid, but this version does not evaluate them yet; the route is left out rather than served without them",
-        ));
-    }
-    Ok(())
-}
-
 fn compile_integration(
     spec: &IntegrationSpec,
     namespace: &str,
@@ -347,7 +331,6 @@ fn compile_integration(
                         .into(),
                 ));
             }
-            mapping_served(&mapping)?;
             let mock = spec.mock.clone().unwrap_or_default();
             let status = mock.status_code.unwrap_or(200);
             if !(100..=599).contains(&status) {
@@ -437,7 +420,6 @@ fn compile_integration(
                     "spec.integration.requestParameters[\"overwrite:path\"]: the path is already set by spec.integration.path or the uri; use one",
                 ));
             }
-            mapping_served(&mapping)?;
             Ok(DefIntegration::HttpProxy {
                 target,
                 path: spec.path.clone().or(uri_path),
