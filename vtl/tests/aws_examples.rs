@@ -2,6 +2,7 @@
 //! variable reference" and "mapping template examples" (Pet Store, photo album, news article):
 //! the facts are AWS's, the expected outputs are what their templates produce.
 
+#[path = "support/request.rs"]
 mod support;
 
 use serde_json::json;

@@ -1,5 +1,6 @@
 //! Bounds: no template can hang or balloon a worker, and nothing panics on any input.
 
+#[path = "support/request.rs"]
 mod support;
 
 use std::time::Duration;

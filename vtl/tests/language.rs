@@ -1,5 +1,6 @@
 //! The Velocity subset: references, directives, operators, methods, whitespace, and errors.
 
+#[path = "support/request.rs"]
 mod support;
 
 use causeway_vtl::Template;
