@@ -1,5 +1,5 @@
-//! Authorization at the edge: the resource policy (pipeline step 3) and, per route, the
-//! authorizer and the API key (step 5).
+//! Authorization at the edge: the resource policy and, per route, the authorizer and the API
+//! key (where they run: the step table in `pipeline.rs`).
 //!
 //! Everything here fails closed: an authorizer that cannot be reached, a JWKS that cannot be
 //! fetched, an answer that cannot be read, a route naming an authorizer the snapshot lacks —

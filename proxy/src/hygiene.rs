@@ -1,6 +1,6 @@
 //! Request hygiene: the one path normalization, `Host` checks and the forwarding headers.
 //!
-//! Path policy (ARCHITECTURE.md, "Path normalization"): the normalized path is written back
+//! Path policy (docs/data-plane.md, "Path normalization policy"): the normalized path is written back
 //! into the request before anything looks at it, so host/base-path matching, route matching,
 //! authorization and the forwarded request all see the same bytes.
 //!

@@ -35,6 +35,8 @@ pub mod pipeline;
 // L4 listeners and connections
 mod server;
 // L5 the proxy itself, and the client that feeds it snapshots from the controller
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod snapshot_client;
 
 use std::future::Future;

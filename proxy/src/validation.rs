@@ -1,4 +1,4 @@
-//! Request validation (design §4 step 7): required query strings and headers, and the body
+//! Request validation: required query strings and headers, and the body
 //! against the JSON Schema model for its content type. An invalid request is answered 400
 //! (BAD_REQUEST_PARAMETERS or BAD_REQUEST_BODY) and the backend is never called.
 //!

@@ -1,4 +1,4 @@
-//! Steps 5 and 8 to 12: whether the request may go on — the resource policy, the body limit,
+//! Whether the request may go on — the resource policy, the body limit,
 //! throttles (before any authorizer is asked), authorization, the caller's usage plan, and
 //! request validation.
 
@@ -17,8 +17,8 @@ use crate::limits::quota::QuotaDecision;
 use crate::state::Shared;
 use crate::tables::{LiveRoute, LiveStage, Tables};
 
-/// Step 5. The Api's resource policy on the client address (resolved through trusted hops in
-/// step 1); 403 before any route is looked at.
+/// The Api's resource policy on the client address (resolved through trusted hops when
+/// the request began); 403 before any route is looked at.
 pub(super) fn policy(tables: &Tables, stage: &LiveStage, ex: &mut Exchange) -> Flow<()> {
     match tables.auth.check_policy(&stage.api.id, ex.ctx.source_ip) {
         Ok(()) => Flow::Continue(()),
@@ -26,7 +26,7 @@ pub(super) fn policy(tables: &Tables, stage: &LiveStage, ex: &mut Exchange) -> F
     }
 }
 
-/// Step 8. Refuses a declared body larger than the Api's (or the proxy's) limit before reading
+/// Refuses a declared body larger than the Api's (or the proxy's) limit before reading
 /// it; returns the limit that caps a streamed body.
 pub(super) fn body_limit(
     shared: &Shared,
@@ -47,7 +47,7 @@ pub(super) fn body_limit(
     Flow::Continue(limit)
 }
 
-/// Step 9. The gateway, stage and route buckets, from the widest to the narrowest, before any
+/// The gateway, stage and route buckets, from the widest to the narrowest, before any
 /// authorizer is called (so a flood of bad credentials cannot reach the authorizer faster than
 /// the stage admits). A refusal gives back the tokens already taken and answers 429 with
 /// `Retry-After`.
@@ -64,7 +64,7 @@ pub(super) fn throttle(
     }
 }
 
-/// Step 10. The route's authorizer, then its API key (`auth::authorize`); who the caller is
+/// The route's authorizer, then its API key (`auth::authorize`); who the caller is
 /// goes into the context.
 pub(super) async fn authorize(
     shared: &Shared,
@@ -97,9 +97,9 @@ pub(super) async fn authorize(
     }
 }
 
-/// Step 11. The caller's usage plan: the key's bucket and its bucket for this route, then the
+/// The caller's usage plan: the key's bucket and its bucket for this route, then the
 /// key's quota (counted only for requests every throttle admitted). A refusal gives back the
-/// tokens of step 9 and of the key, and answers 429 (or 503 when the quota store is down and
+/// tokens of the gateway, stage and route buckets and of the key, and answers 429 (or 503 when the quota store is down and
 /// the plan fails closed). Keyed requests are counted in the usage report either way.
 pub(super) async fn usage_plan(
     shared: &Shared,
@@ -194,7 +194,7 @@ pub(super) fn bounded_body(
     })
 }
 
-/// Step 12. Checks required query strings and headers and the body against its model; only
+/// Checks required query strings and headers and the body against its model; only
 /// routes that validate a body buffer it. A refusal is 400 BAD_REQUEST_* and the backend
 /// never sees the request.
 pub(super) async fn validate(

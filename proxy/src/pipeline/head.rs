@@ -1,4 +1,4 @@
-//! Steps 2 to 4: the request head before any Api is known — its hygiene, the stage it names,
+//! The request head before any Api is known — its hygiene, the stage it names,
 //! and CORS preflights.
 
 use std::borrow::Cow;
@@ -18,7 +18,7 @@ use crate::hygiene;
 use crate::state::Shared;
 use crate::tables::{LiveStage, Tables};
 
-/// Step 2. Refuses an over-long request target (414) and a duplicated or conflicting `Host`
+/// Refuses an over-long request target (414) and a duplicated or conflicting `Host`
 /// (400), then normalizes the path (`hygiene::normalize_path`) and writes it back into the
 /// request, or refuses it (400). Runs before the Api is known, so answers use the default
 /// gateway responses.
@@ -62,7 +62,7 @@ pub(super) fn sanitize(
     Flow::Continue(())
 }
 
-/// Step 3. Finds the stage by host (port ignored) and base path or routing rule, and notes
+/// Finds the stage by host (port ignored) and base path or routing rule, and notes
 /// the path with the base path removed. May answer 404 (no Api is known yet, so the body is
 /// fixed), 421 (a mutual-TLS host over a connection that did not verify its certificate) or
 /// 308 (a stage that redirects HTTP to HTTPS).
@@ -168,7 +168,7 @@ pub(super) fn request_host<B>(request: &Request<B>) -> Option<String> {
     Some(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
-/// Step 4. With CORS configured on the Api: answers a preflight here (whatever the routes),
+/// With CORS configured on the Api: answers a preflight here (whatever the routes),
 /// and notes the allowed origin so that the response step adds the CORS headers to any
 /// response, gateway errors included.
 pub(super) fn cors(stage: &LiveStage, request: &Request<Incoming>, ex: &mut Exchange) -> Flow<()> {

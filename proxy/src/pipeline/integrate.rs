@@ -1,4 +1,4 @@
-//! Step 14: the route's integration — MOCK answers from the gateway, HTTP_PROXY forwards
+//! The route's integration — MOCK answers from the gateway, HTTP_PROXY forwards
 //! (streaming both ways, with parameter mapping), LAMBDA_PROXY invokes the function with a
 //! proxy event. MOCK and HTTP with mapping templates buffer the request and the answer, and
 //! map both (`integration::templates`).
@@ -18,7 +18,7 @@ use crate::tables::{LiveRoute, LiveStage};
 use crate::telemetry::metrics::ByteLabels;
 use crate::upstream::{Forwarding, Upstream};
 
-/// What step 14 works on.
+/// What the integration step works on.
 pub(super) struct Target<'a> {
     pub stage: &'a LiveStage,
     pub route: &'a LiveRoute,
@@ -26,7 +26,7 @@ pub(super) struct Target<'a> {
     pub limit: u64,
 }
 
-/// Step 14. Answers a MOCK route, forwards an HTTP_PROXY route within its timeout (mapping its
+/// Answers a MOCK route, forwards an HTTP_PROXY route within its timeout (mapping its
 /// parameters), or invokes a LAMBDA_PROXY route's function.
 pub(super) async fn integrate(
     shared: &Shared,

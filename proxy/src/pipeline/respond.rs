@@ -1,5 +1,5 @@
-//! Steps 13 and 15, and what every step uses to answer: the cache lookup, the gateway's own
-//! answers ([`fail`]), and the response's last touches with metrics and the access log.
+//! The cache lookup, the gateway's own answers ([`fail`], used by every step), and the last
+//! touches of every response with metrics and the access log.
 
 use std::sync::Arc;
 
@@ -52,7 +52,7 @@ pub(super) fn no_configuration() -> Response<ProxyBody> {
     r
 }
 
-/// Step 13. Serves a GET/HEAD from the stage's cache when the route is cached and the entry is
+/// Serves a GET/HEAD from the stage's cache when the route is cached and the entry is
 /// fresh; otherwise says where to keep the response. May refuse a cache invalidation with 403
 /// when the route says `FAIL_WITH_403`.
 pub(super) fn cache_lookup(
@@ -119,7 +119,7 @@ pub(super) fn fail(
     render(api, &classified, message, validation_error, &mut ex.ctx)
 }
 
-/// Step 15. Runs last, for every response: adds `x-request-id`, the canary marker, CORS and
+/// Runs last, for every response: adds `x-request-id`, the canary marker, CORS and
 /// rate-limit headers, and arranges for metrics and the access-log line when the body has
 /// been sent.
 pub(super) fn finish(

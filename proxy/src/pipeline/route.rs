@@ -1,4 +1,4 @@
-//! Steps 6 and 7: which deployment of the stage serves the request, and which of its routes.
+//! Which deployment of the stage serves the request, and which of its routes.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use super::{Exchange, Flow, respond};
 use crate::error::RequestError;
 use crate::tables::{LiveDeployment, LiveRoute, LiveStage};
 
-/// Step 6. Chooses the canary deployment for `percent` of requests (by a hash of the sticky
+/// Chooses the canary deployment for `percent` of requests (by a hash of the sticky
 /// header or cookie when set and present, else at random), or the main deployment.
 pub(super) fn choose_deployment<'s>(
     stage: &'s LiveStage,
@@ -64,7 +64,7 @@ fn hash_percent(value: &[u8]) -> f64 {
     (u64::from_be_bytes(first) % 10_000) as f64 / 100.0
 }
 
-/// Step 7. Matches the route in the deployment's table for the request method; an unknown
+/// Matches the route in the deployment's table for the request method; an unknown
 /// route is the Api's MISSING_AUTHENTICATION_TOKEN answer, never a backend call.
 pub(super) fn match_route<'d>(
     stage: &LiveStage,

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("server", 4),
     ("lib", 5),
     ("snapshot_client", 5),
+    ("fuzzing", 5),
 ];
 
 fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
