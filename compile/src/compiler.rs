@@ -22,6 +22,7 @@ mod mapping;
 mod preflight;
 mod route;
 mod stage;
+mod templates;
 mod text;
 mod tls;
 mod usage_plan;
@@ -153,6 +154,8 @@ pub(crate) struct Verdict {
     resolved: Option<Problem>,
     /// Things that are allowed but probably not meant, appended to the `Accepted=True` message.
     warnings: Vec<String>,
+    /// Facts worth knowing about an accepted object, appended to its `Accepted` message.
+    notes: Vec<String>,
 }
 
 impl Verdict {
@@ -181,6 +184,11 @@ impl Verdict {
     /// Records a warning: the object is accepted, and its `Accepted` message says this too.
     pub(crate) fn warn(&mut self, warning: impl Into<String>) {
         self.warnings.push(warning.into());
+    }
+
+    /// Records a note for the `Accepted=True` message.
+    pub(crate) fn note(&mut self, note: String) {
+        self.notes.push(note);
     }
 
     /// No problem so far.
@@ -216,14 +224,20 @@ impl Verdict {
             }
         };
         let accepted = self.accepted.is_none();
+        let mut valid = format!("{} {namespace}/{name} is valid", kind.as_str());
+        for note in &self.notes {
+            valid.push_str("; ");
+            valid.push_str(note);
+        }
+        for warning in &self.warnings {
+            valid.push_str("; warning: ");
+            valid.push_str(warning);
+        }
         let conditions = vec![
             condition(
                 condition_type::ACCEPTED,
                 reasons::ACCEPTED,
-                std::iter::once(format!("{} {namespace}/{name} is valid", kind.as_str()))
-                    .chain(self.warnings.iter().map(|w| format!("warning: {w}")))
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                valid,
                 self.accepted,
             ),
             condition(

@@ -68,3 +68,8 @@ pub const AUDIENCE_REQUIRED: &str = "AudienceRequired";
 /// A JWKS or discovery URL points at loopback, link-local (cloud metadata), or the proxy's
 /// admin port, and the Authorizer does not set `allowPrivateJwks: true`.
 pub const PRIVATE_JWKS: &str = "PrivateJwksUrl";
+/// A mapping template (Velocity) does not parse; the message names the template (request or
+/// integration response), its content type, and the line and column.
+pub const INVALID_MAPPING_TEMPLATE: &str = "InvalidMappingTemplate";
+/// An integration response's `selectionPattern` is not a valid regular expression.
+pub const INVALID_SELECTION_PATTERN: &str = "InvalidSelectionPattern";

@@ -132,6 +132,13 @@ pub enum RequestError {
     /// A client asked to bypass the cache on a route that refuses it (`FAIL_WITH_403`).
     #[error("cache invalidation is not allowed on this route")]
     CacheInvalidationForbidden,
+    /// No request template for the content type, and the passthrough behavior refuses it.
+    #[error("no mapping template for content type {0:?}")]
+    UnsupportedMediaType(String),
+    /// A mapping template failed (a bound, a method that throws), or no integration response
+    /// matches the backend's status.
+    #[error("mapping template: {0}")]
+    MappingTemplate(String),
     /// The resource policy or the route's authorizer or API key check refused the request.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -187,7 +194,9 @@ impl RequestError {
             | Self::ReadBody(_)
             | Self::MissingParameters(_)
             | Self::InvalidBody { .. }
+            | Self::UnsupportedMediaType(_)
             | Self::CacheInvalidationForbidden => Fault::Client,
+            Self::MappingTemplate(_) => Fault::Internal,
             Self::IntegrationResponse(_) => Fault::Upstream,
             Self::QuotaUnavailable => Fault::Internal,
             Self::UpstreamTimeout { .. }
@@ -315,6 +324,18 @@ pub fn classify(error: &RequestError) -> Classified {
             StatusCode::FORBIDDEN,
             Some(StatusCode::FORBIDDEN),
             "Forbidden",
+        ),
+        RequestError::UnsupportedMediaType(_) => (
+            K::UnsupportedMediaType,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            "Unsupported Media Type",
+        ),
+        RequestError::MappingTemplate(_) => (
+            K::ApiConfigurationError,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "Internal server error",
         ),
         RequestError::UnsupportedScheme(_) | RequestError::BuildRequest(_) => (
             K::ApiConfigurationError,

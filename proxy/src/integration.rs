@@ -1,11 +1,13 @@
 //! Integrations: what a route does with a request once every check has passed. HTTP_PROXY
 //! forwarding lives in `upstream`; here are the parts that shape requests and answers:
 //! [`mapping`] (parameter mapping), [`lambda`] (the API Gateway proxy event and its answer),
-//! and [`mock`] (answers from the gateway).
+//! [`mock`] (answers from the gateway), and [`templates`] (REST API non-proxy mapping templates
+//! and integration responses).
 
 pub(crate) mod lambda;
 pub(crate) mod mapping;
 mod mock;
+pub(crate) mod templates;
 
 use causeway_snapshot::Template;
 use http::{HeaderMap, StatusCode};
@@ -13,6 +15,7 @@ use http::{HeaderMap, StatusCode};
 use crate::upstream::HttpTarget;
 use lambda::LiveLambda;
 use mapping::LiveMapping;
+use templates::LiveTemplates;
 
 /// A route's integration, pre-parsed.
 pub(crate) enum LiveIntegration {
@@ -27,6 +30,8 @@ pub(crate) struct LiveHttpProxy {
     pub target: HttpTarget,
     /// Request and response parameter mapping.
     pub mapping: LiveMapping,
+    /// `HTTP` (non-proxy): request templates and integration responses.
+    pub templates: Option<LiveTemplates>,
 }
 
 /// `MOCK`, pre-parsed.
@@ -34,4 +39,6 @@ pub(crate) struct LiveMock {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Template,
+    /// Request templates and integration responses; when set, they make the answer.
+    pub templates: Option<LiveTemplates>,
 }

@@ -23,6 +23,7 @@ use crate::cache::{CacheLabels, Caches, StageStore};
 use crate::error::ApplyError;
 use crate::integration::lambda::LiveLambda;
 use crate::integration::mapping::LiveMapping;
+use crate::integration::templates::LiveTemplates;
 use crate::integration::{LiveHttpProxy, LiveIntegration, LiveMock};
 use crate::limits::{Limiters, StageThrottles};
 use crate::telemetry::metrics::RouteMetrics;
@@ -375,6 +376,23 @@ fn p_authority(previous: Option<&LiveBackend>) -> &str {
         .unwrap_or_default()
 }
 
+/// A route's mapping templates, parsed (compile parsed the same text, so this fails only on a
+/// snapshot compile did not make).
+fn live_templates(
+    mapping: Option<&causeway_snapshot::IntegrationMapping>,
+    route: &str,
+) -> Result<Option<LiveTemplates>, ApplyError> {
+    mapping
+        .map(|m| {
+            LiveTemplates::build(m).map_err(|value| ApplyError::Invalid {
+                what: "mapping template",
+                value,
+                context: format!("route {route}"),
+            })
+        })
+        .transpose()
+}
+
 /// Metric labels of a deployment's routes.
 struct MetricLabels<'a> {
     api: &'a str,
@@ -435,6 +453,7 @@ fn deployment(
                             route: r.key.clone(),
                             source,
                         })?,
+                    templates: live_templates(h.mapping.as_ref(), &r.key)?,
                 })
             }
             Integration::LambdaProxy(l) => LiveIntegration::LambdaProxy(LiveLambda {
@@ -455,6 +474,7 @@ fn deployment(
                 })?,
                 headers: header_map(&m.headers, &r.key)?,
                 body: m.body.clone(),
+                templates: live_templates(m.mapping.as_ref(), &r.key)?,
             }),
         };
         routes.push((

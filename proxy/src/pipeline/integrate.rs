@@ -1,13 +1,17 @@
 //! The route's integration — MOCK answers from the gateway, HTTP_PROXY forwards
 //! (streaming both ways, with parameter mapping), LAMBDA_PROXY invokes the function with a
-//! proxy event.
+//! proxy event. MOCK and HTTP with mapping templates buffer the request and the answer, and
+//! map both (`integration::templates`).
 
-use http::header::{self, HeaderMap};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Limited};
 
 use super::{Exchange, respond};
 use crate::body::{IdleTimeoutBody, ProxyBody};
+use crate::error::RequestError;
+use crate::integration::templates::{LiveTemplates, MappedRequest, RequestFacts};
 use crate::integration::{LiveHttpProxy, LiveIntegration};
 use crate::state::Shared;
 use crate::tables::{LiveRoute, LiveStage};
@@ -32,10 +36,26 @@ pub(super) async fn integrate(
     ex: &mut Exchange,
 ) -> Response<ProxyBody> {
     match &target.route.integration {
-        LiveIntegration::Mock(mock) => mock.respond(&ex.ctx.params),
-        LiveIntegration::HttpProxy(http) => {
-            forward(shared, upstream, &target, http, request, ex).await
-        }
+        LiveIntegration::Mock(mock) => match &mock.templates {
+            None => mock.respond(&ex.ctx.params),
+            Some(templates) => {
+                let (parts, body) = match read_body(shared, &target, request).await {
+                    Ok(read) => read,
+                    Err(error) => return respond::fail(Some(&target.stage.api), error, ex),
+                };
+                let facts = RequestFacts::new(&parts.headers, parts.uri.query(), &body);
+                match templates.mock(&facts, &ex.ctx) {
+                    Ok(response) => response,
+                    Err(error) => respond::fail(Some(&target.stage.api), error, ex),
+                }
+            }
+        },
+        LiveIntegration::HttpProxy(http) => match &http.templates {
+            None => forward(shared, upstream, &target, http, request, ex).await,
+            Some(templates) => {
+                forward_mapped(shared, upstream, &target, http, templates, request, ex).await
+            }
+        },
         LiveIntegration::LambdaProxy(lambda) => {
             let invoked = crate::integration::lambda::invoke(
                 upstream,
@@ -139,5 +159,141 @@ async fn forward(
             let error = error.body_failure(target.limit, idle);
             respond::fail(Some(&target.stage.api), error, ex)
         }
+    }
+}
+
+/// The largest backend answer a response template reads (API Gateway's payload limit).
+const MAX_MAPPED_ANSWER_BYTES: usize = 10 * 1024 * 1024;
+
+/// Reads the whole request body within the route's limit and the idle timeout.
+async fn read_body(
+    shared: &Shared,
+    target: &Target<'_>,
+    request: Request<ProxyBody>,
+) -> Result<(http::request::Parts, Bytes), RequestError> {
+    let idle = shared.config.body_idle_timeout;
+    let limit = usize::try_from(target.limit).unwrap_or(usize::MAX);
+    let (parts, body) = request.into_parts();
+    // Boxed before collecting: a `Limited` held across the await makes the future's `Send`
+    // proof need a higher-ranked `From` bound the compiler cannot show.
+    match Limited::new(IdleTimeoutBody::new(body, idle, None), limit)
+        .boxed_unsync()
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok((parts, collected.to_bytes())),
+        Err(e) => Err(RequestError::ReadBody(e).body_failure(target.limit, idle)),
+    }
+}
+
+/// HTTP (non-proxy): maps the request body with its template (or passes it through, or
+/// refuses it with 415), applies the parameter mapping, forwards with the route's timeout,
+/// then makes the answer from the integration response its status selects.
+async fn forward_mapped(
+    shared: &Shared,
+    upstream: &Upstream,
+    target: &Target<'_>,
+    integration: &LiveHttpProxy,
+    templates: &LiveTemplates,
+    request: Request<ProxyBody>,
+    ex: &mut Exchange,
+) -> Response<ProxyBody> {
+    let api = &target.stage.api;
+    let (mut parts, body) = match read_body(shared, target, request).await {
+        Ok(read) => read,
+        Err(error) => return respond::fail(Some(api), error, ex),
+    };
+    let facts = RequestFacts::new(&parts.headers, parts.uri.query(), &body);
+    let request_headers = parts.headers.clone();
+    let request_query = parts.uri.query().map(str::to_string);
+    let body = match templates.map_request(&facts, &ex.ctx) {
+        Ok(MappedRequest::Passthrough) => {
+            match crate::integration::templates::convert(templates.request_content_handling(), body)
+            {
+                Ok(body) => body,
+                Err(error) => return respond::fail(Some(api), error, ex),
+            }
+        }
+        Ok(MappedRequest::Mapped { body, media_type }) => {
+            if let Ok(v) = HeaderValue::from_str(&media_type) {
+                parts.headers.insert(header::CONTENT_TYPE, v);
+            }
+            Bytes::from(body)
+        }
+        Err(error) => return respond::fail(Some(api), error, ex),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    let mapped_path =
+        match integration
+            .mapping
+            .apply_request(&mut parts.headers, &mut parts.uri, &ex.ctx)
+        {
+            Ok(path) => path,
+            Err(error) => return respond::fail(Some(api), error, ex),
+        };
+    let original_host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
+    let request = Request::from_parts(parts, crate::body::full(body));
+    let fwd = Forwarding {
+        peer: ex.ctx.peer,
+        trusted_hop: ex.ctx.trusted_hop,
+        proto: ex.ctx.scheme,
+        original_host: original_host.as_deref(),
+        stage_path: mapped_path.as_deref().unwrap_or(&ex.ctx.stage_path),
+        params: &ex.ctx.params,
+        request_id: &ex.request_id,
+    };
+    let mut sent_at = None;
+    let result = upstream
+        .forward(&integration.target, request, &fwd, &mut sent_at)
+        .await;
+    ex.ctx.integration_latency = sent_at.map(|t| t.elapsed());
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(error) => return respond::fail(Some(api), error, ex),
+    };
+    ex.ctx.integration_status = Some(answer.status);
+    let (answer_parts, answer_body) = answer.response.into_parts();
+    let answer_bytes = match Limited::new(answer_body, MAX_MAPPED_ANSWER_BYTES)
+        .boxed_unsync()
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(source) => {
+            let error = RequestError::UpstreamFailed {
+                backend: integration.target.backend.id.clone(),
+                source,
+            };
+            return respond::fail(Some(api), error, ex);
+        }
+    };
+    match templates.respond(
+        answer.status,
+        &answer_parts.headers,
+        &answer_bytes,
+        &facts,
+        &ex.ctx,
+    ) {
+        Ok(mut response) => {
+            integration.mapping.apply_response(
+                &mut response,
+                &ex.ctx,
+                &request_headers,
+                request_query.as_deref(),
+            );
+            response
+        }
+        Err(error) => respond::fail(Some(api), error, ex),
     }
 }

@@ -23,6 +23,7 @@ mod observability;
 mod quotas;
 mod routing;
 mod swap;
+mod templates;
 mod throttling;
 mod tls;
 mod validation;
