@@ -232,6 +232,7 @@ async fn a_replica_that_does_not_lead_compiles_and_publishes_but_writes_nothing(
     let mut reconciler = Reconciler {
         client: client.clone(),
         compile: CompileOptions::default(),
+        cluster_keys: None,
         push: push.clone(),
         status_writer: StatusWriter::new(client, None),
     };
@@ -418,6 +419,7 @@ async fn a_lost_lease_stops_status_writes() {
         let mut reconciler = Reconciler {
             client: client.clone(),
             compile: CompileOptions::default(),
+            cluster_keys: None,
             push: PushServer::new(Arc::clone(&wake)),
             status_writer: StatusWriter::new(client, None),
         };
