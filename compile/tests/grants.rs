@@ -55,7 +55,10 @@ fn a_uri_naming_a_service_of_another_namespace_in_any_cluster_form_is_refused_wi
             &format!("r{i}"),
             reasons::REF_NOT_PERMITTED,
         );
-        assert!(message.contains("spec.integration.uri"), "{host}: {message}");
+        assert!(
+            message.contains("spec.integration.uri"),
+            "{host}: {message}"
+        );
         assert_base_served(&c);
     }
 }
@@ -282,7 +285,10 @@ fn a_vpc_link_client_certificate_that_checks_out_is_refused_as_unsupported_not_i
     let (cert, key) = self_signed();
     let c = with_base(&client_cert_link(&cert, &key));
     let message = assert_refused(&c, Kind::VpcLink, "mtls", reasons::UNSUPPORTED_FEATURE);
-    assert!(message.contains("spec.tls.clientCertSecretRef"), "{message}");
+    assert!(
+        message.contains("spec.tls.clientCertSecretRef"),
+        "{message}"
+    );
     assert_base_served(&c);
 }
 

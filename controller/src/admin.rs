@@ -64,11 +64,7 @@ fn metrics(state: &AdminState) -> String {
         })
         .set(1);
     }
-    registry.register(
-        METRICS[1],
-        "The published snapshot version (value 1)",
-        info,
-    );
+    registry.register(METRICS[1], "The published snapshot version (value 1)", info);
     registry.register(
         METRICS[2],
         "Proxies with an open push stream",

@@ -65,12 +65,13 @@ pub async fn fetch(client: &Client) -> Result<ClusterKeys, ClusterKeysError> {
 }
 
 async fn get(client: &Client, path: &'static str) -> Result<String, ClusterKeysError> {
-    let request = http::Request::get(path)
-        .body(Vec::new())
-        .map_err(|e| ClusterKeysError::Malformed {
-            path,
-            message: e.to_string(),
-        })?;
+    let request =
+        http::Request::get(path)
+            .body(Vec::new())
+            .map_err(|e| ClusterKeysError::Malformed {
+                path,
+                message: e.to_string(),
+            })?;
     client
         .request_text(request)
         .await

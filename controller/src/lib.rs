@@ -205,6 +205,8 @@ pub async fn run(
         (Some(tx), rx, None)
     };
 
+    let patch_mode = writer::PatchMode::discover(&client).await;
+    info!(?patch_mode, "status writes");
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -217,7 +219,8 @@ pub async fn run(
         compile: config.compile.clone(),
         cluster_keys,
         push: push.clone(),
-        status_writer: writer::StatusWriter::new(client.clone(), Some(recorder)),
+        status_writer: writer::StatusWriter::new(client.clone(), Some(recorder))
+            .with_mode(patch_mode),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {

@@ -46,9 +46,20 @@ impl KubeLocal {
     /// skipped: kube-local is not built and `CAUSEWAY_KUBE_E2E` is unset. With
     /// `CAUSEWAY_KUBE_E2E=1` it builds kube-local first if needed, and failures are failures.
     pub fn private() -> Option<Self> {
+        let wanted = std::env::var_os("CAUSEWAY_KUBE_E2E").is_some_and(|v| v != "0");
+        Self::start(wanted)
+    }
+
+    /// Starts a private kube-apiserver, building kube-local first if it is not built (about 8
+    /// minutes, once per machine); never skips: a failure names the command that builds it.
+    pub fn required() -> Self {
+        Self::start(true)
+            .unwrap_or_else(|| panic!("kube-local is needed: run {}/ensure.sh", tools().display()))
+    }
+
+    fn start(wanted: bool) -> Option<Self> {
         let tools = tools();
         let bin = bin_dir();
-        let wanted = std::env::var_os("CAUSEWAY_KUBE_E2E").is_some_and(|v| v != "0");
         if !bin.join("kube-apiserver").exists() {
             if !wanted {
                 println!(
@@ -62,8 +73,12 @@ impl KubeLocal {
             let status = Command::new("bash")
                 .arg(tools.join("ensure.sh"))
                 .status()
-                .expect("run ensure.sh");
-            assert!(status.success(), "kube-local ensure.sh failed");
+                .unwrap_or_else(|e| panic!("cannot run {}/ensure.sh: {e}", tools.display()));
+            assert!(
+                status.success(),
+                "kube-local ensure.sh failed; run {}/ensure.sh to see why",
+                tools.display()
+            );
         }
         let state = tempfile::Builder::new()
             .prefix("kube-local-")

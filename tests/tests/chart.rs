@@ -245,7 +245,9 @@ fn round_trip(doc: &Value) -> Result<Value, String> {
                             rules.iter().all(|r| {
                                 r["alert"].is_string()
                                     && r["expr"].is_string()
-                                    && r["for"].as_str().is_some_and(|f| f.ends_with('m') || f.ends_with('h'))
+                                    && r["for"]
+                                        .as_str()
+                                        .is_some_and(|f| f.ends_with('m') || f.ends_with('h'))
                                     && r["labels"]["severity"].is_string()
                             })
                         })
@@ -1231,7 +1233,10 @@ fn the_dashboard_and_the_alerts_name_only_metrics_the_proxy_or_the_controller_ex
     let mut exported = BTreeSet::new();
     registered_metrics(&root.join("proxy/src"), &mut exported);
     registered_metrics(&root.join("controller/src"), &mut exported);
-    for expected in ["causeway_proxy_requests", "causeway_controller_proxies_applied"] {
+    for expected in [
+        "causeway_proxy_requests",
+        "causeway_controller_proxies_applied",
+    ] {
         assert!(
             exported.contains(expected),
             "the scan of metric registrations found no {expected}; found {exported:?}"
@@ -1280,7 +1285,10 @@ fn the_dashboard_and_the_alerts_name_only_metrics_the_proxy_or_the_controller_ex
         "CausewayProxyNotOnCurrentSnapshot",
         "CausewayPushCertificateExpiring",
     ] {
-        assert!(alerts.contains(wanted), "alert {wanted} is missing: {alerts:?}");
+        assert!(
+            alerts.contains(wanted),
+            "alert {wanted} is missing: {alerts:?}"
+        );
     }
     let unknown: Vec<String> = used
         .iter()

@@ -451,7 +451,10 @@ impl<'a> Cluster<'a> {
         }
         let port = origin.port;
         let refused = |message: String| {
-            Problem::unresolved(reasons::ADDRESS_NOT_PERMITTED, format!("{field}: {message}"))
+            Problem::unresolved(
+                reasons::ADDRESS_NOT_PERMITTED,
+                format!("{field}: {message}"),
+            )
         };
         match link {
             Some(r) => {

@@ -384,12 +384,9 @@ fn compile_target(
             if stage_variables(&split.origin).is_ok_and(|v| v.is_empty()) {
                 let origin =
                     parse_origin(&split.origin).map_err(|e| invalid(format!("{field}: {e}")))?;
-                if let OriginGrant::Service((ns, name)) = cluster.grant_origin(
-                    field,
-                    &origin,
-                    namespace,
-                    spec.vpc_link_ref.as_ref(),
-                )? {
+                if let OriginGrant::Service((ns, name)) =
+                    cluster.grant_origin(field, &origin, namespace, spec.vpc_link_ref.as_ref())?
+                {
                     cluster.check_service_port(field, &ns, &name, origin.port)?;
                 }
             }
