@@ -131,14 +131,6 @@ const VALUE_SETS: &[ValueSet] = &[
         ],
     },
     ValueSet {
-        name: "Grafana dashboard and PrometheusRule alerts",
-        values: &[
-            "--set",
-            "grafanaDashboard.enabled=true,prometheusRule.enabled=true,serviceMonitor.enabled=true",
-        ],
-        cluster: &[],
-    },
-    ValueSet {
         name: "push certificates from cert-manager (chart-made CA issuer)",
         values: &["--set", "pushCerts.source=cert-manager"],
         cluster: &[],
@@ -148,6 +140,14 @@ const VALUE_SETS: &[ValueSet] = &[
         values: &[
             "--set",
             "pushCerts.source=cert-manager,pushCerts.issuerRef.name=corp-ca,pushCerts.issuerRef.kind=ClusterIssuer",
+        ],
+        cluster: &[],
+    },
+    ValueSet {
+        name: "Grafana dashboard and PrometheusRule alerts",
+        values: &[
+            "--set",
+            "grafanaDashboard.enabled=true,prometheusRule.enabled=true,serviceMonitor.enabled=true",
         ],
         cluster: &[],
     },
