@@ -376,9 +376,11 @@ async fn a_token_the_api_server_issued_is_verified_by_the_proxy_with_the_keys_th
 // GitOps: no spec drift, and the Argo CD health check on real statuses
 
 /// The documents of every example, EndpointSlices moved to `discovery.k8s.io/v1beta1` (all a
-/// 1.20 server has), as one YAML stream; and the namespaces they use.
+/// 1.20 server has), as one YAML stream; and the namespaces they use. Examples reuse names (two
+/// define Api `default/shop`): of objects with the same kind, namespace and name the last one
+/// is kept, so that the stream holds each object once.
 fn examples() -> (String, BTreeSet<String>) {
-    let mut out = String::new();
+    let mut kept: Vec<((String, String, String), Value)> = Vec::new();
     let mut namespaces = BTreeSet::new();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
         .expect("examples")
@@ -407,12 +409,22 @@ fn examples() -> (String, BTreeSet<String>) {
                     .as_str()
                     .unwrap_or("default")
                     .to_string();
-                namespaces.insert(ns);
-                out.push_str("---\n");
-                out.push_str(&serde_json::to_string(&doc).expect("JSON is YAML"));
-                out.push('\n');
+                namespaces.insert(ns.clone());
+                let key = (
+                    doc["kind"].as_str().unwrap_or("").to_string(),
+                    ns,
+                    doc["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                );
+                kept.retain(|(k, _)| *k != key);
+                kept.push((key, doc));
             }
         }
+    }
+    let mut out = String::new();
+    for (_, doc) in kept {
+        out.push_str("---\n");
+        out.push_str(&serde_json::to_string(&doc).expect("JSON is YAML"));
+        out.push('\n');
     }
     (out, namespaces)
 }
@@ -562,8 +574,17 @@ spec:
         String::from_utf8_lossy(&diff.stdout),
         String::from_utf8_lossy(&diff.stderr)
     );
-    // 2. A server-side dry-run apply (Flux, Argo CD with ServerSideApply=true) of the same
-    //    files keeps every spec as it is live.
+    // 2. A server-side dry-run apply (Flux, Argo CD with ServerSideApply=true) of the Causeway
+    //    objects keeps every spec as it is live. (Only those: a 1.20 server refuses a
+    //    server-side apply of a Service port without `protocol`, a Kubernetes bug of that
+    //    version that has nothing to do with Causeway.)
+    let ours: String = stream
+        .split("---\n")
+        .filter(|d| d.contains("\"apiVersion\":\"causeway.dev/"))
+        .map(|d| format!("---\n{d}"))
+        .collect();
+    let ours_file = work.path().join("causeway-objects.yaml");
+    std::fs::write(&ours_file, ours).expect("write");
     let dry: Value = serde_json::from_str(&kube.run(&[
         "apply",
         "--server-side",
@@ -572,7 +593,7 @@ spec:
         "--field-manager",
         "gitops",
         "-f",
-        &examples_arg,
+        &ours_file.display().to_string(),
         "-o",
         "json",
     ]))
