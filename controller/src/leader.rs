@@ -1,7 +1,7 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease (kube-lease-manager). Every replica
 //! watches, compiles and serves snapshots; only the leader writes statuses, Events and the
 //! deployment history, and only the leader reports ready, so the push Service sends proxies to
-//! it (see ARCHITECTURE.md, "High availability").
+//! it (see docs/controller.md, "High availability").
 
 use kube::Client;
 use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};

@@ -1,4 +1,4 @@
-//! Response caching per stage (design §4 steps 8 and 10).
+//! Response caching per stage: lookup before the integration, store while the answer streams.
 //!
 //! A stage with a cache has one bounded store (moka, weighed in bytes: key + headers + body), so
 //! memory stays under `capacityBytes` whatever the traffic; entries expire after their route's
@@ -34,7 +34,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::body::{BoxError, ProxyBody, full};
-use crate::gateway_response::RequestError;
+use crate::error::RequestError;
 
 /// `X-Cache: Hit` / `Miss`, when the stage asks for it.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -298,7 +298,7 @@ fn key(
     if route.key_parameters.is_empty() {
         return key;
     }
-    let query = crate::lambda::query_pairs(request.uri().query());
+    let query = crate::context::query_pairs(request.uri().query());
     for p in &route.key_parameters {
         key.push('\n');
         key.push_str(p);
@@ -333,7 +333,7 @@ pub(crate) struct Place<'a> {
     pub stage_path: &'a str,
 }
 
-/// Step 8: serves a hit, or says where to keep the response of a miss.
+/// serves a hit, or says where to keep the response of a miss.
 pub(crate) fn lookup(
     store: Option<&Arc<StageStore>>,
     route: Option<&RouteCache>,
@@ -407,7 +407,7 @@ fn storable(response: &Response<ProxyBody>) -> bool {
     declared.is_none_or(|n| n <= MAX_ENTRY_BYTES)
 }
 
-/// Step 10: marks a miss (`X-Cache: Miss`) and keeps the response as it streams to the client,
+/// marks a miss (`X-Cache: Miss`) and keeps the response as it streams to the client,
 /// if it qualifies.
 pub(crate) fn store(
     pending: Option<Pending>,

@@ -1,4 +1,4 @@
-//! Snapshot types of issue 8: `LAMBDA_PROXY` integrations, request validation, parameter
+//! Snapshot types of integrations: `LAMBDA_PROXY` integrations, request validation, parameter
 //! mapping and response caching. Every field added to the older types for these features is
 //! optional and skipped when unused, so snapshots that do not use them encode as before.
 
