@@ -1,7 +1,7 @@
 //! VpcLink grants hold for every way a Route (or a function authorizer) can name a backend:
 //! `backendRef`, a `uri` in any cluster Service form, an IP literal, `localhost`, and any host
 //! through a named link; `addresses` limits what a link reaches; a client certificate on a link
-//! is loaded and checked, then refused until the proxy presents it.
+//! is loaded, checked (PEM, the key belongs to the certificate) and carried to its backends.
 
 #[path = "support/fixtures.rs"]
 mod support;
@@ -281,13 +281,41 @@ fn self_signed() -> (String, String) {
 }
 
 #[test]
-fn a_vpc_link_client_certificate_that_checks_out_is_refused_as_unsupported_not_ignored() {
+fn a_vpc_link_client_certificate_that_checks_out_reaches_the_https_backend_in_the_snapshot() {
     let (cert, key) = self_signed();
-    let c = with_base(&client_cert_link(&cert, &key));
-    let message = assert_refused(&c, Kind::VpcLink, "mtls", reasons::UNSUPPORTED_FEATURE);
-    assert!(
-        message.contains("spec.tls.clientCertSecretRef"),
-        "{message}"
+    let c = with_base(&format!(
+        r#"{}---
+apiVersion: v1
+kind: Service
+metadata: {{name: billing, namespace: finance}}
+spec:
+  ports: [{{port: 443}}]
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {{name: pay, namespace: shop}}
+spec:
+  apiRef: {{name: pets}}
+  routeKey: POST /pay
+  integration: {{type: HTTP_PROXY, backendRef: {{name: billing, namespace: finance, port: 443, scheme: https}}}}
+"#,
+        client_cert_link(&cert, &key)
+    ));
+    assert!(status(&c, Kind::VpcLink, "mtls").is_accepted());
+    assert!(status(&c, Kind::Route, "pay").is_accepted());
+    let tls = c
+        .snapshot
+        .backends
+        .get("svc+https/finance/billing:443")
+        .and_then(|b| b.tls.as_ref())
+        .expect("the https backend has TLS settings");
+    assert_eq!(
+        tls.client_cert_pem.as_deref().map(str::trim),
+        Some(cert.trim())
+    );
+    assert_eq!(
+        tls.client_key_pem.as_deref().map(str::trim),
+        Some(key.trim())
     );
     assert_base_served(&c);
 }

@@ -66,9 +66,9 @@ pub struct UpstreamTlsSpec {
     /// Server name sent in SNI and verified in the certificate (default: the Service host name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
-    /// A `kubernetes.io/tls` Secret presented as client certificate. Not built yet: it is
-    /// checked (PEM, the key belongs to the certificate) and the VpcLink is then refused with
-    /// `UnsupportedFeature` rather than used without it.
+    /// A `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`) presented as client certificate to
+    /// backends that require mutual TLS. Checked by the controller: PEM, and the key belongs to
+    /// the first certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert_secret_ref: Option<SecretRef>,
 }

@@ -127,7 +127,13 @@ impl Proxy {
     }
 
     /// Waits until `GET host path` (with `headers`) answers `status`; returns the body.
-    async fn wait_status(&self, host: &str, path: &str, token: Option<&str>, status: u16) -> String {
+    async fn wait_status(
+        &self,
+        host: &str,
+        path: &str,
+        token: Option<&str>,
+        status: u16,
+    ) -> String {
         let found = eventually(WAIT, || async {
             let r = get_with_token(self.traffic, host, path, token).await.ok()?;
             (r.0 == status).then_some(r.1)
@@ -150,10 +156,8 @@ async fn get_with_token(
     token: Option<&str>,
 ) -> Result<(u16, String), String> {
     use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
     let mut req = http::Request::get(format!("http://{addr}{path}")).header("host", host);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
@@ -201,7 +205,10 @@ async fn proxy_certs(kube: &KubeLocal, system_ns: &str, dir: &Path) {
         out.status.success().then_some(())
     })
     .await;
-    assert!(made.is_some(), "the controller never made causeway-proxy-tls");
+    assert!(
+        made.is_some(),
+        "the controller never made causeway-proxy-tls"
+    );
     for key in ["ca.crt", "tls.crt", "tls.key"] {
         let template = format!("go-template={{{{index .data \"{key}\" | base64decode}}}}");
         let pem = kube.run(&[
@@ -286,9 +293,8 @@ async fn a_token_the_api_server_issued_is_verified_by_the_proxy_with_the_keys_th
         kube.run(&["create", "serviceaccount", account, "-n", account_ns]);
     }
     // The example, with no jwksSecretRef and no issuer: both come from the API server.
-    let example =
-        std::fs::read_to_string(repo_root().join("examples/service-account/api.yaml"))
-            .expect("example");
+    let example = std::fs::read_to_string(repo_root().join("examples/service-account/api.yaml"))
+        .expect("example");
     let without_keys: String = example
         .lines()
         .filter(|l| !l.contains("jwksSecretRef:") && !l.trim_start().starts_with("issuer:"))
@@ -316,28 +322,29 @@ async fn a_token_the_api_server_issued_is_verified_by_the_proxy_with_the_keys_th
     )
     .await;
     let keys: Value = serde_json::from_str(&keys).expect("status JSON");
-    let discovery: Value = serde_json::from_str(
-        &kube.run(&["get", "--raw", "/.well-known/openid-configuration"]),
-    )
-    .expect("discovery");
+    let discovery: Value =
+        serde_json::from_str(&kube.run(&["get", "--raw", "/.well-known/openid-configuration"]))
+            .expect("discovery");
     assert_eq!(keys["source"], "APIServer", "{keys}");
     assert_eq!(keys["issuer"], discovery["issuer"], "{keys}");
-    let server_kids: BTreeSet<String> = serde_json::from_str::<Value>(
-        &kube.run(&["get", "--raw", "/openid/v1/jwks"]),
-    )
-    .expect("jwks")["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .filter_map(|k| k["kid"].as_str().map(str::to_string))
-        .collect();
+    let server_kids: BTreeSet<String> =
+        serde_json::from_str::<Value>(&kube.run(&["get", "--raw", "/openid/v1/jwks"]))
+            .expect("jwks")["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .filter_map(|k| k["kid"].as_str().map(str::to_string))
+            .collect();
     let status_kids: BTreeSet<String> = keys["keyIds"]
         .as_array()
         .expect("keyIds")
         .iter()
         .filter_map(|k| k.as_str().map(str::to_string))
         .collect();
-    assert_eq!(status_kids, server_kids, "the status lists the server's keys");
+    assert_eq!(
+        status_kids, server_kids,
+        "the status lists the server's keys"
+    );
 
     let tls = work.path().join("proxy-tls");
     proxy_certs(&kube, system, &tls).await;
@@ -598,7 +605,10 @@ spec:
         "json",
     ]))
     .expect("dry-run JSON");
-    let dry_items = dry["items"].as_array().cloned().unwrap_or_else(|| vec![dry]);
+    let dry_items = dry["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![dry]);
     let mut compared = 0;
     for applied in &dry_items {
         let group = applied["apiVersion"].as_str().unwrap_or("");
@@ -638,11 +648,17 @@ spec:
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let is = |t: &str, s: &str| conditions.iter().any(|c| c["type"] == t && c["status"] == s);
+        let is = |t: &str, s: &str| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == t && c["status"] == s)
+        };
         let (status, message) = argo_health(work.path(), &object);
         let expected = if is("Ready", "True") {
             "Healthy"
-        } else if is("Accepted", "False") || is("ResolvedRefs", "False") || is("Programmed", "False")
+        } else if is("Accepted", "False")
+            || is("ResolvedRefs", "False")
+            || is("Programmed", "False")
         {
             "Degraded"
         } else {
@@ -666,7 +682,9 @@ spec:
         .into_iter()
         .find(|o| o["kind"] == "Stage" && o["metadata"]["name"] == "petstore-prod")
         .expect("petstore-prod");
-    let generation = ahead["metadata"]["generation"].as_i64().expect("generation");
+    let generation = ahead["metadata"]["generation"]
+        .as_i64()
+        .expect("generation");
     ahead["metadata"]["generation"] = Value::from(generation + 1);
     let (status, message) = argo_health(work.path(), &ahead);
     assert_eq!(status, "Progressing", "{message}");
@@ -747,7 +765,10 @@ async fn a_second_controller_takes_over_within_the_lease_time_and_proxies_keep_s
             .await
             .is_ok_and(|r| r.status == 200)
     };
-    assert!(ready(b.admin).await.then_some(()).is_none(), "b is not ready while a leads");
+    assert!(
+        ready(b.admin).await.then_some(()).is_none(),
+        "b is not ready while a leads"
+    );
 
     // Kill the leader (no graceful release: its Lease must expire).
     let killed = Instant::now();

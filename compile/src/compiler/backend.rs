@@ -634,18 +634,15 @@ fn upstream_tls(inventory: &Inventory, link: &VpcLink) -> Result<Option<Upstream
         return Ok(None);
     };
     let (namespace, _) = obj_key(&link.metadata);
-    if let Some(r) = &tls.client_cert_secret_ref {
-        let field = "spec.tls.clientCertSecretRef";
-        super::tls::client_certificate(inventory, field, &namespace, &r.name)?;
-        // Loaded and checked, but the proxy does not present it yet: refuse the link rather
-        // than connect without the certificate the backend expects.
-        return Err(Problem::invalid(
-            reasons::UNSUPPORTED_FEATURE,
-            format!(
-                "{field}: presenting a client certificate to backends is not built yet; the VpcLink is left out rather than used without it"
-            ),
-        ));
-    }
+    let client = match &tls.client_cert_secret_ref {
+        Some(r) => Some(super::tls::client_certificate(
+            inventory,
+            "spec.tls.clientCertSecretRef",
+            &namespace,
+            &r.name,
+        )?),
+        None => None,
+    };
     let ca_pem = match &tls.ca_secret_ref {
         Some(r) => Some(super::tls::ca_bundle(
             inventory,
@@ -655,9 +652,15 @@ fn upstream_tls(inventory: &Inventory, link: &VpcLink) -> Result<Option<Upstream
         )?),
         None => None,
     };
+    let (client_cert_pem, client_key_pem) = match client {
+        Some(c) => (Some(c.cert_chain_pem), Some(c.private_key_pem)),
+        None => (None, None),
+    };
     Ok(Some(UpstreamTls {
         ca_pem,
         server_name: tls.sni.clone(),
+        client_cert_pem,
+        client_key_pem,
     }))
 }
 
