@@ -151,6 +151,14 @@ const VALUE_SETS: &[ValueSet] = &[
         ],
         cluster: &[],
     },
+    ValueSet {
+        name: "dual stack (IPv6 first)",
+        values: &[
+            "--set",
+            "proxy.ipFamilies={IPv6,IPv4},proxy.ipFamilyPolicy=RequireDualStack",
+        ],
+        cluster: &[],
+    },
 ];
 
 impl ValueSet {
@@ -1309,5 +1317,57 @@ fn the_dashboard_and_the_alerts_are_off_by_default() {
         !docs
             .iter()
             .any(|d| kind(d) == "PrometheusRule" || name(d) == "causeway-grafana-dashboard")
+    );
+}
+
+#[test]
+fn the_proxy_listens_on_each_address_family_of_its_values() {
+    let args = |docs: &[Value]| -> Vec<String> {
+        find(docs, "Deployment", "causeway-proxy")["spec"]["template"]["spec"]["containers"][0]
+            ["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .filter(|a| a.contains("listen="))
+            .map(str::to_string)
+            .collect()
+    };
+    let single = documents(&template(&[]));
+    assert_eq!(
+        args(&single),
+        ["--listen=0.0.0.0:8080", "--admin-listen=0.0.0.0:9901"]
+    );
+    assert!(find(&single, "Service", "causeway-proxy")["spec"]["ipFamilyPolicy"].is_null());
+    let dual = documents(&template(&[
+        "--set",
+        "proxy.ipFamilies={IPv6,IPv4},proxy.ipFamilyPolicy=RequireDualStack",
+    ]));
+    assert_eq!(
+        args(&dual),
+        [
+            "--listen=[::]:8080",
+            "--listen=0.0.0.0:8080",
+            "--admin-listen=[::]:9901"
+        ]
+    );
+    let service = find(&dual, "Service", "causeway-proxy");
+    assert_eq!(service["spec"]["ipFamilyPolicy"], "RequireDualStack");
+    assert_eq!(
+        service["spec"]["ipFamilies"],
+        serde_json::json!(["IPv6", "IPv4"])
+    );
+    let controller =
+        find(&dual, "Deployment", "causeway-controller")["spec"]["template"]["spec"]["containers"]
+            [0]["args"]
+            .to_string();
+    assert!(
+        controller.contains("--push-listen=[::]:18000"),
+        "the controller listens on the first family too: {controller}"
+    );
+    let v6 = documents(&template(&["--set", "proxy.ipFamilies={IPv6}"]));
+    assert_eq!(
+        args(&v6),
+        ["--listen=[::]:8080", "--admin-listen=[::]:9901"]
     );
 }
