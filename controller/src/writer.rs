@@ -289,27 +289,6 @@ where
     .map(|_| ())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::PatchMode;
-
-    #[test]
-    fn servers_from_1_22_get_server_side_apply_and_older_ones_merge_patches() {
-        for (major, minor, mode) in [
-            ("1", "20", PatchMode::Merge),
-            ("1", "21+", PatchMode::Merge),
-            ("1", "22", PatchMode::Apply),
-            ("1", "22+", PatchMode::Apply),
-            ("1", "33", PatchMode::Apply),
-            ("2", "0", PatchMode::Apply),
-            ("", "", PatchMode::Merge),
-            ("one", "x", PatchMode::Merge),
-        ] {
-            assert_eq!(PatchMode::for_server(major, minor), mode, "{major}.{minor}");
-        }
-    }
-}
-
 fn index(inventory: &Inventory) -> HashMap<Key, Current> {
     let mut out = HashMap::new();
     add(&mut out, Kind::Api, &inventory.apis, |o| &o.status);
@@ -344,5 +323,26 @@ fn add<K, S>(
             reference: o.object_ref(&()),
         };
         out.insert((kind, ns, name), current);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PatchMode;
+
+    #[test]
+    fn servers_from_1_22_get_server_side_apply_and_older_ones_merge_patches() {
+        for (major, minor, mode) in [
+            ("1", "20", PatchMode::Merge),
+            ("1", "21+", PatchMode::Merge),
+            ("1", "22", PatchMode::Apply),
+            ("1", "22+", PatchMode::Apply),
+            ("1", "33", PatchMode::Apply),
+            ("2", "0", PatchMode::Apply),
+            ("", "", PatchMode::Merge),
+            ("one", "x", PatchMode::Merge),
+        ] {
+            assert_eq!(PatchMode::for_server(major, minor), mode, "{major}.{minor}");
+        }
     }
 }

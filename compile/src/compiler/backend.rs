@@ -16,6 +16,7 @@
 //! - an IP literal or `localhost` (pod and node addresses, the proxy's own admin port) needs a
 //!   VpcLink that allows the Route's namespace and lists the address in `spec.addresses`;
 //! - any host through a named VpcLink (`vpcLinkRef`) must be listed in that link's `addresses`.
+//!
 //! Other host names (the public internet) need no grant. Host forms that resolvers read as IPv4
 //! in disguise (`2130706433`, `0x7f.1`) are refused as invalid.
 
