@@ -112,6 +112,52 @@ impl KubeLocal {
         Some(local)
     }
 
+    /// Rotates the API server's service-account signing key: stops the server (etcd data and
+    /// the rest of the PKI are kept), makes a new key pair, and starts it again on the same
+    /// ports, so the kubeconfig stays valid. Tokens signed with the old key no longer verify.
+    pub fn rotate_service_account_key(&self) {
+        let tools = tools();
+        let envs = || self.env.iter().map(|(k, v)| (k.clone(), v.clone()));
+        let down = Command::new("bash")
+            .arg(tools.join("down.sh"))
+            .envs(envs())
+            .output()
+            .expect("run down.sh");
+        assert!(
+            down.status.success(),
+            "down.sh failed:\n{}",
+            String::from_utf8_lossy(&down.stderr)
+        );
+        let pki = self._state.path().join("pki");
+        let key = pki.join("sa.key");
+        let made = Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&key)
+            .arg("2048")
+            .output()
+            .expect("run openssl (apt-get install -y openssl)");
+        assert!(made.status.success(), "openssl genrsa failed");
+        let public = Command::new("openssl")
+            .args(["rsa", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(pki.join("sa.pub"))
+            .output()
+            .expect("run openssl");
+        assert!(public.status.success(), "openssl rsa -pubout failed");
+        let up = Command::new("bash")
+            .arg(tools.join("up.sh"))
+            .envs(envs())
+            .env("KUBE_LOCAL_KEEP_DATA", "1")
+            .output()
+            .expect("run up.sh");
+        assert!(
+            up.status.success(),
+            "up.sh after the key rotation failed:\n{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+    }
+
     /// Runs kubectl against this server.
     pub fn kubectl(&self, args: &[&str]) -> Output {
         Command::new(&self.kubectl)

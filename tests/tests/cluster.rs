@@ -42,28 +42,36 @@ struct Controller {
 
 impl Controller {
     async fn start(kube: &KubeLocal, work: &Path, identity: &str, system_ns: &str) -> Self {
+        Self::start_with(kube, work, identity, system_ns, &[]).await
+    }
+
+    async fn start_with(
+        kube: &KubeLocal,
+        work: &Path,
+        identity: &str,
+        system_ns: &str,
+        extra: &[&str],
+    ) -> Self {
         let (push, admin) = (addr(), addr());
         let (push_arg, admin_arg) = (push.to_string(), admin.to_string());
         let kubeconfig = kube.kubeconfig.display().to_string();
-        let process = ChildGuard::spawn(
-            &causeway(),
-            &[
-                "controller",
-                "--push-listen",
-                &push_arg,
-                "--admin-listen",
-                &admin_arg,
-                "--kubeconfig",
-                &kubeconfig,
-                "--controller-namespace",
-                system_ns,
-                "--identity",
-                identity,
-                "--debounce-millis",
-                "200",
-            ],
-            work,
-        );
+        let mut args = vec![
+            "controller",
+            "--push-listen",
+            &push_arg,
+            "--admin-listen",
+            &admin_arg,
+            "--kubeconfig",
+            &kubeconfig,
+            "--controller-namespace",
+            system_ns,
+            "--identity",
+            identity,
+            "--debounce-millis",
+            "200",
+        ];
+        args.extend_from_slice(extra);
+        let process = ChildGuard::spawn(&causeway(), &args, work);
         let up = eventually(WAIT, || async {
             let r = get(admin, "localhost", "/healthz").await.ok()?;
             (r.status == 200).then_some(())
@@ -377,6 +385,91 @@ async fn a_token_the_api_server_issued_is_verified_by_the_proxy_with_the_keys_th
         .wait_status(&host, "/prod/orders", Some(&forged), 401)
         .await;
     proxy.wait_status(&host, "/prod/orders", None, 401).await;
+}
+
+/// The key ids in `Authorizer.status.serviceAccountKeys`.
+fn status_key_ids(kube: &KubeLocal, ns: &str) -> String {
+    let out = kube.kubectl(&[
+        "get",
+        "authorizer",
+        "in-cluster",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.status.serviceAccountKeys.keyIds}",
+    ]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_rotation_on_the_api_server_reaches_the_proxy_and_tokens_of_the_old_key_stop_working()
+{
+    let kube = KubeLocal::required();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (ns, system) = ("shop", "causeway-system");
+    prepare(&kube, &[ns, system, "ops"]);
+    kube.run(&["create", "serviceaccount", "checkout", "-n", ns]);
+    let example = std::fs::read_to_string(repo_root().join("examples/service-account/api.yaml"))
+        .expect("example");
+    let without_keys: String = example
+        .lines()
+        .filter(|l| !l.contains("jwksSecretRef:") && !l.trim_start().starts_with("issuer:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    apply_text(&kube, work.path(), &without_keys);
+    let controller = Controller::start_with(
+        &kube,
+        work.path(),
+        "controller-a",
+        system,
+        &["--service-account-keys-refresh-seconds", "1"],
+    )
+    .await;
+    let stderr = || controller.process.stderr();
+    let before = wait_for(
+        &kube,
+        &[
+            "get",
+            "authorizer",
+            "in-cluster",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.status.serviceAccountKeys.keyIds}",
+        ],
+        "key ids in the Authorizer's status",
+        WAIT,
+        |s| !s.is_empty(),
+        &stderr,
+    )
+    .await;
+    let tls = work.path().join("proxy-tls");
+    proxy_certs(&kube, system, &tls).await;
+    let proxy = Proxy::start(work.path(), "proxy-0", controller.push, &tls).await;
+    let host = format!("orders.{ns}.localhost");
+    let old = token(&kube, work.path(), ns, "checkout", "orders");
+    proxy
+        .wait_status(&host, "/prod/orders", Some(&old), 200)
+        .await;
+
+    kube.rotate_service_account_key();
+    let new = token(&kube, work.path(), ns, "checkout", "orders");
+    proxy
+        .wait_status(&host, "/prod/orders", Some(&new), 200)
+        .await;
+    proxy
+        .wait_status(&host, "/prod/orders", Some(&old), 401)
+        .await;
+    let after = eventually(WAIT, || async {
+        let ids = status_key_ids(&kube, ns);
+        (!ids.is_empty() && ids != before).then_some(ids)
+    })
+    .await;
+    assert!(
+        after.is_some(),
+        "the status still lists the old key ids {before}; controller stderr:\n{}",
+        controller.process.stderr()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
