@@ -221,7 +221,9 @@ mod tests {
         );
         assert!(base.same_except_backends(&base.with_backends(backends)));
         let mut certificates = base.clone();
-        certificates.certificates.push(crate::Certificate::default());
+        certificates
+            .certificates
+            .push(crate::Certificate::default());
         assert!(!base.same_except_backends(&certificates.seal()));
     }
 
