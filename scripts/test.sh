@@ -19,6 +19,9 @@ fi
 # chart tests use (no helm binary is reachable; its packages are built offline, GOPATH mode).
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# lua5.4 runs the Argo CD health check (deploy/gitops/argocd-health.lua) on real statuses in
+# tests/tests/cluster.rs.
+command -v lua5.4 >/dev/null 2>&1 || missing+=(lua5.4)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
 gocode=/usr/share/gocode/src/github.com
 [ -d "$gocode/Masterminds/sprig" ] || missing+=(golang-github-masterminds-sprig-dev)

@@ -75,6 +75,11 @@ pub struct ControllerArgs {
     /// writes — `tls.crt`, `tls.key`, `ca.crt` — and read again every minute).
     #[arg(long, env = "CAUSEWAY_PUSH_CERTS", default_value = "controller", value_parser = ["controller", "cert-manager"])]
     push_certs: String,
+    /// Seconds between reads of the API server's service-account issuer and keys
+    /// (`/.well-known/openid-configuration`, `/openid/v1/jwks`) for SERVICE_ACCOUNT
+    /// authorizers; a change (key rotation) is pushed to the proxies. 0: never read them.
+    #[arg(long, env = "CAUSEWAY_SERVICE_ACCOUNT_KEYS_REFRESH_SECONDS", default_value_t = causeway_controller::cluster_keys::REFRESH_EVERY.as_secs())]
+    service_account_keys_refresh_seconds: u64,
     /// Read resources from this directory of YAML instead of a cluster (tests).
     #[arg(long, hide = true)]
     from_dir: Option<PathBuf>,
@@ -149,6 +154,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         leader_election: args.leader_elect,
         server_names,
         usage_rollup_every: Duration::from_millis(args.usage_rollup_millis),
+        cluster_keys_every: (args.service_account_keys_refresh_seconds > 0)
+            .then(|| Duration::from_secs(args.service_account_keys_refresh_seconds)),
         cert_source: if args.push_certs == "cert-manager" {
             causeway_controller::tls::CertSource::External
         } else {
@@ -178,6 +185,7 @@ async fn from_dir(
     let wake = Arc::new(Notify::new());
     let push = PushServer::new(Arc::clone(&wake));
     let (tls, server_cert) = certs.rotating_server_config()?;
+    let push_cert = Arc::clone(&server_cert);
     // Rotation: renew the leaves in the directory when due and serve the new certificate.
     tokio::spawn(async move {
         loop {
@@ -205,6 +213,7 @@ async fn from_dir(
         AdminState {
             push: push.clone(),
             ready: Arc::new(AtomicBool::new(true)),
+            push_cert: Some(push_cert),
         },
         std::future::pending(),
     ));

@@ -76,9 +76,10 @@ struct SourceArgs {
 struct StandaloneArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// Address for API traffic (HTTP/1.1 and h2c).
-    #[arg(long, env = "CAUSEWAY_LISTEN", default_value = DEFAULT_LISTEN)]
-    listen: String,
+    /// Addresses for API traffic (HTTP/1.1 and h2c), repeatable or comma-separated: for dual
+    /// stack give an IPv4 and an IPv6 address (`--listen 0.0.0.0:8080 --listen [::]:8080`).
+    #[arg(long, env = "CAUSEWAY_LISTEN", default_value = DEFAULT_LISTEN, value_delimiter = ',', num_args = 1)]
+    listen: Vec<String>,
     /// Address for the admin endpoints.
     #[arg(long, env = "CAUSEWAY_ADMIN_LISTEN", default_value = DEFAULT_ADMIN)]
     admin_listen: String,

@@ -28,9 +28,10 @@ pub struct ProxyCmdArgs {
     /// File keeping the last applied snapshot (served at once after a restart).
     #[arg(long, env = "CAUSEWAY_STATE_FILE")]
     state_file: Option<PathBuf>,
-    /// Address for API traffic (HTTP/1.1 and h2c).
-    #[arg(long, env = "CAUSEWAY_LISTEN", default_value = DEFAULT_PROXY_LISTEN)]
-    listen: String,
+    /// Addresses for API traffic (HTTP/1.1 and h2c), repeatable or comma-separated: for dual
+    /// stack give an IPv4 and an IPv6 address (`--listen 0.0.0.0:8080 --listen [::]:8080`).
+    #[arg(long, env = "CAUSEWAY_LISTEN", default_value = DEFAULT_PROXY_LISTEN, value_delimiter = ',', num_args = 1)]
+    listen: Vec<String>,
     /// Address for the admin endpoints.
     #[arg(long, env = "CAUSEWAY_ADMIN_LISTEN", default_value = DEFAULT_PROXY_ADMIN)]
     admin_listen: String,
@@ -69,7 +70,7 @@ pub async fn run(args: ProxyCmdArgs) -> anyhow::Result<()> {
         }
     }
     let listeners = serving::start(&proxy, &args.listen, &args.admin_listen, https).await?;
-    info!(listen = %args.listen, admin = %args.admin_listen, controller = %controller, "proxy listening");
+    info!(listen = ?args.listen, admin = %args.admin_listen, controller = %controller, "proxy listening");
     let config = SnapshotClientConfig {
         controller,
         tls,

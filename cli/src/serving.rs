@@ -7,6 +7,28 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// Binds `address`; an IPv6 address gets an IPv6-only socket, so that `[::]:8080` and
+/// `0.0.0.0:8080` can both be bound (dual stack as two listeners) and IPv4 clients never arrive
+/// as IPv4-mapped IPv6 addresses.
+async fn bind(address: &str) -> std::io::Result<TcpListener> {
+    let addr: std::net::SocketAddr = match address.parse() {
+        Ok(a) => a,
+        // A host name: let the resolver choose, as before.
+        Err(_) => return TcpListener::bind(address).await,
+    };
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => {
+            let socket = tokio::net::TcpSocket::new_v6()?;
+            socket2::SockRef::from(&socket).set_only_v6(true)?;
+            socket
+        }
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// The HTTPS listener, bound early so its real port can go into the proxy's configuration.
 pub async fn bind_https(addr: Option<&str>) -> anyhow::Result<Option<TcpListener>> {
     match addr {
@@ -33,16 +55,23 @@ pub struct Listeners {
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
-/// Binds the traffic and admin addresses and starts serving them (and `https`, if given).
+/// Binds the traffic addresses (one listener each: IPv4 and IPv6 for dual stack) and the admin
+/// address, and starts serving them (and `https`, if given).
 pub async fn start(
     proxy: &Proxy,
-    listen: &str,
+    listen: &[String],
     admin_listen: &str,
     https: Option<TcpListener>,
 ) -> anyhow::Result<Listeners> {
-    let traffic = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} (--listen)"))?;
+    anyhow::ensure!(!listen.is_empty(), "--listen needs at least one address");
+    let mut traffic = Vec::with_capacity(listen.len());
+    for address in listen {
+        traffic.push(
+            bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (--listen)"))?,
+        );
+    }
     let admin = TcpListener::bind(admin_listen)
         .await
         .with_context(|| format!("cannot listen on {admin_listen} (--admin-listen)"))?;
@@ -54,8 +83,10 @@ pub async fn start(
         }
     };
     let mut tasks = Vec::new();
-    let (p, done) = (proxy.clone(), stopped());
-    tasks.push(tokio::spawn(async move { p.serve(traffic, done).await }));
+    for listener in traffic {
+        let (p, done) = (proxy.clone(), stopped());
+        tasks.push(tokio::spawn(async move { p.serve(listener, done).await }));
+    }
     let (p, done) = (proxy.clone(), stopped());
     tasks.push(tokio::spawn(
         async move { p.serve_admin(admin, done).await },

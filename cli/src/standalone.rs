@@ -36,7 +36,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     let proxy = Proxy::new(config);
     let listeners = serving::start(&proxy, &args.listen, &args.admin_listen, https).await?;
     info!(
-        listen = %args.listen,
+        listen = ?args.listen,
         https = args.proxy.https_listen.as_deref().unwrap_or("off"),
         admin = %args.admin_listen,
         "proxy listening"
@@ -80,7 +80,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
                         let compiled = state.compile(inventory, &options);
                         report(&compiled, sources.files.len());
                         if first {
-                            print_urls(&compiled, &args.listen);
+                            print_urls(&compiled, args.listen.first().map_or("", String::as_str));
                             first = false;
                         }
                         let version = compiled.snapshot.version.clone();

@@ -109,6 +109,9 @@ fn detail(status: &ObjectStatus) -> String {
             format!("deployment {deployment_id}{canary} at {}", urls.join(" "))
         }
         StatusDetail::UsagePlan { key_count } => format!("{key_count} keys"),
+        StatusDetail::ServiceAccount { source, issuer, .. } => {
+            format!("keys from {source}, issuer {issuer}")
+        }
         StatusDetail::None => String::new(),
     }
 }

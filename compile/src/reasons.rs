@@ -50,6 +50,9 @@ pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
 pub const VPC_LINK_NOT_FOUND: &str = "VpcLinkNotFound";
 /// A backend in another namespace without a VpcLink that grants access.
 pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
+/// A `uri` naming an IP address (or `localhost`) that no VpcLink grants, or an address outside
+/// the `addresses` of the VpcLink the route names.
+pub const ADDRESS_NOT_PERMITTED: &str = "AddressNotPermitted";
 /// A pinned deployment id is not the current one and not in the history.
 pub const DEPLOYMENT_NOT_FOUND: &str = "DeploymentNotFound";
 /// The stage's Api has no accepted routes.

@@ -88,6 +88,17 @@ pub enum StatusDetail {
         /// Canary deployment, if any.
         canary_deployment_id: Option<String>,
     },
+    /// A SERVICE_ACCOUNT authorizer's keys.
+    ServiceAccount {
+        /// `Secret` or `APIServer`.
+        source: String,
+        /// The Secret (`namespace/name`) for source `Secret`.
+        secret: Option<String>,
+        /// The issuer tokens must carry.
+        issuer: String,
+        /// Key ids in the JWKS, sorted.
+        key_ids: Vec<String>,
+    },
     /// A usage plan's keys.
     UsagePlan {
         /// Keys resolved.

@@ -335,3 +335,54 @@ spec:
     assert!(backend.http2);
     assert!(!c.snapshot.backends["svc/shop/pets:80"].http2);
 }
+
+#[test]
+fn ipv6_endpoint_slices_give_bracketed_endpoints_next_to_the_ipv4_ones() {
+    let c = with_base(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: dual, namespace: shop}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: dual-v4
+  namespace: shop
+  labels: {kubernetes.io/service-name: dual}
+addressType: IPv4
+endpoints: [{addresses: ["10.1.0.1"]}]
+ports: [{name: http, port: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: dual-v6
+  namespace: shop
+  labels: {kubernetes.io/service-name: dual}
+addressType: IPv6
+endpoints: [{addresses: ["fd00::1"]}, {addresses: ["fd00::2"], conditions: {ready: false}}]
+ports: [{name: http, port: 8080}]
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: dual, namespace: shop}
+spec:
+  apiRef: {name: pets}
+  routeKey: GET /dual
+  integration: {type: HTTP_PROXY, backendRef: {name: dual, port: 80}}
+"#,
+    );
+    assert!(status(&c, Kind::Route, "dual").is_accepted());
+    let backend = c
+        .snapshot
+        .backends
+        .get("svc/shop/dual:80")
+        .expect("the backend");
+    assert_eq!(
+        backend.endpoints,
+        vec!["10.1.0.1:8080".to_string(), "[fd00::1]:8080".to_string()]
+    );
+}

@@ -11,9 +11,11 @@
 //! deployments ([`history`]) and patches statuses that changed ([`writer`]). Acks from proxies
 //! wake the reconciler too, so `Programmed` follows the rollout. Every
 //! [`Config::usage_rollup_every`] the proxies' usage reports are added up ([`usage`]) and go
-//! into `UsagePlan.status` on the next pass.
+//! into `UsagePlan.status` on the next pass. The cluster's service-account issuer and keys
+//! ([`cluster_keys`]) are read from the API server and given to `compile` on every pass.
 
 pub mod admin;
+pub mod cluster_keys;
 pub mod history;
 pub mod leader;
 pub mod push;
@@ -62,6 +64,10 @@ pub struct Config {
     /// How often the proxies' usage reports are rolled up into `UsagePlan.status`
     /// ([`usage::DEFAULT_ROLLUP_EVERY`]).
     pub usage_rollup_every: Duration,
+    /// How often the service-account issuer and keys are read from the API server
+    /// ([`cluster_keys::REFRESH_EVERY`]); `None`: never (SERVICE_ACCOUNT authorizers then need
+    /// `jwksSecretRef`).
+    pub cluster_keys_every: Option<Duration>,
 }
 
 /// Errors that stop the controller.
@@ -128,6 +134,7 @@ pub async fn run(
     )
     .await?;
     let (tls, server_cert) = certs.rotating_server_config()?;
+    let push_cert = Arc::clone(&server_cert);
     {
         // Rotation: renew the leaves when due (or read what cert-manager renewed) and serve the
         // new server certificate.
@@ -167,6 +174,7 @@ pub async fn run(
         let state = admin::AdminState {
             push: push.clone(),
             ready: Arc::clone(&ready),
+            push_cert: Some(push_cert),
         };
         let done = stopped(stop_rx.clone());
         tasks.spawn(async move {
@@ -176,6 +184,12 @@ pub async fn run(
         });
     }
 
+    let cluster_keys = match config.cluster_keys_every {
+        Some(every) => Some(
+            cluster_keys::watch_keys(client.clone(), every, Arc::clone(&wake), &mut tasks).await,
+        ),
+        None => None,
+    };
     let slice_version = watch::SliceVersion::discover(&client)
         .await
         .map_err(ControllerError::Discovery)?;
@@ -191,6 +205,8 @@ pub async fn run(
         (Some(tx), rx, None)
     };
 
+    let patch_mode = writer::PatchMode::discover(&client).await;
+    info!(?patch_mode, "status writes");
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -201,8 +217,10 @@ pub async fn run(
     let mut reconciler = Reconciler {
         client: client.clone(),
         compile: config.compile.clone(),
+        cluster_keys,
         push: push.clone(),
-        status_writer: writer::StatusWriter::new(client.clone(), Some(recorder)),
+        status_writer: writer::StatusWriter::new(client.clone(), Some(recorder))
+            .with_mode(patch_mode),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {
@@ -345,6 +363,9 @@ pub struct Reconciler {
     pub client: Client,
     /// Compile settings.
     pub compile: CompileOptions,
+    /// The latest service-account issuer and keys read from the API server; on every pass
+    /// they go into `compile` (`service_account_issuer`, `service_account_jwks`).
+    pub cluster_keys: Option<tokio::sync::watch::Receiver<Option<cluster_keys::ClusterKeys>>>,
     /// Where snapshots go.
     pub push: push::PushServer,
     /// Status and Event writes.
@@ -378,6 +399,12 @@ impl Reconciler {
         leading: bool,
         now: &str,
     ) -> Outcome {
+        if let Some(keys) = &self.cluster_keys
+            && let Some(keys) = keys.borrow().as_ref()
+        {
+            self.compile.service_account_issuer = Some(keys.issuer.clone());
+            self.compile.service_account_jwks = Some(keys.jwks.clone());
+        }
         let compiled = compile(&inventory, &self.compile);
         let published = self.push.publish(&compiled.snapshot);
         let mut outcome = Outcome {

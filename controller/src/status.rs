@@ -237,6 +237,20 @@ pub fn desired(
                 }
             }
         }
+        StatusDetail::ServiceAccount {
+            source,
+            secret,
+            issuer,
+            key_ids,
+        } => {
+            let keys = causeway_crds::authorizer::ServiceAccountKeysStatus {
+                source: source.clone(),
+                secret: secret.clone(),
+                issuer: issuer.clone(),
+                key_ids: key_ids.clone(),
+            };
+            out.insert("serviceAccountKeys".into(), json!(keys));
+        }
         StatusDetail::None => {}
     }
     if status.kind == Kind::Api && !extras.deployments.is_empty() {

@@ -229,7 +229,10 @@ impl PushCerts {
         let verifier =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
                 .build()?;
-        let resolver = Arc::new(ServerCert(std::sync::RwLock::new(self.certified_key()?)));
+        let resolver = Arc::new(ServerCert(
+            std::sync::RwLock::new(self.certified_key()?),
+            std::sync::atomic::AtomicI64::new(expiry_unix(self)),
+        ));
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
@@ -479,9 +482,21 @@ impl PushCerts {
     }
 }
 
-/// The push server's certificate, swappable while the server runs (rotation).
+/// The push server's certificate, swappable while the server runs (rotation), and when the
+/// leaves served expire (Unix seconds; 0 when unknown), for the controller's metrics.
 #[derive(Debug)]
-pub struct ServerCert(std::sync::RwLock<Arc<CertifiedKey>>);
+pub struct ServerCert(
+    std::sync::RwLock<Arc<CertifiedKey>>,
+    std::sync::atomic::AtomicI64,
+);
+
+/// When `certs`' leaves expire, Unix seconds (0 when unreadable).
+fn expiry_unix(certs: &PushCerts) -> i64 {
+    certs
+        .leaves_expire()
+        .map(time::OffsetDateTime::unix_timestamp)
+        .unwrap_or(0)
+}
 
 impl ServerCert {
     /// Serves `certs`' server certificate from the next handshake on.
@@ -491,7 +506,15 @@ impl ServerCert {
             .0
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = key;
+        self.1
+            .store(expiry_unix(certs), std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// When the push certificates served now expire (the earlier of the server and proxy
+    /// leaves), Unix seconds; 0 when unknown.
+    pub fn expires_unix(&self) -> i64 {
+        self.1.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

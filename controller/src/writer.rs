@@ -1,11 +1,15 @@
 //! Writing statuses and Events: the I/O half of [`crate::status`].
 //!
-//! A status is patched (JSON merge patch on the `status` subresource, field manager
-//! [`FIELD_MANAGER`]) only when the desired status differs from the object's current one. Merge
-//! patch, not server-side apply: Kubernetes 1.20 answers an apply patch holding a field its
-//! schema lacks with HTTP 500, and merge patches behave the same on every version. The writer
-//! also remembers what it last wrote, so a store that lags behind its own write (or a field
-//! the server prunes) never causes a second identical patch.
+//! A status is written (on the `status` subresource, field manager [`FIELD_MANAGER`]) only when
+//! the desired status differs from the object's current one, in one of two ways chosen by
+//! [`PatchMode::for_server`] from the server's version:
+//! - server-side apply (Kubernetes 1.22 and later): the whole desired status, forced, so that the
+//!   controller owns exactly the status fields it writes and no `spec` field ever;
+//! - JSON merge patch of the difference (older servers): Kubernetes 1.20 answers an apply patch
+//!   holding a field its schema lacks with HTTP 500 (server-side apply was beta there).
+//!
+//! The writer also remembers what it last wrote, so a store that lags behind its own write (or a
+//! field the server prunes) never causes a second identical patch.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
@@ -39,9 +43,48 @@ struct Current {
 
 type Key = (Kind, String, String);
 
+/// How statuses are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PatchMode {
+    /// JSON merge patch of the difference (every server version).
+    #[default]
+    Merge,
+    /// Server-side apply of the whole status, forced (Kubernetes 1.22+).
+    Apply,
+}
+
+impl PatchMode {
+    /// The mode for a server of this version (`major`, `minor` as the version endpoint gives
+    /// them: `"1"`, `"22+"`): apply from 1.22 (server-side apply GA, with the fixes that make a
+    /// status apply safe), merge patch before and when the version cannot be read.
+    pub fn for_server(major: &str, minor: &str) -> Self {
+        let number = |s: &str| {
+            s.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse::<u32>()
+                .ok()
+        };
+        match (number(major), number(minor)) {
+            (Some(major), Some(minor)) if (major, minor) >= (1, 22) => Self::Apply,
+            _ => Self::Merge,
+        }
+    }
+
+    /// Asks the server its version (discovery) and chooses.
+    pub async fn discover(client: &Client) -> Self {
+        match client.apiserver_version().await {
+            Ok(info) => Self::for_server(&info.major, &info.minor),
+            Err(e) => {
+                warn!("cannot read the server version ({e}); writing statuses with merge patches");
+                Self::Merge
+            }
+        }
+    }
+}
+
 /// Patches statuses and publishes Events.
 pub struct StatusWriter {
     client: Client,
+    mode: PatchMode,
     recorder: Option<Recorder>,
     written: HashMap<Key, Value>,
     /// The latest usage rollup by plan id (see [`crate::usage`]); `None` until the first one.
@@ -70,10 +113,22 @@ impl StatusWriter {
     pub fn new(client: Client, recorder: Option<Recorder>) -> Self {
         Self {
             client,
+            mode: PatchMode::Merge,
             recorder,
             written: HashMap::new(),
             usage: None,
         }
+    }
+
+    /// Writes with `mode` from now on.
+    pub fn with_mode(mut self, mode: PatchMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The mode statuses are written with.
+    pub fn mode(&self) -> PatchMode {
+        self.mode
     }
 
     /// Sets the usage rollup that the next [`StatusWriter::write`] puts into `UsagePlan`
@@ -133,8 +188,12 @@ impl StatusWriter {
             if self.written.get(&key) == Some(&desired) {
                 continue;
             }
+            let body = match self.mode {
+                PatchMode::Merge => patch,
+                PatchMode::Apply => desired.clone(),
+            };
             match self
-                .patch(object.kind, &object.namespace, &object.name, &patch)
+                .patch(object.kind, &object.namespace, &object.name, &body)
                 .await
             {
                 Ok(()) => {
@@ -162,13 +221,14 @@ impl StatusWriter {
         name: &str,
         body: &Value,
     ) -> Result<(), kube::Error> {
+        let (c, m) = (&self.client, self.mode);
         match kind {
-            Kind::Api => patch::<Api>(&self.client, ns, name, body).await,
-            Kind::Route => patch::<Route>(&self.client, ns, name, body).await,
-            Kind::Stage => patch::<Stage>(&self.client, ns, name, body).await,
-            Kind::UsagePlan => patch::<UsagePlan>(&self.client, ns, name, body).await,
-            Kind::Authorizer => patch::<Authorizer>(&self.client, ns, name, body).await,
-            Kind::VpcLink => patch::<VpcLink>(&self.client, ns, name, body).await,
+            Kind::Api => patch::<Api>(c, m, ns, name, body).await,
+            Kind::Route => patch::<Route>(c, m, ns, name, body).await,
+            Kind::Stage => patch::<Stage>(c, m, ns, name, body).await,
+            Kind::UsagePlan => patch::<UsagePlan>(c, m, ns, name, body).await,
+            Kind::Authorizer => patch::<Authorizer>(c, m, ns, name, body).await,
+            Kind::VpcLink => patch::<VpcLink>(c, m, ns, name, body).await,
         }
     }
 
@@ -192,21 +252,41 @@ impl StatusWriter {
     }
 }
 
-async fn patch<K>(client: &Client, ns: &str, name: &str, body: &Value) -> Result<(), kube::Error>
+/// Writes `body` to the status of `ns/name`: a merge patch, or (apply) the whole status.
+async fn patch<K>(
+    client: &Client,
+    mode: PatchMode,
+    ns: &str,
+    name: &str,
+    body: &Value,
+) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
         + DeserializeOwned
         + Debug,
 {
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    kube::Api::<K>::namespaced(client.clone(), ns)
-        .patch_status(name, &params, &Patch::Merge(body))
-        .await
-        .map(|_| ())
+    let api = kube::Api::<K>::namespaced(client.clone(), ns);
+    match mode {
+        PatchMode::Merge => {
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PatchParams::default()
+            };
+            api.patch_status(name, &params, &Patch::Merge(body)).await
+        }
+        PatchMode::Apply => {
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            let apply = serde_json::json!({
+                "apiVersion": K::api_version(&()),
+                "kind": K::kind(&()),
+                "metadata": {"name": name, "namespace": ns},
+                "status": body,
+            });
+            api.patch_status(name, &params, &Patch::Apply(&apply)).await
+        }
+    }
+    .map(|_| ())
 }
 
 fn index(inventory: &Inventory) -> HashMap<Key, Current> {
@@ -243,5 +323,26 @@ fn add<K, S>(
             reference: o.object_ref(&()),
         };
         out.insert((kind, ns, name), current);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PatchMode;
+
+    #[test]
+    fn servers_from_1_22_get_server_side_apply_and_older_ones_merge_patches() {
+        for (major, minor, mode) in [
+            ("1", "20", PatchMode::Merge),
+            ("1", "21+", PatchMode::Merge),
+            ("1", "22", PatchMode::Apply),
+            ("1", "22+", PatchMode::Apply),
+            ("1", "33", PatchMode::Apply),
+            ("2", "0", PatchMode::Apply),
+            ("", "", PatchMode::Merge),
+            ("one", "x", PatchMode::Merge),
+        ] {
+            assert_eq!(PatchMode::for_server(major, minor), mode, "{major}.{minor}");
+        }
     }
 }

@@ -232,6 +232,7 @@ async fn a_replica_that_does_not_lead_compiles_and_publishes_but_writes_nothing(
     let mut reconciler = Reconciler {
         client: client.clone(),
         compile: CompileOptions::default(),
+        cluster_keys: None,
         push: push.clone(),
         status_writer: StatusWriter::new(client, None),
     };
@@ -418,6 +419,7 @@ async fn a_lost_lease_stops_status_writes() {
         let mut reconciler = Reconciler {
             client: client.clone(),
             compile: CompileOptions::default(),
+            cluster_keys: None,
             push: PushServer::new(Arc::clone(&wake)),
             status_writer: StatusWriter::new(client, None),
         };
@@ -475,4 +477,73 @@ async fn a_lost_lease_stops_status_writes() {
         .await
         .expect("driver task")
         .expect("the loop ends on shutdown");
+}
+
+#[tokio::test]
+async fn in_apply_mode_the_whole_status_is_sent_as_a_forced_server_side_apply() {
+    use causeway_controller::writer::PatchMode;
+    let (client, mut handle) = mock_client();
+    let objects = inventory();
+    let compiled = compile(&objects, &CompileOptions::default());
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (request, send) = handle.next_request().await.expect("a request");
+            assert_eq!(request.method(), Method::PATCH);
+            assert_eq!(
+                request.headers()["content-type"],
+                "application/apply-patch+yaml"
+            );
+            let uri = request.uri().to_string();
+            let body: Value =
+                serde_json::from_slice(&request.into_body().collect_bytes().await.expect("body"))
+                    .expect("JSON body");
+            // The API server answers with the whole object.
+            let objects = inventory();
+            let mut object = body.clone();
+            object["spec"] = if uri.contains("/routes/") {
+                serde_json::to_value(&objects.routes[0].spec)
+            } else {
+                serde_json::to_value(&objects.apis[0].spec)
+            }
+            .expect("spec");
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(serde_json::to_vec(&object).expect("object")))
+                    .expect("response"),
+            );
+            seen.push((uri, body));
+        }
+        seen
+    });
+    let mut writer = StatusWriter::new(client, None).with_mode(PatchMode::Apply);
+    let report = writer
+        .write(
+            &objects,
+            &compiled.statuses,
+            &rollout(),
+            &BTreeMap::new(),
+            "2026-01-01T00:00:00Z",
+        )
+        .await;
+    assert_eq!(report.patched, 2);
+    let applies = server.await.expect("mock server");
+    let (uri, body) = applies
+        .iter()
+        .find(|(uri, _)| uri.contains("/routes/health/status"))
+        .expect("an apply of the Route's status");
+    assert!(
+        uri.contains(&format!("fieldManager={FIELD_MANAGER}")),
+        "{uri}"
+    );
+    assert!(uri.contains("force=true"), "{uri}");
+    assert_eq!(body["apiVersion"], "causeway.dev/v1alpha1");
+    assert_eq!(body["kind"], "Route");
+    assert_eq!(body["metadata"]["name"], "health");
+    assert!(
+        body.get("spec").is_none(),
+        "no spec field in a status apply: {body}"
+    );
+    assert_eq!(body["status"]["observedGeneration"], 4);
+    assert_eq!(condition(&body["status"], "Accepted")["status"], "True");
 }

@@ -231,4 +231,25 @@ pub struct AuthorizerStatus {
     /// Current conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// SERVICE_ACCOUNT: where the cluster's keys in the snapshot come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_keys: Option<ServiceAccountKeysStatus>,
+}
+
+/// Where a SERVICE_ACCOUNT authorizer's keys come from, and which keys they are.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountKeysStatus {
+    /// `Secret` (from `jwksSecretRef`) or `APIServer` (read by the controller from the API
+    /// server's `/openid/v1/jwks`, and read again when the server rotates its keys).
+    pub source: String,
+    /// The Secret (`namespace/name`) for source `Secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// The issuer tokens must carry (from the spec, else from the API server's discovery
+    /// document, else the Kubernetes default).
+    pub issuer: String,
+    /// Key ids (`kid`) in the JWKS, sorted: a rotation shows here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_ids: Vec<String>,
 }

@@ -44,7 +44,11 @@ pub struct VpcLinkSpec {
     /// Services of this namespace reachable through the link; empty allows all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<String>,
-    /// Fixed addresses (`host:port`) reachable through the link, for backends outside the cluster.
+    /// Addresses reachable through the link: CIDRs (`10.0.0.0/8`), IP addresses or host names,
+    /// each optionally with `:port` (`10.1.2.3:443`, `[fd00::1]:443`, `api.example.com:443`;
+    /// without a port, every port). A Route `uri` that is an IP address or `localhost` is
+    /// accepted only through a link that allows its namespace and lists the address here, and a
+    /// Route naming this link in `vpcLinkRef` with a `uri` may reach only these addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
     /// TLS origination towards the backends.
@@ -62,7 +66,9 @@ pub struct UpstreamTlsSpec {
     /// Server name sent in SNI and verified in the certificate (default: the Service host name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
-    /// A `kubernetes.io/tls` Secret presented as client certificate.
+    /// A `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`) presented as client certificate to
+    /// backends that require mutual TLS. Checked by the controller: PEM, and the key belongs to
+    /// the first certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert_secret_ref: Option<SecretRef>,
 }

@@ -99,7 +99,9 @@ impl RequestContext {
     ) -> Self {
         let trusted_hop = !trusted.is_empty() && is_trusted(trusted, peer.ip());
         let source_ip = if trusted_hop {
-            client_ip(headers, trusted, peer.ip())
+            // An IPv4 client written as `::ffff:a.b.c.d` by a dual-stack hop is reported (and
+            // matched against policies) as the IPv4 address it is.
+            canonical_ip(client_ip(headers, trusted, peer.ip()))
         } else {
             canonical_ip(peer.ip())
         };
@@ -530,6 +532,38 @@ mod tests {
         assert_eq!(
             direct.resolve("identity.sourceIp").as_deref(),
             Some("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_ipv6_address_and_a_mapped_ipv4_one_its_ipv4_address() {
+        let ip = |peer: &str, xff: Option<&str>, trusted: &[&str]| {
+            let mut headers = HeaderMap::new();
+            if let Some(v) = xff {
+                headers.insert(
+                    "x-forwarded-for",
+                    http::HeaderValue::from_str(v).unwrap_or_else(|_| unreachable!()),
+                );
+            }
+            let trusted: Vec<IpNet> = trusted
+                .iter()
+                .map(|t| t.parse().unwrap_or_else(|_| unreachable!()))
+                .collect();
+            let peer: SocketAddr = peer.parse().unwrap_or_else(|_| unreachable!());
+            RequestContext::new(&headers, peer, &trusted, "http")
+                .resolve("identity.sourceIp")
+                .unwrap_or_default()
+        };
+        assert_eq!(ip("[::1]:5000", None, &[]), "::1");
+        assert_eq!(ip("[2001:db8::5]:5000", None, &[]), "2001:db8::5");
+        assert_eq!(ip("[::ffff:203.0.113.9]:5000", None, &[]), "203.0.113.9");
+        assert_eq!(
+            ip("[fd00::1]:5000", Some("2001:db8::7"), &["fd00::/8"]),
+            "2001:db8::7"
+        );
+        assert_eq!(
+            ip("[fd00::1]:5000", Some("::ffff:198.51.100.4"), &["fd00::/8"]),
+            "198.51.100.4"
         );
     }
 

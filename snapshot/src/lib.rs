@@ -481,6 +481,13 @@ pub struct UpstreamTls {
     /// Name sent in SNI and verified; `None`: the host of [`Backend::authority`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
+    /// Client certificate chain (PEM) presented to the backend (VpcLink
+    /// `tls.clientCertSecretRef`); set together with `client_key_pem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_pem: Option<String>,
+    /// The private key (PEM) of `client_cert_pem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_pem: Option<String>,
 }
 
 /// Load-balancing policy of a backend.

@@ -193,15 +193,56 @@ impl Snapshot {
         .seal()
     }
 
-    /// Whether `other` differs from `self` at most in its backends.
+    /// Whether `other` differs from `self` at most in its backends. Every other field is
+    /// compared: the destructuring names them all, so a new field cannot be forgotten (a change
+    /// to authorizers, usage plans or certificates sent as a backends-only frame would never
+    /// apply: the proxy's rebuilt version would not match).
     pub fn same_except_backends(&self, other: &Snapshot) -> bool {
-        self.apis == other.apis && self.stages == other.stages && self.hosts == other.hosts
+        let Snapshot {
+            version: _,
+            apis,
+            stages,
+            hosts,
+            backends: _,
+            usage_plans,
+            authorizers,
+            certificates,
+        } = self;
+        *apis == other.apis
+            && *stages == other.stages
+            && *hosts == other.hosts
+            && *usage_plans == other.usage_plans
+            && *authorizers == other.authorizers
+            && *certificates == other.certificates
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_change_of_backends_alone_counts_as_same_except_backends() {
+        let base = Snapshot::default().seal();
+        let mut backends = BTreeMap::new();
+        backends.insert(
+            "b".to_string(),
+            Backend {
+                scheme: crate::UpstreamScheme::Http,
+                authority: "b".into(),
+                endpoints: vec!["10.0.0.1:80".into()],
+                load_balancing: crate::LoadBalancing::default(),
+                http2: false,
+                tls: None,
+            },
+        );
+        assert!(base.same_except_backends(&base.with_backends(backends)));
+        let mut certificates = base.clone();
+        certificates
+            .certificates
+            .push(crate::Certificate::default());
+        assert!(!base.same_except_backends(&certificates.seal()));
+    }
 
     #[test]
     fn frames_survive_a_split_in_any_place() {

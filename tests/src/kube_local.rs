@@ -46,9 +46,20 @@ impl KubeLocal {
     /// skipped: kube-local is not built and `CAUSEWAY_KUBE_E2E` is unset. With
     /// `CAUSEWAY_KUBE_E2E=1` it builds kube-local first if needed, and failures are failures.
     pub fn private() -> Option<Self> {
+        let wanted = std::env::var_os("CAUSEWAY_KUBE_E2E").is_some_and(|v| v != "0");
+        Self::start(wanted)
+    }
+
+    /// Starts a private kube-apiserver, building kube-local first if it is not built (about 8
+    /// minutes, once per machine); never skips: a failure names the command that builds it.
+    pub fn required() -> Self {
+        Self::start(true)
+            .unwrap_or_else(|| panic!("kube-local is needed: run {}/ensure.sh", tools().display()))
+    }
+
+    fn start(wanted: bool) -> Option<Self> {
         let tools = tools();
         let bin = bin_dir();
-        let wanted = std::env::var_os("CAUSEWAY_KUBE_E2E").is_some_and(|v| v != "0");
         if !bin.join("kube-apiserver").exists() {
             if !wanted {
                 println!(
@@ -62,8 +73,12 @@ impl KubeLocal {
             let status = Command::new("bash")
                 .arg(tools.join("ensure.sh"))
                 .status()
-                .expect("run ensure.sh");
-            assert!(status.success(), "kube-local ensure.sh failed");
+                .unwrap_or_else(|e| panic!("cannot run {}/ensure.sh: {e}", tools.display()));
+            assert!(
+                status.success(),
+                "kube-local ensure.sh failed; run {}/ensure.sh to see why",
+                tools.display()
+            );
         }
         let state = tempfile::Builder::new()
             .prefix("kube-local-")
@@ -95,6 +110,52 @@ impl KubeLocal {
             String::from_utf8_lossy(&out.stderr)
         );
         Some(local)
+    }
+
+    /// Rotates the API server's service-account signing key: stops the server (etcd data and
+    /// the rest of the PKI are kept), makes a new key pair, and starts it again on the same
+    /// ports, so the kubeconfig stays valid. Tokens signed with the old key no longer verify.
+    pub fn rotate_service_account_key(&self) {
+        let tools = tools();
+        let envs = || self.env.iter().map(|(k, v)| (k.clone(), v.clone()));
+        let down = Command::new("bash")
+            .arg(tools.join("down.sh"))
+            .envs(envs())
+            .output()
+            .expect("run down.sh");
+        assert!(
+            down.status.success(),
+            "down.sh failed:\n{}",
+            String::from_utf8_lossy(&down.stderr)
+        );
+        let pki = self._state.path().join("pki");
+        let key = pki.join("sa.key");
+        let made = Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&key)
+            .arg("2048")
+            .output()
+            .expect("run openssl (apt-get install -y openssl)");
+        assert!(made.status.success(), "openssl genrsa failed");
+        let public = Command::new("openssl")
+            .args(["rsa", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(pki.join("sa.pub"))
+            .output()
+            .expect("run openssl");
+        assert!(public.status.success(), "openssl rsa -pubout failed");
+        let up = Command::new("bash")
+            .arg(tools.join("up.sh"))
+            .envs(envs())
+            .env("KUBE_LOCAL_KEEP_DATA", "1")
+            .output()
+            .expect("run up.sh");
+        assert!(
+            up.status.success(),
+            "up.sh after the key rotation failed:\n{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
     }
 
     /// Runs kubectl against this server.

@@ -143,6 +143,22 @@ const VALUE_SETS: &[ValueSet] = &[
         ],
         cluster: &[],
     },
+    ValueSet {
+        name: "Grafana dashboard and PrometheusRule alerts",
+        values: &[
+            "--set",
+            "grafanaDashboard.enabled=true,prometheusRule.enabled=true,serviceMonitor.enabled=true",
+        ],
+        cluster: &[],
+    },
+    ValueSet {
+        name: "dual stack (IPv6 first)",
+        values: &[
+            "--set",
+            "proxy.ipFamilies={IPv6,IPv4},proxy.ipFamilyPolicy=RequireDualStack",
+        ],
+        cluster: &[],
+    },
 ];
 
 impl ValueSet {
@@ -225,6 +241,30 @@ fn round_trip(doc: &Value) -> Result<Value, String> {
                 Ok(doc.clone())
             } else {
                 Err("Issuer: spec.selfSigned or spec.ca.secretName expected".into())
+            }
+        }
+        ("v1", "ConfigMap") => typed::<core::v1::ConfigMap>(doc),
+        ("monitoring.coreos.com/v1", "PrometheusRule") => {
+            // prometheus-operator's schema, the fields used here.
+            let ok = doc["spec"]["groups"].as_array().is_some_and(|groups| {
+                groups.iter().all(|g| {
+                    g["name"].is_string()
+                        && g["rules"].as_array().is_some_and(|rules| {
+                            rules.iter().all(|r| {
+                                r["alert"].is_string()
+                                    && r["expr"].is_string()
+                                    && r["for"]
+                                        .as_str()
+                                        .is_some_and(|f| f.ends_with('m') || f.ends_with('h'))
+                                    && r["labels"]["severity"].is_string()
+                            })
+                        })
+                })
+            });
+            if ok {
+                Ok(doc.clone())
+            } else {
+                Err("PrometheusRule: spec.groups[].name and rules[].alert/expr/for/labels.severity expected".into())
             }
         }
         ("monitoring.coreos.com/v1", "ServiceMonitor") => {
@@ -1153,4 +1193,181 @@ fn apply_in_order(kube: &KubeLocal, dir: &Path, name: &str, docs: &[Value]) -> S
     let path = write(format!("{name}-rest.yaml"), rest);
     kube.run(&["apply", "--validate=true", "-f", &path]);
     write(format!("{name}-all.yaml"), docs.iter().collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operators' kit: the Grafana dashboard and the PrometheusRule alerts
+
+/// Metric names registered in the sources under `dir`: string literals passed to a
+/// `register*(` call, and the entries of a `METRICS` array (the controller's).
+fn registered_metrics(dir: &Path, out: &mut BTreeSet<String>) {
+    let register = regex::Regex::new(r#"register(?:_counter|_gauge)?\(\s*"(causeway_[a-z0-9_]+)""#)
+        .expect("regex");
+    let array = regex::Regex::new(r#"(?s)METRICS: \[&str; \d+\] = \[(.*?)\];"#).expect("regex");
+    let literal = regex::Regex::new(r#""(causeway_[a-z0-9_]+)""#).expect("regex");
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            registered_metrics(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("read source");
+            out.extend(register.captures_iter(&text).map(|c| c[1].to_string()));
+            for block in array.captures_iter(&text) {
+                out.extend(literal.captures_iter(&block[1]).map(|c| c[1].to_string()));
+            }
+        }
+    }
+}
+
+/// The metric names an expression uses, as registered (without the `_total`, `_bucket`,
+/// `_sum`, `_count` suffixes the exposition adds).
+fn metrics_in(expr: &str) -> Vec<String> {
+    let name = regex::Regex::new(r"causeway_[a-z0-9_]+").expect("regex");
+    name.find_iter(expr)
+        .map(|m| {
+            let n = m.as_str();
+            ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| n.strip_suffix(s))
+                .unwrap_or(n)
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_dashboard_and_the_alerts_name_only_metrics_the_proxy_or_the_controller_exports() {
+    let root = repo_root();
+    let mut exported = BTreeSet::new();
+    registered_metrics(&root.join("proxy/src"), &mut exported);
+    registered_metrics(&root.join("controller/src"), &mut exported);
+    for expected in [
+        "causeway_proxy_requests",
+        "causeway_controller_proxies_applied",
+    ] {
+        assert!(
+            exported.contains(expected),
+            "the scan of metric registrations found no {expected}; found {exported:?}"
+        );
+    }
+    let docs = documents(&template(&[
+        "--set",
+        "grafanaDashboard.enabled=true,prometheusRule.enabled=true",
+    ]));
+    let dashboard_map = find(&docs, "ConfigMap", "causeway-grafana-dashboard");
+    assert_eq!(
+        dashboard_map["metadata"]["labels"]["grafana_dashboard"], "1",
+        "the sidecar label"
+    );
+    let dashboard: Value = serde_json::from_str(
+        dashboard_map["data"]["causeway.json"]
+            .as_str()
+            .expect("causeway.json"),
+    )
+    .expect("the dashboard is JSON");
+    let mut used: Vec<(String, String)> = Vec::new();
+    let mut ids = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        assert!(ids.insert(panel["id"].to_string()), "panel ids are unique");
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let title = panel["title"].as_str().unwrap_or("").to_string();
+            used.extend(metrics_in(expr).into_iter().map(|m| (title.clone(), m)));
+        }
+    }
+    let rules = find(&docs, "PrometheusRule", "causeway");
+    let mut alerts = BTreeSet::new();
+    for group in rules["spec"]["groups"].as_array().expect("groups") {
+        for rule in group["rules"].as_array().expect("rules") {
+            let alert = rule["alert"].as_str().expect("alert").to_string();
+            let expr = rule["expr"].as_str().expect("expr");
+            let found = metrics_in(expr);
+            assert!(!found.is_empty(), "{alert} names no Causeway metric");
+            used.extend(found.into_iter().map(|m| (alert.clone(), m)));
+            alerts.insert(alert);
+        }
+    }
+    for wanted in [
+        "CausewayHigh5xxRatio",
+        "CausewayQuotaStoreDown",
+        "CausewayProxyNotOnCurrentSnapshot",
+        "CausewayPushCertificateExpiring",
+    ] {
+        assert!(
+            alerts.contains(wanted),
+            "alert {wanted} is missing: {alerts:?}"
+        );
+    }
+    let unknown: Vec<String> = used
+        .iter()
+        .filter(|(_, m)| !exported.contains(m))
+        .map(|(w, m)| format!("{w}: {m}"))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "metrics no component exports:\n  {}\nexported: {exported:?}",
+        unknown.join("\n  ")
+    );
+}
+
+#[test]
+fn the_dashboard_and_the_alerts_are_off_by_default() {
+    let docs = documents(&template(&[]));
+    assert!(
+        !docs
+            .iter()
+            .any(|d| kind(d) == "PrometheusRule" || name(d) == "causeway-grafana-dashboard")
+    );
+}
+
+#[test]
+fn the_proxy_listens_on_each_address_family_of_its_values() {
+    let args = |docs: &[Value]| -> Vec<String> {
+        find(docs, "Deployment", "causeway-proxy")["spec"]["template"]["spec"]["containers"][0]
+            ["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .filter(|a| a.contains("listen="))
+            .map(str::to_string)
+            .collect()
+    };
+    let single = documents(&template(&[]));
+    assert_eq!(
+        args(&single),
+        ["--listen=0.0.0.0:8080", "--admin-listen=0.0.0.0:9901"]
+    );
+    assert!(find(&single, "Service", "causeway-proxy")["spec"]["ipFamilyPolicy"].is_null());
+    let dual = documents(&template(&[
+        "--set",
+        "proxy.ipFamilies={IPv6,IPv4},proxy.ipFamilyPolicy=RequireDualStack",
+    ]));
+    assert_eq!(
+        args(&dual),
+        [
+            "--listen=[::]:8080",
+            "--listen=0.0.0.0:8080",
+            "--admin-listen=[::]:9901"
+        ]
+    );
+    let service = find(&dual, "Service", "causeway-proxy");
+    assert_eq!(service["spec"]["ipFamilyPolicy"], "RequireDualStack");
+    assert_eq!(
+        service["spec"]["ipFamilies"],
+        serde_json::json!(["IPv6", "IPv4"])
+    );
+    let controller =
+        find(&dual, "Deployment", "causeway-controller")["spec"]["template"]["spec"]["containers"]
+            [0]["args"]
+            .to_string();
+    assert!(
+        controller.contains("--push-listen=[::]:18000"),
+        "the controller listens on the first family too: {controller}"
+    );
+    let v6 = documents(&template(&["--set", "proxy.ipFamilies={IPv6}"]));
+    assert_eq!(
+        args(&v6),
+        ["--listen=[::]:8080", "--admin-listen=[::]:9901"]
+    );
 }

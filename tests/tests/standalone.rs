@@ -179,3 +179,71 @@ spec:
         200
     );
 }
+
+#[tokio::test]
+async fn several_listen_addresses_serve_ipv4_and_ipv6_clients_and_each_sees_its_own_source_ip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("api.yaml"),
+        r#"apiVersion: causeway.dev/v1alpha1
+kind: Api
+metadata: {name: dual, namespace: default}
+spec:
+  gatewayResponses:
+    - type: MISSING_AUTHENTICATION_TOKEN
+      statusCode: 404
+      body: '{"ip":"$context.identity.sourceIp"}'
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: hello, namespace: default}
+spec:
+  apiRef: {name: dual}
+  routeKey: GET /hello
+  integration: {type: MOCK, mock: {body: hello}}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Stage
+metadata: {name: dual-prod, namespace: default}
+spec: {apiRef: {name: dual}, stageName: prod, autoDeploy: true}
+"#,
+    )
+    .expect("write api.yaml");
+    let v4: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let v6: SocketAddr = format!("[::1]:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dir_arg = dir.path().to_str().unwrap().to_string();
+    let gateway = ChildGuard::spawn(
+        &bin("causeway"),
+        &[
+            "standalone",
+            "-f",
+            &dir_arg,
+            "--listen",
+            &v4.to_string(),
+            "--listen",
+            &v6.to_string(),
+            "--admin-listen",
+            &admin.to_string(),
+        ],
+        dir.path(),
+    );
+    let ready = eventually(Duration::from_secs(20), || async {
+        let r = get(admin, "localhost", "/readyz").await.ok()?;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "not ready:\n{}", gateway.stderr());
+    let host = "dual.default.localhost";
+    for (listener, client) in [(v4, "127.0.0.1"), (v6, "::1")] {
+        let hello = get(listener, host, "/prod/hello").await.expect("answer");
+        assert_eq!(
+            (hello.status, hello.body.as_str()),
+            (200, "hello"),
+            "{listener}"
+        );
+        let unknown = get(listener, host, "/prod/nope").await.expect("answer");
+        assert_eq!(unknown.status, 404, "{listener}: {}", unknown.body);
+        assert_eq!(unknown.json()["ip"], client, "{listener}");
+    }
+}

@@ -79,6 +79,8 @@ pub(crate) struct CompiledAuthorizer {
     pub config: AuthorizerConfig,
     /// The function's backend, for REQUEST/TOKEN.
     pub backend: Option<(String, Backend)>,
+    /// What the status reports beyond conditions (SERVICE_ACCOUNT: where the keys came from).
+    pub detail: StatusDetail,
 }
 
 /// Accepted authorizers by `(namespace, name)`.
@@ -102,16 +104,14 @@ pub(crate) fn compile_authorizers(
         let compiled = verdict.check(compile_authorizer(
             authorizer, &key, inventory, options, cluster,
         ));
+        let mut detail = StatusDetail::None;
         if let Some(c) = compiled
             && verdict.is_ok()
         {
+            detail = c.detail.clone();
             out.insert(key, c);
         }
-        statuses.push(verdict.into_status(
-            Kind::Authorizer,
-            &authorizer.metadata,
-            StatusDetail::None,
-        ));
+        statuses.push(verdict.into_status(Kind::Authorizer, &authorizer.metadata, detail));
     }
     out
 }
@@ -130,6 +130,7 @@ fn compile_authorizer(
     cel::check(Kind::Authorizer, authorizer)?;
     let spec = &authorizer.spec;
     let mut backend = None;
+    let mut detail = StatusDetail::None;
     let settings = match spec.type_ {
         AuthorizerType::Jwt => {
             let jwt = spec
@@ -162,9 +163,9 @@ fn compile_authorizer(
             let sa = spec.service_account.as_ref().ok_or_else(|| {
                 invalid("spec.serviceAccount: type SERVICE_ACCOUNT needs serviceAccount")
             })?;
-            AuthorizerSettings::ServiceAccount(service_account_settings(
-                sa, namespace, inventory, options,
-            )?)
+            let (settings, keys) = service_account_settings(sa, namespace, inventory, options)?;
+            detail = keys;
+            AuthorizerSettings::ServiceAccount(settings)
         }
         AuthorizerType::Mtls => AuthorizerSettings::Mtls(mtls_settings(spec)?),
     };
@@ -181,6 +182,7 @@ fn compile_authorizer(
             settings,
         },
         backend,
+        detail,
     })
 }
 
@@ -659,13 +661,13 @@ fn mtls_settings(spec: &AuthorizerSpec) -> Result<MtlsSettings, Problem> {
 const DEFAULT_SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// SERVICE_ACCOUNT: a JWT check with the cluster's keys (inline: proxies have no cluster
-/// credentials), plus who may call.
+/// credentials), plus who may call; and the status detail saying where the keys came from.
 fn service_account_settings(
     sa: &ServiceAccountSpec,
     namespace: &str,
     inventory: &Inventory,
     options: &CompileOptions,
-) -> Result<ServiceAccountSettings, Problem> {
+) -> Result<(ServiceAccountSettings, StatusDetail), Problem> {
     if sa.audiences.is_empty() {
         // Without an audience any token of the cluster (for example one meant for the API
         // server) would be accepted.
@@ -678,18 +680,18 @@ fn service_account_settings(
             "spec.serviceAccount.allow: name at least one service account (name '*' for a whole namespace)",
         ));
     }
-    let jwks = match (&sa.jwks_secret_ref, &options.service_account_jwks) {
+    let (jwks, source, secret_name) = match (&sa.jwks_secret_ref, &options.service_account_jwks) {
         (Some(secret), _) => {
             let field = "spec.serviceAccount.jwksSecretRef";
             let bytes = secret_value(inventory, field, namespace, secret)?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| invalid(format!("{field}: the JWKS is not UTF-8")))?;
             check_jwks(field, &text)?;
-            text
+            (text, "Secret", Some(format!("{namespace}/{}", secret.name)))
         }
         (None, Some(jwks)) => {
             check_jwks("the cluster's service-account JWKS", jwks)?;
-            jwks.clone()
+            (jwks.clone(), "APIServer", None)
         }
         (None, None) => {
             return Err(Problem::unresolved(
@@ -715,16 +717,40 @@ fn service_account_settings(
         .collect();
     allow.sort();
     allow.dedup();
-    Ok(ServiceAccountSettings {
-        jwt: JwtSettings {
-            issuer,
-            audiences: sa.audiences.clone(),
-            algorithms: vec!["ES256".into(), "RS256".into()],
-            leeway_seconds: DEFAULT_JWT_LEEWAY_SECONDS,
-            jwks: JwksSource::Inline(jwks),
+    let detail = StatusDetail::ServiceAccount {
+        source: source.to_string(),
+        secret: secret_name,
+        issuer: issuer.clone(),
+        key_ids: key_ids(&jwks),
+    };
+    Ok((
+        ServiceAccountSettings {
+            jwt: JwtSettings {
+                issuer,
+                audiences: sa.audiences.clone(),
+                algorithms: vec!["ES256".into(), "RS256".into()],
+                leeway_seconds: DEFAULT_JWT_LEEWAY_SECONDS,
+                jwks: JwksSource::Inline(jwks),
+            },
+            allow,
         },
-        allow,
-    })
+        detail,
+    ))
+}
+
+/// The `kid`s of a (checked) JWKS, sorted.
+fn key_ids(jwks: &str) -> Vec<String> {
+    let value: serde_json::Value = serde_json::from_str(jwks).unwrap_or_default();
+    let mut ids: Vec<String> = value
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.get("kid").and_then(|v| v.as_str()).map(str::to_string))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// Resolves a Route's `authorizerRef`: the authorizer must exist, be accepted and belong to the

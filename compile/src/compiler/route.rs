@@ -17,7 +17,7 @@ use causeway_snapshot::{
 };
 
 use super::authorizer::{self, Authorizers};
-use super::backend::Cluster;
+use super::backend::{Cluster, OriginGrant};
 use super::deployment::{DefIntegration, DefRoute, DefTarget};
 use super::templates::{compile_mapping, has_mapping};
 use super::text::{
@@ -498,9 +498,10 @@ fn compile_target(
             if stage_variables(&split.origin).is_ok_and(|v| v.is_empty()) {
                 let origin =
                     parse_origin(&split.origin).map_err(|e| invalid(format!("{field}: {e}")))?;
-                if let Some((ns, name)) = cluster.service_for_host(&origin.host, namespace) {
+                if let OriginGrant::Service((ns, name)) =
+                    cluster.grant_origin(field, &origin, namespace, spec.vpc_link_ref.as_ref())?
+                {
                     cluster.check_service_port(field, &ns, &name, origin.port)?;
-                    cluster.permit(field, namespace, &ns, &name, spec.vpc_link_ref.as_ref())?;
                 }
             }
             if let Some(path) = &split.path {

@@ -189,3 +189,44 @@ pub(crate) fn merge(claims: Vec<Certificate>) -> Vec<Certificate> {
     merged.sort_by(|a, b| a.hostnames.cmp(&b.hostnames));
     merged
 }
+
+/// A client certificate and its key, checked: PEM of the right kind, and the key is the one of
+/// the first certificate (so that a proxy never receives a pair it cannot present).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientCertificate {
+    /// The chain, PEM.
+    pub cert_chain_pem: String,
+    /// The private key, PEM.
+    pub private_key_pem: String,
+}
+
+/// Resolves `field` (a `kubernetes.io/tls` Secret presented as client certificate).
+pub(crate) fn client_certificate(
+    inventory: &Inventory,
+    field: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<ClientCertificate, Problem> {
+    let cert = tls_certificate(inventory, field, namespace, name, "")?;
+    let invalid = |what: String| {
+        Problem::invalid(
+            reasons::INVALID,
+            format!("{field}: Secret {namespace}/{name}: {what}"),
+        )
+    };
+    let chain = CertificateDer::pem_slice_iter(cert.cert_chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(format!("{TLS_CRT} is not PEM certificates: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(cert.private_key_pem.as_bytes())
+        .map_err(|e| invalid(format!("{TLS_KEY} is not a PEM private key: {e}")))?;
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+        invalid(format!(
+            "{TLS_KEY} does not belong to the first certificate of {TLS_CRT}: {e}"
+        ))
+    })?;
+    Ok(ClientCertificate {
+        cert_chain_pem: cert.cert_chain_pem,
+        private_key_pem: cert.private_key_pem,
+    })
+}

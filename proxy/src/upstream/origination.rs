@@ -1,7 +1,8 @@
 //! TLS origination towards `https` backends: a connector that dials the endpoint over TCP and
 //! runs a rustls handshake with the backend's server name (its Service host name, or the
 //! VpcLink's `sni`), verifying against the VpcLink's CA or, without one, the system roots
-//! (`/etc/ssl/certs/ca-certificates.crt`, read once).
+//! (`/etc/ssl/certs/ca-certificates.crt`, read once), and presenting the VpcLink's client
+//! certificate when it has one (`tls.clientCertSecretRef`: backends that require mutual TLS).
 //!
 //! Each https backend gets its own pooled client (server name and trust are per backend, and
 //! hyper's pool key is only the endpoint address); the client carries over across snapshot
@@ -54,6 +55,9 @@ pub enum OriginationError {
     /// The CA bundle is not PEM certificates.
     #[error("the CA bundle is not PEM certificates: {0}")]
     Ca(String),
+    /// The client certificate or its key is not PEM of the right kind.
+    #[error("the client certificate is unusable: {0}")]
+    ClientCert(String),
     /// The server name is not a DNS name or IP address.
     #[error("{0:?} is not a valid TLS server name")]
     ServerName(String),
@@ -91,10 +95,20 @@ impl TlsOrigin {
         let server_name = ServerName::try_from(host.clone())
             .map_err(|_| OriginationError::ServerName(host.clone()))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let mut tls = match (&settings.client_cert_pem, &settings.client_key_pem) {
+            (Some(chain), Some(key)) => {
+                let chain = CertificateDer::pem_slice_iter(chain.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| OriginationError::ClientCert(e.to_string()))?;
+                let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes())
+                    .map_err(|e| OriginationError::ClientCert(e.to_string()))?;
+                builder.with_client_auth_cert(chain, key)?
+            }
+            _ => builder.with_no_client_auth(),
+        };
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(config::DEFAULT_UPSTREAM_CONNECT_TIMEOUT));

@@ -128,25 +128,66 @@ async fn an_ejection_survives_a_snapshot_swap_for_the_same_endpoint() {
 /// An HTTPS backend with a certificate for `name` signed by a fresh CA; returns its address and
 /// the CA (PEM). It answers `secure {path}`.
 async fn tls_backend(name: &str) -> (std::net::SocketAddr, String) {
-    use std::sync::Arc;
+    tls_backend_requiring(name, None).await
+}
+
+/// A CA: its certificate (PEM) and an issuer for leaves.
+fn test_ca(cn: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
     let ca_key = rcgen::KeyPair::generate().expect("key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, "backend CA");
+        .push(rcgen::DnType::CommonName, cn);
     let ca = ca_params.self_signed(&ca_key).expect("ca");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    (ca.pem(), rcgen::Issuer::new(ca_params, ca_key))
+}
+
+/// A client certificate for `cn` from `issuer`: (chain PEM, key PEM).
+fn client_cert(cn: &str, issuer: &rcgen::Issuer<'static, rcgen::KeyPair>) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let cert = params.signed_by(&key, issuer).expect("client cert");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// [`tls_backend`] that, with `client_ca` (PEM), requires a client certificate from that CA.
+async fn tls_backend_requiring(
+    name: &str,
+    client_ca: Option<&str>,
+) -> (std::net::SocketAddr, String) {
+    use std::sync::Arc;
+    let (ca_pem, issuer) = test_ca("backend CA");
     let key = rcgen::KeyPair::generate().expect("key");
     let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
         .expect("params")
         .signed_by(&key, &issuer)
         .expect("leaf");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
+        .expect("versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            use rustls::pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                roots.add(cert.expect("ca pem")).expect("root");
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(
             vec![leaf.der().clone()],
             rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
@@ -178,7 +219,7 @@ async fn tls_backend(name: &str) -> (std::net::SocketAddr, String) {
             });
         }
     });
-    (addr, ca.pem())
+    (addr, ca_pem)
 }
 
 fn https_backend(
@@ -190,6 +231,7 @@ fn https_backend(
     backend.tls = Some(causeway_snapshot::UpstreamTls {
         ca_pem: ca,
         server_name: Some("billing.internal".to_string()),
+        ..causeway_snapshot::UpstreamTls::default()
     });
     snapshot.seal()
 }
@@ -218,6 +260,52 @@ async fn an_https_backend_with_an_untrusted_certificate_is_a_502() {
     let proxy = TestProxy::with_snapshot(https_backend(snapshot, Some(other_ca))).await;
     let answer = get(&http1(), &proxy.url("/pay"), HOST).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+}
+
+/// A snapshot whose backend `secure` at `addr` is https, trusting `ca`, presenting `client`.
+fn mtls_snapshot(
+    addr: std::net::SocketAddr,
+    ca: String,
+    client: Option<(String, String)>,
+) -> causeway_snapshot::Snapshot {
+    let snapshot = SnapshotBuilder::new()
+        .route(proxy_to("GET /pay", "secure"))
+        .backend("secure", &[addr.to_string()])
+        .build();
+    let mut snapshot = https_backend(snapshot, Some(ca));
+    if let Some(tls) = snapshot
+        .backends
+        .get_mut("secure")
+        .and_then(|b| b.tls.as_mut())
+    {
+        (tls.client_cert_pem, tls.client_key_pem) = client.unzip();
+    }
+    snapshot.seal()
+}
+
+#[tokio::test]
+async fn a_backend_that_requires_a_client_certificate_gets_the_vpc_links_and_answers() {
+    let (client_ca, client_issuer) = test_ca("gateway clients");
+    let (addr, ca) = tls_backend_requiring("billing.internal", Some(&client_ca)).await;
+    let cert = client_cert("causeway-gateway", &client_issuer);
+    let proxy = TestProxy::with_snapshot(mtls_snapshot(addr, ca, Some(cert))).await;
+    let answer = get(&http1(), &proxy.url("/pay"), HOST).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, "secure /pay");
+}
+
+#[tokio::test]
+async fn a_backend_that_requires_a_client_certificate_refuses_none_or_another_cas_with_a_502() {
+    let (client_ca, _) = test_ca("gateway clients");
+    let (_, stranger_issuer) = test_ca("someone else");
+    let (addr, ca) = tls_backend_requiring("billing.internal", Some(&client_ca)).await;
+    let without = TestProxy::with_snapshot(mtls_snapshot(addr, ca.clone(), None)).await;
+    let answer = get(&http1(), &without.url("/pay"), HOST).await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
+    let stranger = client_cert("causeway-gateway", &stranger_issuer);
+    let wrong = TestProxy::with_snapshot(mtls_snapshot(addr, ca, Some(stranger))).await;
+    let answer = get(&http1(), &wrong.url("/pay"), HOST).await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
 }
 
 #[tokio::test]

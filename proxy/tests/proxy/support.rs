@@ -754,6 +754,7 @@ pub fn over_https(mut snapshot: Snapshot, id: &str, ca_pem: &str, server_name: &
     backend.tls = Some(causeway_snapshot::UpstreamTls {
         ca_pem: Some(ca_pem.to_string()),
         server_name: Some(server_name.to_string()),
+        ..causeway_snapshot::UpstreamTls::default()
     });
     snapshot.seal()
 }
