@@ -1,9 +1,12 @@
 //! `HTTP_PROXY` integrations: the pooled upstream client and the request/response rewriting
-//! (hop-by-hop headers, `Host`, `X-Forwarded-*`, path templates). Bodies stream both ways;
-//! nothing here buffers a whole body.
+//! (`Host`, `X-Forwarded-*`, path templates). What of the client's head may go on is decided
+//! once, earlier, by [`forwarded`]; the path the gateway builds, by [`path`]. Bodies stream
+//! both ways; nothing here buffers a whole body.
 
 pub(crate) mod balancer;
+pub(crate) mod forwarded;
 pub(crate) mod origination;
+pub(crate) mod path;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -33,19 +36,6 @@ use crate::upstream::origination::{H2cEndpoint, TlsOrigin};
 
 /// `X-Request-Id`, kept from the client or generated, sent upstream and back.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), besides those
-/// named in `Connection`.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
 
 /// A backend: where to connect and how to choose the endpoint.
 pub(crate) struct LiveBackend {
@@ -98,7 +88,7 @@ pub(crate) struct Forwarding<'a> {
     pub proto: &'static str,
     /// The `Host` (or `:authority`) the client sent.
     pub original_host: Option<&'a str>,
-    /// The path after the base path.
+    /// The path after the base path (normalized), or the one a mapping built.
     pub stage_path: &'a str,
     pub params: &'a [(String, String)],
     pub request_id: &'a HeaderValue,
@@ -149,7 +139,9 @@ impl Upstream {
     }
 
     /// Forwards the request and returns the upstream response head (the body streams on).
-    /// `started` is set when the request first leaves for the backend.
+    /// `started` is set when the request first leaves for the backend. The request's headers
+    /// have been through `forwarded::strip_client_headers`; the gateway's own (`Host`,
+    /// forwarding headers, `X-Request-Id`, the integration's headers) are set here, after it.
     ///
     /// The endpoint is chosen by the backend's balancer. When connecting fails (nothing of the
     /// request was sent), another endpoint is tried, up to [`MAX_ATTEMPTS`] in all and within
@@ -171,12 +163,7 @@ impl Upstream {
             return Err(RequestError::NoEndpoints(backend.id.clone()));
         }
         let path = match &integration.path {
-            Some(template) => template.render(|name| {
-                fwd.params
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.as_str())
-            }),
+            Some(template) => path::render_template(template, fwd.params)?,
             None => fwd.stage_path.to_string(),
         };
         let mut path_and_query = String::with_capacity(path.len() + 64);
@@ -194,10 +181,12 @@ impl Upstream {
         }
         // A WebSocket (or other) upgrade passes through: the downstream connection is taken
         // over once the backend answers 101, and bytes are copied both ways.
-        let upgrade = upgrade_protocol(request.headers());
+        let upgrade = request
+            .extensions()
+            .get::<forwarded::ClientUpgrade>()
+            .map(|u| u.0.clone());
         let downstream = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
         let headers = request.headers_mut();
-        remove_hop_by_hop(headers);
         if let Some(protocol) = upgrade {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(header::UPGRADE, protocol);
@@ -322,7 +311,7 @@ impl Upstream {
                     };
                     let (mut parts, body) = response.into_parts();
                     let kept_upgrade = parts.headers.get(header::UPGRADE).cloned();
-                    remove_hop_by_hop(&mut parts.headers);
+                    forwarded::remove_hop_by_hop(&mut parts.headers);
                     if let Some((client, server)) = tunnel {
                         if let Some(protocol) = kept_upgrade {
                             parts.headers.insert(header::UPGRADE, protocol);
@@ -357,21 +346,6 @@ impl Upstream {
             }
         }
         Err(last.unwrap_or(Attempt::Timeout))
-    }
-}
-
-/// The `Upgrade` value of a request that asks for one (`Connection: upgrade`).
-fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
-    let asks = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if asks {
-        headers.get(header::UPGRADE).cloned()
-    } else {
-        None
     }
 }
 
@@ -516,52 +490,5 @@ impl http_body::Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// Removes hop-by-hop headers, including every header named in `Connection`.
-pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
-    // `Proxy-*` as a family (Proxy-Connection and friends), not only the two standard ones.
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in proxy {
-        headers.remove(name);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("close, x-secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
-        h.insert("x-kept", HeaderValue::from_static("1"));
-        remove_hop_by_hop(&mut h);
-        assert_eq!(
-            h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
-            vec!["x-kept"]
-        );
     }
 }
