@@ -136,6 +136,7 @@ pub(crate) fn plan(spec: &StageSpec) -> Result<CachePlan, Problem> {
         stage: Some(StageCache {
             capacity_bytes,
             status_header: cache.cache_status_header.unwrap_or(false),
+            share_across_principals: cache.share_across_principals.unwrap_or(false),
         }),
         default: Some(default),
         by_route,
