@@ -89,6 +89,32 @@ pub struct ProxyArgs {
     /// Access log destination: `stdout` or `off`.
     #[arg(long, env = "CAUSEWAY_ACCESS_LOG", default_value = "stdout")]
     pub access_log: String,
+    /// Request headers whose names contain `_`: `drop` them, `reject` the request with 400, or
+    /// `allow` them (Envoy's `headers_with_underscores_action`). Even with `allow`, one that
+    /// imitates a header the gateway sets (`x_user_id` for `x-user-id`) is removed.
+    #[arg(long, env = "CAUSEWAY_HEADERS_WITH_UNDERSCORES", value_enum, default_value_t = Underscores::Drop)]
+    pub headers_with_underscores: Underscores,
+}
+
+/// `--headers-with-underscores`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Underscores {
+    /// Remove such headers.
+    Drop,
+    /// Refuse the request with 400.
+    Reject,
+    /// Forward them.
+    Allow,
+}
+
+impl From<Underscores> for proxy::HeadersWithUnderscores {
+    fn from(u: Underscores) -> Self {
+        match u {
+            Underscores::Drop => Self::Drop,
+            Underscores::Reject => Self::Reject,
+            Underscores::Allow => Self::Allow,
+        }
+    }
 }
 
 const fn millis(d: Duration) -> u64 {
@@ -143,6 +169,7 @@ impl ProxyArgs {
             },
             outlier_consecutive_failures: self.outlier_consecutive_failures,
             outlier_base_ejection: Duration::from_millis(self.outlier_base_ejection_ms),
+            headers_with_underscores: self.headers_with_underscores.into(),
             ..base
         }
     }

@@ -243,10 +243,25 @@ fn a_stage_cache_caches_routes_by_default_with_route_overrides() {
         (cache.capacity_bytes, cache.status_header),
         (1_048_576, true)
     );
+    assert!(
+        !cache.share_across_principals,
+        "callers do not share entries unless the stage says so"
+    );
     let rc = route(&c, "GET /pets").cache.clone().expect("route cache");
     assert_eq!(rc.ttl_seconds, 5);
     assert_eq!(rc.key_parameters, ["header.x-api-key", "querystring.kind"]);
     assert_eq!(rc.invalidation, CacheInvalidationPolicy::FailWith403);
+}
+
+#[test]
+fn a_stage_may_share_cache_entries_across_principals() {
+    let c = compile_yaml(&BASE.replace(
+        "spec: {apiRef: {name: pets}, autoDeploy: true}",
+        "spec:\n  apiRef: {name: pets}\n  autoDeploy: true\n  cache: {enabled: true, shareAcrossPrincipals: true}",
+    ));
+    let stage = c.snapshot.stage("shop/pets/prod").expect("stage");
+    let cache = stage.cache.clone().expect("stage cache");
+    assert!(cache.share_across_principals);
 }
 
 #[test]

@@ -180,6 +180,12 @@ pub struct CacheSpec {
     /// Add `X-Cache: Hit` / `Miss` to cached routes' responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_status_header: Option<bool>,
+    /// Let every caller of a route with an authorizer or an API key share its cache entries
+    /// (default false: entries are kept per caller — principal id and API key id — and a
+    /// caller that cannot be told apart from others is not cached). Set it only for answers
+    /// that do not depend on who asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_across_principals: Option<bool>,
 }
 
 /// Access log settings.

@@ -44,7 +44,8 @@ pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 pub(crate) struct LiveAuthorizer {
     pub id: String,
     pub identity_source: Vec<String>,
-    /// `(header, template)`: sent to the integration; client copies removed.
+    /// `(header, template)`: sent to the integration; client copies are removed on every route
+    /// of the Api (`upstream::forwarded::ReservedHeaders`).
     pub forward_headers: Vec<(HeaderName, String)>,
     pub kind: AuthorizerKind,
 }
@@ -173,7 +174,7 @@ pub(crate) struct RouteAuth<'a> {
 /// the body has been read, up to `limit`, to check its hash) and records who the caller is in
 /// the context (`ctx.principal`, `ctx.usage_plan_id`); the key that was checked rides in the
 /// request's extensions for the throttle and quota steps. Headers named by the authorizer's
-/// `forwardHeaders` are set from the principal after every client copy has been removed.
+/// `forwardHeaders` are set from the principal (client copies were removed before this runs).
 pub(crate) async fn authorize(
     state: &AuthState,
     tables: &AuthTables,
@@ -242,11 +243,11 @@ pub(crate) async fn authorize(
     Ok(Request::from_parts(parts, body))
 }
 
-/// Removes client-sent copies of the authorizer's forwarded headers, then sets those whose
-/// template resolves completely.
+/// Sets the authorizer's forwarded headers whose template resolves completely. Client copies
+/// (in any spelling) were removed before authorization by
+/// `upstream::forwarded::strip_client_headers`, so a header left unset here is absent.
 fn set_forward_headers(headers: &mut HeaderMap, authorizer: &LiveAuthorizer, ctx: &RequestContext) {
     for (name, template) in &authorizer.forward_headers {
-        headers.remove(name);
         let Some(value) = ctx.render_complete(template) else {
             continue;
         };

@@ -2,11 +2,21 @@
 //!
 //! A stage with a cache has one bounded store (moka, weighed in bytes: key + headers + body), so
 //! memory stays under `capacityBytes` whatever the traffic; entries expire after their route's
-//! TTL. The key is stage + host + method + normalized path + the route's declared key parameters
-//! (`querystring.NAME`, `header.NAME`); canary requests get their own entries unless the canary
-//! `useStageCache`. Only GET and HEAD requests are served from or stored in the cache, and only
-//! 2xx responses without `Set-Cookie` and without `Cache-Control: private` / `no-store` are
-//! stored, while they stream to the client (a body larger than [`MAX_ENTRY_BYTES`] is not kept).
+//! TTL.
+//!
+//! The key is stage + host as the backend sees it (`X-Forwarded-Host`, port included) + method +
+//! normalized path + the route's declared key parameters (`querystring.NAME`, `header.NAME`);
+//! canary requests get their own entries unless the canary `useStageCache`. On a route with an
+//! authorizer or an API key the caller (principal id and API key id) joins the key, unless the
+//! stage shares entries across principals; a caller with neither is not cached there at all.
+//! A response's `Vary` names join the key with the request's values of those headers: the store
+//! remembers the names under the key without them, and keeps the response under the key with
+//! them.
+//!
+//! Only GET and HEAD requests without `Range` are served from or stored in the cache, and only
+//! 2xx responses other than 206 without `Set-Cookie`, without `Cache-Control: private` /
+//! `no-store` and without `Vary: *` are stored, while they stream to the client (a body larger
+//! than [`MAX_ENTRY_BYTES`] is not kept).
 //!
 //! A client's `Cache-Control: max-age=0` refreshes the entry only when the route allows it
 //! (`ALLOW`); `IGNORE` (the default) serves from the cache anyway, `FAIL_WITH_403` refuses.
@@ -97,44 +107,72 @@ pub(crate) struct Entry {
     ttl: Duration,
 }
 
+/// What the store holds under a key.
+pub(crate) enum Cached {
+    /// A response.
+    Response(Entry),
+    /// The responses under this key vary by these request headers (sorted, lowercase): each is
+    /// kept under the key with their values ([`variant_key`]).
+    Vary {
+        names: Vec<HeaderName>,
+        ttl: Duration,
+    },
+}
+
+impl Cached {
+    fn ttl(&self) -> Duration {
+        match self {
+            Self::Response(e) => e.ttl,
+            Self::Vary { ttl, .. } => *ttl,
+        }
+    }
+}
+
 struct PerEntryTtl;
 
-impl moka::Expiry<String, Arc<Entry>> for PerEntryTtl {
+impl moka::Expiry<String, Arc<Cached>> for PerEntryTtl {
     fn expire_after_create(
         &self,
         _key: &String,
-        value: &Arc<Entry>,
+        value: &Arc<Cached>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.ttl())
     }
 
     fn expire_after_update(
         &self,
         _key: &String,
-        value: &Arc<Entry>,
+        value: &Arc<Cached>,
         _updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.ttl())
     }
 }
 
 /// The weight of an entry: what it holds in memory, roughly.
-fn weight(key: &str, entry: &Entry) -> u32 {
-    let headers: usize = entry
-        .headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 32)
-        .sum();
-    u32::try_from(key.len() + headers + entry.body.len() + 128).unwrap_or(u32::MAX)
+fn weight(key: &str, cached: &Cached) -> u32 {
+    let held = match cached {
+        Cached::Response(entry) => {
+            let headers: usize = entry
+                .headers
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 32)
+                .sum();
+            headers + entry.body.len()
+        }
+        Cached::Vary { names, .. } => names.iter().map(|n| n.as_str().len() + 32).sum(),
+    };
+    u32::try_from(key.len() + held + 128).unwrap_or(u32::MAX)
 }
 
 /// A stage's store.
 pub(crate) struct StageStore {
-    cache: moka::sync::Cache<String, Arc<Entry>>,
+    cache: moka::sync::Cache<String, Arc<Cached>>,
     capacity: u64,
     status_header: bool,
+    share_across_principals: bool,
     labels: CacheLabels,
     metrics: CacheMetrics,
 }
@@ -144,7 +182,7 @@ impl StageStore {
         let evictions = metrics.evictions.get_or_create(&labels).clone();
         let cache = moka::sync::Cache::builder()
             .max_capacity(settings.capacity_bytes)
-            .weigher(|k: &String, v: &Arc<Entry>| weight(k, v))
+            .weigher(|k: &String, v: &Arc<Cached>| weight(k, v))
             .expire_after(PerEntryTtl)
             .eviction_listener(move |_k, _v, cause| {
                 if cause == RemovalCause::Size {
@@ -156,13 +194,14 @@ impl StageStore {
             cache,
             capacity: settings.capacity_bytes,
             status_header: settings.status_header,
+            share_across_principals: settings.share_across_principals,
             labels,
             metrics,
         }
     }
 
-    fn insert(&self, key: String, entry: Entry) {
-        self.cache.insert(key, Arc::new(entry));
+    fn insert(&self, key: String, cached: Cached) {
+        self.cache.insert(key, Arc::new(cached));
         if self.cache.weighted_size() > self.capacity {
             self.cache.run_pending_tasks();
         }
@@ -238,8 +277,11 @@ impl Caches {
 /// What the lookup step leaves for the store step: where to keep the response.
 pub(crate) struct Pending {
     store: Arc<StageStore>,
+    /// The key without the response's `Vary` headers.
     key: String,
     ttl: Duration,
+    /// The request's headers, for the values of the response's `Vary` names.
+    request_headers: HeaderMap,
 }
 
 /// The outcome of a lookup.
@@ -324,13 +366,52 @@ fn key(
     key
 }
 
-/// What the lookup needs to know about where the request goes.
+/// What the lookup needs to know about where the request goes and who sent it.
 pub(crate) struct Place<'a> {
     pub stage_id: &'a str,
     /// The request was sent to a canary that does not use the stage's entries.
     pub separate_canary: bool,
+    /// The host as the backend sees it (`X-Forwarded-Host`): lowercase, port included.
     pub host: &'a str,
     pub stage_path: &'a str,
+    /// The route has an authorizer or requires an API key.
+    pub protected: bool,
+    /// The caller's principal id, once authorized.
+    pub principal_id: Option<&'a str>,
+    /// The caller's API key id, once checked.
+    pub api_key_id: Option<&'a str>,
+}
+
+/// The key of the variant of `key` whose `Vary` headers (`names`) have the request's values.
+fn variant_key(key: &str, names: &[HeaderName], headers: &HeaderMap) -> String {
+    let mut out = key.to_string();
+    for name in names {
+        let values: Vec<&[u8]> = headers.get_all(name).iter().map(|v| v.as_bytes()).collect();
+        out.push_str(&format!("\nvary {name}={values:?}"));
+    }
+    out
+}
+
+/// The request headers a response varies by (sorted, lowercase, deduplicated); `None` for
+/// `Vary: *` (no request can be matched to it).
+fn vary_names(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
+    let mut names = Vec::new();
+    for token in headers
+        .get_all(header::VARY)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+    {
+        let token = token.trim_ascii();
+        if token == b"*" {
+            return None;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token) {
+            names.push(name);
+        }
+    }
+    names.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    Some(names)
 }
 
 /// serves a hit, or says where to keep the response of a miss.
@@ -344,7 +425,10 @@ pub(crate) fn lookup(
         return Ok(Lookup::Miss(None));
     };
     let method = request.method();
-    if !(method == Method::GET || method == Method::HEAD) || route.ttl_seconds == 0 {
+    if !(method == Method::GET || method == Method::HEAD)
+        || route.ttl_seconds == 0
+        || request.headers().contains_key(header::RANGE)
+    {
         return Ok(Lookup::Miss(None));
     }
     let scope = if place.separate_canary {
@@ -352,7 +436,17 @@ pub(crate) fn lookup(
     } else {
         place.stage_id.to_string()
     };
-    let key = key(&scope, place.host, method, place.stage_path, route, request);
+    let mut key = key(&scope, place.host, method, place.stage_path, route, request);
+    if place.protected && !store.share_across_principals {
+        if place.principal_id.is_none() && place.api_key_id.is_none() {
+            // Callers that cannot be told apart must not see each other's answers.
+            return Ok(Lookup::Miss(None));
+        }
+        key.push_str(&format!(
+            "\nprincipal={:?}\napi-key={:?}",
+            place.principal_id, place.api_key_id
+        ));
+    }
     let refresh = is_max_age_zero(request.headers());
     let bypass = match (refresh, route.invalidation) {
         (false, _) | (true, CacheInvalidationPolicy::Ignore) => false,
@@ -361,7 +455,21 @@ pub(crate) fn lookup(
             return Err(RequestError::CacheInvalidationForbidden);
         }
     };
-    if !bypass && let Some(entry) = store.cache.get(&key) {
+    let found = match store.cache.get(&key) {
+        _ if bypass => None,
+        Some(cached) => match &*cached {
+            Cached::Vary { names, .. } => {
+                store
+                    .cache
+                    .get(&variant_key(&key, names, request.headers()))
+            }
+            Cached::Response(_) => Some(cached),
+        },
+        None => None,
+    };
+    if let Some(cached) = found
+        && let Cached::Response(entry) = &*cached
+    {
         store.metrics.hits.get_or_create(&store.labels).inc();
         let mut response = Response::new(full(entry.body.clone()));
         *response.status_mut() = entry.status;
@@ -378,12 +486,17 @@ pub(crate) fn lookup(
         store: Arc::clone(store),
         key,
         ttl: Duration::from_secs(u64::from(route.ttl_seconds)),
+        request_headers: request.headers().clone(),
     })))
 }
 
 /// Whether a response may be kept.
 fn storable(response: &Response<ProxyBody>) -> bool {
-    if !response.status().is_success() || response.headers().contains_key(header::SET_COOKIE) {
+    if !response.status().is_success()
+        || response.status() == StatusCode::PARTIAL_CONTENT
+        || response.headers().contains_key(header::SET_COOKIE)
+        || vary_names(response.headers()).is_none()
+    {
         return false;
     }
     let forbidden = response
@@ -466,13 +579,20 @@ impl Keeper {
 
     fn complete(&mut self) {
         if let Some(p) = self.pending.take() {
+            let names = vary_names(&self.headers).unwrap_or_default();
             let entry = Entry {
                 status: self.status,
                 headers: std::mem::take(&mut self.headers),
                 body: std::mem::take(&mut self.buffer).freeze(),
                 ttl: p.ttl,
             };
-            p.store.insert(p.key, entry);
+            if names.is_empty() {
+                p.store.insert(p.key, Cached::Response(entry));
+                return;
+            }
+            let variant = variant_key(&p.key, &names, &p.request_headers);
+            p.store.insert(p.key, Cached::Vary { names, ttl: p.ttl });
+            p.store.insert(variant, Cached::Response(entry));
         }
     }
 }
@@ -526,6 +646,7 @@ mod tests {
         StageCache {
             capacity_bytes: capacity,
             status_header: true,
+            share_across_principals: false,
         }
     }
 
@@ -552,12 +673,12 @@ mod tests {
         for i in 0..2_000 {
             store.insert(
                 format!("key-{i}"),
-                Entry {
+                Cached::Response(Entry {
                     status: StatusCode::OK,
                     headers: HeaderMap::new(),
                     body: Bytes::from(vec![b'x'; 500]),
                     ttl: Duration::from_secs(60),
-                },
+                }),
             );
         }
         let held = store.weighted_size();

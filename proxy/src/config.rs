@@ -63,6 +63,21 @@ pub const DEFAULT_OUTLIER_CONSECUTIVE_FAILURES: u32 = 5;
 /// First ejection time of an endpoint (doubles with each ejection in a row, up to 10×).
 pub const DEFAULT_OUTLIER_BASE_EJECTION: Duration = Duration::from_secs(30);
 
+/// What the proxy does with a request header whose name contains `_` (Envoy's
+/// `headers_with_underscores_action`). Backends that map header names to variables (CGI, WSGI,
+/// many frameworks) read `x_user_id` as `x-user-id`, so such a header could imitate one the
+/// gateway sets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeadersWithUnderscores {
+    /// Remove the header and go on (the default).
+    #[default]
+    Drop,
+    /// Refuse the request with 400.
+    Reject,
+    /// Forward it, unless it imitates a header the gateway sets (those are always removed).
+    Allow,
+}
+
 /// Where access-log lines go.
 #[derive(Clone, Debug, Default)]
 pub enum AccessLogSink {
@@ -147,6 +162,8 @@ pub struct ProxyConfig {
     pub upstream_max_idle_per_host: usize,
     /// Upstream TCP connect timeout.
     pub upstream_connect_timeout: Duration,
+    /// What happens to request headers whose names contain `_`.
+    pub headers_with_underscores: HeadersWithUnderscores,
 }
 
 impl Default for ProxyConfig {
@@ -182,6 +199,7 @@ impl Default for ProxyConfig {
             upstream_pool_idle_timeout: DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT,
             upstream_max_idle_per_host: DEFAULT_UPSTREAM_MAX_IDLE_PER_HOST,
             upstream_connect_timeout: DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
+            headers_with_underscores: HeadersWithUnderscores::default(),
         }
     }
 }

@@ -48,6 +48,10 @@ pub enum RequestError {
         /// Which rule refused it.
         reason: PathRejection,
     },
+    /// A request header name contains `_` and the proxy refuses those
+    /// (`HeadersWithUnderscores::Reject`).
+    #[error("request header {0:?} has an underscore in its name")]
+    UnderscoreHeader(String),
     /// `Host` is duplicated, invalid, or disagrees with the request authority.
     #[error("bad host: {0}")]
     BadHost(#[from] HostRejection),
@@ -186,6 +190,7 @@ impl RequestError {
             Self::NoRoute { .. }
             | Self::BodyTooLarge { .. }
             | Self::BadPath { .. }
+            | Self::UnderscoreHeader(_)
             | Self::BadHost(_)
             | Self::UriTooLong { .. }
             | Self::BodyTimeout(_)
@@ -241,7 +246,9 @@ pub fn classify(error: &RequestError) -> Classified {
             None,
             "Request Entity Too Large",
         ),
-        RequestError::BadPath { .. } | RequestError::BadHost(_) => (
+        RequestError::BadPath { .. }
+        | RequestError::BadHost(_)
+        | RequestError::UnderscoreHeader(_) => (
             K::Default4xx,
             StatusCode::BAD_REQUEST,
             Some(StatusCode::BAD_REQUEST),

@@ -14,7 +14,7 @@
 //! | 7 | `route::match_route`: method + path → route, else `$default`; never a backend call for an unknown route | 403 / 404 |
 //! | 8 | `admit::body_limit`: a declared `Content-Length` over the limit, before anything is read | 413 |
 //! | 9 | `admit::throttle`: gateway, stage and route buckets — before any authorizer is called | 429 |
-//! | 10 | `auth::authorize`: the route's authorizer, then its API key; forwarded headers set from the principal | 401, 403, 500 |
+//! | 10 | `admit::client_headers`: the one client-controlled removal (hop-by-hop and `Connection`-named headers, every header name the gateway sets on the Api, `_` names) before any gateway header is added; then `auth::authorize`: the route's authorizer, then its API key; forwarded headers set from the principal | 400, 401, 403, 500 |
 //! | 11 | `admit::usage_plan`: the key's buckets and quota | 429, 503 |
 //! | 12 | `admit::validate`: required parameters and the body's model (bounded, idle-timed read) | 400 |
 //! | 13 | `respond::cache_lookup`: a fresh cached answer | 200 (hit) |
@@ -108,6 +108,7 @@ async fn serve(
     let route = step!(route::match_route(stage, deployment, &request, ex));
     let limit = step!(admit::body_limit(shared, &stage.api, &request, ex));
     step!(admit::throttle(shared, stage, route, ex));
+    step!(admit::client_headers(shared, stage, &mut request, ex));
     let request = step!(admit::authorize(shared, tables, stage, route, limit, request, ex).await);
     step!(admit::usage_plan(shared, tables, stage, route, ex).await);
     let request = admit::bounded_body(shared, request, limit);

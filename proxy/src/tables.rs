@@ -28,6 +28,7 @@ use crate::integration::{LiveHttpProxy, LiveIntegration, LiveMock};
 use crate::limits::{Limiters, StageThrottles};
 use crate::telemetry::metrics::RouteMetrics;
 use crate::upstream::balancer::{Balancer, Endpoint};
+use crate::upstream::forwarded::ReservedHeaders;
 use crate::upstream::origination::{H2cEndpoint, TlsOrigin};
 use crate::upstream::{HttpTarget, LiveBackend};
 use crate::validation::{RouteValidator, SchemaCache};
@@ -67,6 +68,9 @@ pub(crate) struct LiveStage {
     pub cache: Option<Arc<StageStore>>,
     /// The Api's CORS settings, pre-built.
     pub cors: Option<Arc<crate::cors::LiveCors>>,
+    /// Header names the gateway sets on some route of the Api; removed from every client
+    /// request to it.
+    pub reserved_headers: Arc<ReservedHeaders>,
 }
 
 /// The canary of a stage.
@@ -133,11 +137,20 @@ impl Tables {
             .iter()
             .map(|a| (a.id.as_str(), Arc::new(a.clone())))
             .collect();
+        let reserved = reserved_headers(&snapshot);
         let mut stages = Vec::with_capacity(snapshot.stages.len());
         let mut stage_index = HashMap::new();
         let mut dropped_stages = std::collections::HashSet::new();
         for stage in &snapshot.stages {
-            match live_stage(stage, &apis, &backends, limiters, caches, &mut schemas) {
+            match live_stage(
+                stage,
+                &apis,
+                &backends,
+                &reserved,
+                limiters,
+                caches,
+                &mut schemas,
+            ) {
                 Ok(live) => {
                     stage_index.insert(stage.id.as_str(), stages.len());
                     stages.push(live);
@@ -237,6 +250,7 @@ fn live_stage(
     stage: &causeway_snapshot::StageConfig,
     apis: &HashMap<&str, Arc<ApiConfig>>,
     backends: &HashMap<String, Arc<LiveBackend>>,
+    reserved: &HashMap<String, Arc<ReservedHeaders>>,
     limiters: &Limiters,
     caches: &Caches,
     schemas: &mut SchemaCache,
@@ -276,6 +290,10 @@ fn live_stage(
     Ok(LiveStage {
         id: stage.id.clone(),
         cors,
+        reserved_headers: reserved
+            .get(stage.api.as_str())
+            .cloned()
+            .unwrap_or_default(),
         api,
         api_name: stage.api_name.clone(),
         name: stage.name.clone(),
@@ -291,6 +309,54 @@ fn live_stage(
             caches.store(&stage.id, settings, labels)
         }),
     })
+}
+
+/// Per Api, every header name the gateway sets on some route of it, in any deployment of any
+/// stage: its authorizers' `forwardHeaders`, request mappings that overwrite or append a
+/// header, and integration headers. A client's copy is removed on every route of the Api
+/// (`upstream::forwarded`), so no route lets a client imitate what another route's gateway
+/// sets.
+fn reserved_headers(snapshot: &Snapshot) -> HashMap<String, Arc<ReservedHeaders>> {
+    use causeway_snapshot::mapping::{MappingAction, MappingTarget};
+    let mut by_api: HashMap<&str, ReservedHeaders> = HashMap::new();
+    for authorizer in snapshot.authorizers.values() {
+        let set = by_api.entry(authorizer.api.as_str()).or_default();
+        for name in authorizer.forward_headers.keys() {
+            set.insert(name);
+        }
+    }
+    for stage in &snapshot.stages {
+        let set = by_api.entry(stage.api.as_str()).or_default();
+        let deployments =
+            std::iter::once(&stage.main).chain(stage.canary.iter().map(|c| &c.deployment));
+        for route in deployments.flat_map(|d| &d.routes) {
+            if let Some(authorizer) = route
+                .authorization
+                .as_ref()
+                .and_then(|a| snapshot.authorizers.get(&a.authorizer))
+            {
+                for name in authorizer.forward_headers.keys() {
+                    set.insert(name);
+                }
+            }
+            if let Integration::HttpProxy(h) = &route.integration {
+                for name in h.request_headers.keys() {
+                    set.insert(name);
+                }
+                for m in &h.request_parameters {
+                    if let MappingTarget::Header(name) = &m.target
+                        && m.action != MappingAction::Remove
+                    {
+                        set.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    by_api
+        .into_iter()
+        .map(|(api, set)| (api.to_string(), Arc::new(set)))
+        .collect()
 }
 
 fn backend(

@@ -1,9 +1,12 @@
 //! `HTTP_PROXY` integrations: the pooled upstream client and the request/response rewriting
-//! (hop-by-hop headers, `Host`, `X-Forwarded-*`, path templates). Bodies stream both ways;
-//! nothing here buffers a whole body.
+//! (`Host`, `X-Forwarded-*`, path templates). What of the client's head may go on is decided
+//! once, earlier, by [`forwarded`]; the path the gateway builds, by [`path`]. Bodies stream
+//! both ways; nothing here buffers a whole body.
 
 pub(crate) mod balancer;
+pub(crate) mod forwarded;
 pub(crate) mod origination;
+pub(crate) mod path;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -33,20 +36,6 @@ use crate::upstream::origination::{H2cEndpoint, TlsOrigin};
 
 /// `X-Request-Id`, kept from the client or generated, sent upstream and back.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), besides those
-/// named in `Connection`. `HTTP2-Settings` only ever comes with an h2c upgrade.
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("http2-settings"),
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
 
 /// A backend: where to connect and how to choose the endpoint.
 pub(crate) struct LiveBackend {
@@ -99,7 +88,7 @@ pub(crate) struct Forwarding<'a> {
     pub proto: &'static str,
     /// The `Host` (or `:authority`) the client sent.
     pub original_host: Option<&'a str>,
-    /// The path after the base path.
+    /// The path after the base path (normalized), or the one a mapping built.
     pub stage_path: &'a str,
     pub params: &'a [(String, String)],
     pub request_id: &'a HeaderValue,
@@ -150,7 +139,9 @@ impl Upstream {
     }
 
     /// Forwards the request and returns the upstream response head (the body streams on).
-    /// `started` is set when the request first leaves for the backend.
+    /// `started` is set when the request first leaves for the backend. The request's headers
+    /// have been through `forwarded::strip_client_headers`; the gateway's own (`Host`,
+    /// forwarding headers, `X-Request-Id`, the integration's headers) are set here, after it.
     ///
     /// The endpoint is chosen by the backend's balancer. When connecting fails (nothing of the
     /// request was sent), another endpoint is tried, up to [`MAX_ATTEMPTS`] in all and within
@@ -172,12 +163,7 @@ impl Upstream {
             return Err(RequestError::NoEndpoints(backend.id.clone()));
         }
         let path = match &integration.path {
-            Some(template) => template.render(|name| {
-                fwd.params
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.as_str())
-            }),
+            Some(template) => path::render_template(template, fwd.params)?,
             None => fwd.stage_path.to_string(),
         };
         let mut path_and_query = String::with_capacity(path.len() + 64);
@@ -193,13 +179,18 @@ impl Upstream {
         if let Some(method) = &integration.method {
             *request.method_mut() = method.clone();
         }
-        // Only a WebSocket upgrade passes, and only to an HTTP/1.1 backend: every other
-        // `Upgrade` (h2c, TLS, anything custom) is dropped with the hop-by-hop headers and the
-        // request is forwarded as plain HTTP/1.1. When the backend answers 101, its side of the
-        // upgrade stays in the response and the server turns the connection into a tunnel.
-        let websocket = backend.h2c.is_none() && asks_for_websocket(request.headers());
+        // Only a WebSocket upgrade passes, and only to an HTTP/1.1 backend: the client's
+        // `Upgrade` was recorded (websocket only) and removed with the hop-by-hop headers before
+        // any gateway header was added (`forwarded::strip_client_headers`); anything else (h2c,
+        // TLS, custom) was dropped and the request goes as plain HTTP/1.1. When the backend
+        // answers 101, its side of the upgrade stays in the response and the server turns the
+        // connection into a tunnel.
+        let websocket = backend.h2c.is_none()
+            && request
+                .extensions()
+                .get::<forwarded::ClientUpgrade>()
+                .is_some();
         let headers = request.headers_mut();
-        remove_hop_by_hop(headers);
         if websocket {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -322,7 +313,7 @@ impl Upstream {
                         ));
                     }
                     let (mut parts, body) = response.into_parts();
-                    remove_hop_by_hop(&mut parts.headers);
+                    forwarded::remove_hop_by_hop(&mut parts.headers);
                     if switching {
                         parts
                             .headers
@@ -361,27 +352,6 @@ impl Upstream {
         }
         Err(last.unwrap_or(Attempt::Timeout))
     }
-}
-
-/// Whether the request asks to upgrade to WebSocket: `Connection: upgrade` and `websocket`
-/// among the `Upgrade` protocols (case-insensitive, any version suffix ignored).
-fn asks_for_websocket(headers: &HeaderMap) -> bool {
-    let tokens = |name| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect::<Vec<_>>()
-    };
-    tokens(header::CONNECTION)
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case("upgrade"))
-        && tokens(header::UPGRADE).iter().any(|p| {
-            let name = p.split('/').next().unwrap_or_default().trim();
-            name.eq_ignore_ascii_case("websocket")
-        })
 }
 
 /// Most endpoints one request is sent to (only after connect failures).
@@ -504,52 +474,5 @@ impl http_body::Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// Removes hop-by-hop headers, including every header named in `Connection`.
-pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
-    // `Proxy-*` as a family (Proxy-Connection and friends), not only the two standard ones.
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in proxy {
-        headers.remove(name);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("close, x-secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
-        h.insert("x-kept", HeaderValue::from_static("1"));
-        remove_hop_by_hop(&mut h);
-        assert_eq!(
-            h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
-            vec!["x-kept"]
-        );
     }
 }

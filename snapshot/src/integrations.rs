@@ -93,6 +93,11 @@ pub struct StageCache {
     /// Add `X-Cache: Hit` / `Miss` to cached routes' responses.
     #[serde(default)]
     pub status_header: bool,
+    /// On routes with an authorizer or an API key, callers share entries. When false (the
+    /// default) entries are keyed by the caller (principal id and API key id), and a caller
+    /// the proxy cannot tell apart from others is not cached at all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub share_across_principals: bool,
 }
 
 /// Caching of one route (present only when the stage has a cache and the route uses it).

@@ -4,7 +4,9 @@
 //! requests, as API Gateway enables caching for GET methods by default) unless its route
 //! settings say `cachingEnabled: false`. A route's TTL is its own `cacheTtlSeconds`, else the
 //! stage's `ttlSeconds`, else 300 s; key parameters are `querystring.NAME` or `header.NAME`
-//! (API Gateway's `method.request.querystring.NAME` is accepted too).
+//! (API Gateway's `method.request.querystring.NAME` is accepted too). `shareAcrossPrincipals`
+//! (default false) lets every caller of a route with an authorizer or API key share entries;
+//! otherwise the proxy keeps them per caller.
 
 use std::collections::BTreeMap;
 
@@ -136,6 +138,7 @@ pub(crate) fn plan(spec: &StageSpec) -> Result<CachePlan, Problem> {
         stage: Some(StageCache {
             capacity_bytes,
             status_header: cache.cache_status_header.unwrap_or(false),
+            share_across_principals: cache.share_across_principals.unwrap_or(false),
         }),
         default: Some(default),
         by_route,

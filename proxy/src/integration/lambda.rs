@@ -577,7 +577,7 @@ pub(crate) fn map_answer(
             HeaderValue::from_static("application/json"),
         );
     }
-    crate::upstream::remove_hop_by_hop(&mut headers);
+    crate::upstream::forwarded::remove_hop_by_hop(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
     let mut response = Response::new(full(body));
     *response.status_mut() = status;

@@ -16,6 +16,7 @@ use http::{Response, StatusCode, Uri};
 use crate::body::ProxyBody;
 use crate::context::RequestContext;
 use crate::error::{MappingError, RequestError};
+use crate::upstream::path::PathBuilder;
 
 /// One parsed mapping.
 struct Rule {
@@ -90,7 +91,8 @@ impl LiveMapping {
     }
 
     /// Applies the request mappings to the headers and query of `uri`; returns the new path
-    /// when `overwrite:path` is set.
+    /// when `overwrite:path` is set: its values percent-encoded and the result normalized
+    /// (`upstream::path`), or refused (400 when a request value made it unnormalizable).
     pub(crate) fn apply_request(
         &self,
         headers: &mut HeaderMap,
@@ -106,7 +108,20 @@ impl LiveMapping {
         let mut path = None;
         let mut query_changed = false;
         for rule in &self.request {
-            let value = render(&rule.value, ctx, &original_headers, &original_query, None);
+            if rule.target == MappingTarget::Path {
+                let mut built = PathBuilder::default();
+                render(
+                    &rule.value,
+                    ctx,
+                    &original_headers,
+                    &original_query,
+                    None,
+                    &mut built,
+                );
+                path = Some(built.finish()?);
+                continue;
+            }
+            let value = render_text(&rule.value, ctx, &original_headers, &original_query, None);
             match (&rule.target, &rule.header) {
                 (MappingTarget::Header(_), Some(name)) => {
                     apply_header(headers, name, rule.action, &value)?
@@ -121,13 +136,6 @@ impl LiveMapping {
                         MappingAction::Append => query.push((name.clone(), value)),
                         MappingAction::Remove => query.retain(|(k, _)| k != name),
                     }
-                }
-                (MappingTarget::Path, _) => {
-                    path = Some(if value.starts_with('/') {
-                        value
-                    } else {
-                        format!("/{value}")
-                    })
                 }
                 _ => {}
             }
@@ -161,7 +169,7 @@ impl LiveMapping {
         let original = response.headers().clone();
         let query = crate::context::query_pairs(request_query);
         for rule in &self.response {
-            let value = render(&rule.value, ctx, request_headers, &query, Some(&original));
+            let value = render_text(&rule.value, ctx, request_headers, &query, Some(&original));
             match (&rule.target, &rule.header) {
                 (MappingTarget::Header(_), Some(name)) => {
                     // A value that is not a valid header drops the mapping, not the response.
@@ -206,13 +214,49 @@ fn apply_header(
     Ok(())
 }
 
+/// Where a rendered mapping value goes: plain text (headers, query, status), or a path being
+/// built (`overwrite:path`, where every value is encoded by `upstream::path`).
+trait Sink {
+    /// Text of the mapping itself.
+    fn literal(&mut self, text: &str);
+    /// A value from the request, the context or the response.
+    fn value(&mut self, text: &str);
+    /// Path text (the path as routed, a path parameter).
+    fn path_text(&mut self, text: &str);
+}
+
+impl Sink for String {
+    fn literal(&mut self, text: &str) {
+        self.push_str(text);
+    }
+    fn value(&mut self, text: &str) {
+        self.push_str(text);
+    }
+    fn path_text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+}
+
+impl Sink for PathBuilder {
+    fn literal(&mut self, text: &str) {
+        PathBuilder::literal(self, text);
+    }
+    fn value(&mut self, text: &str) {
+        PathBuilder::value(self, text);
+    }
+    fn path_text(&mut self, text: &str) {
+        PathBuilder::path_text(self, text);
+    }
+}
+
 fn render(
     parts: &[ValuePart],
     ctx: &RequestContext,
     headers: &HeaderMap,
     query: &[(String, String)],
     response_headers: Option<&HeaderMap>,
-) -> String {
+    out: &mut impl Sink,
+) {
     let header_text = |map: &HeaderMap, name: &str| {
         let values: Vec<String> = map
             .get_all(name)
@@ -221,36 +265,47 @@ fn render(
             .collect();
         values.join(",")
     };
-    let mut out = String::new();
     for part in parts {
         match part {
-            ValuePart::Literal(t) => out.push_str(t),
-            ValuePart::RequestHeader(n) => out.push_str(&header_text(headers, n)),
+            ValuePart::Literal(t) => out.literal(t),
+            ValuePart::RequestHeader(n) => out.value(&header_text(headers, n)),
             ValuePart::RequestQuery(n) => {
                 let values: Vec<&str> = query
                     .iter()
                     .filter(|(k, _)| k == n)
                     .map(|(_, v)| v.as_str())
                     .collect();
-                out.push_str(&values.join(","));
+                out.value(&values.join(","));
             }
             ValuePart::RequestPathParam(n) => {
                 if let Some((_, v)) = ctx.params.iter().find(|(k, _)| k == n) {
-                    out.push_str(v);
+                    out.path_text(v);
                 }
             }
-            ValuePart::RequestPath => out.push_str(&ctx.stage_path),
-            ValuePart::Context(n) => out.push_str(&ctx.resolve(n).unwrap_or_default()),
+            ValuePart::RequestPath => out.path_text(&ctx.stage_path),
+            ValuePart::Context(n) => out.value(&ctx.resolve(n).unwrap_or_default()),
             ValuePart::StageVariable(n) => {
-                out.push_str(ctx.stage_variables.get(n).map_or("", String::as_str))
+                out.literal(ctx.stage_variables.get(n).map_or("", String::as_str))
             }
             ValuePart::ResponseHeader(n) => {
                 if let Some(h) = response_headers {
-                    out.push_str(&header_text(h, n));
+                    out.value(&header_text(h, n));
                 }
             }
         }
     }
+}
+
+/// The text of a mapping value.
+fn render_text(
+    parts: &[ValuePart],
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    response_headers: Option<&HeaderMap>,
+) -> String {
+    let mut out = String::new();
+    render(parts, ctx, headers, query, response_headers, &mut out);
     out
 }
 

@@ -64,6 +64,33 @@ pub(super) fn throttle(
     }
 }
 
+/// The client-controlled removal (`upstream::forwarded`) on the headers as the
+/// client sent them — hop-by-hop and `Connection`-named headers, every name the gateway sets
+/// on some route of the Api, names with `_` — before any step adds a header of its own. The
+/// upgrade the client asked for is kept in the request's extensions. 400 when the proxy
+/// refuses `_` in header names.
+pub(super) fn client_headers(
+    shared: &Shared,
+    stage: &LiveStage,
+    request: &mut Request<Incoming>,
+    ex: &mut Exchange,
+) -> Flow<()> {
+    let stripped = crate::upstream::forwarded::strip_client_headers(
+        request.headers_mut(),
+        &stage.reserved_headers,
+        shared.config.headers_with_underscores,
+    );
+    match stripped {
+        Ok(upgrade) => {
+            if let Some(upgrade) = upgrade {
+                request.extensions_mut().insert(upgrade);
+            }
+            Flow::Continue(())
+        }
+        Err(error) => Flow::Respond(respond::fail(Some(&stage.api), error, ex)),
+    }
+}
+
 /// The route's authorizer, then its API key (`auth::authorize`); who the caller is
 /// goes into the context.
 pub(super) async fn authorize(

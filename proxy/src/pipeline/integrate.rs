@@ -104,17 +104,7 @@ async fn forward(
             Ok(path) => path,
             Err(error) => return respond::fail(Some(&target.stage.api), error, ex),
         };
-    let original_host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        });
+    let original_host = crate::upstream::forwarded::host_as_sent(&parts.uri, &parts.headers);
     let limit = usize::try_from(target.limit).unwrap_or(usize::MAX);
     let idle = shared.config.body_idle_timeout;
     let received = if http_body::Body::is_end_stream(&body) {

@@ -53,7 +53,8 @@ pub(super) fn no_configuration() -> Response<ProxyBody> {
 }
 
 /// Serves a GET/HEAD from the stage's cache when the route is cached and the entry is
-/// fresh; otherwise says where to keep the response. May refuse a cache invalidation with 403
+/// fresh (for this caller, on routes with an authorizer or API key); otherwise says where to
+/// keep the response. May refuse a cache invalidation with 403
 /// when the route says `FAIL_WITH_403`.
 pub(super) fn cache_lookup(
     stage: &LiveStage,
@@ -61,12 +62,17 @@ pub(super) fn cache_lookup(
     request: &Request<ProxyBody>,
     ex: &mut Exchange,
 ) -> Flow<Option<crate::cache::Pending>> {
-    let host = super::head::request_host(request).unwrap_or_default();
+    let host = crate::upstream::forwarded::host_as_sent(request.uri(), request.headers())
+        .unwrap_or_default();
+    let principal = &ex.ctx.principal;
     let place = crate::cache::Place {
         stage_id: &stage.id,
         separate_canary: ex.ctx.canary && !stage.canary.as_ref().is_some_and(|c| c.use_stage_cache),
         host: &host,
         stage_path: &ex.ctx.stage_path,
+        protected: route.authorization.is_some() || route.api_key_required,
+        principal_id: principal.principal_id.as_deref(),
+        api_key_id: principal.api_key_id.as_deref(),
     };
     match crate::cache::lookup(stage.cache.as_ref(), route.cache.as_ref(), &place, request) {
         Ok(crate::cache::Lookup::Hit(response)) => Flow::Respond(response),

@@ -39,6 +39,7 @@ fn snapshot(upstream: &Recorder, capacity: u64, routes: Vec<RouteConfig>) -> Sna
     snapshot.stages[0].cache = Some(StageCache {
         capacity_bytes: capacity,
         status_header: true,
+        share_across_principals: false,
     });
     snapshot.hosts.push(HostConfig {
         hostname: OTHER_HOST.to_string(),
@@ -63,6 +64,9 @@ async fn counting_upstream() -> Recorder {
             "/private" => answer.header("cache-control", "private, max-age=60"),
             "/nostore" => answer.header("cache-control", "no-store"),
             "/error" => answer.status(500),
+            "/partial" => answer.status(206).header("content-range", "bytes 0-3/10"),
+            "/varystar" => answer.header("vary", "*"),
+            "/vary" => answer.header("vary", "Accept-Language, accept-encoding"),
             _ => answer,
         }
     })
@@ -362,4 +366,153 @@ async fn the_cache_survives_a_swap_that_keeps_its_settings_and_canaries_keep_the
     let shared = fetch(&proxy, "/pets", HOST, &[]).await;
     assert_eq!(x_cache(&shared), "Hit");
     assert_eq!(shared.text(), "answer 1 for /pets", "the stage's entry");
+}
+
+/// A stage cache on `GET /me` (needs an API key of plan `gold`: alice or bob), shared across
+/// callers or not.
+fn keyed(upstream: &Recorder, share: bool) -> Snapshot {
+    use causeway_snapshot::{ApiKeyConfig, PlanStage, UsagePlanConfig};
+    use sha2::{Digest, Sha256};
+    let mut me = cached(
+        proxy_to("GET /me", "up"),
+        300,
+        &[],
+        CacheInvalidationPolicy::Ignore,
+    );
+    me.api_key_required = true;
+    let mut snapshot = snapshot(upstream, 1 << 20, vec![me]);
+    if let Some(cache) = snapshot.stages[0].cache.as_mut() {
+        cache.share_across_principals = share;
+    }
+    let key = |id: &str| ApiKeyConfig {
+        id: id.to_string(),
+        sha256: hex::encode(Sha256::digest(format!("{id}-raw-key").as_bytes())),
+        enabled: true,
+        throttle: None,
+        quota: None,
+    };
+    snapshot.usage_plans = vec![UsagePlanConfig {
+        id: "default/gold".into(),
+        stages: vec![PlanStage {
+            stage: STAGE.into(),
+            route_throttles: Default::default(),
+        }],
+        throttle: None,
+        quota: None,
+        fail_closed: true,
+        rate_limit_headers: false,
+        keys: vec![key("alice"), key("bob")],
+    }];
+    snapshot.seal()
+}
+
+#[tokio::test]
+async fn on_a_keyed_route_each_caller_has_its_own_entries_unless_the_stage_shares_them() {
+    let upstream = counting_upstream().await;
+    let proxy = TestProxy::with_snapshot(keyed(&upstream, false)).await;
+    let alice = [("x-api-key", "alice-raw-key")];
+    let bob = [("x-api-key", "bob-raw-key")];
+    let first = fetch(&proxy, "/me", HOST, &alice).await;
+    assert_eq!(
+        (first.status, x_cache(&first).as_str()),
+        (StatusCode::OK, "Miss")
+    );
+    let other = fetch(&proxy, "/me", HOST, &bob).await;
+    assert_eq!(x_cache(&other), "Miss", "bob never sees alice's answer");
+    assert_ne!(other.text(), first.text());
+    let again = fetch(&proxy, "/me", HOST, &alice).await;
+    assert_eq!(
+        (x_cache(&again).as_str(), again.text()),
+        ("Hit", first.text())
+    );
+    assert_eq!(upstream.count(), 2);
+
+    proxy.proxy.apply(keyed(&upstream, true)).expect("applies");
+    let a = fetch(&proxy, "/me", HOST, &alice).await;
+    let b = fetch(&proxy, "/me", HOST, &bob).await;
+    assert_eq!(
+        (x_cache(&a).as_str(), x_cache(&b).as_str()),
+        ("Miss", "Hit")
+    );
+    assert_eq!(b.text(), a.text(), "a shared entry serves every caller");
+}
+
+#[tokio::test]
+async fn ranges_partial_answers_and_vary_star_are_never_stored_and_vary_headers_join_the_key() {
+    let upstream = counting_upstream().await;
+    let routes = ["/pets", "/partial", "/varystar", "/vary"]
+        .iter()
+        .map(|p| {
+            cached(
+                proxy_to(&format!("GET {p}"), "up"),
+                300,
+                &[],
+                CacheInvalidationPolicy::Ignore,
+            )
+        })
+        .collect();
+    let proxy = TestProxy::with_snapshot(snapshot(&upstream, 1 << 20, routes)).await;
+    for _ in 0..2 {
+        let ranged = fetch(&proxy, "/pets", HOST, &[("range", "bytes=0-3")]).await;
+        assert!(
+            ranged.header("x-cache").is_none(),
+            "a Range request bypasses the cache"
+        );
+        assert_eq!(x_cache(&fetch(&proxy, "/partial", HOST, &[]).await), "Miss");
+        assert_eq!(
+            x_cache(&fetch(&proxy, "/varystar", HOST, &[]).await),
+            "Miss"
+        );
+    }
+    assert_eq!(
+        x_cache(&fetch(&proxy, "/pets", HOST, &[]).await),
+        "Miss",
+        "nothing kept"
+    );
+    assert_eq!(upstream.count(), 7);
+
+    let en = [("accept-language", "en")];
+    let fr = [("accept-language", "fr")];
+    let first_en = fetch(&proxy, "/vary", HOST, &en).await;
+    let first_fr = fetch(&proxy, "/vary", HOST, &fr).await;
+    assert_eq!(
+        (x_cache(&first_en).as_str(), x_cache(&first_fr).as_str()),
+        ("Miss", "Miss"),
+        "another Accept-Language is another entry"
+    );
+    let again_en = fetch(&proxy, "/vary", HOST, &en).await;
+    let again_fr = fetch(&proxy, "/vary", HOST, &fr).await;
+    assert_eq!(
+        (again_en.text(), again_fr.text()),
+        (first_en.text(), first_fr.text())
+    );
+    assert_eq!(
+        (x_cache(&again_en).as_str(), x_cache(&again_fr).as_str()),
+        ("Hit", "Hit")
+    );
+    assert_eq!(upstream.count(), 9);
+}
+
+#[tokio::test]
+async fn the_host_key_includes_the_port_the_backend_sees() {
+    let upstream = counting_upstream().await;
+    let routes = vec![cached(
+        proxy_to("GET /pets", "up"),
+        300,
+        &[],
+        CacheInvalidationPolicy::Ignore,
+    )];
+    let proxy = TestProxy::with_snapshot(snapshot(&upstream, 1 << 20, routes)).await;
+    let on_8080 = fetch(&proxy, "/pets", "api.test:8080", &[]).await;
+    let on_9090 = fetch(&proxy, "/pets", "api.test:9090", &[]).await;
+    assert_eq!(
+        (x_cache(&on_8080).as_str(), x_cache(&on_9090).as_str()),
+        ("Miss", "Miss")
+    );
+    let again = fetch(&proxy, "/pets", "API.test:8080", &[]).await;
+    assert_eq!(
+        (x_cache(&again).as_str(), again.text()),
+        ("Hit", on_8080.text())
+    );
+    assert_eq!(upstream.count(), 2);
 }
