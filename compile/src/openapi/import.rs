@@ -185,6 +185,14 @@ pub fn import_value(doc: &Value, options: &ImportOptions) -> Result<Imported, Im
     let routes = importer.routes();
     let stage = importer.stage();
     let notes = importer.notes.into_sorted();
+    if routes.is_empty() && has_operations(doc) {
+        return Err(ImportError::NothingImported {
+            notes: notes
+                .into_iter()
+                .filter(|n| n.kind != NoteKind::Ignored)
+                .collect(),
+        });
+    }
     let security: Vec<Note> = notes
         .iter()
         .filter(|n| n.kind == NoteKind::Security)
@@ -215,6 +223,18 @@ pub fn import_value(doc: &Value, options: &ImportOptions) -> Result<Imported, Im
         stage,
         notes,
     })
+}
+
+/// Whether the document has at least one operation.
+fn has_operations(doc: &Value) -> bool {
+    doc.get("paths")
+        .and_then(Value::as_object)
+        .is_some_and(|paths| {
+            paths.values().filter_map(Value::as_object).any(|item| {
+                item.keys()
+                    .any(|k| METHODS.contains(&k.as_str()) || k == ANY_METHOD)
+            })
+        })
 }
 
 /// An HTTP API export (rather than a REST API one): the markers AWS writes only there.
@@ -1326,6 +1346,7 @@ impl Importer<'_> {
                 "consumes",
                 "x-amazon-apigateway-request-validator",
                 "x-amazon-apigateway-auth",
+                "isDefaultRoute",
             ],
             &[
                 "summary",
@@ -1745,6 +1766,15 @@ impl Importer<'_> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_ascii_lowercase();
+        if let Some(Value::Object(u)) = o.get("uri")
+            && let Some(f) = u.keys().find(|k| k.starts_with("Fn::") || *k == "Ref")
+        {
+            self.notes.dropped(
+                &child(at, "uri"),
+                format!("an unresolved CloudFormation intrinsic function ({f}): import the document CloudFormation deployed (for example `aws apigateway get-export`), not the template; the operation is not carried over"),
+            );
+            return None;
+        }
         let timeout = o
             .get("timeoutInMillis")
             .and_then(as_u64)
@@ -1793,6 +1823,7 @@ impl Importer<'_> {
         for k in ["passthroughBehavior", "contentHandling"] {
             if let Some(x) = o.get(k)
                 && !proxy_like
+                && type_ != "mock"
             {
                 let default = k == "passthroughBehavior"
                     && x.as_str().is_some_and(|s| {

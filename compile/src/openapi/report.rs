@@ -71,6 +71,15 @@ pub enum ImportError {
     /// A constraint the options impose (for example an invalid `--api-name`).
     #[error("{0}")]
     Options(String),
+    /// The document has operations, but none could be carried over.
+    #[error(
+        "none of the document's operations can be served:\n{}",
+        .notes.iter().map(|n| format!("  {n}")).collect::<Vec<_>>().join("\n")
+    )]
+    NothingImported {
+        /// Why each operation was not carried over.
+        notes: Vec<Note>,
+    },
     /// Constructs that protect the API could not be mapped, and dropping them was not allowed.
     #[error(
         "{} security construct(s) cannot be carried over (pass --allow-insecure-drop to serve the routes without them):\n{}",
