@@ -321,8 +321,9 @@ pub fn export(
             json!({"type": "apiKey", "name": "x-api-key", "in": "header"}),
         );
     }
-    for name in &used_authorizers {
-        if let Some(a) = authorizers.get(name) {
+    for (name, a) in &authorizers {
+        // Without extensions, a scheme no operation uses says nothing to a client.
+        if aws || used_authorizers.contains(name) {
             security_schemes.insert(name.clone(), security_scheme(a, swagger, aws));
         }
     }

@@ -173,6 +173,7 @@ pub fn import_value(doc: &Value, options: &ImportOptions) -> Result<Imported, Im
         http_api: is_http_api(doc),
         validators: BTreeMap::new(),
         schemes: BTreeMap::new(),
+        used_schemes: BTreeSet::new(),
         authorizers: BTreeMap::new(),
         models: Vec::new(),
         model_names: BTreeSet::new(),
@@ -183,6 +184,7 @@ pub fn import_value(doc: &Value, options: &ImportOptions) -> Result<Imported, Im
     let api_spec = importer.api_spec(root);
     importer.security_schemes();
     let routes = importer.routes();
+    importer.unused_schemes();
     let stage = importer.stage();
     let notes = importer.notes.into_sorted();
     if routes.is_empty() && has_operations(doc) {
@@ -203,15 +205,9 @@ pub fn import_value(doc: &Value, options: &ImportOptions) -> Result<Imported, Im
     }
     let mut api_spec = api_spec;
     api_spec.models = importer.models;
-    let used: BTreeSet<&str> = routes
-        .iter()
-        .filter_map(|r| r.spec.authorizer_ref.as_ref().map(|a| a.name.as_str()))
-        .collect();
-    let authorizers = importer
-        .authorizers
-        .into_values()
-        .filter(|a| used.contains(a.metadata.name.as_deref().unwrap_or("")))
-        .collect();
+    // Every authorizer a scheme maps to is written, used or not, as API Gateway creates one
+    // per scheme with an authorizer.
+    let authorizers = importer.authorizers.into_values().collect();
     Ok(Imported {
         api: Api {
             metadata: meta(&importer.api_name, &options.namespace),
@@ -277,6 +273,7 @@ struct Importer<'a> {
     /// Request validators by name: (validate body, validate parameters).
     validators: BTreeMap<String, (bool, bool)>,
     schemes: BTreeMap<String, Scheme>,
+    used_schemes: BTreeSet<String>,
     authorizers: BTreeMap<String, Authorizer>,
     models: Vec<ModelSpec>,
     model_names: BTreeSet<String>,
@@ -998,6 +995,20 @@ impl Importer<'_> {
         }
     }
 
+    /// Schemes that could not be mapped and that no operation uses: reported, harmlessly.
+    fn unused_schemes(&mut self) {
+        for (name, scheme) in &self.schemes {
+            if let Scheme::Unmapped { pointer, why } = scheme
+                && !self.used_schemes.contains(name)
+            {
+                self.notes.dropped(
+                    pointer,
+                    format!("no operation uses this scheme, which cannot be carried over: {why}"),
+                );
+            }
+        }
+    }
+
     fn add_authorizer(&mut self, name: &str, spec: AuthorizerSpec) {
         self.authorizers.insert(
             name.to_string(),
@@ -1048,7 +1059,8 @@ impl Importer<'_> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_ascii_lowercase();
-        let identity_source = self.identity_sources(o.get("identitySource"), scheme);
+        let identity_source =
+            self.identity_sources(o.get("identitySource"), scheme, &child(at, "identitySource"));
         match type_.as_str() {
             "token" | "request" => {
                 let uri = o
@@ -1177,6 +1189,7 @@ impl Importer<'_> {
         &mut self,
         v: Option<&Value>,
         scheme: &Map<String, Value>,
+        at: &str,
     ) -> Vec<String> {
         let raw: Vec<String> = match v {
             Some(Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).collect(),
@@ -1197,18 +1210,26 @@ impl Importer<'_> {
                 }
             }
         };
-        raw.into_iter()
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                if s.starts_with('$') {
-                    s
-                } else if let Some(r) = s.strip_prefix("method.request.") {
-                    format!("$request.{r}")
-                } else {
-                    format!("${s}")
-                }
-            })
-            .collect()
+        let mut out = Vec::new();
+        for s in raw.into_iter().filter(|s| !s.is_empty()) {
+            let source = if s.starts_with('$') {
+                s
+            } else if let Some(r) = s.strip_prefix("method.request.") {
+                format!("$request.{r}")
+            } else {
+                format!("${s}")
+            };
+            if source.starts_with("$request.header.") || source.starts_with("$request.querystring.")
+            {
+                out.push(source);
+            } else {
+                self.notes.dropped(
+                    at,
+                    format!("identity source {source:?} is not supported (headers and query strings are); the function still receives the whole request"),
+                );
+            }
+        }
+        out
     }
 
     // ---------------------------------------------------------------- routes
@@ -1517,6 +1538,7 @@ impl Importer<'_> {
         for (scheme_name, scopes) in requirement {
             let rat = child(&format!("{at}/{i}"), scheme_name);
             let scopes = strings(Some(scopes));
+            self.used_schemes.insert(scheme_name.clone());
             match self.schemes.get(scheme_name).cloned() {
                 Some(Scheme::ApiKey) => spec.api_key_required = Some(true),
                 Some(Scheme::Authorizer { name, jwt }) => {
