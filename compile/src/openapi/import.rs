@@ -1843,6 +1843,12 @@ impl Importer<'_> {
             }
         }
         for k in ["passthroughBehavior", "contentHandling"] {
+            if o.contains_key(k) && proxy_like {
+                self.notes.ignored(
+                    &child(at, k),
+                    "proxy integrations pass bodies through untouched; AWS ignores it on them too",
+                );
+            }
             if let Some(x) = o.get(k)
                 && !proxy_like
                 && type_ != "mock"
