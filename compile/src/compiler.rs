@@ -21,6 +21,7 @@ mod deployment;
 mod mapping;
 mod route;
 mod stage;
+mod templates;
 mod text;
 mod tls;
 mod usage_plan;
@@ -150,6 +151,8 @@ impl Problem {
 pub(crate) struct Verdict {
     accepted: Option<Problem>,
     resolved: Option<Problem>,
+    /// Facts worth knowing about an accepted object, appended to its `Accepted` message.
+    notes: Vec<String>,
 }
 
 impl Verdict {
@@ -173,6 +176,11 @@ impl Verdict {
                 None
             }
         }
+    }
+
+    /// Records a note for the `Accepted=True` message.
+    pub(crate) fn note(&mut self, note: String) {
+        self.notes.push(note);
     }
 
     /// No problem so far.
@@ -208,11 +216,16 @@ impl Verdict {
             }
         };
         let accepted = self.accepted.is_none();
+        let mut valid = format!("{} {namespace}/{name} is valid", kind.as_str());
+        for note in &self.notes {
+            valid.push_str("; ");
+            valid.push_str(note);
+        }
         let conditions = vec![
             condition(
                 condition_type::ACCEPTED,
                 reasons::ACCEPTED,
-                format!("{} {namespace}/{name} is valid", kind.as_str()),
+                valid,
                 self.accepted,
             ),
             condition(

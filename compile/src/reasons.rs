@@ -58,3 +58,8 @@ pub const NO_ROUTES: &str = "NoRoutes";
 pub const INVALID_MAPPING: &str = "InvalidMapping";
 /// A route's request validation names a model the Api does not define.
 pub const MODEL_NOT_FOUND: &str = "ModelNotFound";
+/// A mapping template (Velocity) does not parse; the message names the template (request or
+/// integration response), its content type, and the line and column.
+pub const INVALID_MAPPING_TEMPLATE: &str = "InvalidMappingTemplate";
+/// An integration response's `selectionPattern` is not a valid regular expression.
+pub const INVALID_SELECTION_PATTERN: &str = "InvalidSelectionPattern";

@@ -25,6 +25,7 @@ use crate::common::{Condition, StringMap};
     cel,
     doc = "An API served by Causeway (Amazon API Gateway's API).",
     printcolumn(name = "Protocol", type_ = "string", json_path = ".spec.protocol"),
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.apiType"),
     printcolumn(
         name = "Latest",
         type_ = "string",
@@ -47,6 +48,14 @@ pub struct ApiSpec {
     /// `HTTP` (default) or `WEBSOCKET`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<ApiProtocol>,
+    /// Which kind of Amazon API Gateway API this one behaves as: `REST` or `HTTP`. It selects
+    /// AWS's defaults: an unknown route answers 403 `{"message":"Missing Authentication Token"}`
+    /// on `REST` and 404 `{"message":"Not Found"}` on `HTTP`; the default Lambda proxy payload
+    /// format is `1.0` on `REST` and `2.0` on `HTTP`. Features AWS offers only on the other kind
+    /// still work, and are noted in the Route's `Accepted` condition message. Unset: the 403 of
+    /// `REST` and the payload `2.0` of `HTTP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_type: Option<ApiType>,
     /// Free text shown in `kubectl describe` and kept in deployment records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -94,6 +103,18 @@ pub enum ApiProtocol {
     Http,
     /// WebSocket API: route keys `$connect`, `$disconnect`, `$default` and custom keys.
     Websocket,
+}
+
+/// Amazon API Gateway's two kinds of request/response API.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ApiType {
+    /// A REST API (API Gateway v1): mapping templates, non-proxy integrations, API keys.
+    Rest,
+    /// An HTTP API (API Gateway v2): proxy integrations, JWT authorizers, parameter mapping.
+    Http,
 }
 
 /// Where API keys are read from.

@@ -82,12 +82,16 @@ pub enum IntegrationType {
     /// POST an API Gateway Lambda proxy event to a Service (for example the AWS Lambda Runtime
     /// Interface Emulator) and map its answer back.
     LambdaProxy,
+    /// Lambda non-proxy (API Gateway's `aws` integration type): the request template's output is
+    /// the invocation payload POSTed to a Service running the function; the function's error
+    /// message (`errorMessage`) selects the integration response.
+    Lambda,
 }
 
 /// The integration of a route.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.type == 'MOCK' || has(self.backendRef) || has(self.uri)").message("HTTP_PROXY, HTTP and LAMBDA_PROXY integrations need backendRef or uri"))]
+#[x_kube(validation = Rule::new("self.type == 'MOCK' || has(self.backendRef) || has(self.uri)").message("HTTP_PROXY, HTTP, LAMBDA_PROXY and LAMBDA integrations need backendRef or uri"))]
 #[x_kube(validation = Rule::new("!(has(self.backendRef) && has(self.uri))").message("set only one of backendRef and uri"))]
 pub struct IntegrationSpec {
     /// Integration type.
@@ -134,9 +138,86 @@ pub struct IntegrationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<MockSpec>,
     /// `LAMBDA_PROXY` only: event payload format, `1.0` (REST API style) or `2.0` (HTTP API
-    /// style, default).
+    /// style). Default: `1.0` on an Api of `apiType: REST`, `2.0` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_format_version: Option<PayloadFormatVersion>,
+    /// `HTTP`, `MOCK` and `LAMBDA` (REST API non-proxy integrations): Velocity mapping templates
+    /// by request content type (for example `application/json`), as API Gateway's
+    /// `requestTemplates`. The template chosen by the request's `Content-Type` (default
+    /// `application/json`) renders the body sent to the backend; for `MOCK`, its output's
+    /// `statusCode` selects the integration response.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_templates: StringMap,
+    /// What happens to a request whose content type has no request template:
+    /// `WHEN_NO_MATCH` (default), `WHEN_NO_TEMPLATES` or `NEVER`, as API Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passthrough_behavior: Option<PassthroughBehavior>,
+    /// Conversion of the request body between text and binary before it is sent to the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_handling: Option<ContentHandling>,
+    /// `HTTP`, `MOCK` and `LAMBDA`: the integration responses (API Gateway's `responses`), each
+    /// selected by a regular expression on the backend's status code (`HTTP`, `MOCK`) or on the
+    /// function's error message (`LAMBDA`). The response without a `selectionPattern` is the
+    /// default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub integration_responses: Vec<IntegrationResponseSpec>,
+}
+
+/// What API Gateway does with a request body no request template matches.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PassthroughBehavior {
+    /// The body is passed through unmapped when no template matches its content type (the
+    /// default).
+    WhenNoMatch,
+    /// The body is passed through unmapped only when the integration has no request templates
+    /// at all; otherwise an unmatched content type is refused with 415.
+    WhenNoTemplates,
+    /// The body is never passed through: an unmatched content type is refused with 415
+    /// Unsupported Media Type.
+    Never,
+}
+
+/// Conversion of a payload between text and binary (API Gateway's `contentHandling`).
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ContentHandling {
+    /// Decode a base64 text payload to binary.
+    ConvertToBinary,
+    /// Encode a binary payload as base64 text.
+    ConvertToText,
+}
+
+/// One integration response: which backend outcome it matches, and the response it makes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationResponseSpec {
+    /// A regular expression that must match the whole backend status code (`HTTP`, `MOCK`, for
+    /// example `4\d{2}`) or the whole error message of a `LAMBDA` function (for example
+    /// `.*Not Found.*`). Absent or empty: the default response, used when no other matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection_pattern: Option<String>,
+    /// Status code sent to the client.
+    #[schemars(range(min = 100, max = 599))]
+    pub status_code: u16,
+    /// Response headers, API Gateway style: keys `method.response.header.NAME`, values
+    /// `integration.response.header.NAME`, `integration.response.body`,
+    /// `integration.response.body.JSONPATH`, `context.NAME`, `stageVariables.NAME` or a quoted
+    /// literal `'text'`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_parameters: StringMap,
+    /// Velocity templates for the response body, by response content type; chosen by the
+    /// request's `Accept` header, then `application/json`, then the first. Absent: the backend's
+    /// body is passed through.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_templates: StringMap,
+    /// Conversion of the response body between text and binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_handling: Option<ContentHandling>,
 }
 
 /// A Service port to send requests to.

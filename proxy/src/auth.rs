@@ -21,219 +21,27 @@ pub(crate) mod service_account;
 pub(crate) mod sigv4;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use causeway_snapshot::{AuthorizerSettings, GatewayResponseKind, Snapshot};
+use causeway_snapshot::{AuthorizerSettings, RouteAuthorization, Snapshot};
+use http::Request;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
-use crate::access_log::AccessRecord;
 use crate::body::{BoxError, ProxyBody, full};
-use crate::gateway_response::{Classified, Fault, substitute_context};
-use crate::runtime::{BackendRuntime, DeploymentRuntime, RouteRuntime, Runtime, StageRuntime};
+use crate::context::{Principal, RequestContext};
+use crate::error::{AuthApplyError, AuthError};
+use crate::upstream::LiveBackend;
 
 /// The request header that carries an API key.
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
-/// Why authorization refused a request, or could not decide (then it refuses too).
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// The resource policy refused the client address.
-    #[error("client address {0} is refused by the resource policy")]
-    PolicyDenied(std::net::IpAddr),
-    /// The route requires an API key and none was sent.
-    #[error("the route requires an API key and the request has no x-api-key")]
-    MissingApiKey,
-    /// The key is unknown on this stage, or disabled.
-    #[error("the API key is not valid for this stage")]
-    InvalidApiKey,
-    /// No credentials where the authorizer reads them.
-    #[error("the request carries no {0}")]
-    MissingIdentity(String),
-    /// The credentials are not valid (bad token, bad signature, refused by a TOKEN regex...).
-    #[error("credentials refused: {0}")]
-    Unauthorized(String),
-    /// The caller is known but may not call this route (missing scope, explicit deny).
-    #[error("access denied: {0}")]
-    Denied(String),
-    /// The SigV4 signature does not match.
-    #[error("signature refused: {0}")]
-    InvalidSignature(String),
-    /// The SigV4 timestamp is outside the window.
-    #[error("signature timestamp is outside the allowed window")]
-    SignatureExpired,
-    /// No SigV4 Authorization header.
-    #[error("the request is not signed")]
-    Unsigned,
-    /// The authorizer could not be asked (down, timed out, failed).
-    #[error("authorizer {authorizer} failed: {reason}")]
-    AuthorizerFailed {
-        /// Authorizer id.
-        authorizer: String,
-        /// What happened.
-        reason: String,
-    },
-    /// The authorizer answered something that is not a decision.
-    #[error("authorizer {authorizer} answered badly: {reason}")]
-    BadAnswer {
-        /// Authorizer id.
-        authorizer: String,
-        /// What was wrong.
-        reason: String,
-    },
-    /// The route names an authorizer the snapshot does not hold.
-    #[error("route names unknown authorizer {0}")]
-    UnknownAuthorizer(String),
-    /// A SigV4 request body is larger than the limit.
-    #[error("request body is larger than {0} bytes")]
-    BodyTooLarge(u64),
-    /// Reading a SigV4 request body failed.
-    #[error("cannot read the request body: {0}")]
-    BodyRead(String),
-}
-
-impl AuthError {
-    /// Whose fault it is.
-    pub fn fault(&self) -> Fault {
-        match self {
-            Self::AuthorizerFailed { .. } | Self::BadAnswer { .. } => Fault::Upstream,
-            Self::UnknownAuthorizer(_) => Fault::Internal,
-            _ => Fault::Client,
-        }
-    }
-
-    /// The gateway response for it (API Gateway's kinds, codes and messages).
-    pub fn classify(&self) -> Classified {
-        use GatewayResponseKind as K;
-        let (kind, status, message) = match self {
-            Self::PolicyDenied(_) => (
-                K::WafFiltered,
-                StatusCode::FORBIDDEN,
-                "User: anonymous is not authorized to perform: execute-api:Invoke",
-            ),
-            Self::MissingApiKey | Self::InvalidApiKey => {
-                (K::InvalidApiKey, StatusCode::FORBIDDEN, "Forbidden")
-            }
-            Self::MissingIdentity(_) | Self::Unauthorized(_) => {
-                (K::Unauthorized, StatusCode::UNAUTHORIZED, "Unauthorized")
-            }
-            Self::Denied(_) => (K::AccessDenied, StatusCode::FORBIDDEN, "Forbidden"),
-            Self::InvalidSignature(_) => (
-                K::InvalidSignature,
-                StatusCode::FORBIDDEN,
-                "The request signature we calculated does not match the signature you provided.",
-            ),
-            Self::SignatureExpired => (K::ExpiredToken, StatusCode::FORBIDDEN, "Signature expired"),
-            Self::Unsigned => (
-                K::MissingAuthenticationToken,
-                StatusCode::FORBIDDEN,
-                "Missing Authentication Token",
-            ),
-            Self::AuthorizerFailed { .. } => (
-                K::AuthorizerFailure,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error",
-            ),
-            Self::BadAnswer { .. } | Self::UnknownAuthorizer(_) => (
-                K::AuthorizerConfigurationError,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error",
-            ),
-            Self::BodyTooLarge(_) => (
-                K::RequestTooLarge,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request Entity Too Large",
-            ),
-            Self::BodyRead(_) => (K::Default4xx, StatusCode::BAD_REQUEST, "Bad Request"),
-        };
-        Classified {
-            kind,
-            default_status: status,
-            forced_status: None,
-            message,
-        }
-    }
-}
-
-/// Why the authorization tables of a snapshot cannot be built.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthApplyError {
-    /// A CIDR of a resource policy does not parse.
-    #[error("api {api}: policy CIDR {cidr:?} is not valid")]
-    Cidr {
-        /// Api id.
-        api: String,
-        /// The CIDR.
-        cidr: String,
-    },
-    /// A key hash is not 64 hex digits.
-    #[error("usage plan {plan}: key {key} has an invalid sha256")]
-    KeyHash {
-        /// Plan id.
-        plan: String,
-        /// Key id.
-        key: String,
-    },
-    /// An authorizer's settings cannot be used.
-    #[error("authorizer {authorizer}: {reason}")]
-    Authorizer {
-        /// Authorizer id.
-        authorizer: String,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-/// Who the caller is, once authorized: what mapping, forwarded headers and the access log see.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Principal {
-    /// `$context.authorizer.principalId` (JWT `sub`, the function's `principalId`, the SigV4
-    /// access key id).
-    pub principal_id: Option<String>,
-    /// `$context.authorizer.claims.*` (JWT).
-    pub claims: Map<String, Value>,
-    /// `$context.authorizer.*` (function context).
-    pub context: Map<String, Value>,
-    /// `$context.identity.apiKeyId`.
-    pub api_key_id: Option<String>,
-    /// `$context.identity.clientCert.*`.
-    pub client_cert: Option<Arc<crate::tls::ClientCert>>,
-}
-
-impl Principal {
-    /// The value of a `$context` variable, if it has one.
-    fn lookup(&self, name: &str, peer: SocketAddr) -> Option<String> {
-        if name.starts_with("identity.clientCert.") {
-            return crate::tls::client_cert_context(self.client_cert.as_deref(), name);
-        }
-        let text = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        match name {
-            "authorizer.principalId" => self.principal_id.clone(),
-            "identity.apiKeyId" => self.api_key_id.clone(),
-            "identity.sourceIp" => Some(peer.ip().to_string()),
-            _ => {
-                if let Some(claim) = name.strip_prefix("authorizer.claims.") {
-                    self.claims.get(claim).map(text)
-                } else if let Some(key) = name.strip_prefix("authorizer.") {
-                    self.context.get(key).map(text)
-                } else {
-                    None
-                }
-            }
-        }
-    }
-}
-
 /// One authorizer of the snapshot, ready to use.
-pub(crate) struct AuthorizerRuntime {
+pub(crate) struct LiveAuthorizer {
     pub id: String,
     pub identity_source: Vec<String>,
     /// `(header, template)`: sent to the integration; client copies removed.
@@ -255,14 +63,14 @@ pub(crate) enum AuthorizerKind {
 pub(crate) struct AuthTables {
     policies: HashMap<String, policy::Policy>,
     keys: api_key::KeyTable,
-    authorizers: HashMap<String, Arc<AuthorizerRuntime>>,
+    authorizers: HashMap<String, Arc<LiveAuthorizer>>,
 }
 
 impl AuthTables {
     /// Builds the tables; any unusable piece rejects the snapshot.
     pub fn build(
         snapshot: &Snapshot,
-        backends: &HashMap<String, Arc<BackendRuntime>>,
+        backends: &HashMap<String, Arc<LiveBackend>>,
     ) -> Result<Self, AuthApplyError> {
         let mut policies = HashMap::new();
         for api in &snapshot.apis {
@@ -310,7 +118,7 @@ impl AuthTables {
             };
             authorizers.insert(
                 id.clone(),
-                Arc::new(AuthorizerRuntime {
+                Arc::new(LiveAuthorizer {
                     id: id.clone(),
                     identity_source: config.identity_source.clone(),
                     forward_headers,
@@ -344,88 +152,72 @@ impl AuthState {
     }
 }
 
-/// Step 3: the Api's resource policy on the client address (the TCP peer).
-pub(crate) fn check_policy(
-    runtime: &Runtime,
-    stage: &StageRuntime,
-    peer: SocketAddr,
-) -> Result<(), AuthError> {
-    match runtime.auth.policies.get(&stage.api.id) {
-        Some(policy) if !policy.admits(peer.ip()) => Err(AuthError::PolicyDenied(peer.ip())),
-        _ => Ok(()),
+impl AuthTables {
+    /// The resource policy of `api` on the client's address (resolved through trusted hops).
+    pub(crate) fn check_policy(&self, api: &str, client: IpAddr) -> Result<(), AuthError> {
+        match self.policies.get(api) {
+            Some(policy) if !policy.admits(client) => Err(AuthError::PolicyDenied(client)),
+            _ => Ok(()),
+        }
     }
 }
 
-/// What step 5 looks at.
-pub(crate) struct AuthTarget<'a> {
-    pub runtime: &'a Runtime,
-    pub stage: &'a StageRuntime,
-    pub deployment: &'a DeploymentRuntime,
-    pub route: &'a RouteRuntime,
-    pub params: &'a [(String, String)],
-    pub stage_path: &'a str,
-    pub peer: SocketAddr,
-    pub limit: u64,
-    pub request_id: &'a str,
+/// What a route asks of its callers.
+#[derive(Clone, Copy)]
+pub(crate) struct RouteAuth<'a> {
+    pub api_key_required: bool,
+    pub authorization: Option<&'a RouteAuthorization>,
 }
 
-/// Step 5: the route's authorizer, then its API key. Returns the request to forward (with the
-/// authorizer's forwarded headers set and client copies of them removed; for SigV4 routes the
-/// body has been read, up to the limit, to check its hash). The [`Principal`] and, when a key
-/// was checked, its [`api_key::ApiKey`] (id and plan) ride in the request's extensions.
+/// The route's authorizer, then its API key. Returns the request to forward (for SigV4 routes
+/// the body has been read, up to `limit`, to check its hash) and records who the caller is in
+/// the context (`ctx.principal`, `ctx.usage_plan_id`); the key that was checked rides in the
+/// request's extensions for the throttle and quota steps. Headers named by the authorizer's
+/// `forwardHeaders` are set from the principal after every client copy has been removed.
 pub(crate) async fn authorize(
     state: &AuthState,
-    target: AuthTarget<'_>,
+    tables: &AuthTables,
+    route: RouteAuth<'_>,
+    limit: u64,
     request: Request<Incoming>,
-    record: &mut AccessRecord,
+    ctx: &mut RequestContext,
 ) -> Result<Request<ProxyBody>, AuthError> {
-    let route = target.route;
-    let mut principal = Principal {
-        client_cert: record.client_cert.clone(),
-        ..Principal::default()
-    };
+    let mut principal = Principal::default();
     let (mut parts, body) = request.into_parts();
     let mut body: ProxyBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
     let mut authorizer = None;
-    if let Some(authorization) = &route.authorization {
-        let found = target
-            .runtime
-            .auth
+    if let Some(authorization) = route.authorization {
+        let found = tables
             .authorizers
             .get(&authorization.authorizer)
             .cloned()
             .ok_or_else(|| AuthError::UnknownAuthorizer(authorization.authorizer.clone()))?;
-        match &found.kind {
+        principal = match &found.kind {
             AuthorizerKind::Jwt(jwt) => {
-                principal = jwt
-                    .authorize(
-                        state,
-                        &found,
-                        &parts.headers,
-                        &parts.uri,
-                        &authorization.scopes,
-                    )
-                    .await?;
+                jwt.authorize(
+                    state,
+                    &found,
+                    &parts.headers,
+                    &parts.uri,
+                    &authorization.scopes,
+                )
+                .await?
             }
             AuthorizerKind::Function(function) => {
-                principal = function.authorize(state, &found, &target, &parts).await?;
+                function.authorize(state, &found, ctx, &parts).await?
             }
             AuthorizerKind::ServiceAccount(sa) => {
-                principal = sa
-                    .authorize(state, &found, &parts.headers, &parts.uri)
-                    .await?;
+                sa.authorize(state, &found, &parts.headers, &parts.uri)
+                    .await?
             }
-            AuthorizerKind::Mtls(mtls) => {
-                principal = mtls.authorize(record.client_cert.clone())?;
-            }
+            AuthorizerKind::Mtls(mtls) => mtls.authorize(ctx.client_cert.clone())?,
             AuthorizerKind::Sigv4(sigv4) => {
-                let bytes = read_body(body, target.limit).await?;
-                principal = sigv4.verify(&parts, &bytes, std::time::SystemTime::now())?;
+                let bytes = read_body(body, limit).await?;
+                let principal = sigv4.verify(&parts, &bytes, std::time::SystemTime::now())?;
                 body = full(bytes);
+                principal
             }
-        }
-        principal.client_cert = record.client_cert.clone();
-        record.principal_id = principal.principal_id.clone();
+        };
         authorizer = Some(found);
     }
     if route.api_key_required {
@@ -433,59 +225,31 @@ pub(crate) async fn authorize(
             .headers
             .get(&X_API_KEY)
             .ok_or(AuthError::MissingApiKey)?;
-        let found = target
-            .runtime
-            .auth
+        let stage = ctx.stage_id.as_deref().unwrap_or_default();
+        let found = tables
             .keys
-            .find(&target.stage.id, key.as_bytes())
+            .find(stage, key.as_bytes())
             .ok_or(AuthError::InvalidApiKey)?;
         principal.api_key_id = Some(found.id.clone());
-        record.api_key_id = Some(found.id.clone());
+        ctx.usage_plan_id = Some(found.plan.clone());
         // For the throttle and quota steps: which key of which plan is counted.
         parts.extensions.insert(found.clone());
-        record.usage_plan_id = Some(found.plan.clone());
     }
+    ctx.principal = principal;
     if let Some(authorizer) = authorizer {
-        set_forward_headers(&mut parts.headers, &authorizer, &principal, target.peer);
-        // For integrations: `$context.authorizer.*` in mappings, `requestContext.authorizer`
-        // in Lambda events.
-        let mut context = principal.context.clone();
-        if let Some(id) = &principal.principal_id {
-            context.insert("principalId".into(), Value::String(id.clone()));
-        }
-        if !principal.claims.is_empty() {
-            context.insert("claims".into(), Value::Object(principal.claims.clone()));
-        }
-        parts
-            .extensions
-            .insert(crate::mapping::AuthorizerContext(context));
+        set_forward_headers(&mut parts.headers, &authorizer, ctx);
     }
-    // Typed context for later steps (mapping `$context.authorizer.*`, usage plans).
-    parts.extensions.insert(principal);
     Ok(Request::from_parts(parts, body))
 }
 
 /// Removes client-sent copies of the authorizer's forwarded headers, then sets those whose
 /// template resolves completely.
-fn set_forward_headers(
-    headers: &mut HeaderMap,
-    authorizer: &AuthorizerRuntime,
-    principal: &Principal,
-    peer: SocketAddr,
-) {
+fn set_forward_headers(headers: &mut HeaderMap, authorizer: &LiveAuthorizer, ctx: &RequestContext) {
     for (name, template) in &authorizer.forward_headers {
         headers.remove(name);
-        let missing = std::cell::Cell::new(false);
-        let value = substitute_context(template, &|n| {
-            let v = principal.lookup(n, peer);
-            if v.is_none() {
-                missing.set(true);
-            }
-            v
-        });
-        if missing.get() {
+        let Some(value) = ctx.render_complete(template) else {
             continue;
-        }
+        };
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(name.clone(), v);
         }
@@ -515,7 +279,7 @@ pub(crate) fn identity_values(
     headers: &HeaderMap,
     uri: &http::Uri,
 ) -> Result<Vec<String>, AuthError> {
-    let query = query_pairs(uri.query().unwrap_or_default());
+    let query = crate::context::query_pairs(uri.query());
     sources
         .iter()
         .map(|source| {
@@ -543,30 +307,16 @@ pub(crate) fn identity_values(
         .collect()
 }
 
-/// Percent-decoded query pairs, in order (`+` is a space, as browsers send it).
-pub(crate) fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
 /// The route ARN API Gateway would send: `arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/{path}`.
 /// Causeway uses region `causeway`, the Api's namespace as account and its name as api id.
-pub(crate) fn route_arn(stage: &StageRuntime, method: &str, stage_path: &str) -> String {
-    let namespace = stage.api.id.split('/').next().unwrap_or_default();
+pub(crate) fn route_arn(ctx: &RequestContext, method: &str) -> String {
+    let api = ctx.api_id.as_deref().unwrap_or_default();
+    let namespace = api.split('/').next().unwrap_or_default();
     format!(
-        "arn:aws:execute-api:causeway:{namespace}:{}/{}/{method}{stage_path}",
-        stage.api_name, stage.name
+        "arn:aws:execute-api:causeway:{namespace}:{}/{}/{method}{}",
+        ctx.api_name.as_deref().unwrap_or_default(),
+        ctx.stage.as_deref().unwrap_or_default(),
+        ctx.stage_path
     )
 }
 

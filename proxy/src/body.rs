@@ -2,6 +2,11 @@
 //! response body (bytes sent, completion) so that metrics and the access log are written when
 //! the exchange is really over, also for streamed bodies.
 
+mod idle;
+
+pub use idle::BodyIdleTimeout;
+pub(crate) use idle::{IdleTimeoutBody, caused_by};
+
 use std::pin::Pin;
 use std::task::{Context, Poll};
 

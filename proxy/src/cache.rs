@@ -34,7 +34,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::body::{BoxError, ProxyBody, full};
-use crate::gateway_response::RequestError;
+use crate::error::RequestError;
 
 /// `X-Cache: Hit` / `Miss`, when the stage asks for it.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -298,7 +298,7 @@ fn key(
     if route.key_parameters.is_empty() {
         return key;
     }
-    let query = crate::lambda::query_pairs(request.uri().query());
+    let query = crate::context::query_pairs(request.uri().query());
     for p in &route.key_parameters {
         key.push('\n');
         key.push_str(p);

@@ -45,6 +45,9 @@ pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
 /// Longest pause between two pieces of a request body; longer → 408.
 pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default timeout for one Redis operation (quotas).
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// Connect failures, timeouts or 5xx answers in a row that eject an upstream endpoint.
 pub const DEFAULT_OUTLIER_CONSECUTIVE_FAILURES: u32 = 5;
 /// First ejection time of an endpoint (doubles with each ejection in a row, up to 10×).
@@ -131,7 +134,7 @@ impl Default for ProxyConfig {
             access_log: AccessLogSink::default(),
             gateway_throttle: None,
             redis_url: None,
-            redis_timeout: crate::limits::quota::DEFAULT_REDIS_TIMEOUT,
+            redis_timeout: DEFAULT_REDIS_TIMEOUT,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,

@@ -12,7 +12,7 @@ use crate::body::{ProxyBody, full};
 
 /// An Api's CORS settings with the header values pre-built.
 #[derive(Debug)]
-pub(crate) struct CorsRuntime {
+pub(crate) struct LiveCors {
     any_origin: bool,
     origins: Vec<String>,
     allow_methods: Option<HeaderValue>,
@@ -29,7 +29,7 @@ fn joined(items: &[String]) -> Option<HeaderValue> {
     HeaderValue::from_str(&items.join(",")).ok()
 }
 
-impl CorsRuntime {
+impl LiveCors {
     pub fn new(cors: &Cors) -> Self {
         Self {
             any_origin: cors.allow_origins.iter().any(|o| o == "*"),

@@ -16,34 +16,12 @@
 //! | `%00`, bad `%` escapes, not starting with `/` | refused, 400 |
 
 use std::borrow::Cow;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+
+use crate::error::{HostRejection, PathRejection};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Uri};
-use ipnet::IpNet;
-
-/// Why a path is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PathRejection {
-    /// Not an absolute path (`*`, empty, relative).
-    #[error("the path is not absolute")]
-    NotAbsolute,
-    /// A `..` segment, literal or encoded.
-    #[error("the path has a `..` segment")]
-    DotDot,
-    /// `%2F`: a slash hidden from routing.
-    #[error("the path has an encoded slash (%2F)")]
-    EncodedSlash,
-    /// `\` or `%5C`: some backends treat it as a slash.
-    #[error("the path has a backslash")]
-    Backslash,
-    /// `;` or `%3B`: path parameters that backends strip differently.
-    #[error("the path has a semicolon")]
-    Semicolon,
-    /// `%00` or a `%` not followed by two hex digits.
-    #[error("the path has a NUL or a malformed percent escape")]
-    BadEscape,
-}
 
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
@@ -150,25 +128,6 @@ pub(crate) fn set_path<B>(request: &mut Request<B>, path: &str) -> Result<(), ht
     Ok(())
 }
 
-/// Why the request's host is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostRejection {
-    /// More than one `Host` header.
-    #[error("the request has {0} Host headers")]
-    Duplicate(usize),
-    /// `Host` disagrees with the request target's authority (HTTP/2 `:authority`, absolute-form).
-    #[error("Host {host:?} disagrees with the request authority {authority:?}")]
-    Conflict {
-        /// The `Host` header.
-        host: String,
-        /// The authority of the request target.
-        authority: String,
-    },
-    /// `Host` is not a valid authority.
-    #[error("Host {0:?} is not a valid host")]
-    Invalid(String),
-}
-
 /// Refuses several `Host` headers, a `Host` that is not an authority, and a `Host` whose host
 /// name disagrees with the URI's authority (RFC 9113 §8.3.1 calls that malformed).
 pub fn check_host<B>(request: &Request<B>) -> Result<(), HostRejection> {
@@ -201,37 +160,6 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-
-/// Whether a peer is a trusted hop (a load balancer in front of the proxy) whose
-/// `X-Forwarded-*` / `Forwarded` headers are kept.
-pub(crate) fn is_trusted(trusted: &[IpNet], peer: IpAddr) -> bool {
-    let peer = match peer {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-        v4 => v4,
-    };
-    trusted.iter().any(|net| net.contains(&peer))
-}
-
-/// The client's address as seen through trusted hops: walking `X-Forwarded-For` from the
-/// right, the first address that is not itself a trusted hop (what `$context.identity.sourceIp`
-/// reports). Only called when the peer is trusted.
-pub(crate) fn client_ip(headers: &HeaderMap, trusted: &[IpNet], peer: IpAddr) -> IpAddr {
-    let mut candidate = peer;
-    let chain: Vec<IpAddr> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse().ok())
-        .collect();
-    for ip in chain.into_iter().rev() {
-        candidate = ip;
-        if !is_trusted(trusted, ip) {
-            break;
-        }
-    }
-    candidate
-}
 
 /// Sets the forwarding headers. From a trusted hop, the client's chain is kept and the peer
 /// appended; from anyone else, every client-sent `Forwarded`, `X-Forwarded-*` and `X-Real-Ip`
@@ -332,28 +260,5 @@ mod tests {
             normalize_path("/pets/7/toys"),
             Ok(Cow::Borrowed(_))
         ));
-    }
-
-    #[test]
-    fn the_client_ip_is_the_first_untrusted_address_from_the_right() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
-        let mut h = HeaderMap::new();
-        h.insert(
-            X_FORWARDED_FOR,
-            HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.0.0.2"),
-        );
-        let peer: IpAddr = "10.0.0.1".parse().expect("ip");
-        let got = client_ip(&h, &trusted, peer);
-        assert_eq!(got, "203.0.113.9".parse::<IpAddr>().expect("ip"));
-        assert_eq!(client_ip(&HeaderMap::new(), &trusted, peer), peer);
-    }
-
-    #[test]
-    fn peers_are_trusted_only_inside_the_configured_networks() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
-        assert!(is_trusted(&trusted, "10.1.2.3".parse().expect("ip")));
-        assert!(is_trusted(&trusted, "::ffff:10.1.2.3".parse().expect("ip")));
-        assert!(!is_trusted(&trusted, "192.168.1.1".parse().expect("ip")));
-        assert!(!is_trusted(&[], "10.1.2.3".parse().expect("ip")));
     }
 }

@@ -5,79 +5,55 @@
 //! Kubernetes and interprets no user resources; it must not depend on `kube` or on
 //! `causeway-compile`.
 //!
-//! Where to look: [`pipeline`] shows the request lifecycle in order; `runtime` builds the tables;
-//! `router` matches hosts and routes; `upstream` forwards; `gateway_response` maps errors to
-//! responses; `admin` and `metrics` serve operators.
+//! Where to look: [`pipeline`] shows the request's life in order; `context` holds its facts;
+//! `tables` is what a snapshot becomes; `server` accepts connections. The modules form layers
+//! (listed below) that import only downward.
 
-mod access_log;
-mod admin;
-mod auth;
-mod balancer;
+// Layers, each importing only from layers below it (`tests/layers.rs` checks the `use crate::`
+// lines against this table):
+// L0 facts and types
 mod body;
-mod cache;
 mod config;
+mod context;
+mod error;
+// L1 parts of the request's life
+mod auth;
+mod cache;
 mod cors;
 mod gateway_response;
 pub mod hygiene;
-mod lambda;
+mod integration;
 mod limits;
-mod mapping;
-mod metrics;
-mod origination;
-pub mod pipeline;
-mod request_body;
-mod router;
-mod runtime;
-mod server;
-pub mod snapshot_client;
-mod tls;
+mod telemetry;
 mod upstream;
 mod validation;
-mod workers;
+// L2 what a snapshot becomes, and the state that outlives snapshots
+mod state;
+mod tables;
+// L3 the request's life in order
+pub mod pipeline;
+// L4 listeners and connections
+mod server;
+// L5 the proxy itself, and the client that feeds it snapshots from the controller
+pub mod snapshot_client;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
 use causeway_snapshot::Snapshot;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
-pub use auth::{AuthApplyError, AuthError};
-pub use body::{BoxError, ProxyBody};
+pub use body::{BodyIdleTimeout, BoxError, ProxyBody};
 pub use config::*;
-pub use gateway_response::{Classified, Fault, RequestError, classify};
+pub use error::{
+    ApplyError, AuthApplyError, AuthError, Classified, Fault, HostRejection, MappingError,
+    PathRejection, RequestError, SchemaError, classify,
+};
 pub use limits::usage;
-pub use mapping::{AuthorizerContext, MappingError};
-pub use metrics::NONE_LABEL;
-pub use runtime::ApplyError;
-pub use validation::SchemaError;
+pub use telemetry::metrics::NONE_LABEL;
 
-/// State shared by every connection of one proxy.
-pub(crate) struct Shared {
-    config: ProxyConfig,
-    runtime: ArcSwapOption<runtime::Runtime>,
-    metrics: metrics::Metrics,
-    upstream: upstream::Upstream,
-    access_log: access_log::AccessLogger,
-    connections: Arc<Semaphore>,
-    auth: auth::AuthState,
-    /// Token buckets that outlive snapshots (see `limits`).
-    limiters: limits::Limiters,
-    /// The gateway-wide bucket, if configured.
-    gateway_throttle: Option<Arc<limits::TokenBucket>>,
-    /// Stage response caches that outlive snapshots (see `cache`).
-    caches: cache::Caches,
-    /// Quota counters (Redis-shared or local).
-    quotas: limits::quota::Quotas,
-    /// Usage per key per day.
-    usage: limits::usage::Usage,
-    /// Whether the usage flush task runs.
-    usage_flush_started: std::sync::atomic::AtomicBool,
-    /// The HTTPS listener's own cap: a listener waits for a permit before `accept`, so two
-    /// listeners sharing one semaphore could starve each other.
-    tls_connections: Arc<Semaphore>,
-}
+use server::{accept, admin, tls, workers};
+use state::Shared;
 
 /// A proxy: the current runtime tables and everything that outlives a snapshot (upstream
 /// pools, metrics). Cheap to clone; clones share everything.
@@ -97,43 +73,8 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// A proxy with no snapshot yet: it answers every request with 503 until [`Proxy::apply`].
     pub fn new(config: ProxyConfig) -> Self {
-        let mut metrics = metrics::Metrics::new();
-        let upstream = upstream::Upstream::new(&config);
-        metrics.register_counter(
-            "causeway_proxy_upstream_connect_errors",
-            "Failed TCP connects to upstream endpoints (each attempt)",
-            upstream.connect_errors.clone(),
-        );
-        let quotas = match config.redis_url.as_deref() {
-            None => limits::quota::Quotas::local(),
-            Some(url) => {
-                limits::quota::Quotas::redis(url, config.redis_timeout).unwrap_or_else(|error| {
-                    tracing::error!(%error, "quotas are counted per replica");
-                    limits::quota::Quotas::local()
-                })
-            }
-        };
-        quotas.register_metrics(&mut metrics);
-        let shared = Shared {
-            caches: cache::Caches::new(metrics.cache.clone()),
-            metrics,
-            upstream,
-            access_log: access_log::AccessLogger::new(config.access_log.clone()),
-            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
-            tls_connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
-            runtime: ArcSwapOption::empty(),
-            auth: auth::AuthState::new(),
-            limiters: limits::Limiters::default(),
-            quotas,
-            usage: limits::usage::Usage::default(),
-            usage_flush_started: std::sync::atomic::AtomicBool::new(false),
-            gateway_throttle: config
-                .gateway_throttle
-                .map(|t| Arc::new(limits::TokenBucket::new(t, std::time::Instant::now()))),
-            config,
-        };
         Self {
-            shared: Arc::new(shared),
+            shared: Arc::new(Shared::new(config)),
         }
     }
 
@@ -141,15 +82,15 @@ impl Proxy {
     /// tables stay. Requests in flight finish on the tables they started with.
     pub fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
         let version = snapshot.version.clone();
-        let previous = self.shared.runtime.load_full();
-        match runtime::Runtime::build(
+        let previous = self.shared.tables.load_full();
+        match tables::Tables::build(
             snapshot,
             previous.as_deref(),
             &self.shared.limiters,
             &self.shared.caches,
         ) {
             Ok(runtime) => {
-                self.shared.runtime.store(Some(Arc::new(runtime)));
+                self.shared.tables.store(Some(Arc::new(runtime)));
                 self.shared.limiters.prune();
                 self.shared.caches.prune();
                 self.shared.metrics.snapshot_applied(Some(&version));
@@ -184,7 +125,7 @@ impl Proxy {
     /// The version of the applied snapshot, if any.
     pub fn version(&self) -> Option<String> {
         self.shared
-            .runtime
+            .tables
             .load()
             .as_ref()
             .map(|r| r.snapshot.version.clone())
@@ -205,8 +146,8 @@ impl Proxy {
             self.shared.quotas.release().await;
             return served;
         }
-        let settings = server::ListenerSettings {
-            builder: server::builder(config),
+        let settings = accept::ListenerSettings {
+            builder: accept::builder(config),
             tls: None,
             handshake_timeout: config.header_read_timeout,
             permits: Some(Arc::clone(&self.shared.connections)),
@@ -214,8 +155,9 @@ impl Proxy {
             drain_timeout: config.drain_timeout,
         };
         let shared = Arc::clone(&self.shared);
-        let served = server::accept_loop(listener, shutdown, settings, move |request, peer| {
-            pipeline::handle(Arc::clone(&shared), request, peer, "http")
+        let served = accept::accept_loop(listener, shutdown, settings, move |request, peer| {
+            let upstream = Arc::clone(&shared.upstream);
+            pipeline::handle(Arc::clone(&shared), upstream, request, peer, "http")
         })
         .await;
         // Give unspent quota leases back, so the other replicas can spend them.
@@ -266,8 +208,8 @@ impl Proxy {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
-        let settings = server::ListenerSettings {
-            builder: server::builder(config),
+        let settings = accept::ListenerSettings {
+            builder: accept::builder(config),
             tls: Some(tls::Acceptor::new(Arc::clone(&self.shared))),
             handshake_timeout: config.header_read_timeout,
             permits: Some(Arc::clone(&self.shared.tls_connections)),
@@ -275,8 +217,9 @@ impl Proxy {
             drain_timeout: config.drain_timeout,
         };
         let shared = Arc::clone(&self.shared);
-        server::accept_loop(listener, shutdown, settings, move |request, peer| {
-            pipeline::handle(Arc::clone(&shared), request, peer, "https")
+        accept::accept_loop(listener, shutdown, settings, move |request, peer| {
+            let upstream = Arc::clone(&shared.upstream);
+            pipeline::handle(Arc::clone(&shared), upstream, request, peer, "https")
         })
         .await
     }
@@ -288,8 +231,8 @@ impl Proxy {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
-        let settings = server::ListenerSettings {
-            builder: server::builder(config),
+        let settings = accept::ListenerSettings {
+            builder: accept::builder(config),
             tls: None,
             handshake_timeout: config.header_read_timeout,
             permits: None,
@@ -297,7 +240,7 @@ impl Proxy {
             drain_timeout: config.drain_timeout,
         };
         let shared = Arc::clone(&self.shared);
-        server::accept_loop(listener, shutdown, settings, move |request, _peer| {
+        accept::accept_loop(listener, shutdown, settings, move |request, _peer| {
             admin::handle(Arc::clone(&shared), request)
         })
         .await

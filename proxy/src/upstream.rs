@@ -2,6 +2,9 @@
 //! (hop-by-hop headers, `Host`, `X-Forwarded-*`, path templates). Bodies stream both ways;
 //! nothing here buffers a whole body.
 
+pub(crate) mod balancer;
+pub(crate) mod origination;
+
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -21,11 +24,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::balancer::{InflightGuard, OutlierSettings};
 use crate::body::{BoxError, ProxyBody};
 use crate::config::ProxyConfig;
-use crate::gateway_response::RequestError;
-use crate::runtime::{BackendRuntime, HttpProxyRuntime};
+use crate::error::RequestError;
+use crate::upstream::balancer::Balancer;
+use crate::upstream::balancer::{InflightGuard, OutlierSettings};
+use crate::upstream::origination::{H2cEndpoint, TlsOrigin};
 
 /// `X-Request-Id`, kept from the client or generated, sent upstream and back.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -42,6 +46,40 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
+
+/// A backend: where to connect and how to choose the endpoint.
+pub(crate) struct LiveBackend {
+    pub id: String,
+    pub scheme: UpstreamScheme,
+    pub authority: HeaderValue,
+    pub balancer: Balancer,
+    /// The TLS client of an `https` backend.
+    pub tls: Option<Arc<TlsOrigin>>,
+    /// One h2c client per endpoint (same order as the balancer's) for a backend that speaks
+    /// HTTP/2 without TLS.
+    pub h2c: Option<Vec<Arc<H2cEndpoint>>>,
+}
+
+impl LiveBackend {
+    /// An endpoint chosen by the backend's balancer, for calls outside the forwarding path
+    /// (authorizer functions); `None` when the backend has no endpoint.
+    pub fn next_endpoint(&self) -> Option<&str> {
+        let i = self.balancer.pick(0)?;
+        self.balancer.endpoints.get(i).map(|e| e.address.as_str())
+    }
+}
+
+/// Where an HTTP integration sends a request, pre-parsed.
+pub(crate) struct HttpTarget {
+    pub backend: Arc<LiveBackend>,
+    /// Path template (`/pets/{id}`), else the request's path after the stage.
+    pub path: Option<causeway_snapshot::Template>,
+    /// Method override.
+    pub method: Option<http::Method>,
+    /// Headers the integration adds.
+    pub request_headers: HeaderMap,
+    pub timeout: std::time::Duration,
+}
 
 /// The pooled HTTP/1.1 client shared by every snapshot (pools survive swaps).
 pub(crate) struct Upstream {
@@ -119,7 +157,7 @@ impl Upstream {
     /// failures and 5xx answers count towards the endpoint's outlier ejection.
     pub async fn forward(
         &self,
-        integration: &HttpProxyRuntime,
+        integration: &HttpTarget,
         mut request: Request<ProxyBody>,
         fwd: &Forwarding<'_>,
         started: &mut Option<Instant>,
@@ -211,7 +249,7 @@ impl Upstream {
     /// Sends to one endpoint after another until one accepts the connection.
     async fn attempts(
         &self,
-        backend: &BackendRuntime,
+        backend: &LiveBackend,
         request: Request<ProxyBody>,
         path_and_query: &str,
         mut downstream: Option<hyper::upgrade::OnUpgrade>,

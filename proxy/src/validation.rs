@@ -16,17 +16,7 @@ use http::header::{self, HeaderName};
 use http_body_util::BodyExt;
 
 use crate::body::{ProxyBody, full};
-use crate::gateway_response::RequestError;
-
-/// Why a model cannot be used (compile should have refused it).
-#[derive(Debug, thiserror::Error)]
-#[error("model {model}: {message}")]
-pub struct SchemaError {
-    /// Model name.
-    pub model: String,
-    /// The schema compiler's message.
-    pub message: String,
-}
+use crate::error::{RequestError, SchemaError};
 
 /// A route's validator, ready to run.
 pub(crate) struct RouteValidator {
@@ -98,7 +88,7 @@ impl RouteValidator {
         &self,
         request: Request<ProxyBody>,
     ) -> Result<Request<ProxyBody>, RequestError> {
-        let query = crate::lambda::query_pairs(request.uri().query());
+        let query = crate::context::query_pairs(request.uri().query());
         let mut missing: Vec<String> = self
             .required_query
             .iter()

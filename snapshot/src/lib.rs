@@ -20,10 +20,12 @@ pub mod mapping;
 pub mod push;
 mod route_table;
 mod template;
+mod templates;
 pub use auth::*;
 pub use integrations::*;
 pub use route_table::{RouteConflict, RouteHit, RouteTable};
 pub use template::{Template, TemplateError, TemplatePart};
+pub use templates::*;
 
 /// The default integration timeout (API Gateway's 29 seconds).
 pub const DEFAULT_INTEGRATION_TIMEOUT_MS: u32 = 29_000;
@@ -423,6 +425,10 @@ pub struct HttpProxyIntegration {
     /// Response parameter mapping, applied in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response_parameters: Vec<ParameterMapping>,
+    /// `HTTP` (non-proxy): request templates and integration responses. `None`: the request
+    /// and response pass through (`HTTP_PROXY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<IntegrationMapping>,
 }
 
 /// A fixed answer.
@@ -436,6 +442,11 @@ pub struct MockIntegration {
     pub headers: BTreeMap<String, String>,
     /// Body template: path parameters `{name}` are substituted per request.
     pub body: Template,
+    /// Request templates and integration responses: the request template's output
+    /// `{"statusCode": N}` selects the integration response, whose template renders the body.
+    /// When set, `status`, `headers` and `body` are not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<IntegrationMapping>,
 }
 
 /// An upstream: where to connect.

@@ -11,7 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::Api;
-use causeway_crds::api::{ApiKeySource, ApiProtocol, GatewayResponseSpec, GatewayResponseType};
+use causeway_crds::api::{
+    ApiKeySource, ApiProtocol, ApiType, GatewayResponseSpec, GatewayResponseType,
+};
 use causeway_snapshot::{ApiConfig, Cors, GatewayResponse, GatewayResponseKind, SourcePolicy};
 use ipnet::IpNet;
 
@@ -127,7 +129,7 @@ fn compile_api(api: &Api, (namespace, name): &ObjKey) -> Result<CompiledApi, Pro
     Ok(CompiledApi {
         config: ApiConfig {
             id: format!("{namespace}/{name}"),
-            gateway_responses: gateway_responses(&spec.gateway_responses)?,
+            gateway_responses: gateway_responses(&spec.gateway_responses, spec.api_type)?,
             max_body_bytes: spec.max_body_bytes,
             cors,
             policy,
@@ -239,10 +241,11 @@ fn kind_of(t: GatewayResponseType) -> GatewayResponseKind {
     }
 }
 
-/// The complete gateway response table: defaults, then the `DEFAULT_4XX`/`DEFAULT_5XX`
+/// The complete gateway response table: defaults (API Gateway's, for the Api's kind), then the `DEFAULT_4XX`/`DEFAULT_5XX`
 /// overrides (not their status), then each kind's own override.
 fn gateway_responses(
     overrides: &[GatewayResponseSpec],
+    api_type: Option<ApiType>,
 ) -> Result<BTreeMap<GatewayResponseKind, GatewayResponse>, Problem> {
     let mut by_kind: BTreeMap<GatewayResponseKind, &GatewayResponseSpec> = BTreeMap::new();
     for (i, o) in overrides.iter().enumerate() {
@@ -283,7 +286,13 @@ fn gateway_responses(
     };
     let mut table = BTreeMap::new();
     for kind in ALL_KINDS {
-        let (status, message) = default_response(kind);
+        let (status, message) = match (kind, api_type) {
+            // An HTTP API answers an unknown route with 404, a REST API with 403.
+            (GatewayResponseKind::MissingAuthenticationToken, Some(ApiType::Http)) => {
+                (404, "Not Found")
+            }
+            _ => default_response(kind),
+        };
         let mut response = GatewayResponse {
             status,
             headers: BTreeMap::new(),

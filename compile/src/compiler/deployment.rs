@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use causeway_crds::common::ObjectRef;
 use causeway_snapshot::{
-    ApiConfig, Backend, DeploymentConfig, HttpProxyIntegration, Integration,
+    ApiConfig, Backend, DeploymentConfig, HttpProxyIntegration, Integration, IntegrationMapping,
     LambdaProxyIntegration, MockIntegration, ParameterMapping, PayloadFormat, RequestValidation,
     RouteAuthorization, RouteConfig, Template, Throttle, UpstreamScheme,
 };
@@ -88,6 +88,9 @@ pub(crate) enum DefIntegration {
         /// Response parameter mapping.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         response_parameters: Vec<ParameterMapping>,
+        /// `HTTP` (non-proxy): templates and integration responses.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mapping: Option<IntegrationMapping>,
     },
     /// POST a Lambda proxy event.
     #[serde(rename_all = "camelCase")]
@@ -111,6 +114,9 @@ pub(crate) enum DefIntegration {
         headers: BTreeMap<String, String>,
         /// Body template.
         body: String,
+        /// Templates and integration responses.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mapping: Option<IntegrationMapping>,
     },
 }
 
@@ -262,6 +268,7 @@ pub(crate) fn materialize(
                 status,
                 headers,
                 body,
+                mapping,
             } => Integration::Mock(MockIntegration {
                 status: *status,
                 headers: headers
@@ -269,6 +276,7 @@ pub(crate) fn materialize(
                     .map(|(k, v)| (k.clone(), substitute(v, variables)))
                     .collect(),
                 body: Template::parse(&substitute(body, variables)),
+                mapping: mapping.clone(),
             }),
             DefIntegration::HttpProxy {
                 target,
@@ -278,6 +286,7 @@ pub(crate) fn materialize(
                 timeout_ms,
                 request_parameters,
                 response_parameters,
+                mapping,
             } => {
                 let id = resolve_target(&route.key, target, variables, context, backends)?;
                 let substituted = |mappings: &[ParameterMapping]| {
@@ -302,6 +311,7 @@ pub(crate) fn materialize(
                     timeout_ms: *timeout_ms,
                     request_parameters: substituted(request_parameters),
                     response_parameters: substituted(response_parameters),
+                    mapping: mapping.clone(),
                 })
             }
             DefIntegration::LambdaProxy {

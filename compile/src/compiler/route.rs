@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::Route;
-use causeway_crds::api::ModelSpec;
+use causeway_crds::api::{ApiType, ModelSpec};
 use causeway_crds::route::{BackendScheme, IntegrationSpec, IntegrationType, PayloadFormatVersion};
 use causeway_snapshot::mapping::MappingSide;
 use causeway_snapshot::{
@@ -19,6 +19,7 @@ use causeway_snapshot::{
 use super::authorizer::{self, Authorizers};
 use super::backend::Cluster;
 use super::deployment::{DefIntegration, DefRoute, DefTarget};
+use super::templates::{compile_mapping, has_mapping};
 use super::text::{
     parse_origin, parse_route_key, split_uri, stage_variables, without_stage_variables,
 };
@@ -29,6 +30,11 @@ use crate::status::{Kind, ObjectStatus, StatusDetail};
 
 /// The shortest integration timeout.
 const MIN_INTEGRATION_TIMEOUT_MS: u32 = 50;
+
+/// Whether the proxy evaluates mapping templates and integration responses. Until it does,
+/// a route that uses them is checked in full (syntax errors are reported as such) and then left
+/// out with `UnsupportedFeature`, rather than served without its mapping: Causeway fails closed.
+const MAPPING_TEMPLATES_SERVED: bool = false;
 
 /// Compiles every Route; returns the accepted routes of every accepted Api (sorted by key) and
 /// pushes a status per Route.
@@ -64,8 +70,20 @@ pub(crate) fn compile_routes(
                 .get(&api_key)
                 .map(|e| e.object.spec.models.as_slice())
                 .unwrap_or_default();
-            let compiled =
-                verdict.check(compile_route(route, &api_key, models, cluster, authorizers));
+            let api_type = apis.get(&api_key).and_then(|e| e.object.spec.api_type);
+            let compiled = verdict.check(compile_route(
+                route,
+                &api_key,
+                models,
+                api_type,
+                cluster,
+                authorizers,
+            ));
+            if verdict.is_ok() {
+                for note in api_type_notes(route, api_type) {
+                    verdict.note(note);
+                }
+            }
             if let Some((def, matcher)) = compiled
                 && verdict.is_ok()
                 && verdict.check(table.add(&def.key, &matcher)).is_some()
@@ -119,6 +137,7 @@ fn compile_route(
     route: &Route,
     (namespace, api): &ObjKey,
     models: &[ModelSpec],
+    api_type: Option<ApiType>,
     cluster: &Cluster<'_>,
     authorizers: &Authorizers,
 ) -> Result<(DefRoute, RouteMatch), Problem> {
@@ -142,7 +161,13 @@ fn compile_route(
         }
         None => None,
     };
-    let integration = compile_integration(&spec.integration, namespace, &parsed.params, cluster)?;
+    let integration = compile_integration(
+        &spec.integration,
+        namespace,
+        &parsed.params,
+        api_type,
+        cluster,
+    )?;
     let validation =
         super::validation::compile_validation(spec.request_validation.as_ref(), models)?;
     Ok((
@@ -180,15 +205,103 @@ fn is_token(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+.^_`|~-".contains(c))
 }
 
+/// The AWS features a route uses that its Api's kind does not have on AWS: served all the
+/// same, and noted in the `Accepted` condition's message.
+fn api_type_notes(route: &Route, api_type: Option<ApiType>) -> Vec<String> {
+    let spec = &route.spec;
+    let integration = &spec.integration;
+    let mut notes = Vec::new();
+    match api_type {
+        Some(ApiType::Http) => {
+            let rest_only = [
+                (
+                    integration.type_ == IntegrationType::Mock,
+                    "MOCK integrations",
+                ),
+                (
+                    integration.type_ == IntegrationType::Http,
+                    "HTTP (non-proxy) integrations",
+                ),
+                (
+                    integration.type_ == IntegrationType::Lambda,
+                    "LAMBDA (non-proxy) integrations",
+                ),
+                (
+                    !integration.request_templates.is_empty(),
+                    "request templates",
+                ),
+                (
+                    !integration.integration_responses.is_empty(),
+                    "integration responses",
+                ),
+                (spec.api_key_required == Some(true), "API keys"),
+                (spec.request_validation.is_some(), "request validation"),
+            ];
+            for (used, what) in rest_only {
+                if used {
+                    notes.push(format!(
+                        "{what} are a REST API feature on AWS; this Api is of apiType HTTP and serves them all the same"
+                    ));
+                }
+            }
+        }
+        Some(ApiType::Rest)
+            if integration.payload_format_version == Some(PayloadFormatVersion::V2) =>
+        {
+            notes.push(
+                "Lambda payload format 2.0 is an HTTP API feature on AWS; this Api is of apiType REST and serves it all the same"
+                    .to_string(),
+            );
+        }
+        Some(ApiType::Rest) | None => {}
+    }
+    notes
+}
+
+/// Mapping fields on an integration type that has no mapping.
+fn no_mapping(spec: &IntegrationSpec, kind: &str) -> Result<(), Problem> {
+    if has_mapping(spec) {
+        return Err(Problem::invalid(
+            reasons::INVALID,
+            format!(
+                "spec.integration: {kind} integrations pass requests and responses through and take no requestTemplates, passthroughBehavior, contentHandling or integrationResponses (use HTTP, MOCK or LAMBDA)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Leaves out a route whose mapping the proxy does not evaluate yet.
+fn mapping_served(mapping: &Option<causeway_snapshot::IntegrationMapping>) -> Result<(), Problem> {
+    if mapping.is_some() && !MAPPING_TEMPLATES_SERVED {
+        return Err(Problem::invalid(
+            reasons::UNSUPPORTED_FEATURE,
+            "spec.integration: the mapping templates and integration responses are valid, but this version does not evaluate them yet; the route is left out rather than served without them",
+        ));
+    }
+    Ok(())
+}
+
 fn compile_integration(
     spec: &IntegrationSpec,
     namespace: &str,
     params: &[String],
+    api_type: Option<ApiType>,
     cluster: &Cluster<'_>,
 ) -> Result<DefIntegration, Problem> {
     let invalid = |m: String| Problem::invalid(reasons::INVALID, m);
     match spec.type_ {
+        IntegrationType::Lambda => {
+            timeout(spec)?;
+            compile_target(spec, namespace, params, cluster)?;
+            compile_mapping(spec)?;
+            Err(Problem::invalid(
+                reasons::UNSUPPORTED_INTEGRATION,
+                "spec.integration.type: LAMBDA (non-proxy) integrations are checked but not served yet",
+            ))
+        }
         IntegrationType::LambdaProxy => {
+            no_mapping(spec, "LAMBDA_PROXY")?;
             let timeout_ms = timeout(spec)?;
             let (target, uri_path) = compile_target(spec, namespace, params, cluster)?;
             let path = match (&spec.path, uri_path) {
@@ -217,14 +330,24 @@ fn compile_integration(
             Ok(DefIntegration::LambdaProxy {
                 target,
                 path,
-                payload_format: match spec.payload_format_version {
-                    Some(PayloadFormatVersion::V1) => PayloadFormat::V1,
-                    Some(PayloadFormatVersion::V2) | None => PayloadFormat::V2,
+                payload_format: match (spec.payload_format_version, api_type) {
+                    (Some(PayloadFormatVersion::V1), _) | (None, Some(ApiType::Rest)) => {
+                        PayloadFormat::V1
+                    }
+                    (Some(PayloadFormatVersion::V2), _) | (None, _) => PayloadFormat::V2,
                 },
                 timeout_ms,
             })
         }
         IntegrationType::Mock => {
+            let mapping = compile_mapping(spec)?;
+            if mapping.is_some() && spec.mock.is_some() {
+                return Err(invalid(
+                    "spec.integration: set mock, or requestTemplates and integrationResponses, not both"
+                        .into(),
+                ));
+            }
+            mapping_served(&mapping)?;
             let mock = spec.mock.clone().unwrap_or_default();
             let status = mock.status_code.unwrap_or(200);
             if !(100..=599).contains(&status) {
@@ -250,9 +373,16 @@ fn compile_integration(
                 status,
                 headers,
                 body,
+                mapping,
             })
         }
         IntegrationType::HttpProxy | IntegrationType::Http => {
+            let mapping = if spec.type_ == IntegrationType::HttpProxy {
+                no_mapping(spec, "HTTP_PROXY")?;
+                None
+            } else {
+                compile_mapping(spec)?
+            };
             let timeout_ms = timeout(spec)?;
             let method = match &spec.method {
                 None => None,
@@ -307,6 +437,7 @@ fn compile_integration(
                     "spec.integration.requestParameters[\"overwrite:path\"]: the path is already set by spec.integration.path or the uri; use one",
                 ));
             }
+            mapping_served(&mapping)?;
             Ok(DefIntegration::HttpProxy {
                 target,
                 path: spec.path.clone().or(uri_path),
@@ -315,6 +446,7 @@ fn compile_integration(
                 timeout_ms,
                 request_parameters,
                 response_parameters,
+                mapping,
             })
         }
     }

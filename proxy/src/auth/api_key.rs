@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use causeway_snapshot::UsagePlanConfig;
 use sha2::{Digest, Sha256};
 
-use super::AuthApplyError;
+use crate::error::AuthApplyError;
 
 /// A key as the proxy knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

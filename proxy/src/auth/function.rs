@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
 use causeway_snapshot::{FunctionSettings, ResponseFormat, UpstreamScheme};
@@ -37,10 +37,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{
-    AuthError, AuthState, AuthTarget, AuthorizerRuntime, Principal, context_map, event_headers,
-    identity_values, query_pairs, route_arn,
+    AuthError, AuthState, LiveAuthorizer, context_map, event_headers, identity_values, route_arn,
 };
-use crate::runtime::BackendRuntime;
+use crate::context::{Principal, RequestContext, query_pairs};
+use crate::upstream::LiveBackend;
 
 /// Decisions kept at most (oldest-expiring entries are dropped first when full).
 pub const DECISION_CACHE_CAPACITY: usize = 10_000;
@@ -445,7 +445,7 @@ impl DecisionCache {
 /// A REQUEST or TOKEN authorizer, ready to call.
 pub(crate) struct FunctionAuthorizer {
     token: bool,
-    backend: Arc<BackendRuntime>,
+    backend: Arc<LiveBackend>,
     path: String,
     timeout: Duration,
     ttl: Duration,
@@ -457,7 +457,7 @@ impl FunctionAuthorizer {
     pub fn build(
         settings: &FunctionSettings,
         token: bool,
-        backend: Arc<BackendRuntime>,
+        backend: Arc<LiveBackend>,
     ) -> Result<Self, String> {
         let identity_validation = settings
             .identity_validation
@@ -479,8 +479,8 @@ impl FunctionAuthorizer {
     pub async fn authorize(
         &self,
         state: &AuthState,
-        authorizer: &AuthorizerRuntime,
-        target: &AuthTarget<'_>,
+        authorizer: &LiveAuthorizer,
+        ctx: &RequestContext,
         parts: &http::request::Parts,
     ) -> Result<Principal, AuthError> {
         let values = identity_values(&authorizer.identity_source, &parts.headers, &parts.uri)?;
@@ -491,10 +491,16 @@ impl FunctionAuthorizer {
                 "the token does not match the identity validation expression".into(),
             ));
         }
-        let arn = route_arn(target.stage, parts.method.as_str(), target.stage_path);
+        let arn = route_arn(ctx, parts.method.as_str());
         let caching = !self.ttl.is_zero() && !values.is_empty();
         let identity = identity_hash(&authorizer.id, &values);
-        let route_key = entry_key(&identity, &[&target.stage.id, &target.route.key]);
+        let route_key = entry_key(
+            &identity,
+            &[
+                ctx.stage_id.as_deref().unwrap_or_default(),
+                ctx.route_key.as_deref().unwrap_or_default(),
+            ],
+        );
         let policy_key = entry_key(&identity, &["policy"]);
         if caching {
             if let Some(d) = state.decisions.get(&route_key) {
@@ -513,9 +519,9 @@ impl FunctionAuthorizer {
                 "methodArn": arn,
             })
         } else {
-            request_event(target, parts, &values, &arn)
+            request_event(ctx, parts, &values, &arn)
         };
-        let decision = Arc::new(self.call(state, &authorizer.id, target, &event).await?);
+        let decision = Arc::new(self.call(state, &authorizer.id, ctx, &event).await?);
         if caching {
             state
                 .decisions
@@ -533,7 +539,7 @@ impl FunctionAuthorizer {
         &self,
         state: &AuthState,
         id: &str,
-        target: &AuthTarget<'_>,
+        ctx: &RequestContext,
         event: &Value,
     ) -> Result<Decision, AuthError> {
         let failed = |reason: String| AuthError::AuthorizerFailed {
@@ -570,7 +576,7 @@ impl FunctionAuthorizer {
             )
             .header(
                 crate::upstream::X_REQUEST_ID,
-                HeaderValue::from_str(target.request_id)
+                HeaderValue::from_str(&ctx.request_id)
                     .unwrap_or_else(|_| HeaderValue::from_static("-")),
             )
             .body(Full::new(Bytes::from(event.to_string())))
@@ -644,7 +650,7 @@ fn entry_key(identity: &[u8; 32], parts: &[&str]) -> [u8; 32] {
 
 /// The API Gateway v2 REQUEST authorizer event.
 fn request_event(
-    target: &AuthTarget<'_>,
+    ctx: &RequestContext,
     parts: &http::request::Parts,
     identity: &[String],
     arn: &str,
@@ -652,7 +658,7 @@ fn request_event(
     let headers = event_headers(&parts.headers);
     let raw_query = parts.uri.query().unwrap_or_default();
     let mut query: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in query_pairs(raw_query) {
+    for (k, v) in query_pairs(Some(raw_query)) {
         query
             .entry(k)
             .and_modify(|e| {
@@ -661,16 +667,20 @@ fn request_event(
             })
             .or_insert(v);
     }
-    let path_parameters: BTreeMap<&str, &str> = target
+    let path_parameters: BTreeMap<&str, &str> = ctx
         .params
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let now = SystemTime::now();
+    let now = ctx.request_time;
     let epoch_ms = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let namespace = target.stage.api.id.split('/').next().unwrap_or_default();
+    let namespace = ctx
+        .api_id
+        .as_deref()
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_default();
     let cookies: Vec<&str> = parts
         .headers
         .get_all(header::COOKIE)
@@ -685,29 +695,29 @@ fn request_event(
         "type": "REQUEST",
         "routeArn": arn,
         "identitySource": identity,
-        "routeKey": target.route.key,
+        "routeKey": ctx.route_key,
         "rawPath": parts.uri.path(),
         "rawQueryString": raw_query,
         "cookies": cookies,
         "headers": headers,
         "queryStringParameters": query,
         "pathParameters": path_parameters,
-        "stageVariables": target.deployment.variables.as_ref(),
+        "stageVariables": ctx.stage_variables.as_ref(),
         "requestContext": {
             "accountId": namespace,
-            "apiId": target.stage.api_name,
+            "apiId": ctx.api_name,
             "domainName": headers.get("host").cloned().unwrap_or_default(),
             "http": {
                 "method": parts.method.as_str(),
                 "path": parts.uri.path(),
                 "protocol": format!("{:?}", parts.version),
-                "sourceIp": target.peer.ip().to_string(),
+                "sourceIp": ctx.source_ip.to_string(),
                 "userAgent": headers.get("user-agent").cloned().unwrap_or_default(),
             },
-            "requestId": target.request_id,
-            "routeKey": target.route.key,
-            "stage": target.stage.name,
-            "time": crate::access_log::clf_time(now),
+            "requestId": ctx.request_id,
+            "routeKey": ctx.route_key,
+            "stage": ctx.stage,
+            "time": crate::context::clf_time(now),
             "timeEpoch": epoch_ms,
         },
     })

@@ -23,7 +23,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use super::{AuthError, AuthState, AuthorizerRuntime, Principal, identity_values};
+use super::{AuthError, AuthState, LiveAuthorizer, Principal, identity_values};
 
 /// Longest time a fetched key set is used.
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
@@ -278,7 +278,7 @@ impl JwtAuthorizer {
     pub async fn authorize(
         &self,
         state: &AuthState,
-        authorizer: &AuthorizerRuntime,
+        authorizer: &LiveAuthorizer,
         headers: &HeaderMap,
         uri: &http::Uri,
         scopes: &[String],

@@ -1,5 +1,5 @@
 //! MTLS authorizer: the client certificate was verified against the domain's CA during the
-//! handshake (`crate::tls`); this checks that the request came with one at all (a route can be
+//! handshake (`server::tls`); this checks that the request came with one at all (a route can be
 //! reached over a domain without mutual TLS, or plain HTTP) and that one of its names — subject
 //! common name or a DNS, URI or email SAN — is allowed.
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use causeway_snapshot::MtlsSettings;
 
 use super::{AuthError, Principal};
-use crate::tls::ClientCert;
+use crate::context::ClientCert;
 
 /// An MTLS authorizer, ready to use.
 pub(crate) struct MtlsAuthorizer {
@@ -64,7 +64,6 @@ impl MtlsAuthorizer {
         }
         Ok(Principal {
             principal_id: Some(cert.subject_dn.clone()),
-            client_cert: Some(cert),
             ..Principal::default()
         })
     }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use causeway_snapshot::SourcePolicy;
 use ipnet::IpNet;
 
-use super::AuthApplyError;
+use crate::error::AuthApplyError;
 
 /// A parsed policy.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::jwt::JwtAuthorizer;
-use super::{AuthError, AuthState, AuthorizerRuntime, Principal};
+use super::{AuthError, AuthState, LiveAuthorizer, Principal};
 
 /// A SERVICE_ACCOUNT authorizer, ready to check tokens.
 pub(crate) struct ServiceAccountAuthorizer {
@@ -28,7 +28,7 @@ impl ServiceAccountAuthorizer {
     pub async fn authorize(
         &self,
         state: &AuthState,
-        authorizer: &AuthorizerRuntime,
+        authorizer: &LiveAuthorizer,
         headers: &HeaderMap,
         uri: &http::Uri,
     ) -> Result<Principal, AuthError> {

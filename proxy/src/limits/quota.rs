@@ -30,8 +30,8 @@ use redis::aio::ConnectionManager;
 
 /// The largest block a replica leases at once.
 pub(crate) const MAX_LEASE: u64 = 100;
-/// Default timeout for one Redis operation.
-pub(crate) const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+#[cfg(test)]
+use crate::config::DEFAULT_REDIS_TIMEOUT;
 
 const SECONDS_PER_DAY: u64 = 86_400;
 
@@ -205,7 +205,7 @@ impl Quotas {
 
     /// Registers `causeway_proxy_quota_store_errors` and, with Redis,
     /// `causeway_proxy_quota_store_up`.
-    pub(crate) fn register_metrics(&self, metrics: &mut crate::metrics::Metrics) {
+    pub(crate) fn register_metrics(&self, metrics: &mut crate::telemetry::metrics::Metrics) {
         metrics.register_counter(
             "causeway_proxy_quota_store_errors",
             "Redis operations of the quota and usage store that failed or timed out",

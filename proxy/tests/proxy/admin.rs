@@ -83,7 +83,12 @@ async fn every_request_writes_one_json_access_log_line() {
     }
     assert_eq!(lines.len(), 1, "{lines:?}");
     let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("json line");
-    assert_eq!(line["requestId"], "log-1");
+    // Not a trusted hop: the client's id is replaced, and the log shows the one it got back.
+    assert_ne!(line["requestId"], "log-1");
+    assert_eq!(
+        line["requestId"],
+        answer.headers["x-request-id"].to_str().unwrap_or_default()
+    );
     assert_eq!(line["ip"], "127.0.0.1");
     assert_eq!(line["httpMethod"], "GET");
     assert_eq!(line["path"], "/pets/42");

@@ -143,10 +143,13 @@ async fn forwarding_headers_from_a_trusted_hop_are_kept_and_extended() {
         &[
             ("x-forwarded-for", "203.0.113.7"),
             ("x-forwarded-proto", "https"),
+            ("x-request-id", "lb-42"),
         ],
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK);
+    // A trusted hop's safe request id is kept.
+    assert_eq!(answer.headers["x-request-id"], "lb-42");
     let seen = &upstream.seen()[0].headers;
     assert_eq!(seen["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     assert_eq!(seen["x-forwarded-proto"], "https");

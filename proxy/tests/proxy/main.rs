@@ -13,6 +13,7 @@ mod forwarding;
 mod gateway;
 mod hygiene;
 mod lambda;
+mod layers;
 mod limits;
 mod mapping;
 mod mtls;

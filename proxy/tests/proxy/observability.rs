@@ -68,7 +68,7 @@ async fn a_stage_access_log_format_fills_in_context_variables() {
     assert_eq!(
         &fields[..9],
         &[
-            "rid-1",
+            answer.headers["x-request-id"].to_str().unwrap_or_default(),
             "127.0.0.1",
             "GET",
             "/pets/7",

@@ -1,14 +1,10 @@
-//! Parameter mapping of `HTTP_PROXY` and `HTTP` integrations, and the request facts every
-//! integration reads (`$context` variables, for mappings and Lambda events).
+//! Parameter mapping of `HTTP_PROXY` and `HTTP` integrations (`$context` variables come from
+//! the request's context).
 //!
 //! Request mappings run just before the backend call (headers, query string, path); response
 //! mappings run on the response head (headers, status code). The syntax is parsed by
 //! `causeway_snapshot::mapping`, the parser compile uses too, so a mapping compile accepted
 //! always builds here.
-
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::time::SystemTime;
 
 use causeway_snapshot::ParameterMapping;
 use causeway_snapshot::mapping::{
@@ -16,83 +12,10 @@ use causeway_snapshot::mapping::{
 };
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode, Uri};
-use serde_json::{Map, Value};
 
 use crate::body::ProxyBody;
-use crate::gateway_response::RequestError;
-
-/// The authorizer's context for a request (JWT claims, or a REQUEST/TOKEN authorizer's
-/// `context`), put in the request's extensions by the authorization step. It feeds
-/// `$context.authorizer.*` and the Lambda event's `requestContext.authorizer`.
-#[derive(Clone, Debug, Default)]
-pub struct AuthorizerContext(pub Map<String, Value>);
-
-/// What is known about a request when its integration runs.
-pub(crate) struct RequestFacts<'a> {
-    pub request_id: &'a str,
-    pub peer: SocketAddr,
-    pub user_agent: &'a str,
-    pub stage: &'a str,
-    pub api_id: &'a str,
-    pub domain_name: &'a str,
-    pub route_key: &'a str,
-    pub stage_path: &'a str,
-    pub params: &'a [(String, String)],
-    pub variables: &'a BTreeMap<String, String>,
-    pub request_time: SystemTime,
-    pub authorizer: Option<&'a Map<String, Value>>,
-    /// The verified client certificate (mutual-TLS domains).
-    pub client_cert: Option<&'a crate::tls::ClientCert>,
-}
-
-impl RequestFacts<'_> {
-    /// The value of `$context.NAME`. New variables go here.
-    pub(crate) fn context(&self, name: &str) -> Option<String> {
-        Some(match name {
-            "requestId" | "extendedRequestId" => self.request_id.to_string(),
-            "identity.sourceIp" => self.peer.ip().to_string(),
-            "identity.userAgent" => self.user_agent.to_string(),
-            "stage" => self.stage.to_string(),
-            "apiId" => self.api_id.to_string(),
-            "domainName" => self.domain_name.to_string(),
-            "routeKey" => self.route_key.to_string(),
-            "path" | "resourcePath" => self.stage_path.to_string(),
-            "requestTimeEpoch" => self
-                .request_time
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_millis().to_string())
-                .unwrap_or_default(),
-            _ if name.starts_with("identity.clientCert.") => {
-                return crate::tls::client_cert_context(self.client_cert, name);
-            }
-            _ => {
-                let path = name.strip_prefix("authorizer.")?;
-                return authorizer_value(self.authorizer?, path);
-            }
-        })
-    }
-}
-
-/// `claims.sub`, `principalId` or `a.b` in the authorizer's context (a flat key with dots is
-/// tried first, then nested objects).
-fn authorizer_value(context: &Map<String, Value>, path: &str) -> Option<String> {
-    if let Some(v) = context.get(path) {
-        return text(v);
-    }
-    let mut current = context.get(path.split('.').next()?)?;
-    for segment in path.split('.').skip(1) {
-        current = current.get(segment)?;
-    }
-    text(current)
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        other => Some(other.to_string()),
-    }
-}
+use crate::context::RequestContext;
+use crate::error::{MappingError, RequestError};
 
 /// One parsed mapping.
 struct Rule {
@@ -104,19 +27,9 @@ struct Rule {
 
 /// The mappings of one integration, pre-parsed; empty when it maps nothing.
 #[derive(Default)]
-pub(crate) struct MappingRuntime {
+pub(crate) struct LiveMapping {
     request: Vec<Rule>,
     response: Vec<Rule>,
-}
-
-/// Why a mapping in a snapshot cannot be built (compile should have refused it).
-#[derive(Debug, thiserror::Error)]
-#[error("mapping {key}: {message}")]
-pub struct MappingError {
-    /// The mapping as `action:target`.
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
 }
 
 fn rules(mappings: &[ParameterMapping], side: MappingSide) -> Result<Vec<Rule>, MappingError> {
@@ -159,7 +72,7 @@ fn rules(mappings: &[ParameterMapping], side: MappingSide) -> Result<Vec<Rule>, 
         .collect()
 }
 
-impl MappingRuntime {
+impl LiveMapping {
     /// Parses an integration's mappings.
     pub(crate) fn build(
         request: &[ParameterMapping],
@@ -182,18 +95,18 @@ impl MappingRuntime {
         &self,
         headers: &mut HeaderMap,
         uri: &mut Uri,
-        facts: &RequestFacts<'_>,
+        ctx: &RequestContext,
     ) -> Result<Option<String>, RequestError> {
         if self.request.is_empty() {
             return Ok(None);
         }
         let original_headers = headers.clone();
-        let original_query = crate::lambda::query_pairs(uri.query());
+        let original_query = crate::context::query_pairs(uri.query());
         let mut query = original_query.clone();
         let mut path = None;
         let mut query_changed = false;
         for rule in &self.request {
-            let value = render(&rule.value, facts, &original_headers, &original_query, None);
+            let value = render(&rule.value, ctx, &original_headers, &original_query, None);
             match (&rule.target, &rule.header) {
                 (MappingTarget::Header(_), Some(name)) => {
                     apply_header(headers, name, rule.action, &value)?
@@ -238,7 +151,7 @@ impl MappingRuntime {
     pub(crate) fn apply_response(
         &self,
         response: &mut Response<ProxyBody>,
-        facts: &RequestFacts<'_>,
+        ctx: &RequestContext,
         request_headers: &HeaderMap,
         request_query: Option<&str>,
     ) {
@@ -246,9 +159,9 @@ impl MappingRuntime {
             return;
         }
         let original = response.headers().clone();
-        let query = crate::lambda::query_pairs(request_query);
+        let query = crate::context::query_pairs(request_query);
         for rule in &self.response {
-            let value = render(&rule.value, facts, request_headers, &query, Some(&original));
+            let value = render(&rule.value, ctx, request_headers, &query, Some(&original));
             match (&rule.target, &rule.header) {
                 (MappingTarget::Header(_), Some(name)) => {
                     // A value that is not a valid header drops the mapping, not the response.
@@ -295,7 +208,7 @@ fn apply_header(
 
 fn render(
     parts: &[ValuePart],
-    facts: &RequestFacts<'_>,
+    ctx: &RequestContext,
     headers: &HeaderMap,
     query: &[(String, String)],
     response_headers: Option<&HeaderMap>,
@@ -322,14 +235,14 @@ fn render(
                 out.push_str(&values.join(","));
             }
             ValuePart::RequestPathParam(n) => {
-                if let Some((_, v)) = facts.params.iter().find(|(k, _)| k == n) {
+                if let Some((_, v)) = ctx.params.iter().find(|(k, _)| k == n) {
                     out.push_str(v);
                 }
             }
-            ValuePart::RequestPath => out.push_str(facts.stage_path),
-            ValuePart::Context(n) => out.push_str(&facts.context(n).unwrap_or_default()),
+            ValuePart::RequestPath => out.push_str(&ctx.stage_path),
+            ValuePart::Context(n) => out.push_str(&ctx.resolve(n).unwrap_or_default()),
             ValuePart::StageVariable(n) => {
-                out.push_str(facts.variables.get(n).map_or("", String::as_str))
+                out.push_str(ctx.stage_variables.get(n).map_or("", String::as_str))
             }
             ValuePart::ResponseHeader(n) => {
                 if let Some(h) = response_headers {
@@ -364,28 +277,30 @@ fn encode_query(pairs: &[(String, String)]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+
+    use serde_json::{Map, Value};
+
     use super::*;
 
-    fn facts<'a>(
-        params: &'a [(String, String)],
-        variables: &'a BTreeMap<String, String>,
-        authorizer: Option<&'a Map<String, Value>>,
-    ) -> RequestFacts<'a> {
-        RequestFacts {
-            request_id: "req-1",
-            peer: SocketAddr::from(([198, 51, 100, 9], 1234)),
-            user_agent: "ua",
-            stage: "prod",
-            api_id: "default/pets",
-            domain_name: "api.test",
-            route_key: "GET /pets/{id}",
-            stage_path: "/pets/7",
-            params,
-            variables,
-            request_time: SystemTime::UNIX_EPOCH,
-            authorizer,
-            client_cert: None,
-        }
+    fn facts(
+        params: &[(String, String)],
+        variables: BTreeMap<String, String>,
+        claims: Option<Map<String, Value>>,
+    ) -> RequestContext {
+        let peer = SocketAddr::from(([198, 51, 100, 9], 1234));
+        let mut ctx = RequestContext::new(&HeaderMap::new(), peer, &[], "http");
+        ctx.request_id = "req-1".into();
+        ctx.stage = Some("prod".into());
+        ctx.api_id = Some("default/pets".into());
+        ctx.domain_name = Some("api.test".into());
+        ctx.route_key = Some("GET /pets/{id}".into());
+        ctx.stage_path = "/pets/7".into();
+        ctx.params = params.to_vec();
+        ctx.stage_variables = std::sync::Arc::new(variables);
+        ctx.principal.claims = claims.unwrap_or_default();
+        ctx
     }
 
     fn mapping(key: &str, value: &str, side: MappingSide) -> ParameterMapping {
@@ -402,9 +317,9 @@ mod tests {
         let params = vec![("id".to_string(), "7".to_string())];
         let variables = BTreeMap::from([("env".to_string(), "blue".to_string())]);
         let mut claims = Map::new();
-        claims.insert("claims".into(), serde_json::json!({"sub": "user-1"}));
-        let f = facts(&params, &variables, Some(&claims));
-        let m = MappingRuntime::build(
+        claims.insert("sub".into(), serde_json::json!("user-1"));
+        let f = facts(&params, variables, Some(claims));
+        let m = LiveMapping::build(
             &[
                 mapping(
                     "overwrite:header.x-user",
@@ -465,9 +380,8 @@ mod tests {
 
     #[test]
     fn response_mappings_set_status_and_headers_from_the_response() {
-        let variables = BTreeMap::new();
-        let f = facts(&[], &variables, None);
-        let m = MappingRuntime::build(
+        let f = facts(&[], BTreeMap::new(), None);
+        let m = LiveMapping::build(
             &[],
             &[
                 mapping("overwrite:statuscode", "202", MappingSide::Response),

@@ -1,7 +1,10 @@
-//! Runtime tables built from a [`Snapshot`] by [`Runtime::build`]: everything a request needs,
+//! Runtime tables built from a [`Snapshot`] by [`Tables::build`]: everything a request needs,
 //! pre-parsed (header names and values, methods, status codes, route trees), so that the
 //! request path does no interpretation and cannot fail on configuration. A `Runtime` is
 //! immutable; the proxy swaps whole runtimes.
+
+pub(crate) mod certs;
+pub(crate) mod router;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -9,125 +12,49 @@ use std::time::Duration;
 
 use causeway_snapshot::{
     AccessLog, ApiConfig, Backend, DeploymentConfig, Integration, RouteCache, Snapshot, Sticky,
-    Template, UpstreamScheme,
+    UpstreamScheme,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
-use causeway_snapshot::{RouteConflict, RouteTable};
+use causeway_snapshot::RouteTable;
 
-use crate::balancer::{Balancer, Endpoint};
 use crate::cache::{CacheLabels, Caches, StageStore};
-use crate::lambda::LambdaRuntime;
+use crate::error::ApplyError;
+use crate::integration::lambda::LiveLambda;
+use crate::integration::mapping::LiveMapping;
+use crate::integration::{LiveHttpProxy, LiveIntegration, LiveMock};
 use crate::limits::{Limiters, StageThrottles};
-use crate::mapping::{MappingError, MappingRuntime};
-use crate::metrics::RouteMetrics;
-use crate::origination::{H2cEndpoint, TlsOrigin};
-use crate::router::{Glob, HostRoutes, HostTable, Rule};
-use crate::validation::{RouteValidator, SchemaCache, SchemaError};
-
-/// Why a snapshot cannot be applied. The snapshot is rejected whole; the old one stays.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// A host points at a stage the snapshot does not have.
-    #[error("host {host} refers to unknown stage {stage}")]
-    UnknownStage {
-        /// Hostname.
-        host: String,
-        /// Stage id.
-        stage: String,
-    },
-    /// A stage belongs to an Api the snapshot does not have.
-    #[error("stage {stage} refers to unknown api {api}")]
-    UnknownApi {
-        /// Stage id.
-        stage: String,
-        /// Api id.
-        api: String,
-    },
-    /// A route refers to a backend the snapshot does not have.
-    #[error("route {route} of stage {stage} refers to unknown backend {backend}")]
-    UnknownBackend {
-        /// Stage id.
-        stage: String,
-        /// Route key.
-        route: String,
-        /// Backend id.
-        backend: String,
-    },
-    /// The authorization tables (policies, keys, authorizers) cannot be built.
-    #[error(transparent)]
-    Auth(#[from] crate::auth::AuthApplyError),
-    /// Two routes of a deployment cannot live in one tree.
-    #[error("deployment {deployment} of stage {stage}: route {key:?}: {source}")]
-    Route {
-        /// Stage id.
-        stage: String,
-        /// Deployment id.
-        deployment: String,
-        /// The route that could not be added.
-        key: String,
-        /// The conflict.
-        #[source]
-        source: RouteConflict,
-    },
-    /// A route's model does not compile as a JSON Schema.
-    #[error("route {route} of stage {stage}: {source}")]
-    Schema {
-        /// Stage id.
-        stage: String,
-        /// Route key.
-        route: String,
-        /// The schema error.
-        #[source]
-        source: SchemaError,
-    },
-    /// A route's parameter mapping cannot be built.
-    #[error("route {route} of stage {stage}: {source}")]
-    Mapping {
-        /// Stage id.
-        stage: String,
-        /// Route key.
-        route: String,
-        /// The mapping error.
-        #[source]
-        source: MappingError,
-    },
-    /// A value that must be an HTTP token, header or status is not one.
-    #[error("{what} {value:?} in {context} is not valid")]
-    Invalid {
-        /// What kind of value (header name, header value, status, method, authority).
-        what: &'static str,
-        /// The value.
-        value: String,
-        /// Where it was (route key, backend id, host).
-        context: String,
-    },
-}
+use crate::telemetry::metrics::RouteMetrics;
+use crate::upstream::balancer::{Balancer, Endpoint};
+use crate::upstream::origination::{H2cEndpoint, TlsOrigin};
+use crate::upstream::{HttpTarget, LiveBackend};
+use crate::validation::{RouteValidator, SchemaCache};
+use router::{Glob, HostRoutes, HostTable, Rule};
 
 /// The tables of one applied snapshot.
-pub(crate) struct Runtime {
+pub(crate) struct Tables {
     /// The snapshot itself, for `/config_dump`.
     pub snapshot: Arc<Snapshot>,
     pub hosts: HostTable<usize>,
-    pub stages: Vec<StageRuntime>,
+    pub stages: Vec<LiveStage>,
     /// Resource policies, API keys and authorizers.
     pub auth: crate::auth::AuthTables,
     /// Usage plans' throttles and quotas per key.
     pub plans: crate::limits::PlanLimits,
     /// TLS certificates by SNI name.
-    pub certificates: crate::tls::CertTable,
+    pub certificates: certs::CertTable,
     /// Backends by id (their endpoint state carries over to the next runtime).
-    pub backends: HashMap<String, Arc<BackendRuntime>>,
+    pub backends: HashMap<String, Arc<LiveBackend>>,
 }
 
 /// One stage.
-pub(crate) struct StageRuntime {
+pub(crate) struct LiveStage {
     /// `namespace/api/stage`.
     pub id: String,
     pub api: Arc<ApiConfig>,
     pub api_name: String,
     pub name: String,
-    pub main: DeploymentRuntime,
+    pub main: LiveDeployment,
     pub canary: Option<CanaryRuntime>,
     pub access_log: AccessLog,
     /// The stage's and its routes' token buckets (kept across swaps when unchanged).
@@ -135,100 +62,53 @@ pub(crate) struct StageRuntime {
     /// The stage's response cache (kept across swaps when its settings are unchanged).
     pub cache: Option<Arc<StageStore>>,
     /// The Api's CORS settings, pre-built.
-    pub cors: Option<Arc<crate::cors::CorsRuntime>>,
+    pub cors: Option<Arc<crate::cors::LiveCors>>,
 }
 
 /// The canary of a stage.
 pub(crate) struct CanaryRuntime {
     pub percent: f64,
     pub sticky: Option<Sticky>,
-    pub deployment: DeploymentRuntime,
+    pub deployment: LiveDeployment,
     /// Canary requests share the stage's cache entries.
     pub use_stage_cache: bool,
 }
 
 /// A deployment's route table.
-pub(crate) struct DeploymentRuntime {
+pub(crate) struct LiveDeployment {
     pub id: String,
     /// Stage variables in effect (authorizer and Lambda events, `$stageVariables` in mappings).
     pub variables: Arc<BTreeMap<String, String>>,
-    pub routes: RouteTable<RouteRuntime>,
+    pub routes: RouteTable<LiveRoute>,
 }
 
 /// One route, ready to answer.
-pub(crate) struct RouteRuntime {
+pub(crate) struct LiveRoute {
     pub key: String,
     pub api_key_required: bool,
     pub authorization: Option<causeway_snapshot::RouteAuthorization>,
     /// Cached metric handles of this route (labels fixed: api, stage, key, main|canary).
     pub metrics: Arc<RouteMetrics>,
-    pub integration: IntegrationRuntime,
+    pub integration: LiveIntegration,
     /// Request validation, when the route has any.
     pub validation: Option<RouteValidator>,
     /// Response caching, when the stage caches this route.
     pub cache: Option<RouteCache>,
 }
 
-/// A route's integration, pre-parsed.
-pub(crate) enum IntegrationRuntime {
-    HttpProxy(HttpProxyRuntime),
-    Mock(MockRuntime),
-    LambdaProxy(LambdaRuntime),
-}
-
-/// `HTTP_PROXY`, pre-parsed.
-pub(crate) struct HttpProxyRuntime {
-    pub backend: Arc<BackendRuntime>,
-    pub path: Option<Template>,
-    pub method: Option<Method>,
-    pub request_headers: HeaderMap,
-    pub timeout: Duration,
-    /// Request and response parameter mapping.
-    pub mapping: MappingRuntime,
-}
-
-/// `MOCK`, pre-parsed.
-pub(crate) struct MockRuntime {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Template,
-}
-
-/// A backend: where to connect and how to choose the endpoint.
-pub(crate) struct BackendRuntime {
-    pub id: String,
-    pub scheme: UpstreamScheme,
-    pub authority: HeaderValue,
-    pub balancer: Balancer,
-    /// The TLS client of an `https` backend.
-    pub tls: Option<Arc<TlsOrigin>>,
-    /// One h2c client per endpoint (same order as the balancer's) for a backend that speaks
-    /// HTTP/2 without TLS.
-    pub h2c: Option<Vec<Arc<H2cEndpoint>>>,
-}
-
-impl BackendRuntime {
-    /// An endpoint chosen by the backend's balancer, for calls outside the forwarding path
-    /// (authorizer functions); `None` when the backend has no endpoint.
-    pub fn next_endpoint(&self) -> Option<&str> {
-        let i = self.balancer.pick(0)?;
-        self.balancer.endpoints.get(i).map(|e| e.address.as_str())
-    }
-}
-
-impl Runtime {
+impl Tables {
     /// Builds every table; any invalid piece rejects the snapshot. Endpoint state (in-flight
     /// counts, outlier ejections) of `previous` carries over for the same backend and address;
     /// token buckets come from `limiters`, so unchanged throttles keep their counts; stage
     /// caches come from `caches`, so unchanged cache settings keep their entries.
     pub fn build(
         snapshot: Snapshot,
-        previous: Option<&Runtime>,
+        previous: Option<&Tables>,
         limiters: &Limiters,
         caches: &Caches,
     ) -> Result<Self, ApplyError> {
         let mut schemas = SchemaCache::default();
-        let backends: HashMap<String, Arc<BackendRuntime>> = snapshot
+        let backends: HashMap<String, Arc<LiveBackend>> = snapshot
             .backends
             .iter()
             .map(|(id, b)| {
@@ -282,8 +162,8 @@ impl Runtime {
             let cors = api
                 .cors
                 .as_ref()
-                .map(|c| Arc::new(crate::cors::CorsRuntime::new(c)));
-            stages.push(StageRuntime {
+                .map(|c| Arc::new(crate::cors::LiveCors::new(c)));
+            stages.push(LiveStage {
                 id: stage.id.clone(),
                 cors,
                 api,
@@ -358,7 +238,7 @@ impl Runtime {
         }
         let auth = crate::auth::AuthTables::build(&snapshot, &backends)?;
         let plans = crate::limits::PlanLimits::build(&snapshot.usage_plans, limiters);
-        let certificates = crate::tls::CertTable::build(&snapshot.certificates)?;
+        let certificates = certs::CertTable::build(&snapshot.certificates)?;
         Ok(Self {
             auth,
             plans,
@@ -374,8 +254,8 @@ impl Runtime {
 fn backend(
     id: &str,
     b: &Backend,
-    previous: Option<&BackendRuntime>,
-) -> Result<BackendRuntime, ApplyError> {
+    previous: Option<&LiveBackend>,
+) -> Result<LiveBackend, ApplyError> {
     let authority = HeaderValue::from_str(&b.authority).map_err(|_| ApplyError::Invalid {
         what: "authority",
         value: b.authority.clone(),
@@ -438,7 +318,7 @@ fn backend(
         ),
         _ => None,
     };
-    Ok(BackendRuntime {
+    Ok(LiveBackend {
         id: id.to_string(),
         scheme: b.scheme,
         authority,
@@ -448,7 +328,7 @@ fn backend(
     })
 }
 
-fn p_authority(previous: Option<&BackendRuntime>) -> &str {
+fn p_authority(previous: Option<&LiveBackend>) -> &str {
     previous
         .and_then(|p| p.authority.to_str().ok())
         .unwrap_or_default()
@@ -464,10 +344,10 @@ struct MetricLabels<'a> {
 fn deployment(
     stage: &str,
     d: &DeploymentConfig,
-    backends: &HashMap<String, Arc<BackendRuntime>>,
+    backends: &HashMap<String, Arc<LiveBackend>>,
     labels: &MetricLabels<'_>,
     schemas: &mut SchemaCache,
-) -> Result<DeploymentRuntime, ApplyError> {
+) -> Result<LiveDeployment, ApplyError> {
     let find_backend = |route: &str, id: &str| {
         backends
             .get(id)
@@ -500,21 +380,23 @@ fn deployment(
                         })?),
                         None => None,
                     };
-                IntegrationRuntime::HttpProxy(HttpProxyRuntime {
-                    backend,
-                    path: h.path.clone(),
-                    method,
-                    request_headers: header_map(&h.request_headers, &r.key)?,
-                    timeout: Duration::from_millis(u64::from(h.timeout_ms.max(1))),
-                    mapping: MappingRuntime::build(&h.request_parameters, &h.response_parameters)
+                LiveIntegration::HttpProxy(LiveHttpProxy {
+                    target: HttpTarget {
+                        backend,
+                        path: h.path.clone(),
+                        method,
+                        request_headers: header_map(&h.request_headers, &r.key)?,
+                        timeout: Duration::from_millis(u64::from(h.timeout_ms.max(1))),
+                    },
+                    mapping: LiveMapping::build(&h.request_parameters, &h.response_parameters)
                         .map_err(|source| ApplyError::Mapping {
-                        stage: stage.to_string(),
-                        route: r.key.clone(),
-                        source,
-                    })?,
+                            stage: stage.to_string(),
+                            route: r.key.clone(),
+                            source,
+                        })?,
                 })
             }
-            Integration::LambdaProxy(l) => IntegrationRuntime::LambdaProxy(LambdaRuntime {
+            Integration::LambdaProxy(l) => LiveIntegration::LambdaProxy(LiveLambda {
                 backend: find_backend(&r.key, &l.backend)?,
                 path: if l.path.starts_with('/') {
                     l.path.clone()
@@ -524,7 +406,7 @@ fn deployment(
                 payload_format: l.payload_format,
                 timeout: Duration::from_millis(u64::from(l.timeout_ms.max(1))),
             }),
-            Integration::Mock(m) => IntegrationRuntime::Mock(MockRuntime {
+            Integration::Mock(m) => LiveIntegration::Mock(LiveMock {
                 status: StatusCode::from_u16(m.status).map_err(|_| ApplyError::Invalid {
                     what: "status",
                     value: m.status.to_string(),
@@ -537,7 +419,7 @@ fn deployment(
         routes.push((
             r.key.clone(),
             r.matcher.clone(),
-            RouteRuntime {
+            LiveRoute {
                 metrics: Arc::new(RouteMetrics::new(
                     labels.api,
                     labels.stage,
@@ -568,7 +450,7 @@ fn deployment(
         key,
         source,
     })?;
-    Ok(DeploymentRuntime {
+    Ok(LiveDeployment {
         id: d.deployment_id.clone(),
         variables: Arc::new(d.variables.clone()),
         routes,

@@ -25,9 +25,9 @@ use http_body_util::BodyExt;
 use serde_json::{Map, Value, json};
 
 use crate::body::{ProxyBody, full};
-use crate::gateway_response::RequestError;
-use crate::mapping::RequestFacts;
-use crate::runtime::BackendRuntime;
+use crate::context::{RequestContext, query_pairs};
+use crate::error::RequestError;
+use crate::upstream::LiveBackend;
 
 /// The header the Lambda Runtime Interface Emulator sets when the function failed.
 const X_AMZ_FUNCTION_ERROR: &str = "x-amz-function-error";
@@ -35,8 +35,8 @@ const X_AMZ_FUNCTION_ERROR: &str = "x-amz-function-error";
 const MAX_ANSWER_BYTES: usize = 10 * 1024 * 1024;
 
 /// A `LAMBDA_PROXY` integration, pre-parsed.
-pub(crate) struct LambdaRuntime {
-    pub backend: std::sync::Arc<BackendRuntime>,
+pub(crate) struct LiveLambda {
+    pub backend: std::sync::Arc<LiveBackend>,
     pub path: String,
     pub payload_format: PayloadFormat,
     pub timeout: Duration,
@@ -54,9 +54,9 @@ pub(crate) struct Invoked {
 /// Builds the event, invokes the function and maps its answer.
 pub(crate) async fn invoke(
     client: &crate::upstream::Upstream,
-    lambda: &LambdaRuntime,
+    lambda: &LiveLambda,
     request: Request<ProxyBody>,
-    facts: &RequestFacts<'_>,
+    ctx: &RequestContext,
     binary_media_types: &[String],
 ) -> Invoked {
     let mut out = Invoked {
@@ -73,8 +73,8 @@ pub(crate) async fn invoke(
         }
     };
     let event = match lambda.payload_format {
-        PayloadFormat::V1 => event_v1(&parts, &body, facts, binary_media_types),
-        PayloadFormat::V2 => event_v2(&parts, &body, facts, binary_media_types),
+        PayloadFormat::V1 => event_v1(&parts, &body, ctx, binary_media_types),
+        PayloadFormat::V2 => event_v2(&parts, &body, ctx, binary_media_types),
     };
     out.response = send(client, lambda, event, &mut out.sent_at, &mut out.status).await;
     out
@@ -82,7 +82,7 @@ pub(crate) async fn invoke(
 
 async fn send(
     client: &crate::upstream::Upstream,
-    lambda: &LambdaRuntime,
+    lambda: &LiveLambda,
     event: Value,
     sent_at: &mut Option<Instant>,
     status: &mut Option<u16>,
@@ -216,24 +216,6 @@ fn event_body(headers: &HeaderMap, body: &Bytes, binary_media_types: &[String]) 
     )
 }
 
-/// Decoded query parameters in order (`+` is a space, `%XX` decoded).
-pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(pair), String::new()),
-        })
-        .collect()
-}
-
 fn string_map(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
     Value::Object(
         pairs
@@ -268,8 +250,9 @@ fn protocol(version: http::Version) -> &'static str {
     }
 }
 
-fn authorizer(facts: &RequestFacts<'_>) -> Option<Value> {
-    facts.authorizer.map(|a| Value::Object(a.clone()))
+fn authorizer(ctx: &RequestContext) -> Option<Value> {
+    let context = ctx.principal.authorizer_context();
+    (!context.is_empty()).then_some(Value::Object(context))
 }
 
 /// The route's resource path: the route key's path (`/pets/{id}`), or `$default`.
@@ -284,7 +267,7 @@ fn resource(route_key: &str) -> &str {
 fn event_v1(
     parts: &http::request::Parts,
     body: &Bytes,
-    facts: &RequestFacts<'_>,
+    ctx: &RequestContext,
     binary_media_types: &[String],
 ) -> Value {
     let mut single = Map::new();
@@ -309,39 +292,40 @@ fn event_v1(
         }
     }
     let (body, is_base64) = event_body(&parts.headers, body, binary_media_types);
-    let resource = resource(facts.route_key);
+    let resource = resource(ctx.route_key.as_deref().unwrap_or_default());
     let mut context = json!({
         "resourcePath": resource,
         "httpMethod": parts.method.as_str(),
         "path": parts.uri.path(),
-        "stage": facts.stage,
-        "requestId": facts.request_id,
-        "requestTime": crate::access_log::clf_time(facts.request_time),
-        "requestTimeEpoch": epoch_millis(facts.request_time),
-        "domainName": facts.domain_name,
-        "apiId": facts.api_id,
+        "stage": ctx.stage,
+        "requestId": ctx.request_id,
+        "requestTime": crate::context::clf_time(ctx.request_time),
+        "requestTimeEpoch": epoch_millis(ctx.request_time),
+        "domainName": ctx.domain_name,
+        "apiId": ctx.api_id,
         "protocol": protocol(parts.version),
         "identity": {
-            "sourceIp": facts.peer.ip().to_string(),
-            "userAgent": facts.user_agent,
+            "sourceIp": ctx.source_ip.to_string(),
+            "userAgent": ctx.user_agent,
         },
     });
-    if let (Some(a), Value::Object(c)) = (authorizer(facts), &mut context) {
+    if let (Some(a), Value::Object(c)) = (authorizer(ctx), &mut context) {
         c.insert("authorizer".into(), a);
     }
-    if let (Some(cert), Some(identity)) = (facts.client_cert, context.get_mut("identity")) {
+    if let (Some(cert), Some(identity)) = (ctx.client_cert.as_deref(), context.get_mut("identity"))
+    {
         identity["clientCert"] = client_cert(cert);
     }
     json!({
         "resource": resource,
-        "path": facts.stage_path,
+        "path": ctx.stage_path,
         "httpMethod": parts.method.as_str(),
         "headers": or_null(Value::Object(single)),
         "multiValueHeaders": or_null(Value::Object(multi)),
         "queryStringParameters": or_null(string_map(pairs)),
         "multiValueQueryStringParameters": or_null(Value::Object(query_multi)),
-        "pathParameters": or_null(string_map(facts.params.iter().cloned())),
-        "stageVariables": or_null(string_map(facts.variables.iter().map(|(k, v)| (k.clone(), v.clone())))),
+        "pathParameters": or_null(string_map(ctx.params.iter().cloned())),
+        "stageVariables": or_null(string_map(ctx.stage_variables.iter().map(|(k, v)| (k.clone(), v.clone())))),
         "requestContext": context,
         "body": body,
         "isBase64Encoded": is_base64,
@@ -349,7 +333,7 @@ fn event_v1(
 }
 
 /// The verified client certificate as API Gateway puts it in events (mutual TLS).
-fn client_cert(cert: &crate::tls::ClientCert) -> Value {
+fn client_cert(cert: &crate::context::ClientCert) -> Value {
     json!({
         "clientCertPem": cert.pem,
         "subjectDN": cert.subject_dn,
@@ -363,7 +347,7 @@ fn client_cert(cert: &crate::tls::ClientCert) -> Value {
 fn event_v2(
     parts: &http::request::Parts,
     body: &Bytes,
-    facts: &RequestFacts<'_>,
+    ctx: &RequestContext,
     binary_media_types: &[String],
 ) -> Value {
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
@@ -399,23 +383,23 @@ fn event_v2(
     }
     let (body, is_base64) = event_body(&parts.headers, body, binary_media_types);
     let mut context = json!({
-        "routeKey": facts.route_key,
-        "stage": facts.stage,
-        "requestId": facts.request_id,
-        "apiId": facts.api_id,
-        "domainName": facts.domain_name,
-        "domainPrefix": facts.domain_name.split('.').next().unwrap_or_default(),
-        "time": crate::access_log::clf_time(facts.request_time),
-        "timeEpoch": epoch_millis(facts.request_time),
+        "routeKey": ctx.route_key.as_deref().unwrap_or_default(),
+        "stage": ctx.stage,
+        "requestId": ctx.request_id,
+        "apiId": ctx.api_id,
+        "domainName": ctx.domain_name,
+        "domainPrefix": ctx.domain_name.as_deref().unwrap_or_default().split('.').next().unwrap_or_default(),
+        "time": crate::context::clf_time(ctx.request_time),
+        "timeEpoch": epoch_millis(ctx.request_time),
         "http": {
             "method": parts.method.as_str(),
             "path": parts.uri.path(),
             "protocol": protocol(parts.version),
-            "sourceIp": facts.peer.ip().to_string(),
-            "userAgent": facts.user_agent,
+            "sourceIp": ctx.source_ip.to_string(),
+            "userAgent": ctx.user_agent,
         },
     });
-    if let (Some(a), Value::Object(c)) = (authorizer(facts), &mut context) {
+    if let (Some(a), Value::Object(c)) = (authorizer(ctx), &mut context) {
         // HTTP APIs put JWT claims under `jwt` and a Lambda authorizer's context under `lambda`.
         let shaped = match a.get("claims") {
             Some(claims) if claims.is_object() => json!({
@@ -425,7 +409,7 @@ fn event_v2(
         };
         c.insert("authorizer".into(), shaped);
     }
-    if let (Some(cert), Value::Object(c)) = (facts.client_cert, &mut context) {
+    if let (Some(cert), Value::Object(c)) = (ctx.client_cert.as_deref(), &mut context) {
         c.insert(
             "authentication".into(),
             json!({ "clientCert": client_cert(cert) }),
@@ -433,7 +417,7 @@ fn event_v2(
     }
     let mut event = json!({
         "version": "2.0",
-        "routeKey": facts.route_key,
+        "routeKey": ctx.route_key.as_deref().unwrap_or_default(),
         "rawPath": parts.uri.path(),
         "rawQueryString": parts.uri.query().unwrap_or_default(),
         "headers": string_map(headers),
@@ -447,16 +431,20 @@ fn event_v2(
         if !query.is_empty() {
             e.insert("queryStringParameters".into(), string_map(query));
         }
-        if !facts.params.is_empty() {
+        if !ctx.params.is_empty() {
             e.insert(
                 "pathParameters".into(),
-                string_map(facts.params.iter().cloned()),
+                string_map(ctx.params.iter().cloned()),
             );
         }
-        if !facts.variables.is_empty() {
+        if !ctx.stage_variables.is_empty() {
             e.insert(
                 "stageVariables".into(),
-                string_map(facts.variables.iter().map(|(k, v)| (k.clone(), v.clone()))),
+                string_map(
+                    ctx.stage_variables
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                ),
             );
         }
         if !body.is_null() {
@@ -600,6 +588,7 @@ pub(crate) fn map_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::Principal;
 
     async fn body_text(response: Response<ProxyBody>) -> String {
         let bytes = response
@@ -679,42 +668,29 @@ mod tests {
         }
     }
 
-    fn facts<'a>(
-        authorizer: Option<&'a Map<String, Value>>,
-        variables: &'a BTreeMap<String, String>,
-    ) -> RequestFacts<'a> {
-        RequestFacts {
-            request_id: "r-1",
-            peer: std::net::SocketAddr::from(([203, 0, 113, 7], 4000)),
-            user_agent: "ua",
-            stage: "prod",
-            api_id: "default/pets",
-            domain_name: "api.test",
-            route_key: "GET /me",
-            stage_path: "/me",
-            params: &[],
-            variables,
-            request_time: SystemTime::now(),
-            authorizer,
-            client_cert: None,
-        }
+    fn facts(principal: Principal) -> RequestContext {
+        let peer = std::net::SocketAddr::from(([203, 0, 113, 7], 4000));
+        let mut ctx = RequestContext::new(&http::HeaderMap::new(), peer, &[], "http");
+        ctx.request_id = "r-1".into();
+        ctx.stage = Some("prod".into());
+        ctx.api_id = Some("default/pets".into());
+        ctx.domain_name = Some("api.test".into());
+        ctx.route_key = Some("GET /me".into());
+        ctx.stage_path = "/me".into();
+        ctx.principal = principal;
+        ctx
     }
 
     #[test]
     fn the_authorizer_context_reaches_both_event_formats_in_the_aws_shapes() {
         use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
         let (request, ()) = Request::get("/me").body(()).expect("request").into_parts();
-        let variables = BTreeMap::new();
-        let mut jwt = Map::new();
-        jwt.insert("claims".into(), json!({"sub": "user-1"}));
-        jwt.insert("scopes".into(), json!(["read"]));
-        let v2: ApiGatewayV2httpRequest = serde_json::from_value(event_v2(
-            &request,
-            &Bytes::new(),
-            &facts(Some(&jwt), &variables),
-            &[],
-        ))
-        .expect("v2 event");
+        let mut jwt = Principal::default();
+        jwt.claims.insert("sub".into(), json!("user-1"));
+        jwt.context.insert("scopes".into(), json!(["read"]));
+        let v2: ApiGatewayV2httpRequest =
+            serde_json::from_value(event_v2(&request, &Bytes::new(), &facts(jwt), &[]))
+                .expect("v2 event");
         let claims = v2
             .request_context
             .authorizer
@@ -723,12 +699,14 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(claims.get("sub").map(String::as_str), Some("user-1"));
 
-        let mut lambda_ctx = Map::new();
-        lambda_ctx.insert("principalId".into(), json!("p-9"));
+        let lambda_ctx = Principal {
+            principal_id: Some("p-9".into()),
+            ..Principal::default()
+        };
         let v2: ApiGatewayV2httpRequest = serde_json::from_value(event_v2(
             &request,
             &Bytes::new(),
-            &facts(Some(&lambda_ctx), &variables),
+            &facts(lambda_ctx.clone()),
             &[],
         ))
         .expect("v2 event");
@@ -739,12 +717,7 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(fields.get("principalId"), Some(&json!("p-9")));
 
-        let raw = event_v1(
-            &request,
-            &Bytes::new(),
-            &facts(Some(&lambda_ctx), &variables),
-            &[],
-        );
+        let raw = event_v1(&request, &Bytes::new(), &facts(lambda_ctx.clone()), &[]);
         assert_eq!(raw["requestContext"]["authorizer"]["principalId"], "p-9");
         let _: ApiGatewayProxyRequest = serde_json::from_value(raw).expect("v1 event");
     }

@@ -8,8 +8,8 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use crate::Shared;
 use crate::body::{ProxyBody, full};
+use crate::state::Shared;
 
 /// Field-name fragments (lowercase, without `_` or `-`) whose values `/config_dump` blanks.
 const SECRET_FIELD_MARKERS: [&str; 4] = ["privatekey", "keypem", "secret", "password"];
@@ -23,7 +23,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     }
     match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" => match shared.runtime.load().as_ref() {
+        "/readyz" => match shared.tables.load().as_ref() {
             Some(runtime) => text(
                 StatusCode::OK,
                 &format!("ready version={}\n", runtime.snapshot.version),
@@ -41,7 +41,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
             r
         }
         "/config_dump" => {
-            let runtime = shared.runtime.load_full();
+            let runtime = shared.tables.load_full();
             let mut dump = match runtime.as_deref() {
                 Some(runtime) => {
                     serde_json::to_value(runtime.snapshot.as_ref()).unwrap_or(Value::Null)

@@ -92,8 +92,6 @@ pub(crate) struct Metrics {
     pub response_bytes: Family<ByteLabels, Counter>,
     /// Open downstream connections on the traffic listener.
     pub active_connections: Gauge,
-    /// Response cache hits, misses, evictions and size.
-    pub cache: crate::cache::CacheMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -152,9 +150,7 @@ impl Metrics {
             "Open downstream connections on the traffic listener",
             active_connections.clone(),
         );
-        let cache = crate::cache::CacheMetrics::register(&mut registry);
         Self {
-            cache,
             registry,
             requests,
             request_duration,
@@ -165,6 +161,11 @@ impl Metrics {
             response_bytes,
             active_connections,
         }
+    }
+
+    /// The registry, for components that register their own metrics (the response cache).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// Registers a counter owned by another component.

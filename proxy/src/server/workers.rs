@@ -1,6 +1,7 @@
 //! Thread-per-core serving (`ProxyConfig::workers` > 1), the way nginx runs workers: N OS
 //! threads, each with its own single-threaded tokio runtime, accepting on the same listening
-//! socket and owning its own upstream connection pool. A request then lives on one thread from
+//! socket and owning its own upstream connection pool (handed to the pipeline with each
+//! request). A request then lives on one thread from
 //! accept to upstream and back: no work stealing, no cross-thread wake-ups between the client
 //! connection's task and the upstream connection's task (in the benchmark those wake-ups —
 //! futex calls and context switches — were the largest cost after the kernel's TCP work).
@@ -13,19 +14,10 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::pipeline;
+use crate::server::accept;
+use crate::state::Shared;
 use crate::upstream::Upstream;
-use crate::{Shared, pipeline, server};
-
-thread_local! {
-    /// The upstream client of this worker thread, if this is a worker thread.
-    static WORKER_UPSTREAM: std::cell::RefCell<Option<Arc<Upstream>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// The upstream client to use on this thread: the worker's own, else the shared one.
-pub(crate) fn upstream() -> Option<Arc<Upstream>> {
-    WORKER_UPSTREAM.with(|w| w.borrow().clone())
-}
 
 /// Serves `listener` on `workers` threads until `shutdown` completes, then lets every worker
 /// drain.
@@ -56,13 +48,12 @@ pub(crate) async fn serve(
                                 &shared.config,
                                 shared.upstream.connect_errors.clone(),
                             ));
-                            WORKER_UPSTREAM.with(|w| *w.borrow_mut() = Some(upstream));
                             let stopped = async move {
                                 let _ = stop.wait_for(|s| *s).await;
                             };
                             // As a task, not as the `block_on` future: wake-ups of the
                             // `block_on` future go through the driver's eventfd.
-                            tokio::spawn(serve_one(shared, listener, stopped))
+                            tokio::spawn(serve_one(shared, upstream, listener, stopped))
                                 .await
                                 .map_err(std::io::Error::other)?
                         })
@@ -94,12 +85,13 @@ pub(crate) async fn serve(
 /// One worker's accept loop (the same as the single-runtime one).
 async fn serve_one(
     shared: Arc<Shared>,
+    upstream: Arc<Upstream>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let config = &shared.config;
-    let settings = server::ListenerSettings {
-        builder: server::builder(config),
+    let settings = accept::ListenerSettings {
+        builder: accept::builder(config),
         tls: None,
         handshake_timeout: config.header_read_timeout,
         permits: Some(Arc::clone(&shared.connections)),
@@ -107,8 +99,14 @@ async fn serve_one(
         drain_timeout: config.drain_timeout,
     };
     let handler_shared = Arc::clone(&shared);
-    server::accept_loop(listener, shutdown, settings, move |request, peer| {
-        pipeline::handle(Arc::clone(&handler_shared), request, peer, "http")
+    accept::accept_loop(listener, shutdown, settings, move |request, peer| {
+        pipeline::handle(
+            Arc::clone(&handler_shared),
+            Arc::clone(&upstream),
+            request,
+            peer,
+            "http",
+        )
     })
     .await
 }

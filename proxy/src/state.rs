@@ -1,0 +1,79 @@
+//! The proxy's long-lived state: what every connection shares and what outlives a snapshot
+//! (upstream pools, limiters, caches, quota counters, metrics), next to the current tables.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::Semaphore;
+
+use crate::config::ProxyConfig;
+use crate::telemetry::{access_log, metrics};
+use crate::{auth, cache, limits, tables, upstream};
+
+/// State shared by every connection of one proxy.
+pub(crate) struct Shared {
+    pub(crate) config: ProxyConfig,
+    pub(crate) tables: ArcSwapOption<tables::Tables>,
+    pub(crate) metrics: metrics::Metrics,
+    pub(crate) upstream: Arc<upstream::Upstream>,
+    pub(crate) access_log: access_log::AccessLogger,
+    pub(crate) connections: Arc<Semaphore>,
+    pub(crate) auth: auth::AuthState,
+    /// Token buckets that outlive snapshots (see `limits`).
+    pub(crate) limiters: limits::Limiters,
+    /// The gateway-wide bucket, if configured.
+    pub(crate) gateway_throttle: Option<Arc<limits::TokenBucket>>,
+    /// Stage response caches that outlive snapshots (see `cache`).
+    pub(crate) caches: cache::Caches,
+    /// Quota counters (Redis-shared or local).
+    pub(crate) quotas: limits::quota::Quotas,
+    /// Usage per key per day.
+    pub(crate) usage: limits::usage::Usage,
+    /// Whether the usage flush task runs.
+    pub(crate) usage_flush_started: std::sync::atomic::AtomicBool,
+    /// The HTTPS listener's own cap: a listener waits for a permit before `accept`, so two
+    /// listeners sharing one semaphore could starve each other.
+    pub(crate) tls_connections: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// Everything a proxy needs before its first snapshot.
+    pub fn new(config: ProxyConfig) -> Self {
+        let mut metrics = metrics::Metrics::new();
+        let upstream = Arc::new(upstream::Upstream::new(&config));
+        metrics.register_counter(
+            "causeway_proxy_upstream_connect_errors",
+            "Failed TCP connects to upstream endpoints (each attempt)",
+            upstream.connect_errors.clone(),
+        );
+        let quotas = match config.redis_url.as_deref() {
+            None => limits::quota::Quotas::local(),
+            Some(url) => {
+                limits::quota::Quotas::redis(url, config.redis_timeout).unwrap_or_else(|error| {
+                    tracing::error!(%error, "quotas are counted per replica");
+                    limits::quota::Quotas::local()
+                })
+            }
+        };
+        quotas.register_metrics(&mut metrics);
+        let cache_metrics = cache::CacheMetrics::register(metrics.registry_mut());
+        Shared {
+            caches: cache::Caches::new(cache_metrics),
+            metrics,
+            upstream,
+            access_log: access_log::AccessLogger::new(config.access_log.clone()),
+            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            tls_connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            tables: ArcSwapOption::empty(),
+            auth: auth::AuthState::new(),
+            limiters: limits::Limiters::default(),
+            quotas,
+            usage: limits::usage::Usage::default(),
+            usage_flush_started: std::sync::atomic::AtomicBool::new(false),
+            gateway_throttle: config
+                .gateway_throttle
+                .map(|t| Arc::new(limits::TokenBucket::new(t, std::time::Instant::now()))),
+            config,
+        }
+    }
+}
