@@ -539,6 +539,21 @@ fn aws_integration(i: &IntegrationSpec, namespace: &str, route_path: &str) -> Va
                 o.insert("responses".into(), json!({"default": default}));
             }
         }
+        IntegrationType::Lambda => {
+            o.insert("type".into(), json!("aws"));
+            o.insert("httpMethod".into(), json!("POST"));
+            let function = i
+                .backend_ref
+                .as_ref()
+                .map(|b| b.name.clone())
+                .unwrap_or_else(|| "function".into());
+            o.insert(
+                "uri".into(),
+                json!(format!(
+                    "arn:aws:apigateway:causeway:lambda:path/2015-03-31/functions/arn:aws:lambda:causeway:{namespace}:function:{function}/invocations"
+                )),
+            );
+        }
         IntegrationType::LambdaProxy => {
             o.insert("type".into(), json!("aws_proxy"));
             o.insert("httpMethod".into(), json!("POST"));
@@ -585,6 +600,41 @@ fn aws_integration(i: &IntegrationSpec, namespace: &str, route_path: &str) -> Va
             o.insert("responses".into(), json!({"default": default}));
             o.insert("passthroughBehavior".into(), json!("when_no_match"));
         }
+    }
+    // Non-proxy mapping, as API Gateway writes it.
+    if !i.request_templates.is_empty() {
+        o.insert("requestTemplates".into(), json!(i.request_templates));
+    }
+    if let Some(p) = i.passthrough_behavior
+        && let Ok(Value::String(p)) = serde_json::to_value(p)
+    {
+        o.insert("passthroughBehavior".into(), json!(p.to_ascii_lowercase()));
+    }
+    if let Some(c) = i.content_handling {
+        o.insert("contentHandling".into(), serde_json::to_value(c).unwrap_or(Value::Null));
+    }
+    if !i.integration_responses.is_empty() {
+        let mut responses = Map::new();
+        for r in &i.integration_responses {
+            let mut x = Map::new();
+            x.insert("statusCode".into(), json!(r.status_code.to_string()));
+            if !r.response_parameters.is_empty() {
+                x.insert("responseParameters".into(), json!(r.response_parameters));
+            }
+            if !r.response_templates.is_empty() {
+                x.insert("responseTemplates".into(), json!(r.response_templates));
+            }
+            if let Some(c) = r.content_handling {
+                x.insert("contentHandling".into(), serde_json::to_value(c).unwrap_or(Value::Null));
+            }
+            let key = r
+                .selection_pattern
+                .clone()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "default".into());
+            responses.insert(key, Value::Object(x));
+        }
+        o.insert("responses".into(), Value::Object(responses));
     }
     if let Some(t) = i.timeout_millis
         && i.type_ != IntegrationType::Mock

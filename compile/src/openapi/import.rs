@@ -6,14 +6,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::api::{
-    ApiKeySource, CorsSpec, GatewayResponseSpec, GatewayResponseType, ModelSpec, ResourcePolicy,
+    ApiKeySource, ApiType, CorsSpec, GatewayResponseSpec, GatewayResponseType, ModelSpec, ResourcePolicy,
 };
 use causeway_crds::authorizer::{
     AuthorizerResponseFormat, AuthorizerType, FunctionAuthorizerSpec, JwtSpec, SigV4Spec,
 };
 use causeway_crds::common::{ApiRef, ObjectRef, SecretRef};
 use causeway_crds::route::{
-    IntegrationSpec, IntegrationType, MockSpec, PayloadFormatVersion, RequestValidationSpec,
+    IntegrationResponseSpec, IntegrationSpec, IntegrationType, MockSpec, PayloadFormatVersion,
+    RequestValidationSpec,
 };
 use causeway_crds::stage::RouteSettings;
 use causeway_crds::{Api, ApiSpec, Authorizer, AuthorizerSpec, Route, RouteSpec, Stage, StageSpec};
@@ -376,6 +377,11 @@ impl Importer<'_> {
         if exact {
             return spec;
         }
+        spec.api_type = Some(if self.http_api {
+            ApiType::Http
+        } else {
+            ApiType::Rest
+        });
         let p = "/x-amazon-apigateway-api-key-source";
         match root.get("x-amazon-apigateway-api-key-source") {
             None => {}
@@ -1819,6 +1825,10 @@ impl Importer<'_> {
             response_parameters: BTreeMap::new(),
             mock: None,
             payload_format_version: None,
+            request_templates: BTreeMap::new(),
+            passthrough_behavior: None,
+            content_handling: None,
+            integration_responses: Vec::new(),
         };
         let templates = o
             .get("requestTemplates")
@@ -1849,21 +1859,6 @@ impl Importer<'_> {
                     "proxy integrations pass bodies through untouched; AWS ignores it on them too",
                 );
             }
-            if let Some(x) = o.get(k)
-                && !proxy_like
-                && type_ != "mock"
-            {
-                let default = k == "passthroughBehavior"
-                    && x.as_str().is_some_and(|s| {
-                        !s.eq_ignore_ascii_case("never") && templates.is_none()
-                    });
-                if !default {
-                    self.notes.dropped(
-                        &child(at, k),
-                        format!("{k} needs the mapping-template engine, not built on this branch"),
-                    );
-                }
-            }
         }
         match type_.as_str() {
             "http_proxy" | "http" => {
@@ -1873,16 +1868,25 @@ impl Importer<'_> {
                     IntegrationType::HttpProxy
                 };
                 if type_ == "http" {
-                    if let Some(t) = templates {
-                        for ct in t.keys() {
-                            self.notes.dropped(
-                                &child(&child(at, "requestTemplates"), ct),
-                                "request mapping templates (VTL) are not built on this branch: the operation is not carried over",
-                            );
-                        }
-                        return None;
-                    }
-                    if !self.http_responses(responses, at, &mut spec) {
+                    let simple_responses = responses.is_none_or(|r| {
+                        r.iter().all(|(k, v)| {
+                            k == "default"
+                                && v.get("responseTemplates")
+                                    .and_then(Value::as_object)
+                                    .is_none_or(|t| t.values().all(|x| x.as_str() == Some("")))
+                        })
+                    });
+                    let never = o
+                        .get("passthroughBehavior")
+                        .and_then(Value::as_str)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("never"));
+                    if templates.is_some()
+                        || !simple_responses
+                        || never
+                        || o.contains_key("contentHandling")
+                    {
+                        self.mapping_fields(o, at, &mut spec);
+                    } else if !self.http_responses(responses, at, &mut spec) {
                         return None;
                     }
                 }
@@ -1940,11 +1944,31 @@ impl Importer<'_> {
             }
             "mock" => self.mock(o, at, route_key, spec),
             "aws" => {
-                self.notes.dropped(
-                    at,
-                    "AWS service and Lambda non-proxy integrations need mapping templates (VTL), not built on this branch: the operation is not carried over",
-                );
-                None
+                let uri = o.get("uri").and_then(Value::as_str).unwrap_or("");
+                let Some(arn) = lambda_arn(uri) else {
+                    self.notes.dropped(
+                        &child(at, "uri"),
+                        format!("{uri:?} is an AWS service integration (only Lambda functions can run here): the operation is not carried over"),
+                    );
+                    return None;
+                };
+                let Some(target) = self.mapping.function(&arn).cloned() else {
+                    self.notes.dropped(
+                        &child(at, "uri"),
+                        format!("Lambda function {arn} is not in the mapping file's `lambda` section: the operation is not carried over"),
+                    );
+                    return None;
+                };
+                spec.type_ = IntegrationType::Lambda;
+                apply_function(&mut spec, &target);
+                self.mapping_fields(o, at, &mut spec);
+                if o.contains_key("requestParameters") {
+                    self.notes.dropped(
+                        &child(at, "requestParameters"),
+                        "Lambda non-proxy integrations take their input from the request template only",
+                    );
+                }
+                Some(spec)
             }
             other => {
                 self.notes.dropped(
@@ -1953,6 +1977,92 @@ impl Importer<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// API Gateway's non-proxy fields, carried over as they are: `requestTemplates`,
+    /// `passthroughBehavior`, `contentHandling` and `responses` (integration responses with
+    /// selection patterns, parameters and templates). Compile parses the templates and decides
+    /// whether the route is served.
+    fn mapping_fields(&mut self, o: &Map<String, Value>, at: &str, spec: &mut IntegrationSpec) {
+        if let Some(t) = o.get("requestTemplates").and_then(Value::as_object) {
+            for (ct, body) in t {
+                match body.as_str() {
+                    Some(b) => {
+                        spec.request_templates.insert(ct.clone(), b.to_string());
+                    }
+                    None => self.notes.dropped(
+                        &child(&child(at, "requestTemplates"), ct),
+                        "a template must be a string",
+                    ),
+                }
+            }
+        }
+        let enum_of = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .map(|s| Value::String(s.to_ascii_uppercase()))
+        };
+        if let Some(v) = enum_of(o.get("passthroughBehavior")) {
+            match serde_json::from_value(v) {
+                Ok(p) => spec.passthrough_behavior = Some(p),
+                Err(_) => self.notes.dropped(
+                    &child(at, "passthroughBehavior"),
+                    "must be when_no_match, when_no_templates or never",
+                ),
+            }
+        }
+        if let Some(v) = enum_of(o.get("contentHandling")) {
+            match serde_json::from_value(v) {
+                Ok(c) => spec.content_handling = Some(c),
+                Err(_) => self.notes.dropped(
+                    &child(at, "contentHandling"),
+                    "must be CONVERT_TO_TEXT or CONVERT_TO_BINARY",
+                ),
+            }
+        }
+        let Some(responses) = o.get("responses").and_then(Value::as_object) else {
+            return;
+        };
+        let rat = child(at, "responses");
+        for (pattern, r) in responses {
+            let pat = child(&rat, pattern);
+            let Some(r) = r.as_object() else {
+                self.notes.dropped(&pat, "an integration response must be a mapping");
+                continue;
+            };
+            leftover_keys(
+                r,
+                &pat,
+                &["statusCode", "responseParameters", "responseTemplates", "contentHandling"],
+                &[],
+                &mut self.notes,
+            );
+            let Some(status) = r
+                .get("statusCode")
+                .and_then(as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+            else {
+                self.notes.dropped(&pat, "an integration response needs a statusCode");
+                continue;
+            };
+            let map = |k: &str| -> BTreeMap<String, String> {
+                r.get(k)
+                    .and_then(Value::as_object)
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            spec.integration_responses.push(IntegrationResponseSpec {
+                selection_pattern: (pattern != "default").then(|| pattern.clone()),
+                status_code: status,
+                response_parameters: map("responseParameters"),
+                response_templates: map("responseTemplates"),
+                content_handling: enum_of(r.get("contentHandling"))
+                    .and_then(|v| serde_json::from_value(v).ok()),
+            });
         }
     }
 
@@ -2166,7 +2276,6 @@ impl Importer<'_> {
     ) -> Option<IntegrationSpec> {
         spec.type_ = IntegrationType::Mock;
         spec.timeout_millis = None;
-        let tat = child(at, "requestTemplates");
         let selected = match o.get("requestTemplates").and_then(Value::as_object) {
             None => 200,
             Some(t) => {
@@ -2182,11 +2291,8 @@ impl Importer<'_> {
                     Some(s) => s,
                     None if template.trim().is_empty() => 200,
                     None => {
-                        self.notes.dropped(
-                            &tat,
-                            "a mock request template other than {\"statusCode\": N} needs the mapping-template engine, not built on this branch: the operation is not carried over",
-                        );
-                        return None;
+                        self.mapping_fields(o, at, &mut spec);
+                        return Some(spec);
                     }
                 }
             }
@@ -2244,11 +2350,10 @@ impl Importer<'_> {
                     if let Some((ct, body)) = chosen {
                         let body = body.as_str().unwrap_or("");
                         if body.contains('$') || has_vtl_directives(body) {
-                            self.notes.dropped(
-                                &child(&child(&pat, "responseTemplates"), ct),
-                                "a mock response template with VTL needs the mapping-template engine, not built on this branch: the operation is not carried over",
-                            );
-                            return None;
+                            // Not a static answer: the templates are evaluated per request.
+                            self.notes = std::mem::take(&mut self.notes).without_prefix(at);
+                            self.mapping_fields(o, at, &mut spec);
+                            return Some(spec);
                         }
                         if !body.is_empty() {
                             mock.body = Some(body.to_string());
@@ -2482,6 +2587,7 @@ fn cidr(s: &str) -> String {
 fn empty_api_spec() -> ApiSpec {
     ApiSpec {
         protocol: None,
+        api_type: None,
         description: None,
         execute_api_endpoint: None,
         api_key_source: None,

@@ -119,6 +119,13 @@ impl Notes {
         self.add(NoteKind::Security, pointer, message);
     }
 
+    /// Drops the notes under a pointer (when a construct is carried over after all).
+    pub(crate) fn without_prefix(mut self, prefix: &str) -> Self {
+        self.notes
+            .retain(|n| !(n.pointer.starts_with(prefix) && n.kind == NoteKind::Ignored));
+        self
+    }
+
     /// The notes in document order of their pointers, duplicates removed.
     pub(crate) fn into_sorted(mut self) -> Vec<Note> {
         self.notes.sort_by(|a, b| {
