@@ -471,7 +471,7 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
         "[#/a-z{}+.$'~]{0,24}".prop_map(Value::String),
         Just(Value::String("#/components/schemas/Pet".into())),
@@ -518,4 +518,206 @@ proptest! {
         let _ = import(&value.to_string(), &ImportOptions::default());
         let _ = import(&text, &ImportOptions::default());
     }
+}
+
+/// The pinned validator (tests/requirements.txt), and how to install it.
+const VALIDATOR_INSTALL: &str = "python3 -m pip install -r tests/requirements.txt";
+
+#[test]
+fn every_export_is_a_valid_document_for_openapi_spec_validator() {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        _ => panic!(
+            "openapi-spec-validator (PyPI) is missing: run `{VALIDATOR_INSTALL}` (scripts/test.sh does)"
+        ),
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("openapi-exports");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let mut files = Vec::new();
+    for (name, inventory) in round_trip_sources() {
+        let slug: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        for api in &inventory.apis {
+            for (format, fname) in [(ExportFormat::Oas30, "oas30"), (ExportFormat::Swagger20, "swagger20")] {
+                for aws in [false, true] {
+                    let exported = export(
+                        api,
+                        &inventory.routes,
+                        &inventory.authorizers,
+                        &ExportOptions {
+                            format,
+                            aws_extensions: aws,
+                            server_url: Some("http://api.default.localhost:8080/prod".into()),
+                        },
+                    );
+                    let path = dir.join(format!(
+                        "{slug}-{}-{fname}-{}.json",
+                        api.metadata.name.as_deref().unwrap_or("api"),
+                        if aws { "aws" } else { "plain" }
+                    ));
+                    std::fs::write(&path, serde_json::to_string_pretty(&exported.document).expect("json"))
+                        .expect("write");
+                    files.push(path);
+                }
+            }
+        }
+    }
+    let script = r#"
+import json, sys
+from openapi_spec_validator import validate
+bad = 0
+for path in sys.argv[1:]:
+    try:
+        validate(json.load(open(path)))
+    except Exception as e:
+        bad += 1
+        print(f"{path}: {str(e).splitlines()[0]}")
+print(f"{len(sys.argv) - 1 - bad} of {len(sys.argv) - 1} valid")
+sys.exit(1 if bad else 0)
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(&files)
+        .output()
+        .expect("run python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refused exports:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(files.len() >= 80, "{} exports", files.len());
+}
+
+const DEFINITION_DOC: &str = r#"
+openapi: 3.0.1
+info: {title: pets, version: "1"}
+paths:
+  /pets:
+    get:
+      responses: {}
+      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: "http://pets.shop.svc:80/pets"}
+    post:
+      responses: {}
+      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: POST, uri: "http://pets.shop.svc:80/pets"}
+x-amazon-apigateway-cors: {allowOrigins: ["https://pets.example.com"]}
+"#;
+
+fn definition_inventory(definition: &str, extra: &str) -> Inventory {
+    let mut inventory = Inventory::default();
+    let yaml = format!(
+        r#"
+apiVersion: causeway.dev/v1alpha1
+kind: Api
+metadata: {{name: pets, namespace: shop}}
+spec:
+  definition:
+{definition}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: pets, namespace: shop}}
+spec: {{ports: [{{name: http, port: 80}}]}}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Stage
+metadata: {{name: prod, namespace: shop}}
+spec: {{apiRef: {{name: pets}}, autoDeploy: true}}
+{extra}"#
+    );
+    inventory.add_yaml("t.yaml", &yaml).expect("parses");
+    inventory
+}
+
+fn definition_condition(compiled: &Compiled) -> causeway_crds::Condition {
+    compiled
+        .statuses
+        .iter()
+        .find(|s| s.kind == Kind::Api)
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "DefinitionImported"))
+        .cloned()
+        .expect("a DefinitionImported condition")
+}
+
+fn served_keys(compiled: &Compiled) -> Vec<String> {
+    compiled.snapshot.stages[0]
+        .main
+        .routes
+        .iter()
+        .map(|r| r.key.clone())
+        .collect()
+}
+
+#[test]
+fn an_api_definition_in_a_config_map_is_compiled_with_route_crs_winning_on_the_same_key() {
+    let config_map = format!(
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: pets-openapi, namespace: shop}}\ndata:\n  openapi.yaml: |\n{}\n---\napiVersion: causeway.dev/v1alpha1\nkind: Route\nmetadata: {{name: create, namespace: shop}}\nspec:\n  apiRef: {{name: pets}}\n  routeKey: POST /pets\n  integration: {{type: MOCK, mock: {{statusCode: 201}}}}\n",
+        DEFINITION_DOC
+            .lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let inventory = definition_inventory(
+        "    configMapRef: {name: pets-openapi, key: openapi.yaml}",
+        &config_map,
+    );
+    let compiled = compile(&inventory, &CompileOptions::default());
+    let c = definition_condition(&compiled);
+    assert_eq!(c.status, "True", "{}", c.message);
+    assert!(c.message.contains("Route CRs replace POST /pets"), "{}", c.message);
+    let mut keys = served_keys(&compiled);
+    keys.sort();
+    assert_eq!(keys, ["GET /pets", "POST /pets"]);
+    let post = compiled.snapshot.stages[0]
+        .main
+        .routes
+        .iter()
+        .find(|r| r.key == "POST /pets")
+        .expect("POST");
+    assert!(
+        serde_json::to_string(&post.integration).unwrap_or_default().contains("201"),
+        "the Route CR (a MOCK 201) answers POST /pets"
+    );
+    assert!(compiled.snapshot.apis[0].cors.is_some(), "CORS from the document");
+    assert!(
+        compiled.statuses.iter().all(|s| !s.name.starts_with("definition.")),
+        "generated objects have no status of their own"
+    );
+}
+
+#[test]
+fn an_api_definition_that_cannot_be_imported_is_reported_in_the_api_status_and_serves_nothing_of_it()
+ {
+    let doc = DEFINITION_DOC.replace(
+        "x-amazon-apigateway-cors",
+        "security: [{oauth: []}]\ncomponents: {securitySchemes: {oauth: {type: oauth2, flows: {}}}}\nx-amazon-apigateway-cors",
+    );
+    let inline = format!(
+        "    inline: |\n{}",
+        doc.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
+    );
+    let compiled = compile(&definition_inventory(&inline, ""), &CompileOptions::default());
+    let c = definition_condition(&compiled);
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "InvalidDefinition"));
+    assert!(c.message.contains("/security/0/oauth"), "{}", c.message);
+    assert!(compiled.snapshot.stages.is_empty() || served_keys(&compiled).is_empty());
+}
+
+#[test]
+fn a_missing_definition_config_map_is_definition_not_found() {
+    let compiled = compile(
+        &definition_inventory("    configMapRef: {name: nope, key: openapi.yaml}", ""),
+        &CompileOptions::default(),
+    );
+    let c = definition_condition(&compiled);
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "DefinitionNotFound"));
 }

@@ -472,6 +472,8 @@ fn api_extensions(api: &Api, validators: &BTreeSet<&str>, doc: &mut Map<String, 
         && let Some(o) = exact.as_object_mut()
     {
         o.remove("models");
+        // The document is what the definition imported; writing it again would nest it.
+        o.remove("definition");
         doc.insert(cx::API.into(), exact);
     }
 }

@@ -2598,6 +2598,7 @@ fn empty_api_spec() -> ApiSpec {
         max_body_bytes: None,
         models: Vec::new(),
         route_selection_expression: None,
+        definition: None,
     }
 }
 
