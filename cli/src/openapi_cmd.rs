@@ -285,10 +285,7 @@ fn export_from_files(args: &ExportArgs, path: &Path) -> anyhow::Result<()> {
     let compiled = compile(&inventory, &options);
     let accepted = |kind: Kind, name: &Option<String>| {
         compiled.statuses.iter().any(|s| {
-            s.kind == kind
-                && s.namespace == ns
-                && Some(&s.name) == name.as_ref()
-                && s.is_accepted()
+            s.kind == kind && s.namespace == ns && Some(&s.name) == name.as_ref() && s.is_accepted()
         })
     };
     let routes: Vec<Route> = inventory
@@ -314,8 +311,7 @@ fn export_from_files(args: &ExportArgs, path: &Path) -> anyhow::Result<()> {
                 .filter(|s| {
                     s.metadata.namespace.as_deref() == Some(ns.as_str())
                         && s.spec.api_ref.name == args.api
-                        && s.spec.stage_name.as_ref().or(s.metadata.name.as_ref())
-                            == Some(stage)
+                        && s.spec.stage_name.as_ref().or(s.metadata.name.as_ref()) == Some(stage)
                 })
                 .find_map(|s| {
                     compiled.statuses.iter().find_map(|st| match &st.detail {
@@ -329,9 +325,11 @@ fn export_from_files(args: &ExportArgs, path: &Path) -> anyhow::Result<()> {
                         _ => None,
                     })
                 });
-            Some(url.with_context(|| {
-                format!("Api {ns}/{} has no accepted stage {stage}", args.api)
-            })?)
+            Some(
+                url.with_context(|| {
+                    format!("Api {ns}/{} has no accepted stage {stage}", args.api)
+                })?,
+            )
         }
     };
     write_export(args, &api, &routes, &authorizers, server_url)
@@ -364,7 +362,10 @@ async fn export_from_cluster(args: &ExportArgs) -> anyhow::Result<()> {
     let server_url = match &args.stage {
         None => None,
         Some(s) => Some(objects.stage_url(s).with_context(|| {
-            format!("Stage {s} of Api {ns}/{} has no URL in its status", args.api)
+            format!(
+                "Stage {s} of Api {ns}/{} has no URL in its status",
+                args.api
+            )
         })?),
     };
     write_export(

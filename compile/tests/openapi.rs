@@ -137,11 +137,7 @@ fn golden_text(result: &Result<Imported, ImportError>) -> String {
     match result {
         Ok(imported) => {
             let notes: Vec<String> = imported.notes.iter().map(|n| n.to_string()).collect();
-            format!(
-                "{}\n# notes\n{}\n",
-                imported.to_yaml(),
-                notes.join("\n")
-            )
+            format!("{}\n# notes\n{}\n", imported.to_yaml(), notes.join("\n"))
         }
         Err(e) => format!("# refused\n{e}\n"),
     }
@@ -152,10 +148,17 @@ fn every_corpus_document_imports_and_compiles_with_every_object_accepted_or_is_r
  {
     let cases = corpus();
     let expected = expected();
-    assert!(cases.len() >= 20, "the corpus has {} documents", cases.len());
+    assert!(
+        cases.len() >= 20,
+        "the corpus has {} documents",
+        cases.len()
+    );
     let (mut served, mut refused, mut templated) = (0, 0, 0);
     let mut counts: BTreeMap<NoteKind, usize> = BTreeMap::new();
-    println!("{:<40} {:<8} {:>6} {:>7} {:>8} {:>8}", "DOCUMENT", "RESULT", "ROUTES", "DROPPED", "SECURITY", "IGNORED");
+    println!(
+        "{:<40} {:<8} {:>6} {:>7} {:>8} {:>8}",
+        "DOCUMENT", "RESULT", "ROUTES", "DROPPED", "SECURITY", "IGNORED"
+    );
     for case in &cases {
         let want = expected
             .get(case.name.as_str())
@@ -250,12 +253,16 @@ fn every_corpus_document_imports_and_compiles_with_every_object_accepted_or_is_r
 
 #[test]
 fn an_unmapped_lambda_authorizer_fails_the_import_unless_insecure_drop_is_allowed() {
-    let text = std::fs::read_to_string(corpus_dir().join("swagger20-unmapped-request-authorizer.yaml"))
-        .expect("read");
+    let text =
+        std::fs::read_to_string(corpus_dir().join("swagger20-unmapped-request-authorizer.yaml"))
+            .expect("read");
     let Err(ImportError::Insecure { notes }) = import(&text, &ImportOptions::default()) else {
         panic!("the import must fail");
     };
-    assert_eq!(notes[0].pointer, "/paths/~1admin/post/security/0/admin-auth");
+    assert_eq!(
+        notes[0].pointer,
+        "/paths/~1admin/post/security/0/admin-auth"
+    );
     let forced = import(
         &text,
         &ImportOptions {
@@ -400,7 +407,10 @@ fn round_trip_sources() -> Vec<(String, Inventory)> {
     }
     for case in corpus() {
         if let Ok(imported) = import(&case.text, &options(case.mapping.clone())) {
-            out.push((case.name.clone(), inventory_of(&imported, case.extra.as_deref())));
+            out.push((
+                case.name.clone(),
+                inventory_of(&imported, case.extra.as_deref()),
+            ));
         }
     }
     out
@@ -415,13 +425,17 @@ fn exporting_and_importing_again_compiles_to_the_same_snapshot_for_every_example
         for format in [ExportFormat::Oas30, ExportFormat::Swagger20] {
             let after = compile(&round_trip(inventory, format), &CompileOptions::default());
             assert_eq!(
-                before.snapshot.version, after.snapshot.version,
+                before.snapshot.version,
+                after.snapshot.version,
                 "{name} ({format:?}): the round trip changed the snapshot:\n{}",
                 first_difference(&before, &after),
             );
         }
     }
-    println!("{} sources round-tripped through OpenAPI 3.0 and Swagger 2.0", sources.len());
+    println!(
+        "{} sources round-tripped through OpenAPI 3.0 and Swagger 2.0",
+        sources.len()
+    );
 }
 
 /// The first lines where two snapshots differ (pretty JSON), with a little context.
@@ -449,7 +463,11 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
     match v {
         Value::Object(o) => {
             for (k, x) in o {
-                pointers(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                pointers(
+                    x,
+                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
             }
         }
         Value::Array(a) => {
@@ -463,20 +481,46 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {
     let keys = prop::sample::select(vec![
-        "$ref", "type", "uri", "paths", "get", "x-amazon-apigateway-integration", "security",
-        "responses", "requestTemplates", "statusCode", "providerARNs", "Statement", "Condition",
-        "x-amazon-apigateway-authorizer", "schema", "parameters", "in", "name", "required",
-        "default", "aws_proxy", "mock", "http", "definitions", "components", "x",
+        "$ref",
+        "type",
+        "uri",
+        "paths",
+        "get",
+        "x-amazon-apigateway-integration",
+        "security",
+        "responses",
+        "requestTemplates",
+        "statusCode",
+        "providerARNs",
+        "Statement",
+        "Condition",
+        "x-amazon-apigateway-authorizer",
+        "schema",
+        "parameters",
+        "in",
+        "name",
+        "required",
+        "default",
+        "aws_proxy",
+        "mock",
+        "http",
+        "definitions",
+        "components",
+        "x",
     ]);
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
         "[#/a-z{}+.$'~]{0,24}".prop_map(Value::String),
         Just(Value::String("#/components/schemas/Pet".into())),
         Just(Value::String("#/paths".into())),
-        Just(Value::String("arn:aws:lambda:us-east-1:1:function:f".into())),
+        Just(Value::String(
+            "arn:aws:lambda:us-east-1:1:function:f".into()
+        )),
     ];
     leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![
@@ -544,7 +588,10 @@ fn every_export_is_a_valid_document_for_openapi_spec_validator() {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
         for api in &inventory.apis {
-            for (format, fname) in [(ExportFormat::Oas30, "oas30"), (ExportFormat::Swagger20, "swagger20")] {
+            for (format, fname) in [
+                (ExportFormat::Oas30, "oas30"),
+                (ExportFormat::Swagger20, "swagger20"),
+            ] {
                 for aws in [false, true] {
                     let exported = export(
                         api,
@@ -561,8 +608,11 @@ fn every_export_is_a_valid_document_for_openapi_spec_validator() {
                         api.metadata.name.as_deref().unwrap_or("api"),
                         if aws { "aws" } else { "plain" }
                     ));
-                    std::fs::write(&path, serde_json::to_string_pretty(&exported.document).expect("json"))
-                        .expect("write");
+                    std::fs::write(
+                        &path,
+                        serde_json::to_string_pretty(&exported.document).expect("json"),
+                    )
+                    .expect("write");
                     files.push(path);
                 }
             }
@@ -642,7 +692,11 @@ fn definition_condition(compiled: &Compiled) -> causeway_crds::Condition {
         .statuses
         .iter()
         .find(|s| s.kind == Kind::Api)
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "DefinitionImported"))
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "DefinitionImported")
+        })
         .cloned()
         .expect("a DefinitionImported condition")
 }
@@ -673,7 +727,11 @@ fn an_api_definition_in_a_config_map_is_compiled_with_route_crs_winning_on_the_s
     let compiled = compile(&inventory, &CompileOptions::default());
     let c = definition_condition(&compiled);
     assert_eq!(c.status, "True", "{}", c.message);
-    assert!(c.message.contains("Route CRs replace POST /pets"), "{}", c.message);
+    assert!(
+        c.message.contains("Route CRs replace POST /pets"),
+        "{}",
+        c.message
+    );
     let mut keys = served_keys(&compiled);
     keys.sort();
     assert_eq!(keys, ["GET /pets", "POST /pets"]);
@@ -684,12 +742,20 @@ fn an_api_definition_in_a_config_map_is_compiled_with_route_crs_winning_on_the_s
         .find(|r| r.key == "POST /pets")
         .expect("POST");
     assert!(
-        serde_json::to_string(&post.integration).unwrap_or_default().contains("201"),
+        serde_json::to_string(&post.integration)
+            .unwrap_or_default()
+            .contains("201"),
         "the Route CR (a MOCK 201) answers POST /pets"
     );
-    assert!(compiled.snapshot.apis[0].cors.is_some(), "CORS from the document");
     assert!(
-        compiled.statuses.iter().all(|s| !s.name.starts_with("definition.")),
+        compiled.snapshot.apis[0].cors.is_some(),
+        "CORS from the document"
+    );
+    assert!(
+        compiled
+            .statuses
+            .iter()
+            .all(|s| !s.name.starts_with("definition.")),
         "generated objects have no status of their own"
     );
 }
@@ -703,11 +769,20 @@ fn an_api_definition_that_cannot_be_imported_is_reported_in_the_api_status_and_s
     );
     let inline = format!(
         "    inline: |\n{}",
-        doc.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
+        doc.lines()
+            .map(|l| format!("      {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    let compiled = compile(&definition_inventory(&inline, ""), &CompileOptions::default());
+    let compiled = compile(
+        &definition_inventory(&inline, ""),
+        &CompileOptions::default(),
+    );
     let c = definition_condition(&compiled);
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "InvalidDefinition"));
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "InvalidDefinition")
+    );
     assert!(c.message.contains("/security/0/oauth"), "{}", c.message);
     assert!(compiled.snapshot.stages.is_empty() || served_keys(&compiled).is_empty());
 }
@@ -719,5 +794,8 @@ fn a_missing_definition_config_map_is_definition_not_found() {
         &CompileOptions::default(),
     );
     let c = definition_condition(&compiled);
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "DefinitionNotFound"));
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "DefinitionNotFound")
+    );
 }

@@ -33,7 +33,9 @@ pub async fn api_objects(client: &Client, ns: &str, name: &str) -> OpsResult<Api
         })?
         .items
         .into_iter()
-        .filter(|r| r.spec.api_ref.name == name && !rejected(r.status.as_ref().map(|s| &s.conditions)))
+        .filter(|r| {
+            r.spec.api_ref.name == name && !rejected(r.status.as_ref().map(|s| &s.conditions))
+        })
         .collect();
     let authorizers = kube::Api::<Authorizer>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
@@ -44,7 +46,9 @@ pub async fn api_objects(client: &Client, ns: &str, name: &str) -> OpsResult<Api
         })?
         .items
         .into_iter()
-        .filter(|a| a.spec.api_ref.name == name && !rejected(a.status.as_ref().map(|s| &s.conditions)))
+        .filter(|a| {
+            a.spec.api_ref.name == name && !rejected(a.status.as_ref().map(|s| &s.conditions))
+        })
         .collect();
     let stages = stages_of(client, ns, name).await?;
     Ok(ApiObjects {

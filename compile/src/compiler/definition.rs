@@ -74,21 +74,26 @@ pub(crate) fn expand(inventory: &Inventory) -> (Cow<'_, Inventory>, Vec<Definiti
         let mapping = match definition.mapping.as_deref().map(ImportMapping::parse) {
             None => Ok(ImportMapping::default()),
             Some(Ok(m)) => Ok(m),
-            Some(Err(e)) => Err((reasons::INVALID_DEFINITION, format!("spec.definition.mapping: {e}"))),
+            Some(Err(e)) => Err((
+                reasons::INVALID_DEFINITION,
+                format!("spec.definition.mapping: {e}"),
+            )),
         };
-        let imported = text.and_then(|t| mapping.map(|m| (t, m))).and_then(|(text, mapping)| {
-            import(
-                &text,
-                &ImportOptions {
-                    namespace: key.0.clone(),
-                    api_name: Some(key.1.clone()),
-                    stage: StageChoice::None,
-                    mapping,
-                    allow_insecure_drop: false,
-                },
-            )
-            .map_err(|e| (reasons::INVALID_DEFINITION, format!("spec.definition: {e}")))
-        });
+        let imported = text
+            .and_then(|t| mapping.map(|m| (t, m)))
+            .and_then(|(text, mapping)| {
+                import(
+                    &text,
+                    &ImportOptions {
+                        namespace: key.0.clone(),
+                        api_name: Some(key.1.clone()),
+                        stage: StageChoice::None,
+                        mapping,
+                        allow_insecure_drop: false,
+                    },
+                )
+                .map_err(|e| (reasons::INVALID_DEFINITION, format!("spec.definition: {e}")))
+            });
         let imported = match imported {
             Ok(i) => i,
             Err(e) => {
@@ -119,9 +124,7 @@ pub(crate) fn expand(inventory: &Inventory) -> (Cow<'_, Inventory>, Vec<Definiti
         let cr_keys: BTreeSet<&str> = inventory
             .routes
             .iter()
-            .filter(|r| {
-                obj_key(&r.metadata).0 == key.0 && r.spec.api_ref.name == key.1
-            })
+            .filter(|r| obj_key(&r.metadata).0 == key.0 && r.spec.api_ref.name == key.1)
             .map(|r| r.spec.route_key.as_str())
             .collect();
         let mut overridden = Vec::new();
@@ -151,10 +154,7 @@ pub(crate) fn expand(inventory: &Inventory) -> (Cow<'_, Inventory>, Vec<Definiti
             result.authorizers.len()
         );
         if !overridden.is_empty() {
-            message.push_str(&format!(
-                "; Route CRs replace {}",
-                overridden.join(", ")
-            ));
+            message.push_str(&format!("; Route CRs replace {}", overridden.join(", ")));
         }
         if !dropped.is_empty() {
             message.push_str(&format!(
@@ -199,7 +199,11 @@ fn merge_spec(cr: &ApiSpec, doc: ApiSpec) -> ApiSpec {
 
 /// Removes the statuses of generated objects and adds `DefinitionImported` to each Api that
 /// has a definition: `False` when the import failed or a generated object was rejected.
-pub(crate) fn apply_statuses(statuses: &mut Vec<ObjectStatus>, results: &[DefinitionResult], apis: &[Api]) {
+pub(crate) fn apply_statuses(
+    statuses: &mut Vec<ObjectStatus>,
+    results: &[DefinitionResult],
+    apis: &[Api],
+) {
     for result in results {
         let (ns, api) = &result.api;
         let mut rejected = Vec::new();
@@ -211,7 +215,13 @@ pub(crate) fn apply_statuses(statuses: &mut Vec<ObjectStatus>, results: &[Defini
                     _ => false,
                 };
             if generated && let Some(c) = s.problem() {
-                rejected.push(format!("{} {}: {}: {}", s.kind.as_str(), s.name, c.reason, c.message));
+                rejected.push(format!(
+                    "{} {}: {}: {}",
+                    s.kind.as_str(),
+                    s.name,
+                    c.reason,
+                    c.message
+                ));
             }
             !generated
         });
@@ -221,7 +231,9 @@ pub(crate) fn apply_statuses(statuses: &mut Vec<ObjectStatus>, results: &[Defini
             .and_then(|a| a.metadata.generation);
         let (status, reason, message) = match &result.outcome {
             Err((reason, message)) => ("False", *reason, message.clone()),
-            Ok(message) if rejected.is_empty() => ("True", reasons::DEFINITION_IMPORTED, message.clone()),
+            Ok(message) if rejected.is_empty() => {
+                ("True", reasons::DEFINITION_IMPORTED, message.clone())
+            }
             Ok(message) => (
                 "False",
                 reasons::DEFINITION_PARTLY_REJECTED,

@@ -133,7 +133,9 @@ pub(crate) fn resolve<'a>(
         let Some(local) = reference.strip_prefix('#') else {
             notes.dropped(
                 &child(&at, "$ref"),
-                format!("{reference:?} is not a reference inside this document; nothing is fetched"),
+                format!(
+                    "{reference:?} is not a reference inside this document; nothing is fetched"
+                ),
             );
             return None;
         };

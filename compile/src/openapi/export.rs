@@ -333,7 +333,10 @@ pub fn export(
             doc.insert("definitions".into(), Value::Object(schemas));
         }
         if !security_schemes.is_empty() {
-            doc.insert("securityDefinitions".into(), Value::Object(security_schemes));
+            doc.insert(
+                "securityDefinitions".into(),
+                Value::Object(security_schemes),
+            );
         }
     } else {
         let mut components = Map::new();
@@ -405,7 +408,12 @@ fn api_extensions(api: &Api, validators: &BTreeSet<&str>, doc: &mut Map<String, 
                 let params: Map<String, Value> = r
                     .headers
                     .iter()
-                    .map(|(k, v)| (format!("gatewayresponse.header.{k}"), json!(format!("'{v}'"))))
+                    .map(|(k, v)| {
+                        (
+                            format!("gatewayresponse.header.{k}"),
+                            json!(format!("'{v}'")),
+                        )
+                    })
                     .collect();
                 g.insert("responseParameters".into(), Value::Object(params));
             }
@@ -418,7 +426,10 @@ fn api_extensions(api: &Api, validators: &BTreeSet<&str>, doc: &mut Map<String, 
             }
             o.insert(t, Value::Object(g));
         }
-        doc.insert("x-amazon-apigateway-gateway-responses".into(), Value::Object(o));
+        doc.insert(
+            "x-amazon-apigateway-gateway-responses".into(),
+            Value::Object(o),
+        );
     }
     if let Some(p) = &spec.policy {
         let mut statements = vec![json!({
@@ -507,10 +518,14 @@ fn aws_integration(i: &IntegrationSpec, namespace: &str, route_path: &str) -> Va
                     _ => "http",
                 };
                 let ns = b.namespace.as_deref().unwrap_or(namespace);
-                let path = i.path.clone().unwrap_or_else(|| {
-                    route_path.replace("+}", "}").replace("/$default", "/")
-                });
-                format!("{scheme}://{}.{ns}.svc.cluster.local:{}{path}", b.name, b.port)
+                let path = i
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| route_path.replace("+}", "}").replace("/$default", "/"));
+                format!(
+                    "{scheme}://{}.{ns}.svc.cluster.local:{}{path}",
+                    b.name, b.port
+                )
             }
             (None, None) => String::new(),
         }
@@ -592,7 +607,12 @@ fn aws_integration(i: &IntegrationSpec, namespace: &str, route_path: &str) -> Va
                 let params: Map<String, Value> = mock
                     .headers
                     .iter()
-                    .map(|(k, v)| (format!("method.response.header.{k}"), json!(format!("'{v}'"))))
+                    .map(|(k, v)| {
+                        (
+                            format!("method.response.header.{k}"),
+                            json!(format!("'{v}'")),
+                        )
+                    })
                     .collect();
                 default.insert("responseParameters".into(), Value::Object(params));
             }
@@ -613,7 +633,10 @@ fn aws_integration(i: &IntegrationSpec, namespace: &str, route_path: &str) -> Va
         o.insert("passthroughBehavior".into(), json!(p.to_ascii_lowercase()));
     }
     if let Some(c) = i.content_handling {
-        o.insert("contentHandling".into(), serde_json::to_value(c).unwrap_or(Value::Null));
+        o.insert(
+            "contentHandling".into(),
+            serde_json::to_value(c).unwrap_or(Value::Null),
+        );
     }
     if !i.integration_responses.is_empty() {
         let mut responses = Map::new();
@@ -627,7 +650,10 @@ fn aws_integration(i: &IntegrationSpec, namespace: &str, route_path: &str) -> Va
                 x.insert("responseTemplates".into(), json!(r.response_templates));
             }
             if let Some(c) = r.content_handling {
-                x.insert("contentHandling".into(), serde_json::to_value(c).unwrap_or(Value::Null));
+                x.insert(
+                    "contentHandling".into(),
+                    serde_json::to_value(c).unwrap_or(Value::Null),
+                );
             }
             let key = r
                 .selection_pattern
@@ -740,18 +766,72 @@ fn security_scheme(a: &Authorizer, swagger: bool, aws: bool) -> Value {
 /// Schema they allow); others are dropped from the plain schema (the exact one rides in
 /// `x-causeway-model`).
 const OAS30_KEYWORDS: &[&str] = &[
-    "title", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
-    "maxLength", "minLength", "pattern", "maxItems", "minItems", "uniqueItems", "maxProperties",
-    "minProperties", "required", "enum", "type", "not", "allOf", "oneOf", "anyOf", "items",
-    "properties", "additionalProperties", "description", "format", "default", "nullable",
-    "discriminator", "readOnly", "writeOnly", "example", "externalDocs", "deprecated", "xml",
+    "title",
+    "multipleOf",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "enum",
+    "type",
+    "not",
+    "allOf",
+    "oneOf",
+    "anyOf",
+    "items",
+    "properties",
+    "additionalProperties",
+    "description",
+    "format",
+    "default",
+    "nullable",
+    "discriminator",
+    "readOnly",
+    "writeOnly",
+    "example",
+    "externalDocs",
+    "deprecated",
+    "xml",
 ];
 const SWAGGER20_KEYWORDS: &[&str] = &[
-    "title", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
-    "maxLength", "minLength", "pattern", "maxItems", "minItems", "uniqueItems", "maxProperties",
-    "minProperties", "required", "enum", "type", "allOf", "items", "properties",
-    "additionalProperties", "description", "format", "default", "discriminator", "readOnly",
-    "example", "externalDocs", "xml",
+    "title",
+    "multipleOf",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "enum",
+    "type",
+    "allOf",
+    "items",
+    "properties",
+    "additionalProperties",
+    "description",
+    "format",
+    "default",
+    "discriminator",
+    "readOnly",
+    "example",
+    "externalDocs",
+    "xml",
 ];
 
 fn sanitize_schema(v: &Value, swagger: bool, base: &str) -> Value {
@@ -799,7 +879,11 @@ fn sanitize_schema(v: &Value, swagger: bool, base: &str) -> Value {
             },
             "allOf" | "oneOf" | "anyOf" => Value::Array(
                 x.as_array()
-                    .map(|a| a.iter().map(|s| sanitize_schema(s, swagger, base)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .map(|s| sanitize_schema(s, swagger, base))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             ),
             "type" => match x {

@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::api::{
-    ApiKeySource, ApiType, CorsSpec, GatewayResponseSpec, GatewayResponseType, ModelSpec, ResourcePolicy,
+    ApiKeySource, ApiType, CorsSpec, GatewayResponseSpec, GatewayResponseType, ModelSpec,
+    ResourcePolicy,
 };
 use causeway_crds::authorizer::{
     AuthorizerResponseFormat, AuthorizerType, FunctionAuthorizerSpec, JwtSpec, SigV4Spec,
@@ -236,7 +237,9 @@ fn has_operations(doc: &Value) -> bool {
 
 /// An HTTP API export (rather than a REST API one): the markers AWS writes only there.
 fn is_http_api(doc: &Value) -> bool {
-    if doc.get("x-amazon-apigateway-importexport-version").is_some()
+    if doc
+        .get("x-amazon-apigateway-importexport-version")
+        .is_some()
         || doc.get("x-amazon-apigateway-cors").is_some()
     {
         return true;
@@ -405,10 +408,9 @@ impl Importer<'_> {
                             Some(t) if t.contains('/') || t.contains("~1") => {
                                 spec.binary_media_types.push(t.replace("~1", "/"))
                             }
-                            _ => self.notes.dropped(
-                                &format!("{p}/{i}"),
-                                "not a media type (type/subtype)",
-                            ),
+                            _ => self
+                                .notes
+                                .dropped(&format!("{p}/{i}"), "not a media type (type/subtype)"),
                         }
                     }
                 }
@@ -459,7 +461,10 @@ impl Importer<'_> {
             let flag = |k: &str| o.get(k).and_then(Value::as_bool).unwrap_or(false);
             self.validators.insert(
                 name.clone(),
-                (flag("validateRequestBody"), flag("validateRequestParameters")),
+                (
+                    flag("validateRequestBody"),
+                    flag("validateRequestParameters"),
+                ),
             );
         }
     }
@@ -586,10 +591,9 @@ impl Importer<'_> {
                             "VTL directives in gateway response templates are not evaluated; the text is sent with $context variables substituted",
                         );
                     }
-                    spec.body = Some(body.replace(
-                        "$context.error.messageString",
-                        "\"$context.error.message\"",
-                    ));
+                    spec.body = Some(
+                        body.replace("$context.error.messageString", "\"$context.error.message\""),
+                    );
                     spec.content_type = Some(ct.clone());
                 }
             }
@@ -659,7 +663,10 @@ impl Importer<'_> {
                     .filter(|v| !v.is_empty())
                     .map(|v| v.into_iter().map(|c| cidr(&c)).collect())
             };
-            if !principal_any || !resources_all || !actions_invoke || st.get("NotPrincipal").is_some()
+            if !principal_any
+                || !resources_all
+                || !actions_invoke
+                || st.get("NotPrincipal").is_some()
             {
                 let msg = "only statements on every principal, `execute-api:Invoke` and the whole Api (with aws:SourceIp conditions) are carried over";
                 if effect == "Allow" && principal_any && actions_invoke && condition.is_none() {
@@ -1065,8 +1072,11 @@ impl Importer<'_> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_ascii_lowercase();
-        let identity_source =
-            self.identity_sources(o.get("identitySource"), scheme, &child(at, "identitySource"));
+        let identity_source = self.identity_sources(
+            o.get("identitySource"),
+            scheme,
+            &child(at, "identitySource"),
+        );
         match type_.as_str() {
             "token" | "request" => {
                 let uri = o
@@ -1551,7 +1561,10 @@ impl Importer<'_> {
                     if let Some(existing) = &spec.authorizer_ref {
                         self.notes.security(
                             &rat,
-                            format!("a route has one authorizer; {} is already required", existing.name),
+                            format!(
+                                "a route has one authorizer; {} is already required",
+                                existing.name
+                            ),
                         );
                         continue;
                     }
@@ -1562,15 +1575,15 @@ impl Importer<'_> {
                     if jwt {
                         spec.authorization_scopes = scopes;
                     } else if !scopes.is_empty() {
-                        self.notes.security(
-                            &rat,
-                            "scopes apply to JWT and Cognito authorizers only",
-                        );
+                        self.notes
+                            .security(&rat, "scopes apply to JWT and Cognito authorizers only");
                     }
                 }
                 Some(Scheme::Unmapped { pointer, why }) => self.notes.security(
                     &rat,
-                    format!("security scheme {scheme_name:?} ({pointer}) cannot be carried over: {why}"),
+                    format!(
+                        "security scheme {scheme_name:?} ({pointer}) cannot be carried over: {why}"
+                    ),
                 ),
                 None => self.notes.security(
                     &rat,
@@ -1593,7 +1606,11 @@ impl Importer<'_> {
         // Parameters: the path item's, overridden by the operation's (by name and location).
         let mut merged: BTreeMap<(String, String), (Value, String)> = BTreeMap::new();
         let doc = self.doc;
-        let path_at = at.rsplit_once('/').map(|(p, _)| p).unwrap_or(at).to_string();
+        let path_at = at
+            .rsplit_once('/')
+            .map(|(p, _)| p)
+            .unwrap_or(at)
+            .to_string();
         for (list, list_at) in [
             (item_params, child(&path_at, "parameters")),
             (op.get("parameters"), child(at, "parameters")),
@@ -1608,10 +1625,7 @@ impl Importer<'_> {
                 };
                 let name = p.get("name").and_then(Value::as_str).unwrap_or("");
                 let location = p.get("in").and_then(Value::as_str).unwrap_or("");
-                merged.insert(
-                    (location.to_string(), name.to_string()),
-                    (p.clone(), rat),
-                );
+                merged.insert((location.to_string(), name.to_string()), (p.clone(), rat));
             }
         }
         let consumes = strings(op.get("consumes").or_else(|| doc.get("consumes")));
@@ -1635,15 +1649,14 @@ impl Importer<'_> {
                 }
                 "cookie" | "formData" => {
                     if flags.is_some() {
-                        self.notes.dropped(
-                            pat,
-                            format!("{location} parameters are not validated"),
-                        );
+                        self.notes
+                            .dropped(pat, format!("{location} parameters are not validated"));
                     }
                 }
-                other => self
-                    .notes
-                    .dropped(pat, format!("parameter location {other:?} is not supported")),
+                other => self.notes.dropped(
+                    pat,
+                    format!("parameter location {other:?} is not supported"),
+                ),
             }
         }
         if let Some(raw) = op.get("requestBody") {
@@ -2027,13 +2040,19 @@ impl Importer<'_> {
         for (pattern, r) in responses {
             let pat = child(&rat, pattern);
             let Some(r) = r.as_object() else {
-                self.notes.dropped(&pat, "an integration response must be a mapping");
+                self.notes
+                    .dropped(&pat, "an integration response must be a mapping");
                 continue;
             };
             leftover_keys(
                 r,
                 &pat,
-                &["statusCode", "responseParameters", "responseTemplates", "contentHandling"],
+                &[
+                    "statusCode",
+                    "responseParameters",
+                    "responseTemplates",
+                    "contentHandling",
+                ],
                 &[],
                 &mut self.notes,
             );
@@ -2042,7 +2061,8 @@ impl Importer<'_> {
                 .and_then(as_u64)
                 .and_then(|s| u16::try_from(s).ok())
             else {
-                self.notes.dropped(&pat, "an integration response needs a statusCode");
+                self.notes
+                    .dropped(&pat, "an integration response needs a statusCode");
                 continue;
             };
             let map = |k: &str| -> BTreeMap<String, String> {
@@ -2128,7 +2148,10 @@ impl Importer<'_> {
             let templated = r
                 .get("responseTemplates")
                 .and_then(Value::as_object)
-                .is_some_and(|t| t.values().any(|v| v.as_str().is_some_and(|s| !s.is_empty())));
+                .is_some_and(|t| {
+                    t.values()
+                        .any(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+                });
             if pattern != "default" || templated {
                 self.notes.dropped(
                     &pat,
@@ -2199,7 +2222,9 @@ impl Importer<'_> {
                 continue;
             }
             let value = if let Some(r) = v.strip_prefix("method.request.") {
-                if r.starts_with("header.") || r.starts_with("querystring.") || r.starts_with("path.")
+                if r.starts_with("header.")
+                    || r.starts_with("querystring.")
+                    || r.starts_with("path.")
                 {
                     Some(format!("$request.{r}"))
                 } else {
@@ -2357,7 +2382,10 @@ impl Importer<'_> {
                         }
                         if !body.is_empty() {
                             mock.body = Some(body.to_string());
-                            if !mock.headers.keys().any(|h| h.eq_ignore_ascii_case("content-type"))
+                            if !mock
+                                .headers
+                                .keys()
+                                .any(|h| h.eq_ignore_ascii_case("content-type"))
                             {
                                 mock.headers.insert("Content-Type".into(), ct.clone());
                             }
@@ -2429,8 +2457,7 @@ fn document_stage(doc: &Value) -> Option<String> {
     let s = candidate.trim_matches('/');
     (!s.is_empty()
         && s.len() <= 128
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
     .then(|| s.to_string())
 }
@@ -2462,9 +2489,11 @@ fn literal(v: &str) -> Option<String> {
 
 /// Whether a template uses Velocity directives.
 fn has_vtl_directives(t: &str) -> bool {
-    ["#set", "#if", "#foreach", "#else", "#end", "$input", "$util"]
-        .iter()
-        .any(|d| t.contains(d))
+    [
+        "#set", "#if", "#foreach", "#else", "#end", "$input", "$util",
+    ]
+    .iter()
+    .any(|d| t.contains(d))
 }
 
 /// `/pets/{id}/{proxy+}` → the parameter names, or why the path is not a route path.
@@ -2490,7 +2519,9 @@ fn check_path(path: &str) -> Result<Vec<String>, String> {
                 None => (inner, false),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("parameter {seg:?} must be {{name}} or {{name+}} with letters, digits or '_'"));
+                return Err(format!(
+                    "parameter {seg:?} must be {{name}} or {{name+}} with letters, digits or '_'"
+                ));
             }
             if greedy && i + 1 != segments.len() {
                 return Err(format!("greedy {seg:?} must be the last segment"));
