@@ -1100,9 +1100,9 @@ impl Importer<'_> {
                     AuthorizerType::Request
                 };
                 if o.contains_key("authorizerPayloadFormatVersion") {
-                    self.notes.ignored(
+                    self.notes.dropped(
                         &child(at, "authorizerPayloadFormatVersion"),
-                        "Causeway sends its one authorizer event (REST API TOKEN/REQUEST shape with the HTTP API fields); answers in both formats are understood",
+                        "the function receives Causeway's authorizer event, whatever payload format is asked for here; check that it reads that event",
                     );
                 }
                 Ok(AuthorizerSpec {
