@@ -1,6 +1,7 @@
 //! `causeway`: the one binary. Subcommands: `controller` (in a cluster), `proxy` (fed by the
 //! controller), `standalone` (compile YAML from disk and serve it),
-//! `validate` (print what `compile` says of each object), `crds` (print the CRD YAML), and the
+//! `validate` (print what `compile` says of each object), `crds` (print the CRD YAML), `import
+//! openapi` and `export` (OpenAPI documents), and the
 //! operator commands of the release lifecycle (`history`, `status`, `deploy`, `rollback`,
 //! `canary`, `promote`, `get-url`, `diff`; see [`causeway::ops`]). Also a kubectl plugin when
 //! invoked as `kubectl-causeway`.
@@ -10,6 +11,7 @@ mod alloc;
 mod controller;
 mod files;
 mod logging;
+mod openapi_cmd;
 mod ops_cmd;
 mod proxy_args;
 mod proxy_cmd;
@@ -56,6 +58,12 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Run a proxy fed by the controller's snapshot push.
     Proxy(proxy_cmd::ProxyCmdArgs),
+    /// Import an API description (an AWS-style OpenAPI document) as Causeway resources.
+    #[command(subcommand)]
+    Import(openapi_cmd::ImportCommand),
+    /// Write an Api as an OpenAPI 3.0 or Swagger 2.0 document, from files (`-f DIR`) or the
+    /// cluster.
+    Export(openapi_cmd::ExportArgs),
     #[command(flatten)]
     Ops(ops_cmd::OpsCommand),
 }
@@ -140,6 +148,8 @@ fn main() -> ExitCode {
         },
         Command::Validate(args) => validate::run(&args.source, &args.output),
         Command::Usage(args) => usage::run(args),
+        Command::Import(command) => openapi_cmd::run_import(command),
+        Command::Export(args) => openapi_cmd::run_export(args),
         Command::Controller(args) => run_async(&cli.log, controller::run(args)),
         Command::Proxy(args) => run_async(&cli.log, proxy_cmd::run(args)),
         Command::Ops(command) => run_async(&cli.log, ops_cmd::run(command)),

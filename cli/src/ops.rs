@@ -6,6 +6,7 @@
 //! a Stage's `spec` with one JSON merge patch, print that patch first (so a GitOps user can make
 //! the same change in Git), and with `dry_run` stop there.
 
+mod export;
 mod read;
 mod release;
 
@@ -20,6 +21,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
+pub use export::{ApiObjects, api_objects};
 pub use read::{diff, get_url, history, status};
 pub use release::{
     canary, canary_patch, deploy, deploy_patch, promote, promote_patch, rollback, rollback_patch,

@@ -2,6 +2,7 @@
 //! the statuses and the deployment records.
 //!
 //! Order of work (each step only reads the results of earlier ones):
+//! 0. Api definitions (OpenAPI documents) are imported into Routes and Authorizers,
 //! 1. VpcLinks (grants for cross-namespace backends),
 //! 2. Apis (settings, gateway responses),
 //! 3. Routes per Api (keys, duplicates, conflicts, integrations) → deployment definitions,
@@ -17,6 +18,7 @@ mod authorizer;
 mod backend;
 mod cache;
 mod cel;
+mod definition;
 mod deployment;
 mod mapping;
 mod preflight;
@@ -39,6 +41,8 @@ use crate::status::{Kind, ObjectStatus, StatusDetail};
 use crate::{CompileOptions, Compiled, Inventory, reasons};
 
 pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
+    let (expanded, definitions) = definition::expand(inventory);
+    let inventory: &Inventory = &expanded;
     let mut statuses = Vec::new();
     let cluster = backend::Cluster::new(inventory, options, &mut statuses);
     let apis = api::compile_apis(inventory);
@@ -62,6 +66,7 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
         .map(|(k, (_, record))| (k, record))
         .collect();
     statuses.extend(api::statuses(&apis, &records, &route_counts));
+    definition::apply_statuses(&mut statuses, &definitions, &inventory.apis);
     statuses.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
 
     let snapshot = Snapshot {

@@ -1,7 +1,7 @@
 //! The input of `compile`: every object it may read.
 
 use causeway_crds::{Api, Authorizer, Route, Stage, UsagePlan, VpcLink};
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,8 @@ pub struct Inventory {
     pub endpoint_slices: Vec<EndpointSlice>,
     /// Secrets referenced by usage plans, authorizers and domains.
     pub secrets: Vec<Secret>,
+    /// ConfigMaps holding OpenAPI documents named by `Api.spec.definition`.
+    pub config_maps: Vec<ConfigMap>,
     /// Deployment history: earlier deployments that pinned stages may still serve.
     pub deployments: Vec<DeploymentRecord>,
 }

@@ -10,6 +10,7 @@
 
 pub mod inventory;
 pub mod load;
+pub mod openapi;
 pub mod reasons;
 pub mod status;
 

@@ -5,7 +5,7 @@
 //! known kind that does not parse is an error naming the source, the document and the object.
 
 use causeway_crds::{Api, Authorizer, Route, Stage, UsagePlan, VpcLink};
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::Value;
 
@@ -32,6 +32,8 @@ pub enum Object {
     EndpointSlice(Box<EndpointSlice>),
     /// A Secret.
     Secret(Box<Secret>),
+    /// A ConfigMap (read for `Api.spec.definition`).
+    ConfigMap(Box<ConfigMap>),
 }
 
 /// Why a YAML source could not be read.
@@ -129,6 +131,7 @@ pub fn parse_documents(
             },
             ("v1", "Service") => Object::Service(typed(doc).map_err(error)?),
             ("v1", "Secret") => Object::Secret(typed(doc).map_err(error)?),
+            ("v1", "ConfigMap") => Object::ConfigMap(typed(doc).map_err(error)?),
             ("discovery.k8s.io/v1", "EndpointSlice") => {
                 Object::EndpointSlice(typed(doc).map_err(error)?)
             }
@@ -174,6 +177,7 @@ impl Inventory {
             Object::Service(o) => self.services.push(*o),
             Object::EndpointSlice(o) => self.endpoint_slices.push(*o),
             Object::Secret(o) => self.secrets.push(*o),
+            Object::ConfigMap(o) => self.config_maps.push(*o),
         }
     }
 
@@ -209,6 +213,7 @@ impl Object {
             Object::Service(o) => of("Service", &o.metadata),
             Object::EndpointSlice(o) => of("EndpointSlice", &o.metadata),
             Object::Secret(o) => of("Secret", &o.metadata),
+            Object::ConfigMap(o) => of("ConfigMap", &o.metadata),
         }
     }
 }

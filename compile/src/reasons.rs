@@ -76,3 +76,12 @@ pub const PRIVATE_JWKS: &str = "PrivateJwksUrl";
 pub const INVALID_MAPPING_TEMPLATE: &str = "InvalidMappingTemplate";
 /// An integration response's `selectionPattern` is not a valid regular expression.
 pub const INVALID_SELECTION_PATTERN: &str = "InvalidSelectionPattern";
+
+/// `Api.spec.definition` was imported and every object it gave was accepted.
+pub const DEFINITION_IMPORTED: &str = "DefinitionImported";
+/// `Api.spec.definition` could not be imported (the message says where and why).
+pub const INVALID_DEFINITION: &str = "InvalidDefinition";
+/// The ConfigMap (or its key) named by `Api.spec.definition.configMapRef` does not exist.
+pub const DEFINITION_NOT_FOUND: &str = "DefinitionNotFound";
+/// `Api.spec.definition` was imported, but compile rejected some of the objects it gave.
+pub const DEFINITION_PARTLY_REJECTED: &str = "DefinitionPartlyRejected";

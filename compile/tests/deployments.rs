@@ -33,6 +33,7 @@ fn shuffled(inventory: &Inventory, seed: usize) -> Inventory {
         services: mix(&inventory.services, seed + 3),
         endpoint_slices: mix(&inventory.endpoint_slices, seed + 1),
         secrets: mix(&inventory.secrets, seed),
+        config_maps: mix(&inventory.config_maps, seed),
         deployments: mix(&inventory.deployments, seed),
     }
 }

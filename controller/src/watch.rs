@@ -3,7 +3,8 @@
 //!
 //! What is read: the six Causeway kinds, Services, EndpointSlices (v1 or v1beta1, chosen by
 //! discovery), Secrets labelled [`SECRET_LABEL`]`=true` (the controller never lists every
-//! Secret), and the deployment-history ConfigMaps (labelled [`crate::history::API_LABEL`]).
+//! Secret), ConfigMaps labelled [`DEFINITION_LABEL`]`=true` (OpenAPI documents of
+//! `Api.spec.definition`), and the deployment-history ConfigMaps (labelled [`crate::history::API_LABEL`]).
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -27,6 +28,9 @@ use crate::history;
 
 /// Secrets carrying this label with value `true` are read (API keys, TLS, HMAC keys).
 pub const SECRET_LABEL: &str = "causeway.dev/secret";
+/// ConfigMaps carrying this label with value `true` are read (OpenAPI documents named by
+/// `Api.spec.definition`).
+pub const DEFINITION_LABEL: &str = "causeway.dev/definition";
 
 /// Which namespaces are watched.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,6 +84,7 @@ pub struct Stores {
     slices: Vec<Store<DynamicObject>>,
     slice_version: SliceVersion,
     secrets: Vec<Store<Secret>>,
+    definitions: Vec<Store<ConfigMap>>,
     deployments: Vec<Store<ConfigMap>>,
 }
 
@@ -95,6 +100,7 @@ impl Stores {
         let all = watcher::Config::default();
         let secrets = watcher::Config::default().labels(&format!("{SECRET_LABEL}=true"));
         let deployments = watcher::Config::default().labels(history::API_LABEL);
+        let definitions = watcher::Config::default().labels(&format!("{DEFINITION_LABEL}=true"));
         let mut w = Spawner {
             client,
             scope,
@@ -116,6 +122,7 @@ impl Stores {
             }),
             slice_version,
             secrets: w.typed(&secrets),
+            definitions: w.typed(&definitions),
             deployments: w.typed(&deployments),
         }
     }
@@ -139,6 +146,7 @@ impl Stores {
             services,
             slices,
             secrets,
+            definitions,
             deployments
         );
     }
@@ -165,6 +173,7 @@ impl Stores {
                 .filter_map(|o| typed_slice(&o, self.slice_version))
                 .collect(),
             secrets: collect(&self.secrets),
+            config_maps: collect(&self.definitions),
             deployments: self
                 .deployment_config_maps()
                 .iter()

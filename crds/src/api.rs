@@ -92,10 +92,45 @@ pub struct ApiSpec {
     /// Models: named JSON Schemas (draft-04 or newer) used by route request validation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<ModelSpec>,
+    /// An OpenAPI document (3.0/3.1 or Swagger 2.0, YAML or JSON, with the
+    /// `x-amazon-apigateway-*` extensions) that `compile` imports into this Api's routes,
+    /// authorizers, models and settings, exactly as `causeway import openapi` would. Route CRs
+    /// win over operations with the same route key, Authorizer CRs over schemes that import to
+    /// the same name, and fields set in this spec over the document's. What the import did
+    /// not carry over, or why it failed, is the `DefinitionImported` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<ApiDefinition>,
     /// WebSocket APIs only: the expression that selects the route from a message,
     /// for example `$request.body.action`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_selection_expression: Option<String>,
+}
+
+/// Where an Api's OpenAPI document is: set exactly one of `configMapRef` and `inline`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiDefinition {
+    /// A key of a ConfigMap in the Api's namespace. The controller reads ConfigMaps labelled
+    /// `causeway.dev/definition: "true"` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<ConfigMapKeyRef>,
+    /// The document itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
+    /// The import mapping file (YAML) for what only AWS can name: `lambda` functions,
+    /// `vpcLinks`, `cognito` pools, `securitySchemes`, `sigv4`, `defaultIntegration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<String>,
+}
+
+/// A reference to one key of a ConfigMap in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    /// Name of the ConfigMap.
+    pub name: String,
+    /// Key in its `data`.
+    pub key: String,
 }
 
 /// The protocol of an Api.

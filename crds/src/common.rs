@@ -66,6 +66,9 @@ pub mod condition_type {
     pub const READY: &str = "Ready";
     /// An error that retrying will not fix, until the object or its references change.
     pub const STALLED: &str = "Stalled";
+    /// An Api's `spec.definition` (OpenAPI document) was imported, and every object it gave
+    /// was accepted.
+    pub const DEFINITION_IMPORTED: &str = "DefinitionImported";
 }
 
 /// One status condition, as in Kubernetes API conventions.
