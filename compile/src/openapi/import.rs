@@ -991,6 +991,7 @@ impl Importer<'_> {
                             jwks_secret_ref: None,
                             algorithms: Vec::new(),
                             leeway_seconds: None,
+                            allow_private_jwks: None,
                         }),
                         ..authorizer_spec(&self.api_name, AuthorizerType::Jwt)
                     };
@@ -1144,6 +1145,7 @@ impl Importer<'_> {
                         jwks_secret_ref: None,
                         algorithms: Vec::new(),
                         leeway_seconds: None,
+                        allow_private_jwks: None,
                     }),
                     ..authorizer_spec(&self.api_name, AuthorizerType::Jwt)
                 })
@@ -1191,6 +1193,7 @@ impl Importer<'_> {
                         jwks_secret_ref: None,
                         algorithms: vec!["RS256".into()],
                         leeway_seconds: None,
+                        allow_private_jwks: None,
                     }),
                     ..authorizer_spec(&self.api_name, AuthorizerType::Jwt)
                 })
@@ -2621,6 +2624,7 @@ fn empty_api_spec() -> ApiSpec {
         api_type: None,
         description: None,
         execute_api_endpoint: None,
+        disable_execute_api_endpoint: None,
         api_key_source: None,
         policy: None,
         gateway_responses: Vec::new(),
