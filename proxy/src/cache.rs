@@ -376,7 +376,7 @@ pub(crate) struct Place<'a> {
     pub stage_path: &'a str,
     /// The route has an authorizer or requires an API key.
     pub protected: bool,
-    /// The caller's principal id, once authorized.
+    /// Who the caller is, once authorized: the principal id, or the authorizer's context.
     pub principal_id: Option<&'a str>,
     /// The caller's API key id, once checked.
     pub api_key_id: Option<&'a str>,

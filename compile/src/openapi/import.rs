@@ -1184,6 +1184,14 @@ impl Importer<'_> {
                         )
                     }
                 };
+                if audiences.is_empty() {
+                    // AWS accepts a token from any app client of the pool; Causeway checks the
+                    // audience (`aud`, or `client_id` of access tokens) so that a token minted
+                    // for another client of the same pool does not pass.
+                    return Err(format!(
+                        "user pool {first:?}: name its app client ids as `audiences` in the mapping file's `cognito` section (a token for any client of the pool would pass otherwise)"
+                    ));
+                }
                 Ok(AuthorizerSpec {
                     identity_source,
                     jwt: Some(JwtSpec {

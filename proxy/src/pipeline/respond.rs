@@ -65,13 +65,19 @@ pub(super) fn cache_lookup(
     let host = crate::upstream::forwarded::host_as_sent(request.uri(), request.headers())
         .unwrap_or_default();
     let principal = &ex.ctx.principal;
+    // Who the caller is, for the cache key: the principal id, else everything the authorizer
+    // said about the caller (a simple-response authorizer names no principal, only context).
+    let caller = principal.principal_id.clone().or_else(|| {
+        let context = principal.authorizer_context();
+        (!context.is_empty()).then(|| serde_json::Value::Object(context).to_string())
+    });
     let place = crate::cache::Place {
         stage_id: &stage.id,
         separate_canary: ex.ctx.canary && !stage.canary.as_ref().is_some_and(|c| c.use_stage_cache),
         host: &host,
         stage_path: &ex.ctx.stage_path,
         protected: route.authorization.is_some() || route.api_key_required,
-        principal_id: principal.principal_id.as_deref(),
+        principal_id: caller.as_deref(),
         api_key_id: principal.api_key_id.as_deref(),
     };
     match crate::cache::lookup(stage.cache.as_ref(), route.cache.as_ref(), &place, request) {
