@@ -80,6 +80,14 @@ async fn the_aws_petstore_document_imported_by_the_cli_is_served_by_standalone_a
         "what is approximated is reported with its pointer: {stderr}"
     );
 
+    // The backend runs on this machine: an address is reached only through a VpcLink that
+    // lists it, as in a cluster.
+    std::fs::write(
+        crs.join("local-backend.yaml"),
+        "apiVersion: causeway.dev/v1alpha1\nkind: VpcLink\nmetadata: {name: local-backend, namespace: default}\nspec:\n  allowedNamespaces: [default]\n  addresses: [127.0.0.1]\n",
+    )
+    .unwrap();
+
     let _backend = ChildGuard::spawn(
         &bin("petstore-backend"),
         &["--listen", &format!("127.0.0.1:{backend_port}")],

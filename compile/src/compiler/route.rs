@@ -345,6 +345,12 @@ fn compile_integration(
                         "spec.integration.mock.headers: {name:?} is not a header name"
                     )));
                 }
+                if !super::preflight::is_header_value(value) {
+                    // Refused here, for this Route alone: the proxy would refuse the value.
+                    return Err(invalid(format!(
+                        "spec.integration.mock.headers.{name}: the value has a control character"
+                    )));
+                }
                 stage_variables(value).map_err(|e| {
                     template_problem(&format!("spec.integration.mock.headers.{name}"), e)
                 })?;
