@@ -62,6 +62,10 @@ pub(super) fn cache_lookup(
     request: &Request<ProxyBody>,
     ex: &mut Exchange,
 ) -> Flow<Option<crate::cache::Pending>> {
+    // Uncached routes (the common case) build no key: no host string, no caller text.
+    if stage.cache.is_none() || route.cache.is_none() {
+        return Flow::Continue(None);
+    }
     let host = crate::upstream::forwarded::host_as_sent(request.uri(), request.headers())
         .unwrap_or_default();
     let principal = &ex.ctx.principal;
