@@ -118,8 +118,11 @@ pub fn sigv4(data: &[u8]) {
     let _ = causeway_proxy::fuzzing::sigv4(method, target, &headers, body);
 }
 
+/// A target's property: returns, or panics naming what broke.
+pub type Property = fn(&[u8]);
+
 /// Every target: its name (also its corpus directory) and its property.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Property)] = &[
     ("path_routing", path_routing),
     ("request_head", request_head),
     ("compile_yaml", compile_yaml),
