@@ -101,6 +101,7 @@ fn detail(status: &ObjectStatus) -> String {
             urls,
             deployment_id,
             canary_deployment_id,
+            ..
         } => {
             let canary = canary_deployment_id
                 .as_ref()

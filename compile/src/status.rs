@@ -81,6 +81,8 @@ pub enum StatusDetail {
     },
     /// What a Stage serves.
     Stage {
+        /// Its id in the snapshot (`namespace/api/stage`), which proxies name it by.
+        stage_id: String,
         /// URLs reaching the stage.
         urls: Vec<String>,
         /// Deployment served.

@@ -18,7 +18,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use causeway_snapshot::Snapshot;
 use causeway_snapshot::push::{
-    ACK_PATH, Ack, Frame, STREAM_PATH, StreamRequest, USAGE_PATH, UsageReport, encode_frame,
+    ACK_PATH, Ack, DroppedPart, Frame, STREAM_PATH, StreamRequest, USAGE_PATH, UsageReport,
+    encode_frame,
 };
 use futures_util::StreamExt;
 use http::{Method, Request, Response, StatusCode};
@@ -66,6 +67,9 @@ pub struct ProxyState {
     pub applied: Option<String>,
     /// The last version it rejected, and why.
     pub rejected: Option<(String, String)>,
+    /// Parts it left out of the version it applied (`applied`), each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<DroppedPart>,
 }
 
 struct Inner {
@@ -186,6 +190,11 @@ impl PushServer {
                     _ => None,
                 })
                 .collect(),
+            dropped: connected
+                .iter()
+                .filter(|(_, p)| p.applied.as_deref() == Some(version.as_str()))
+                .flat_map(|(id, p)| p.dropped.iter().map(|d| ((*id).clone(), d.clone())))
+                .collect(),
             version,
         }
     }
@@ -284,6 +293,9 @@ impl PushServer {
                 Ok(ack) => {
                     if ack.applied {
                         debug!(proxy = %ack.proxy_id, version = %ack.version, "proxy applied snapshot");
+                        for part in &ack.dropped {
+                            warn!(proxy = %ack.proxy_id, version = %ack.version, kind = %part.kind, id = %part.id, reason = %part.reason, "proxy left a part out of the snapshot");
+                        }
                     } else {
                         warn!(proxy = %ack.proxy_id, version = %ack.version, reason = ack.reason.as_deref().unwrap_or(""), "proxy rejected snapshot");
                     }
@@ -291,6 +303,7 @@ impl PushServer {
                         if ack.applied {
                             p.applied = Some(ack.version.clone());
                             p.rejected = None;
+                            p.dropped.clone_from(&ack.dropped);
                         } else {
                             p.rejected =
                                 Some((ack.version.clone(), ack.reason.clone().unwrap_or_default()));

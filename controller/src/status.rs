@@ -23,6 +23,9 @@ pub mod reasons {
     pub const PENDING: &str = "Pending";
     /// A proxy rejected the snapshot (the message names it and says why).
     pub const REJECTED_BY_PROXY: &str = "RejectedByProxy";
+    /// A proxy applied the snapshot but left this object's part out (the message says why);
+    /// everything else serves.
+    pub const DROPPED_BY_PROXY: &str = "DroppedByProxy";
     /// The object is not in the snapshot because it was not accepted.
     pub const NOT_ACCEPTED: &str = "NotAccepted";
     /// Accepted, resolved and programmed.
@@ -42,11 +45,23 @@ pub struct Rollout {
     pub applied: u32,
     /// Proxies that rejected `version`, with their reasons.
     pub rejected: Vec<(String, String)>,
+    /// Parts that proxies which applied `version` left out, by proxy.
+    pub dropped: Vec<(String, causeway_snapshot::push::DroppedPart)>,
 }
 
 impl Rollout {
     /// The `Programmed` condition for an accepted object: `(status, reason, message)`.
-    fn programmed(&self) -> (&'static str, &'static str, String) {
+    fn programmed(&self, object: &ObjectStatus) -> (&'static str, &'static str, String) {
+        if let Some((proxy, part)) = self.dropped.iter().find(|(_, part)| part_of(part, object)) {
+            return (
+                "False",
+                reasons::DROPPED_BY_PROXY,
+                format!(
+                    "proxy {proxy} left {} {} out of snapshot {} (the rest serves): {}",
+                    part.kind, part.id, self.version, part.reason
+                ),
+            );
+        }
         if let Some((proxy, reason)) = self.rejected.first() {
             return (
                 "False",
@@ -82,6 +97,14 @@ impl Rollout {
     }
 }
 
+/// Whether a part a proxy left out belongs to this object: a stage to its Stage. Backends and hosts a proxy drops are in its log and `/config_dump`.
+fn part_of(part: &causeway_snapshot::push::DroppedPart, object: &ObjectStatus) -> bool {
+    match &object.detail {
+        StatusDetail::Stage { stage_id, .. } => part.kind == "stage" && part.id == *stage_id,
+        _ => false,
+    }
+}
+
 /// Extra facts for the status that are not in the compile result.
 #[derive(Debug, Clone, Default)]
 pub struct Extras<'a> {
@@ -102,7 +125,7 @@ pub fn desired(
     let mut conditions = status.conditions.clone();
     let accepted = status.is_accepted();
     let (p_status, p_reason, p_message) = if accepted {
-        rollout.programmed()
+        rollout.programmed(status)
     } else {
         (
             "False",
@@ -208,6 +231,7 @@ pub fn desired(
             urls,
             deployment_id,
             canary_deployment_id,
+            ..
         } => {
             out.insert("urls".into(), json!(urls));
             out.insert("deploymentId".into(), json!(deployment_id));
@@ -352,6 +376,7 @@ mod tests {
             connected: 2,
             applied: 2,
             rejected: vec![],
+            dropped: vec![],
         }
     }
 
@@ -417,6 +442,56 @@ mod tests {
                 .unwrap_or("")
                 .contains("bad tls key")
         );
+    }
+
+    #[test]
+    fn a_stage_a_proxy_left_out_is_not_programmed_and_says_why_while_others_are() {
+        let stage = |name: &str| ObjectStatus {
+            kind: Kind::Stage,
+            name: name.into(),
+            detail: StatusDetail::Stage {
+                stage_id: format!("default/pets/{name}"),
+                urls: vec![],
+                deployment_id: "d1".into(),
+                canary_deployment_id: None,
+            },
+            ..route_status(true, 1)
+        };
+        let rollout = Rollout {
+            dropped: vec![(
+                "p2".into(),
+                causeway_snapshot::push::DroppedPart {
+                    kind: "stage".into(),
+                    id: "default/pets/prod".into(),
+                    reason: "header value has a control character".into(),
+                },
+            )],
+            ..all_applied()
+        };
+        let prod = desired(None, &stage("prod"), &rollout, &Extras::default(), "T1");
+        assert_eq!(cond(&prod, "Programmed")["status"], "False");
+        assert_eq!(
+            cond(&prod, "Programmed")["reason"],
+            reasons::DROPPED_BY_PROXY
+        );
+        let message = cond(&prod, "Programmed")["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            message.contains("p2") && message.contains("control character"),
+            "{message}"
+        );
+        let dev = desired(None, &stage("dev"), &rollout, &Extras::default(), "T1");
+        assert_eq!(cond(&dev, "Programmed")["status"], "True");
+        let route = desired(
+            None,
+            &route_status(true, 1),
+            &rollout,
+            &Extras::default(),
+            "T1",
+        );
+        assert_eq!(cond(&route, "Programmed")["status"], "True");
     }
 
     #[test]

@@ -51,6 +51,7 @@ fn rollout() -> Rollout {
         connected: 1,
         applied: 1,
         rejected: vec![],
+        dropped: vec![],
     }
 }
 

@@ -70,6 +70,7 @@ fn rollout() -> Rollout {
         connected: 2,
         applied: 2,
         rejected: vec![],
+        dropped: vec![],
     }
 }
 

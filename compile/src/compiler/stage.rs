@@ -161,6 +161,7 @@ pub(crate) fn compile_stages(
                     .or_insert_with(|| (ca, c.config.id.clone()));
             }
             detail = StatusDetail::Stage {
+                stage_id: c.config.id.clone(),
                 urls: c.urls,
                 deployment_id: c.config.main.deployment_id.clone(),
                 canary_deployment_id: c
