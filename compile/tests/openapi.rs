@@ -124,7 +124,7 @@ fn expected() -> BTreeMap<&'static str, &'static str> {
         ("http-api-lambda-export", "served"),
         ("http-api-request-authorizer", "served"),
         ("ip-policy-and-binary", "served"),
-        ("lambda-non-proxy-mixed", "templates"),
+        ("lambda-non-proxy-mixed", "served"),
         ("mock-templates", "served"),
         ("not-openapi", "refused"),
         ("oas31-webhooks", "served"),
@@ -167,7 +167,7 @@ fn every_corpus_document_imports_and_compiles_with_every_object_accepted_or_is_r
         "the corpus has {} documents",
         cases.len()
     );
-    let (mut served, mut refused, mut templated) = (0, 0, 0);
+    let (mut served, mut refused) = (0, 0);
     let mut counts: BTreeMap<NoteKind, usize> = BTreeMap::new();
     println!(
         "{:<40} {:<8} {:>6} {:>7} {:>8} {:>8}",
@@ -186,37 +186,13 @@ fn every_corpus_document_imports_and_compiles_with_every_object_accepted_or_is_r
                     &CompileOptions::default(),
                 );
                 let bad = rejected(&compiled);
-                // LAMBDA (non-proxy) routes are carried over; compile checks their templates and
-                // leaves them out until the proxy invokes them (fail closed).
-                let waiting = compiled
-                    .statuses
-                    .iter()
-                    .filter(|s| !s.is_accepted())
-                    .filter(|s| {
-                        s.kind == causeway_compile::Kind::Route
-                            && s.problem().is_some_and(|c| {
-                                c.reason == "UnsupportedFeature"
-                                    || c.reason == "UnsupportedIntegration"
-                            })
-                    })
-                    .count();
-                if *want == "templates" {
-                    assert!(
-                        waiting > 0 && waiting == bad.len(),
-                        "{}: expected only template routes left out by compile:\n{}",
-                        case.name,
-                        bad.join("\n")
-                    );
-                    templated += waiting;
-                } else {
-                    assert!(
-                        bad.is_empty(),
-                        "{}: imported, but compile rejects:\n{}",
-                        case.name,
-                        bad.join("\n")
-                    );
-                    assert_eq!(*want, "served", "{}: was expected to be refused", case.name);
-                }
+                assert!(
+                    bad.is_empty(),
+                    "{}: imported, but compile rejects:\n{}",
+                    case.name,
+                    bad.join("\n")
+                );
+                assert_eq!(*want, "served", "{}: was expected to be refused", case.name);
                 for n in &imported.notes {
                     assert!(
                         n.pointer.is_empty() || n.pointer.starts_with('/'),
@@ -256,7 +232,7 @@ fn every_corpus_document_imports_and_compiles_with_every_object_accepted_or_is_r
         }
     }
     println!(
-        "\n{} documents: {served} imported and compiled (every object Accepted except {templated} routes with mapping templates, which compile leaves out until the proxy evaluates them), {refused} refused with pointers; notes: {} not carried over, {} security (allowed nowhere here), {} documentation-only",
+        "\n{} documents: {served} imported and compiled (every object Accepted), {refused} refused with pointers; notes: {} not carried over, {} security (allowed nowhere here), {} documentation-only",
         cases.len(),
         counts.get(&NoteKind::Dropped).copied().unwrap_or(0),
         counts.get(&NoteKind::Security).copied().unwrap_or(0),

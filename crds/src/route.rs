@@ -83,9 +83,9 @@ pub enum IntegrationType {
     /// Interface Emulator) and map its answer back.
     LambdaProxy,
     /// Lambda non-proxy (API Gateway's `aws` integration type): the request template's output is
-    /// the invocation payload, and the function's error message selects the integration
-    /// response. Not served yet: such a Route is checked (templates, patterns, backend) and then
-    /// left out with `UnsupportedIntegration`.
+    /// the invocation payload POSTed to the invoke path (as `LAMBDA_PROXY`), and the function's
+    /// error message (`errorMessage` of a failed invocation) selects the integration response;
+    /// a successful invocation takes the default one.
     Lambda,
 }
 

@@ -276,35 +276,33 @@ fn compile_integration(
     let invalid = |m: String| Problem::invalid(reasons::INVALID, m);
     match spec.type_ {
         IntegrationType::Lambda => {
-            timeout(spec)?;
-            compile_target(spec, namespace, params, cluster)?;
-            compile_mapping(spec)?;
-            Err(Problem::invalid(
-                reasons::UNSUPPORTED_INTEGRATION,
-                "spec.integration.type: LAMBDA (non-proxy) integrations are checked but not served yet",
-            ))
+            let timeout_ms = timeout(spec)?;
+            let (target, uri_path) = compile_target(spec, namespace, params, cluster)?;
+            let path = invoke_path(spec, uri_path, "LAMBDA")?;
+            if !spec.request_parameters.is_empty()
+                || !spec.response_parameters.is_empty()
+                || !spec.request_headers.is_empty()
+            {
+                return Err(Problem::invalid(
+                    reasons::INVALID_MAPPING,
+                    "spec.integration: LAMBDA integrations take their input from the request template and map their answer with integrationResponses (no requestParameters, responseParameters or requestHeaders)",
+                ));
+            }
+            // Without mapping fields the payload is the body as it came, and with no default
+            // integration response every answer is a 500, as on API Gateway.
+            let mapping = compile_mapping(spec)?.unwrap_or_default();
+            Ok(DefIntegration::Lambda {
+                target,
+                path,
+                timeout_ms,
+                mapping,
+            })
         }
         IntegrationType::LambdaProxy => {
             no_mapping(spec, "LAMBDA_PROXY")?;
             let timeout_ms = timeout(spec)?;
             let (target, uri_path) = compile_target(spec, namespace, params, cluster)?;
-            let path = match (&spec.path, uri_path) {
-                (Some(p), _) => p.clone(),
-                (None, Some(p)) => p,
-                (None, None) => LAMBDA_INVOKE_PATH.to_string(),
-            };
-            if !path.starts_with('/') {
-                return Err(invalid(format!(
-                    "spec.integration.path {path:?} must start with '/'"
-                )));
-            }
-            stage_variables(&path).map_err(|e| template_problem("spec.integration.path", e))?;
-            if !Template::parse(&without_stage_variables(&path)).is_literal() {
-                return Err(template_problem(
-                    "spec.integration.path",
-                    "a LAMBDA_PROXY invoke path cannot use path parameters".into(),
-                ));
-            }
+            let path = invoke_path(spec, uri_path, "LAMBDA_PROXY")?;
             if !spec.request_parameters.is_empty() || !spec.response_parameters.is_empty() {
                 return Err(Problem::invalid(
                     reasons::INVALID_MAPPING,
@@ -438,6 +436,34 @@ fn compile_integration(
             })
         }
     }
+}
+
+/// The invoke path of a Lambda integration: `spec.integration.path`, else the uri's path, else
+/// the Runtime Interface Emulator's; literal apart from stage variables.
+fn invoke_path(
+    spec: &IntegrationSpec,
+    uri_path: Option<String>,
+    kind: &str,
+) -> Result<String, Problem> {
+    let path = match (&spec.path, uri_path) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => p,
+        (None, None) => LAMBDA_INVOKE_PATH.to_string(),
+    };
+    if !path.starts_with('/') {
+        return Err(Problem::invalid(
+            reasons::INVALID,
+            format!("spec.integration.path {path:?} must start with '/'"),
+        ));
+    }
+    stage_variables(&path).map_err(|e| template_problem("spec.integration.path", e))?;
+    if !Template::parse(&without_stage_variables(&path)).is_literal() {
+        return Err(template_problem(
+            "spec.integration.path",
+            format!("a {kind} invoke path cannot use path parameters"),
+        ));
+    }
+    Ok(path)
 }
 
 /// The integration timeout, checked.
