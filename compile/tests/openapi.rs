@@ -124,6 +124,7 @@ fn expected() -> BTreeMap<&'static str, &'static str> {
         ("http-api-lambda-export", "served"),
         ("http-api-request-authorizer", "served"),
         ("ip-policy-and-binary", "served"),
+        ("lambda-non-proxy-calc", "served"),
         ("lambda-non-proxy-mixed", "served"),
         ("mock-templates", "served"),
         ("not-openapi", "refused"),
