@@ -461,7 +461,10 @@ async fn an_imported_lambda_non_proxy_integration_maps_the_payload_and_selects_r
     assert_eq!(sum.status, 200, "{}\n{}", sum.text(), gateway.stderr());
     assert_eq!(sum.header("content-type"), Some("application/json"));
     assert_eq!(sum.header("x-calc-op"), Some("sum"));
-    let request_id = sum.header("x-request-id").expect("x-request-id").to_string();
+    let request_id = sum
+        .header("x-request-id")
+        .expect("x-request-id")
+        .to_string();
     assert_eq!(sum.json(), json!({"sum": 42, "requestId": request_id}));
 
     // A function error whose message matches `Invalid input.*`: the 400 response, its template
