@@ -75,7 +75,10 @@ pub(crate) fn compile_routes(
                 authorizers,
             ));
             if verdict.is_ok() {
-                for note in api_type_notes(route, api_type) {
+                for note in api_type_notes(route, api_type)
+                    .into_iter()
+                    .chain(method_notes(route, models))
+                {
                     verdict.note(note);
                 }
             }
@@ -249,6 +252,46 @@ fn api_type_notes(route: &Route, api_type: Option<ApiType>) -> Vec<String> {
             );
         }
         Some(ApiType::Rest) | None => {}
+    }
+    notes
+}
+
+/// What API Gateway would refuse in a route's method declarations (`spec.method`), which
+/// Causeway serves all the same (they are declarations for export and SDKs): an integration
+/// response whose status has no method response, a response model that is not an Api model.
+fn method_notes(route: &Route, models: &[ModelSpec]) -> Vec<String> {
+    let Some(method) = &route.spec.method else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    if !method.responses.is_empty() {
+        for (i, r) in route
+            .spec
+            .integration
+            .integration_responses
+            .iter()
+            .enumerate()
+        {
+            if !method
+                .responses
+                .iter()
+                .any(|m| m.status_code == r.status_code)
+            {
+                notes.push(format!(
+                    "spec.integration.integrationResponses[{i}].statusCode {} has no method response in spec.method.responses (API Gateway refuses that); served all the same",
+                    r.status_code
+                ));
+            }
+        }
+    }
+    for (i, r) in method.responses.iter().enumerate() {
+        for (content_type, model) in &r.response_models {
+            if !models.iter().any(|m| &m.name == model) {
+                notes.push(format!(
+                    "spec.method.responses[{i}].responseModels[{content_type:?}]: {model:?} is not a model of the Api; export leaves it out"
+                ));
+            }
+        }
     }
     notes
 }

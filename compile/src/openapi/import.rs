@@ -28,6 +28,8 @@ use super::document::{self, Dialect, child, leftover_keys, resolve};
 use super::mapping::{FunctionTarget, ImportMapping, function_name};
 use super::report::{ImportError, Note, NoteKind, Notes};
 
+mod method;
+
 /// How an import runs.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -1395,13 +1397,13 @@ impl Importer<'_> {
                 "x-amazon-apigateway-request-validator",
                 "x-amazon-apigateway-auth",
                 "isDefaultRoute",
+                "operationId",
+                "responses",
             ],
             &[
                 "summary",
                 "description",
-                "operationId",
                 "tags",
-                "responses",
                 "externalDocs",
                 "deprecated",
                 "produces",
@@ -1438,6 +1440,7 @@ impl Importer<'_> {
             authorization_scopes: Vec::new(),
             api_key_required: None,
             request_validation: None,
+            method: None,
         };
         // Security: the operation's own, else the document's.
         let (security, sat) = match o.get("security") {
@@ -1475,7 +1478,9 @@ impl Importer<'_> {
                 }
             },
         };
-        spec.request_validation = self.validation(o, at, item_params, flags, &name);
+        let mut declared = BTreeMap::new();
+        spec.request_validation = self.validation(o, at, item_params, flags, &name, &mut declared);
+        spec.method = self.method(o, at, declared);
         // Cache key parameters go to the stage's route settings.
         if let Some(keys) = o
             .get("x-amazon-apigateway-integration")
@@ -1611,6 +1616,7 @@ impl Importer<'_> {
         item_params: Option<&Value>,
         flags: Option<(bool, bool)>,
         route_name: &str,
+        declared: &mut BTreeMap<String, bool>,
     ) -> Option<RequestValidationSpec> {
         let mut spec = RequestValidationSpec::default();
         let mut bodies: Vec<(String, Value, String)> = Vec::new();
@@ -1642,6 +1648,20 @@ impl Importer<'_> {
         let consumes = strings(op.get("consumes").or_else(|| doc.get("consumes")));
         for ((location, name), (p, pat)) in &merged {
             let required = p.get("required").and_then(Value::as_bool) == Some(true);
+            let source = match location.as_str() {
+                "query" => Some("querystring"),
+                "header" => Some("header"),
+                "path" => Some("path"),
+                _ => None,
+            };
+            if let Some(source) = source
+                && !name.is_empty()
+            {
+                declared.insert(
+                    format!("method.request.{source}.{name}"),
+                    required || source == "path",
+                );
+            }
             match location.as_str() {
                 "query" if required => spec.required_query_strings.push(name.clone()),
                 "header" if required => spec.required_headers.push(name.clone()),
