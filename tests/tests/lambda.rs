@@ -342,92 +342,12 @@ async fn the_powertools_lambda_example_answers_correctly_through_causeway_in_bot
     }
 }
 
-/// `causeway import openapi` of `tests/fixtures/openapi/lambda-non-proxy-calc.yaml` with a
-/// mapping file naming where `calc` runs, into `dir/crs`, plus the VpcLink that lets namespace
-/// `default` reach 127.0.0.1 (as in a cluster). Returns the directory of CRs.
-fn import_calc(dir: &Path, function: u16) -> PathBuf {
-    let mapping = dir.join("calc.mapping.yaml");
-    std::fs::write(
-        &mapping,
-        format!("lambda:\n  calc: {{uri: \"http://127.0.0.1:{function}\"}}\n"),
-    )
-    .expect("write mapping");
-    let crs = dir.join("crs");
-    let import = Command::new(bin("causeway"))
-        .args(["import", "openapi"])
-        .arg(repo_root().join("tests/fixtures/openapi/lambda-non-proxy-calc.yaml"))
-        .arg("--mapping")
-        .arg(&mapping)
-        .arg("--out")
-        .arg(&crs)
-        .output()
-        .expect("run causeway import");
-    let stderr = String::from_utf8_lossy(&import.stderr);
-    assert!(import.status.success(), "import failed: {stderr}");
-    assert!(stderr.contains("imported Api calc: 1 routes"), "{stderr}");
-    std::fs::write(
-        crs.join("local-functions.yaml"),
-        "apiVersion: causeway.dev/v1alpha1\nkind: VpcLink\nmetadata: {name: local-functions, namespace: default}\nspec:\n  allowedNamespaces: [default]\n  addresses: [127.0.0.1]\n",
-    )
-    .expect("write VpcLink");
-    crs
-}
-
-/// `calc.handler` (tests/fixtures/lambda/calc.py) behind a copy of the example's `invoke.py`.
-async fn calc_function(dir: &Path, logs: &Path) -> (ChildGuard, u16) {
-    let function_dir = dir.join("calc");
-    std::fs::create_dir_all(&function_dir).expect("function dir");
-    std::fs::copy(
-        repo_root().join("examples/lambda/invoke.py"),
-        function_dir.join("invoke.py"),
-    )
-    .expect("copy invoke.py");
-    std::fs::copy(
-        repo_root().join("tests/fixtures/lambda/calc.py"),
-        function_dir.join("calc.py"),
-    )
-    .expect("copy calc.py");
-    invoke_endpoint(&function_dir, "calc.handler", logs).await
-}
-
-/// `causeway standalone -f crs` on free ports, once ready: (guard, traffic address).
-async fn standalone(crs: &Path, logs: &Path) -> (ChildGuard, SocketAddr) {
-    let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let gateway = ChildGuard::spawn(
-        &bin("causeway"),
-        &[
-            "standalone",
-            "-f",
-            crs.to_str().expect("utf-8 path"),
-            "--listen",
-            &traffic.to_string(),
-            "--admin-listen",
-            &admin.to_string(),
-        ],
-        logs,
-    );
-    let ready = eventually(Duration::from_secs(20), || async {
-        let r = get(admin, "localhost", "/readyz").await.ok()?;
-        (r.status == 200).then_some(())
-    })
-    .await;
-    assert!(
-        ready.is_some(),
-        "gateway never became ready; stderr:\n{}",
-        gateway.stderr()
-    );
-    (gateway, traffic)
-}
-
-const CALC_HOST: &str = "calc.default.localhost";
-
 async fn call_calc(addr: SocketAddr, method: &str, path: &str, content_type: &str) -> Answer {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let request = http::Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"))
-        .header("host", CALC_HOST)
+        .header("host", causeway_e2e::CALC_HOST)
         .header("content-type", content_type)
         .body(Full::new(Bytes::from_static(b"a=1")))
         .expect("request");
@@ -450,9 +370,9 @@ async fn an_imported_lambda_non_proxy_integration_maps_the_payload_and_selects_r
     require_powertools();
     let dir = tempfile::tempdir().expect("tempdir");
     let logs = dir.path();
-    let (_function, function_port) = calc_function(dir.path(), logs).await;
-    let crs = import_calc(dir.path(), function_port);
-    let (gateway, traffic) = standalone(&crs, logs).await;
+    let (_function, function_port) = causeway_e2e::calc_function(dir.path(), logs).await;
+    let crs = causeway_e2e::import_calc(dir.path(), function_port);
+    let (gateway, traffic) = causeway_e2e::standalone(&crs, logs).await;
 
     // No error: the default integration response (200), its template over the function's
     // result, its literal header; the payload came from the request template (query string
