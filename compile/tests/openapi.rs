@@ -267,6 +267,79 @@ fn an_unmapped_lambda_authorizer_fails_the_import_unless_insecure_drop_is_allowe
     assert_eq!(forced.count(NoteKind::Security), 1);
 }
 
+/// A REST API export with a Cognito user pool authorizer, and one route requiring a scope.
+const COGNITO_DOC: &str = r#"
+openapi: 3.0.1
+info: {title: books, version: "1"}
+paths:
+  /books:
+    get:
+      security: [{pool: [books/read]}]
+      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: "https://books.example.com/"}
+components:
+  securitySchemes:
+    pool:
+      type: apiKey
+      name: Authorization
+      in: header
+      x-amazon-apigateway-authtype: cognito_user_pools
+      x-amazon-apigateway-authorizer:
+        type: cognito_user_pools
+        providerARNs: ["arn:aws:cognito-idp:eu-central-1:111122223333:userpool/eu-central-1_Qw3Rt5Yu"]
+"#;
+
+#[test]
+fn a_cognito_pool_becomes_a_jwt_authorizer_with_the_pools_issuer_and_its_app_clients() {
+    // Naming the app clients is enough: the issuer comes from the pool id and its region.
+    let mapping =
+        ImportMapping::parse("cognito:\n  eu-central-1_Qw3Rt5Yu: {audiences: [app-web]}\n")
+            .expect("mapping");
+    let imported = import(COGNITO_DOC, &options(mapping)).expect("import");
+    let jwt = imported.authorizers[0]
+        .spec
+        .jwt
+        .as_ref()
+        .expect("a JWT authorizer");
+    assert_eq!(
+        jwt.issuer,
+        "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_Qw3Rt5Yu"
+    );
+    assert_eq!(jwt.audiences, ["app-web"]);
+    assert_eq!(imported.routes[0].spec.authorization_scopes, ["books/read"]);
+    // An issuer named in the mapping file wins.
+    let elsewhere = ImportMapping::parse(
+        "cognito:\n  \"arn:aws:cognito-idp:eu-central-1:111122223333:userpool/eu-central-1_Qw3Rt5Yu\": {issuer: https://idp.example.com, audiences: [app-web]}\n",
+    )
+    .expect("mapping");
+    let imported = import(COGNITO_DOC, &options(elsewhere)).expect("import");
+    let jwt = imported.authorizers[0]
+        .spec
+        .jwt
+        .as_ref()
+        .expect("a JWT authorizer");
+    assert_eq!(jwt.issuer, "https://idp.example.com");
+    // Without the app clients, any client of the pool would pass: the import fails, naming
+    // the route's requirement.
+    let Err(ImportError::Insecure { notes }) = import(COGNITO_DOC, &ImportOptions::default())
+    else {
+        panic!("the import must fail without audiences");
+    };
+    assert!(
+        notes.iter().any(|n| n.message.contains("app client ids")),
+        "{notes:?}"
+    );
+    // A securitySchemes entry must name its issuer: there is no AWS default for it.
+    let oidc = COGNITO_DOC.replace(
+        "type: apiKey\n      name: Authorization\n      in: header\n      x-amazon-apigateway-authtype: cognito_user_pools\n      x-amazon-apigateway-authorizer:\n        type: cognito_user_pools\n        providerARNs: [\"arn:aws:cognito-idp:eu-central-1:111122223333:userpool/eu-central-1_Qw3Rt5Yu\"]",
+        "type: openIdConnect\n      openIdConnectUrl: https://idp.example.com/.well-known/openid-configuration",
+    );
+    assert!(oidc.contains("openIdConnect"));
+    let no_issuer =
+        ImportMapping::parse("securitySchemes:\n  pool: {audiences: [x]}\n").expect("mapping");
+    let err = import(&oidc, &options(no_issuer)).expect_err("no issuer");
+    assert!(matches!(err, ImportError::Insecure { .. }), "{err}");
+}
+
 #[test]
 fn a_route_with_two_required_authorizers_is_refused_since_one_would_be_dropped() {
     let doc = r#"

@@ -984,10 +984,13 @@ impl Importer<'_> {
                 }
             }
             "oauth2" | "openIdConnect" | "http" => match self.mapping.security_schemes.get(name) {
+                Some(t) if t.issuer.is_none() => unmapped(format!(
+                    "the mapping file's securitySchemes entry {name:?} names no issuer"
+                )),
                 Some(t) => {
                     let spec = AuthorizerSpec {
                         jwt: Some(JwtSpec {
-                            issuer: t.issuer.clone(),
+                            issuer: t.issuer.clone().unwrap_or_default(),
                             audiences: t.audiences.clone(),
                             jwks_uri: t.jwks_uri.clone(),
                             jwks_secret_ref: None,
@@ -1172,18 +1175,19 @@ impl Importer<'_> {
                     .cloned();
                 let (issuer, audiences, jwks_uri) = match target {
                     Some(t) => (t.issuer, t.audiences, t.jwks_uri),
+                    None => (None, Vec::new(), None),
+                };
+                let issuer = match issuer {
+                    Some(issuer) => issuer,
                     None => {
+                        // The pool's AWS issuer: the region is the pool id's prefix.
                         let region = pool_id.split('_').next().unwrap_or("");
                         if region.is_empty() || !pool_id.contains('_') {
                             return Err(format!(
                                 "user pool {first:?} names no region; map it in the mapping file's `cognito` section"
                             ));
                         }
-                        (
-                            format!("https://cognito-idp.{region}.amazonaws.com/{pool_id}"),
-                            Vec::new(),
-                            None,
-                        )
+                        format!("https://cognito-idp.{region}.amazonaws.com/{pool_id}")
                     }
                 };
                 if audiences.is_empty() {
