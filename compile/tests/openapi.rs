@@ -615,7 +615,12 @@ proptest! {
             }
             let text = serde_json::to_string(&v).unwrap_or_default();
             let _ = import(&text, &options(case.mapping.clone()));
-            let _ = import(&text, &ImportOptions { allow_insecure_drop: true, ..options(case.mapping.clone()) });
+            // What is imported (here, with every drop allowed) loads back as the YAML a user
+            // would apply.
+            if let Ok(imported) = import(&text, &ImportOptions { allow_insecure_drop: true, ..options(case.mapping.clone()) }) {
+                let mut inventory = Inventory::default();
+                prop_assert!(inventory.add_yaml("imported.yaml", &imported.to_yaml()).is_ok(), "{}", imported.to_yaml());
+            }
         }
     }
 
