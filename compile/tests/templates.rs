@@ -380,3 +380,37 @@ fn payload_format_2_0_on_a_rest_api_is_noted_in_status() {
     );
     assert_eq!(payload_format(&c), Some(PayloadFormat::V2));
 }
+
+#[test]
+fn method_responses_are_declarations_and_an_undeclared_integration_status_is_noted() {
+    let route = LAMBDA_NON_PROXY.replace("    timeoutMillis: 5000\n", "    timeoutMillis: 5000\n")
+        + r#"  method:
+    operationName: addNumbers
+    requestParameters: {method.request.path.a: true, method.request.querystring.b: true}
+    responses:
+      - statusCode: 200
+        description: the sum
+        responseParameters: {method.response.header.x-op: false}
+        responseModels: {application/json: Sum}
+"#;
+    let c = with_base(&route);
+    let s = status(&c, Kind::Route, "fn");
+    assert!(s.is_accepted(), "{:?}", s.problem());
+    let message = &s.conditions[0].message;
+    assert!(
+        message.contains(
+            "spec.integration.integrationResponses[1].statusCode 400 has no method response in spec.method.responses"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(r#"spec.method.responses[0].responseModels["application/json"]: "Sum" is not a model of the Api"#),
+        "{message}"
+    );
+    // The declarations change nothing that is served: the same snapshot as without them.
+    let without = with_base(LAMBDA_NON_PROXY);
+    assert_eq!(
+        serde_json::to_value(&c.snapshot.stages).expect("json"),
+        serde_json::to_value(&without.snapshot.stages).expect("json")
+    );
+}
