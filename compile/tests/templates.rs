@@ -383,7 +383,7 @@ fn payload_format_2_0_on_a_rest_api_is_noted_in_status() {
 
 #[test]
 fn method_responses_are_declarations_and_an_undeclared_integration_status_is_noted() {
-    let route = LAMBDA_NON_PROXY.replace("    timeoutMillis: 5000\n", "    timeoutMillis: 5000\n")
+    let route = LAMBDA_NON_PROXY.to_string()
         + r#"  method:
     operationName: addNumbers
     requestParameters: {method.request.path.a: true, method.request.querystring.b: true}
