@@ -4,7 +4,11 @@
 #
 #   bench/fuzz.sh                 # 60 s per target
 #   FUZZ_SECONDS=600 bench/fuzz.sh
-#   FUZZ_SECONDS=5 FUZZ_REPORT=0 bench/fuzz.sh   # what .ci/run does: a few seconds, no report
+#   FUZZ_SECONDS=5 FUZZ_REPORT=0 bench/fuzz.sh   # a few seconds, no report
+#
+# .ci/run does not build these (a libFuzzer build takes most of an hour on 2 cores): it runs
+# the same properties (fuzz/src/lib.rs) over each corpus plus seconds of mutations on stable
+# (tests/tests/fuzz_corpus.rs).
 #
 # Needs cargo-fuzz (`cargo install --locked cargo-fuzz`). Runs on the project's pinned stable
 # toolchain without sanitizers (`--sanitizer none`; RUSTC_BOOTSTRAP lets stable accept the

@@ -29,7 +29,7 @@ use causeway_snapshot::{AuthorizerSettings, RouteAuthorization, Snapshot};
 use http::Request;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use serde_json::{Map, Value};
 
 use crate::body::{ProxyBody, full};
@@ -213,8 +213,9 @@ pub(crate) async fn authorize(
             }
             AuthorizerKind::Mtls(mtls) => mtls.authorize(ctx.client_cert.clone())?,
             AuthorizerKind::Sigv4(sigv4) => {
+                let head = sigv4.check_head(&parts, std::time::SystemTime::now())?;
                 let bytes = read_body(body, limit).await?;
-                let principal = sigv4.verify(&parts, &bytes, std::time::SystemTime::now())?;
+                let principal = head.verify_body(&parts, &bytes)?;
                 body = full(bytes);
                 principal
             }
@@ -260,6 +261,10 @@ fn set_forward_headers(headers: &mut HeaderMap, authorizer: &LiveAuthorizer, ctx
 /// Reads a whole body up to `limit` bytes (SigV4 routes only: the signature covers it).
 async fn read_body(mut body: ProxyBody, limit: u64) -> Result<Bytes, AuthError> {
     let max = usize::try_from(limit).unwrap_or(usize::MAX);
+    // A declared length over the limit is refused before a byte is read.
+    if body.size_hint().lower() > limit {
+        return Err(AuthError::BodyTooLarge(limit));
+    }
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| AuthError::BodyRead(e.to_string()))?;

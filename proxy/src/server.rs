@@ -4,6 +4,7 @@
 
 pub(crate) mod accept;
 pub(crate) mod admin;
+pub(crate) mod framing;
 pub(crate) mod tls;
 pub(crate) mod tunnel;
 pub(crate) mod workers;

@@ -4,7 +4,8 @@
 //! The canonical request is rebuilt from what arrived: the path as sent, URI-encoded once more
 //! (as every AWS service but S3 signs it), the query re-encoded and sorted, the signed headers
 //! (values trimmed, inner spaces collapsed), and the SHA-256 of the body — the body is read (up
-//! to the Api's limit) for SIGV4 routes only. `x-amz-content-sha256`, when sent, must equal that
+//! to the Api's limit) for SIGV4 routes only, and only after every check that needs no body
+//! passed. `x-amz-content-sha256`, when sent, must equal that
 //! hash (`UNSIGNED-PAYLOAD` is refused). The credential scope must name the configured region
 //! and service, its date must be the date of `x-amz-date`, and that time must be within
 //! `maxSkewSeconds` (default 300) of the proxy's clock. Signatures are compared in constant
@@ -52,14 +53,26 @@ impl Sigv4Authorizer {
         }
     }
 
-    /// Verifies a request whose whole body is `body`, at time `now`.
+    /// Verifies a request whose whole body is `body`, at time `now`: [`Self::check_head`], then
+    /// [`SignedHead::verify_body`].
     pub fn verify(
         &self,
         parts: &http::request::Parts,
         body: &[u8],
         now: SystemTime,
     ) -> Result<Principal, AuthError> {
-        let bad = |m: &str| AuthError::InvalidSignature(m.to_string());
+        self.check_head(parts, now)?.verify_body(parts, body)
+    }
+
+    /// Everything that needs no body: the `Authorization` header's shape, `x-amz-date` within
+    /// the allowed skew, the credential scope, the signed-header set and a known access key.
+    /// The gateway reads a SIGV4 route's body only after this passed, so an unsigned, stale or
+    /// foreign request cannot make it buffer anything.
+    pub fn check_head<'r>(
+        &'r self,
+        parts: &'r http::request::Parts,
+        now: SystemTime,
+    ) -> Result<SignedHead<'r>, AuthError> {
         let authorization = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -90,6 +103,34 @@ impl Sigv4Authorizer {
         let Some(secret) = self.secrets.get(credential.access_key) else {
             return Err(bad("unknown access key"));
         };
+        Ok(SignedHead {
+            credential,
+            amz_date,
+            secret,
+        })
+    }
+}
+
+/// A request head that passed [`Sigv4Authorizer::check_head`]; the body decides the rest.
+pub(crate) struct SignedHead<'r> {
+    credential: Credential<'r>,
+    amz_date: &'r str,
+    secret: &'r str,
+}
+
+impl SignedHead<'_> {
+    /// Checks the body's hash (and `x-amz-content-sha256`, when sent) and the signature over
+    /// the canonical request.
+    pub fn verify_body(
+        self,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<Principal, AuthError> {
+        let SignedHead {
+            credential,
+            amz_date,
+            secret,
+        } = self;
         let payload_hash = hex::encode(Sha256::digest(body));
         if let Some(claimed) = header_text(&parts.headers, "x-amz-content-sha256")
             && claimed != payload_hash
@@ -127,6 +168,10 @@ impl Sigv4Authorizer {
             ..Principal::default()
         })
     }
+}
+
+fn bad(message: &str) -> AuthError {
+    AuthError::InvalidSignature(message.to_string())
 }
 
 fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

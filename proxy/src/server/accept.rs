@@ -411,6 +411,8 @@ where
                 }))
             }
         });
+        // Requests framed by both Content-Length and Transfer-Encoding are refused (`framing`).
+        let io = crate::server::framing::Guard::new(io);
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         let mut connection = std::pin::pin!(connection);
         let mut closing = false;

@@ -267,3 +267,44 @@ async fn secret_access_keys_are_redacted_from_config_dump() {
     assert!(!dump.contains(SECRET_KEY), "{dump}");
     assert!(dump.contains("secretAccessKeys"));
 }
+
+/// The head alone decides a stale, foreign or oversized SIGV4 request: the proxy answers
+/// before the client has sent a byte of the body it announced, so no one can make it wait for
+/// (or buffer) a body that cannot pass.
+#[tokio::test]
+async fn checks_that_need_no_body_refuse_before_the_body_is_read() {
+    let upstream = Upstream::start("pets").await;
+    let proxy = TestProxy::with_snapshot(snapshot(&upstream)).await;
+    let url = format!("http://{HOST}/items");
+    let body = "x".repeat(64);
+    let stale = sign("POST", &url, &body, 360, ACCESS_KEY);
+    let unknown = sign("POST", &url, &body, 0, "AKIDNOBODY");
+    let mut foreign_scope = sign("POST", &url, &body, 0, ACCESS_KEY);
+    for (k, v) in &mut foreign_scope {
+        if k.eq_ignore_ascii_case("authorization") {
+            *v = v.replace("/us-east-1/", "/eu-west-1/");
+        }
+    }
+    let fresh = sign("POST", &url, &body, 0, ACCESS_KEY);
+    let cases = [
+        ("six minutes old", stale, "64", 403, "Signature expired"),
+        ("unknown access key", unknown, "64", 403, "does not match"),
+        ("foreign scope", foreign_scope, "64", 403, "does not match"),
+        ("over the body limit", fresh, "999999999999", 413, ""),
+    ];
+    for (name, headers, length, status, message) in cases {
+        let mut head =
+            String::from("POST /items HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n");
+        for (k, v) in &headers {
+            if !k.eq_ignore_ascii_case("host") && !k.eq_ignore_ascii_case("content-length") {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+        }
+        head.push_str(&format!("content-length: {length}\r\n\r\n"));
+        // The body is never sent: an answer can only come from the head.
+        let answer = raw(proxy.addr, head.as_bytes()).await;
+        assert_eq!(raw_status(&answer), status, "{name}: {answer}");
+        assert!(answer.contains(message), "{name}: {answer}");
+    }
+    assert!(upstream.seen().is_empty());
+}
