@@ -868,3 +868,87 @@ fn a_missing_definition_config_map_is_definition_not_found() {
         ("False", "DefinitionNotFound")
     );
 }
+
+/// The calc document with a declared (optional) header parameter as well.
+fn calc_with_header() -> String {
+    std::fs::read_to_string(corpus_dir().join("lambda-non-proxy-calc.yaml"))
+        .expect("read")
+        .replace(
+            "        - {name: b, in: query, required: true, schema: {type: string}}\n",
+            "        - {name: b, in: query, required: true, schema: {type: string}}\n        - {name: x-trace, in: header, schema: {type: string}}\n",
+        )
+}
+
+#[test]
+fn method_declarations_are_imported_and_exported_for_sdk_generators() {
+    let mapping = ImportMapping::parse("lambda:\n  calc: {uri: \"http://127.0.0.1:9050\"}\n")
+        .expect("mapping");
+    let imported = import(&calc_with_header(), &options(mapping)).expect("import");
+    let method = imported.routes[0]
+        .spec
+        .method
+        .as_ref()
+        .expect("declarations");
+    assert_eq!(method.operation_name.as_deref(), Some("getSum"));
+    assert_eq!(
+        method.request_parameters,
+        BTreeMap::from([
+            ("method.request.header.x-trace".to_string(), false),
+            ("method.request.querystring.a".to_string(), true),
+            ("method.request.querystring.b".to_string(), true),
+        ])
+    );
+    let statuses: Vec<u16> = method.responses.iter().map(|r| r.status_code).collect();
+    assert_eq!(statuses, [200, 400]);
+    assert_eq!(
+        method.responses[0].response_models["application/json"],
+        "Sum"
+    );
+
+    let plain = |format| {
+        export(
+            &imported.api,
+            &imported.routes,
+            &imported.authorizers,
+            &ExportOptions {
+                format,
+                aws_extensions: false,
+                server_url: None,
+            },
+        )
+        .document
+    };
+    let oas = plain(ExportFormat::Oas30);
+    let op = &oas["paths"]["/sum"]["get"];
+    assert_eq!(op["operationId"], "getSum");
+    assert_eq!(
+        op["parameters"],
+        serde_json::json!([
+            {"name": "x-trace", "in": "header", "required": false, "schema": {"type": "string"}},
+            {"name": "a", "in": "query", "required": true, "schema": {"type": "string"}},
+            {"name": "b", "in": "query", "required": true, "schema": {"type": "string"}},
+        ])
+    );
+    assert_eq!(
+        op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Sum"
+    );
+    assert_eq!(
+        op["responses"]["400"]["headers"]["x-error-type"]["schema"]["type"],
+        "string"
+    );
+    assert_eq!(
+        op["responses"]["400"]["description"],
+        "a or b is not an integer."
+    );
+    let swagger = plain(ExportFormat::Swagger20);
+    let op = &swagger["paths"]["/sum"]["get"];
+    assert_eq!(
+        op["responses"]["200"]["schema"]["$ref"],
+        "#/definitions/Sum"
+    );
+    assert_eq!(
+        op["responses"]["200"]["headers"]["x-calc-op"]["type"],
+        "string"
+    );
+}
