@@ -24,7 +24,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/target/fuzz}"
-targets=(path_routing request_head compile_yaml lambda_answer sigv4)
+targets=(path_routing request_head compile_yaml lambda_answer sigv4 openapi_import)
 stamp="$(date -u +%Y-%m-%dT%H-%MZ)"
 out="bench/results/fuzz-$stamp.md"
 rows=()

@@ -37,8 +37,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python packages the tests use, pinned (tests/requirements.txt): botocore, the real SigV4
-# signer, and Powertools for AWS Lambda (the Lambda example's handler and authorizer, run end
-# to end by tests/tests/lambda.rs). A no-op once installed.
+# signer, Powertools for AWS Lambda (the Lambda example's handler and authorizer, and the calc
+# function, run end to end by tests/tests/lambda.rs and sdk.rs), openapi-spec-validator and
+# openapi-python-client (the exports are validated, and an SDK generated from one calls the
+# gateway). A no-op once installed.
 step "pip install -r tests/requirements.txt"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
 

@@ -124,7 +124,8 @@ fn expected() -> BTreeMap<&'static str, &'static str> {
         ("http-api-lambda-export", "served"),
         ("http-api-request-authorizer", "served"),
         ("ip-policy-and-binary", "served"),
-        ("lambda-non-proxy-mixed", "templates"),
+        ("lambda-non-proxy-calc", "served"),
+        ("lambda-non-proxy-mixed", "served"),
         ("mock-templates", "served"),
         ("not-openapi", "refused"),
         ("oas31-webhooks", "served"),
@@ -167,7 +168,7 @@ fn every_corpus_document_imports_and_compiles_with_every_object_accepted_or_is_r
         "the corpus has {} documents",
         cases.len()
     );
-    let (mut served, mut refused, mut templated) = (0, 0, 0);
+    let (mut served, mut refused) = (0, 0);
     let mut counts: BTreeMap<NoteKind, usize> = BTreeMap::new();
     println!(
         "{:<40} {:<8} {:>6} {:>7} {:>8} {:>8}",
@@ -186,37 +187,13 @@ fn every_corpus_document_imports_and_compiles_with_every_object_accepted_or_is_r
                     &CompileOptions::default(),
                 );
                 let bad = rejected(&compiled);
-                // LAMBDA (non-proxy) routes are carried over; compile checks their templates and
-                // leaves them out until the proxy invokes them (fail closed).
-                let waiting = compiled
-                    .statuses
-                    .iter()
-                    .filter(|s| !s.is_accepted())
-                    .filter(|s| {
-                        s.kind == causeway_compile::Kind::Route
-                            && s.problem().is_some_and(|c| {
-                                c.reason == "UnsupportedFeature"
-                                    || c.reason == "UnsupportedIntegration"
-                            })
-                    })
-                    .count();
-                if *want == "templates" {
-                    assert!(
-                        waiting > 0 && waiting == bad.len(),
-                        "{}: expected only template routes left out by compile:\n{}",
-                        case.name,
-                        bad.join("\n")
-                    );
-                    templated += waiting;
-                } else {
-                    assert!(
-                        bad.is_empty(),
-                        "{}: imported, but compile rejects:\n{}",
-                        case.name,
-                        bad.join("\n")
-                    );
-                    assert_eq!(*want, "served", "{}: was expected to be refused", case.name);
-                }
+                assert!(
+                    bad.is_empty(),
+                    "{}: imported, but compile rejects:\n{}",
+                    case.name,
+                    bad.join("\n")
+                );
+                assert_eq!(*want, "served", "{}: was expected to be refused", case.name);
                 for n in &imported.notes {
                     assert!(
                         n.pointer.is_empty() || n.pointer.starts_with('/'),
@@ -256,7 +233,7 @@ fn every_corpus_document_imports_and_compiles_with_every_object_accepted_or_is_r
         }
     }
     println!(
-        "\n{} documents: {served} imported and compiled (every object Accepted except {templated} routes with mapping templates, which compile leaves out until the proxy evaluates them), {refused} refused with pointers; notes: {} not carried over, {} security (allowed nowhere here), {} documentation-only",
+        "\n{} documents: {served} imported and compiled (every object Accepted), {refused} refused with pointers; notes: {} not carried over, {} security (allowed nowhere here), {} documentation-only",
         cases.len(),
         counts.get(&NoteKind::Dropped).copied().unwrap_or(0),
         counts.get(&NoteKind::Security).copied().unwrap_or(0),
@@ -288,6 +265,79 @@ fn an_unmapped_lambda_authorizer_fails_the_import_unless_insecure_drop_is_allowe
     assert_eq!(forced.routes.len(), 1);
     assert!(forced.routes[0].spec.authorizer_ref.is_none());
     assert_eq!(forced.count(NoteKind::Security), 1);
+}
+
+/// A REST API export with a Cognito user pool authorizer, and one route requiring a scope.
+const COGNITO_DOC: &str = r#"
+openapi: 3.0.1
+info: {title: books, version: "1"}
+paths:
+  /books:
+    get:
+      security: [{pool: [books/read]}]
+      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: "https://books.example.com/"}
+components:
+  securitySchemes:
+    pool:
+      type: apiKey
+      name: Authorization
+      in: header
+      x-amazon-apigateway-authtype: cognito_user_pools
+      x-amazon-apigateway-authorizer:
+        type: cognito_user_pools
+        providerARNs: ["arn:aws:cognito-idp:eu-central-1:111122223333:userpool/eu-central-1_Qw3Rt5Yu"]
+"#;
+
+#[test]
+fn a_cognito_pool_becomes_a_jwt_authorizer_with_the_pools_issuer_and_its_app_clients() {
+    // Naming the app clients is enough: the issuer comes from the pool id and its region.
+    let mapping =
+        ImportMapping::parse("cognito:\n  eu-central-1_Qw3Rt5Yu: {audiences: [app-web]}\n")
+            .expect("mapping");
+    let imported = import(COGNITO_DOC, &options(mapping)).expect("import");
+    let jwt = imported.authorizers[0]
+        .spec
+        .jwt
+        .as_ref()
+        .expect("a JWT authorizer");
+    assert_eq!(
+        jwt.issuer,
+        "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_Qw3Rt5Yu"
+    );
+    assert_eq!(jwt.audiences, ["app-web"]);
+    assert_eq!(imported.routes[0].spec.authorization_scopes, ["books/read"]);
+    // An issuer named in the mapping file wins.
+    let elsewhere = ImportMapping::parse(
+        "cognito:\n  \"arn:aws:cognito-idp:eu-central-1:111122223333:userpool/eu-central-1_Qw3Rt5Yu\": {issuer: https://idp.example.com, audiences: [app-web]}\n",
+    )
+    .expect("mapping");
+    let imported = import(COGNITO_DOC, &options(elsewhere)).expect("import");
+    let jwt = imported.authorizers[0]
+        .spec
+        .jwt
+        .as_ref()
+        .expect("a JWT authorizer");
+    assert_eq!(jwt.issuer, "https://idp.example.com");
+    // Without the app clients, any client of the pool would pass: the import fails, naming
+    // the route's requirement.
+    let Err(ImportError::Insecure { notes }) = import(COGNITO_DOC, &ImportOptions::default())
+    else {
+        panic!("the import must fail without audiences");
+    };
+    assert!(
+        notes.iter().any(|n| n.message.contains("app client ids")),
+        "{notes:?}"
+    );
+    // A securitySchemes entry must name its issuer: there is no AWS default for it.
+    let oidc = COGNITO_DOC.replace(
+        "type: apiKey\n      name: Authorization\n      in: header\n      x-amazon-apigateway-authtype: cognito_user_pools\n      x-amazon-apigateway-authorizer:\n        type: cognito_user_pools\n        providerARNs: [\"arn:aws:cognito-idp:eu-central-1:111122223333:userpool/eu-central-1_Qw3Rt5Yu\"]",
+        "type: openIdConnect\n      openIdConnectUrl: https://idp.example.com/.well-known/openid-configuration",
+    );
+    assert!(oidc.contains("openIdConnect"));
+    let no_issuer =
+        ImportMapping::parse("securitySchemes:\n  pool: {audiences: [x]}\n").expect("mapping");
+    let err = import(&oidc, &options(no_issuer)).expect_err("no issuer");
+    assert!(matches!(err, ImportError::Insecure { .. }), "{err}");
 }
 
 #[test]
@@ -565,7 +615,12 @@ proptest! {
             }
             let text = serde_json::to_string(&v).unwrap_or_default();
             let _ = import(&text, &options(case.mapping.clone()));
-            let _ = import(&text, &ImportOptions { allow_insecure_drop: true, ..options(case.mapping.clone()) });
+            // What is imported (here, with every drop allowed) loads back as the YAML a user
+            // would apply.
+            if let Ok(imported) = import(&text, &ImportOptions { allow_insecure_drop: true, ..options(case.mapping.clone()) }) {
+                let mut inventory = Inventory::default();
+                prop_assert!(inventory.add_yaml("imported.yaml", &imported.to_yaml()).is_ok(), "{}", imported.to_yaml());
+            }
         }
     }
 
@@ -811,5 +866,89 @@ fn a_missing_definition_config_map_is_definition_not_found() {
     assert_eq!(
         (c.status.as_str(), c.reason.as_str()),
         ("False", "DefinitionNotFound")
+    );
+}
+
+/// The calc document with a declared (optional) header parameter as well.
+fn calc_with_header() -> String {
+    std::fs::read_to_string(corpus_dir().join("lambda-non-proxy-calc.yaml"))
+        .expect("read")
+        .replace(
+            "        - {name: b, in: query, required: true, schema: {type: string}}\n",
+            "        - {name: b, in: query, required: true, schema: {type: string}}\n        - {name: x-trace, in: header, schema: {type: string}}\n",
+        )
+}
+
+#[test]
+fn method_declarations_are_imported_and_exported_for_sdk_generators() {
+    let mapping = ImportMapping::parse("lambda:\n  calc: {uri: \"http://127.0.0.1:9050\"}\n")
+        .expect("mapping");
+    let imported = import(&calc_with_header(), &options(mapping)).expect("import");
+    let method = imported.routes[0]
+        .spec
+        .method
+        .as_ref()
+        .expect("declarations");
+    assert_eq!(method.operation_name.as_deref(), Some("getSum"));
+    assert_eq!(
+        method.request_parameters,
+        BTreeMap::from([
+            ("method.request.header.x-trace".to_string(), false),
+            ("method.request.querystring.a".to_string(), true),
+            ("method.request.querystring.b".to_string(), true),
+        ])
+    );
+    let statuses: Vec<u16> = method.responses.iter().map(|r| r.status_code).collect();
+    assert_eq!(statuses, [200, 400]);
+    assert_eq!(
+        method.responses[0].response_models["application/json"],
+        "Sum"
+    );
+
+    let plain = |format| {
+        export(
+            &imported.api,
+            &imported.routes,
+            &imported.authorizers,
+            &ExportOptions {
+                format,
+                aws_extensions: false,
+                server_url: None,
+            },
+        )
+        .document
+    };
+    let oas = plain(ExportFormat::Oas30);
+    let op = &oas["paths"]["/sum"]["get"];
+    assert_eq!(op["operationId"], "getSum");
+    assert_eq!(
+        op["parameters"],
+        serde_json::json!([
+            {"name": "x-trace", "in": "header", "required": false, "schema": {"type": "string"}},
+            {"name": "a", "in": "query", "required": true, "schema": {"type": "string"}},
+            {"name": "b", "in": "query", "required": true, "schema": {"type": "string"}},
+        ])
+    );
+    assert_eq!(
+        op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Sum"
+    );
+    assert_eq!(
+        op["responses"]["400"]["headers"]["x-error-type"]["schema"]["type"],
+        "string"
+    );
+    assert_eq!(
+        op["responses"]["400"]["description"],
+        "a or b is not an integer."
+    );
+    let swagger = plain(ExportFormat::Swagger20);
+    let op = &swagger["paths"]["/sum"]["get"];
+    assert_eq!(
+        op["responses"]["200"]["schema"]["$ref"],
+        "#/definitions/Sum"
+    );
+    assert_eq!(
+        op["responses"]["200"]["headers"]["x-calc-op"]["type"],
+        "string"
     );
 }

@@ -185,7 +185,7 @@ spec:
 }
 
 #[test]
-fn a_lambda_non_proxy_route_is_checked_then_reported_as_not_served() {
+fn a_lambda_non_proxy_route_with_a_broken_template_is_refused_naming_it() {
     let bad = with_base(
         r#"
 apiVersion: causeway.dev/v1alpha1
@@ -201,7 +201,8 @@ spec:
 "#,
     );
     assert_refused(&bad, Kind::Route, "fn", reasons::INVALID_MAPPING_TEMPLATE);
-    let good = with_base(
+    assert_base_served(&bad);
+    let mapped = with_base(
         r#"
 apiVersion: causeway.dev/v1alpha1
 kind: Route
@@ -212,13 +213,65 @@ spec:
   integration:
     type: LAMBDA
     backendRef: {name: pets, port: 80}
-    integrationResponses:
-      - {statusCode: 200}
-      - {statusCode: 400, selectionPattern: ".*Invalid.*"}
+    requestParameters: {"overwrite:header.x-id": "$request.header.x-id"}
 "#,
     );
-    assert_refused(&good, Kind::Route, "fn", reasons::UNSUPPORTED_INTEGRATION);
-    assert_base_served(&good);
+    let message = assert_refused(&mapped, Kind::Route, "fn", reasons::INVALID_MAPPING);
+    assert!(
+        message.contains("LAMBDA integrations take their input from the request template"),
+        "{message}"
+    );
+}
+
+/// A Lambda non-proxy route as AWS's developer guide shows them: a request template that
+/// builds the payload, a default 200 and an error-message pattern to a 400 with a template
+/// reading `errorMessage` and a header from the error object.
+const LAMBDA_NON_PROXY: &str = r#"
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: fn, namespace: shop}
+spec:
+  apiRef: {name: pets}
+  routeKey: GET /add/{a}
+  integration:
+    type: LAMBDA
+    backendRef: {name: pets, port: 80}
+    timeoutMillis: 5000
+    passthroughBehavior: WHEN_NO_TEMPLATES
+    requestTemplates:
+      application/json: '{"a": "$input.params(''a'')", "b": "$input.params(''b'')"}'
+    integrationResponses:
+      - statusCode: 200
+        responseParameters: {method.response.header.x-op: "'add'"}
+      - statusCode: 400
+        selectionPattern: "Invalid.*"
+        responseParameters: {method.response.header.x-error-type: integration.response.body.errorType}
+        responseTemplates:
+          application/json: '{"error": "$input.path(''$.errorMessage'')"}'
+"#;
+
+#[test]
+fn a_lambda_non_proxy_route_compiles_to_an_invocation_with_its_mapping() {
+    let c = with_base(LAMBDA_NON_PROXY);
+    assert!(
+        status(&c, Kind::Route, "fn").is_accepted(),
+        "{:?}",
+        status(&c, Kind::Route, "fn").problem()
+    );
+    assert_base_served(&c);
+    let stage = c.snapshot.stage("shop/pets/prod").expect("prod served");
+    let route = stage
+        .main
+        .routes
+        .iter()
+        .find(|r| r.key == "GET /add/{a}")
+        .expect("the Lambda route is served");
+    let Integration::Lambda(lambda) = &route.integration else {
+        panic!("not a LAMBDA integration: {:?}", route.integration);
+    };
+    // The patterned response comes first, the default last; the default invoke path is the
+    // Runtime Interface Emulator's.
+    insta::assert_json_snapshot!("lambda_non_proxy_integration", lambda);
 }
 
 fn with_api_type(api_type: &str, route: &str) -> causeway_compile::Compiled {
@@ -326,4 +379,38 @@ fn payload_format_2_0_on_a_rest_api_is_noted_in_status() {
         "{message}"
     );
     assert_eq!(payload_format(&c), Some(PayloadFormat::V2));
+}
+
+#[test]
+fn method_responses_are_declarations_and_an_undeclared_integration_status_is_noted() {
+    let route = LAMBDA_NON_PROXY.to_string()
+        + r#"  method:
+    operationName: addNumbers
+    requestParameters: {method.request.path.a: true, method.request.querystring.b: true}
+    responses:
+      - statusCode: 200
+        description: the sum
+        responseParameters: {method.response.header.x-op: false}
+        responseModels: {application/json: Sum}
+"#;
+    let c = with_base(&route);
+    let s = status(&c, Kind::Route, "fn");
+    assert!(s.is_accepted(), "{:?}", s.problem());
+    let message = &s.conditions[0].message;
+    assert!(
+        message.contains(
+            "spec.integration.integrationResponses[1].statusCode 400 has no method response in spec.method.responses"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(r#"spec.method.responses[0].responseModels["application/json"]: "Sum" is not a model of the Api"#),
+        "{message}"
+    );
+    // The declarations change nothing that is served: the same snapshot as without them.
+    let without = with_base(LAMBDA_NON_PROXY);
+    assert_eq!(
+        serde_json::to_value(&c.snapshot.stages).expect("json"),
+        serde_json::to_value(&without.snapshot.stages).expect("json")
+    );
 }

@@ -65,6 +65,52 @@ pub struct RouteSpec {
     /// Request validation before the backend is called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_validation: Option<RequestValidationSpec>,
+    /// What the route declares to its callers (API Gateway's method request and method
+    /// responses): the operation name, parameters and responses that `causeway export` writes
+    /// (and so SDK generators see). Declarations only: nothing here is enforced (that is
+    /// `requestValidation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<MethodSpec>,
+}
+
+/// The declarations of a route (API Gateway's `Method`): its operation name, request
+/// parameters and method responses.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodSpec {
+    /// Operation name (API Gateway's `operationName`, OpenAPI's `operationId`), for example
+    /// `getPet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_name: Option<String>,
+    /// Request parameters the route takes, API Gateway style: keys
+    /// `method.request.querystring.NAME`, `method.request.header.NAME` or
+    /// `method.request.path.NAME`, each with whether it is required.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_parameters: BTreeMap<String, bool>,
+    /// Method responses: the status codes the route answers with, their headers and models.
+    /// When set, each integration response's `statusCode` should be one of them (API Gateway
+    /// refuses one that is not; compile notes it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub responses: Vec<MethodResponseSpec>,
+}
+
+/// One method response (API Gateway's `MethodResponse`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodResponseSpec {
+    /// Status code.
+    #[schemars(range(min = 100, max = 599))]
+    pub status_code: u16,
+    /// What the response means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Response headers, keys `method.response.header.NAME`, each with whether it is
+    /// required.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_parameters: BTreeMap<String, bool>,
+    /// The model (from `Api.spec.models`) of the body, by content type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_models: StringMap,
 }
 
 /// How the gateway answers a route.
@@ -83,9 +129,9 @@ pub enum IntegrationType {
     /// Interface Emulator) and map its answer back.
     LambdaProxy,
     /// Lambda non-proxy (API Gateway's `aws` integration type): the request template's output is
-    /// the invocation payload, and the function's error message selects the integration
-    /// response. Not served yet: such a Route is checked (templates, patterns, backend) and then
-    /// left out with `UnsupportedIntegration`.
+    /// the invocation payload POSTed to the invoke path (as `LAMBDA_PROXY`), and the function's
+    /// error message (`errorMessage` of a failed invocation) selects the integration response;
+    /// a successful invocation takes the default one.
     Lambda,
 }
 

@@ -1,6 +1,7 @@
 //! Integrations: what a route does with a request once every check has passed. HTTP_PROXY
 //! forwarding lives in `upstream`; here are the parts that shape requests and answers:
-//! [`mapping`] (parameter mapping), [`lambda`] (the API Gateway proxy event and its answer),
+//! [`mapping`] (parameter mapping), [`lambda`] (the API Gateway proxy event and its answer, and
+//! the non-proxy invocation of a mapped payload),
 //! [`mock`] (answers from the gateway), and [`templates`] (REST API non-proxy mapping templates
 //! and integration responses).
 
@@ -13,7 +14,7 @@ use causeway_snapshot::Template;
 use http::{HeaderMap, StatusCode};
 
 use crate::upstream::HttpTarget;
-use lambda::LiveLambda;
+use lambda::{LiveLambda, LiveLambdaMapped};
 use mapping::LiveMapping;
 use templates::LiveTemplates;
 
@@ -22,6 +23,7 @@ pub(crate) enum LiveIntegration {
     HttpProxy(LiveHttpProxy),
     Mock(LiveMock),
     LambdaProxy(LiveLambda),
+    Lambda(LiveLambdaMapped),
 }
 
 /// `HTTP_PROXY`, pre-parsed.

@@ -21,7 +21,7 @@ use causeway_snapshot::push::DroppedPart;
 
 use crate::cache::{CacheLabels, Caches, StageStore};
 use crate::error::ApplyError;
-use crate::integration::lambda::LiveLambda;
+use crate::integration::lambda::{LiveLambda, LiveLambdaMapped};
 use crate::integration::mapping::LiveMapping;
 use crate::integration::templates::LiveTemplates;
 use crate::integration::{LiveHttpProxy, LiveIntegration, LiveMock};
@@ -531,6 +531,22 @@ fn deployment(
                 },
                 payload_format: l.payload_format,
                 timeout: Duration::from_millis(u64::from(l.timeout_ms.max(1))),
+            }),
+            Integration::Lambda(l) => LiveIntegration::Lambda(LiveLambdaMapped {
+                backend: find_backend(&r.key, &l.backend)?,
+                path: if l.path.starts_with('/') {
+                    l.path.clone()
+                } else {
+                    format!("/{}", l.path)
+                },
+                timeout: Duration::from_millis(u64::from(l.timeout_ms.max(1))),
+                templates: LiveTemplates::build(&l.mapping).map_err(|value| {
+                    ApplyError::Invalid {
+                        what: "mapping template",
+                        value,
+                        context: format!("route {}", r.key),
+                    }
+                })?,
             }),
             Integration::Mock(m) => LiveIntegration::Mock(LiveMock {
                 status: StatusCode::from_u16(m.status).map_err(|_| ApplyError::Invalid {

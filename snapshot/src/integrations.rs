@@ -33,6 +33,24 @@ pub struct LambdaProxyIntegration {
     pub timeout_ms: u32,
 }
 
+/// `LAMBDA` (non-proxy, API Gateway's `aws` integration type): the request template's output
+/// (or the body, passed through) is POSTed as the invocation payload; the function's error
+/// message (the invoke endpoint's `X-Amz-Function-Error` answer, `errorMessage`) selects the
+/// integration response, the default one when the function succeeded.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaIntegration {
+    /// Key into [`crate::Snapshot::backends`].
+    pub backend: String,
+    /// The invoke path (stage variables substituted), by default [`LAMBDA_INVOKE_PATH`].
+    pub path: String,
+    /// Timeout for the invocation, milliseconds.
+    pub timeout_ms: u32,
+    /// Request templates and integration responses (selection patterns match the function's
+    /// error message).
+    pub mapping: crate::IntegrationMapping,
+}
+
 /// Lambda proxy event payload format.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PayloadFormat {

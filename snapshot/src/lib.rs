@@ -399,6 +399,9 @@ pub enum Integration {
     Mock(MockIntegration),
     /// POST an API Gateway Lambda proxy event and map the answer back.
     LambdaProxy(LambdaProxyIntegration),
+    /// Lambda non-proxy: the mapped payload is the invocation's input, the function's error
+    /// message selects the integration response.
+    Lambda(LambdaIntegration),
 }
 
 /// Forwarding to an upstream.

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 /// The media type a request without `Content-Type` is mapped as (API Gateway's default).
 pub const DEFAULT_MEDIA_TYPE: &str = "application/json";
 
-/// Request templates and integration responses of an `HTTP` (non-proxy) or `MOCK` integration.
+/// Request templates and integration responses of an `HTTP` (non-proxy), `MOCK` or `LAMBDA`
+/// (non-proxy) integration.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationMapping {
@@ -58,8 +59,8 @@ pub enum ContentHandling {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationResponse {
-    /// The regular expression that must match the whole backend status code (`HTTP`, `MOCK`);
-    /// `None` for the default response. Compile checked that `causeway_vtl::selection_pattern`
+    /// The regular expression that must match the whole backend status code (`HTTP`, `MOCK`)
+    /// or the function's whole error message (`LAMBDA`); `None` for the default response. Compile checked that `causeway_vtl::selection_pattern`
     /// accepts it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection_pattern: Option<String>,

@@ -178,3 +178,124 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `causeway standalone -f dir` on free 127.0.0.1 ports, once `/readyz` says it is ready:
+/// the guard (stderr in `logs`) and the traffic address.
+pub async fn standalone(dir: &Path, logs: &Path) -> (ChildGuard, SocketAddr) {
+    let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let gateway = ChildGuard::spawn(
+        &bin("causeway"),
+        &[
+            "standalone",
+            "-f",
+            dir.to_str().expect("utf-8 path"),
+            "--listen",
+            &traffic.to_string(),
+            "--admin-listen",
+            &admin.to_string(),
+        ],
+        logs,
+    );
+    let ready = eventually(Duration::from_secs(20), || async {
+        let r = get(admin, "localhost", "/readyz").await.ok()?;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "gateway never became ready; stderr:\n{}",
+        gateway.stderr()
+    );
+    (gateway, traffic)
+}
+
+/// Fails, naming the install command, unless `python3` can import every module.
+pub fn require_python_modules(modules: &[&str]) {
+    let script = modules
+        .iter()
+        .map(|m| format!("import {m}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    match Command::new("python3").args(["-c", &script]).output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "python3 cannot import {modules:?}: `python3 -m pip install -r tests/requirements.txt` \
+             (scripts/test.sh does this)\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!("python3 is needed by this test: {e}"),
+    }
+}
+
+/// The Host of the calc Api (tests/fixtures/openapi/lambda-non-proxy-calc.yaml) in standalone.
+pub const CALC_HOST: &str = "calc.default.localhost";
+
+/// The calc function (tests/fixtures/lambda/calc.py, a Powertools handler) behind a copy of
+/// the example's `invoke.py` (the Runtime Interface Emulator's protocol) in `dir/calc`, once it
+/// accepts connections: the guard and its port.
+pub async fn calc_function(dir: &Path, logs: &Path) -> (ChildGuard, u16) {
+    let function_dir = dir.join("calc");
+    std::fs::create_dir_all(&function_dir).expect("function dir");
+    for (from, to) in [
+        ("examples/lambda/invoke.py", "invoke.py"),
+        ("tests/fixtures/lambda/calc.py", "calc.py"),
+    ] {
+        std::fs::copy(repo_root().join(from), function_dir.join(to)).expect("copy function");
+    }
+    let port = free_port();
+    let script = function_dir.join("invoke.py");
+    let child = ChildGuard::spawn(
+        Path::new("python3"),
+        &[
+            "-B",
+            script.to_str().expect("utf-8 path"),
+            &port.to_string(),
+            "calc.handler",
+        ],
+        logs,
+    );
+    let up = eventually(Duration::from_secs(20), || async {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    assert!(
+        up.is_some(),
+        "invoke.py calc.handler did not start; stderr:\n{}",
+        child.stderr()
+    );
+    (child, port)
+}
+
+/// `causeway import openapi` of tests/fixtures/openapi/lambda-non-proxy-calc.yaml with a
+/// mapping file that runs `calc` at `function` on this machine, into `dir/crs`, plus the
+/// VpcLink that lets namespace `default` reach 127.0.0.1 (as in a cluster). Returns `dir/crs`.
+pub fn import_calc(dir: &Path, function: u16) -> PathBuf {
+    let mapping = dir.join("calc.mapping.yaml");
+    std::fs::write(
+        &mapping,
+        format!("lambda:\n  calc: {{uri: \"http://127.0.0.1:{function}\"}}\n"),
+    )
+    .expect("write mapping");
+    let crs = dir.join("crs");
+    let import = Command::new(bin("causeway"))
+        .args(["import", "openapi"])
+        .arg(repo_root().join("tests/fixtures/openapi/lambda-non-proxy-calc.yaml"))
+        .arg("--mapping")
+        .arg(&mapping)
+        .arg("--out")
+        .arg(&crs)
+        .output()
+        .expect("run causeway import");
+    let stderr = String::from_utf8_lossy(&import.stderr);
+    assert!(import.status.success(), "import failed: {stderr}");
+    assert!(stderr.contains("imported Api calc: 1 routes"), "{stderr}");
+    std::fs::write(
+        crs.join("local-functions.yaml"),
+        "apiVersion: causeway.dev/v1alpha1\nkind: VpcLink\nmetadata: {name: local-functions, namespace: default}\nspec:\n  allowedNamespaces: [default]\n  addresses: [127.0.0.1]\n",
+    )
+    .expect("write VpcLink");
+    crs
+}

@@ -215,3 +215,8 @@ fn lambda_answer() {
 fn sigv4() {
     replay_and_mutate("sigv4");
 }
+
+#[test]
+fn openapi_import() {
+    replay_and_mutate("openapi_import");
+}

@@ -1,7 +1,9 @@
 //! The Lambda example end to end: `examples/lambda/handler.py` and `authorizer.py`, written with
 //! Powertools for AWS Lambda (Python), behind `invoke.py` (the Runtime Interface Emulator's
 //! protocol), and the real `causeway standalone` serving `examples/lambda` in front of them.
-//! Real answers in both payload formats, and malformed answers → 502.
+//! Real answers in both payload formats, and malformed answers → 502. And a Lambda non-proxy
+//! integration (`type: aws`) imported from an OpenAPI document by the real CLI: the request
+//! template builds the payload, the function's error message selects the integration response.
 //!
 //! Needs `python3` with `aws-lambda-powertools` (`pip install -r examples/lambda/requirements.txt`;
 //! `scripts/test.sh` installs it). Without it the test fails and says so.
@@ -338,4 +340,68 @@ async fn the_powertools_lambda_example_answers_correctly_through_causeway_in_bot
         assert_eq!(failed.status, 502, "{case}: {}", failed.text());
         assert_eq!(failed.text(), INTERNAL_ERROR, "{case}");
     }
+}
+
+async fn call_calc(addr: SocketAddr, method: &str, path: &str, content_type: &str) -> Answer {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("host", causeway_e2e::CALC_HOST)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from_static(b"a=1")))
+        .expect("request");
+    let response = client
+        .request(request)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn an_imported_lambda_non_proxy_integration_maps_the_payload_and_selects_responses_by_error_message()
+ {
+    require_powertools();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path();
+    let (_function, function_port) = causeway_e2e::calc_function(dir.path(), logs).await;
+    let crs = causeway_e2e::import_calc(dir.path(), function_port);
+    let (gateway, traffic) = causeway_e2e::standalone(&crs, logs).await;
+
+    // No error: the default integration response (200), its template over the function's
+    // result, its literal header; the payload came from the request template (query string
+    // and `$context.requestId`, which the client sees as x-request-id).
+    let sum = call_calc(traffic, "GET", "/prod/sum?a=2&b=40", "application/json").await;
+    assert_eq!(sum.status, 200, "{}\n{}", sum.text(), gateway.stderr());
+    assert_eq!(sum.header("content-type"), Some("application/json"));
+    assert_eq!(sum.header("x-calc-op"), Some("sum"));
+    let request_id = sum
+        .header("x-request-id")
+        .expect("x-request-id")
+        .to_string();
+    assert_eq!(sum.json(), json!({"sum": 42, "requestId": request_id}));
+
+    // A function error whose message matches `Invalid input.*`: the 400 response, its template
+    // reading `$input.path('$.errorMessage')`, its header from the error object's errorType.
+    let invalid = call_calc(traffic, "GET", "/prod/sum?a=two&b=40", "application/json").await;
+    assert_eq!(invalid.status, 400, "{}", invalid.text());
+    assert_eq!(invalid.header("x-error-type"), Some("InvalidInput"));
+    assert_eq!(
+        invalid.json(),
+        json!({"message": "Invalid input: a must be an integer, not \"two\""})
+    );
+    assert!(invalid.header("x-calc-op").is_none());
+
+    // A request without Content-Type is mapped as application/json; one of another type is
+    // refused with 415 (passthroughBehavior WHEN_NO_TEMPLATES, and the route has templates),
+    // without calling the function.
+    let unsupported = call_calc(traffic, "GET", "/prod/sum?a=1&b=2", "text/plain").await;
+    assert_eq!(unsupported.status, 415, "{}", unsupported.text());
+    drop(gateway);
 }

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use causeway_crds::common::ObjectRef;
 use causeway_snapshot::{
     ApiConfig, Backend, DeploymentConfig, HttpProxyIntegration, Integration, IntegrationMapping,
-    LambdaProxyIntegration, MockIntegration, ParameterMapping, PayloadFormat, RequestValidation,
-    RouteAuthorization, RouteConfig, Template, Throttle, UpstreamScheme,
+    LambdaIntegration, LambdaProxyIntegration, MockIntegration, ParameterMapping, PayloadFormat,
+    RequestValidation, RouteAuthorization, RouteConfig, Template, Throttle, UpstreamScheme,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -103,6 +103,19 @@ pub(crate) enum DefIntegration {
         payload_format: PayloadFormat,
         /// Timeout, ms.
         timeout_ms: u32,
+    },
+    /// Lambda non-proxy: POST the mapped payload, select the integration response by the
+    /// function's error message.
+    #[serde(rename_all = "camelCase")]
+    Lambda {
+        /// Where to.
+        target: DefTarget,
+        /// Invoke path (may hold `${stageVariables.x}`).
+        path: String,
+        /// Timeout, ms.
+        timeout_ms: u32,
+        /// Templates and integration responses.
+        mapping: IntegrationMapping,
     },
     /// Answer from the gateway.
     #[serde(rename_all = "camelCase")]
@@ -326,6 +339,20 @@ pub(crate) fn materialize(
                     path: substitute(path, variables),
                     payload_format: *payload_format,
                     timeout_ms: *timeout_ms,
+                })
+            }
+            DefIntegration::Lambda {
+                target,
+                path,
+                timeout_ms,
+                mapping,
+            } => {
+                let id = resolve_target(&route.key, target, variables, context, backends)?;
+                Integration::Lambda(LambdaIntegration {
+                    backend: id,
+                    path: substitute(path, variables),
+                    timeout_ms: *timeout_ms,
+                    mapping: mapping.clone(),
                 })
             }
         };

@@ -59,11 +59,14 @@ pub(crate) fn check(field: &str, deployment: &DeploymentConfig) -> Result<(), Pr
                 mappings(&h.request_parameters, MappingSide::Request, &bad)?;
                 mappings(&h.response_parameters, MappingSide::Response, &bad)?;
             }
-            Integration::LambdaProxy(l) => {
-                if !is_uri_text(&l.path) {
+            Integration::LambdaProxy(causeway_snapshot::LambdaProxyIntegration {
+                path, ..
+            })
+            | Integration::Lambda(causeway_snapshot::LambdaIntegration { path, .. }) => {
+                if !is_uri_text(path) {
                     return Err(bad(
                         "the invoke path",
-                        &l.path,
+                        path,
                         "holds a space or control character",
                     ));
                 }

@@ -75,7 +75,10 @@ pub(crate) fn compile_routes(
                 authorizers,
             ));
             if verdict.is_ok() {
-                for note in api_type_notes(route, api_type) {
+                for note in api_type_notes(route, api_type)
+                    .into_iter()
+                    .chain(method_notes(route, models))
+                {
                     verdict.note(note);
                 }
             }
@@ -253,6 +256,46 @@ fn api_type_notes(route: &Route, api_type: Option<ApiType>) -> Vec<String> {
     notes
 }
 
+/// What API Gateway would refuse in a route's method declarations (`spec.method`), which
+/// Causeway serves all the same (they are declarations for export and SDKs): an integration
+/// response whose status has no method response, a response model that is not an Api model.
+fn method_notes(route: &Route, models: &[ModelSpec]) -> Vec<String> {
+    let Some(method) = &route.spec.method else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    if !method.responses.is_empty() {
+        for (i, r) in route
+            .spec
+            .integration
+            .integration_responses
+            .iter()
+            .enumerate()
+        {
+            if !method
+                .responses
+                .iter()
+                .any(|m| m.status_code == r.status_code)
+            {
+                notes.push(format!(
+                    "spec.integration.integrationResponses[{i}].statusCode {} has no method response in spec.method.responses (API Gateway refuses that); served all the same",
+                    r.status_code
+                ));
+            }
+        }
+    }
+    for (i, r) in method.responses.iter().enumerate() {
+        for (content_type, model) in &r.response_models {
+            if !models.iter().any(|m| &m.name == model) {
+                notes.push(format!(
+                    "spec.method.responses[{i}].responseModels[{content_type:?}]: {model:?} is not a model of the Api; export leaves it out"
+                ));
+            }
+        }
+    }
+    notes
+}
+
 /// Mapping fields on an integration type that has no mapping.
 fn no_mapping(spec: &IntegrationSpec, kind: &str) -> Result<(), Problem> {
     if has_mapping(spec) {
@@ -276,35 +319,33 @@ fn compile_integration(
     let invalid = |m: String| Problem::invalid(reasons::INVALID, m);
     match spec.type_ {
         IntegrationType::Lambda => {
-            timeout(spec)?;
-            compile_target(spec, namespace, params, cluster)?;
-            compile_mapping(spec)?;
-            Err(Problem::invalid(
-                reasons::UNSUPPORTED_INTEGRATION,
-                "spec.integration.type: LAMBDA (non-proxy) integrations are checked but not served yet",
-            ))
+            let timeout_ms = timeout(spec)?;
+            let (target, uri_path) = compile_target(spec, namespace, params, cluster)?;
+            let path = invoke_path(spec, uri_path, "LAMBDA")?;
+            if !spec.request_parameters.is_empty()
+                || !spec.response_parameters.is_empty()
+                || !spec.request_headers.is_empty()
+            {
+                return Err(Problem::invalid(
+                    reasons::INVALID_MAPPING,
+                    "spec.integration: LAMBDA integrations take their input from the request template and map their answer with integrationResponses (no requestParameters, responseParameters or requestHeaders)",
+                ));
+            }
+            // Without mapping fields the payload is the body as it came, and with no default
+            // integration response every answer is a 500, as on API Gateway.
+            let mapping = compile_mapping(spec)?.unwrap_or_default();
+            Ok(DefIntegration::Lambda {
+                target,
+                path,
+                timeout_ms,
+                mapping,
+            })
         }
         IntegrationType::LambdaProxy => {
             no_mapping(spec, "LAMBDA_PROXY")?;
             let timeout_ms = timeout(spec)?;
             let (target, uri_path) = compile_target(spec, namespace, params, cluster)?;
-            let path = match (&spec.path, uri_path) {
-                (Some(p), _) => p.clone(),
-                (None, Some(p)) => p,
-                (None, None) => LAMBDA_INVOKE_PATH.to_string(),
-            };
-            if !path.starts_with('/') {
-                return Err(invalid(format!(
-                    "spec.integration.path {path:?} must start with '/'"
-                )));
-            }
-            stage_variables(&path).map_err(|e| template_problem("spec.integration.path", e))?;
-            if !Template::parse(&without_stage_variables(&path)).is_literal() {
-                return Err(template_problem(
-                    "spec.integration.path",
-                    "a LAMBDA_PROXY invoke path cannot use path parameters".into(),
-                ));
-            }
+            let path = invoke_path(spec, uri_path, "LAMBDA_PROXY")?;
             if !spec.request_parameters.is_empty() || !spec.response_parameters.is_empty() {
                 return Err(Problem::invalid(
                     reasons::INVALID_MAPPING,
@@ -438,6 +479,34 @@ fn compile_integration(
             })
         }
     }
+}
+
+/// The invoke path of a Lambda integration: `spec.integration.path`, else the uri's path, else
+/// the Runtime Interface Emulator's; literal apart from stage variables.
+fn invoke_path(
+    spec: &IntegrationSpec,
+    uri_path: Option<String>,
+    kind: &str,
+) -> Result<String, Problem> {
+    let path = match (&spec.path, uri_path) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => p,
+        (None, None) => LAMBDA_INVOKE_PATH.to_string(),
+    };
+    if !path.starts_with('/') {
+        return Err(Problem::invalid(
+            reasons::INVALID,
+            format!("spec.integration.path {path:?} must start with '/'"),
+        ));
+    }
+    stage_variables(&path).map_err(|e| template_problem("spec.integration.path", e))?;
+    if !Template::parse(&without_stage_variables(&path)).is_literal() {
+        return Err(template_problem(
+            "spec.integration.path",
+            format!("a {kind} invoke path cannot use path parameters"),
+        ));
+    }
+    Ok(path)
 }
 
 /// The integration timeout, checked.

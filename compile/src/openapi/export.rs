@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::authorizer::AuthorizerType;
-use causeway_crds::route::{IntegrationSpec, IntegrationType, PayloadFormatVersion};
+use causeway_crds::route::{
+    IntegrationSpec, IntegrationType, MethodResponseSpec, PayloadFormatVersion,
+};
 use causeway_crds::{Api, Authorizer, Route};
 use serde_json::{Map, Value, json};
 
@@ -84,6 +86,7 @@ pub fn export(
     };
 
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut operation_ids: BTreeSet<String> = BTreeSet::new();
     let mut used_authorizers = BTreeSet::new();
     let mut uses_api_key = false;
     let mut validators = BTreeSet::new();
@@ -108,9 +111,18 @@ pub fn export(
             }
         };
         let route_name = route.metadata.name.clone().unwrap_or_default();
+        let method_spec = route.spec.method.as_ref();
         let mut op = Map::new();
-        op.insert("operationId".into(), json!(camel(&route_name)));
-        // Parameters.
+        // The declared operation name, unless another route already has it (operationIds are
+        // unique in a document); else one from the Route's name.
+        let operation_id = method_spec
+            .and_then(|m| m.operation_name.clone())
+            .filter(|n| !operation_ids.contains(n))
+            .unwrap_or_else(|| camel(&route_name));
+        operation_ids.insert(operation_id.clone());
+        op.insert("operationId".into(), json!(operation_id));
+        // Parameters: the path's, then those declared (`spec.method.requestParameters`) and
+        // those validated (required).
         let mut parameters = Vec::new();
         for seg in path.split('/') {
             if let Some(inner) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
@@ -118,13 +130,24 @@ pub fn export(
             }
         }
         let validation = route.spec.request_validation.as_ref();
+        let mut declared: BTreeMap<(&str, String), bool> = BTreeMap::new();
+        for (key, required) in method_spec.iter().flat_map(|m| &m.request_parameters) {
+            if let Some(q) = key.strip_prefix("method.request.querystring.") {
+                declared.insert(("query", q.to_string()), *required);
+            } else if let Some(h) = key.strip_prefix("method.request.header.") {
+                declared.insert(("header", h.to_string()), *required);
+            }
+        }
         if let Some(v) = validation {
             for q in &v.required_query_strings {
-                parameters.push(param(swagger, q, "query", true));
+                declared.insert(("query", q.clone()), true);
             }
             for h in &v.required_headers {
-                parameters.push(param(swagger, h, "header", true));
+                declared.insert(("header", h.clone()), true);
             }
+        }
+        for ((location, name), required) in &declared {
+            parameters.push(param(swagger, name, location, *required));
         }
         let models: Vec<(&String, &String)> = validation
             .map(|v| {
@@ -170,7 +193,13 @@ pub fn export(
         if !parameters.is_empty() {
             op.insert("parameters".into(), Value::Array(parameters));
         }
-        op.insert("responses".into(), responses(&route.spec.integration));
+        op.insert(
+            "responses".into(),
+            match method_spec.filter(|m| !m.responses.is_empty()) {
+                Some(m) => method_responses(&m.responses, swagger, schema_base, &model_names),
+                None => responses(&route.spec.integration),
+            },
+        );
         // Security.
         let mut requirement = Map::new();
         if let Some(a) = &route.spec.authorizer_ref {
@@ -505,6 +534,65 @@ fn responses(integration: &IntegrationSpec) -> Value {
         }
         _ => json!({"default": {"description": "The integration's response"}}),
     }
+}
+
+/// The method responses of a route: description, headers and the body's model by content
+/// type (a model the Api does not have is left out; compile notes it).
+fn method_responses(
+    responses: &[MethodResponseSpec],
+    swagger: bool,
+    schema_base: &str,
+    model_names: &BTreeSet<&str>,
+) -> Value {
+    let mut out = Map::new();
+    for r in responses {
+        let mut o = Map::new();
+        o.insert(
+            "description".into(),
+            json!(
+                r.description
+                    .clone()
+                    .unwrap_or_else(|| format!("{} response", r.status_code))
+            ),
+        );
+        let headers: Map<String, Value> = r
+            .response_parameters
+            .iter()
+            .filter_map(|(k, required)| {
+                let name = k.strip_prefix("method.response.header.")?;
+                let header = if swagger {
+                    json!({"type": "string"})
+                } else if *required {
+                    json!({"required": true, "schema": {"type": "string"}})
+                } else {
+                    json!({"schema": {"type": "string"}})
+                };
+                Some((name.to_string(), header))
+            })
+            .collect();
+        if !headers.is_empty() {
+            o.insert("headers".into(), Value::Object(headers));
+        }
+        let models: Vec<(&String, &String)> = r
+            .response_models
+            .iter()
+            .filter(|(_, m)| model_names.contains(m.as_str()))
+            .collect();
+        if let Some((_, first)) = models.first() {
+            let schema = |m: &str| json!({"$ref": format!("{schema_base}{}", escape_ref(m))});
+            if swagger {
+                o.insert("schema".into(), schema(first));
+            } else {
+                let content: Map<String, Value> = models
+                    .iter()
+                    .map(|(ct, m)| ((*ct).clone(), json!({"schema": schema(m)})))
+                    .collect();
+                o.insert("content".into(), Value::Object(content));
+            }
+        }
+        out.insert(r.status_code.to_string(), Value::Object(o));
+    }
+    Value::Object(out)
 }
 
 fn aws_integration(i: &IntegrationSpec, namespace: &str, route_path: &str) -> Value {

@@ -7,8 +7,8 @@
 //!   "arn:aws:lambda:us-east-1:123456789012:function:Auth": {uri: "http://auth.security:8080"}
 //! vpcLinks:                     # by connectionId
 //!   abc123: {vpcLinkRef: {name: shared, namespace: net}, backendRef: {name: orders, namespace: net, port: 80}}
-//! cognito:                      # by user pool ARN or pool id; default: the pool's AWS issuer
-//!   us-east-1_AbCd: {issuer: "https://idp.example.com", audiences: [web]}
+//! cognito:                      # by user pool ARN or pool id; issuer default: the pool's AWS one
+//!   us-east-1_AbCd: {audiences: [web]}      # the pool's app client ids
 //! securitySchemes:              # OAuth2 / OpenID Connect schemes without an AWS authorizer
 //!   oauth: {issuer: "https://idp.example.com", audiences: [api]}
 //! sigv4: {credentialsSecret: aws-keys, region: eu-west-1}
@@ -111,8 +111,11 @@ pub struct VpcLinkTarget {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CognitoTarget {
-    /// The `iss` of the tokens.
-    pub issuer: String,
+    /// The `iss` of the tokens. Required for `securitySchemes`; for a Cognito user pool the
+    /// default is the pool's AWS issuer, `https://cognito-idp.{region}.amazonaws.com/{poolId}`
+    /// (the region is the pool id's prefix), so that naming its app clients is enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// Accepted audiences (`aud`).
     #[serde(default)]
     pub audiences: Vec<String>,

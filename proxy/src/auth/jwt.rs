@@ -450,14 +450,26 @@ impl JwtAuthorizer {
 
 /// One of `audiences` must be in `aud` (a string or an array); a token without `aud` may name
 /// its audience in `client_id` instead (Cognito access tokens do), as API Gateway accepts.
-/// With no audiences configured (compile refuses that; a hand-built snapshot may have it) the
-/// audience is not checked.
+/// A Cognito token says which kind it is in `token_use`: an `id` token is checked by its `aud`
+/// only, an `access` token by its `client_id` only, and any other kind (a refresh token) is
+/// refused. With no audiences configured (compile refuses that; a hand-built snapshot may have
+/// it) the audience is not checked.
 fn check_audience(claims: &Map<String, Value>, audiences: &[String]) -> Result<(), AuthError> {
     if audiences.is_empty() {
         return Ok(());
     }
     let matches = |v: &Value| v.as_str().is_some_and(|a| audiences.iter().any(|x| x == a));
-    let ok = match (claims.get("aud"), claims.get("client_id")) {
+    let (aud, client_id) = match claims.get("token_use") {
+        None => (claims.get("aud"), claims.get("client_id")),
+        Some(Value::String(kind)) if kind == "id" => (claims.get("aud"), None),
+        Some(Value::String(kind)) if kind == "access" => (None, claims.get("client_id")),
+        Some(other) => {
+            return Err(AuthError::Unauthorized(format!(
+                "token_use {other} is neither id nor access"
+            )));
+        }
+    };
+    let ok = match (aud, client_id) {
         (Some(Value::Array(auds)), _) => auds.iter().any(matches),
         (Some(aud), _) => matches(aud),
         (None, Some(client_id)) => matches(client_id),

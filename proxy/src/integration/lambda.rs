@@ -87,7 +87,132 @@ async fn send(
     sent_at: &mut Option<Instant>,
     status: &mut Option<u16>,
 ) -> Result<Response<ProxyBody>, RequestError> {
-    let backend = &lambda.backend;
+    let function = Function {
+        backend: &lambda.backend,
+        path: &lambda.path,
+        timeout: lambda.timeout,
+    };
+    let (parts, bytes) = post(client, &function, Bytes::from(event.to_string()), sent_at).await?;
+    *status = Some(parts.status.as_u16());
+    check_invoke_status(&function, &parts)?;
+    if let Some(kind) = parts.headers.get(X_AMZ_FUNCTION_ERROR) {
+        return Err(RequestError::IntegrationResponse(format!(
+            "function error ({})",
+            String::from_utf8_lossy(kind.as_bytes())
+        )));
+    }
+    map_answer(&bytes, lambda.payload_format).map_err(RequestError::IntegrationResponse)
+}
+
+/// A function's invoke endpoint, as both Lambda integrations reach it.
+struct Function<'a> {
+    backend: &'a std::sync::Arc<LiveBackend>,
+    path: &'a str,
+    timeout: Duration,
+}
+
+/// A `LAMBDA` (non-proxy) integration, pre-parsed: where the function runs, and the templates
+/// and integration responses that map the request to its payload and its answer back.
+pub(crate) struct LiveLambdaMapped {
+    pub backend: std::sync::Arc<LiveBackend>,
+    pub path: String,
+    pub timeout: Duration,
+    pub templates: crate::integration::templates::LiveTemplates,
+}
+
+/// What a function answered to a non-proxy invocation.
+pub(crate) struct FunctionAnswer {
+    /// The function's error message when the invocation failed (`X-Amz-Function-Error`): the
+    /// answer's `errorMessage`, else its whole text. `None` when the function succeeded.
+    pub error: Option<String>,
+    /// The invoke endpoint's answer headers.
+    pub headers: HeaderMap,
+    /// The function's result (or its error object), as JSON text.
+    pub body: Bytes,
+}
+
+/// What a non-proxy invocation found, for the access log and metrics.
+pub(crate) struct InvokedPayload {
+    pub answer: Result<FunctionAnswer, RequestError>,
+    /// When the payload left for the backend.
+    pub sent_at: Option<Instant>,
+    /// Status of the invoke endpoint's answer.
+    pub status: Option<u16>,
+}
+
+/// `LAMBDA` (non-proxy): POSTs the mapped payload as it is and reads the function's result or
+/// its error. A non-2xx from the invoke endpoint (the function never ran) is a failure; a
+/// function error is an answer, whose message selects the integration response.
+pub(crate) async fn invoke_payload(
+    client: &crate::upstream::Upstream,
+    lambda: &LiveLambdaMapped,
+    payload: Bytes,
+) -> InvokedPayload {
+    let function = Function {
+        backend: &lambda.backend,
+        path: &lambda.path,
+        timeout: lambda.timeout,
+    };
+    let mut sent_at = None;
+    let mut status = None;
+    let answer = async {
+        let (parts, body) = post(client, &function, payload, &mut sent_at).await?;
+        status = Some(parts.status.as_u16());
+        check_invoke_status(&function, &parts)?;
+        let error = parts
+            .headers
+            .contains_key(X_AMZ_FUNCTION_ERROR)
+            .then(|| error_message(&body));
+        Ok(FunctionAnswer {
+            error,
+            headers: parts.headers,
+            body,
+        })
+    }
+    .await;
+    InvokedPayload {
+        answer,
+        sent_at,
+        status,
+    }
+}
+
+/// The message of a function error, as API Gateway matches selection patterns against it:
+/// `errorMessage` of the error object, else the whole answer.
+fn error_message(body: &Bytes) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(o)) => match o.get("errorMessage") {
+            Some(Value::String(m)) => m.clone(),
+            Some(other) => other.to_string(),
+            None => String::from_utf8_lossy(body).into_owned(),
+        },
+        _ => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+/// A non-2xx from the invoke endpoint means the function was not run: a failure.
+fn check_invoke_status(
+    function: &Function<'_>,
+    parts: &http::response::Parts,
+) -> Result<(), RequestError> {
+    if parts.status.is_success() {
+        return Ok(());
+    }
+    Err(RequestError::IntegrationResponse(format!(
+        "invoke endpoint of {} answered {}",
+        function.backend.id, parts.status
+    )))
+}
+
+/// POSTs a JSON payload to a function's invoke endpoint within its timeout and reads the whole
+/// answer (at most [`MAX_ANSWER_BYTES`]).
+async fn post(
+    client: &crate::upstream::Upstream,
+    function: &Function<'_>,
+    payload: Bytes,
+    sent_at: &mut Option<Instant>,
+) -> Result<(http::response::Parts, Bytes), RequestError> {
+    let backend = function.backend;
     // An `https` backend has its own TLS client (CA and server name from its VpcLink, else the
     // system roots), the same one `HTTP_PROXY` integrations use.
     let tls = match (backend.scheme, &backend.tls) {
@@ -102,7 +227,7 @@ async fn send(
         .ok_or_else(|| RequestError::NoEndpoints(backend.id.clone()))?
         .to_string();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let uri: Uri = format!("{scheme}://{endpoint}{}", lambda.path)
+    let uri: Uri = format!("{scheme}://{endpoint}{}", function.path)
         .parse()
         .map_err(|e| RequestError::BuildRequest(format!("invoke uri: {e}")))?;
     let request = Request::builder()
@@ -110,7 +235,7 @@ async fn send(
         .uri(uri)
         .header(header::HOST, backend.authority.clone())
         .header(header::CONTENT_TYPE, "application/json")
-        .body(full(event.to_string()))
+        .body(full(payload))
         .map_err(|e| RequestError::BuildRequest(format!("invoke request: {e}")))?;
     *sent_at = Some(Instant::now());
     let exchange = async {
@@ -143,29 +268,13 @@ async fn send(
             .to_bytes();
         Ok::<_, RequestError>((parts, bytes))
     };
-    let (parts, bytes) = match tokio::time::timeout(lambda.timeout, exchange).await {
-        Err(_) => {
-            return Err(RequestError::UpstreamTimeout {
-                backend: backend.id.clone(),
-                timeout_ms: u32::try_from(lambda.timeout.as_millis()).unwrap_or(u32::MAX),
-            });
-        }
-        Ok(result) => result?,
-    };
-    *status = Some(parts.status.as_u16());
-    if !parts.status.is_success() {
-        return Err(RequestError::IntegrationResponse(format!(
-            "invoke endpoint of {} answered {}",
-            backend.id, parts.status
-        )));
+    match tokio::time::timeout(function.timeout, exchange).await {
+        Err(_) => Err(RequestError::UpstreamTimeout {
+            backend: backend.id.clone(),
+            timeout_ms: u32::try_from(function.timeout.as_millis()).unwrap_or(u32::MAX),
+        }),
+        Ok(result) => result,
     }
-    if let Some(kind) = parts.headers.get(X_AMZ_FUNCTION_ERROR) {
-        return Err(RequestError::IntegrationResponse(format!(
-            "function error ({})",
-            String::from_utf8_lossy(kind.as_bytes())
-        )));
-    }
-    map_answer(&bytes, lambda.payload_format).map_err(RequestError::IntegrationResponse)
 }
 
 // ---------------------------------------------------------------- events

@@ -1,6 +1,7 @@
-//! REST API non-proxy mapping (`HTTP` and `MOCK` with templates): the request template chosen by
-//! `Content-Type` under the passthrough behavior, the integration response selected by the
-//! backend's status code, its response parameters and response template.
+//! REST API non-proxy mapping (`HTTP`, `MOCK` and `LAMBDA` with templates): the request template
+//! chosen by `Content-Type` under the passthrough behavior, the integration response selected by
+//! the backend's status code (or a function's error message), its response parameters and
+//! response template.
 //!
 //! Templates are parsed once per snapshot (compile parsed the same text, so this cannot fail
 //! on a snapshot compile emitted) and evaluated per request with [`Limits::default`]: no
@@ -187,13 +188,16 @@ impl LiveTemplates {
         }
     }
 
-    /// The integration response for a backend status code: the first whose pattern matches
-    /// the whole code, else the default.
-    fn select(&self, status: u16) -> Option<usize> {
-        let subject = status.to_string();
-        self.responses
-            .iter()
-            .position(|(p, _)| p.as_ref().is_some_and(|p| p.is_match(&subject)))
+    /// The integration response for a subject (a backend status code, a function's error
+    /// message): the first whose pattern matches the whole subject, else the default. Without
+    /// a subject (a function that succeeded), the default.
+    fn select(&self, subject: Option<&str>) -> Option<usize> {
+        subject
+            .and_then(|subject| {
+                self.responses
+                    .iter()
+                    .position(|(p, _)| p.as_ref().is_some_and(|p| p.is_match(subject)))
+            })
             .or_else(|| self.responses.iter().position(|(p, _)| p.is_none()))
     }
 
@@ -208,11 +212,47 @@ impl LiveTemplates {
         facts: &RequestFacts,
         ctx: &RequestContext,
     ) -> Result<Response<ProxyBody>, RequestError> {
-        let index = self.select(backend_status).ok_or_else(|| {
-            template_error(format!(
-                "no integration response matches status {backend_status} and none is the default"
-            ))
+        let index = self
+            .select(Some(&backend_status.to_string()))
+            .ok_or_else(|| {
+                template_error(format!(
+                    "no integration response matches status {backend_status} and none is the default"
+                ))
+            })?;
+        self.respond_with(index, backend_headers, backend_body, facts, ctx)
+    }
+
+    /// `LAMBDA` (non-proxy): makes the client's response from the function's answer. A
+    /// function error's message selects the integration response (the default when none
+    /// matches); a successful invocation takes the default. The answer (the result, or the
+    /// error object with `errorMessage` and `errorType`) is `$input.body` of its template.
+    pub(crate) fn respond_to_function(
+        &self,
+        error: Option<&str>,
+        answer_headers: &HeaderMap,
+        answer_body: &Bytes,
+        facts: &RequestFacts,
+        ctx: &RequestContext,
+    ) -> Result<Response<ProxyBody>, RequestError> {
+        let index = self.select(error).ok_or_else(|| {
+            template_error(match error {
+                Some(message) => format!(
+                    "no integration response matches the function error {message:?} and none is the default"
+                ),
+                None => "the function succeeded and no integration response is the default".into(),
+            })
         })?;
+        self.respond_with(index, answer_headers, answer_body, facts, ctx)
+    }
+
+    fn respond_with(
+        &self,
+        index: usize,
+        backend_headers: &HeaderMap,
+        backend_body: &Bytes,
+        facts: &RequestFacts,
+        ctx: &RequestContext,
+    ) -> Result<Response<ProxyBody>, RequestError> {
         let spec = &self.mapping.responses[index];
         let parsed = &self.responses[index].1;
         let text = String::from_utf8_lossy(backend_body);

@@ -1,7 +1,7 @@
 //! The route's integration — MOCK answers from the gateway, HTTP_PROXY forwards
 //! (streaming both ways, with parameter mapping), LAMBDA_PROXY invokes the function with a
-//! proxy event. MOCK and HTTP with mapping templates buffer the request and the answer, and
-//! map both (`integration::templates`).
+//! proxy event, LAMBDA invokes it with the mapped payload. MOCK, HTTP with mapping templates and
+//! LAMBDA buffer the request and the answer, and map both (`integration::templates`).
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Limited};
 use super::{Exchange, respond};
 use crate::body::{IdleTimeoutBody, ProxyBody};
 use crate::error::RequestError;
+use crate::integration::lambda::LiveLambdaMapped;
 use crate::integration::templates::{LiveTemplates, MappedRequest, RequestFacts};
 use crate::integration::{LiveHttpProxy, LiveIntegration};
 use crate::state::Shared;
@@ -56,6 +57,9 @@ pub(super) async fn integrate(
                 forward_mapped(shared, upstream, &target, http, templates, request, ex).await
             }
         },
+        LiveIntegration::Lambda(lambda) => {
+            invoke_mapped(shared, upstream, &target, lambda, request, ex).await
+        }
         LiveIntegration::LambdaProxy(lambda) => {
             let invoked = crate::integration::lambda::invoke(
                 upstream,
@@ -284,6 +288,58 @@ async fn forward_mapped(
             );
             response
         }
+        Err(error) => respond::fail(Some(api), error, ex),
+    }
+}
+
+/// LAMBDA (non-proxy): the request template renders the invocation payload (or the body passes
+/// through, with `contentHandling`, or 415), the function is invoked within the route's
+/// timeout, and its error message (none when it succeeded) selects the integration response
+/// that makes the answer.
+async fn invoke_mapped(
+    shared: &Shared,
+    upstream: &Upstream,
+    target: &Target<'_>,
+    lambda: &LiveLambdaMapped,
+    request: Request<ProxyBody>,
+    ex: &mut Exchange,
+) -> Response<ProxyBody> {
+    let api = &target.stage.api;
+    let (parts, body) = match read_body(shared, target, request).await {
+        Ok(read) => read,
+        Err(error) => return respond::fail(Some(api), error, ex),
+    };
+    let facts = RequestFacts::new(&parts.headers, parts.uri.query(), &body);
+    let templates = &lambda.templates;
+    let payload = match templates.map_request(&facts, &ex.ctx) {
+        Ok(MappedRequest::Passthrough) => {
+            match crate::integration::templates::convert(templates.request_content_handling(), body)
+            {
+                Ok(body) => body,
+                Err(error) => return respond::fail(Some(api), error, ex),
+            }
+        }
+        Ok(MappedRequest::Mapped { body, .. }) => Bytes::from(body),
+        Err(error) => return respond::fail(Some(api), error, ex),
+    };
+    let invoked = crate::integration::lambda::invoke_payload(upstream, lambda, payload).await;
+    ex.ctx.integration_latency = invoked.sent_at.map(|t| t.elapsed());
+    ex.ctx.integration_status = invoked.status;
+    let answer = match invoked.answer {
+        Ok(answer) => answer,
+        Err(error) => {
+            let idle = shared.config.body_idle_timeout;
+            return respond::fail(Some(api), error.body_failure(target.limit, idle), ex);
+        }
+    };
+    match templates.respond_to_function(
+        answer.error.as_deref(),
+        &answer.headers,
+        &answer.body,
+        &facts,
+        &ex.ctx,
+    ) {
+        Ok(response) => response,
         Err(error) => respond::fail(Some(api), error, ex),
     }
 }

@@ -1,11 +1,12 @@
 //! REST API non-proxy integrations with mapping templates (issue 13), on real sockets: MOCK with
-//! templates, HTTP with request templates, passthrough behaviors and integration responses.
+//! templates, HTTP with request templates, passthrough behaviors and integration responses, and
+//! LAMBDA (non-proxy) with responses selected by the function's error message.
 
 use std::collections::BTreeMap;
 
 use causeway_snapshot::{
-    Integration, IntegrationMapping, IntegrationResponse, PassthroughBehavior, ResponseValue,
-    RouteConfig,
+    Integration, IntegrationMapping, IntegrationResponse, LAMBDA_INVOKE_PATH, LambdaIntegration,
+    PassthroughBehavior, ResponseValue, RouteConfig,
 };
 use http::Method;
 
@@ -35,6 +36,7 @@ fn with_mapping(mut route: RouteConfig, mapping: IntegrationMapping) -> RouteCon
     match &mut route.integration {
         Integration::HttpProxy(h) => h.mapping = Some(mapping),
         Integration::Mock(m) => m.mapping = Some(mapping),
+        Integration::Lambda(l) => l.mapping = mapping,
         Integration::LambdaProxy(_) => unreachable!("no mapping on LAMBDA_PROXY"),
     }
     route
@@ -263,4 +265,149 @@ async fn a_status_no_integration_response_selects_is_a_500_and_a_runaway_templat
     let spin = exchange(Method::GET, &proxy.url("/spin"), HOST, &[], Vec::new()).await;
     assert_eq!(spin.status.as_u16(), 500);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// A LAMBDA (non-proxy) route to backend `fn` with a mapping.
+fn lambda(key: &str, mapping: IntegrationMapping) -> RouteConfig {
+    RouteConfig {
+        key: key.to_string(),
+        matcher: route_match(key),
+        integration: Integration::Lambda(LambdaIntegration {
+            backend: "fn".to_string(),
+            path: LAMBDA_INVOKE_PATH.to_string(),
+            timeout_ms: 5_000,
+            mapping,
+        }),
+        api_key_required: false,
+        throttle: None,
+        validation: None,
+        cache: None,
+        authorization: None,
+    }
+}
+
+/// A function behind an invoke endpoint: `{"fail": "MESSAGE"}` fails with that message (as the
+/// Runtime Interface Emulator reports it), `{"down": true}` is a 500 of the endpoint itself,
+/// anything else succeeds with `{"echo": PAYLOAD}`.
+async fn function() -> Recorder {
+    Recorder::start(|seen| {
+        let payload: serde_json::Value =
+            serde_json::from_slice(&seen.body).unwrap_or(serde_json::Value::Null);
+        if let Some(message) = payload.get("fail").and_then(|m| m.as_str()) {
+            let error = serde_json::json!({"errorMessage": message, "errorType": "ValueError"});
+            return Scripted::ok(error.to_string()).header("x-amz-function-error", "Unhandled");
+        }
+        if payload.get("down").is_some() {
+            return Scripted::ok("the emulator broke").status(500);
+        }
+        Scripted::ok(serde_json::json!({"echo": payload}).to_string())
+            .header("content-type", "application/json")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_lambda_request_template_is_the_payload_and_the_error_message_selects_the_response() {
+    let f = function().await;
+    let mut invalid = response(
+        Some("Invalid.*"),
+        400,
+        Some(r#"{"message": "$input.path('$.errorMessage')"}"#),
+    );
+    invalid.headers.insert(
+        "x-error-type".into(),
+        ResponseValue::IntegrationBodyPath("$.errorType".into()),
+    );
+    let mapping = IntegrationMapping {
+        request_templates: templates(&[(
+            "application/json",
+            r#"#if($input.params('mode') == 'ok'){"id": "$input.params('id')"}#elseif($input.params('mode') == 'down'){"down": true}#else{"fail": "$input.params('mode') input"}#end"#,
+        )]),
+        responses: vec![invalid, response(None, 200, None)],
+        ..IntegrationMapping::default()
+    };
+    let snapshot = SnapshotBuilder::new()
+        .route(lambda("GET /items/{id}", mapping))
+        .route(lambda("POST /raw", IntegrationMapping::default()))
+        .backend("fn", &[f.endpoint()])
+        .build();
+    let proxy = TestProxy::with_snapshot(snapshot).await;
+
+    // Success: the default response, the function's result passed through; the payload is the
+    // template's output, POSTed to the invoke path.
+    let ok = exchange(
+        Method::GET,
+        &proxy.url("/items/7?mode=ok"),
+        HOST,
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(ok.status.as_u16(), 200, "{}", ok.text());
+    assert_eq!(ok.text(), r#"{"echo":{"id":"7"}}"#);
+    assert_eq!(
+        ok.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let seen = f.seen();
+    assert_eq!(seen[0].method, Method::POST);
+    assert_eq!(seen[0].path, LAMBDA_INVOKE_PATH);
+    assert_eq!(&seen[0].body[..], br#"{"id": "7"}"#);
+
+    // A function error whose whole message matches the pattern: the 400, its template and
+    // its header from the error object.
+    let bad = exchange(
+        Method::GET,
+        &proxy.url("/items/7?mode=Invalid"),
+        HOST,
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(bad.status.as_u16(), 400, "{}", bad.text());
+    assert_eq!(bad.text(), r#"{"message": "Invalid input"}"#);
+    assert_eq!(bad.header("x-error-type").as_deref(), Some("ValueError"));
+
+    // An error no pattern matches takes the default response, as on AWS (the pattern must
+    // match the whole message: "Not Invalid input" does not match `Invalid.*`).
+    let other = exchange(
+        Method::GET,
+        &proxy.url("/items/7?mode=Not%20Invalid"),
+        HOST,
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(other.status.as_u16(), 200, "{}", other.text());
+    assert!(
+        other
+            .text()
+            .contains(r#""errorMessage":"Not Invalid input""#),
+        "{}",
+        other.text()
+    );
+
+    // The invoke endpoint failing (the function never ran) is the gateway's 502.
+    let down = exchange(
+        Method::GET,
+        &proxy.url("/items/7?mode=down"),
+        HOST,
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(down.status.as_u16(), 502, "{}", down.text());
+
+    // Without templates the body is the payload as it came; without a default integration
+    // response a successful invocation has nothing to answer with: 500, as on AWS.
+    let raw = exchange(
+        Method::POST,
+        &proxy.url("/raw"),
+        HOST,
+        &[("content-type", "application/json")],
+        br#"{"n": 1}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(raw.status.as_u16(), 500, "{}", raw.text());
+    assert_eq!(&f.seen().last().expect("invoked").body[..], br#"{"n": 1}"#);
 }

@@ -529,6 +529,88 @@ async fn client_id_stands_in_for_an_absent_aud_but_never_overrides_a_present_one
 }
 
 #[tokio::test]
+async fn cognito_id_tokens_are_checked_by_aud_and_access_tokens_by_client_id_and_scope() {
+    let rsa = SigningKey::new(Algorithm::RS256, "rsa-1");
+    let jwks = serde_json::to_string(&JwkSet {
+        keys: vec![rsa.jwk.clone()],
+    })
+    .expect("json");
+    let upstream = Upstream::start("pets").await;
+    let proxy =
+        TestProxy::with_snapshot(snapshot(JwksSource::Inline(jwks), &upstream, &["RS256"])).await;
+    // As Cognito issues them: an id token has `aud` (the app client) and no scope; an access
+    // token has `client_id`, no `aud`, and its scopes in `scope`.
+    let id = json!({"token_use": "id", "scope": null});
+    let access = json!({"token_use": "access", "aud": null, "client_id": AUDIENCE});
+    let cases = [
+        // Both routes require a scope; the id tokens below carry one only to reach the audience
+        // check alone.
+        (
+            "/pets",
+            "an id token whose aud is our client",
+            with(with(claims(), id.clone()), json!({"scope": "pets:read"})),
+            StatusCode::OK,
+        ),
+        (
+            "/pets",
+            "an access token of our client with the route's scope",
+            with(claims(), access.clone()),
+            StatusCode::OK,
+        ),
+        (
+            "/pets",
+            "an access token of our client without the route's scope",
+            with(with(claims(), access.clone()), json!({"scope": "profile"})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/pets",
+            "an id token whose aud is another client, client_id ours",
+            with(
+                with(claims(), id.clone()),
+                json!({"aud": "other-app", "client_id": AUDIENCE, "scope": "pets:read"}),
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/pets",
+            "an id token with only client_id",
+            with(
+                with(claims(), id.clone()),
+                json!({"aud": null, "client_id": AUDIENCE, "scope": "pets:read"}),
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/pets",
+            "an access token with our aud but another client_id",
+            with(
+                with(claims(), access.clone()),
+                json!({"aud": AUDIENCE, "client_id": "other-app"}),
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/pets",
+            "a token that is neither id nor access",
+            with(claims(), json!({"token_use": "refresh"})),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/pets",
+            "an id token as Cognito issues it (no scope) on a route with scopes",
+            with(claims(), id.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (path, name, token_claims, expected) in cases {
+        let token = rsa.sign(&token_claims);
+        let answer = call(&proxy, path, Some(&token)).await;
+        assert_eq!(answer.status, expected, "{name}: {}", answer.body);
+    }
+}
+
+#[tokio::test]
 async fn a_kid_that_names_no_key_is_refused_even_when_the_jwks_has_a_single_key() {
     let rsa = SigningKey::new(Algorithm::RS256, "rsa-1");
     // The one key of the set, once with its kid and once without any.
