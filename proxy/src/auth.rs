@@ -205,6 +205,10 @@ pub(crate) async fn authorize(
                 .await?
             }
             AuthorizerKind::Function(function) => {
+                // The function's event shows the trace context the call carries.
+                if let Some(trace) = &ctx.trace {
+                    trace.inject(&mut parts.headers);
+                }
                 function.authorize(state, &found, ctx, &parts).await?
             }
             AuthorizerKind::ServiceAccount(sa) => {

@@ -4,6 +4,7 @@
 //! access logs, Lambda events and authorizer events.
 
 mod client_cert;
+mod trace;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +16,7 @@ use ipnet::IpNet;
 use serde_json::{Map, Value};
 
 pub(crate) use client_cert::{ClientCert, TlsInfo, client_cert_context};
+pub(crate) use trace::{TraceContext, new_span_id, new_trace_id};
 
 /// The facts of one request. Built once when the request arrives ([`RequestContext::new`]),
 /// filled in by the pipeline's steps as they learn more, read by everything that shows a
@@ -74,6 +76,9 @@ pub(crate) struct RequestContext {
     pub status: u16,
     pub response_length: Option<u64>,
     pub response_latency: Duration,
+    /// The trace context outgoing calls carry (`$context.traceId`): the gateway's current span
+    /// when it traces, else the client's `traceparent` as received (passed on unchanged).
+    pub trace: Option<TraceContext>,
 }
 
 /// What `$context.error.*` shows.
@@ -141,6 +146,7 @@ impl RequestContext {
             status: 0,
             response_length: None,
             response_latency: Duration::ZERO,
+            trace: None,
         }
     }
 
@@ -212,6 +218,7 @@ impl RequestContext {
                     .map(|e| e.validation_error.clone().unwrap_or_default());
             }
             "authorizer.principalId" => return some(&self.principal.principal_id),
+            "traceId" => return self.trace.as_ref().map(TraceContext::trace_id_hex),
             _ if name.starts_with("identity.clientCert.") => {
                 return client_cert_context(self.client_cert.as_deref(), name);
             }
@@ -284,6 +291,7 @@ pub(crate) fn is_known(name: &str) -> bool {
         "error.messageString",
         "error.responseType",
         "error.validationErrorString",
+        "traceId",
     ];
     NAMES.contains(&name)
         || name.starts_with("authorizer.")

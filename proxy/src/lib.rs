@@ -166,6 +166,7 @@ impl Proxy {
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
         self.start_usage_flush();
+        self.shared.tracer.start_export();
         if config.workers > 1 {
             let served =
                 workers::serve(Arc::clone(&self.shared), listener, shutdown, config.workers).await;
@@ -231,6 +232,7 @@ impl Proxy {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.shared.tracer.start_export();
         let config = &self.shared.config;
         let settings = accept::ListenerSettings {
             tls: Some(tls::Acceptor::new(Arc::clone(&self.shared))),

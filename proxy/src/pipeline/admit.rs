@@ -16,6 +16,7 @@ use crate::error::RequestError;
 use crate::limits::quota::QuotaDecision;
 use crate::state::Shared;
 use crate::tables::{LiveRoute, LiveStage, Tables};
+use crate::telemetry::trace::ChildKind;
 
 /// The Api's resource policy on the client address (resolved through trusted hops when
 /// the request began); 403 before any route is looked at.
@@ -106,6 +107,16 @@ pub(super) async fn authorize(
         api_key_required: route.api_key_required,
         authorization: route.authorization.as_ref(),
     };
+    // A route with an authorizer gets a child span for it; a function authorizer is called
+    // with that span as its parent.
+    let span = route
+        .authorization
+        .as_ref()
+        .and(ex.span.as_ref())
+        .map(|s| s.child("authorizer", ChildKind::Client));
+    if let Some(span) = &span {
+        ex.ctx.trace = Some(span.context.clone());
+    }
     let authorized = crate::auth::authorize(
         &shared.auth,
         &tables.auth,
@@ -115,6 +126,16 @@ pub(super) async fn authorize(
         &mut ex.ctx,
     )
     .await;
+    if let Some(span) = span {
+        ex.ctx.trace = ex.span.as_ref().map(|s| s.context.clone());
+        shared.tracer.end(span, |r| {
+            let id = route.authorization.as_ref().map(|a| a.authorizer.as_str());
+            r.text_opt("causeway.authorizer", id);
+            if let Err(error) = &authorized {
+                r.error = Some(error.to_string());
+            }
+        });
+    }
     match authorized {
         Ok(request) => Flow::Continue(request),
         Err(error) => {

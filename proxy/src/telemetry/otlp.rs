@@ -1,0 +1,247 @@
+//! The OTLP/HTTP trace exporter: finished spans go into a bounded queue ([`Exporter::submit`]
+//! never waits: a full queue drops the span and counts it), and one background task sends them
+//! in batches as `ExportTraceServiceRequest` protobufs (`POST {endpoint}`, `Content-Type:
+//! application/x-protobuf`) on a hyper client of its own. Export runs one request at a time,
+//! each within a timeout; a collector that is down or slow only makes spans drop — a request
+//! of a client is never delayed by it.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prost::Message;
+use tokio::sync::mpsc;
+
+use super::metrics::Metrics;
+use crate::config::TracingConfig;
+
+/// The instrumentation scope of every span.
+const SCOPE: &str = "causeway-proxy";
+
+/// Why spans were not exported (bounded label).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DroppedLabels {
+    /// `queue_full` (the request path found the queue full) or `export_failed` (the collector
+    /// refused, failed or timed out).
+    reason: &'static str,
+}
+
+/// The exporter's counters (`causeway_proxy_trace_spans_*`).
+#[derive(Clone)]
+pub(crate) struct ExportCounters {
+    exported: Counter,
+    dropped: Family<DroppedLabels, Counter>,
+}
+
+impl ExportCounters {
+    pub fn register(metrics: &mut Metrics) -> Self {
+        let counters = Self {
+            exported: Counter::default(),
+            dropped: Family::default(),
+        };
+        let registry = metrics.registry_mut();
+        registry.register(
+            "causeway_proxy_trace_spans_exported",
+            "Spans the OTLP collector accepted",
+            counters.exported.clone(),
+        );
+        registry.register(
+            "causeway_proxy_trace_spans_dropped",
+            "Spans not exported, by reason: queue_full (never waited for) or export_failed",
+            counters.dropped.clone(),
+        );
+        for reason in ["queue_full", "export_failed"] {
+            drop(counters.dropped.get_or_create(&DroppedLabels { reason }));
+        }
+        counters
+    }
+
+    fn dropped(&self, reason: &'static str, n: usize) {
+        self.dropped
+            .get_or_create(&DroppedLabels { reason })
+            .inc_by(n as u64);
+    }
+}
+
+/// The queue's sending side and, until the task starts, its receiving side.
+pub(crate) struct Exporter {
+    queue: mpsc::Sender<Span>,
+    pending: Mutex<Option<Batcher>>,
+    started: AtomicBool,
+    counters: ExportCounters,
+}
+
+impl Exporter {
+    /// An exporter to `endpoint` (validated by [`TracingConfig::validate`]); nothing is sent
+    /// until [`Exporter::start`].
+    pub fn new(endpoint: &str, config: &TracingConfig, counters: ExportCounters) -> Self {
+        let (queue, spans) = mpsc::channel(config.queue_spans.max(1));
+        let batcher = Batcher {
+            spans,
+            endpoint: endpoint.parse().unwrap_or_default(),
+            resource: resource(&config.service_name),
+            batch: config.batch_spans.max(1),
+            delay: config.batch_delay,
+            timeout: config.export_timeout,
+            counters: counters.clone(),
+        };
+        Self {
+            queue,
+            pending: Mutex::new(Some(batcher)),
+            started: AtomicBool::new(false),
+            counters,
+        }
+    }
+
+    /// Queues a finished span; a full queue drops it (counted), it never waits.
+    pub fn submit(&self, span: Span) {
+        if self.queue.try_send(span).is_err() {
+            self.counters.dropped("queue_full", 1);
+        }
+    }
+
+    /// Spawns the export task on the current runtime, once. It ends when the proxy (the
+    /// queue's sender) is gone, after sending what was queued.
+    pub fn start(&self) {
+        if self.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let batcher = self.pending.lock().ok().and_then(|mut p| p.take());
+        if let Some(batcher) = batcher {
+            tokio::spawn(batcher.run());
+        }
+    }
+}
+
+/// The export task's state.
+struct Batcher {
+    spans: mpsc::Receiver<Span>,
+    endpoint: Uri,
+    resource: Resource,
+    batch: usize,
+    delay: Duration,
+    timeout: Duration,
+    counters: ExportCounters,
+}
+
+impl Batcher {
+    async fn run(mut self) {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(self.timeout));
+        connector.set_nodelay(true);
+        let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(1)
+            .build(connector);
+        let mut batch = Vec::with_capacity(self.batch);
+        loop {
+            // Wait for a first span, then up to `delay` for the batch to fill.
+            match self.spans.recv().await {
+                Some(span) => batch.push(span),
+                None => return,
+            }
+            let deadline = tokio::time::Instant::now() + self.delay;
+            let mut closed = false;
+            while batch.len() < self.batch {
+                match tokio::time::timeout_at(deadline, self.spans.recv()).await {
+                    Ok(Some(span)) => batch.push(span),
+                    Ok(None) => {
+                        closed = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let n = batch.len();
+            let sent = self.export(&client, std::mem::take(&mut batch)).await;
+            match sent {
+                Ok(()) => {
+                    self.counters.exported.inc_by(n as u64);
+                }
+                Err(error) => {
+                    self.counters.dropped("export_failed", n);
+                    tracing::debug!(%error, spans = n, "trace export failed; spans dropped");
+                }
+            }
+            if closed {
+                return;
+            }
+        }
+    }
+
+    async fn export(
+        &self,
+        client: &Client<HttpConnector, Full<Bytes>>,
+        spans: Vec<Span>,
+    ) -> Result<(), String> {
+        let body = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(self.resource.clone()),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: SCOPE.to_string(),
+                        version: env!("CARGO_PKG_VERSION").to_string(),
+                        ..InstrumentationScope::default()
+                    }),
+                    spans,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+        .encode_to_vec();
+        let request = Request::post(self.endpoint.clone())
+            .header(header::CONTENT_TYPE, "application/x-protobuf")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let exchange = async {
+            let response = client.request(request).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            // Read (and drop) the answer so the connection can be reused.
+            let _ = response.into_body().collect().await;
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("the collector answered {status}"))
+            }
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        }
+    }
+}
+
+/// The resource every span belongs to: `service.name` and the SDK-style attributes a backend
+/// shows.
+fn resource(service_name: &str) -> Resource {
+    let text = |key: &str, value: &str| KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..KeyValue::default()
+    };
+    Resource {
+        attributes: vec![
+            text("service.name", service_name),
+            text("service.version", env!("CARGO_PKG_VERSION")),
+            text("telemetry.sdk.name", "causeway"),
+            text("telemetry.sdk.language", "rust"),
+        ],
+        ..Resource::default()
+    }
+}
