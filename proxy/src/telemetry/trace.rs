@@ -52,6 +52,7 @@ impl Tracer {
         } else {
             (ratio * (1u64 << 63) as f64) as u64
         };
+        tracing::info!(%endpoint, ratio, "tracing requests: spans exported over OTLP/HTTP");
         Self {
             active: Some(Active {
                 threshold,
