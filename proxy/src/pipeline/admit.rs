@@ -61,7 +61,11 @@ pub(super) fn throttle(
     let gateway = shared.gateway_throttle.as_deref();
     match crate::limits::admit(gateway, &stage.throttles, &route.key, Instant::now()) {
         Ok(()) => Flow::Continue(()),
-        Err(wait) => Flow::Respond(refuse(stage, throttled(wait), ex)),
+        Err(wait) => {
+            let (api, name) = (&stage.api_name, &stage.name);
+            shared.metrics.throttled(api, name, "throttle");
+            Flow::Respond(refuse(stage, throttled(wait), ex))
+        }
     }
 }
 
@@ -197,6 +201,14 @@ pub(super) async fn usage_plan(
     match refusal {
         None => Flow::Continue(()),
         Some(error) => {
+            let reason = match &error {
+                RequestError::QuotaExceeded { .. } => "quota",
+                RequestError::QuotaUnavailable => "quota_unavailable",
+                _ => "usage_plan",
+            };
+            shared
+                .metrics
+                .throttled(&stage.api_name, &stage.name, reason);
             crate::limits::refund(gateway, &stage.throttles, &route.key);
             Flow::Respond(refuse(stage, error, ex))
         }
