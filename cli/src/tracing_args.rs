@@ -106,7 +106,11 @@ mod tests {
     #[test]
     fn grpc_https_and_ratios_outside_zero_to_one_are_refused() {
         assert!(parse(&["--otlp-endpoint", "http://c:4318"]).check().is_ok());
-        assert!(parse(&["--otlp-endpoint", "https://c:4318"]).check().is_err());
+        assert!(
+            parse(&["--otlp-endpoint", "https://c:4318"])
+                .check()
+                .is_err()
+        );
         assert!(parse(&["--otlp-protocol", "grpc"]).check().is_err());
         assert!(parse(&["--trace-sample-ratio", "1.5"]).check().is_err());
     }

@@ -454,7 +454,9 @@ fn values_change_what_they_should() {
     let traced = proxy_env(&custom);
     assert_eq!(
         env_value(&traced, "OTEL_EXPORTER_OTLP_ENDPOINT"),
-        Some(serde_json::json!("http://otel-collector.observability:4318"))
+        Some(serde_json::json!(
+            "http://otel-collector.observability:4318"
+        ))
     );
     assert_eq!(
         env_value(&traced, "OTEL_TRACES_SAMPLER_ARG"),

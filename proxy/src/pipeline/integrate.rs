@@ -53,7 +53,11 @@ pub(super) async fn integrate(
         let (kind, backend) = match &route.integration {
             LiveIntegration::Mock(_) => ("MOCK", None),
             LiveIntegration::HttpProxy(http) => {
-                let kind = if http.templates.is_some() { "HTTP" } else { "HTTP_PROXY" };
+                let kind = if http.templates.is_some() {
+                    "HTTP"
+                } else {
+                    "HTTP_PROXY"
+                };
                 (kind, Some(&http.target.backend))
             }
             LiveIntegration::LambdaProxy(lambda) => ("LAMBDA_PROXY", Some(&lambda.backend)),

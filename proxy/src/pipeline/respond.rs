@@ -176,9 +176,9 @@ pub(super) fn finish(
     let on_done = Box::new(move |bytes: u64, _complete: bool| {
         let elapsed = started.elapsed();
         if let Some(span) = span {
-            shared
-                .tracer
-                .end(span, |r| crate::telemetry::trace::describe_server(r, &ctx, status));
+            shared.tracer.end(span, |r| {
+                crate::telemetry::trace::describe_server(r, &ctx, status)
+            });
         }
         match &route_metrics {
             Some(route) => {

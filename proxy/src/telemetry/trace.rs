@@ -170,12 +170,7 @@ impl Span {
             ChildKind::Internal => SpanKind::Internal,
             ChildKind::Client => SpanKind::Client,
         };
-        let mut child = Self::start(
-            name,
-            kind,
-            self.context.child(),
-            Some(self.context.span_id),
-        );
+        let mut child = Self::start(name, kind, self.context.child(), Some(self.context.span_id));
         child.remote_parent = false;
         child
     }
@@ -334,7 +329,10 @@ mod tests {
         };
         let always = tracer(1.0);
         let span = always.server_span(Some(&unsampled)).expect("on");
-        assert!(!span.context.sampled, "an unsampled parent wins over ratio 1");
+        assert!(
+            !span.context.sampled,
+            "an unsampled parent wins over ratio 1"
+        );
     }
 
     #[test]
@@ -345,6 +343,10 @@ mod tests {
             otlp_traces_endpoint: Some("https://collector:4318/v1/traces".into()),
             ..TracingConfig::default()
         };
-        assert!(Tracer::new(&https, &mut Metrics::new()).server_span(None).is_none());
+        assert!(
+            Tracer::new(&https, &mut Metrics::new())
+                .server_span(None)
+                .is_none()
+        );
     }
 }

@@ -153,7 +153,11 @@ fn traceparent(value: Option<&str>) -> (String, String, String) {
 /// `GET /pets/{id}` behind a REQUEST authorizer (a function at `function`), cached by the
 /// stage, forwarded to `upstream`; `POST /fn` invokes a Lambda-style function.
 fn snapshot(upstream: &Upstream, function: &TestServer, lambda: &Recorder) -> Snapshot {
-    let mut pets = with_authorizer(proxy_to("GET /pets/{id}", "pets").build(), "default/fn", &[]);
+    let mut pets = with_authorizer(
+        proxy_to("GET /pets/{id}", "pets").build(),
+        "default/fn",
+        &[],
+    );
     pets.cache = Some(RouteCache {
         ttl_seconds: 60,
         key_parameters: vec![],
@@ -274,15 +278,27 @@ async fn tracing_a_request_gives_a_server_span_under_the_client_parent_with_auth
         ("integration", CLIENT),
     ] {
         let child = named(&spans, name);
-        assert_eq!(child["parentSpanId"], server_id, "{name} is the server's child");
+        assert_eq!(
+            child["parentSpanId"], server_id,
+            "{name} is the server's child"
+        );
         assert_eq!(child["kind"], kind, "{name}");
-        assert!(child["start"].as_u64() >= server["start"].as_u64(), "{name}");
+        assert!(
+            child["start"].as_u64() >= server["start"].as_u64(),
+            "{name}"
+        );
         assert!(child["end"].as_u64() <= server["end"].as_u64(), "{name}");
     }
-    assert_eq!(named(&spans, "cache")["attributes"]["causeway.cache.hit"], false);
+    assert_eq!(
+        named(&spans, "cache")["attributes"]["causeway.cache.hit"],
+        false
+    );
     let integration = named(&spans, "integration");
     assert_eq!(integration["attributes"]["http.response.status_code"], 200);
-    assert_eq!(integration["attributes"]["causeway.integration"], "HTTP_PROXY");
+    assert_eq!(
+        integration["attributes"]["causeway.integration"],
+        "HTTP_PROXY"
+    );
 
     // The backend's parent is the gateway's integration span, with the client's tracestate.
     let seen = upstream.seen();
@@ -291,14 +307,25 @@ async fn tracing_a_request_gives_a_server_span_under_the_client_parent_with_auth
         traceparent(backend.get("traceparent").and_then(|v| v.to_str().ok()));
     assert_eq!(
         (trace.as_str(), parent_id.as_str(), flags.as_str()),
-        (CLIENT_TRACE, integration["spanId"].as_str().expect("id"), "01")
+        (
+            CLIENT_TRACE,
+            integration["spanId"].as_str().expect("id"),
+            "01"
+        )
     );
-    assert_eq!(backend.get("tracestate").expect("tracestate"), "vendor=opaque");
+    assert_eq!(
+        backend.get("tracestate").expect("tracestate"),
+        "vendor=opaque"
+    );
 
     // The authorizer is called under its span, and its event shows the same context.
     let authorizer_id = named(&spans, "authorizer")["spanId"].clone();
     let call = function.received.lock().expect("calls")[0].clone();
-    let (_, parent_id, _) = traceparent(call.headers.get("traceparent").and_then(|v| v.to_str().ok()));
+    let (_, parent_id, _) = traceparent(
+        call.headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
+    );
     assert_eq!(parent_id, authorizer_id.as_str().expect("id"));
     let event: Value = serde_json::from_slice(&call.body).expect("event");
     let (_, parent_id, _) = traceparent(event["headers"]["traceparent"].as_str());
@@ -340,13 +367,19 @@ async fn tracing_a_lambda_event_carries_the_integration_span_as_its_parent() {
     let server = named(&spans, "POST /fn");
     assert_eq!(server["parentSpanId"], "", "a root span");
     let integration = named(&spans, "integration");
-    assert_eq!(integration["attributes"]["causeway.integration"], "LAMBDA_PROXY");
-    let event: Value =
-        serde_json::from_slice(&lambda.seen()[0].body).expect("the event is JSON");
+    assert_eq!(
+        integration["attributes"]["causeway.integration"],
+        "LAMBDA_PROXY"
+    );
+    let event: Value = serde_json::from_slice(&lambda.seen()[0].body).expect("the event is JSON");
     let (event_trace, parent_id, flags) = traceparent(event["headers"]["traceparent"].as_str());
     assert_eq!(
         (event_trace.as_str(), parent_id.as_str(), flags.as_str()),
-        (trace.as_str(), integration["spanId"].as_str().expect("id"), "01")
+        (
+            trace.as_str(),
+            integration["spanId"].as_str().expect("id"),
+            "01"
+        )
     );
 }
 
@@ -432,7 +465,9 @@ async fn dropped(proxy: &TestProxy, reason: &str) -> u64 {
     let until = Instant::now() + DEADLINE;
     let prefix = format!("causeway_proxy_trace_spans_dropped_total{{reason=\"{reason}\"}} ");
     loop {
-        let text = get(&http1(), &proxy.admin_url("/metrics"), "admin").await.body;
+        let text = get(&http1(), &proxy.admin_url("/metrics"), "admin")
+            .await
+            .body;
         let n = text
             .lines()
             .find_map(|l| l.strip_prefix(&prefix))
@@ -441,7 +476,10 @@ async fn dropped(proxy: &TestProxy, reason: &str) -> u64 {
         if n > 0 {
             return n;
         }
-        assert!(Instant::now() < until, "nothing dropped for {reason}:\n{text}");
+        assert!(
+            Instant::now() < until,
+            "nothing dropped for {reason}:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -463,7 +501,9 @@ async fn tracing_to_a_down_or_stalled_collector_never_delays_or_fails_a_request(
     assert!(dropped(&proxy, "export_failed").await >= 1);
 
     // Stalled: accepts connections and never answers; a small queue fills and drops.
-    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let stalled_addr = stalled.local_addr().expect("addr");
     let _hold = tokio::spawn(async move {
         let mut held = Vec::new();
@@ -500,7 +540,10 @@ async fn without_tracing_a_client_traceparent_passes_unchanged_and_names_the_tra
     )
     .await;
     let seen = upstream.seen();
-    assert_eq!(seen[0].headers.get("traceparent").expect("kept"), parent.as_str());
+    assert_eq!(
+        seen[0].headers.get("traceparent").expect("kept"),
+        parent.as_str()
+    );
     assert_eq!(seen[0].headers.get("tracestate").expect("kept"), "a=b");
     let until = Instant::now() + DEADLINE;
     while proxy.log_json().is_empty() {
