@@ -33,7 +33,7 @@ use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
 use crate::body::{ProxyBody, full};
-use crate::context::{Principal, RequestContext};
+use crate::context::{Principal, RequestContext, TraceContext};
 use crate::error::{AuthApplyError, AuthError};
 use crate::upstream::LiveBackend;
 
@@ -206,7 +206,7 @@ pub(crate) async fn authorize(
             }
             AuthorizerKind::Function(function) => {
                 // The function's event shows the trace context the call carries.
-                if let Some(trace) = &ctx.trace {
+                if let Some(trace) = TraceContext::outgoing(ctx.trace.as_ref()) {
                     trace.inject(&mut parts.headers);
                 }
                 function.authorize(state, &found, ctx, &parts).await?

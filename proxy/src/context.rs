@@ -76,8 +76,9 @@ pub(crate) struct RequestContext {
     pub status: u16,
     pub response_length: Option<u64>,
     pub response_latency: Duration,
-    /// The trace context outgoing calls carry (`$context.traceId`): the gateway's current span
-    /// when it traces, else the client's `traceparent` as received (passed on unchanged).
+    /// The trace context of the request (`$context.traceId`): the gateway's current span when
+    /// it traces (what its calls carry as their parent), else the client's `traceparent` as
+    /// received (only read; see [`TraceContext::outgoing`]).
     pub trace: Option<TraceContext>,
 }
 

@@ -19,6 +19,10 @@ pub(crate) struct TraceContext {
     pub sampled: bool,
     /// The `tracestate` that came with the trace (kept as received).
     pub state: Option<HeaderValue>,
+    /// Whether this is a span of the gateway's own (tracing is on), which calls it makes carry
+    /// as their parent; `false` for the client's context as received, which the gateway only
+    /// reads (`$context.traceId`) and leaves in the client's headers untouched.
+    pub gateway: bool,
 }
 
 impl TraceContext {
@@ -37,15 +41,24 @@ impl TraceContext {
             span_id,
             sampled,
             state: headers.get(TRACESTATE).filter(|v| !v.is_empty()).cloned(),
+            gateway: false,
         })
     }
 
-    /// The same trace with a new span id (a child of this span), same sampling and state.
+    /// The same trace with a new span id (a child of this span, of the gateway's own), same
+    /// sampling and state.
     pub fn child(&self) -> Self {
         Self {
             span_id: new_span_id(),
+            gateway: true,
             ..self.clone()
         }
+    }
+
+    /// The context a call the gateway makes carries: its own span's, never a client's as
+    /// received (with tracing off the gateway adds no trace header).
+    pub fn outgoing(trace: Option<&Self>) -> Option<&Self> {
+        trace.filter(|t| t.gateway)
     }
 
     /// The `traceparent` value naming this span as the parent: `00-{trace}-{span}-{flags}`.
@@ -179,6 +192,10 @@ mod tests {
         let child = ctx.child();
         assert_eq!(child.trace_id, ctx.trace_id);
         assert_ne!(child.span_id, ctx.span_id);
+        assert!(
+            !ctx.gateway && child.gateway,
+            "only the gateway's spans are sent on"
+        );
     }
 
     #[test]

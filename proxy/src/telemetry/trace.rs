@@ -84,6 +84,7 @@ impl Tracer {
                     span_id: new_span_id(),
                     sampled,
                     state: None,
+                    gateway: true,
                 };
                 (context, None)
             }
@@ -318,6 +319,7 @@ mod tests {
             span_id: [9; 8],
             sampled: true,
             state: None,
+            gateway: false,
         };
         let span = never.server_span(Some(&parent)).expect("on");
         assert!(span.context.sampled, "a sampled parent wins over ratio 0");
