@@ -171,6 +171,7 @@ impl Proxy {
             let served =
                 workers::serve(Arc::clone(&self.shared), listener, shutdown, config.workers).await;
             self.shared.quotas.release().await;
+            self.shared.tracer.flush().await;
             return served;
         }
         let settings = accept::ListenerSettings {
@@ -187,6 +188,8 @@ impl Proxy {
         .await;
         // Give unspent quota leases back, so the other replicas can spend them.
         self.shared.quotas.release().await;
+        // Send the spans of the last requests.
+        self.shared.tracer.flush().await;
         served
     }
 

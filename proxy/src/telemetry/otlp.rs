@@ -1,7 +1,9 @@
 //! The OTLP/HTTP trace exporter: finished spans go into a bounded queue ([`Exporter::submit`]
 //! never waits: a full queue drops the span and counts it), and one background task sends them
 //! in batches as `ExportTraceServiceRequest` protobufs (`POST {endpoint}`, `Content-Type:
-//! application/x-protobuf`) on a hyper client of its own. Export runs one request at a time,
+//! application/x-protobuf`) on a hyper client of its own: a batch leaves when it is full or
+//! its oldest span has waited the batch delay, and everything queued is sent when the proxy
+//! stops serving ([`Exporter::flush`]). Export runs one request at a time,
 //! each within a timeout; a collector that is down or slow only makes spans drop — a request
 //! of a client is never delayed by it.
 
@@ -23,7 +25,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prost::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::metrics::Metrics;
 use crate::config::TracingConfig;
@@ -79,6 +81,7 @@ impl ExportCounters {
 /// The queue's sending side and, until the task starts, its receiving side.
 pub(crate) struct Exporter {
     queue: mpsc::Sender<Span>,
+    flush: mpsc::UnboundedSender<oneshot::Sender<()>>,
     pending: Mutex<Option<Batcher>>,
     started: AtomicBool,
     counters: ExportCounters,
@@ -89,8 +92,10 @@ impl Exporter {
     /// until [`Exporter::start`].
     pub fn new(endpoint: &str, config: &TracingConfig, counters: ExportCounters) -> Self {
         let (queue, spans) = mpsc::channel(config.queue_spans.max(1));
+        let (flush, flushes) = mpsc::unbounded_channel();
         let batcher = Batcher {
             spans,
+            flushes,
             endpoint: endpoint.parse().unwrap_or_default(),
             resource: resource(&config.service_name),
             batch: config.batch_spans.max(1),
@@ -100,6 +105,7 @@ impl Exporter {
         };
         Self {
             queue,
+            flush,
             pending: Mutex::new(Some(batcher)),
             started: AtomicBool::new(false),
             counters,
@@ -124,11 +130,24 @@ impl Exporter {
             tokio::spawn(batcher.run());
         }
     }
+
+    /// Sends every span queued so far (at shutdown), waiting at most `within`.
+    pub async fn flush(&self, within: Duration) {
+        if !self.started.load(Ordering::SeqCst) {
+            return;
+        }
+        let (done, flushed) = oneshot::channel();
+        if self.flush.send(done).is_ok() {
+            let _ = tokio::time::timeout(within, flushed).await;
+        }
+    }
 }
 
 /// The export task's state.
 struct Batcher {
     spans: mpsc::Receiver<Span>,
+    /// Requests to send everything queued now (answered when done).
+    flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     endpoint: Uri,
     resource: Resource,
     batch: usize,
@@ -147,37 +166,63 @@ impl Batcher {
             .pool_max_idle_per_host(1)
             .build(connector);
         let mut batch = Vec::with_capacity(self.batch);
+        // When the oldest span of a partial batch must be sent at the latest.
+        let mut due: Option<tokio::time::Instant> = None;
         loop {
-            // Wait for a first span, then up to `delay` for the batch to fill.
-            match self.spans.recv().await {
-                Some(span) => batch.push(span),
-                None => return,
-            }
-            let deadline = tokio::time::Instant::now() + self.delay;
-            let mut closed = false;
-            while batch.len() < self.batch {
-                match tokio::time::timeout_at(deadline, self.spans.recv()).await {
-                    Ok(Some(span)) => batch.push(span),
-                    Ok(None) => {
-                        closed = true;
-                        break;
+            tokio::select! {
+                span = self.spans.recv() => match span {
+                    Some(span) => {
+                        batch.push(span);
+                        if batch.len() >= self.batch {
+                            self.send(&client, &mut batch).await;
+                            due = None;
+                        } else if due.is_none() {
+                            due = Some(tokio::time::Instant::now() + self.delay);
+                        }
                     }
-                    Err(_) => break,
+                    None => {
+                        self.send(&client, &mut batch).await;
+                        return;
+                    }
+                },
+                Some(done) = self.flushes.recv() => {
+                    // Everything queued so far, in batches, then say so.
+                    loop {
+                        while batch.len() < self.batch {
+                            match self.spans.try_recv() {
+                                Ok(span) => batch.push(span),
+                                Err(_) => break,
+                            }
+                        }
+                        if batch.is_empty() {
+                            break;
+                        }
+                        self.send(&client, &mut batch).await;
+                    }
+                    due = None;
+                    let _ = done.send(());
+                }
+                () = sleep_until(due), if due.is_some() => {
+                    self.send(&client, &mut batch).await;
+                    due = None;
                 }
             }
-            let n = batch.len();
-            let sent = self.export(&client, std::mem::take(&mut batch)).await;
-            match sent {
-                Ok(()) => {
-                    self.counters.exported.inc_by(n as u64);
-                }
-                Err(error) => {
-                    self.counters.dropped("export_failed", n);
-                    tracing::debug!(%error, spans = n, "trace export failed; spans dropped");
-                }
+        }
+    }
+
+    /// Exports and empties `batch`, counting the outcome.
+    async fn send(&self, client: &Client<HttpConnector, Full<Bytes>>, batch: &mut Vec<Span>) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len();
+        match self.export(client, std::mem::take(batch)).await {
+            Ok(()) => {
+                self.counters.exported.inc_by(n as u64);
             }
-            if closed {
-                return;
+            Err(error) => {
+                self.counters.dropped("export_failed", n);
+                tracing::debug!(%error, spans = n, "trace export failed; spans dropped");
             }
         }
     }
@@ -222,6 +267,14 @@ impl Batcher {
             Ok(result) => result,
             Err(_) => Err(format!("no answer within {:?}", self.timeout)),
         }
+    }
+}
+
+/// Sleeps until `due` (never, without one).
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
 }
 

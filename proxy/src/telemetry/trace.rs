@@ -21,6 +21,9 @@ use super::otlp::Exporter;
 use crate::config::TracingConfig;
 use crate::context::{RequestContext, TraceContext, new_span_id, new_trace_id};
 
+/// Longest wait for the last spans at shutdown.
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The proxy's tracer: off, or sampling and exporting.
 pub(crate) struct Tracer {
     active: Option<Active>,
@@ -65,6 +68,14 @@ impl Tracer {
     pub fn start_export(&self) {
         if let Some(active) = &self.active {
             active.exporter.start();
+        }
+    }
+
+    /// Sends the spans still queued, waiting at most [`FLUSH_TIMEOUT`] (when the proxy stops
+    /// serving).
+    pub async fn flush(&self) {
+        if let Some(active) = &self.active {
+            active.exporter.flush(FLUSH_TIMEOUT).await;
         }
     }
 

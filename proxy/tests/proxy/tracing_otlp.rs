@@ -552,3 +552,34 @@ async fn without_tracing_a_client_traceparent_passes_unchanged_and_names_the_tra
     }
     assert_eq!(proxy.log_json()[0]["traceId"], CLIENT_TRACE);
 }
+
+#[tokio::test]
+async fn tracing_sends_the_spans_still_queued_when_the_proxy_stops_serving() {
+    let collector = Collector::start();
+    let upstream = Upstream::start("pets").await;
+    let function = allow_all().await;
+    let lambda = Recorder::start(|_| Scripted::ok("{}")).await;
+    let mut config = tracing_to(collector.endpoint(), 1.0);
+    // No batch would leave on its own during the test.
+    config.tracing.batch_delay = Duration::from_secs(600);
+    let mut proxy = TestProxy::with_config(config, snapshot(&upstream, &function, &lambda)).await;
+    let parent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let answer = send(
+        &http1(),
+        Method::GET,
+        &proxy.url("/pets/3"),
+        HOST,
+        &[("x-token", "t"), ("traceparent", &parent)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let until = Instant::now() + DEADLINE;
+    while proxy.log_json().is_empty() {
+        assert!(Instant::now() < until, "no access-log line");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(collector.spans().is_empty(), "the batch is still waiting");
+    proxy.shutdown();
+    let spans = collector.trace(CLIENT_TRACE, 4).await;
+    named(&spans, "GET /pets/{id}");
+}
