@@ -577,6 +577,24 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_id_is_a_context_variable_with_a_value_only_in_a_trace() {
+        let mut ctx = context();
+        assert_eq!(ctx.render("t=$context.traceId", "-"), "t=-");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        );
+        ctx.trace = TraceContext::from_headers(&headers);
+        assert_eq!(
+            ctx.render("t=$context.traceId", "-"),
+            "t=4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+    }
+
+    #[test]
     fn forwarded_templates_resolve_completely_or_not_at_all() {
         let mut ctx = context();
         assert_eq!(ctx.render_complete("$context.authorizer.principalId"), None);
