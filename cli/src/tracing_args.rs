@@ -5,22 +5,25 @@
 use causeway_proxy::{self as proxy, TracingConfig};
 use clap::Args;
 
-/// The only OTLP protocol the proxy speaks.
+/// OTLP over HTTP/1.1 with protobuf bodies (the default, as in the OpenTelemetry SDKs).
 const HTTP_PROTOBUF: &str = "http/protobuf";
+/// OTLP over gRPC.
+const GRPC: &str = "grpc";
 
 /// Where and how much the proxy traces.
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Tracing (OpenTelemetry)")]
 pub struct TracingArgs {
-    /// OTLP/HTTP base URL of the collector (`http://otel-collector:4318`); spans go to
-    /// `{base}/v1/traces`. Unset (and no traces endpoint): tracing is off and a client's
-    /// `traceparent` passes through unchanged.
+    /// Base URL of the collector: OTLP/HTTP (`http://otel-collector:4318`; spans go to
+    /// `{base}/v1/traces`) or OTLP/gRPC (`http://otel-collector:4317`). Unset (and no traces
+    /// endpoint): tracing is off and a client's `traceparent` passes through unchanged.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
     /// Full OTLP/HTTP traces URL; wins over --otlp-endpoint.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
     pub otlp_traces_endpoint: Option<String>,
-    /// OTLP protocol; only `http/protobuf` is supported.
+    /// OTLP protocol: `http/protobuf` or `grpc` (HTTP/2 without TLS); `http/json` is not
+    /// supported.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", default_value = HTTP_PROTOBUF)]
     pub otlp_protocol: String,
     /// Share (0 to 1) of new traces that are recorded and exported. Sampling is parent-based:
@@ -39,13 +42,23 @@ pub struct TracingArgs {
 impl TracingArgs {
     /// The tracing settings these flags describe.
     pub fn config(&self) -> TracingConfig {
+        let protocol = if self.otlp_protocol == GRPC {
+            proxy::OtlpProtocol::Grpc
+        } else {
+            proxy::OtlpProtocol::HttpProtobuf
+        };
+        // OTLP/HTTP appends the signal's path to the base URL; gRPC uses it as it is.
         let endpoint = self.otlp_traces_endpoint.clone().or_else(|| {
-            self.otlp_endpoint
-                .as_deref()
-                .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
+            self.otlp_endpoint.as_deref().map(|base| match protocol {
+                proxy::OtlpProtocol::Grpc => base.to_string(),
+                proxy::OtlpProtocol::HttpProtobuf => {
+                    format!("{}/v1/traces", base.trim_end_matches('/'))
+                }
+            })
         });
         TracingConfig {
             otlp_traces_endpoint: endpoint.filter(|e| !e.is_empty()),
+            protocol,
             sample_ratio: self.trace_sample_ratio,
             service_name: self.otel_service_name.clone(),
             queue_spans: self.trace_queue_spans.max(1),
@@ -56,9 +69,9 @@ impl TracingArgs {
     /// Refuses what the proxy cannot do (another protocol, an https or malformed endpoint, a
     /// ratio outside 0..=1).
     pub fn check(&self) -> anyhow::Result<()> {
-        if self.otlp_protocol != HTTP_PROTOBUF {
+        if self.otlp_protocol != HTTP_PROTOBUF && self.otlp_protocol != GRPC {
             anyhow::bail!(
-                "OTLP protocol {:?} is not supported; use {HTTP_PROTOBUF}",
+                "OTLP protocol {:?} is not supported; use {HTTP_PROTOBUF} or {GRPC}",
                 self.otlp_protocol
             );
         }
@@ -101,6 +114,18 @@ mod tests {
             Some("http://other:4318/custom")
         );
         assert!(parse(&[]).config().otlp_traces_endpoint.is_none());
+        let grpc = parse(&[
+            "--otlp-endpoint",
+            "http://collector:4317",
+            "--otlp-protocol",
+            "grpc",
+        ]);
+        let config = grpc.config();
+        assert_eq!(
+            config.otlp_traces_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+        assert_eq!(config.protocol, proxy::OtlpProtocol::Grpc);
     }
 
     #[test]
@@ -111,7 +136,7 @@ mod tests {
                 .check()
                 .is_err()
         );
-        assert!(parse(&["--otlp-protocol", "grpc"]).check().is_err());
+        assert!(parse(&["--otlp-protocol", "http/json"]).check().is_err());
         assert!(parse(&["--trace-sample-ratio", "1.5"]).check().is_err());
     }
 }

@@ -78,12 +78,26 @@ pub const DEFAULT_TRACE_BATCH_DELAY: Duration = Duration::from_secs(1);
 /// Longest time one export request may take; then its spans are dropped (and counted).
 pub const DEFAULT_TRACE_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How spans travel to the collector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP/HTTP with protobuf bodies: `POST {endpoint}` (usually `…:4318/v1/traces`).
+    #[default]
+    HttpProtobuf,
+    /// OTLP/gRPC over HTTP/2 without TLS: `TraceService/Export` at the endpoint's authority
+    /// (usually `…:4317`).
+    Grpc,
+}
+
 /// OpenTelemetry tracing of requests (`telemetry::trace`). Off unless an endpoint is set.
 #[derive(Clone, Debug)]
 pub struct TracingConfig {
-    /// The OTLP/HTTP traces URL (`http://collector:4318/v1/traces`); `None`: no spans, no
-    /// export, and a client's `traceparent` passes through unchanged.
+    /// Where spans go: the OTLP/HTTP traces URL (`http://collector:4318/v1/traces`), or with
+    /// [`OtlpProtocol::Grpc`] the collector's URL (`http://collector:4317`); `None`: no spans,
+    /// no export, and a client's `traceparent` passes through unchanged.
     pub otlp_traces_endpoint: Option<String>,
+    /// OTLP/HTTP (protobuf) or OTLP/gRPC.
+    pub protocol: OtlpProtocol,
     /// Share (0..=1) of new traces sampled (parent-based: a `traceparent` decides for itself).
     pub sample_ratio: f64,
     /// The `service.name` resource attribute.
@@ -102,6 +116,7 @@ impl Default for TracingConfig {
     fn default() -> Self {
         Self {
             otlp_traces_endpoint: None,
+            protocol: OtlpProtocol::default(),
             sample_ratio: DEFAULT_TRACE_SAMPLE_RATIO,
             service_name: DEFAULT_TRACE_SERVICE_NAME.to_string(),
             queue_spans: DEFAULT_TRACE_QUEUE_SPANS,
@@ -114,7 +129,7 @@ impl Default for TracingConfig {
 
 impl TracingConfig {
     /// Checks the settings: the endpoint must be an absolute `http://` URL (the exporter
-    /// speaks OTLP/HTTP with protobuf, without TLS), the ratio within 0..=1.
+    /// speaks OTLP/HTTP or OTLP/gRPC without TLS), the ratio within 0..=1.
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.sample_ratio) {
             return Err(format!(
@@ -128,7 +143,8 @@ impl TracingConfig {
                 .map_err(|e| format!("OTLP endpoint {endpoint:?}: {e}"))?;
             if uri.scheme_str() != Some("http") || uri.authority().is_none() {
                 return Err(format!(
-                    "OTLP endpoint {endpoint:?}: only http:// URLs are supported (OTLP/HTTP                      without TLS; send to a collector agent in the cluster)"
+                    "OTLP endpoint {endpoint:?}: only http:// URLs are supported (OTLP without TLS; \
+                     send to a collector agent in the cluster)"
                 ));
             }
         }

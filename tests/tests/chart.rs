@@ -463,6 +463,10 @@ fn values_change_what_they_should() {
         Some(serde_json::json!("0.25"))
     );
     assert_eq!(
+        env_value(&traced, "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        Some(serde_json::json!("http/protobuf"))
+    );
+    assert_eq!(
         env_value(&traced, "OTEL_SERVICE_NAME"),
         Some(serde_json::json!("causeway-proxy"))
     );
@@ -547,6 +551,7 @@ fn the_values_schema_rejects_bad_values() {
             "proxy.tracing.otlpEndpoint=https://collector:4318",
             "proxy.tracing.otlpEndpoint",
         ),
+        ("proxy.tracing.protocol=http/json", "proxy.tracing.protocol"),
     ] {
         let out = chart_render(&["template", "charts/causeway", "--set", bad]);
         let err = String::from_utf8_lossy(&out.stderr);

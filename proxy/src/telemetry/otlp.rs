@@ -1,7 +1,8 @@
-//! The OTLP/HTTP trace exporter: finished spans go into a bounded queue ([`Exporter::submit`]
-//! never waits: a full queue drops the span and counts it), and one background task sends them
-//! in batches as `ExportTraceServiceRequest` protobufs (`POST {endpoint}`, `Content-Type:
-//! application/x-protobuf`) on a hyper client of its own: a batch leaves when it is full or
+//! The OTLP trace exporter: finished spans go into a bounded queue ([`Exporter::submit`] never
+//! waits: a full queue drops the span and counts it), and one background task sends them in
+//! batches as `ExportTraceServiceRequest` protobufs — over OTLP/HTTP (`POST {endpoint}`,
+//! `Content-Type: application/x-protobuf`) or OTLP/gRPC (`TraceService/Export` over HTTP/2
+//! without TLS) — on a hyper client of its own: a batch leaves when it is full or
 //! its oldest span has waited the batch delay, and everything queued is sent when the proxy
 //! stops serving ([`Exporter::flush`]). Export runs one request at a time,
 //! each within a timeout; a collector that is down or slow only makes spans drop — a request
@@ -28,7 +29,7 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use super::metrics::Metrics;
-use crate::config::TracingConfig;
+use crate::config::{OtlpProtocol, TracingConfig};
 
 /// The instrumentation scope of every span.
 const SCOPE: &str = "causeway-proxy";
@@ -94,9 +95,10 @@ impl Exporter {
         let (queue, spans) = mpsc::channel(config.queue_spans.max(1));
         let (flush, flushes) = mpsc::unbounded_channel();
         let batcher = Batcher {
+            protocol: config.protocol,
             spans,
             flushes,
-            endpoint: endpoint.parse().unwrap_or_default(),
+            endpoint: export_uri(endpoint, config.protocol),
             resource: resource(&config.service_name),
             batch: config.batch_spans.max(1),
             delay: config.batch_delay,
@@ -145,6 +147,7 @@ impl Exporter {
 
 /// The export task's state.
 struct Batcher {
+    protocol: OtlpProtocol,
     spans: mpsc::Receiver<Span>,
     /// Requests to send everything queued now (answered when done).
     flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
@@ -163,7 +166,9 @@ impl Batcher {
         connector.set_nodelay(true);
         let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
             .pool_max_idle_per_host(1)
+            .http2_only(self.protocol == OtlpProtocol::Grpc)
             .build(connector);
         let mut batch = Vec::with_capacity(self.batch);
         // When the oldest span of a partial batch must be sent at the latest.
@@ -248,20 +253,57 @@ impl Batcher {
             }],
         }
         .encode_to_vec();
-        let request = Request::post(self.endpoint.clone())
-            .header(header::CONTENT_TYPE, "application/x-protobuf")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+        let grpc = self.protocol == OtlpProtocol::Grpc;
+        let request = if grpc {
+            // A gRPC message: uncompressed flag, 4-byte big-endian length, the protobuf.
+            let mut framed = Vec::with_capacity(body.len() + 5);
+            framed.push(0);
+            framed.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+            framed.extend_from_slice(&body);
+            Request::post(self.endpoint.clone())
+                .header(header::CONTENT_TYPE, "application/grpc")
+                .header(header::TE, "trailers")
+                .body(Full::new(Bytes::from(framed)))
+        } else {
+            Request::post(self.endpoint.clone())
+                .header(header::CONTENT_TYPE, "application/x-protobuf")
+                .body(Full::new(Bytes::from(body)))
+        }
+        .map_err(|e| e.to_string())?;
         let exchange = async {
             let response = client.request(request).await.map_err(|e| e.to_string())?;
-            let status = response.status();
-            // Read (and drop) the answer so the connection can be reused.
-            let _ = response.into_body().collect().await;
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(format!("the collector answered {status}"))
+            let (parts, body) = response.into_parts();
+            // Read the answer whole (so the connection can be reused; gRPC's status is in
+            // the trailers, or in the head of a trailers-only answer).
+            let trailers = body
+                .collect()
+                .await
+                .ok()
+                .and_then(|c| c.trailers().cloned());
+            if !parts.status.is_success() {
+                return Err(format!("the collector answered {}", parts.status));
             }
+            if grpc {
+                let field = |name: &str| {
+                    trailers
+                        .as_ref()
+                        .and_then(|t| t.get(name))
+                        .or_else(|| parts.headers.get(name))
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                match field("grpc-status").as_deref() {
+                    Some("0") => {}
+                    status => {
+                        return Err(format!(
+                            "grpc-status {}: {}",
+                            status.unwrap_or("missing"),
+                            field("grpc-message").unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+            Ok(())
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
@@ -269,6 +311,24 @@ impl Batcher {
         }
     }
 }
+
+/// Where export requests go: the endpoint as given for OTLP/HTTP; for OTLP/gRPC the
+/// `TraceService/Export` method at the endpoint's scheme and authority.
+fn export_uri(endpoint: &str, protocol: OtlpProtocol) -> Uri {
+    let uri: Uri = endpoint.parse().unwrap_or_default();
+    match protocol {
+        OtlpProtocol::HttpProtobuf => uri,
+        OtlpProtocol::Grpc => {
+            let authority = uri.authority().map_or("", |a| a.as_str());
+            format!("http://{authority}{GRPC_EXPORT}")
+                .parse()
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// The gRPC method that takes an `ExportTraceServiceRequest`.
+const GRPC_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// Sleeps until `due` (never, without one).
 async fn sleep_until(due: Option<tokio::time::Instant>) {

@@ -37,18 +37,29 @@ struct Collector {
 }
 
 impl Collector {
+    /// An OTLP/HTTP receiver.
     fn start() -> Self {
+        Self::start_speaking(None)
+    }
+
+    /// An OTLP/gRPC receiver (grpcio).
+    fn start_grpc() -> Self {
+        Self::start_speaking(Some("grpc"))
+    }
+
+    fn start_speaking(protocol: Option<&str>) -> Self {
+        let module = match protocol {
+            Some(_) => "opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc",
+            None => "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
+        };
         let has = Command::new("python3")
-            .args([
-                "-c",
-                "import opentelemetry.proto.collector.trace.v1.trace_service_pb2",
-            ])
+            .args(["-c", &format!("import {module}")])
             .status()
             .is_ok_and(|s| s.success());
         assert!(
             has,
-            "python3 with opentelemetry-proto is needed: python3 -m pip install -r \
-             tests/requirements.txt (scripts/test.sh does this)"
+            "python3 with opentelemetry-proto (and grpcio for gRPC) is needed: python3 -m pip \
+             install -r tests/requirements.txt (scripts/test.sh does this)"
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("spans.jsonl");
@@ -59,6 +70,7 @@ impl Collector {
         let mut child = Command::new("python3")
             .arg(script)
             .arg(&out)
+            .args(protocol)
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs the receiver");
@@ -582,4 +594,41 @@ async fn tracing_sends_the_spans_still_queued_when_the_proxy_stops_serving() {
     proxy.shutdown();
     let spans = collector.trace(CLIENT_TRACE, 4).await;
     named(&spans, "GET /pets/{id}");
+}
+
+#[tokio::test]
+async fn tracing_exports_over_otlp_grpc_too() {
+    let collector = Collector::start_grpc();
+    let upstream = Upstream::start("pets").await;
+    let function = allow_all().await;
+    let lambda = Recorder::start(|_| Scripted::ok("{}")).await;
+    let mut config = tracing_to(format!("http://127.0.0.1:{}", collector.port), 1.0);
+    config.tracing.protocol = causeway_proxy::OtlpProtocol::Grpc;
+    let proxy = TestProxy::with_config(config, snapshot(&upstream, &function, &lambda)).await;
+    let parent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let answer = send(
+        &http1(),
+        Method::GET,
+        &proxy.url("/pets/5"),
+        HOST,
+        &[("x-token", "t"), ("traceparent", &parent)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let spans = collector.trace(CLIENT_TRACE, 4).await;
+    let server = named(&spans, "GET /pets/{id}");
+    assert_eq!(server["parentSpanId"], CLIENT_SPAN);
+    assert_eq!(server["resource"]["service.name"], "gateway-under-test");
+    // The collector's answer (grpc-status 0 in the trailers) counts the spans as exported.
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin")
+            .await
+            .body;
+        if metrics.contains("causeway_proxy_trace_spans_exported_total 4") {
+            break;
+        }
+        assert!(Instant::now() < until, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
