@@ -19,7 +19,8 @@ pub struct TracingArgs {
     /// endpoint): tracing is off and a client's `traceparent` passes through unchanged.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
-    /// Full OTLP/HTTP traces URL; wins over --otlp-endpoint.
+    /// Full traces URL (OTLP/HTTP; with gRPC only its scheme and authority count); wins over
+    /// --otlp-endpoint.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
     pub otlp_traces_endpoint: Option<String>,
     /// OTLP protocol: `http/protobuf` or `grpc` (HTTP/2 without TLS); `http/json` is not
@@ -48,8 +49,10 @@ impl TracingArgs {
             proxy::OtlpProtocol::HttpProtobuf
         };
         // OTLP/HTTP appends the signal's path to the base URL; gRPC uses it as it is.
-        let endpoint = self.otlp_traces_endpoint.clone().or_else(|| {
-            self.otlp_endpoint.as_deref().map(|base| match protocol {
+        // An empty variable (a chart or shell that sets it to "") counts as unset.
+        let set = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+        let endpoint = set(&self.otlp_traces_endpoint).or_else(|| {
+            set(&self.otlp_endpoint).map(|base| match protocol {
                 proxy::OtlpProtocol::Grpc => base.to_string(),
                 proxy::OtlpProtocol::HttpProtobuf => {
                     format!("{}/v1/traces", base.trim_end_matches('/'))
@@ -57,7 +60,7 @@ impl TracingArgs {
             })
         });
         TracingConfig {
-            otlp_traces_endpoint: endpoint.filter(|e| !e.is_empty()),
+            otlp_traces_endpoint: endpoint,
             protocol,
             sample_ratio: self.trace_sample_ratio,
             service_name: self.otel_service_name.clone(),
@@ -114,6 +117,13 @@ mod tests {
             Some("http://other:4318/custom")
         );
         assert!(parse(&[]).config().otlp_traces_endpoint.is_none());
+        assert!(
+            parse(&["--otlp-endpoint", ""])
+                .config()
+                .otlp_traces_endpoint
+                .is_none(),
+            "an empty endpoint is no endpoint"
+        );
         let grpc = parse(&[
             "--otlp-endpoint",
             "http://collector:4317",

@@ -154,6 +154,14 @@ impl AuthState {
 }
 
 impl AuthTables {
+    /// Whether the authorizer `id` calls out to a function (REQUEST/TOKEN), rather than
+    /// deciding in the proxy (JWT, SigV4, mTLS, service accounts with their JWKS at hand).
+    pub(crate) fn calls_out(&self, id: &str) -> bool {
+        self.authorizers
+            .get(id)
+            .is_some_and(|a| matches!(a.kind, AuthorizerKind::Function(_)))
+    }
+
     /// The resource policy of `api` on the client's address (resolved through trusted hops).
     pub(crate) fn check_policy(&self, api: &str, client: IpAddr) -> Result<(), AuthError> {
         match self.policies.get(api) {

@@ -111,13 +111,20 @@ pub(super) async fn authorize(
         api_key_required: route.api_key_required,
         authorization: route.authorization.as_ref(),
     };
-    // A route with an authorizer gets a child span for it; a function authorizer is called
-    // with that span as its parent.
+    // A route with an authorizer gets a child span for it (a client span when it calls a
+    // function, which gets that span as its parent).
     let span = route
         .authorization
         .as_ref()
-        .and(ex.span.as_ref())
-        .map(|s| s.child("authorizer", ChildKind::Client));
+        .zip(ex.span.as_ref())
+        .map(|(authorization, server)| {
+            let kind = if tables.auth.calls_out(&authorization.authorizer) {
+                ChildKind::Client
+            } else {
+                ChildKind::Internal
+            };
+            server.child("authorizer", kind)
+        });
     if let Some(span) = &span {
         ex.ctx.trace = Some(span.context.clone());
     }
