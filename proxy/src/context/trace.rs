@@ -219,6 +219,25 @@ mod tests {
     }
 
     #[test]
+    fn injecting_replaces_the_clients_headers_and_drops_a_tracestate_without_a_parent() {
+        let mut outgoing = headers(&[("traceparent", "garbage"), ("tracestate", "orphan=1")]);
+        let ours = TraceContext {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            sampled: false,
+            state: None,
+            gateway: true,
+        };
+        ours.inject(&mut outgoing);
+        assert_eq!(
+            outgoing.get("traceparent").expect("set"),
+            "00-01010101010101010101010101010101-0202020202020202-00"
+        );
+        assert!(outgoing.get("tracestate").is_none());
+        assert_eq!(outgoing.get_all("traceparent").iter().count(), 1);
+    }
+
+    #[test]
     fn a_later_version_may_carry_more_fields_and_flags_other_than_sampled() {
         let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-what-ever";
         let ctx = TraceContext::from_headers(&headers(&[("traceparent", later)])).expect("ok");
