@@ -17,6 +17,7 @@ mod proxy_args;
 mod proxy_cmd;
 mod serving;
 mod standalone;
+mod tracing_args;
 mod usage;
 mod validate;
 

@@ -94,6 +94,9 @@ pub struct ProxyArgs {
     /// imitates a header the gateway sets (`x_user_id` for `x-user-id`) is removed.
     #[arg(long, env = "CAUSEWAY_HEADERS_WITH_UNDERSCORES", value_enum, default_value_t = Underscores::Drop)]
     pub headers_with_underscores: Underscores,
+    /// OpenTelemetry tracing.
+    #[command(flatten)]
+    pub tracing: crate::tracing_args::TracingArgs,
 }
 
 /// `--headers-with-underscores`.
@@ -137,6 +140,7 @@ impl ProxyArgs {
             (Some(rate), _) => anyhow::bail!("--gateway-rate must be 0 or more, not {rate}"),
             _ => None,
         };
+        self.tracing.check()?;
         Ok(self.config(ProxyConfig {
             access_log,
             https_port,
@@ -170,6 +174,7 @@ impl ProxyArgs {
             outlier_consecutive_failures: self.outlier_consecutive_failures,
             outlier_base_ejection: Duration::from_millis(self.outlier_base_ejection_ms),
             headers_with_underscores: self.headers_with_underscores.into(),
+            tracing: self.tracing.config(),
             ..base
         }
     }

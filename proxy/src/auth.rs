@@ -33,7 +33,7 @@ use hyper::body::{Body as _, Incoming};
 use serde_json::{Map, Value};
 
 use crate::body::{ProxyBody, full};
-use crate::context::{Principal, RequestContext};
+use crate::context::{Principal, RequestContext, TraceContext};
 use crate::error::{AuthApplyError, AuthError};
 use crate::upstream::LiveBackend;
 
@@ -154,6 +154,14 @@ impl AuthState {
 }
 
 impl AuthTables {
+    /// Whether the authorizer `id` calls out to a function (REQUEST/TOKEN), rather than
+    /// deciding in the proxy (JWT, SigV4, mTLS, service accounts with their JWKS at hand).
+    pub(crate) fn calls_out(&self, id: &str) -> bool {
+        self.authorizers
+            .get(id)
+            .is_some_and(|a| matches!(a.kind, AuthorizerKind::Function(_)))
+    }
+
     /// The resource policy of `api` on the client's address (resolved through trusted hops).
     pub(crate) fn check_policy(&self, api: &str, client: IpAddr) -> Result<(), AuthError> {
         match self.policies.get(api) {
@@ -205,6 +213,10 @@ pub(crate) async fn authorize(
                 .await?
             }
             AuthorizerKind::Function(function) => {
+                // The function's event shows the trace context the call carries.
+                if let Some(trace) = TraceContext::outgoing(ctx.trace.as_ref()) {
+                    trace.inject(&mut parts.headers);
+                }
                 function.authorize(state, &found, ctx, &parts).await?
             }
             AuthorizerKind::ServiceAccount(sa) => {

@@ -63,6 +63,95 @@ pub const DEFAULT_OUTLIER_CONSECUTIVE_FAILURES: u32 = 5;
 /// First ejection time of an endpoint (doubles with each ejection in a row, up to 10×).
 pub const DEFAULT_OUTLIER_BASE_EJECTION: Duration = Duration::from_secs(30);
 
+/// Share of new traces (requests without a sampled-or-not `traceparent`) that are recorded
+/// and exported; a request with a valid `traceparent` follows its parent's decision.
+pub const DEFAULT_TRACE_SAMPLE_RATIO: f64 = 1.0;
+/// `service.name` of exported spans unless `OTEL_SERVICE_NAME` says otherwise.
+pub const DEFAULT_TRACE_SERVICE_NAME: &str = "causeway-proxy";
+/// Finished spans waiting for export; when full, new spans are dropped (and counted), never
+/// waited for.
+pub const DEFAULT_TRACE_QUEUE_SPANS: usize = 4096;
+/// Most spans in one OTLP export request.
+pub const DEFAULT_TRACE_BATCH_SPANS: usize = 512;
+/// Longest time a finished span waits for its batch to fill before it is sent.
+pub const DEFAULT_TRACE_BATCH_DELAY: Duration = Duration::from_secs(1);
+/// Longest time one export request may take; then its spans are dropped (and counted).
+pub const DEFAULT_TRACE_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How spans travel to the collector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP/HTTP with protobuf bodies: `POST {endpoint}` (usually `…:4318/v1/traces`).
+    #[default]
+    HttpProtobuf,
+    /// OTLP/gRPC over HTTP/2 without TLS: `TraceService/Export` at the endpoint's authority
+    /// (usually `…:4317`).
+    Grpc,
+}
+
+/// OpenTelemetry tracing of requests (`telemetry::trace`). Off unless an endpoint is set.
+#[derive(Clone, Debug)]
+pub struct TracingConfig {
+    /// Where spans go: the OTLP/HTTP traces URL (`http://collector:4318/v1/traces`), or with
+    /// [`OtlpProtocol::Grpc`] the collector's URL (`http://collector:4317`); `None`: no spans,
+    /// no export, and a client's `traceparent` passes through unchanged.
+    pub otlp_traces_endpoint: Option<String>,
+    /// OTLP/HTTP (protobuf) or OTLP/gRPC.
+    pub protocol: OtlpProtocol,
+    /// Share (0..=1) of new traces sampled (parent-based: a `traceparent` decides for itself).
+    pub sample_ratio: f64,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// Bound of the export queue, in spans.
+    pub queue_spans: usize,
+    /// Most spans per export request.
+    pub batch_spans: usize,
+    /// Longest wait before a partial batch is sent.
+    pub batch_delay: Duration,
+    /// Timeout of one export request.
+    pub export_timeout: Duration,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self {
+            otlp_traces_endpoint: None,
+            protocol: OtlpProtocol::default(),
+            sample_ratio: DEFAULT_TRACE_SAMPLE_RATIO,
+            service_name: DEFAULT_TRACE_SERVICE_NAME.to_string(),
+            queue_spans: DEFAULT_TRACE_QUEUE_SPANS,
+            batch_spans: DEFAULT_TRACE_BATCH_SPANS,
+            batch_delay: DEFAULT_TRACE_BATCH_DELAY,
+            export_timeout: DEFAULT_TRACE_EXPORT_TIMEOUT,
+        }
+    }
+}
+
+impl TracingConfig {
+    /// Checks the settings: the endpoint must be an absolute `http://` URL (the exporter
+    /// speaks OTLP/HTTP or OTLP/gRPC without TLS), the ratio within 0..=1.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(format!(
+                "the trace sample ratio must be within 0 and 1, not {}",
+                self.sample_ratio
+            ));
+        }
+        if let Some(endpoint) = &self.otlp_traces_endpoint {
+            let uri: http::Uri = endpoint
+                .parse()
+                .map_err(|e| format!("OTLP endpoint {endpoint:?}: {e}"))?;
+            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                return Err(format!(
+                    "OTLP endpoint {endpoint:?}: only http:// URLs are supported (OTLP without TLS; \
+                     send to a collector agent in the cluster)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the proxy does with a request header whose name contains `_` (Envoy's
 /// `headers_with_underscores_action`). Backends that map header names to variables (CGI, WSGI,
 /// many frameworks) read `x_user_id` as `x-user-id`, so such a header could imitate one the
@@ -164,6 +253,8 @@ pub struct ProxyConfig {
     pub upstream_connect_timeout: Duration,
     /// What happens to request headers whose names contain `_`.
     pub headers_with_underscores: HeadersWithUnderscores,
+    /// OpenTelemetry tracing (off by default).
+    pub tracing: TracingConfig,
 }
 
 impl Default for ProxyConfig {
@@ -200,6 +291,7 @@ impl Default for ProxyConfig {
             upstream_max_idle_per_host: DEFAULT_UPSTREAM_MAX_IDLE_PER_HOST,
             upstream_connect_timeout: DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
             headers_with_underscores: HeadersWithUnderscores::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }

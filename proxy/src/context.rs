@@ -4,6 +4,7 @@
 //! access logs, Lambda events and authorizer events.
 
 mod client_cert;
+mod trace;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +16,7 @@ use ipnet::IpNet;
 use serde_json::{Map, Value};
 
 pub(crate) use client_cert::{ClientCert, TlsInfo, client_cert_context};
+pub(crate) use trace::{TraceContext, new_span_id, new_trace_id};
 
 /// The facts of one request. Built once when the request arrives ([`RequestContext::new`]),
 /// filled in by the pipeline's steps as they learn more, read by everything that shows a
@@ -74,6 +76,10 @@ pub(crate) struct RequestContext {
     pub status: u16,
     pub response_length: Option<u64>,
     pub response_latency: Duration,
+    /// The trace context of the request (`$context.traceId`): the gateway's current span when
+    /// it traces (what its calls carry as their parent), else the client's `traceparent` as
+    /// received (only read; see [`TraceContext::outgoing`]).
+    pub trace: Option<TraceContext>,
 }
 
 /// What `$context.error.*` shows.
@@ -141,6 +147,7 @@ impl RequestContext {
             status: 0,
             response_length: None,
             response_latency: Duration::ZERO,
+            trace: None,
         }
     }
 
@@ -212,6 +219,7 @@ impl RequestContext {
                     .map(|e| e.validation_error.clone().unwrap_or_default());
             }
             "authorizer.principalId" => return some(&self.principal.principal_id),
+            "traceId" => return self.trace.as_ref().map(TraceContext::trace_id_hex),
             _ if name.starts_with("identity.clientCert.") => {
                 return client_cert_context(self.client_cert.as_deref(), name);
             }
@@ -284,6 +292,7 @@ pub(crate) fn is_known(name: &str) -> bool {
         "error.messageString",
         "error.responseType",
         "error.validationErrorString",
+        "traceId",
     ];
     NAMES.contains(&name)
         || name.starts_with("authorizer.")
@@ -564,6 +573,24 @@ mod tests {
         assert_eq!(
             ip("[fd00::1]:5000", Some("::ffff:198.51.100.4"), &["fd00::/8"]),
             "198.51.100.4"
+        );
+    }
+
+    #[test]
+    fn the_trace_id_is_a_context_variable_with_a_value_only_in_a_trace() {
+        let mut ctx = context();
+        assert_eq!(ctx.render("t=$context.traceId", "-"), "t=-");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        );
+        ctx.trace = TraceContext::from_headers(&headers);
+        assert_eq!(
+            ctx.render("t=$context.traceId", "-"),
+            "t=4bf92f3577b34da6a3ce929d0e0e4736"
         );
     }
 

@@ -166,10 +166,12 @@ impl Proxy {
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
         self.start_usage_flush();
+        self.shared.tracer.start_export();
         if config.workers > 1 {
             let served =
                 workers::serve(Arc::clone(&self.shared), listener, shutdown, config.workers).await;
             self.shared.quotas.release().await;
+            self.shared.tracer.flush().await;
             return served;
         }
         let settings = accept::ListenerSettings {
@@ -186,6 +188,8 @@ impl Proxy {
         .await;
         // Give unspent quota leases back, so the other replicas can spend them.
         self.shared.quotas.release().await;
+        // Send the spans of the last requests.
+        self.shared.tracer.flush().await;
         served
     }
 
@@ -231,6 +235,7 @@ impl Proxy {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.shared.tracer.start_export();
         let config = &self.shared.config;
         let settings = accept::ListenerSettings {
             tls: Some(tls::Acceptor::new(Arc::clone(&self.shared))),

@@ -5,7 +5,7 @@
 //!
 //! | # | step | may answer |
 //! |---|------|------------|
-//! | 1 | [`begin`]: the request context (request id, client address through trusted hops), the tables (loaded once: a request finishes on the tables it started with) | 503 before any snapshot |
+//! | 1 | [`begin`]: the request context (request id, client address through trusted hops, trace context and the server span when tracing), the tables (loaded once: a request finishes on the tables it started with) | 503 before any snapshot |
 //! | 2 | `head::sanitize`: request-target length, `Host`, the one path normalization (the path routed is the path forwarded) | 414, 400 |
 //! | 3 | `head::find_stage`: host and base path → stage; mutual-TLS hosts only over a verified connection | 404, 421, 308 |
 //! | 4 | `head::cors`: a CORS preflight is answered here | 204 |
@@ -34,7 +34,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
-use crate::context::{RequestContext, TlsInfo};
+use crate::context::{RequestContext, TlsInfo, TraceContext};
 use crate::state::Shared;
 use crate::tables::Tables;
 use crate::upstream::Upstream;
@@ -73,6 +73,8 @@ pub(crate) struct Exchange {
     pub route_metrics: Option<Arc<crate::telemetry::metrics::RouteMetrics>>,
     /// `RateLimit-Limit`, `-Remaining`, `-Reset` for the caller's key, if its plan asks.
     pub rate_limit: Option<(u64, u64, u64)>,
+    /// The request's server span (`None` when tracing is off); ends with the response body.
+    pub span: Option<crate::telemetry::trace::Span>,
 }
 
 /// Runs the whole life of one request. `upstream` is the connection's upstream client (a
@@ -113,7 +115,7 @@ async fn serve(
     step!(admit::usage_plan(shared, tables, stage, route, ex).await);
     let request = admit::bounded_body(shared, request, limit);
     let request = step!(admit::validate(shared, stage, route, request, limit, ex).await);
-    let pending = step!(respond::cache_lookup(stage, route, &request, ex));
+    let pending = step!(respond::cache_lookup(shared, stage, route, &request, ex));
     let target = integrate::Target {
         stage,
         route,
@@ -142,6 +144,14 @@ fn begin(
         .extensions()
         .get::<TlsInfo>()
         .and_then(|t| t.client_cert.clone());
+    // The client's trace context is read here, once; when tracing is on, the gateway's server
+    // span (its child, or a new trace's root) is what later steps pass on.
+    let incoming = TraceContext::from_headers(request.headers());
+    let span = shared.tracer.server_span(incoming.as_ref());
+    ctx.trace = match &span {
+        Some(span) => Some(span.context.clone()),
+        None => incoming,
+    };
     let ex = Exchange {
         ctx,
         started: std::time::Instant::now(),
@@ -151,6 +161,7 @@ fn begin(
         cors: None,
         route_metrics: None,
         rate_limit: None,
+        span,
     };
     (ex, shared.tables.load_full())
 }

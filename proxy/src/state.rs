@@ -7,7 +7,7 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::Semaphore;
 
 use crate::config::ProxyConfig;
-use crate::telemetry::{access_log, metrics};
+use crate::telemetry::{access_log, metrics, trace};
 use crate::{auth, cache, limits, tables, upstream};
 
 /// State shared by every connection of one proxy.
@@ -17,6 +17,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: metrics::Metrics,
     pub(crate) upstream: Arc<upstream::Upstream>,
     pub(crate) access_log: access_log::AccessLogger,
+    /// OpenTelemetry spans of requests (off unless an OTLP endpoint is configured).
+    pub(crate) tracer: trace::Tracer,
     pub(crate) connections: Arc<Semaphore>,
     pub(crate) auth: auth::AuthState,
     /// Token buckets that outlive snapshots (see `limits`).
@@ -70,11 +72,13 @@ impl Shared {
         };
         quotas.register_metrics(&mut metrics);
         let cache_metrics = cache::CacheMetrics::register(metrics.registry_mut());
+        let tracer = trace::Tracer::new(&config.tracing, &mut metrics);
         Shared {
             caches: cache::Caches::new(cache_metrics),
             metrics,
             upstream,
             access_log: access_log::AccessLogger::new(config.access_log.clone()),
+            tracer,
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             tls_connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             client_connections: limits::clients::ClientConnections::new(

@@ -104,10 +104,12 @@ const VALUE_SETS: &[ValueSet] = &[
         cluster: &[],
     },
     ValueSet {
-        name: "watched namespaces, LoadBalancer with annotations, own image",
+        name: "watched namespaces, LoadBalancer with annotations, own image, tracing",
         values: &[
             "--set",
             "controller.watchNamespaces={shop,pets},proxy.service.type=LoadBalancer,proxy.service.port=8080",
+            "--set",
+            "proxy.tracing.otlpEndpoint=http://otel-collector.observability:4318,proxy.tracing.sampleRatio=0.25",
             "--set-string",
             "proxy.service.annotations.service\\.beta\\.kubernetes\\.io/aws-load-balancer-internal=true",
             "--set",
@@ -436,6 +438,43 @@ fn values_change_what_they_should() {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     assert!(args.contains(&"--namespace=shop") && args.contains(&"--namespace=pets"));
+    // Tracing: the standard OTEL_* variables on the proxy, only when an endpoint is set.
+    let proxy_env = |docs: &[Value]| {
+        find(docs, "Deployment", "causeway-proxy")["spec"]["template"]["spec"]["containers"][0]
+            ["env"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let env_value = |env: &[Value], name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
+    let traced = proxy_env(&custom);
+    assert_eq!(
+        env_value(&traced, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        Some(serde_json::json!(
+            "http://otel-collector.observability:4318"
+        ))
+    );
+    assert_eq!(
+        env_value(&traced, "OTEL_TRACES_SAMPLER_ARG"),
+        Some(serde_json::json!("0.25"))
+    );
+    assert_eq!(
+        env_value(&traced, "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        Some(serde_json::json!("http/protobuf"))
+    );
+    assert_eq!(
+        env_value(&traced, "OTEL_SERVICE_NAME"),
+        Some(serde_json::json!("causeway-proxy"))
+    );
+    assert_eq!(
+        env_value(&proxy_env(&defaults), "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        None,
+        "tracing is off by default"
+    );
     let svc = find(&custom, "Service", "causeway-proxy");
     assert_eq!(svc["spec"]["type"], "LoadBalancer");
     assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
@@ -507,6 +546,12 @@ fn the_values_schema_rejects_bad_values() {
         ("controller.replicas=0", "controller.replicas"),
         ("proxy.service.port=70000", "proxy.service.port"),
         ("crds.install=maybe", "crds.install"),
+        ("proxy.tracing.sampleRatio=2", "proxy.tracing.sampleRatio"),
+        (
+            "proxy.tracing.otlpEndpoint=https://collector:4318",
+            "proxy.tracing.otlpEndpoint",
+        ),
+        ("proxy.tracing.protocol=http/json", "proxy.tracing.protocol"),
     ] {
         let out = chart_render(&["template", "charts/causeway", "--set", bad]);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -29,6 +29,11 @@ struct Running {
 }
 
 async fn start_petstore(dir: &Path) -> Running {
+    start_petstore_with(dir, &[]).await
+}
+
+/// [`start_petstore`] with more flags for the gateway.
+async fn start_petstore_with(dir: &Path, more: &[&str]) -> Running {
     let backend_port = free_port();
     petstore_copy(dir, backend_port);
     let backend_addr = format!("127.0.0.1:{backend_port}");
@@ -36,21 +41,20 @@ async fn start_petstore(dir: &Path) -> Running {
     let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let dir_arg = dir.to_str().unwrap().to_string();
-    let gateway = ChildGuard::spawn(
-        &bin("causeway"),
-        &[
-            "standalone",
-            "-f",
-            &dir_arg,
-            "--listen",
-            &traffic.to_string(),
-            "--admin-listen",
-            &admin.to_string(),
-            "--poll-millis",
-            "100",
-        ],
-        dir,
-    );
+    let (traffic_arg, admin_arg) = (traffic.to_string(), admin.to_string());
+    let mut args = vec![
+        "standalone",
+        "-f",
+        &dir_arg,
+        "--listen",
+        &traffic_arg,
+        "--admin-listen",
+        &admin_arg,
+        "--poll-millis",
+        "100",
+    ];
+    args.extend_from_slice(more);
+    let gateway = ChildGuard::spawn(&bin("causeway"), &args, dir);
     let ready = eventually(Duration::from_secs(20), || async {
         let r = get(admin, "localhost", "/readyz").await.ok()?;
         (r.status == 200).then_some(())
@@ -246,4 +250,94 @@ spec: {apiRef: {name: dual}, stageName: prod, autoDeploy: true}
         assert_eq!(unknown.status, 404, "{listener}: {}", unknown.body);
         assert_eq!(unknown.json()["ip"], client, "{listener}");
     }
+}
+
+/// The proxy's OTLP receiver (`proxy/tests/proxy/fixtures/otlp_receiver.py`, the official
+/// protobufs of PyPI's `opentelemetry-proto`), writing the spans it decodes to `out`.
+fn otlp_receiver(out: &Path) -> (ChildGuard, u16) {
+    use std::io::BufRead;
+    let has = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import opentelemetry.proto.collector.trace.v1.trace_service_pb2",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has,
+        "python3 with opentelemetry-proto is needed: python3 -m pip install -r \
+         tests/requirements.txt (scripts/test.sh does this)"
+    );
+    let mut child = std::process::Command::new("python3")
+        .arg(repo_root().join("proxy/tests/proxy/fixtures/otlp_receiver.py"))
+        .arg(out)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the receiver");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the receiver prints its port");
+    let port = line.trim().parse().expect("a port");
+    (
+        ChildGuard {
+            child,
+            stderr_path: None,
+        },
+        port,
+    )
+}
+
+#[tokio::test]
+async fn standalone_exports_request_spans_to_the_otlp_endpoint_its_flags_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = dir.path().join("spans.jsonl");
+    let (_receiver, port) = otlp_receiver(&spans);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let run = start_petstore_with(
+        dir.path(),
+        &[
+            "--otlp-endpoint",
+            &endpoint,
+            "--otel-service-name",
+            "petstore-gateway",
+            "--trace-sample-ratio",
+            "1",
+        ],
+    )
+    .await;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let traced = |path: &str| {
+        http::Request::get(format!("http://{}{path}", run.traffic))
+            .header("host", PETSTORE_HOST)
+            .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+            .body(http_body_util::Empty::new())
+            .expect("request")
+    };
+    // The backend may still be starting: retry briefly on a gateway error.
+    let status = eventually(Duration::from_secs(10), || async {
+        let status = client.request(traced("/prod/pets")).await.ok()?.status();
+        (status.as_u16() < 500).then_some(status)
+    })
+    .await;
+    assert_eq!(status.map(|s| s.as_u16()), Some(200));
+    let server = eventually(Duration::from_secs(15), || async {
+        let text = std::fs::read_to_string(&spans).ok()?;
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|s| s["traceId"] == trace && s["kind"] == 2)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no server span of trace {trace} reached the receiver; gateway stderr:\n{}",
+            run.gateway.stderr()
+        )
+    });
+    assert_eq!(server["parentSpanId"], "b7ad6b7169203331");
+    assert_eq!(server["resource"]["service.name"], "petstore-gateway");
+    assert_eq!(server["attributes"]["http.route"], "/pets");
+    assert_eq!(server["attributes"]["causeway.stage"], "prod");
 }

@@ -583,6 +583,10 @@ impl FunctionAuthorizer {
             )
             .body(Full::new(Bytes::from(event.to_string())))
             .map_err(|e| failed(e.to_string()))?;
+        let mut request = request;
+        if let Some(trace) = crate::context::TraceContext::outgoing(ctx.trace.as_ref()) {
+            trace.inject(request.headers_mut());
+        }
         let answered = match tls {
             Some(tls) => {
                 let request = request.map(|b| b.map_err(|never| match never {}).boxed_unsync());

@@ -16,6 +16,7 @@ use crate::error::RequestError;
 use crate::limits::quota::QuotaDecision;
 use crate::state::Shared;
 use crate::tables::{LiveRoute, LiveStage, Tables};
+use crate::telemetry::trace::ChildKind;
 
 /// The Api's resource policy on the client address (resolved through trusted hops when
 /// the request began); 403 before any route is looked at.
@@ -60,7 +61,11 @@ pub(super) fn throttle(
     let gateway = shared.gateway_throttle.as_deref();
     match crate::limits::admit(gateway, &stage.throttles, &route.key, Instant::now()) {
         Ok(()) => Flow::Continue(()),
-        Err(wait) => Flow::Respond(refuse(stage, throttled(wait), ex)),
+        Err(wait) => {
+            let (api, name) = (&stage.api_name, &stage.name);
+            shared.metrics.throttled(api, name, "throttle");
+            Flow::Respond(refuse(stage, throttled(wait), ex))
+        }
     }
 }
 
@@ -106,6 +111,23 @@ pub(super) async fn authorize(
         api_key_required: route.api_key_required,
         authorization: route.authorization.as_ref(),
     };
+    // A route with an authorizer gets a child span for it (a client span when it calls a
+    // function, which gets that span as its parent).
+    let span = route
+        .authorization
+        .as_ref()
+        .zip(ex.span.as_ref())
+        .map(|(authorization, server)| {
+            let kind = if tables.auth.calls_out(&authorization.authorizer) {
+                ChildKind::Client
+            } else {
+                ChildKind::Internal
+            };
+            server.child("authorizer", kind)
+        });
+    if let Some(span) = &span {
+        ex.ctx.trace = Some(span.context.clone());
+    }
     let authorized = crate::auth::authorize(
         &shared.auth,
         &tables.auth,
@@ -115,6 +137,16 @@ pub(super) async fn authorize(
         &mut ex.ctx,
     )
     .await;
+    if let Some(span) = span {
+        ex.ctx.trace = ex.span.as_ref().map(|s| s.context.clone());
+        shared.tracer.end(span, |r| {
+            let id = route.authorization.as_ref().map(|a| a.authorizer.as_str());
+            r.text_opt("causeway.authorizer", id);
+            if let Err(error) = &authorized {
+                r.error = Some(error.to_string());
+            }
+        });
+    }
     match authorized {
         Ok(request) => Flow::Continue(request),
         Err(error) => {
@@ -176,6 +208,14 @@ pub(super) async fn usage_plan(
     match refusal {
         None => Flow::Continue(()),
         Some(error) => {
+            let reason = match &error {
+                RequestError::QuotaExceeded { .. } => "quota",
+                RequestError::QuotaUnavailable => "quota_unavailable",
+                _ => "usage_plan",
+            };
+            shared
+                .metrics
+                .throttled(&stage.api_name, &stage.name, reason);
             crate::limits::refund(gateway, &stage.throttles, &route.key);
             Flow::Respond(refuse(stage, error, ex))
         }

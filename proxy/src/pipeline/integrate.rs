@@ -17,6 +17,7 @@ use crate::integration::{LiveHttpProxy, LiveIntegration};
 use crate::state::Shared;
 use crate::tables::{LiveRoute, LiveStage};
 use crate::telemetry::metrics::ByteLabels;
+use crate::telemetry::trace::ChildKind;
 use crate::upstream::{Forwarding, Upstream};
 
 /// What the integration step works on.
@@ -28,8 +29,60 @@ pub(super) struct Target<'a> {
 }
 
 /// Answers a MOCK route, forwards an HTTP_PROXY route within its timeout (mapping its
-/// parameters), or invokes a LAMBDA_PROXY route's function.
+/// parameters), or invokes a LAMBDA_PROXY route's function. When tracing, in a child span
+/// whose context the backend (`traceparent`, `tracestate`) or the Lambda event's headers
+/// carry; it ends when the answer's head is in.
 pub(super) async fn integrate(
+    shared: &Shared,
+    upstream: &Upstream,
+    target: Target<'_>,
+    mut request: Request<ProxyBody>,
+    ex: &mut Exchange,
+) -> Response<ProxyBody> {
+    let Some(server) = &ex.span else {
+        return call(shared, upstream, target, request, ex).await;
+    };
+    let span = server.child("integration", ChildKind::Client);
+    span.context.inject(request.headers_mut());
+    ex.ctx.trace = Some(span.context.clone());
+    let method = request.method().clone();
+    let route = target.route;
+    let response = call(shared, upstream, target, request, ex).await;
+    ex.ctx.trace = ex.span.as_ref().map(|s| s.context.clone());
+    let ctx = &ex.ctx;
+    shared.tracer.end(span, |r| {
+        let (kind, backend) = match &route.integration {
+            LiveIntegration::Mock(_) => ("MOCK", None),
+            LiveIntegration::HttpProxy(http) => {
+                let kind = if http.templates.is_some() {
+                    "HTTP"
+                } else {
+                    "HTTP_PROXY"
+                };
+                (kind, Some(&http.target.backend))
+            }
+            LiveIntegration::LambdaProxy(lambda) => ("LAMBDA_PROXY", Some(&lambda.backend)),
+        };
+        r.text("causeway.integration", kind);
+        if let Some(backend) = backend {
+            r.text("causeway.backend", backend.id.as_str());
+            r.text_opt("server.address", backend.authority.to_str().ok());
+            r.text("http.request.method", method.as_str());
+        }
+        if let Some(status) = ctx.integration_status {
+            r.int("http.response.status_code", i64::from(status));
+        }
+        if let Some(error) = &ctx.integration_error {
+            r.error = Some(error.clone());
+        } else if ctx.integration_status.is_some_and(|s| s >= 500) {
+            r.error = Some(String::new());
+        }
+    });
+    response
+}
+
+/// The integration itself (see [`integrate`]).
+async fn call(
     shared: &Shared,
     upstream: &Upstream,
     target: Target<'_>,

@@ -15,6 +15,7 @@ use crate::gateway_response::render;
 use crate::state::Shared;
 use crate::tables::{LiveRoute, LiveStage};
 use crate::telemetry::metrics::{ByteLabels, NONE_LABEL, RequestLabels, status_class};
+use crate::telemetry::trace::ChildKind;
 use crate::upstream::X_REQUEST_ID;
 
 /// Marks responses served by a stage's canary deployment.
@@ -57,6 +58,7 @@ pub(super) fn no_configuration() -> Response<ProxyBody> {
 /// keep the response. May refuse a cache invalidation with 403
 /// when the route says `FAIL_WITH_403`.
 pub(super) fn cache_lookup(
+    shared: &Shared,
     stage: &LiveStage,
     route: &LiveRoute,
     request: &Request<ProxyBody>,
@@ -84,7 +86,20 @@ pub(super) fn cache_lookup(
         principal_id: caller.as_deref(),
         api_key_id: principal.api_key_id.as_deref(),
     };
-    match crate::cache::lookup(stage.cache.as_ref(), route.cache.as_ref(), &place, request) {
+    let span = ex
+        .span
+        .as_ref()
+        .map(|s| s.child("cache", ChildKind::Internal));
+    let looked = crate::cache::lookup(stage.cache.as_ref(), route.cache.as_ref(), &place, request);
+    if let Some(span) = span {
+        shared.tracer.end(span, |r| {
+            r.flag(
+                "causeway.cache.hit",
+                matches!(looked, Ok(crate::cache::Lookup::Hit(_))),
+            );
+        });
+    }
+    match looked {
         Ok(crate::cache::Lookup::Hit(response)) => Flow::Respond(response),
         Ok(crate::cache::Lookup::Miss(pending)) => Flow::Continue(pending),
         Err(error) => Flow::Respond(fail(Some(&stage.api), error, ex)),
@@ -155,10 +170,16 @@ pub(super) fn finish(
         log_enabled,
         log_format,
         route_metrics,
+        span,
         ..
     } = ex;
     let on_done = Box::new(move |bytes: u64, _complete: bool| {
         let elapsed = started.elapsed();
+        if let Some(span) = span {
+            shared.tracer.end(span, |r| {
+                crate::telemetry::trace::describe_server(r, &ctx, status)
+            });
+        }
         match &route_metrics {
             Some(route) => {
                 shared.metrics.observe_route(

@@ -69,6 +69,7 @@ fn to_json(ctx: &RequestContext) -> String {
         "integrationErrorMessage": ctx.integration_error,
         "apiKeyId": ctx.principal.api_key_id,
         "principalId": ctx.principal.principal_id,
+        "traceId": ctx.trace.as_ref().map(crate::context::TraceContext::trace_id_hex),
     })
     .to_string()
 }

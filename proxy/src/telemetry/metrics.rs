@@ -95,6 +95,19 @@ pub(crate) struct Metrics {
     pub active_connections: Gauge,
     /// Connections closed at accept because their client had too many open.
     pub connections_refused: Counter,
+    /// Requests refused by a throttle or a quota, by reason.
+    throttled: Family<ThrottledLabels, Counter>,
+}
+
+/// Labels of refused (throttled) requests.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThrottledLabels {
+    api: String,
+    stage: String,
+    /// `throttle` (a gateway, stage or route bucket), `usage_plan` (the API key's buckets),
+    /// `quota` (the key's quota is spent) or `quota_unavailable` (the quota store is down and
+    /// the plan fails closed: 503).
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -121,6 +134,12 @@ impl Metrics {
         let connections_refused = Counter::default();
         let request_bytes = Family::<ByteLabels, Counter>::default();
         let response_bytes = Family::<ByteLabels, Counter>::default();
+        let throttled = Family::<ThrottledLabels, Counter>::default();
+        registry.register(
+            "causeway_proxy_throttled_requests",
+            "Requests refused by throttling or quotas (429; 503 when the quota store is down and the plan fails closed), by api, stage and reason: throttle, usage_plan, quota, quota_unavailable",
+            throttled.clone(),
+        );
         registry.register(
             "causeway_proxy_request_bytes",
             "Request body bytes received from clients, by api, stage and route key",
@@ -183,7 +202,19 @@ impl Metrics {
             response_bytes,
             active_connections,
             connections_refused,
+            throttled,
         }
+    }
+
+    /// Counts a request refused by a throttle or a quota (`reason`: see [`ThrottledLabels`]).
+    pub fn throttled(&self, api: &str, stage: &str, reason: &'static str) {
+        self.throttled
+            .get_or_create(&ThrottledLabels {
+                api: api.to_string(),
+                stage: stage.to_string(),
+                reason,
+            })
+            .inc();
     }
 
     /// The registry, for components that register their own metrics (the response cache).

@@ -27,5 +27,6 @@ mod swap;
 mod templates;
 mod throttling;
 mod tls;
+mod tracing_otlp;
 mod upstream_paths;
 mod validation;

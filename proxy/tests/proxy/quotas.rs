@@ -85,6 +85,15 @@ async fn a_key_gets_exactly_its_quota_then_429_limit_exceeded_until_the_next_day
     assert!((1..=86_400).contains(&retry), "retry-after {retry}");
     // Each key has its own quota.
     assert_eq!(call(&proxy, "/fast", CAROL).await.status, StatusCode::OK);
+    let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin")
+        .await
+        .body;
+    assert!(
+        metrics.contains(
+            r#"causeway_proxy_throttled_requests_total{api="pets",stage="prod",reason="quota"} 4"#
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -98,6 +107,15 @@ async fn the_plan_throttle_applies_per_key_and_a_plan_route_throttle_per_key_and
         v
     };
     assert_eq!(alice, [200, 200, 200, 429]);
+    let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin")
+        .await
+        .body;
+    assert!(
+        metrics.contains(
+            r#"causeway_proxy_throttled_requests_total{api="pets",stage="prod",reason="usage_plan"} 1"#
+        ),
+        "{metrics}"
+    );
     let throttled = call(&proxy, "/fast", ALICE).await;
     assert_eq!(throttled.body, r#"{"message":"Too Many Requests"}"#);
     // Carol's bucket is her own; /slow allows one request per key.

@@ -60,6 +60,16 @@ async fn a_route_over_its_burst_gets_429_with_retry_after_and_the_backend_never_
         statuses(&proxy, "/other", 1).await[0].status,
         StatusCode::OK
     );
+    // Each refusal is counted by reason.
+    let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin")
+        .await
+        .body;
+    assert!(
+        metrics.contains(
+            r#"causeway_proxy_throttled_requests_total{api="pets",stage="prod",reason="throttle"} 2"#
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
