@@ -1438,6 +1438,7 @@ impl Importer<'_> {
             authorization_scopes: Vec::new(),
             api_key_required: None,
             request_validation: None,
+            route_response_selection_expression: None,
         };
         // Security: the operation's own, else the document's.
         let (security, sat) = match o.get("security") {
@@ -2641,6 +2642,8 @@ fn empty_api_spec() -> ApiSpec {
         max_body_bytes: None,
         models: Vec::new(),
         route_selection_expression: None,
+        api_key_selection_expression: None,
+        connections_authorizer_ref: None,
         definition: None,
     }
 }

@@ -466,6 +466,7 @@ pub fn mock(key: &str, body: &str) -> RouteConfig {
         validation: None,
         cache: None,
         authorization: None,
+        two_way: false,
     }
 }
 
@@ -489,6 +490,7 @@ pub fn proxy_to(key: &str, backend: &str) -> ProxyRoute {
         validation: None,
         cache: None,
         authorization: None,
+        two_way: false,
     })
 }
 
