@@ -74,6 +74,21 @@ pub(crate) struct RequestContext {
     pub status: u16,
     pub response_length: Option<u64>,
     pub response_latency: Duration,
+    /// On a WebSocket Api: the connection and the event this context describes.
+    pub websocket: Option<WebSocketFacts>,
+}
+
+/// What `$context` knows of a WebSocket event.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WebSocketFacts {
+    /// `$context.connectionId`.
+    pub connection_id: String,
+    /// `$context.eventType`: `CONNECT`, `MESSAGE` or `DISCONNECT`.
+    pub event_type: &'static str,
+    /// `$context.messageId` (MESSAGE only).
+    pub message_id: Option<String>,
+    /// `$context.connectedAt`, milliseconds since the epoch.
+    pub connected_at: u128,
 }
 
 /// What `$context.error.*` shows.
@@ -141,6 +156,7 @@ impl RequestContext {
             status: 0,
             response_length: None,
             response_latency: Duration::ZERO,
+            websocket: None,
         }
     }
 
@@ -211,6 +227,10 @@ impl RequestContext {
                     .as_ref()
                     .map(|e| e.validation_error.clone().unwrap_or_default());
             }
+            "connectionId" => return self.websocket.as_ref().map(|w| w.connection_id.clone()),
+            "eventType" => return self.websocket.as_ref().map(|w| w.event_type.to_string()),
+            "messageId" => return self.websocket.as_ref().and_then(|w| w.message_id.clone()),
+            "connectedAt" => return self.websocket.as_ref().map(|w| w.connected_at.to_string()),
             "authorizer.principalId" => return some(&self.principal.principal_id),
             _ if name.starts_with("identity.clientCert.") => {
                 return client_cert_context(self.client_cert.as_deref(), name);
@@ -284,6 +304,10 @@ pub(crate) fn is_known(name: &str) -> bool {
         "error.messageString",
         "error.responseType",
         "error.validationErrorString",
+        "connectionId",
+        "eventType",
+        "messageId",
+        "connectedAt",
     ];
     NAMES.contains(&name)
         || name.starts_with("authorizer.")

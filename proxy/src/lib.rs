@@ -27,6 +27,7 @@ mod limits;
 mod telemetry;
 mod upstream;
 mod validation;
+mod websocket;
 // L2 what a snapshot becomes, and the state that outlives snapshots
 mod state;
 mod tables;
@@ -166,6 +167,7 @@ impl Proxy {
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
         self.start_usage_flush();
+        self.start_websocket_relay();
         if config.workers > 1 {
             let served =
                 workers::serve(Arc::clone(&self.shared), listener, shutdown, config.workers).await;
@@ -187,6 +189,14 @@ impl Proxy {
         // Give unspent quota leases back, so the other replicas can spend them.
         self.shared.quotas.release().await;
         served
+    }
+
+    /// Starts (once) the task that answers `@connections` calls relayed from other replicas
+    /// for this replica's WebSocket connections, when Redis is configured.
+    fn start_websocket_relay(&self) {
+        if let Some(relay) = &self.shared.relay {
+            relay.start(Arc::clone(&self.shared.websockets));
+        }
     }
 
     /// Starts (once) the task that flushes usage counts to Redis, when Redis is configured.
@@ -232,6 +242,7 @@ impl Proxy {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
+        self.start_websocket_relay();
         let settings = accept::ListenerSettings {
             tls: Some(tls::Acceptor::new(Arc::clone(&self.shared))),
             permits: Some(Arc::clone(&self.shared.tls_connections)),

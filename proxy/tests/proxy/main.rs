@@ -29,3 +29,4 @@ mod throttling;
 mod tls;
 mod upstream_paths;
 mod validation;
+mod websocket;

@@ -443,6 +443,10 @@ pub fn route_match(key: &str) -> RouteMatch {
     if key == "$default" {
         return RouteMatch::Default;
     }
+    if !key.contains(' ') {
+        // A WebSocket route key (`$connect`, `sendmessage`).
+        return RouteMatch::Key;
+    }
     let (method, path) = key.split_once(' ').expect("route key has a method");
     RouteMatch::Path {
         method: RouteMethod::parse(method).expect("known method"),
