@@ -47,7 +47,7 @@ impl AccessLogger {
 
 /// The default line.
 fn to_json(ctx: &RequestContext) -> String {
-    json!({
+    let mut line = json!({
         "requestId": ctx.request_id,
         "ip": ctx.source_ip.to_string(),
         "requestTime": crate::context::clf_time(ctx.request_time),
@@ -69,6 +69,12 @@ fn to_json(ctx: &RequestContext) -> String {
         "integrationErrorMessage": ctx.integration_error,
         "apiKeyId": ctx.principal.api_key_id,
         "principalId": ctx.principal.principal_id,
-    })
-    .to_string()
+    });
+    // WebSocket events (CONNECT, MESSAGE, DISCONNECT) say which connection they are about.
+    if let (Some(ws), Some(fields)) = (&ctx.websocket, line.as_object_mut()) {
+        fields.insert("connectionId".into(), json!(ws.connection_id));
+        fields.insert("eventType".into(), json!(ws.event_type));
+        fields.insert("messageId".into(), json!(ws.message_id));
+    }
+    line.to_string()
 }

@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use bytes::Bytes;
 use causeway_snapshot::{
     AuthorizerSettings, FunctionSettings, ResponseFormat, RouteConfig, Sigv4Settings, Snapshot,
     WebSocketConfig,
 };
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
 use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -97,9 +97,10 @@ async fn connect_to(addr: SocketAddr, headers: &[(&str, &str)]) -> Result<Ws, Ws
         .into_client_request()
         .expect("request");
     for (k, v) in headers {
-        request
-            .headers_mut()
-            .insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
     }
     let stream = TcpStream::connect(addr).await.expect("tcp connect");
     let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
@@ -181,13 +182,20 @@ async fn messages_are_routed_by_their_action_and_two_way_routes_answer_on_the_so
     // Not JSON, and JSON without a known action: `$default` (a two-way MOCK).
     ws.send(Message::text("plain words")).await.unwrap();
     assert_eq!(next_text(&mut ws).await, "default route");
-    ws.send(Message::text(r#"{"action":"nobody"}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"action":"nobody"}"#))
+        .await
+        .unwrap();
     assert_eq!(next_text(&mut ws).await, "default route");
 
     // A one-way route's answer is not sent back: the next answer is the `$default` one.
-    ws.send(Message::text(r#"{"action":"oneway"}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"action":"oneway"}"#))
+        .await
+        .unwrap();
     eventually("the one-way route is called", || {
-        backend.seen().iter().any(|r| header(r, "routekey") == "oneway")
+        backend
+            .seen()
+            .iter()
+            .any(|r| header(r, "routekey") == "oneway")
     })
     .await;
     ws.send(Message::text("after")).await.unwrap();
@@ -202,13 +210,16 @@ async fn messages_are_routed_by_their_action_and_two_way_routes_answer_on_the_so
             .any(|r| header(r, "eventtype") == "DISCONNECT" && header(r, "connectionid") == id)
     })
     .await;
-    eventually("access-log lines for CONNECT, MESSAGE and DISCONNECT", || {
-        let logs = proxy.logs.lock().unwrap().join("\n");
-        logs.contains("\"eventType\":\"CONNECT\"")
-            && logs.contains("\"eventType\":\"MESSAGE\"")
-            && logs.contains("\"eventType\":\"DISCONNECT\"")
-            && logs.contains(&id)
-    })
+    eventually(
+        "access-log lines for CONNECT, MESSAGE and DISCONNECT",
+        || {
+            let logs = proxy.logs.lock().unwrap().join("\n");
+            logs.contains("\"eventType\":\"CONNECT\"")
+                && logs.contains("\"eventType\":\"MESSAGE\"")
+                && logs.contains("\"eventType\":\"DISCONNECT\"")
+                && logs.contains(&id)
+        },
+    )
     .await;
 }
 
@@ -308,7 +319,12 @@ async fn send_body(
     let response = client.request(request).await.expect("management call");
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     Answer {
         status,
         headers,
@@ -334,7 +350,10 @@ async fn the_connections_api_posts_describes_and_closes_a_connection_and_410s_th
     assert_eq!(described.status, StatusCode::OK);
     let info: serde_json::Value = serde_json::from_str(&described.body).unwrap();
     assert_eq!(info["identity"]["sourceIp"], "127.0.0.1");
-    assert!(info["connectedAt"].as_str().unwrap().ends_with('Z'), "{info}");
+    assert!(
+        info["connectedAt"].as_str().unwrap().ends_with('Z'),
+        "{info}"
+    );
 
     let unknown = manage(proxy.addr, Method::GET, &"0".repeat(24), "").await;
     assert_eq!(unknown.status, StatusCode::GONE);
@@ -344,7 +363,10 @@ async fn the_connections_api_posts_describes_and_closes_a_connection_and_410s_th
     let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
     assert_eq!(frame.map(|f| u16::from(f.code)), Some(1000));
     eventually("$disconnect after DELETE", || {
-        backend.seen().iter().any(|r| header(r, "eventtype") == "DISCONNECT")
+        backend
+            .seen()
+            .iter()
+            .any(|r| header(r, "eventtype") == "DISCONNECT")
     })
     .await;
     let mut gone = StatusCode::OK;
@@ -387,7 +409,11 @@ async fn idle_connections_and_old_connections_are_closed_going_away_and_disconne
             Ok(other) => panic!("{other:?}"),
         }
     }
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(closed.flatten().map(|f| u16::from(f.code)), Some(1001));
     eventually("$disconnect after both", || {
         backend
@@ -417,7 +443,10 @@ async fn a_frame_over_the_limit_closes_the_connection_with_1009() {
     let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
     assert_eq!(frame.map(|f| u16::from(f.code)), Some(1009));
     assert!(
-        !backend.seen().iter().any(|r| header(r, "eventtype") == "MESSAGE"),
+        !backend
+            .seen()
+            .iter()
+            .any(|r| header(r, "eventtype") == "MESSAGE"),
         "the oversize message never reaches the integration"
     );
 }
@@ -435,11 +464,18 @@ async fn a_client_that_does_not_read_makes_posts_429_instead_of_growing_the_queu
     let proxy = TestProxy::with_config(config, plain_chat(&backend)).await;
     let _ws = connect(&proxy, &[]).await.unwrap();
     let id = connection_id(&backend);
-    let big = "y".repeat(100 * 1024);
+    let big = "y".repeat(120 * 1024);
+    // One signature, replayed (within the signature's validity), keeps the loop fast.
+    let url = format!("http://{HOST}:{}/@connections/{id}", proxy.addr.port());
+    let signed = sign("POST", &url, &big, 0, ACCESS_KEY);
+    let headers: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let mut refused = false;
     // The socket buffers fill first, then the queue of 4: a bounded number of posts succeed.
     for _ in 0..400 {
-        let answer = manage(proxy.addr, Method::POST, &id, &big).await;
+        let answer = send_body(proxy.addr, Method::POST, &id, &big, &headers).await;
         if answer.status == StatusCode::TOO_MANY_REQUESTS {
             refused = true;
             break;
@@ -462,13 +498,23 @@ impl Drop for RedisServer {
 async fn redis_server() -> RedisServer {
     let port = closed_port().await.port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server runs (Debian's redis-server)");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     RedisServer(child, port)
@@ -534,7 +580,12 @@ async fn a_management_call_on_another_replica_reaches_the_owner_through_redis() 
         tokio::time::sleep(Duration::from_millis(50)).await;
         answer = manage(other.addr, Method::GET, &id2, "").await;
     }
-    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.body);
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
 }
 
 #[tokio::test]

@@ -41,7 +41,13 @@ fn ensure_botocore() {
 }
 
 /// Headers botocore produces for this request.
-pub(crate) fn sign(method: &str, url: &str, body: &str, age_seconds: u64, key: &str) -> Vec<(String, String)> {
+pub(crate) fn sign(
+    method: &str,
+    url: &str,
+    body: &str,
+    age_seconds: u64,
+    key: &str,
+) -> Vec<(String, String)> {
     ensure_botocore();
     let out = Command::new("python3")
         .args([
