@@ -74,10 +74,10 @@ pub(super) async fn serve(
     });
     // Throttles, the client-controlled removal and authorization run as for any route; an
     // Api without `$connect` route admits every upgrade its policy lets through.
-    if let Some(route) = connect {
-        if let Flow::Respond(r) = admit::throttle(shared, stage, route, ex) {
-            return r;
-        }
+    if let Some(route) = connect
+        && let Flow::Respond(r) = admit::throttle(shared, stage, route, ex)
+    {
+        return r;
     }
     if let Flow::Respond(r) = admit::client_headers(shared, stage, &mut request, ex) {
         return r;
