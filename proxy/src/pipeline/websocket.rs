@@ -479,7 +479,11 @@ async fn run(
     drain: futures_util::future::BoxFuture<'static, ()>,
 ) {
     let limits = held.shared.config.websocket;
+    // A small read buffer: tungstenite's default (128 KiB per connection) would dominate the
+    // memory of idle connections.
     let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(4096)
         .max_frame_size(Some(limits.max_frame_bytes))
         .max_message_size(Some(limits.max_message_bytes));
     let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
