@@ -44,6 +44,19 @@ pub struct ProxyArgs {
     /// closed, ms.
     #[arg(long, env = "CAUSEWAY_TUNNEL_IDLE_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_TUNNEL_IDLE_TIMEOUT))]
     pub tunnel_idle_timeout_ms: u64,
+    /// WebSocket Apis: a connection with no message either way for this long is closed with
+    /// 1001 Going Away, ms.
+    #[arg(long, env = "CAUSEWAY_WS_IDLE_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_WS_IDLE_TIMEOUT))]
+    pub ws_idle_timeout_ms: u64,
+    /// WebSocket Apis: the longest a connection lives, ms.
+    #[arg(long, env = "CAUSEWAY_WS_MAX_DURATION_MS", default_value_t = millis(proxy::DEFAULT_WS_MAX_DURATION))]
+    pub ws_max_duration_ms: u64,
+    /// WebSocket Apis: largest frame and message, bytes; larger closes the connection with 1009.
+    #[arg(long, env = "CAUSEWAY_WS_MAX_MESSAGE_BYTES", default_value_t = proxy::DEFAULT_WS_MAX_MESSAGE_BYTES)]
+    pub ws_max_message_bytes: usize,
+    /// WebSocket Apis: messages queued for one client before `@connections` POSTs answer 429.
+    #[arg(long, env = "CAUSEWAY_WS_SEND_QUEUE", default_value_t = proxy::DEFAULT_WS_SEND_QUEUE)]
+    pub ws_send_queue: usize,
     /// Longest pause inside a request body, ms; longer → 408.
     #[arg(long, env = "CAUSEWAY_BODY_IDLE_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_BODY_IDLE_TIMEOUT))]
     pub body_idle_timeout_ms: u64,
@@ -82,8 +95,10 @@ pub struct ProxyArgs {
     /// Gateway-wide throttle: burst size (with --gateway-rate).
     #[arg(long, env = "CAUSEWAY_GATEWAY_BURST", requires = "gateway_rate")]
     pub gateway_burst: Option<u32>,
-    /// Redis shared by every replica for exact quotas and fleet-wide usage
-    /// (`redis://127.0.0.1:6379/`); unset: each replica counts alone.
+    /// Redis shared by every replica for exact quotas, fleet-wide usage and WebSocket
+    /// `@connections` calls to the replica holding the connection
+    /// (`redis://127.0.0.1:6379/`); unset: each replica counts alone, and a management call
+    /// reaches only the connections of the replica it lands on.
     #[arg(long, env = "CAUSEWAY_REDIS_URL")]
     pub redis_url: Option<String>,
     /// Access log destination: `stdout` or `off`.
@@ -166,6 +181,13 @@ impl ProxyArgs {
             max_connections_per_client: self.max_connections_per_client,
             h2_idle_timeout: Duration::from_millis(self.h2_idle_timeout_ms.max(1)),
             tunnel_idle_timeout: Duration::from_millis(self.tunnel_idle_timeout_ms.max(1)),
+            websocket: proxy::WebSocketLimits {
+                idle_timeout: Duration::from_millis(self.ws_idle_timeout_ms.max(1)),
+                max_duration: Duration::from_millis(self.ws_max_duration_ms.max(1)),
+                max_frame_bytes: self.ws_max_message_bytes.max(1),
+                max_message_bytes: self.ws_max_message_bytes.max(1),
+                send_queue: self.ws_send_queue.max(1),
+            },
             trusted_hops: self.trusted_hops.clone(),
             workers: match self.workers {
                 0 => std::thread::available_parallelism().map_or(1, usize::from),

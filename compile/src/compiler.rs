@@ -29,6 +29,7 @@ mod text;
 mod tls;
 mod usage_plan;
 mod validation;
+mod websocket;
 
 use std::collections::BTreeMap;
 
@@ -45,9 +46,10 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
     let inventory: &Inventory = &expanded;
     let mut statuses = Vec::new();
     let cluster = backend::Cluster::new(inventory, options, &mut statuses);
-    let apis = api::compile_apis(inventory);
+    let mut apis = api::compile_apis(inventory);
     let authorizers =
         authorizer::compile_authorizers(inventory, options, &apis, &cluster, &mut statuses);
+    api::resolve_connections_authorizers(&mut apis, &authorizers);
     let routes = route::compile_routes(inventory, &apis, &cluster, &authorizers, &mut statuses);
     let deployments = deployment::current(&apis, &routes);
     let stages = stage::compile_stages(inventory, options, &apis, &deployments, &cluster);

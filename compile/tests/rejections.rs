@@ -456,13 +456,13 @@ spec: {apiRef: {name: hosts}, autoDeploy: true, variables: {host: example.org}}
 }
 
 #[test]
-fn a_websocket_api_is_rejected_as_unsupported_and_its_stages_find_no_api() {
+fn a_websocket_api_asking_for_keys_from_an_authorizer_is_rejected_as_unsupported() {
     let c = with_base(
         r#"
 apiVersion: causeway.dev/v1alpha1
 kind: Api
 metadata: {name: chat, namespace: shop}
-spec: {protocol: WEBSOCKET}
+spec: {protocol: WEBSOCKET, apiKeySelectionExpression: $context.authorizer.usageIdentifierKey}
 ---
 apiVersion: causeway.dev/v1alpha1
 kind: Stage

@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Condition, StringMap};
+use crate::common::{Condition, ObjectRef, StringMap};
 
 /// An API served by Causeway: the counterpart of an Amazon API Gateway REST/HTTP/WebSocket API.
 ///
@@ -101,9 +101,20 @@ pub struct ApiSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<ApiDefinition>,
     /// WebSocket APIs only: the expression that selects the route from a message,
-    /// for example `$request.body.action`.
+    /// `$request.body.NAME` or a nested `$request.body.a.b` (default `$request.body.action`).
+    /// A message that is not a JSON object, or has no string there, goes to `$default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_selection_expression: Option<String>,
+    /// WebSocket APIs only: where the `$connect` request's API key is read. Only
+    /// `$request.header.x-api-key` (the default) is served; `$context.authorizer.usageIdentifierKey`
+    /// is refused until keys from authorizers are built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_selection_expression: Option<String>,
+    /// WebSocket APIs only: a `SIGV4` Authorizer of this Api that every call to the
+    /// `@connections` management API (`POST`/`GET`/`DELETE /{stage}/@connections/{id}`) must
+    /// pass, as AWS requires IAM (SigV4) there. Unset: the management API refuses every call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_authorizer_ref: Option<ObjectRef>,
 }
 
 /// Where an Api's OpenAPI document is: set exactly one of `configMapRef` and `inline`.

@@ -65,6 +65,11 @@ pub struct RouteSpec {
     /// Request validation before the backend is called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_validation: Option<RequestValidationSpec>,
+    /// WebSocket APIs only: `$default` makes the route two-way (the integration's answer is
+    /// sent to the client, AWS's route response `$default`). Unset: one-way, the answer is
+    /// dropped. Other expressions are not built and refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_response_selection_expression: Option<String>,
     /// What the route declares to its callers (API Gateway's method request and method
     /// responses): the operation name, parameters and responses that `causeway export` writes
     /// (and so SDK generators see). Declarations only: nothing here is enforced (that is

@@ -179,6 +179,43 @@ pub enum AccessLogSink {
     Memory(Arc<Mutex<Vec<String>>>),
 }
 
+/// WebSocket Apis: a connection with no message either way for this long is closed (AWS: 10 min).
+pub const DEFAULT_WS_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// WebSocket Apis: the longest a connection lives (AWS: 2 h).
+pub const DEFAULT_WS_MAX_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
+/// WebSocket Apis: the largest frame and message, in bytes (AWS: 128 KiB).
+pub const DEFAULT_WS_MAX_MESSAGE_BYTES: usize = 128 * 1024;
+/// WebSocket Apis: messages waiting to be written to one client; a management `POST` beyond
+/// it answers 429, so a client that does not read cannot make the proxy buffer without bound.
+pub const DEFAULT_WS_SEND_QUEUE: usize = 32;
+
+/// Limits of the connections of WebSocket Apis.
+#[derive(Clone, Copy, Debug)]
+pub struct WebSocketLimits {
+    /// No message either way for this long: closed with 1001.
+    pub idle_timeout: Duration,
+    /// Connections older than this are closed with 1001.
+    pub max_duration: Duration,
+    /// Largest frame; a larger one closes the connection with 1009.
+    pub max_frame_bytes: usize,
+    /// Largest message (frames joined); a larger one closes the connection with 1009.
+    pub max_message_bytes: usize,
+    /// Messages queued for one client before management `POST`s are refused (429).
+    pub send_queue: usize,
+}
+
+impl Default for WebSocketLimits {
+    fn default() -> Self {
+        Self {
+            idle_timeout: DEFAULT_WS_IDLE_TIMEOUT,
+            max_duration: DEFAULT_WS_MAX_DURATION,
+            max_frame_bytes: DEFAULT_WS_MAX_MESSAGE_BYTES,
+            max_message_bytes: DEFAULT_WS_MAX_MESSAGE_BYTES,
+            send_queue: DEFAULT_WS_SEND_QUEUE,
+        }
+    }
+}
+
 /// Settings of one proxy process. Per-Api and per-stage settings come from the snapshot.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
@@ -255,6 +292,8 @@ pub struct ProxyConfig {
     pub headers_with_underscores: HeadersWithUnderscores,
     /// OpenTelemetry tracing (off by default).
     pub tracing: TracingConfig,
+    /// Limits of WebSocket connections.
+    pub websocket: WebSocketLimits,
 }
 
 impl Default for ProxyConfig {
@@ -292,6 +331,7 @@ impl Default for ProxyConfig {
             upstream_connect_timeout: DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
             headers_with_underscores: HeadersWithUnderscores::default(),
             tracing: TracingConfig::default(),
+            websocket: WebSocketLimits::default(),
         }
     }
 }

@@ -80,6 +80,21 @@ pub(crate) struct RequestContext {
     /// it traces (what its calls carry as their parent), else the client's `traceparent` as
     /// received (only read; see [`TraceContext::outgoing`]).
     pub trace: Option<TraceContext>,
+    /// On a WebSocket Api: the connection and the event this context describes.
+    pub websocket: Option<WebSocketFacts>,
+}
+
+/// What `$context` knows of a WebSocket event.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WebSocketFacts {
+    /// `$context.connectionId`.
+    pub connection_id: String,
+    /// `$context.eventType`: `CONNECT`, `MESSAGE` or `DISCONNECT`.
+    pub event_type: &'static str,
+    /// `$context.messageId` (MESSAGE only).
+    pub message_id: Option<String>,
+    /// `$context.connectedAt`, milliseconds since the epoch.
+    pub connected_at: u128,
 }
 
 /// What `$context.error.*` shows.
@@ -148,6 +163,7 @@ impl RequestContext {
             response_length: None,
             response_latency: Duration::ZERO,
             trace: None,
+            websocket: None,
         }
     }
 
@@ -218,6 +234,10 @@ impl RequestContext {
                     .as_ref()
                     .map(|e| e.validation_error.clone().unwrap_or_default());
             }
+            "connectionId" => return self.websocket.as_ref().map(|w| w.connection_id.clone()),
+            "eventType" => return self.websocket.as_ref().map(|w| w.event_type.to_string()),
+            "messageId" => return self.websocket.as_ref().and_then(|w| w.message_id.clone()),
+            "connectedAt" => return self.websocket.as_ref().map(|w| w.connected_at.to_string()),
             "authorizer.principalId" => return some(&self.principal.principal_id),
             "traceId" => return self.trace.as_ref().map(TraceContext::trace_id_hex),
             _ if name.starts_with("identity.clientCert.") => {
@@ -293,6 +313,10 @@ pub(crate) fn is_known(name: &str) -> bool {
         "error.responseType",
         "error.validationErrorString",
         "traceId",
+        "connectionId",
+        "eventType",
+        "messageId",
+        "connectedAt",
     ];
     NAMES.contains(&name)
         || name.starts_with("authorizer.")

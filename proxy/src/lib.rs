@@ -27,6 +27,7 @@ mod limits;
 mod telemetry;
 mod upstream;
 mod validation;
+mod websocket;
 // L2 what a snapshot becomes, and the state that outlives snapshots
 mod state;
 mod tables;
@@ -167,6 +168,7 @@ impl Proxy {
         let config = &self.shared.config;
         self.start_usage_flush();
         self.shared.tracer.start_export();
+        self.start_websocket_relay();
         if config.workers > 1 {
             let served =
                 workers::serve(Arc::clone(&self.shared), listener, shutdown, config.workers).await;
@@ -191,6 +193,14 @@ impl Proxy {
         // Send the spans of the last requests.
         self.shared.tracer.flush().await;
         served
+    }
+
+    /// Starts (once) the task that answers `@connections` calls relayed from other replicas
+    /// for this replica's WebSocket connections, when Redis is configured.
+    fn start_websocket_relay(&self) {
+        if let Some(relay) = &self.shared.relay {
+            relay.start(Arc::clone(&self.shared.websockets));
+        }
     }
 
     /// Starts (once) the task that flushes usage counts to Redis, when Redis is configured.
@@ -237,6 +247,7 @@ impl Proxy {
     ) -> std::io::Result<()> {
         self.shared.tracer.start_export();
         let config = &self.shared.config;
+        self.start_websocket_relay();
         let settings = accept::ListenerSettings {
             tls: Some(tls::Acceptor::new(Arc::clone(&self.shared))),
             permits: Some(Arc::clone(&self.shared.tls_connections)),

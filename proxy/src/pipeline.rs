@@ -19,6 +19,7 @@
 //! | 12 | `admit::validate`: required parameters and the body's model (bounded, idle-timed read) | 400 |
 //! | 13 | `respond::cache_lookup`: a fresh cached answer | 200 (hit) |
 //! | 14 | `integrate::integrate`: MOCK, HTTP_PROXY (streamed, mapped) or LAMBDA_PROXY | 502, 504 |
+//! | 5½ | on a WebSocket Api's stage, `websocket::serve` instead of 6 to 14: the upgrade through `$connect` (auth, throttles, integration), or an `@connections` call | 101, 4xx, 410, 503 |
 //! | 15 | `respond::finish`: `x-request-id`, canary marker, CORS, rate-limit headers; metrics and the access-log line when the body ends | — |
 
 mod admit;
@@ -26,6 +27,7 @@ mod head;
 mod integrate;
 mod respond;
 mod route;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,7 +89,7 @@ pub(crate) async fn handle(
     scheme: &'static str,
 ) -> Response<ProxyBody> {
     let (mut ex, tables) = begin(&shared, &request, peer, scheme);
-    let response = match tables.as_deref() {
+    let response = match &tables {
         None => respond::no_configuration(),
         Some(tables) => serve(&shared, &upstream, tables, request, &mut ex).await,
     };
@@ -96,9 +98,9 @@ pub(crate) async fn handle(
 
 /// Steps 2 to 14, on one set of tables.
 async fn serve(
-    shared: &Shared,
-    upstream: &Upstream,
-    tables: &Tables,
+    shared: &Arc<Shared>,
+    upstream: &Arc<Upstream>,
+    tables: &Arc<Tables>,
     mut request: Request<Incoming>,
     ex: &mut Exchange,
 ) -> Response<ProxyBody> {
@@ -106,6 +108,10 @@ async fn serve(
     let stage = step!(head::find_stage(shared, tables, &request, ex));
     step!(head::cors(stage, &request, ex));
     step!(admit::policy(tables, stage, ex));
+    if stage.api.websocket.is_some() {
+        // A WebSocket Api's stage: upgrades and `@connections` calls (`pipeline/websocket.rs`).
+        return websocket::serve(shared, upstream, tables, stage, request, ex).await;
+    }
     let deployment = route::choose_deployment(stage, request.headers(), ex);
     let route = step!(route::match_route(stage, deployment, &request, ex));
     let limit = step!(admit::body_limit(shared, &stage.api, &request, ex));

@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::ProxyConfig;
 use crate::telemetry::{access_log, metrics, trace};
-use crate::{auth, cache, limits, tables, upstream};
+use crate::{auth, cache, limits, tables, upstream, websocket};
 
 /// State shared by every connection of one proxy.
 pub(crate) struct Shared {
@@ -38,6 +38,12 @@ pub(crate) struct Shared {
     pub(crate) tls_connections: Arc<Semaphore>,
     /// Open connections per client address, over every listener (`None`: no limit).
     pub(crate) client_connections: Option<Arc<limits::clients::ClientConnections>>,
+    /// This replica's tag in the WebSocket connection ids it hands out.
+    pub(crate) replica: String,
+    /// This replica's open WebSocket connections.
+    pub(crate) websockets: Arc<websocket::Registry>,
+    /// Management calls to connections of other replicas, through Redis (when configured).
+    pub(crate) relay: Option<Arc<websocket::relay::Relay>>,
 }
 
 impl Shared {
@@ -73,7 +79,19 @@ impl Shared {
         quotas.register_metrics(&mut metrics);
         let cache_metrics = cache::CacheMetrics::register(metrics.registry_mut());
         let tracer = trace::Tracer::new(&config.tracing, &mut metrics);
+        let websockets = Arc::new(websocket::Registry::default());
+        websockets.metrics.register(metrics.registry_mut());
+        let replica = websocket::replica_tag();
+        let relay = config.redis_url.as_deref().and_then(|url| {
+            websocket::relay::Relay::new(url, replica.clone(), config.redis_timeout)
+                .map(Arc::new)
+                .map_err(|error| tracing::error!(%error, "@connections calls stay on this replica"))
+                .ok()
+        });
         Shared {
+            replica,
+            websockets,
+            relay,
             caches: cache::Caches::new(cache_metrics),
             metrics,
             upstream,

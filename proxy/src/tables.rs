@@ -102,6 +102,8 @@ pub(crate) struct LiveRoute {
     pub validation: Option<RouteValidator>,
     /// Response caching, when the stage caches this route.
     pub cache: Option<RouteCache>,
+    /// A two-way WebSocket route: its integration's answer goes back to the client.
+    pub two_way: bool,
 }
 
 impl Tables {
@@ -584,6 +586,7 @@ fn deployment(
                         source,
                     })?,
                 cache: r.cache.clone(),
+                two_way: r.two_way,
             },
         ));
     }

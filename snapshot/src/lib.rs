@@ -100,6 +100,23 @@ pub struct ApiConfig {
     /// Media types treated as binary.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub binary_media_types: Vec<String>,
+    /// Set on a WebSocket Api (`protocol: WEBSOCKET`): its stages hold client sockets instead
+    /// of answering requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<WebSocketConfig>,
+}
+
+/// What a WebSocket Api needs beyond its routes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebSocketConfig {
+    /// The route selection expression as a JSON path into the message:
+    /// `$request.body.action` is `["action"]`, `$request.body.a.b` is `["a", "b"]`.
+    pub route_selection: Vec<String>,
+    /// The authorizer every `@connections` management call must pass; `None`: the management
+    /// API of this Api refuses every call (403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_authorization: Option<RouteAuthorization>,
 }
 
 /// The kinds of response the gateway generates itself.
@@ -359,6 +376,9 @@ pub enum RouteMatch {
     },
     /// `$default`: what no other route matches.
     Default,
+    /// A WebSocket route key (`$connect`, `$disconnect` or a custom key), matched by the value
+    /// the route selection expression gives.
+    Key,
 }
 
 /// One route of a materialized deployment.
@@ -387,6 +407,10 @@ pub struct RouteConfig {
     /// The authorizer that must allow requests, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<RouteAuthorization>,
+    /// WebSocket routes: the integration's answer is sent back to the client (a two-way
+    /// route); otherwise it is dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub two_way: bool,
 }
 
 /// How a route is answered.

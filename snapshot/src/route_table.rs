@@ -89,6 +89,8 @@ pub struct RouteTable<T> {
     values: Vec<(String, T)>,
     trees: Vec<Trees>,
     default: Option<usize>,
+    /// WebSocket route keys ([`RouteMatch::Key`]) → index into `values`.
+    keys: HashMap<String, usize>,
 }
 
 impl<T> Default for RouteTable<T> {
@@ -97,6 +99,7 @@ impl<T> Default for RouteTable<T> {
             values: Vec::new(),
             trees: (0..=OTHER).map(|_| Trees::default()).collect(),
             default: None,
+            keys: HashMap::new(),
         }
     }
 }
@@ -145,6 +148,16 @@ impl<T> RouteTable<T> {
                 }
                 self.values.push((key.to_string(), value));
                 self.default = Some(index);
+                return Ok(());
+            }
+            RouteMatch::Key => {
+                if let Some(&other) = self.keys.get(key) {
+                    return Err(RouteConflict::Duplicate {
+                        other: self.values[other].0.clone(),
+                    });
+                }
+                self.values.push((key.to_string(), value));
+                self.keys.insert(key.to_string(), index);
                 return Ok(());
             }
             RouteMatch::Path { method, pattern } => (*method, pattern),
@@ -231,6 +244,19 @@ impl<T> RouteTable<T> {
     /// Whether the table has no route at all.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+
+    /// The WebSocket route with exactly this key ([`RouteMatch::Key`]), if any.
+    pub fn by_key(&self, key: &str) -> Option<&T> {
+        self.keys
+            .get(key)
+            .and_then(|&i| self.values.get(i))
+            .map(|v| &v.1)
+    }
+
+    /// The `$default` route, if any.
+    pub fn default_route(&self) -> Option<&T> {
+        self.default.and_then(|i| self.values.get(i)).map(|v| &v.1)
     }
 
     /// The route for this request (method as sent, upper case), or `None` when nothing

@@ -14,7 +14,9 @@ use causeway_crds::Api;
 use causeway_crds::api::{
     ApiKeySource, ApiProtocol, ApiType, GatewayResponseSpec, GatewayResponseType,
 };
-use causeway_snapshot::{ApiConfig, Cors, GatewayResponse, GatewayResponseKind, SourcePolicy};
+use causeway_snapshot::{
+    ApiConfig, Cors, GatewayResponse, GatewayResponseKind, SourcePolicy, WebSocketConfig,
+};
 use ipnet::IpNet;
 
 use super::{Apis, ObjKey, Problem, Verdict, cel, obj_key};
@@ -62,12 +64,7 @@ pub(crate) fn compile_apis(inventory: &Inventory) -> Apis {
 fn compile_api(api: &Api, (namespace, name): &ObjKey) -> Result<CompiledApi, Problem> {
     cel::check(Kind::Api, api)?;
     let spec = &api.spec;
-    if spec.protocol == Some(ApiProtocol::Websocket) {
-        return Err(Problem::invalid(
-            reasons::UNSUPPORTED_FEATURE,
-            "spec.protocol: WEBSOCKET APIs are not built yet",
-        ));
-    }
+    let websocket = websocket_config(spec)?;
     if spec.api_key_source == Some(ApiKeySource::Authorizer) {
         // Keys from an authorizer's usageIdentifierKey are not read yet; serving such an Api
         // with x-api-key instead would silently change who may call it.
@@ -147,9 +144,163 @@ fn compile_api(api: &Api, (namespace, name): &ObjKey) -> Result<CompiledApi, Pro
             cors,
             policy,
             binary_media_types,
+            websocket,
         },
         execute_api_endpoint,
     })
+}
+
+/// The default route selection expression of a WebSocket Api (AWS's usual choice).
+pub(crate) const DEFAULT_ROUTE_SELECTION: &str = "$request.body.action";
+/// The only API key selection expression served.
+const API_KEY_HEADER_SELECTION: &str = "$request.header.x-api-key";
+
+/// A WebSocket Api's settings; `None` on an HTTP Api, which may not set WebSocket fields.
+/// What is not built is refused here, by name, rather than served differently.
+fn websocket_config(
+    spec: &causeway_crds::api::ApiSpec,
+) -> Result<Option<WebSocketConfig>, Problem> {
+    if spec.protocol != Some(ApiProtocol::Websocket) {
+        let ws_only = [
+            (
+                spec.route_selection_expression.is_some(),
+                "routeSelectionExpression",
+            ),
+            (
+                spec.api_key_selection_expression.is_some(),
+                "apiKeySelectionExpression",
+            ),
+            (
+                spec.connections_authorizer_ref.is_some(),
+                "connectionsAuthorizerRef",
+            ),
+        ];
+        if let Some((_, field)) = ws_only.iter().find(|(set, _)| *set) {
+            return Err(Problem::invalid(
+                reasons::INVALID,
+                format!("spec.{field} is for WebSocket Apis only (spec.protocol: WEBSOCKET)"),
+            ));
+        }
+        return Ok(None);
+    }
+    let unsupported = |m: &str| Problem::invalid(reasons::UNSUPPORTED_FEATURE, m.to_string());
+    if spec.cors.is_some() {
+        return Err(Problem::invalid(
+            reasons::INVALID,
+            "spec.cors: WebSocket Apis have no CORS (a browser does not preflight an upgrade)",
+        ));
+    }
+    if spec.definition.is_some() {
+        return Err(unsupported(
+            "spec.definition: importing an OpenAPI document into a WebSocket Api is not built",
+        ));
+    }
+    if !spec.models.is_empty() {
+        return Err(unsupported(
+            "spec.models: request validation of WebSocket messages is not built",
+        ));
+    }
+    if !spec.binary_media_types.is_empty() {
+        return Err(unsupported(
+            "spec.binaryMediaTypes: WebSocket binary frames are passed as they are; the setting is not built",
+        ));
+    }
+    let expression = spec
+        .route_selection_expression
+        .as_deref()
+        .unwrap_or(DEFAULT_ROUTE_SELECTION);
+    let route_selection = route_selection_path(expression).map_err(|e| {
+        Problem::invalid(
+            reasons::INVALID,
+            format!("spec.routeSelectionExpression {expression:?}: {e}"),
+        )
+    })?;
+    match spec.api_key_selection_expression.as_deref() {
+        None | Some(API_KEY_HEADER_SELECTION) => {}
+        Some("$context.authorizer.usageIdentifierKey") => {
+            return Err(unsupported(
+                "spec.apiKeySelectionExpression: $context.authorizer.usageIdentifierKey is not built yet (use $request.header.x-api-key, the default)",
+            ));
+        }
+        Some(other) => {
+            return Err(Problem::invalid(
+                reasons::INVALID,
+                format!(
+                    "spec.apiKeySelectionExpression {other:?} must be $request.header.x-api-key or $context.authorizer.usageIdentifierKey"
+                ),
+            ));
+        }
+    }
+    Ok(Some(WebSocketConfig {
+        route_selection,
+        // Resolved once the Api's authorizers are compiled (`resolve_connections_authorizers`).
+        connections_authorization: None,
+    }))
+}
+
+/// `$request.body.a.b` (or `${request.body.a.b}`) → `["a", "b"]`.
+pub(crate) fn route_selection_path(expression: &str) -> Result<Vec<String>, String> {
+    let inner = match expression
+        .strip_prefix("${")
+        .and_then(|e| e.strip_suffix('}'))
+    {
+        Some(inner) => inner,
+        None => expression.strip_prefix('$').unwrap_or(""),
+    };
+    let Some(path) = inner.strip_prefix("request.body.") else {
+        return Err(
+            "only $request.body.NAME (or a nested $request.body.a.b) is served as a route selection expression"
+                .into(),
+        );
+    };
+    let segments: Vec<String> = path.split('.').map(str::to_string).collect();
+    if segments.iter().any(|s| {
+        s.is_empty()
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }) {
+        return Err("each segment of the body path must be letters, digits, '_' or '-'".into());
+    }
+    Ok(segments)
+}
+
+/// Resolves each WebSocket Api's `connectionsAuthorizerRef` to its SIGV4 authorizer; an Api
+/// whose reference does not resolve is refused, naming it.
+pub(crate) fn resolve_connections_authorizers(
+    apis: &mut Apis,
+    authorizers: &super::authorizer::Authorizers,
+) {
+    for ((namespace, name), entry) in apis.iter_mut() {
+        let Some(reference) = entry.object.spec.connections_authorizer_ref.clone() else {
+            continue;
+        };
+        let Ok(compiled) = entry.compiled.as_mut() else {
+            continue;
+        };
+        let resolved = super::authorizer::resolve(authorizers, namespace, name, &reference, &[])
+            .and_then(|authorization| {
+                if super::authorizer::is_sigv4(authorizers, &authorization.authorizer) {
+                    Ok(authorization)
+                } else {
+                    Err(Problem::invalid(
+                        reasons::INVALID,
+                        format!(
+                            "spec.connectionsAuthorizerRef: Authorizer {} is not of type SIGV4 (the @connections API is signed as on AWS)",
+                            reference.name
+                        ),
+                    ))
+                }
+            });
+        match resolved {
+            Ok(authorization) => {
+                if let Some(ws) = compiled.config.websocket.as_mut() {
+                    ws.connections_authorization = Some(authorization);
+                }
+            }
+            Err(problem) => entry.compiled = Err(problem),
+        }
+    }
 }
 
 /// Parses and normalizes CIDRs (a bare address is a /32 or /128), sorted and deduplicated.

@@ -86,6 +86,13 @@ pub(crate) struct CompiledAuthorizer {
 /// Accepted authorizers by `(namespace, name)`.
 pub(crate) type Authorizers = BTreeMap<ObjKey, CompiledAuthorizer>;
 
+/// Whether the accepted authorizer with this snapshot id is of type `SIGV4`.
+pub(crate) fn is_sigv4(authorizers: &Authorizers, id: &str) -> bool {
+    authorizers
+        .values()
+        .any(|a| a.config.id == id && a.type_ == AuthorizerType::Sigv4)
+}
+
 /// Compiles every Authorizer; pushes one status each.
 pub(crate) fn compile_authorizers(
     inventory: &Inventory,

@@ -60,6 +60,12 @@ pub(crate) struct DefRoute {
     /// route without one is what it was before authorizers existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<RouteAuthorization>,
+    /// A route of a WebSocket Api (its key is matched as it is, not as `METHOD /path`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub websocket: bool,
+    /// A two-way WebSocket route: the integration's answer goes back to the client.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub two_way: bool,
 }
 
 /// An integration with stage variables unresolved.
@@ -270,7 +276,12 @@ pub(crate) fn materialize(
 ) -> Result<DeploymentConfig, Problem> {
     let mut routes = Vec::with_capacity(definition.routes.len());
     for route in &definition.routes {
-        let parsed = parse_route_key(&route.key).map_err(|e| {
+        let parsed = if route.websocket {
+            super::websocket::parse_key(&route.key)
+        } else {
+            parse_route_key(&route.key)
+        }
+        .map_err(|e| {
             Problem::invalid(
                 reasons::INVALID_ROUTE_KEY,
                 format!("deployment {deployment_id}: route key {:?}: {e}", route.key),
@@ -365,6 +376,7 @@ pub(crate) fn materialize(
             validation: route.validation.clone(),
             cache: context.cache.for_route(&route.key),
             authorization: route.authorization.clone(),
+            two_way: route.two_way,
         });
     }
     routes.sort_by(|a, b| a.key.cmp(&b.key));

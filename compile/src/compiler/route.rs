@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::Route;
-use causeway_crds::api::{ApiType, ModelSpec};
+use causeway_crds::api::{ApiProtocol, ApiType, ModelSpec};
 use causeway_crds::route::{BackendScheme, IntegrationSpec, IntegrationType, PayloadFormatVersion};
 use causeway_snapshot::mapping::MappingSide;
 use causeway_snapshot::{
@@ -66,11 +66,15 @@ pub(crate) fn compile_routes(
                 .map(|e| e.object.spec.models.as_slice())
                 .unwrap_or_default();
             let api_type = apis.get(&api_key).and_then(|e| e.object.spec.api_type);
+            let websocket = apis
+                .get(&api_key)
+                .is_some_and(|e| e.object.spec.protocol == Some(ApiProtocol::Websocket));
             let compiled = verdict.check(compile_route(
                 route,
                 &api_key,
                 models,
                 api_type,
+                websocket,
                 cluster,
                 authorizers,
             ));
@@ -136,13 +140,25 @@ fn compile_route(
     (namespace, api): &ObjKey,
     models: &[ModelSpec],
     api_type: Option<ApiType>,
+    websocket: bool,
     cluster: &Cluster<'_>,
     authorizers: &Authorizers,
 ) -> Result<(DefRoute, RouteMatch), Problem> {
     cel::check(Kind::Route, route)?;
     let spec = &route.spec;
-    let parsed = parse_route_key(&spec.route_key)
-        .map_err(|e| Problem::invalid(reasons::INVALID_ROUTE_KEY, format!("spec.routeKey: {e}")))?;
+    let parsed = if websocket {
+        super::websocket::check_route(spec)?
+    } else {
+        if spec.route_response_selection_expression.is_some() {
+            return Err(Problem::invalid(
+                reasons::INVALID,
+                "spec.routeResponseSelectionExpression is for routes of WebSocket Apis only",
+            ));
+        }
+        parse_route_key(&spec.route_key).map_err(|e| {
+            Problem::invalid(reasons::INVALID_ROUTE_KEY, format!("spec.routeKey: {e}"))
+        })?
+    };
     let authorization = match &spec.authorizer_ref {
         Some(r) => Some(authorizer::resolve(
             authorizers,
@@ -175,6 +191,8 @@ fn compile_route(
             api_key_required: spec.api_key_required.unwrap_or(false),
             validation,
             authorization,
+            websocket,
+            two_way: spec.route_response_selection_expression.is_some(),
         },
         parsed.matcher,
     ))

@@ -537,6 +537,7 @@ impl Importer<'_> {
             api_key_required: None,
             request_validation: None,
             method: None,
+            route_response_selection_expression: None,
         };
         // Security: the operation's own, else the document's.
         let (security, sat) = match o.get("security") {
@@ -992,6 +993,8 @@ fn empty_api_spec() -> ApiSpec {
         max_body_bytes: None,
         models: Vec::new(),
         route_selection_expression: None,
+        api_key_selection_expression: None,
+        connections_authorizer_ref: None,
         definition: None,
     }
 }

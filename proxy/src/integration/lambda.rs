@@ -80,6 +80,22 @@ pub(crate) async fn invoke(
     out
 }
 
+/// Invokes the function with an event built elsewhere (the WebSocket event of
+/// `pipeline/websocket.rs`), and maps its answer as for proxy events.
+pub(crate) async fn invoke_event(
+    client: &crate::upstream::Upstream,
+    lambda: &LiveLambda,
+    event: Value,
+) -> Invoked {
+    let mut out = Invoked {
+        response: Err(RequestError::BuildRequest(String::new())),
+        sent_at: None,
+        status: None,
+    };
+    out.response = send(client, lambda, event, &mut out.sent_at, &mut out.status).await;
+    out
+}
+
 async fn send(
     client: &crate::upstream::Upstream,
     lambda: &LiveLambda,

@@ -62,6 +62,7 @@ pub(super) async fn integrate(
                 (kind, Some(&http.target.backend))
             }
             LiveIntegration::LambdaProxy(lambda) => ("LAMBDA_PROXY", Some(&lambda.backend)),
+            LiveIntegration::Lambda(lambda) => ("LAMBDA", Some(&lambda.backend)),
         };
         r.text("causeway.integration", kind);
         if let Some(backend) = backend {

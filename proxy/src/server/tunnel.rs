@@ -41,6 +41,19 @@ pub(super) fn start_if_switching(
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return response;
     }
+    // A WebSocket Api's upgrade: the gateway holds the socket itself.
+    if let Some(session) = response
+        .extensions_mut()
+        .remove::<crate::websocket::Session>()
+    {
+        if let (Some(client), Some(run)) = (client, session.take()) {
+            tokio::spawn(hold_session(client, run, hold));
+            return response;
+        }
+        let mut refused = Response::new(full(r#"{"message":"Bad Gateway"}"#));
+        *refused.status_mut() = StatusCode::BAD_GATEWAY;
+        return refused;
+    }
     match (client, response.extensions_mut().remove::<OnUpgrade>()) {
         (Some(client), Some(backend)) => {
             tokio::spawn(run(client, backend, hold));
@@ -53,6 +66,31 @@ pub(super) fn start_if_switching(
             refused
         }
     }
+}
+
+/// Runs a WebSocket session on the client's upgraded connection; it keeps the connection's
+/// lease and is told when the listener drains (it then closes with 1001 Going Away).
+async fn hold_session(client: OnUpgrade, run: crate::websocket::SessionFn, hold: Hold) {
+    let upgraded = match client.await {
+        Ok(upgraded) => upgraded,
+        Err(error) => {
+            tracing::debug!(peer = %hold.peer, %error, "upgrade failed");
+            return;
+        }
+    };
+    let mut phase = hold.phase.clone();
+    let drain = Box::pin(async move {
+        loop {
+            if *phase.borrow_and_update() != Phase::Serving {
+                return;
+            }
+            if phase.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    run(TokioIo::new(upgraded), drain).await;
+    drop(hold.lease);
 }
 
 /// Copies bytes both ways until either side closes, nothing moves for the idle timeout, or

@@ -47,7 +47,7 @@ impl AccessLogger {
 
 /// The default line.
 fn to_json(ctx: &RequestContext) -> String {
-    json!({
+    let mut line = json!({
         "requestId": ctx.request_id,
         "ip": ctx.source_ip.to_string(),
         "requestTime": crate::context::clf_time(ctx.request_time),
@@ -70,6 +70,12 @@ fn to_json(ctx: &RequestContext) -> String {
         "apiKeyId": ctx.principal.api_key_id,
         "principalId": ctx.principal.principal_id,
         "traceId": ctx.trace.as_ref().map(crate::context::TraceContext::trace_id_hex),
-    })
-    .to_string()
+    });
+    // WebSocket events (CONNECT, MESSAGE, DISCONNECT) say which connection they are about.
+    if let (Some(ws), Some(fields)) = (&ctx.websocket, line.as_object_mut()) {
+        fields.insert("connectionId".into(), json!(ws.connection_id));
+        fields.insert("eventType".into(), json!(ws.event_type));
+        fields.insert("messageId".into(), json!(ws.message_id));
+    }
+    line.to_string()
 }

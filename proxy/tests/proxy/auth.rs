@@ -6,7 +6,7 @@ mod function;
 mod jwt;
 mod policy;
 mod service_account;
-mod sigv4;
+pub(crate) mod sigv4;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

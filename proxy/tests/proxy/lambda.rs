@@ -35,6 +35,7 @@ fn lambda(key: &str, format: PayloadFormat) -> RouteConfig {
         validation: None,
         cache: None,
         authorization: None,
+        two_way: false,
     }
 }
 

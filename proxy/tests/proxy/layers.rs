@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("telemetry", 1),
     ("upstream", 1),
     ("validation", 1),
+    ("websocket", 1),
     ("state", 2),
     ("tables", 2),
     ("pipeline", 3),

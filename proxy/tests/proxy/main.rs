@@ -30,3 +30,4 @@ mod tls;
 mod tracing_otlp;
 mod upstream_paths;
 mod validation;
+mod websocket;

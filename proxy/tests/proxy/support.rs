@@ -443,6 +443,10 @@ pub fn route_match(key: &str) -> RouteMatch {
     if key == "$default" {
         return RouteMatch::Default;
     }
+    if !key.contains(' ') {
+        // A WebSocket route key (`$connect`, `sendmessage`).
+        return RouteMatch::Key;
+    }
     let (method, path) = key.split_once(' ').expect("route key has a method");
     RouteMatch::Path {
         method: RouteMethod::parse(method).expect("known method"),
@@ -466,6 +470,7 @@ pub fn mock(key: &str, body: &str) -> RouteConfig {
         validation: None,
         cache: None,
         authorization: None,
+        two_way: false,
     }
 }
 
@@ -489,6 +494,7 @@ pub fn proxy_to(key: &str, backend: &str) -> ProxyRoute {
         validation: None,
         cache: None,
         authorization: None,
+        two_way: false,
     })
 }
 

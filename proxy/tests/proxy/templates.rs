@@ -283,6 +283,7 @@ fn lambda(key: &str, mapping: IntegrationMapping) -> RouteConfig {
         validation: None,
         cache: None,
         authorization: None,
+        two_way: false,
     }
 }
 

@@ -189,6 +189,7 @@ fn snapshot(upstream: &Upstream, function: &TestServer, lambda: &Recorder) -> Sn
         validation: None,
         cache: None,
         authorization: None,
+        two_way: false,
     };
     let mut snapshot = SnapshotBuilder::new()
         .backend("pets", &[upstream.endpoint()])

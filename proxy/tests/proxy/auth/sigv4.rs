@@ -10,9 +10,9 @@ use http_body_util::{BodyExt, Full};
 use super::{add_authorizers, authorizer, with_authorizer};
 use crate::support::*;
 
-const AUTHORIZER: &str = "default/iam";
-const ACCESS_KEY: &str = "AKIDCAUSEWAYTEST";
-const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+pub(crate) const AUTHORIZER: &str = "default/iam";
+pub(crate) const ACCESS_KEY: &str = "AKIDCAUSEWAYTEST";
+pub(crate) const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
 /// Signs with botocore's SigV4Auth; `age_seconds` moves the signer's clock back.
 const SIGNER: &str = r#"
@@ -41,7 +41,13 @@ fn ensure_botocore() {
 }
 
 /// Headers botocore produces for this request.
-fn sign(method: &str, url: &str, body: &str, age_seconds: u64, key: &str) -> Vec<(String, String)> {
+pub(crate) fn sign(
+    method: &str,
+    url: &str,
+    body: &str,
+    age_seconds: u64,
+    key: &str,
+) -> Vec<(String, String)> {
     ensure_botocore();
     let out = Command::new("python3")
         .args([

@@ -1,0 +1,377 @@
+//! The parts of a WebSocket Api's life that need no tables: connection ids (which name the
+//! replica that owns the socket), route selection on a message, the registry of this
+//! replica's connections that the `@connections` API reaches, and the relay that carries a
+//! management call to the owning replica through Redis (`websocket/relay.rs`).
+//!
+//! The socket itself is held by the session in `pipeline/websocket.rs`; the listener hands
+//! it the upgraded connection when the `$connect` answer carries a [`Session`].
+
+pub(crate) mod relay;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::mpsc;
+
+/// The route key of the upgrade.
+pub(crate) const CONNECT: &str = "$connect";
+/// The route key called when a connection ends.
+pub(crate) const DISCONNECT: &str = "$disconnect";
+
+/// Header naming the connection on every integration call (and `$context.connectionId`).
+pub(crate) const CONNECTION_ID_HEADER: &str = "connectionid";
+/// Header naming the event: `CONNECT`, `MESSAGE` or `DISCONNECT`.
+pub(crate) const EVENT_TYPE_HEADER: &str = "eventtype";
+/// Header naming the route key that was selected.
+pub(crate) const ROUTE_KEY_HEADER: &str = "routekey";
+
+/// Close codes, as AWS sends them.
+pub(crate) mod close {
+    /// `DELETE /@connections/{id}` and a normal end.
+    pub const NORMAL: u16 = 1000;
+    /// Idle timeout, maximum duration, the proxy drains.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame or message over the limit.
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// The event a context or an integration call is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EventType {
+    Connect,
+    Message,
+    Disconnect,
+}
+
+impl EventType {
+    /// As AWS writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "CONNECT",
+            Self::Message => "MESSAGE",
+            Self::Disconnect => "DISCONNECT",
+        }
+    }
+}
+
+/// This replica's tag in the connection ids it hands out: random per process, so that a
+/// restarted replica never claims its predecessor's connections.
+pub(crate) fn replica_tag() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// A new connection id owned by `replica`: the tag, then 16 random hex digits. Safe in a
+/// URL path as it is.
+pub(crate) fn new_connection_id(replica: &str) -> String {
+    format!("{replica}{:016x}", rand::random::<u64>())
+}
+
+/// The replica tag a connection id names, if it has the shape of one.
+pub(crate) fn owner_of(connection_id: &str) -> Option<&str> {
+    (connection_id.len() == 24 && connection_id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| &connection_id[..8])
+}
+
+/// The route key a message selects: the string at `path` in its JSON body. `None` (the
+/// `$default` route) when the message is not JSON, or holds no string there.
+pub(crate) fn select_route(message: &[u8], path: &[String]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(message).ok()?;
+    let mut at = &value;
+    for segment in path {
+        at = at.get(segment)?;
+    }
+    at.as_str().map(str::to_string)
+}
+
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
+pub(crate) fn accept_key(key: &[u8]) -> String {
+    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key)
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn epoch_millis(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
+/// What the gateway sends a client: a message, or a close.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Text(String),
+    Binary(Bytes),
+    /// Close with this code and reason; the session then ends.
+    Close(u16, &'static str),
+}
+
+impl Outbound {
+    /// Text when the bytes are UTF-8 (what the integrations usually send), else binary.
+    pub fn data(bytes: Bytes) -> Self {
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => Self::Text(text.to_string()),
+            Err(_) => Self::Binary(bytes),
+        }
+    }
+}
+
+/// One open connection of this replica, as the management API sees it.
+pub(crate) struct Connection {
+    /// The stage it was opened on (`namespace/api/stage`); management calls of other stages
+    /// do not reach it.
+    pub stage_id: String,
+    pub connected_at: SystemTime,
+    /// Milliseconds since the epoch of the last message either way.
+    pub last_active: AtomicU64,
+    pub source_ip: IpAddr,
+    pub user_agent: String,
+    /// The bounded queue to the socket's writer.
+    pub sender: mpsc::Sender<Outbound>,
+}
+
+impl Connection {
+    /// Notes a message either way.
+    pub fn touch(&self) {
+        let now = u64::try_from(epoch_millis(SystemTime::now())).unwrap_or(u64::MAX);
+        self.last_active.store(now, Ordering::Relaxed);
+    }
+
+    /// `GET /@connections/{id}`'s answer, as AWS shapes it.
+    pub fn describe(&self) -> serde_json::Value {
+        let last = self.last_active.load(Ordering::Relaxed);
+        serde_json::json!({
+            "connectedAt": iso8601(epoch_millis(self.connected_at)),
+            "lastActiveAt": iso8601(u128::from(last)),
+            "identity": {"sourceIp": self.source_ip.to_string(), "userAgent": self.user_agent},
+        })
+    }
+}
+
+/// `2026-12-02T22:53:09.123Z` from milliseconds since the epoch.
+pub(crate) fn iso8601(millis: u128) -> String {
+    let secs = i64::try_from(millis / 1000).unwrap_or(0);
+    let ms = millis % 1000;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// What a management call asks of a connection.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase", tag = "op")]
+pub(crate) enum Manage {
+    /// Send the data to the client.
+    Post { data: Vec<u8> },
+    /// Describe the connection.
+    Get,
+    /// Close it.
+    Delete,
+}
+
+/// A management call's answer: status and JSON body (empty for none).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Managed {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Managed {
+    /// 410 Gone: unknown or closed (AWS's `GoneException`).
+    pub fn gone() -> Self {
+        Self {
+            status: 410,
+            body: r#"{"message":"GoneException"}"#.to_string(),
+        }
+    }
+}
+
+/// Counts of WebSocket traffic (`causeway_proxy_websocket_*`).
+#[derive(Default)]
+pub(crate) struct WebSocketMetrics {
+    pub open: Gauge,
+    pub connects: Counter,
+    pub disconnects: Counter,
+    pub messages_in: Counter,
+    pub messages_out: Counter,
+}
+
+impl WebSocketMetrics {
+    /// Registers every count.
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "causeway_proxy_websocket_connections",
+            "Open WebSocket connections held by this replica",
+            self.open.clone(),
+        );
+        registry.register(
+            "causeway_proxy_websocket_connects",
+            "WebSocket connections opened (upgrades accepted)",
+            self.connects.clone(),
+        );
+        registry.register(
+            "causeway_proxy_websocket_disconnects",
+            "WebSocket connections ended, however they ended",
+            self.disconnects.clone(),
+        );
+        registry.register(
+            "causeway_proxy_websocket_messages_in",
+            "Messages received from WebSocket clients",
+            self.messages_in.clone(),
+        );
+        registry.register(
+            "causeway_proxy_websocket_messages_out",
+            "Messages sent to WebSocket clients (two-way answers and @connections posts)",
+            self.messages_out.clone(),
+        );
+    }
+}
+
+/// This replica's open connections, by id.
+#[derive(Default)]
+pub(crate) struct Registry {
+    connections: Mutex<HashMap<String, Arc<Connection>>>,
+    pub metrics: WebSocketMetrics,
+}
+
+impl Registry {
+    /// Adds a connection once its socket is open.
+    pub fn insert(&self, id: String, connection: Arc<Connection>) {
+        self.lock().insert(id, connection);
+    }
+
+    /// Removes a connection as its socket ends.
+    pub fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// The open connection with this id, if any.
+    pub fn get(&self, id: &str) -> Option<Arc<Connection>> {
+        self.lock().get(id).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Connection>>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs a management call on a connection of this replica, on `stage_id`.
+    pub fn manage(&self, stage_id: &str, id: &str, call: Manage) -> Managed {
+        let Some(connection) = self.get(id).filter(|c| c.stage_id == stage_id) else {
+            return Managed::gone();
+        };
+        match call {
+            Manage::Get => Managed {
+                status: 200,
+                body: connection.describe().to_string(),
+            },
+            Manage::Delete => {
+                // A full queue must not keep a connection open: the close wins over messages
+                // waiting (the session also watches for it).
+                let _ = connection
+                    .sender
+                    .try_send(Outbound::Close(close::NORMAL, ""));
+                Managed {
+                    status: 204,
+                    body: String::new(),
+                }
+            }
+            Manage::Post { data } => {
+                match connection
+                    .sender
+                    .try_send(Outbound::data(Bytes::from(data)))
+                {
+                    Ok(()) => {
+                        connection.touch();
+                        Managed {
+                            status: 200,
+                            body: String::new(),
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Full(_)) => Managed {
+                        status: 429,
+                        body:
+                            r#"{"message":"LimitExceededException: the client reads too slowly"}"#
+                                .to_string(),
+                    },
+                    Err(mpsc::error::TrySendError::Closed(_)) => Managed::gone(),
+                }
+            }
+        }
+    }
+}
+
+/// What the listener runs on the client's upgraded connection once the `$connect` answer
+/// (a 101 carrying this in its extensions) is sent. `drain` resolves when the listener drains.
+#[derive(Clone)]
+pub(crate) struct Session(Arc<Mutex<Option<SessionFn>>>);
+
+/// The session body.
+pub(crate) type SessionFn =
+    Box<dyn FnOnce(TokioIo<Upgraded>, BoxFuture<'static, ()>) -> BoxFuture<'static, ()> + Send>;
+
+impl Session {
+    pub fn new(run: SessionFn) -> Self {
+        Self(Arc::new(Mutex::new(Some(run))))
+    }
+
+    /// The session body, once.
+    pub fn take(&self) -> Option<SessionFn> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_route_is_the_string_at_the_selection_path_else_default() {
+        let path = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(
+            select_route(br#"{"a":{"b":"send"}}"#, &path).as_deref(),
+            Some("send")
+        );
+        assert_eq!(select_route(br#"{"a":{"b":3}}"#, &path), None);
+        assert_eq!(select_route(b"hello", &path), None);
+        assert_eq!(select_route(br#"{"a":1}"#, &path), None);
+    }
+
+    #[test]
+    fn a_connection_id_names_its_owner() {
+        let tag = replica_tag();
+        let id = new_connection_id(&tag);
+        assert_eq!(owner_of(&id), Some(tag.as_str()));
+        assert_eq!(owner_of("not-an-id"), None);
+    }
+
+    #[test]
+    fn times_print_as_iso_8601() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_796_251_989_123), "2026-12-02T22:53:09.123Z");
+    }
+}

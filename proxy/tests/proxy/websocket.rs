@@ -1,0 +1,607 @@
+//! WebSocket Apis with a real WebSocket client (tokio-tungstenite), real HTTP backends and,
+//! across replicas, a real `redis-server`.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use causeway_snapshot::{
+    AuthorizerSettings, FunctionSettings, ResponseFormat, RouteConfig, Sigv4Settings, Snapshot,
+    WebSocketConfig,
+};
+use futures_util::{SinkExt, StreamExt};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::auth::sigv4::{ACCESS_KEY, AUTHORIZER as IAM, SECRET_KEY, sign};
+use crate::auth::{add_authorizers, authorizer, with_authorizer};
+use crate::recorder::{Recorded, Recorder, Scripted};
+use crate::support::*;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const FUNCTION: &str = "default/ws-fn";
+
+/// A backend that answers by event: CONNECT → 200 unless `x-deny` was sent (then 403),
+/// MESSAGE → `{"echo": body}`, DISCONNECT → 200.
+async fn backend() -> Recorder {
+    Recorder::start(|r: &Recorded| {
+        let event = r
+            .headers
+            .get("eventtype")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        match event {
+            "CONNECT" if r.headers.contains_key("x-deny") => {
+                Scripted::ok(r#"{"message":"not you"}"#).status(403)
+            }
+            "MESSAGE" => Scripted::ok(format!(
+                r#"{{"echo":{}}}"#,
+                serde_json::to_string(&String::from_utf8_lossy(&r.body)).unwrap()
+            )),
+            _ => Scripted::ok(""),
+        }
+    })
+    .await
+}
+
+fn two_way(mut route: RouteConfig) -> RouteConfig {
+    route.two_way = true;
+    route
+}
+
+/// `$connect`, `$disconnect` and `sendmessage` (two-way) to `backend`, a two-way MOCK
+/// `$default`, route selection on `$request.body.action`; `@connections` signed with SigV4.
+fn chat(backend: &Recorder, connect: RouteConfig) -> Snapshot {
+    let mut snapshot = SnapshotBuilder::new()
+        .backend("chat", &[backend.endpoint()])
+        .route(connect)
+        .route(proxy_to("$disconnect", "chat").build())
+        .route(two_way(proxy_to("sendmessage", "chat").build()))
+        .route(proxy_to("oneway", "chat").build())
+        .route(two_way(mock("$default", "default route")))
+        .build();
+    snapshot.apis[0].websocket = Some(WebSocketConfig {
+        route_selection: vec!["action".into()],
+        connections_authorization: Some(causeway_snapshot::RouteAuthorization {
+            authorizer: IAM.into(),
+            scopes: vec![],
+        }),
+    });
+    let settings = AuthorizerSettings::Sigv4(Sigv4Settings {
+        region: "us-east-1".into(),
+        service: "execute-api".into(),
+        max_skew_seconds: 300,
+        secret_access_keys: [(ACCESS_KEY.to_string(), SECRET_KEY.to_string())].into(),
+    });
+    add_authorizers(snapshot, vec![authorizer(IAM, &[], &[], settings)], &[])
+}
+
+fn plain_chat(backend: &Recorder) -> Snapshot {
+    chat(backend, proxy_to("$connect", "chat").build())
+}
+
+/// Opens a WebSocket to the proxy's stage with these extra headers.
+async fn connect(proxy: &TestProxy, headers: &[(&str, &str)]) -> Result<Ws, WsError> {
+    connect_to(proxy.addr, headers).await
+}
+
+async fn connect_to(addr: SocketAddr, headers: &[(&str, &str)]) -> Result<Ws, WsError> {
+    let mut request = format!("ws://{HOST}:{}/", addr.port())
+        .into_client_request()
+        .expect("request");
+    for (k, v) in headers {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let stream = TcpStream::connect(addr).await.expect("tcp connect");
+    let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
+    Ok(ws)
+}
+
+/// The next text message, within 5 s.
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return t.to_string(),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+/// The close frame the proxy sends, within `within`.
+async fn close_frame(ws: &mut Ws, within: Duration) -> Option<CloseFrame> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+/// Polls `check` until it holds or 5 s pass.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn header(r: &Recorded, name: &str) -> String {
+    r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The connection id the backend saw on `$connect`.
+fn connection_id(backend: &Recorder) -> String {
+    let seen = backend.seen();
+    let connect = seen
+        .iter()
+        .rfind(|r| header(r, "eventtype") == "CONNECT")
+        .expect("a CONNECT call");
+    header(connect, "connectionid")
+}
+
+#[tokio::test]
+async fn messages_are_routed_by_their_action_and_two_way_routes_answer_on_the_socket() {
+    let backend = backend().await;
+    let proxy = TestProxy::with_snapshot(plain_chat(&backend)).await;
+    let mut ws = connect(&proxy, &[]).await.expect("upgrade accepted");
+    let id = connection_id(&backend);
+    assert_eq!(id.len(), 24, "{id}");
+
+    ws.send(Message::text(r#"{"action":"sendmessage","text":"hi"}"#))
+        .await
+        .unwrap();
+    let echoed: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+    assert_eq!(echoed["echo"], r#"{"action":"sendmessage","text":"hi"}"#);
+    let message = backend
+        .seen()
+        .into_iter()
+        .find(|r| header(r, "eventtype") == "MESSAGE")
+        .expect("the integration got the message");
+    assert_eq!(message.method, Method::POST);
+    assert_eq!(header(&message, "routekey"), "sendmessage");
+    assert_eq!(header(&message, "connectionid"), id);
+
+    // Not JSON, and JSON without a known action: `$default` (a two-way MOCK).
+    ws.send(Message::text("plain words")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "default route");
+    ws.send(Message::text(r#"{"action":"nobody"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut ws).await, "default route");
+
+    // A one-way route's answer is not sent back: the next answer is the `$default` one.
+    ws.send(Message::text(r#"{"action":"oneway"}"#))
+        .await
+        .unwrap();
+    eventually("the one-way route is called", || {
+        backend
+            .seen()
+            .iter()
+            .any(|r| header(r, "routekey") == "oneway")
+    })
+    .await;
+    ws.send(Message::text("after")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "default route");
+
+    // `$disconnect` when the client closes.
+    ws.close(None).await.unwrap();
+    eventually("$disconnect is called", || {
+        backend
+            .seen()
+            .iter()
+            .any(|r| header(r, "eventtype") == "DISCONNECT" && header(r, "connectionid") == id)
+    })
+    .await;
+    eventually(
+        "access-log lines for CONNECT, MESSAGE and DISCONNECT",
+        || {
+            let logs = proxy.logs.lock().unwrap().join("\n");
+            logs.contains("\"eventType\":\"CONNECT\"")
+                && logs.contains("\"eventType\":\"MESSAGE\"")
+                && logs.contains("\"eventType\":\"DISCONNECT\"")
+                && logs.contains(&id)
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_connect_integration_answering_non_2xx_refuses_the_upgrade() {
+    let backend = backend().await;
+    let proxy = TestProxy::with_snapshot(plain_chat(&backend)).await;
+    match connect(&proxy, &[("x-deny", "1")]).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), StatusCode::FORBIDDEN),
+        other => panic!("the upgrade should be refused, got {other:?}"),
+    }
+    // A plain request to the stage is told to upgrade.
+    let answer = get(&http1(), &proxy.url("/"), HOST).await;
+    assert_eq!(answer.status, StatusCode::UPGRADE_REQUIRED);
+}
+
+#[tokio::test]
+async fn a_request_authorizer_on_connect_admits_only_the_callers_it_allows() {
+    let backend = backend().await;
+    let function = Recorder::start(|r: &Recorded| {
+        let event: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let allowed = event["identitySource"][0] == "allow";
+        Scripted::ok(serde_json::json!({"isAuthorized": allowed}).to_string())
+    })
+    .await;
+    let connect_route = with_authorizer(proxy_to("$connect", "chat").build(), FUNCTION, &[]);
+    let settings = AuthorizerSettings::Request(FunctionSettings {
+        backend: "authz".into(),
+        path: "/2015-03-31/functions/function/invocations".into(),
+        timeout_ms: 1_000,
+        ttl_seconds: 0,
+        identity_validation: None,
+        response_format: ResponseFormat::Any,
+    });
+    let snapshot = add_authorizers(
+        chat(&backend, connect_route),
+        vec![authorizer(FUNCTION, &["header.x-token"], &[], settings)],
+        &[("authz", function.addr)],
+    );
+    let proxy = TestProxy::with_snapshot(snapshot).await;
+    for (token, allowed) in [(Some("allow"), true), (Some("deny"), false), (None, false)] {
+        let headers: Vec<(&str, &str)> = token.iter().map(|t| ("x-token", *t)).collect();
+        let result = connect(&proxy, &headers).await;
+        match (allowed, result) {
+            (true, Ok(_)) => {}
+            (false, Err(WsError::Http(r))) => assert!(
+                r.status() == StatusCode::UNAUTHORIZED || r.status() == StatusCode::FORBIDDEN,
+                "{token:?}: {}",
+                r.status()
+            ),
+            (allowed, other) => panic!("{token:?} (allowed: {allowed}): {other:?}"),
+        }
+    }
+    assert_eq!(
+        backend
+            .seen()
+            .iter()
+            .filter(|r| header(r, "eventtype") == "CONNECT")
+            .count(),
+        1,
+        "only the allowed caller reaches the $connect integration"
+    );
+}
+
+/// A signed `@connections` call to `addr`.
+async fn manage(addr: SocketAddr, method: Method, id: &str, body: &str) -> Answer {
+    let url = format!("http://{HOST}:{}/@connections/{id}", addr.port());
+    let signed = sign(method.as_str(), &url, body, 0, ACCESS_KEY);
+    let headers: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    send_body(addr, method, id, body, &headers).await
+}
+
+async fn send_body(
+    addr: SocketAddr,
+    method: Method,
+    id: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let client = http1();
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}/@connections/{id}"))
+        .header("host", format!("{HOST}:{}", addr.port()));
+    for (k, v) in headers {
+        if !k.eq_ignore_ascii_case("host") {
+            builder = builder.header(*k, *v);
+        }
+    }
+    let body: TestBody = Full::new(Bytes::from(body.to_string()))
+        .map_err(|e| match e {})
+        .boxed();
+    let request = builder.body(body).expect("request");
+    let response = client.request(request).await.expect("management call");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn the_connections_api_posts_describes_and_closes_a_connection_and_410s_the_unknown() {
+    let backend = backend().await;
+    let proxy = TestProxy::with_snapshot(plain_chat(&backend)).await;
+    let mut ws = connect(&proxy, &[]).await.unwrap();
+    let id = connection_id(&backend);
+
+    let unsigned = send_body(proxy.addr, Method::POST, &id, "x", &[]).await;
+    assert_eq!(unsigned.status, StatusCode::FORBIDDEN, "{}", unsigned.body);
+
+    let posted = manage(proxy.addr, Method::POST, &id, "pushed").await;
+    assert_eq!(posted.status, StatusCode::OK, "{}", posted.body);
+    assert_eq!(next_text(&mut ws).await, "pushed");
+
+    let described = manage(proxy.addr, Method::GET, &id, "").await;
+    assert_eq!(described.status, StatusCode::OK);
+    let info: serde_json::Value = serde_json::from_str(&described.body).unwrap();
+    assert_eq!(info["identity"]["sourceIp"], "127.0.0.1");
+    assert!(
+        info["connectedAt"].as_str().unwrap().ends_with('Z'),
+        "{info}"
+    );
+
+    let unknown = manage(proxy.addr, Method::GET, &"0".repeat(24), "").await;
+    assert_eq!(unknown.status, StatusCode::GONE);
+
+    let deleted = manage(proxy.addr, Method::DELETE, &id, "").await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1000));
+    eventually("$disconnect after DELETE", || {
+        backend
+            .seen()
+            .iter()
+            .any(|r| header(r, "eventtype") == "DISCONNECT")
+    })
+    .await;
+    let mut gone = StatusCode::OK;
+    for _ in 0..100 {
+        gone = manage(proxy.addr, Method::GET, &id, "").await.status;
+        if gone == StatusCode::GONE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gone, StatusCode::GONE);
+}
+
+#[tokio::test]
+async fn idle_connections_and_old_connections_are_closed_going_away_and_disconnected() {
+    let backend = backend().await;
+    let config = |idle_ms: u64, max_ms: u64| causeway_proxy::ProxyConfig {
+        websocket: causeway_proxy::WebSocketLimits {
+            idle_timeout: Duration::from_millis(idle_ms),
+            max_duration: Duration::from_millis(max_ms),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let idle = TestProxy::with_config(config(300, 60_000), plain_chat(&backend)).await;
+    let mut ws = connect(&idle, &[]).await.unwrap();
+    let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001));
+
+    // Messages keep it open past the idle timeout, not past the maximum duration.
+    let old = TestProxy::with_config(config(400, 1_000), plain_chat(&backend)).await;
+    let mut ws = connect(&old, &[]).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut closed = None;
+    while closed.is_none() && started.elapsed() < Duration::from_secs(5) {
+        let _ = ws.send(Message::text("ping-ish")).await;
+        match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => closed = Some(frame),
+            Ok(Some(Ok(_))) | Err(_) => {}
+            Ok(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(closed.flatten().map(|f| u16::from(f.code)), Some(1001));
+    eventually("$disconnect after both", || {
+        backend
+            .seen()
+            .iter()
+            .filter(|r| header(r, "eventtype") == "DISCONNECT")
+            .count()
+            >= 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_frame_over_the_limit_closes_the_connection_with_1009() {
+    let backend = backend().await;
+    let config = causeway_proxy::ProxyConfig {
+        websocket: causeway_proxy::WebSocketLimits {
+            max_frame_bytes: 1024,
+            max_message_bytes: 1024,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let proxy = TestProxy::with_config(config, plain_chat(&backend)).await;
+    let mut ws = connect(&proxy, &[]).await.unwrap();
+    ws.send(Message::text("x".repeat(4096))).await.unwrap();
+    let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1009));
+    assert!(
+        !backend
+            .seen()
+            .iter()
+            .any(|r| header(r, "eventtype") == "MESSAGE"),
+        "the oversize message never reaches the integration"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_makes_posts_429_instead_of_growing_the_queue() {
+    let backend = backend().await;
+    let config = causeway_proxy::ProxyConfig {
+        websocket: causeway_proxy::WebSocketLimits {
+            send_queue: 4,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let proxy = TestProxy::with_config(config, plain_chat(&backend)).await;
+    let _ws = connect(&proxy, &[]).await.unwrap();
+    let id = connection_id(&backend);
+    let big = "y".repeat(120 * 1024);
+    // One signature, replayed (within the signature's validity), keeps the loop fast.
+    let url = format!("http://{HOST}:{}/@connections/{id}", proxy.addr.port());
+    let signed = sign("POST", &url, &big, 0, ACCESS_KEY);
+    let headers: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut refused = false;
+    // The socket buffers fill first, then the queue of 4: a bounded number of posts succeed.
+    for _ in 0..400 {
+        let answer = send_body(proxy.addr, Method::POST, &id, &big, &headers).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = true;
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    assert!(refused, "a client that never reads is refused more data");
+}
+
+/// A redis-server child on a free port, killed on drop.
+struct RedisServer(Child, u16);
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn redis_server() -> RedisServer {
+    let port = closed_port().await.port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server runs (Debian's redis-server)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    RedisServer(child, port)
+}
+
+#[tokio::test]
+async fn a_management_call_on_another_replica_reaches_the_owner_through_redis() {
+    let redis = redis_server().await;
+    let backend = backend().await;
+    let with_redis = |port: u16| causeway_proxy::ProxyConfig {
+        redis_url: Some(format!("redis://127.0.0.1:{port}/")),
+        ..Default::default()
+    };
+    let owner = TestProxy::with_config(with_redis(redis.1), plain_chat(&backend)).await;
+    let other = TestProxy::with_config(with_redis(redis.1), plain_chat(&backend)).await;
+    let mut ws = connect(&owner, &[]).await.unwrap();
+    let id = connection_id(&backend);
+
+    // The subscriptions start with the listeners: retry until the owner's is up.
+    let mut posted = StatusCode::GONE;
+    for _ in 0..100 {
+        posted = manage(other.addr, Method::POST, &id, "from the other replica")
+            .await
+            .status;
+        if posted == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(posted, StatusCode::OK);
+    assert_eq!(next_text(&mut ws).await, "from the other replica");
+    let described = manage(other.addr, Method::GET, &id, "").await;
+    assert_eq!(described.status, StatusCode::OK, "{}", described.body);
+    let deleted = manage(other.addr, Method::DELETE, &id, "").await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1000));
+
+    // An owner that is gone: nobody listens on its tag any more.
+    let mut owner = owner;
+    let mut ws2 = connect(&owner, &[]).await.unwrap();
+    let id2 = connection_id(&backend);
+    owner.shutdown();
+    let _ = close_frame(&mut ws2, Duration::from_secs(5)).await;
+    drop(owner);
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        status = manage(other.addr, Method::POST, &id2, "late").await.status;
+        if status == StatusCode::GONE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, StatusCode::GONE);
+
+    // Redis down: a call for another replica's connection is 503 with a retry hint.
+    drop(redis);
+    let mut answer = manage(other.addr, Method::GET, &id2, "").await;
+    for _ in 0..100 {
+        if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        answer = manage(other.addr, Method::GET, &id2, "").await;
+    }
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+}
+
+#[tokio::test]
+async fn draining_closes_connections_going_away_and_calls_disconnect() {
+    let backend = backend().await;
+    let mut proxy = TestProxy::with_snapshot(plain_chat(&backend)).await;
+    let mut ws = connect(&proxy, &[]).await.unwrap();
+    let id = connection_id(&backend);
+    proxy.shutdown();
+    let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001));
+    eventually("$disconnect on drain", || {
+        backend
+            .seen()
+            .iter()
+            .any(|r| header(r, "eventtype") == "DISCONNECT" && header(r, "connectionid") == id)
+    })
+    .await;
+}
