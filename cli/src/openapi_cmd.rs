@@ -384,6 +384,13 @@ fn write_export(
     authorizers: &[Authorizer],
     server_url: Option<String>,
 ) -> anyhow::Result<()> {
+    if api.spec.protocol == Some(causeway_crds::api::ApiProtocol::Websocket) {
+        anyhow::bail!(
+            "Api {} is a WebSocket Api: OpenAPI describes request/response APIs only (API Gateway \
+             exports REST and HTTP APIs, not WebSocket ones); its Routes are the description",
+            api.metadata.name.as_deref().unwrap_or_default()
+        );
+    }
     let options = ExportOptions {
         format: match args.format {
             FormatArg::Oas30 => ExportFormat::Oas30,

@@ -1,4 +1,4 @@
-//! The `causeway` binary's offline commands: `crds` and `validate`.
+//! The `causeway` binary's offline commands: `crds`, `validate` and `export` refusals.
 
 use std::process::Command;
 
@@ -154,4 +154,17 @@ fn standalone_refuses_to_start_on_a_path_that_does_not_exist() {
         stderr.contains("/nonexistent/causeway-config does not exist"),
         "{stderr}"
     );
+}
+
+#[test]
+fn exporting_a_websocket_api_is_refused_with_the_reason() {
+    let dir = repo_root().join("examples/websocket");
+    let out = Command::new(bin("causeway"))
+        .args(["export", "chat", "-f", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("WebSocket Api"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no partial document is written");
 }
