@@ -19,12 +19,15 @@ pub struct LogArgs {
     pub log: String,
 }
 
-/// Installs the global subscriber. Logs go to stderr; stdout carries access-log lines.
+/// Installs the global subscriber. Logs go to stderr; stdout carries access-log lines. Text logs
+/// are coloured only when stderr is a terminal (never in files, pipes or container logs).
 pub fn init(args: &LogArgs) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if args.log_format == "json" {
         builder.json().flatten_event(true).init();
     } else {
