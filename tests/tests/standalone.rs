@@ -128,7 +128,10 @@ async fn the_petstore_example_serves_proxied_routes_with_stage_variables_and_moc
     // Its log goes to a pipe here, not a terminal: plain text, no colour codes.
     let log = run.gateway.stderr();
     assert!(log.contains("snapshot applied"), "{log}");
-    assert!(!log.contains('\u{1b}'), "colour codes in a piped log: {log:?}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log: {log:?}"
+    );
     drop(run.gateway);
 }
 
