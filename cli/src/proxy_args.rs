@@ -11,8 +11,8 @@ use clap::Args;
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Proxy")]
 pub struct ProxyArgs {
-    /// Threads serving plain HTTP, each with its own runtime and upstream pool (thread per
-    /// core); 0: one per CPU.
+    /// Threads serving each traffic listener (HTTP and HTTPS), each with its own runtime and
+    /// upstream pool (thread per core); 0: one per CPU.
     #[arg(long, env = "CAUSEWAY_WORKERS", default_value_t = 0)]
     pub workers: usize,
     /// HTTPS listener address (TLS 1.2+, ALPN h2 and http/1.1, certificates by SNI from the
@@ -40,6 +40,10 @@ pub struct ProxyArgs {
     /// the client sends PINGs, ms.
     #[arg(long, env = "CAUSEWAY_H2_IDLE_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_H2_IDLE_TIMEOUT))]
     pub h2_idle_timeout_ms: u64,
+    /// A connection whose responses wait this long for the client to read their next bytes
+    /// (a full TCP window, an HTTP/2 window held at zero) is closed, ms.
+    #[arg(long, env = "CAUSEWAY_SEND_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_SEND_TIMEOUT))]
+    pub send_timeout_ms: u64,
     /// An upgraded (WebSocket) connection with no byte in either direction for this long is
     /// closed, ms.
     #[arg(long, env = "CAUSEWAY_TUNNEL_IDLE_TIMEOUT_MS", default_value_t = millis(proxy::DEFAULT_TUNNEL_IDLE_TIMEOUT))]
@@ -180,6 +184,7 @@ impl ProxyArgs {
             max_connections: self.max_connections.max(1),
             max_connections_per_client: self.max_connections_per_client,
             h2_idle_timeout: Duration::from_millis(self.h2_idle_timeout_ms.max(1)),
+            send_timeout: Duration::from_millis(self.send_timeout_ms.max(1)),
             tunnel_idle_timeout: Duration::from_millis(self.tunnel_idle_timeout_ms.max(1)),
             websocket: proxy::WebSocketLimits {
                 idle_timeout: Duration::from_millis(self.ws_idle_timeout_ms.max(1)),

@@ -67,72 +67,107 @@ pub(crate) struct AuthTables {
     authorizers: HashMap<String, Arc<LiveAuthorizer>>,
 }
 
+/// What [`AuthTables::build`] left out: pieces that cannot be used, by owner. The tables
+/// built without them fail closed (an unknown key is refused); the runtime drops every stage
+/// that would need a broken policy or authorizer.
+#[derive(Debug, Default)]
+pub(crate) struct Unusable {
+    /// Api id → why its resource policy cannot be built.
+    pub policies: HashMap<String, AuthApplyError>,
+    /// Authorizer id → why it cannot be built.
+    pub authorizers: BTreeMap<String, AuthApplyError>,
+    /// `plan/key` → why the key cannot be used (the rest of its plan serves).
+    pub keys: Vec<(String, AuthApplyError)>,
+}
+
 impl AuthTables {
-    /// Builds the tables; any unusable piece rejects the snapshot.
+    /// Builds the tables. A policy, authorizer or key that cannot be used is left out and
+    /// listed in [`Unusable`], so one tenant's object never freezes the others.
     pub fn build(
         snapshot: &Snapshot,
         backends: &HashMap<String, Arc<LiveBackend>>,
-    ) -> Result<Self, AuthApplyError> {
+    ) -> (Self, Unusable) {
+        let mut unusable = Unusable::default();
         let mut policies = HashMap::new();
         for api in &snapshot.apis {
             if let Some(p) = &api.policy {
-                policies.insert(api.id.clone(), policy::Policy::build(&api.id, p)?);
+                match policy::Policy::build(&api.id, p) {
+                    Ok(policy) => {
+                        policies.insert(api.id.clone(), policy);
+                    }
+                    Err(error) => {
+                        unusable.policies.insert(api.id.clone(), error);
+                    }
+                }
             }
         }
-        let keys = api_key::KeyTable::build(&snapshot.usage_plans)?;
+        let (keys, bad_keys) = api_key::KeyTable::build(&snapshot.usage_plans);
+        unusable.keys = bad_keys;
         let mut authorizers = HashMap::new();
         for (id, config) in &snapshot.authorizers {
-            let err = |reason: String| AuthApplyError::Authorizer {
-                authorizer: id.clone(),
-                reason,
-            };
-            let forward_headers = config
-                .forward_headers
-                .iter()
-                .map(|(name, template)| {
-                    HeaderName::from_bytes(name.as_bytes())
-                        .map(|n| (n, template.clone()))
-                        .map_err(|_| err(format!("forward header {name:?} is not a header name")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let kind = match &config.settings {
-                AuthorizerSettings::Jwt(s) => {
-                    AuthorizerKind::Jwt(jwt::JwtAuthorizer::build(id, s).map_err(err)?)
+            match authorizer(id, config, backends) {
+                Ok(live) => {
+                    authorizers.insert(id.clone(), Arc::new(live));
                 }
-                AuthorizerSettings::Request(s) | AuthorizerSettings::Token(s) => {
-                    let token = matches!(config.settings, AuthorizerSettings::Token(_));
-                    let backend = backends
-                        .get(&s.backend)
-                        .cloned()
-                        .ok_or_else(|| err(format!("unknown backend {}", s.backend)))?;
-                    AuthorizerKind::Function(
-                        function::FunctionAuthorizer::build(s, token, backend).map_err(err)?,
-                    )
+                Err(error) => {
+                    unusable.authorizers.insert(id.clone(), error);
                 }
-                AuthorizerSettings::Sigv4(s) => {
-                    AuthorizerKind::Sigv4(sigv4::Sigv4Authorizer::build(s))
-                }
-                AuthorizerSettings::ServiceAccount(s) => AuthorizerKind::ServiceAccount(
-                    service_account::ServiceAccountAuthorizer::build(id, s).map_err(err)?,
-                ),
-                AuthorizerSettings::Mtls(s) => AuthorizerKind::Mtls(mtls::MtlsAuthorizer::build(s)),
-            };
-            authorizers.insert(
-                id.clone(),
-                Arc::new(LiveAuthorizer {
-                    id: id.clone(),
-                    identity_source: config.identity_source.clone(),
-                    forward_headers,
-                    kind,
-                }),
-            );
+            }
         }
-        Ok(Self {
+        let tables = Self {
             policies,
             keys,
             authorizers,
-        })
+        };
+        (tables, unusable)
     }
+}
+
+/// One authorizer of the snapshot, built.
+fn authorizer(
+    id: &str,
+    config: &causeway_snapshot::AuthorizerConfig,
+    backends: &HashMap<String, Arc<LiveBackend>>,
+) -> Result<LiveAuthorizer, AuthApplyError> {
+    let err = |reason: String| AuthApplyError::Authorizer {
+        authorizer: id.to_string(),
+        reason,
+    };
+    let forward_headers = config
+        .forward_headers
+        .iter()
+        .map(|(name, template)| {
+            HeaderName::from_bytes(name.as_bytes())
+                .map(|n| (n, template.clone()))
+                .map_err(|_| err(format!("forward header {name:?} is not a header name")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let kind = match &config.settings {
+        AuthorizerSettings::Jwt(s) => {
+            AuthorizerKind::Jwt(jwt::JwtAuthorizer::build(id, s).map_err(err)?)
+        }
+        AuthorizerSettings::Request(s) | AuthorizerSettings::Token(s) => {
+            let token = matches!(config.settings, AuthorizerSettings::Token(_));
+            let backend = backends
+                .get(&s.backend)
+                .cloned()
+                .ok_or_else(|| err(format!("unknown or unusable backend {}", s.backend)))?;
+            AuthorizerKind::Function(
+                function::FunctionAuthorizer::build(s, token, backend).map_err(err)?,
+            )
+        }
+        AuthorizerSettings::Sigv4(s) => AuthorizerKind::Sigv4(sigv4::Sigv4Authorizer::build(s)),
+        AuthorizerSettings::ServiceAccount(s) => AuthorizerKind::ServiceAccount(
+            service_account::ServiceAccountAuthorizer::build(id, s).map_err(err)?,
+        ),
+        AuthorizerSettings::Mtls(s) => AuthorizerKind::Mtls(mtls::MtlsAuthorizer::build(s)),
+    };
+    Ok(LiveAuthorizer {
+        id: id.to_string(),
+        identity_source: config.identity_source.clone(),
+        forward_headers,
+        kind,
+    })
 }
 
 /// State that outlives snapshots: JWKS caches (with their fetch rate limits) and the decision
@@ -196,42 +231,25 @@ pub(crate) async fn authorize(
     let mut body = crate::body::from_client(body);
     let mut authorizer = None;
     if let Some(authorization) = route.authorization {
+        // Boxed: authorizer futures are large, and routes with only an API key (or nothing)
+        // should not carry them.
         let found = tables
             .authorizers
             .get(&authorization.authorizer)
             .cloned()
             .ok_or_else(|| AuthError::UnknownAuthorizer(authorization.authorizer.clone()))?;
-        principal = match &found.kind {
-            AuthorizerKind::Jwt(jwt) => {
-                jwt.authorize(
-                    state,
-                    &found,
-                    &parts.headers,
-                    &parts.uri,
-                    &authorization.scopes,
-                )
-                .await?
-            }
-            AuthorizerKind::Function(function) => {
-                // The function's event shows the trace context the call carries.
-                if let Some(trace) = TraceContext::outgoing(ctx.trace.as_ref()) {
-                    trace.inject(&mut parts.headers);
-                }
-                function.authorize(state, &found, ctx, &parts).await?
-            }
-            AuthorizerKind::ServiceAccount(sa) => {
-                sa.authorize(state, &found, &parts.headers, &parts.uri)
-                    .await?
-            }
-            AuthorizerKind::Mtls(mtls) => mtls.authorize(ctx.client_cert.clone())?,
-            AuthorizerKind::Sigv4(sigv4) => {
-                let head = sigv4.check_head(&parts, std::time::SystemTime::now())?;
-                let bytes = read_body(body, limit).await?;
-                let principal = head.verify_body(&parts, &bytes)?;
-                body = full(bytes);
-                principal
-            }
-        };
+        let decided = Box::pin(run_authorizer(
+            state,
+            &found,
+            authorization,
+            limit,
+            &mut parts,
+            body,
+            ctx,
+        ))
+        .await?;
+        principal = decided.0;
+        body = decided.1;
         authorizer = Some(found);
     }
     if route.api_key_required {
@@ -254,6 +272,50 @@ pub(crate) async fn authorize(
         set_forward_headers(&mut parts.headers, &authorizer, ctx);
     }
     Ok(Request::from_parts(parts, body))
+}
+
+/// Runs one authorizer on the request head (and, for SigV4, its body, read up to `limit`):
+/// the caller's principal, and the body to forward.
+async fn run_authorizer(
+    state: &AuthState,
+    found: &LiveAuthorizer,
+    authorization: &RouteAuthorization,
+    limit: u64,
+    parts: &mut http::request::Parts,
+    body: ProxyBody,
+    ctx: &RequestContext,
+) -> Result<(Principal, ProxyBody), AuthError> {
+    let principal = match &found.kind {
+        AuthorizerKind::Jwt(jwt) => {
+            jwt.authorize(
+                state,
+                found,
+                &parts.headers,
+                &parts.uri,
+                &authorization.scopes,
+            )
+            .await?
+        }
+        AuthorizerKind::Function(function) => {
+            // The function's event shows the trace context the call carries.
+            if let Some(trace) = TraceContext::outgoing(ctx.trace.as_ref()) {
+                trace.inject(&mut parts.headers);
+            }
+            function.authorize(state, found, ctx, parts).await?
+        }
+        AuthorizerKind::ServiceAccount(sa) => {
+            sa.authorize(state, found, &parts.headers, &parts.uri)
+                .await?
+        }
+        AuthorizerKind::Mtls(mtls) => mtls.authorize(ctx.client_cert.clone())?,
+        AuthorizerKind::Sigv4(sigv4) => {
+            let head = sigv4.check_head(parts, std::time::SystemTime::now())?;
+            let bytes = read_body(body, limit).await?;
+            let principal = head.verify_body(parts, &bytes)?;
+            return Ok((principal, full(bytes)));
+        }
+    };
+    Ok((principal, body))
 }
 
 /// Sets the authorizer's forwarded headers whose template resolves completely. Client copies

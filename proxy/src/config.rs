@@ -37,6 +37,10 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 0;
 /// An HTTP/2 connection with no open stream for this long is closed (GOAWAY), whether or not
 /// the client sends PINGs.
 pub const DEFAULT_H2_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A connection whose responses wait this long for the client to take their next bytes (a
+/// full TCP window, an HTTP/2 flow-control window left at zero) is closed (nginx's
+/// `send_timeout`).
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// An upgraded (WebSocket) tunnel with no byte in either direction for this long is closed
 /// (API Gateway's WebSocket idle timeout).
 pub const DEFAULT_TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -240,6 +244,9 @@ pub struct ProxyConfig {
     pub header_read_timeout: Duration,
     /// An HTTP/2 connection with no open stream for this long is closed gracefully.
     pub h2_idle_timeout: Duration,
+    /// A connection whose responses make no progress towards the client for this long is
+    /// closed (the client does not read, or keeps its HTTP/2 window at zero).
+    pub send_timeout: Duration,
     /// An upgraded tunnel with no byte in either direction for this long is closed.
     pub tunnel_idle_timeout: Duration,
     /// Keep HTTP/1.1 connections alive.
@@ -265,8 +272,9 @@ pub struct ProxyConfig {
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are trusted (load balancers in front
     /// of the proxy); from anyone else those headers are replaced.
     pub trusted_hops: Vec<ipnet::IpNet>,
-    /// Threads serving the plain-HTTP listener, each with its own single-threaded runtime and
-    /// upstream pool (thread per core); 0 or 1: on the runtime that calls `serve`.
+    /// Threads serving each traffic listener (plain and TLS), each with its own
+    /// single-threaded runtime and upstream pool (thread per core); 0: on the runtime that
+    /// calls `serve` / `serve_tls` (embedding, tests).
     pub workers: usize,
     /// Failures in a row that eject an upstream endpoint; 0: never eject.
     pub outlier_consecutive_failures: u32,
@@ -307,6 +315,7 @@ impl Default for ProxyConfig {
             max_headers: DEFAULT_MAX_HEADERS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             h2_idle_timeout: DEFAULT_H2_IDLE_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
             tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
             keep_alive: DEFAULT_KEEP_ALIVE,
             h2_keep_alive_interval: DEFAULT_H2_KEEP_ALIVE_INTERVAL,
@@ -320,7 +329,7 @@ impl Default for ProxyConfig {
             body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
             trusted_hops: Vec::new(),
             https_port: 443,
-            workers: 1,
+            workers: 0,
             outlier_consecutive_failures: DEFAULT_OUTLIER_CONSECUTIVE_FAILURES,
             outlier_base_ejection: DEFAULT_OUTLIER_BASE_EJECTION,
             max_connections: DEFAULT_MAX_CONNECTIONS,

@@ -480,7 +480,7 @@ impl AuthError {
     }
 }
 
-/// Why the authorization tables of a snapshot cannot be built.
+/// Why a piece of the authorization tables (a policy, key or authorizer) cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthApplyError {
     /// A CIDR of a resource policy does not parse.
@@ -509,9 +509,20 @@ pub enum AuthApplyError {
     },
 }
 
-/// Why a snapshot cannot be applied. The snapshot is rejected whole; the old one stays.
+/// Why a part of a snapshot (a stage, backend, host rule, authorizer, key or certificate)
+/// cannot be applied: that part is left out and reported, the rest serves.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    /// A stage needs a piece that was left out (its Api's resource policy, an authorizer).
+    #[error("it needs {what} {id}, which was left out: {reason}")]
+    NeedsUnusable {
+        /// What kind of piece.
+        what: &'static str,
+        /// Its id.
+        id: String,
+        /// Why that piece was left out.
+        reason: String,
+    },
     /// A host points at a stage the snapshot does not have.
     #[error("host {host} refers to unknown stage {stage}")]
     UnknownStage {

@@ -56,7 +56,7 @@ pub use error::{
 pub use limits::usage;
 pub use telemetry::metrics::NONE_LABEL;
 
-use server::{accept, admin, tls, workers};
+use server::{accept, admin, workers};
 use state::Shared;
 
 /// The outcome of [`Proxy::apply`]: the snapshot serves, less the parts it lists.
@@ -99,37 +99,29 @@ impl Proxy {
     pub fn apply(&self, snapshot: Snapshot) -> Result<Applied, ApplyError> {
         let version = snapshot.version.clone();
         let previous = self.shared.tables.load_full();
-        match tables::Tables::build(
+        let runtime = tables::Tables::build(
             snapshot,
             previous.as_deref(),
             &self.shared.limiters,
             &self.shared.caches,
-        ) {
-            Ok(runtime) => {
-                let dropped = runtime.dropped.clone();
-                self.shared.tables.store(Some(Arc::new(runtime)));
-                self.shared.limiters.prune();
-                self.shared.caches.prune();
-                self.shared.metrics.snapshot_applied(Some(&version));
-                self.shared.metrics.snapshot_dropped(&dropped);
-                for part in &dropped {
-                    tracing::warn!(
-                        version = %version,
-                        kind = %part.kind,
-                        id = %part.id,
-                        reason = %part.reason,
-                        "snapshot part dropped; the rest is applied"
-                    );
-                }
-                tracing::info!(version = %version, dropped = dropped.len(), "snapshot applied");
-                Ok(Applied { version, dropped })
-            }
-            Err(error) => {
-                self.shared.metrics.snapshot_applied(None);
-                tracing::warn!(version = %version, %error, "snapshot rejected");
-                Err(error)
-            }
+        );
+        let dropped = runtime.dropped.clone();
+        self.shared.tables.store(Some(Arc::new(runtime)));
+        self.shared.limiters.prune();
+        self.shared.caches.prune();
+        self.shared.metrics.snapshot_applied(Some(&version));
+        self.shared.metrics.snapshot_dropped(&dropped);
+        for part in &dropped {
+            tracing::warn!(
+                version = %version,
+                kind = %part.kind,
+                id = %part.id,
+                reason = %part.reason,
+                "snapshot part dropped; the rest is applied"
+            );
         }
+        tracing::info!(version = %version, dropped = dropped.len(), "snapshot applied");
+        Ok(Applied { version, dropped })
     }
 
     /// What this proxy counted today, for the controller's `UsagePlan.status` rollup (sent by
@@ -159,40 +151,49 @@ impl Proxy {
     }
 
     /// Serves traffic (HTTP/1.1 and h2c) on `listener` until `shutdown` completes, then drains.
-    /// With `workers` > 1 in the config, on that many threads of their own (thread per core).
+    /// With `workers` ≥ 1 in the config, on that many threads of their own (thread per core);
+    /// with 0, on the runtime that calls this.
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let config = &self.shared.config;
         self.start_usage_flush();
         self.shared.tracer.start_export();
         self.start_websocket_relay();
-        if config.workers > 1 {
-            let served =
-                workers::serve(Arc::clone(&self.shared), listener, shutdown, config.workers).await;
-            self.shared.quotas.release().await;
-            self.shared.tracer.flush().await;
-            return served;
-        }
-        let settings = accept::ListenerSettings {
-            permits: Some(Arc::clone(&self.shared.connections)),
-            per_client: self.shared.per_client(),
-            gauge: Some(self.shared.metrics.active_connections.clone()),
-            ..accept::ListenerSettings::new(config)
-        };
-        let shared = Arc::clone(&self.shared);
-        let served = accept::accept_loop(listener, shutdown, settings, move |request, peer| {
-            let upstream = Arc::clone(&shared.upstream);
-            pipeline::handle(Arc::clone(&shared), upstream, request, peer, "http")
-        })
-        .await;
+        let served = self
+            .serve_kind(listener, shutdown, workers::Kind::Plain)
+            .await;
         // Give unspent quota leases back, so the other replicas can spend them.
         self.shared.quotas.release().await;
         // Send the spans of the last requests.
         self.shared.tracer.flush().await;
         served
+    }
+
+    /// The accept loop of a traffic listener, on worker threads or on this runtime.
+    async fn serve_kind(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        kind: workers::Kind,
+    ) -> std::io::Result<()> {
+        let workers = self.shared.config.workers;
+        if workers >= 1 {
+            return workers::serve(Arc::clone(&self.shared), listener, shutdown, workers, kind)
+                .await;
+        }
+        let settings = workers::listener_settings(&self.shared, kind);
+        let scheme = match kind {
+            workers::Kind::Plain => "http",
+            workers::Kind::Tls => "https",
+        };
+        let shared = Arc::clone(&self.shared);
+        accept::accept_loop(listener, shutdown, settings, move |request, peer| {
+            let upstream = Arc::clone(&shared.upstream);
+            pipeline::handle(Arc::clone(&shared), upstream, request, peer, scheme)
+        })
+        .await
     }
 
     /// Starts (once) the task that answers `@connections` calls relayed from other replicas
@@ -246,21 +247,9 @@ impl Proxy {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         self.shared.tracer.start_export();
-        let config = &self.shared.config;
         self.start_websocket_relay();
-        let settings = accept::ListenerSettings {
-            tls: Some(tls::Acceptor::new(Arc::clone(&self.shared))),
-            permits: Some(Arc::clone(&self.shared.tls_connections)),
-            per_client: self.shared.per_client(),
-            gauge: Some(self.shared.metrics.active_connections.clone()),
-            ..accept::ListenerSettings::new(config)
-        };
-        let shared = Arc::clone(&self.shared);
-        accept::accept_loop(listener, shutdown, settings, move |request, peer| {
-            let upstream = Arc::clone(&shared.upstream);
-            pipeline::handle(Arc::clone(&shared), upstream, request, peer, "https")
-        })
-        .await
+        self.serve_kind(listener, shutdown, workers::Kind::Tls)
+            .await
     }
 
     /// Serves the admin endpoints (`/healthz`, `/readyz`, `/metrics`, `/config_dump`).

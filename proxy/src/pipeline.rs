@@ -110,7 +110,11 @@ async fn serve(
     step!(admit::policy(tables, stage, ex));
     if stage.api.websocket.is_some() {
         // A WebSocket Api's stage: upgrades and `@connections` calls (`pipeline/websocket.rs`).
-        return websocket::serve(shared, upstream, tables, stage, request, ex).await;
+        // Boxed: its future is large and most requests never need it.
+        return Box::pin(websocket::serve(
+            shared, upstream, tables, stage, request, ex,
+        ))
+        .await;
     }
     let deployment = route::choose_deployment(stage, request.headers(), ex);
     let route = step!(route::match_route(stage, deployment, &request, ex));

@@ -107,10 +107,10 @@ pub(crate) struct LiveRoute {
 }
 
 impl Tables {
-    /// Builds every table. A stage, backend or host rule that cannot be built is left out and
-    /// listed in [`Tables::dropped`] (a stage whose route needs a dropped backend goes too);
-    /// the rest serves, so one object never freezes every tenant. What is shared by every
-    /// stage (authorization tables, certificates) still rejects the whole snapshot.
+    /// Builds every table. A backend, authorizer, API key, certificate, stage or host rule that
+    /// cannot be built is left out and listed in [`Tables::dropped`] (a stage that needs a
+    /// dropped backend, authorizer or resource policy goes too: it fails closed); the rest
+    /// serves, so one object never freezes every tenant.
     ///
     /// Endpoint state (in-flight counts, outlier ejections) of `previous` carries over for the
     /// same backend and address; token buckets come from `limiters`, so unchanged throttles
@@ -121,7 +121,7 @@ impl Tables {
         previous: Option<&Tables>,
         limiters: &Limiters,
         caches: &Caches,
-    ) -> Result<Self, ApplyError> {
+    ) -> Self {
         let mut dropped = Vec::new();
         let mut schemas = SchemaCache::default();
         let mut backends: HashMap<String, Arc<LiveBackend>> = HashMap::new();
@@ -139,20 +139,33 @@ impl Tables {
             .iter()
             .map(|a| (a.id.as_str(), Arc::new(a.clone())))
             .collect();
+        let (auth, unusable) = crate::auth::AuthTables::build(&snapshot, &backends);
+        for (id, error) in &unusable.authorizers {
+            dropped.push(part("authorizer", id, error));
+        }
+        for (id, error) in &unusable.keys {
+            dropped.push(part("key", id, error));
+        }
         let reserved = reserved_headers(&snapshot);
         let mut stages = Vec::with_capacity(snapshot.stages.len());
         let mut stage_index = HashMap::new();
         let mut dropped_stages = std::collections::HashSet::new();
         for stage in &snapshot.stages {
-            match live_stage(
-                stage,
-                &apis,
-                &backends,
-                &reserved,
-                limiters,
-                caches,
-                &mut schemas,
-            ) {
+            let built = needs_unusable(stage, &apis, &unusable).map_or_else(
+                || {
+                    live_stage(
+                        stage,
+                        &apis,
+                        &backends,
+                        &reserved,
+                        limiters,
+                        caches,
+                        &mut schemas,
+                    )
+                },
+                Err,
+            );
+            match built {
                 Ok(live) => {
                     stage_index.insert(stage.id.as_str(), stages.len());
                     stages.push(live);
@@ -223,10 +236,12 @@ impl Tables {
         for (host, error) in &host_errors {
             dropped.push(part("host", host, error));
         }
-        let auth = crate::auth::AuthTables::build(&snapshot, &backends)?;
         let plans = crate::limits::PlanLimits::build(&snapshot.usage_plans, limiters);
-        let certificates = certs::CertTable::build(&snapshot.certificates)?;
-        Ok(Self {
+        let (certificates, bad_certificates) = certs::CertTable::build(&snapshot.certificates);
+        for (names, error) in &bad_certificates {
+            dropped.push(part("certificate", names, error));
+        }
+        Self {
             auth,
             plans,
             snapshot: Arc::new(snapshot),
@@ -235,11 +250,42 @@ impl Tables {
             certificates,
             backends,
             dropped,
-        })
+        }
     }
 }
 
-fn part(kind: &str, id: &str, error: &ApplyError) -> DroppedPart {
+/// Why a stage cannot serve because a piece it needs was left out: its Api's resource policy
+/// or an authorizer of one of its routes (main or canary) or of its `@connections` API.
+fn needs_unusable(
+    stage: &causeway_snapshot::StageConfig,
+    apis: &HashMap<&str, Arc<ApiConfig>>,
+    unusable: &crate::auth::Unusable,
+) -> Option<ApplyError> {
+    let needs = |what, id: &str, error: &crate::error::AuthApplyError| ApplyError::NeedsUnusable {
+        what,
+        id: id.to_string(),
+        reason: error.to_string(),
+    };
+    if let Some(error) = unusable.policies.get(&stage.api) {
+        return Some(needs("the resource policy of Api", &stage.api, error));
+    }
+    let connections = apis
+        .get(stage.api.as_str())
+        .and_then(|api| api.websocket.as_ref())
+        .and_then(|ws| ws.connections_authorization.as_ref());
+    let deployments =
+        std::iter::once(&stage.main).chain(stage.canary.iter().map(|c| &c.deployment));
+    deployments
+        .flat_map(|d| &d.routes)
+        .filter_map(|route| route.authorization.as_ref())
+        .chain(connections)
+        .find_map(|a| {
+            let error = unusable.authorizers.get(&a.authorizer)?;
+            Some(needs("authorizer", &a.authorizer, error))
+        })
+}
+
+fn part(kind: &str, id: &str, error: &impl std::fmt::Display) -> DroppedPart {
     DroppedPart {
         kind: kind.to_string(),
         id: id.to_string(),

@@ -86,9 +86,10 @@ pub struct Ack {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct DroppedPart {
-    /// What kind of part: `stage`, `backend` or `host`.
+    /// What kind of part: `stage`, `backend`, `host`, `authorizer`, `key` or `certificate`.
     pub kind: String,
-    /// Its id (`namespace/api/stage`, a backend id, a hostname).
+    /// Its id (`namespace/api/stage`, a backend id, a hostname, an authorizer id,
+    /// `plan/key`, a certificate's host names joined with `,`).
     pub id: String,
     /// Why it could not be built.
     pub reason: String,

@@ -25,17 +25,22 @@ pub(crate) struct KeyTable {
 }
 
 impl KeyTable {
-    pub fn build(plans: &[UsagePlanConfig]) -> Result<Self, AuthApplyError> {
+    /// Builds the table; a key whose hash does not decode is left out (it is refused like an
+    /// unknown key) and returned with its `plan/key` id, the rest of its plan serves.
+    pub fn build(plans: &[UsagePlanConfig]) -> (Self, Vec<(String, AuthApplyError)>) {
         let mut by_stage: HashMap<String, HashMap<[u8; 32], ApiKey>> = HashMap::new();
+        let mut unusable = Vec::new();
         for plan in plans {
             for key in plan.keys.iter().filter(|k| k.enabled) {
                 let mut hash = [0u8; 32];
-                hex::decode_to_slice(&key.sha256, &mut hash).map_err(|_| {
-                    AuthApplyError::KeyHash {
+                if hex::decode_to_slice(&key.sha256, &mut hash).is_err() {
+                    let error = AuthApplyError::KeyHash {
                         plan: plan.id.clone(),
                         key: key.id.clone(),
-                    }
-                })?;
+                    };
+                    unusable.push((format!("{}/{}", plan.id, key.id), error));
+                    continue;
+                }
                 for stage in &plan.stages {
                     by_stage.entry(stage.stage.clone()).or_default().insert(
                         hash,
@@ -47,7 +52,7 @@ impl KeyTable {
                 }
             }
         }
-        Ok(Self { by_stage })
+        (Self { by_stage }, unusable)
     }
 
     /// The enabled key with this value bound to this stage.
@@ -90,11 +95,11 @@ mod tests {
 
     #[test]
     fn a_key_is_found_by_its_value_only_on_the_stages_of_its_plan_and_only_when_enabled() {
-        let table = KeyTable::build(&[plan(&[
+        let (table, unusable) = KeyTable::build(&[plan(&[
             ("alice", "alice-key-0123456789", true),
             ("bob", "bob-key-0123456789ab", false),
-        ])])
-        .expect("builds");
+        ])]);
+        assert!(unusable.is_empty());
         let found = table.find("default/pets/prod", b"alice-key-0123456789");
         assert_eq!(found.map(|k| k.id.as_str()), Some("alice"));
         assert!(
@@ -108,5 +113,27 @@ mod tests {
                 .is_none()
         );
         assert!(table.find("default/pets/prod", b"nobody").is_none());
+    }
+
+    #[test]
+    fn a_key_with_a_bad_hash_is_left_out_and_named_while_the_rest_of_its_plan_serves() {
+        let mut plan = plan(&[
+            ("alice", "alice-key-0123456789", true),
+            ("carol", "carol-key-0123456789", true),
+        ]);
+        plan.keys[1].sha256 = "not-hex".into();
+        let (table, unusable) = KeyTable::build(&[plan]);
+        assert_eq!(unusable.len(), 1);
+        assert_eq!(unusable[0].0, "default/gold/carol");
+        assert!(
+            table
+                .find("default/pets/prod", b"alice-key-0123456789")
+                .is_some()
+        );
+        assert!(
+            table
+                .find("default/pets/prod", b"carol-key-0123456789")
+                .is_none()
+        );
     }
 }

@@ -82,7 +82,9 @@ pub(super) async fn integrate(
     response
 }
 
-/// The integration itself (see [`integrate`]).
+/// The integration itself (see [`integrate`]). Only plain `HTTP_PROXY` and MOCK run inline;
+/// the larger futures of mapped, Lambda and templated integrations are boxed, so the common
+/// request's future (moved whole into hyper's dispatcher) stays small.
 async fn call(
     shared: &Shared,
     upstream: &Upstream,
@@ -94,7 +96,7 @@ async fn call(
         LiveIntegration::Mock(mock) => match &mock.templates {
             None => mock.respond(&ex.ctx.params),
             Some(templates) => {
-                let (parts, body) = match read_body(shared, &target, request).await {
+                let (parts, body) = match Box::pin(read_body(shared, &target, request)).await {
                     Ok(read) => read,
                     Err(error) => return respond::fail(Some(&target.stage.api), error, ex),
                 };
@@ -108,20 +110,26 @@ async fn call(
         LiveIntegration::HttpProxy(http) => match &http.templates {
             None => forward(shared, upstream, &target, http, request, ex).await,
             Some(templates) => {
-                forward_mapped(shared, upstream, &target, http, templates, request, ex).await
+                Box::pin(forward_mapped(
+                    shared, upstream, &target, http, templates, request, ex,
+                ))
+                .await
             }
         },
         LiveIntegration::Lambda(lambda) => {
-            invoke_mapped(shared, upstream, &target, lambda, request, ex).await
+            Box::pin(invoke_mapped(
+                shared, upstream, &target, lambda, request, ex,
+            ))
+            .await
         }
         LiveIntegration::LambdaProxy(lambda) => {
-            let invoked = crate::integration::lambda::invoke(
+            let invoked = Box::pin(crate::integration::lambda::invoke(
                 upstream,
                 lambda,
                 request,
                 &ex.ctx,
                 &target.stage.api.binary_media_types,
-            )
+            ))
             .await;
             ex.ctx.integration_latency = invoked.sent_at.map(|t| t.elapsed());
             ex.ctx.integration_status = invoked.status;

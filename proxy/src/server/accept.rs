@@ -12,6 +12,10 @@
 //! - An HTTP/2 connection with no open stream for `h2_idle_timeout` is shut down gracefully
 //!   (GOAWAY); PINGs do not count as activity. Open streams are counted here: a request is in
 //!   flight from its head until its response body has been sent or dropped.
+//! - A connection whose responses wait `send_timeout` for the client to take their next bytes
+//!   is closed: a client that stops reading (a full TCP window) or holds its HTTP/2 windows
+//!   at zero cannot pin streams, buffers and upstream connections. A response waiting on its
+//!   backend is not waiting on the client and does not count.
 //! - An upgraded (WebSocket) tunnel keeps its connection's permits, has an idle timeout, and
 //!   ends when the proxy drains (`tunnel`).
 
@@ -105,6 +109,7 @@ impl ListenerSettings {
             timeouts: Timeouts {
                 first_request: config.header_read_timeout,
                 h2_idle: config.h2_idle_timeout,
+                send: config.send_timeout,
                 tunnel_idle: config.tunnel_idle_timeout,
             },
         }
@@ -118,6 +123,8 @@ pub(crate) struct Timeouts {
     pub first_request: Duration,
     /// HTTP/2 with no open stream.
     pub h2_idle: Duration,
+    /// Responses waiting for the client to read.
+    pub send: Duration,
     /// An upgraded tunnel with no byte either way.
     pub tunnel_idle: Duration,
 }
@@ -158,6 +165,11 @@ struct Activity {
     served: AtomicBool,
     /// Whether the connection speaks HTTP/2 (known from its first request).
     h2: AtomicBool,
+    /// Response bodies that handed hyper a frame which it has not yet written (it polls the
+    /// body again only once the client has taken the bytes or opened its window).
+    sending: AtomicUsize,
+    /// Milliseconds after `opened` of the last send progress while `sending > 0`.
+    send_progress_ms: AtomicU64,
     /// Woken when the last request in flight ends.
     idle: Notify,
 }
@@ -170,6 +182,8 @@ impl Activity {
             idle_since_ms: AtomicU64::new(0),
             served: AtomicBool::new(false),
             h2: AtomicBool::new(false),
+            sending: AtomicUsize::new(0),
+            send_progress_ms: AtomicU64::new(0),
             idle: Notify::new(),
         }
     }
@@ -181,6 +195,47 @@ impl Activity {
         }
         self.served.store(true, Ordering::SeqCst);
         InFlight(Arc::clone(self))
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A body handed hyper a frame: it now waits for the client.
+    fn frame_out(&self) {
+        if self.sending.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.send_progress_ms
+                .store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// hyper came back for more (the client took the bytes), or the body ended.
+    fn frame_taken(&self) {
+        self.send_progress_ms
+            .store(self.now_ms(), Ordering::Relaxed);
+        self.sending.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// When responses in flight count as stalled on the client, if they make no progress
+    /// before: `send` after the last progress while some body waits on the client; while
+    /// none does, a check one `send` from now. `None`: nothing in flight.
+    fn send_deadline(&self, timeouts: &Timeouts) -> Option<Instant> {
+        if self.in_flight.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        if self.sending.load(Ordering::Relaxed) == 0 {
+            return Some(Instant::now() + timeouts.send);
+        }
+        let since = Duration::from_millis(self.send_progress_ms.load(Ordering::Relaxed));
+        Some(self.opened + since + timeouts.send)
+    }
+
+    /// Whether some response has waited on the client for `send` with no progress.
+    fn send_stalled(&self, timeouts: &Timeouts) -> bool {
+        self.sending.load(Ordering::Relaxed) > 0
+            && self
+                .send_deadline(timeouts)
+                .is_some_and(|d| d <= Instant::now())
     }
 
     /// When the connection is idle too long, if nothing starts before; `None`: no limit now
@@ -216,10 +271,21 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request in flight until it is done.
+/// A response body that keeps its request in flight until it is done, and tells the
+/// connection when it waits on the client (see [`Activity::sending`]).
 struct TrackedBody {
     inner: ProxyBody,
-    _in_flight: InFlight,
+    in_flight: InFlight,
+    /// A frame was handed out and hyper has not come back for the next one.
+    waiting_on_client: bool,
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        if self.waiting_on_client {
+            self.in_flight.0.frame_taken();
+        }
+    }
 }
 
 impl http_body::Body for TrackedBody {
@@ -230,7 +296,16 @@ impl http_body::Body for TrackedBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, BoxError>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        let this = &mut *self;
+        if std::mem::take(&mut this.waiting_on_client) {
+            this.in_flight.0.frame_taken();
+        }
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(_))) = &polled {
+            this.waiting_on_client = true;
+            this.in_flight.0.frame_out();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -407,7 +482,8 @@ where
                 );
                 Ok::<_, Infallible>(response.map(|inner| TrackedBody {
                     inner,
-                    _in_flight: in_flight,
+                    in_flight,
+                    waiting_on_client: false,
                 }))
             }
         });
@@ -423,6 +499,7 @@ where
             } else {
                 activity.deadline(&timeouts)
             };
+            let send_deadline = activity.send_deadline(&timeouts);
             tokio::select! {
                 result = connection.as_mut() => return result,
                 changed = phase.changed() => {
@@ -448,6 +525,12 @@ where
                 }
                 _ = tokio::time::sleep_until(close_by.unwrap_or_else(Instant::now)), if close_by.is_some() => {
                     return Ok(());
+                }
+                _ = tokio::time::sleep_until(send_deadline.unwrap_or_else(Instant::now)), if send_deadline.is_some() => {
+                    if activity.send_stalled(&timeouts) {
+                        tracing::debug!(%peer, "client stopped reading; connection closed");
+                        return Ok(());
+                    }
                 }
             }
         }

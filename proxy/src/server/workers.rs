@@ -1,4 +1,4 @@
-//! Thread-per-core serving (`ProxyConfig::workers` > 1), the way nginx runs workers: N OS
+//! Thread-per-core serving (`ProxyConfig::workers` ≥ 1), the way nginx runs workers: N OS
 //! threads, each with its own single-threaded tokio runtime, accepting on the same listening
 //! socket and owning its own upstream connection pool (handed to the pipeline with each
 //! request). A request then lives on one thread from
@@ -19,6 +19,13 @@ use crate::server::accept;
 use crate::state::Shared;
 use crate::upstream::Upstream;
 
+/// What a listener serves: plain HTTP/1.1 and h2c, or TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Plain,
+    Tls,
+}
+
 /// Serves `listener` on `workers` threads until `shutdown` completes, then lets every worker
 /// drain.
 pub(crate) async fn serve(
@@ -26,6 +33,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     workers: usize,
+    kind: Kind,
 ) -> std::io::Result<()> {
     let listener = listener.into_std()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -36,7 +44,10 @@ pub(crate) async fn serve(
         let mut stop = stop_rx.clone();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
-            .name(format!("causeway-worker-{index}"))
+            .name(match kind {
+                Kind::Plain => format!("causeway-worker-{index}"),
+                Kind::Tls => format!("causeway-tls-{index}"),
+            })
             .spawn(move || {
                 let result = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -53,7 +64,7 @@ pub(crate) async fn serve(
                             };
                             // As a task, not as the `block_on` future: wake-ups of the
                             // `block_on` future go through the driver's eventfd.
-                            tokio::spawn(serve_one(shared, upstream, listener, stopped))
+                            tokio::spawn(serve_one(shared, upstream, listener, stopped, kind))
                                 .await
                                 .map_err(std::io::Error::other)?
                         })
@@ -88,13 +99,12 @@ async fn serve_one(
     upstream: Arc<Upstream>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    kind: Kind,
 ) -> std::io::Result<()> {
-    let config = &shared.config;
-    let settings = accept::ListenerSettings {
-        permits: Some(Arc::clone(&shared.connections)),
-        per_client: shared.per_client(),
-        gauge: Some(shared.metrics.active_connections.clone()),
-        ..accept::ListenerSettings::new(config)
+    let settings = listener_settings(&shared, kind);
+    let scheme = match kind {
+        Kind::Plain => "http",
+        Kind::Tls => "https",
     };
     let handler_shared = Arc::clone(&shared);
     accept::accept_loop(listener, shutdown, settings, move |request, peer| {
@@ -103,8 +113,27 @@ async fn serve_one(
             Arc::clone(&upstream),
             request,
             peer,
-            "http",
+            scheme,
         )
     })
     .await
+}
+
+/// The accept settings of a traffic listener: its connection cap (plain and TLS have one
+/// each), the per-client cap, the gauge, and TLS termination for [`Kind::Tls`].
+pub(crate) fn listener_settings(shared: &Arc<Shared>, kind: Kind) -> accept::ListenerSettings {
+    let (tls, permits) = match kind {
+        Kind::Plain => (None, Arc::clone(&shared.connections)),
+        Kind::Tls => (
+            Some(crate::server::tls::Acceptor::new(Arc::clone(shared))),
+            Arc::clone(&shared.tls_connections),
+        ),
+    };
+    accept::ListenerSettings {
+        tls,
+        permits: Some(permits),
+        per_client: shared.per_client(),
+        gauge: Some(shared.metrics.active_connections.clone()),
+        ..accept::ListenerSettings::new(&shared.config)
+    }
 }

@@ -30,40 +30,20 @@ pub(crate) struct CertTable {
 }
 
 impl CertTable {
-    /// Parses every certificate, key and client CA, and builds their server settings; one that
-    /// does not load rejects the snapshot.
-    pub fn build(certificates: &[Certificate]) -> Result<Self, ApplyError> {
+    /// Parses every certificate, key and client CA, and builds their server settings. One that
+    /// does not load is left out and returned with its host names (a handshake for those names
+    /// then fails: no certificate is better than a wrong one); the others serve.
+    pub fn build(certificates: &[Certificate]) -> (Self, Vec<(String, ApplyError)>) {
         let mut table = Self::default();
+        let mut unusable = Vec::new();
         for c in certificates {
-            let context = c.hostnames.join(",");
-            let invalid = |what: &'static str, error: String| ApplyError::Invalid {
-                what,
-                value: error,
-                context: format!("certificate for {context}"),
-            };
-            let chain = CertificateDer::pem_slice_iter(c.cert_chain_pem.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| invalid("certificate chain", e.to_string()))?;
-            if chain.is_empty() {
-                return Err(invalid("certificate chain", "no certificate".into()));
-            }
-            let key = PrivateKeyDer::from_pem_slice(c.private_key_pem.as_bytes())
-                .map_err(|e| invalid("private key", e.to_string()))?;
-            let key = ring::sign::any_supported_type(&key)
-                .map_err(|e| invalid("private key", e.to_string()))?;
-            let certified = Arc::new(CertifiedKey::new(chain, key));
-            let verifier = match &c.client_ca_pem {
-                None => None,
-                Some(pem) => {
-                    Some(client_verifier(pem).map_err(|e| invalid("client CA bundle", e))?)
+            let entry = match sni_entry(c) {
+                Ok(entry) => Arc::new(entry),
+                Err(error) => {
+                    unusable.push((c.hostnames.join(","), error));
+                    continue;
                 }
             };
-            let config = server_config(certified, verifier)
-                .map_err(|e| invalid("TLS settings", e.to_string()))?;
-            let entry = Arc::new(SniEntry {
-                config: Arc::new(config),
-                client_ca: c.client_ca_pem.as_deref().map(Arc::from),
-            });
             for name in &c.hostnames {
                 let name = name.to_ascii_lowercase();
                 match name.strip_prefix('*') {
@@ -79,7 +59,7 @@ impl CertTable {
         table
             .wildcards
             .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
-        Ok(table)
+        (table, unusable)
     }
 
     /// The settings for an SNI (or `Host`) name.
@@ -92,6 +72,38 @@ impl CertTable {
                 .map(|(_, c)| c)
         })
     }
+}
+
+/// The server settings of one certificate: its chain and key, and the client verifier of a
+/// mutual-TLS domain.
+fn sni_entry(c: &Certificate) -> Result<SniEntry, ApplyError> {
+    let context = c.hostnames.join(",");
+    let invalid = |what: &'static str, error: String| ApplyError::Invalid {
+        what,
+        value: error,
+        context: format!("certificate for {context}"),
+    };
+    let chain = CertificateDer::pem_slice_iter(c.cert_chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("certificate chain", e.to_string()))?;
+    if chain.is_empty() {
+        return Err(invalid("certificate chain", "no certificate".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(c.private_key_pem.as_bytes())
+        .map_err(|e| invalid("private key", e.to_string()))?;
+    let key =
+        ring::sign::any_supported_type(&key).map_err(|e| invalid("private key", e.to_string()))?;
+    let certified = Arc::new(CertifiedKey::new(chain, key));
+    let verifier = match &c.client_ca_pem {
+        None => None,
+        Some(pem) => Some(client_verifier(pem).map_err(|e| invalid("client CA bundle", e))?),
+    };
+    let config =
+        server_config(certified, verifier).map_err(|e| invalid("TLS settings", e.to_string()))?;
+    Ok(SniEntry {
+        config: Arc::new(config),
+        client_ca: c.client_ca_pem.as_deref().map(Arc::from),
+    })
 }
 
 /// A verifier that requires a client certificate chaining to one of the bundle's CAs.

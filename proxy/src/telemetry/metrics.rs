@@ -115,7 +115,8 @@ struct ApplyResultLabels {
     result: &'static str,
 }
 
-/// The kind of a dropped snapshot part: `stage`, `backend` or `host` (bounded).
+/// The kind of a dropped snapshot part: `stage`, `backend`, `host`, `authorizer`, `key` or
+/// `certificate` (bounded).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DroppedLabels {
     kind: String,
@@ -312,7 +313,14 @@ impl Metrics {
     /// Sets the dropped-parts gauge to what the applied snapshot left out (0 for each kind
     /// when nothing was).
     pub fn snapshot_dropped(&self, dropped: &[causeway_snapshot::push::DroppedPart]) {
-        for kind in ["stage", "backend", "host"] {
+        for kind in [
+            "stage",
+            "backend",
+            "host",
+            "authorizer",
+            "key",
+            "certificate",
+        ] {
             let count = dropped.iter().filter(|d| d.kind == kind).count();
             self.snapshot_dropped
                 .get_or_create(&DroppedLabels {

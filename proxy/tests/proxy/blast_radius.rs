@@ -2,7 +2,8 @@
 //! reported, and the rest of the same snapshot takes effect.
 
 use causeway_snapshot::{
-    ApiKeyConfig, BasePathMapping, Integration, PlanStage, Snapshot, StageConfig, UsagePlanConfig,
+    ApiKeyConfig, AuthorizerConfig, AuthorizerSettings, BasePathMapping, Certificate, Integration,
+    PlanStage, RouteAuthorization, Sigv4Settings, Snapshot, StageConfig, UsagePlanConfig,
 };
 use http::{Method, StatusCode};
 use sha2::{Digest, Sha256};
@@ -144,4 +145,106 @@ async fn a_host_mapping_to_a_stage_the_snapshot_lacks_is_dropped_and_reported() 
         with_key(&proxy, "/prod/private", ALICE).await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn an_unusable_authorizer_key_or_certificate_is_dropped_with_what_needs_it_and_the_rest_serves()
+ {
+    let proxy = TestProxy::with_snapshot(snapshot(true, false)).await;
+    let mut next = snapshot(true, false);
+    // Stage `bad` has a route behind an authorizer whose forwarded header name cannot exist.
+    let mut guarded = mock("GET /private", "other tenant");
+    guarded.authorization = Some(RouteAuthorization {
+        authorizer: "default/broken".into(),
+        scopes: vec![],
+    });
+    let mut bad: StageConfig = next.stages[0].clone();
+    bad.id = BAD_STAGE.into();
+    bad.name = "bad".into();
+    bad.main.routes = vec![guarded];
+    next.stages.push(bad);
+    next.hosts[0].mappings.push(BasePathMapping {
+        base_path: "bad".into(),
+        stage: BAD_STAGE.into(),
+    });
+    next.authorizers.insert(
+        "default/broken".into(),
+        AuthorizerConfig {
+            id: "default/broken".into(),
+            api: next.stages[0].api.clone(),
+            identity_source: vec![],
+            forward_headers: [(
+                "x bad\nname".to_string(),
+                "$context.principalId".to_string(),
+            )]
+            .into(),
+            settings: AuthorizerSettings::Sigv4(Sigv4Settings {
+                region: "us-east-1".into(),
+                service: "execute-api".into(),
+                max_skew_seconds: 300,
+                secret_access_keys: Default::default(),
+            }),
+        },
+    );
+    // Bob's key hash is not hex; a certificate does not parse.
+    next.usage_plans[0].keys[1].sha256 = "zz".into();
+    next.certificates.push(Certificate {
+        hostnames: vec!["x.test".into()],
+        cert_chain_pem: "not a certificate".into(),
+        private_key_pem: "not a key".into(),
+        client_ca_pem: None,
+    });
+    let next = next.seal();
+    let applied = proxy.proxy.apply(next.clone()).expect("the rest applies");
+    assert_eq!(proxy.proxy.version(), Some(next.version.clone()));
+    let mut parts: Vec<(&str, &str)> = applied
+        .dropped
+        .iter()
+        .map(|p| (p.kind.as_str(), p.id.as_str()))
+        .collect();
+    parts.sort();
+    assert_eq!(
+        parts,
+        vec![
+            ("authorizer", "default/broken"),
+            ("certificate", "x.test"),
+            ("key", "default/gold/bob"),
+            ("stage", BAD_STAGE),
+        ],
+        "{:?}",
+        applied.dropped
+    );
+    let stage = applied
+        .dropped
+        .iter()
+        .find(|p| p.kind == "stage")
+        .expect("stage");
+    assert!(
+        stage.reason.contains("authorizer default/broken"),
+        "{}",
+        stage.reason
+    );
+
+    let alice = with_key(&proxy, "/prod/private", ALICE).await;
+    assert_eq!(
+        (alice.status, alice.body.as_str()),
+        (StatusCode::OK, "secret stuff")
+    );
+    let bob = with_key(&proxy, "/prod/private", BOB).await;
+    assert_eq!(
+        bob.status,
+        StatusCode::FORBIDDEN,
+        "an unusable key is refused"
+    );
+    let other = with_key(&proxy, "/bad/private", ALICE).await;
+    assert_ne!(
+        other.body, "other tenant",
+        "the dropped stage serves nothing"
+    );
+
+    let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin").await;
+    for kind in ["authorizer", "certificate", "key", "stage"] {
+        let line = format!(r#"causeway_proxy_snapshot_dropped_parts{{kind="{kind}"}} 1"#);
+        assert!(metrics.body.contains(&line), "{line} in {}", metrics.body);
+    }
 }

@@ -412,3 +412,103 @@ async fn a_backend_that_switches_protocols_unasked_is_a_502_not_a_tunnel() {
         assert!(!answer.contains("secret"), "{answer}");
     }
 }
+
+#[tokio::test]
+async fn an_http2_client_that_holds_its_window_at_zero_is_closed_after_the_send_timeout() {
+    let config = ProxyConfig {
+        send_timeout: SHORT,
+        ..ProxyConfig::default()
+    };
+    let (proxy, _upstream) = proxy_with(config).await;
+    let tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(0)
+        .initial_connection_window_size(65_535)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .expect("h2 handshake");
+    let (ended_tx, ended) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = conn.await;
+        let _ = ended_tx.send(Instant::now());
+    });
+    let response = send
+        .send_request(h2_get("/big", &[(RESPONSE_BYTES, "1048576")]))
+        .await
+        .expect("the head arrives");
+    assert_eq!(response.status(), StatusCode::OK);
+    // The head came; the body cannot, and the client never opens its window.
+    let waiting_from = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(5), ended)
+        .await
+        .expect("the proxy closed the stalled connection")
+        .expect("end time");
+    assert_about(ended - waiting_from, SHORT);
+    drop(response);
+}
+
+#[tokio::test]
+async fn an_http1_client_that_stops_reading_a_large_answer_is_closed_after_the_send_timeout() {
+    let config = ProxyConfig {
+        send_timeout: SHORT,
+        ..ProxyConfig::default()
+    };
+    let (proxy, _upstream) = proxy_with(config).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stream = socket.connect(proxy.addr).await.expect("connect");
+    let head = format!("GET /big HTTP/1.1\r\nHost: {HOST}\r\n{RESPONSE_BYTES}: 67108864\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    // Read nothing until the proxy has filled the socket buffers and given up; then whatever
+    // arrived ends well short of the 64 MiB answer.
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::time::sleep(SHORT * 4).await; // the stall under test: the client does not read
+        stream.read_to_end(&mut out).await
+    })
+    .await;
+    assert!(read.is_ok(), "the proxy kept the stalled connection open");
+    assert!(
+        out.len() < 64 << 20,
+        "the whole answer arrived: {}",
+        out.len()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_backend_that_pauses_mid_answer_is_not_a_slow_client_and_its_answer_arrives_whole() {
+    // A backend that sends its head and a first chunk, pauses three send timeouts, then ends.
+    let backend = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = backend.local_addr().expect("address").to_string();
+    tokio::spawn(async move {
+        let (mut socket, _) = backend.accept().await.expect("accept");
+        let mut head = [0u8; 4096];
+        let _ = socket.read(&mut head).await;
+        let first = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n";
+        socket.write_all(first.as_bytes()).await.expect("head");
+        tokio::time::sleep(SHORT * 3).await; // the backend's pause under test
+        socket
+            .write_all(b"4\r\nlast\r\n0\r\n\r\n")
+            .await
+            .expect("rest");
+    });
+    let snapshot = SnapshotBuilder::new()
+        .route(proxy_to("ANY /{proxy+}", "paused"))
+        .backend("paused", &[address])
+        .build();
+    let config = ProxyConfig {
+        send_timeout: SHORT,
+        ..ProxyConfig::default()
+    };
+    let proxy = TestProxy::with_config(config, snapshot).await;
+    let answer = get(&http1(), &proxy.url("/paused"), HOST).await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::OK, "firstlast")
+    );
+}

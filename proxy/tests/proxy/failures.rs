@@ -106,19 +106,3 @@ async fn a_stage_whose_routes_conflict_is_dropped_and_reported_not_served_half_b
     let answer = get(&http1(), &proxy.url("/a/1"), HOST).await;
     assert!(!["1", "2"].contains(&answer.body.as_str()), "{answer:?}");
 }
-
-#[tokio::test]
-async fn a_snapshot_whose_shared_tables_do_not_build_leaves_the_old_one_serving() {
-    let good = SnapshotBuilder::new().route(mock("GET /a", "a")).build();
-    let proxy = TestProxy::with_snapshot(good.clone()).await;
-    let mut bad = SnapshotBuilder::new().route(mock("GET /a", "b")).build();
-    bad.certificates.push(causeway_snapshot::Certificate {
-        hostnames: vec!["x.test".into()],
-        cert_chain_pem: "not a certificate".into(),
-        private_key_pem: "not a key".into(),
-        client_ca_pem: None,
-    });
-    assert!(proxy.proxy.apply(bad.seal()).is_err());
-    assert_eq!(proxy.proxy.version(), Some(good.version));
-    assert_eq!(get(&http1(), &proxy.url("/a"), HOST).await.body, "a");
-}
