@@ -7,7 +7,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use super::{TestServer, add_authorizers, authorizer, with_authorizer};
+use super::{add_authorizers, authorizer, with_authorizer};
 use crate::support::*;
 
 const ISSUER: &str = "https://issuer.test";
@@ -98,22 +98,22 @@ fn with(mut base: Value, changes: Value) -> Value {
 }
 
 /// A JWKS server holding `keys`; also serves OIDC discovery pointing at it.
-async fn jwks_server(keys: &[&SigningKey]) -> TestServer {
+async fn jwks_server(keys: &[&SigningKey]) -> Upstream {
     let set = JwkSet {
         keys: keys.iter().map(|k| k.jwk.clone()).collect(),
     };
     let jwks = serde_json::to_string(&set).expect("jwks json");
     let addr = Arc::new(std::sync::Mutex::new(String::new()));
     let addr2 = addr.clone();
-    let server = TestServer::start(Arc::new(move |r| {
-        if r.path_and_query == "/.well-known/openid-configuration" {
+    let server = Upstream::with_handler(move |r: &Seen| {
+        if r.path_and_query() == "/.well-known/openid-configuration" {
             let base = addr2.lock().expect("lock").clone();
             let doc = json!({"issuer": ISSUER, "jwks_uri": format!("{base}/jwks.json")});
-            (StatusCode::OK, doc.to_string(), None)
+            Reply::json(doc.to_string())
         } else {
-            (StatusCode::OK, jwks.clone(), None)
+            Reply::json(jwks.clone())
         }
-    }))
+    })
     .await;
     *addr.lock().expect("lock") = format!("http://{}", server.addr);
     server
