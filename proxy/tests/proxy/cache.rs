@@ -89,7 +89,7 @@ async fn a_second_request_within_the_ttl_is_a_hit_and_after_the_ttl_a_miss() {
         &[],
         CacheInvalidationPolicy::Ignore,
     )];
-    let proxy = TestProxy::with_snapshot(snapshot(&upstream, 1 << 20, routes)).await;
+    let (proxy, clock) = TestProxy::with_manual_clock(snapshot(&upstream, 1 << 20, routes)).await;
     let first = fetch(&proxy, "/pets", HOST, &[]).await;
     let second = fetch(&proxy, "/pets", HOST, &[]).await;
     assert_eq!(
@@ -104,7 +104,7 @@ async fn a_second_request_within_the_ttl_is_a_hit_and_after_the_ttl_a_miss() {
         "a hit still gets its own request id"
     );
     assert_eq!(upstream.calls(), 1);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    clock.advance(Duration::from_millis(1_100));
     let third = fetch(&proxy, "/pets", HOST, &[]).await;
     assert_eq!(x_cache(&third), "Miss");
     assert_eq!(third.text(), "answer 1 for /pets");

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use causeway_proxy::{AccessLogSink, Proxy, ProxyConfig};
+use causeway_proxy::{AccessLogSink, Clock, Proxy, ProxyConfig};
 use causeway_snapshot::{
     AccessLog, ApiConfig, Backend, BasePathMapping, DeploymentConfig, GatewayResponse,
     GatewayResponseKind, HostConfig, HttpProxyIntegration, Integration, MockIntegration,
@@ -122,6 +122,17 @@ impl TestProxy {
         let proxy = Self::start_with(config).await;
         proxy.proxy.apply(snapshot).expect("snapshot applies");
         proxy
+    }
+
+    /// A proxy serving `snapshot` on a manual clock, and the clock: the test moves it
+    /// ([`Clock::advance`]) to expire TTLs, cache entries and quota windows without sleeping.
+    pub async fn with_manual_clock(snapshot: Snapshot) -> (Self, Clock) {
+        let clock = Clock::manual();
+        let config = ProxyConfig {
+            clock: clock.clone(),
+            ..ProxyConfig::default()
+        };
+        (Self::with_config(config, snapshot).await, clock)
     }
 
     /// The access-log lines so far, parsed as JSON.

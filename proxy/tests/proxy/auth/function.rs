@@ -222,7 +222,8 @@ async fn a_cached_decision_expires_after_its_ttl() {
         ttl_seconds: 1,
         ..Setup::default()
     };
-    let proxy = TestProxy::with_snapshot(snapshot(function.addr, &upstream, setup)).await;
+    let (proxy, clock) =
+        TestProxy::with_manual_clock(snapshot(function.addr, &upstream, setup)).await;
     assert_eq!(
         call(&proxy, "/a", "x-token", "allow").await.status,
         StatusCode::OK
@@ -232,7 +233,7 @@ async fn a_cached_decision_expires_after_its_ttl() {
         StatusCode::OK
     );
     assert_eq!(function.calls(), 1, "served from the cache within the TTL");
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    clock.advance(Duration::from_millis(1_100));
     assert_eq!(
         call(&proxy, "/a", "x-token", "allow").await.status,
         StatusCode::OK

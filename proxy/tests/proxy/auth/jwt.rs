@@ -164,6 +164,40 @@ async fn call(proxy: &TestProxy, path: &str, token: Option<&str>) -> Answer {
 }
 
 #[tokio::test]
+async fn a_key_set_is_used_for_an_hour_then_fetched_again() {
+    let key = SigningKey::new(Algorithm::RS256, "rsa-1");
+    let jwks = jwks_server(&[&key]).await;
+    let upstream = Upstream::start("pets").await;
+    let (proxy, clock) = TestProxy::with_manual_clock(snapshot(
+        JwksSource::Uri(jwks.url("/jwks.json")),
+        &upstream,
+        &["RS256"],
+    ))
+    .await;
+    let token = key.sign(&claims());
+    assert_eq!(
+        call(&proxy, "/pets", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    clock.advance(std::time::Duration::from_secs(59 * 60));
+    assert_eq!(
+        call(&proxy, "/pets", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(jwks.calls(), 1, "the key set is younger than an hour");
+    clock.advance(std::time::Duration::from_secs(2 * 60));
+    assert_eq!(
+        call(&proxy, "/pets", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        jwks.calls(),
+        2,
+        "an hour later the key set is fetched again"
+    );
+}
+
+#[tokio::test]
 async fn tokens_signed_with_rs256_es256_and_eddsa_are_accepted_and_sub_is_forwarded() {
     let keys = [
         SigningKey::new(Algorithm::RS256, "rsa-1"),
