@@ -17,50 +17,38 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use causeway_e2e::kube_local::KubeLocal;
-use causeway_e2e::{ChildGuard, bin, eventually, free_port, get, repo_root};
+use causeway_e2e::processes::{Controller, Proxy};
+use causeway_e2e::{eventually, get, repo_root};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The `causeway` binary (`CAUSEWAY_BIN` overrides it).
-fn causeway() -> PathBuf {
-    std::env::var_os("CAUSEWAY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| bin("causeway"))
+/// `causeway controller` against the cluster, and a `causeway proxy` fed by it.
+trait ClusterProcesses: Sized {
+    async fn in_cluster(kube: &KubeLocal, work: &Path, identity: &str, system_ns: &str) -> Self;
+    async fn in_cluster_with(
+        kube: &KubeLocal,
+        work: &Path,
+        identity: &str,
+        system_ns: &str,
+        extra: &[&str],
+    ) -> Self;
 }
 
-fn addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
-}
-
-/// A `causeway controller` process against the cluster.
-struct Controller {
-    process: ChildGuard,
-    push: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Controller {
-    async fn start(kube: &KubeLocal, work: &Path, identity: &str, system_ns: &str) -> Self {
-        Self::start_with(kube, work, identity, system_ns, &[]).await
+impl ClusterProcesses for Controller {
+    async fn in_cluster(kube: &KubeLocal, work: &Path, identity: &str, system_ns: &str) -> Self {
+        Self::in_cluster_with(kube, work, identity, system_ns, &[]).await
     }
 
-    async fn start_with(
+    async fn in_cluster_with(
         kube: &KubeLocal,
         work: &Path,
         identity: &str,
         system_ns: &str,
         extra: &[&str],
     ) -> Self {
-        let (push, admin) = (addr(), addr());
-        let (push_arg, admin_arg) = (push.to_string(), admin.to_string());
         let kubeconfig = kube.kubeconfig.display().to_string();
         let mut args = vec![
-            "controller",
-            "--push-listen",
-            &push_arg,
-            "--admin-listen",
-            &admin_arg,
             "--kubeconfig",
             &kubeconfig,
             "--controller-namespace",
@@ -71,67 +59,25 @@ impl Controller {
             "200",
         ];
         args.extend_from_slice(extra);
-        let process = ChildGuard::spawn(&causeway(), &args, work);
-        let up = eventually(WAIT, || async {
-            let r = get(admin, "localhost", "/healthz").await.ok()?;
-            (r.status == 200).then_some(())
-        })
-        .await;
-        assert!(
-            up.is_some(),
-            "controller {identity} did not start; stderr:\n{}",
-            process.stderr()
-        );
-        Self {
-            process,
-            push,
-            admin,
-        }
+        Controller::start(work, &args, WAIT).await
     }
 }
 
-/// A `causeway proxy` process connected to a controller.
-struct Proxy {
-    process: ChildGuard,
-    traffic: SocketAddr,
+/// What these tests ask of a proxy.
+trait ProxyExt: Sized {
+    async fn connected(work: &Path, id: &str, controller: SocketAddr, tls: &Path) -> Self;
+    async fn wait_status(&self, host: &str, path: &str, token: Option<&str>, status: u16)
+    -> String;
 }
 
-impl Proxy {
-    async fn start(work: &Path, id: &str, controller: SocketAddr, tls: &Path) -> Self {
-        let (traffic, admin) = (addr(), addr());
-        let state = work.join(format!("{id}.json"));
-        let process = ChildGuard::spawn(
-            &causeway(),
-            &[
-                "proxy",
-                "--controller",
-                &format!("https://{controller}"),
-                "--tls-dir",
-                &tls.display().to_string(),
-                "--state-file",
-                &state.display().to_string(),
-                "--listen",
-                &traffic.to_string(),
-                "--admin-listen",
-                &admin.to_string(),
-                "--proxy-id",
-                id,
-                "--access-log",
-                "off",
-            ],
-            work,
-        );
-        let up = eventually(WAIT, || async {
-            let r = get(admin, "localhost", "/readyz").await.ok()?;
-            (r.status == 200).then_some(())
-        })
-        .await;
-        assert!(
-            up.is_some(),
-            "proxy {id} never applied a snapshot; stderr:\n{}",
-            process.stderr()
-        );
-        Self { process, traffic }
+impl ProxyExt for Proxy {
+    /// A proxy connected to `controller` that applied a snapshot.
+    async fn connected(work: &Path, id: &str, controller: SocketAddr, tls: &Path) -> Self {
+        let state = work.join(format!("{id}.json")).display().to_string();
+        let more = ["--state-file", &state, "--access-log", "off"];
+        let proxy = Proxy::start(work, id, controller, tls, &more, WAIT).await;
+        proxy.wait_ready(WAIT).await;
+        proxy
     }
 
     /// Waits until `GET host path` (with `headers`) answers `status`; returns the body.
@@ -250,9 +196,15 @@ async fn wait_for(
     found.unwrap_or_else(|| panic!("{what} never happened; controller stderr:\n{}", stderr()))
 }
 
+/// A number no earlier call of this process returned, for file names in a work directory.
+fn unique() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// `kubectl apply -f -` of `yaml`.
 fn apply_text(kube: &KubeLocal, work: &Path, yaml: &str) {
-    let file = work.join(format!("apply-{}.yaml", free_port()));
+    let file = work.join(format!("apply-{}.yaml", unique()));
     std::fs::write(&file, yaml).expect("write yaml");
     kube.run(&[
         "apply",
@@ -310,7 +262,7 @@ async fn a_token_the_api_server_issued_is_verified_by_the_proxy_with_the_keys_th
         .join("\n");
     apply_text(&kube, work.path(), &without_keys);
 
-    let controller = Controller::start(&kube, work.path(), "controller-a", system).await;
+    let controller = Controller::in_cluster(&kube, work.path(), "controller-a", system).await;
     let stderr = || controller.process.stderr();
     let keys = wait_for(
         &kube,
@@ -356,7 +308,7 @@ async fn a_token_the_api_server_issued_is_verified_by_the_proxy_with_the_keys_th
 
     let tls = work.path().join("proxy-tls");
     proxy_certs(&kube, system, &tls).await;
-    let proxy = Proxy::start(work.path(), "proxy-0", controller.push, &tls).await;
+    let proxy = Proxy::connected(work.path(), "proxy-0", controller.push, &tls).await;
     let host = format!("orders.{ns}.localhost");
 
     let allowed = token(&kube, work.path(), ns, "checkout", "orders");
@@ -417,7 +369,7 @@ async fn a_key_rotation_on_the_api_server_reaches_the_proxy_and_tokens_of_the_ol
         .collect::<Vec<_>>()
         .join("\n");
     apply_text(&kube, work.path(), &without_keys);
-    let controller = Controller::start_with(
+    let controller = Controller::in_cluster_with(
         &kube,
         work.path(),
         "controller-a",
@@ -445,7 +397,7 @@ async fn a_key_rotation_on_the_api_server_reaches_the_proxy_and_tokens_of_the_ol
     .await;
     let tls = work.path().join("proxy-tls");
     proxy_certs(&kube, system, &tls).await;
-    let proxy = Proxy::start(work.path(), "proxy-0", controller.push, &tls).await;
+    let proxy = Proxy::connected(work.path(), "proxy-0", controller.push, &tls).await;
     let host = format!("orders.{ns}.localhost");
     let old = token(&kube, work.path(), ns, "checkout", "orders");
     proxy
@@ -567,7 +519,7 @@ fn to_lua(value: &Value) -> String {
 /// (the object in the global `obj`); returns (status, message).
 fn argo_health(work: &Path, object: &Value) -> (String, String) {
     let script = repo_root().join("deploy/gitops/argocd-health.lua");
-    let harness = work.join(format!("health-{}.lua", free_port()));
+    let harness = work.join(format!("health-{}.lua", unique()));
     std::fs::write(
         &harness,
         format!(
@@ -623,10 +575,10 @@ spec:
 "#,
     );
 
-    let controller = Controller::start(&kube, work.path(), "controller-a", system).await;
+    let controller = Controller::in_cluster(&kube, work.path(), "controller-a", system).await;
     let tls = work.path().join("proxy-tls");
     proxy_certs(&kube, system, &tls).await;
-    let _proxy = Proxy::start(work.path(), "proxy-0", controller.push, &tls).await;
+    let _proxy = Proxy::connected(work.path(), "proxy-0", controller.push, &tls).await;
     // Reconciled: every object has a status at its generation, and the petstore Stage is
     // programmed on the proxy.
     let observed = eventually(WAIT, || async {
@@ -839,17 +791,17 @@ async fn a_second_controller_takes_over_within_the_lease_time_and_proxies_keep_s
     let (ns, system) = ("team", "causeway-system");
     prepare(&kube, &[ns, system]);
     apply_text(&kube, work.path(), &many_routes(ns, 0, 3));
-    let mut a = Some(Controller::start(&kube, work.path(), "controller-a", system).await);
+    let mut a = Some(Controller::in_cluster(&kube, work.path(), "controller-a", system).await);
     let leader = eventually(WAIT, || async {
         (lease_holder(&kube, system) == "controller-a").then_some(())
     })
     .await;
     assert!(leader.is_some(), "controller-a never took the Lease");
-    let b = Controller::start(&kube, work.path(), "controller-b", system).await;
+    let b = Controller::in_cluster(&kube, work.path(), "controller-b", system).await;
     let tls = work.path().join("proxy-tls");
     proxy_certs(&kube, system, &tls).await;
     let a_push = a.as_ref().map(|c| c.push).expect("a");
-    let on_a = Proxy::start(work.path(), "on-a", a_push, &tls).await;
+    let on_a = Proxy::connected(work.path(), "on-a", a_push, &tls).await;
     let host = format!("scale.{ns}.localhost");
     on_a.wait_status(&host, "/prod/r1", None, 200).await;
     // Only the leader is ready.
@@ -909,7 +861,7 @@ async fn a_second_controller_takes_over_within_the_lease_time_and_proxies_keep_s
         &stderr,
     )
     .await;
-    let on_b = Proxy::start(work.path(), "on-b", b.push, &tls).await;
+    let on_b = Proxy::connected(work.path(), "on-b", b.push, &tls).await;
     on_b.wait_status(&host, "/prod/r3", None, 200).await;
     wait_for(
         &kube,
@@ -939,12 +891,12 @@ async fn a_thousand_routes_applied_at_once_all_become_programmed() {
     let work = tempfile::tempdir().expect("tempdir");
     let (ns, system) = ("scale", "causeway-system");
     prepare(&kube, &[ns, system]);
-    let controller = Controller::start(&kube, work.path(), "controller-a", system).await;
+    let controller = Controller::in_cluster(&kube, work.path(), "controller-a", system).await;
     let tls = work.path().join("proxy-tls");
     proxy_certs(&kube, system, &tls).await;
     // A proxy must be connected for Programmed=True; give it a first snapshot to be ready.
     apply_text(&kube, work.path(), &many_routes(ns, 0, 1));
-    let proxy = Proxy::start(work.path(), "proxy-0", controller.push, &tls).await;
+    let proxy = Proxy::connected(work.path(), "proxy-0", controller.push, &tls).await;
     let host = format!("scale.{ns}.localhost");
     proxy.wait_status(&host, "/prod/r0", None, 200).await;
 
@@ -965,6 +917,7 @@ async fn a_thousand_routes_applied_at_once_all_become_programmed() {
     );
     let applied = started.elapsed();
     let all = eventually(Duration::from_secs(600), || async {
+        // Spaces the `kubectl get` calls of this 600 s poll (each lists 1,000 Routes).
         tokio::time::sleep(Duration::from_millis(500)).await;
         (programmed_routes(&kube, ns) == ROUTES).then_some(())
     })
