@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{ChildGuard, causeway, get, wait_admin};
+use serde_json::Value;
+
+use crate::{ChildGuard, causeway, eventually, get, wait_admin};
 
 /// A running `causeway controller`.
 pub struct Controller {
@@ -16,6 +18,8 @@ pub struct Controller {
     pub push: SocketAddr,
     /// The admin endpoints.
     pub admin: SocketAddr,
+    /// How long its waits wait.
+    wait: Duration,
 }
 
 impl Controller {
@@ -38,7 +42,52 @@ impl Controller {
             process,
             push,
             admin,
+            wait: within,
         }
+    }
+
+    /// The controller in file mode, serving the YAML in `config`, push certificates in `tls`
+    /// (made if absent; the proxies' in `tls/proxy`).
+    pub async fn from_dir(work: &Path, config: &Path, tls: &Path, within: Duration) -> Self {
+        let (config, tls) = (config.display().to_string(), tls.display().to_string());
+        let args = [
+            "--from-dir",
+            &config,
+            "--tls-dir",
+            &tls,
+            "--debounce-millis",
+            "100",
+        ];
+        Self::start(work, &args, within).await
+    }
+
+    /// The published version (`/version`).
+    pub async fn version(&self) -> String {
+        get(self.admin, "localhost", "/version")
+            .await
+            .map(|r| r.body)
+            .unwrap_or_default()
+    }
+
+    /// Waits until a version other than `not` is published and every proxy in `ids` applied
+    /// it (`/proxies`); returns it.
+    pub async fn wait_applied(&self, ids: &[&str], not: Option<&str>) -> String {
+        let done = eventually(self.wait, || async {
+            let r = get(self.admin, "localhost", "/proxies").await.ok()?;
+            let v: Value = serde_json::from_str(&r.body).ok()?;
+            let version = v["version"].as_str()?.to_string();
+            let all = ids
+                .iter()
+                .all(|id| v["proxies"][id]["applied"] == version.as_str());
+            (all && Some(version.as_str()) != not).then_some(version)
+        })
+        .await;
+        done.unwrap_or_else(|| {
+            panic!(
+                "proxies {ids:?} never acknowledged; controller stderr:\n{}",
+                self.process.stderr()
+            )
+        })
     }
 }
 
@@ -50,13 +99,15 @@ pub struct Proxy {
     pub traffic: SocketAddr,
     /// The admin endpoints.
     pub admin: SocketAddr,
+    /// How long its waits wait.
+    wait: Duration,
 }
 
 impl Proxy {
     /// `causeway proxy --proxy-id id` fed by the snapshot server at `controller` with the
     /// certificates in `tls`, traffic and admin on port 0, plus the flags `more`; once
     /// `/healthz` answers within `within` (it may have no snapshot yet: see
-    /// [`Proxy::wait_ready`]).
+    /// [`Proxy::wait_ready`]). Its waits wait as long.
     pub async fn start(
         work: &Path,
         id: &str,
@@ -89,6 +140,7 @@ impl Proxy {
             process,
             traffic,
             admin,
+            wait: within,
         }
     }
 
@@ -100,7 +152,21 @@ impl Proxy {
     }
 
     /// Waits until a snapshot is applied (`/readyz`); panics with the proxy's stderr.
-    pub async fn wait_ready(&self, within: Duration) {
-        wait_admin(&self.process, self.admin, "/readyz", within).await;
+    pub async fn wait_ready(&self) {
+        wait_admin(&self.process, self.admin, "/readyz", self.wait).await;
+    }
+
+    /// Waits until `GET path` on `host` answers 200 with a body containing `needle`.
+    pub async fn wait_serves(&self, host: &str, path: &str, needle: &str) {
+        let ok = eventually(self.wait, || async {
+            let r = get(self.traffic, host, path).await.ok()?;
+            (r.status == 200 && r.body.contains(needle)).then_some(())
+        })
+        .await;
+        assert!(
+            ok.is_some(),
+            "GET {host}{path} never answered with {needle:?}; proxy stderr:\n{}",
+            self.process.stderr()
+        );
     }
 }

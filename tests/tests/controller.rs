@@ -38,100 +38,17 @@ fn petstore_copy(dir: &Path, ns: &str, backend_port: u16, slice_version: &str) {
     }
 }
 
-/// What these tests ask of a controller.
-trait ControllerExt: Sized {
-    async fn from_dir(work: &Path, config: &Path, tls: &Path) -> Self;
-    async fn version(&self) -> String;
-    async fn wait_applied(&self, ids: &[&str], not: Option<&str>) -> String;
-}
-
-impl ControllerExt for Controller {
-    /// The controller in file mode, serving `config`, certificates in `tls`.
-    async fn from_dir(work: &Path, config: &Path, tls: &Path) -> Self {
-        let (config, tls) = (config.display().to_string(), tls.display().to_string());
-        Self::start(
-            work,
-            &[
-                "--from-dir",
-                &config,
-                "--tls-dir",
-                &tls,
-                "--debounce-millis",
-                "100",
-            ],
-            WAIT,
-        )
-        .await
-    }
-
-    /// The published version.
-    async fn version(&self) -> String {
-        get(self.admin, "localhost", "/version")
-            .await
-            .map(|r| r.body)
-            .unwrap_or_default()
-    }
-
-    /// Waits until a version is published and every proxy in `ids` applied it; returns it.
-    async fn wait_applied(&self, ids: &[&str], not: Option<&str>) -> String {
-        let done = eventually(WAIT, || async {
-            let r = get(self.admin, "localhost", "/proxies").await.ok()?;
-            let v: Value = serde_json::from_str(&r.body).ok()?;
-            let version = v["version"].as_str()?.to_string();
-            let all = ids
-                .iter()
-                .all(|id| v["proxies"][id]["applied"] == version.as_str());
-            (all && Some(version.as_str()) != not).then_some(version)
-        })
-        .await;
-        done.unwrap_or_else(|| {
-            panic!(
-                "proxies {ids:?} never acknowledged; controller stderr:\n{}",
-                self.process.stderr()
-            )
-        })
-    }
-}
-
-/// What these tests ask of a proxy.
-trait ProxyExt: Sized {
-    async fn with_state(
-        work: &Path,
-        id: &str,
-        controller: SocketAddr,
-        tls: &Path,
-        state: &Path,
-    ) -> Self;
-    async fn wait_serves(&self, host: &str, path: &str, needle: &str);
-}
-
-impl ProxyExt for Proxy {
-    /// A proxy keeping its snapshot in `state`, without access log, once `/healthz` answers.
-    async fn with_state(
-        work: &Path,
-        id: &str,
-        controller: SocketAddr,
-        tls: &Path,
-        state: &Path,
-    ) -> Self {
-        let state = state.display().to_string();
-        let more = ["--state-file", &state, "--access-log", "off"];
-        Proxy::start(work, id, controller, tls, &more, WAIT).await
-    }
-
-    /// Waits until `GET path` on `host` answers 200 with a body containing `needle`.
-    async fn wait_serves(&self, host: &str, path: &str, needle: &str) {
-        let ok = eventually(WAIT, || async {
-            let r = get(self.traffic, host, path).await.ok()?;
-            (r.status == 200 && r.body.contains(needle)).then_some(())
-        })
-        .await;
-        assert!(
-            ok.is_some(),
-            "GET {host}{path} never answered with {needle:?}; proxy stderr:\n{}",
-            self.process.stderr()
-        );
-    }
+/// A proxy keeping its snapshot in `state`, without access log, once `/healthz` answers.
+async fn start_proxy(
+    work: &Path,
+    id: &str,
+    controller: SocketAddr,
+    tls: &Path,
+    state: &Path,
+) -> Proxy {
+    let state = state.display().to_string();
+    let more = ["--state-file", &state, "--access-log", "off"];
+    Proxy::start(work, id, controller, tls, &more, WAIT).await
 }
 
 const HOST: &str = "petstore.default.localhost";
@@ -159,9 +76,9 @@ async fn a_change_is_acknowledged_by_both_proxies_and_served_by_both() {
     let work = tempfile::tempdir().expect("tempdir");
     let (config, tls) = (work.path().join("config"), work.path().join("tls"));
     petstore_copy(&config, "default", NOTHING_LISTENS, "v1");
-    let controller = Controller::from_dir(work.path(), &config, &tls).await;
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
     let proxy_tls = tls.join("proxy");
-    let a = Proxy::with_state(
+    let a = start_proxy(
         work.path(),
         "a",
         controller.push,
@@ -169,7 +86,7 @@ async fn a_change_is_acknowledged_by_both_proxies_and_served_by_both() {
         &work.path().join("a.json"),
     )
     .await;
-    let b = Proxy::with_state(
+    let b = start_proxy(
         work.path(),
         "b",
         controller.push,
@@ -199,8 +116,8 @@ async fn endpoint_churn_is_sent_as_a_backends_only_update_and_traffic_follows() 
     let (_new_backend, new) = petstore_backend(work.path()).await;
     let (old_port, new_port) = (old.port(), new.port());
     petstore_copy(&config, "default", old_port, "v1");
-    let controller = Controller::from_dir(work.path(), &config, &tls).await;
-    let proxy = Proxy::with_state(
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
+    let proxy = start_proxy(
         work.path(),
         "p",
         controller.push,
@@ -279,8 +196,8 @@ async fn a_route_the_proxy_would_refuse_is_refused_by_compile_alone_and_every_pr
     let work = tempfile::tempdir().expect("tempdir");
     let (config, tls) = (work.path().join("config"), work.path().join("tls"));
     petstore_copy(&config, "default", NOTHING_LISTENS, "v1");
-    let controller = Controller::from_dir(work.path(), &config, &tls).await;
-    let proxy = Proxy::with_state(
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
+    let proxy = start_proxy(
         work.path(),
         "p",
         controller.push,
@@ -320,9 +237,9 @@ async fn proxies_keep_serving_without_the_controller_and_a_restarted_proxy_serve
     let work = tempfile::tempdir().expect("tempdir");
     let (config, tls) = (work.path().join("config"), work.path().join("tls"));
     petstore_copy(&config, "default", NOTHING_LISTENS, "v1");
-    let controller = Controller::from_dir(work.path(), &config, &tls).await;
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
     let state = work.path().join("p.json");
-    let proxy = Proxy::with_state(
+    let proxy = start_proxy(
         work.path(),
         "p",
         controller.push,
@@ -347,8 +264,7 @@ async fn proxies_keep_serving_without_the_controller_and_a_restarted_proxy_serve
     // Nothing serves the discard port: the controller stays unreachable.
     let unreachable = SocketAddr::from(([127, 0, 0, 1], NOTHING_LISTENS));
     drop(proxy);
-    let restarted =
-        Proxy::with_state(work.path(), "p", unreachable, &tls.join("proxy"), &state).await;
+    let restarted = start_proxy(work.path(), "p", unreachable, &tls.join("proxy"), &state).await;
     assert!(restarted.ready().await, "ready from the persisted snapshot");
     let r = get(restarted.traffic, HOST, "/prod/health")
         .await
@@ -362,13 +278,13 @@ async fn mutual_tls_refuses_a_proxy_without_a_certificate_of_the_controllers_ca(
     let work = tempfile::tempdir().expect("tempdir");
     let (config, tls) = (work.path().join("config"), work.path().join("tls"));
     petstore_copy(&config, "default", NOTHING_LISTENS, "v1");
-    let controller = Controller::from_dir(work.path(), &config, &tls).await;
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
     // A second controller makes its own, unrelated CA and client certificate.
     let other_tls = work.path().join("other-tls");
-    let other = Controller::from_dir(work.path(), &config, &other_tls).await;
+    let other = Controller::from_dir(work.path(), &config, &other_tls, WAIT).await;
     drop(other);
 
-    let stranger = Proxy::with_state(
+    let stranger = start_proxy(
         work.path(),
         "stranger",
         controller.push,
@@ -376,7 +292,7 @@ async fn mutual_tls_refuses_a_proxy_without_a_certificate_of_the_controllers_ca(
         &work.path().join("s.json"),
     )
     .await;
-    let trusted = Proxy::with_state(
+    let trusted = start_proxy(
         work.path(),
         "trusted",
         controller.push,
@@ -567,7 +483,7 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
         ]);
         std::fs::write(proxy_tls.join(key), pem).expect("write pem");
     }
-    let proxy = Proxy::with_state(
+    let proxy = start_proxy(
         work.path(),
         "proxy-0",
         controller.push,
@@ -951,7 +867,7 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
         WAIT,
     )
     .await;
-    let _proxy_cm = Proxy::with_state(
+    let _proxy_cm = start_proxy(
         work.path(),
         "proxy-cm",
         managed.push,

@@ -59,7 +59,7 @@ spec:
 async fn proxy(work: &Path, id: &str, push: SocketAddr) -> (ChildGuard, SocketAddr) {
     let more = ["--access-log", "off", "--usage-report-millis", "200"];
     let proxy = Proxy::start(work, id, push, &work.join("tls/proxy"), &more, WAIT).await;
-    proxy.wait_ready(WAIT).await;
+    proxy.wait_ready().await;
     (proxy.process, proxy.traffic)
 }
 
@@ -84,19 +84,8 @@ async fn the_controller_adds_up_the_usage_both_proxies_report_and_says_counting_
     let config = work.path().join("config");
     std::fs::create_dir_all(&config).expect("config dir");
     std::fs::write(config.join("shop.yaml"), YAML).expect("write");
-    let (config, tls) = (
-        config.display().to_string(),
-        work.path().join("tls").display().to_string(),
-    );
-    let args = [
-        "--from-dir",
-        &config,
-        "--tls-dir",
-        &tls,
-        "--debounce-millis",
-        "100",
-    ];
-    let controller = Controller::start(work.path(), &args, WAIT).await;
+    let tls = work.path().join("tls");
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
     let (push, admin) = (controller.push, controller.admin);
     let (_a, a) = proxy(work.path(), "a", push).await;
     let (_b, b) = proxy(work.path(), "b", push).await;

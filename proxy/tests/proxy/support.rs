@@ -271,27 +271,11 @@ pub async fn send<C>(
 where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(url)
-        .header("host", host);
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
-    }
-    let request = builder.body(empty_body()).expect("request");
-    let response = client.request(request).await.expect("response");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let raw = exchange_with(client, method, url, host, headers, Bytes::new()).await;
     Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).to_string(),
+        body: raw.text(),
+        status: raw.status,
+        headers: raw.headers,
     }
 }
 
@@ -322,7 +306,8 @@ impl RawAnswer {
     }
 }
 
-/// Sends `method url` with `Host: host`, the headers (repeats allowed) and the body.
+/// Sends `method url` with `Host: host`, the headers (repeats allowed) and the body, on a
+/// fresh HTTP/1.1 client.
 pub async fn exchange(
     method: Method,
     url: &str,
@@ -330,6 +315,21 @@ pub async fn exchange(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> RawAnswer {
+    exchange_with(&http1(), method, url, host, headers, body).await
+}
+
+/// [`exchange`] on `client`.
+pub async fn exchange_with<C>(
+    client: &Client<C, TestBody>,
+    method: Method,
+    url: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> RawAnswer
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let mut builder = Request::builder()
         .method(method)
         .uri(url)
@@ -338,7 +338,7 @@ pub async fn exchange(
         builder = builder.header(*k, *v);
     }
     let body: TestBody = Full::new(body.into()).map_err(|e| match e {}).boxed();
-    let response = http1()
+    let response = client
         .request(builder.body(body).expect("request"))
         .await
         .expect("response");
