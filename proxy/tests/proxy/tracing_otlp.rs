@@ -216,22 +216,39 @@ fn snapshot(upstream: &Upstream, function: &Upstream, lambda: &Upstream) -> Snap
     .seal()
 }
 
-async fn allow_all() -> Upstream {
-    Upstream::with_handler(|_: &Seen| Reply::json(json!({"isAuthorized": true}).to_string())).await
+/// The servers behind [`snapshot`]: the pets upstream, an authorizer function that allows
+/// every caller, and a Lambda-style function that answers `lambda_answer`.
+struct Backends {
+    upstream: Upstream,
+    function: Upstream,
+    lambda: Upstream,
+}
+
+impl Backends {
+    async fn start(lambda_answer: &'static str) -> Self {
+        Self {
+            upstream: Upstream::start("pets").await,
+            function: Upstream::with_handler(|_: &Seen| {
+                Reply::json(json!({"isAuthorized": true}).to_string())
+            })
+            .await,
+            lambda: Upstream::with_handler(move |_: &Seen| Reply::ok(lambda_answer)).await,
+        }
+    }
+
+    /// A proxy with `config` serving [`snapshot`] of these servers.
+    async fn proxy(&self, config: ProxyConfig) -> TestProxy {
+        let snapshot = snapshot(&self.upstream, &self.function, &self.lambda);
+        TestProxy::with_config(config, snapshot).await
+    }
 }
 
 #[tokio::test]
 async fn tracing_a_request_gives_a_server_span_under_the_client_parent_with_authorizer_cache_and_integration_children()
  {
     let collector = Collector::start();
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Upstream::with_handler(|_| Reply::ok(r#"{"statusCode":200,"body":"ok"}"#)).await;
-    let proxy = TestProxy::with_config(
-        tracing_to(collector.endpoint(), 1.0),
-        snapshot(&upstream, &function, &lambda),
-    )
-    .await;
+    let backends = Backends::start(r#"{"statusCode":200,"body":"ok"}"#).await;
+    let proxy = backends.proxy(tracing_to(collector.endpoint(), 1.0)).await;
     let parent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let answer = send(
         &http1(),
@@ -300,7 +317,7 @@ async fn tracing_a_request_gives_a_server_span_under_the_client_parent_with_auth
     );
 
     // The backend's parent is the gateway's integration span, with the client's tracestate.
-    let seen = upstream.seen();
+    let seen = backends.upstream.seen();
     let backend = &seen.last().expect("forwarded").headers;
     let (trace, parent_id, flags) =
         traceparent(backend.get("traceparent").and_then(|v| v.to_str().ok()));
@@ -319,7 +336,7 @@ async fn tracing_a_request_gives_a_server_span_under_the_client_parent_with_auth
 
     // The authorizer is called under its span, and its event shows the same context.
     let authorizer_id = named(&spans, "authorizer")["spanId"].clone();
-    let call = function.seen()[0].clone();
+    let call = backends.function.seen()[0].clone();
     let (_, parent_id, _) = traceparent(
         call.headers
             .get("traceparent")
@@ -337,14 +354,8 @@ async fn tracing_a_request_gives_a_server_span_under_the_client_parent_with_auth
 #[tokio::test]
 async fn tracing_a_lambda_event_carries_the_integration_span_as_its_parent() {
     let collector = Collector::start();
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Upstream::with_handler(|_| Reply::ok(r#"{"statusCode":200,"body":"ok"}"#)).await;
-    let proxy = TestProxy::with_config(
-        tracing_to(collector.endpoint(), 1.0),
-        snapshot(&upstream, &function, &lambda),
-    )
-    .await;
+    let backends = Backends::start(r#"{"statusCode":200,"body":"ok"}"#).await;
+    let proxy = backends.proxy(tracing_to(collector.endpoint(), 1.0)).await;
     // No traceparent: a new trace, sampled at ratio 1, its id in the access log.
     let answer = send(&http1(), Method::POST, &proxy.url("/fn"), HOST, &[]).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -360,7 +371,8 @@ async fn tracing_a_lambda_event_carries_the_integration_span_as_its_parent() {
         integration["attributes"]["causeway.integration"],
         "LAMBDA_PROXY"
     );
-    let event: Value = serde_json::from_slice(&lambda.seen()[0].body).expect("the event is JSON");
+    let event: Value =
+        serde_json::from_slice(&backends.lambda.seen()[0].body).expect("the event is JSON");
     let (event_trace, parent_id, flags) = traceparent(event["headers"]["traceparent"].as_str());
     assert_eq!(
         (event_trace.as_str(), parent_id.as_str(), flags.as_str()),
@@ -375,14 +387,8 @@ async fn tracing_a_lambda_event_carries_the_integration_span_as_its_parent() {
 #[tokio::test]
 async fn tracing_at_ratio_zero_exports_nothing_yet_still_propagates_a_trace_context() {
     let collector = Collector::start();
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Upstream::with_handler(|_| Reply::ok("{}")).await;
-    let proxy = TestProxy::with_config(
-        tracing_to(collector.endpoint(), 0.0),
-        snapshot(&upstream, &function, &lambda),
-    )
-    .await;
+    let backends = Backends::start("{}").await;
+    let proxy = backends.proxy(tracing_to(collector.endpoint(), 0.0)).await;
     let unsampled = send(
         &http1(),
         Method::GET,
@@ -392,7 +398,7 @@ async fn tracing_at_ratio_zero_exports_nothing_yet_still_propagates_a_trace_cont
     )
     .await;
     assert_eq!(unsampled.status, StatusCode::OK);
-    let seen = upstream.seen();
+    let seen = backends.upstream.seen();
     let (trace, _, flags) = traceparent(
         seen[0]
             .headers
@@ -467,17 +473,13 @@ async fn dropped(proxy: &TestProxy, reason: &str) -> u64 {
 
 #[tokio::test]
 async fn tracing_to_a_down_or_stalled_collector_never_delays_or_fails_a_request() {
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Upstream::with_handler(|_| Reply::ok("{}")).await;
+    let backends = Backends::start("{}").await;
 
     // Down: nothing listens; every export fails and its spans are counted.
     let down = closed_port().await;
-    let proxy = TestProxy::with_config(
-        tracing_to(format!("http://{down}/v1/traces"), 1.0),
-        snapshot(&upstream, &function, &lambda),
-    )
-    .await;
+    let proxy = backends
+        .proxy(tracing_to(format!("http://{down}/v1/traces"), 1.0))
+        .await;
     quick_requests(&proxy, 10, Duration::from_secs(1)).await;
     assert!(dropped(&proxy, "export_failed").await >= 1);
 
@@ -496,7 +498,7 @@ async fn tracing_to_a_down_or_stalled_collector_never_delays_or_fails_a_request(
     config.tracing.queue_spans = 8;
     config.tracing.batch_spans = 4;
     config.tracing.export_timeout = Duration::from_secs(60);
-    let proxy = TestProxy::with_config(config, snapshot(&upstream, &function, &lambda)).await;
+    let proxy = backends.proxy(config).await;
     quick_requests(&proxy, 20, Duration::from_secs(1)).await;
     assert!(dropped(&proxy, "queue_full").await >= 1);
 }
@@ -532,13 +534,11 @@ async fn without_tracing_a_client_traceparent_passes_unchanged_and_names_the_tra
 #[tokio::test]
 async fn tracing_sends_the_spans_still_queued_when_the_proxy_stops_serving() {
     let collector = Collector::start();
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Upstream::with_handler(|_| Reply::ok("{}")).await;
+    let backends = Backends::start("{}").await;
     let mut config = tracing_to(collector.endpoint(), 1.0);
     // No batch would leave on its own during the test.
     config.tracing.batch_delay = Duration::from_secs(600);
-    let mut proxy = TestProxy::with_config(config, snapshot(&upstream, &function, &lambda)).await;
+    let mut proxy = backends.proxy(config).await;
     let parent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let answer = send(
         &http1(),
@@ -559,12 +559,10 @@ async fn tracing_sends_the_spans_still_queued_when_the_proxy_stops_serving() {
 #[tokio::test]
 async fn tracing_exports_over_otlp_grpc_too() {
     let collector = Collector::start_grpc();
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Upstream::with_handler(|_| Reply::ok("{}")).await;
+    let backends = Backends::start("{}").await;
     let mut config = tracing_to(format!("http://127.0.0.1:{}", collector.port), 1.0);
     config.tracing.protocol = causeway_proxy::OtlpProtocol::Grpc;
-    let proxy = TestProxy::with_config(config, snapshot(&upstream, &function, &lambda)).await;
+    let proxy = backends.proxy(config).await;
     let parent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let answer = send(
         &http1(),
