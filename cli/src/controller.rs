@@ -47,10 +47,12 @@ pub struct ControllerArgs {
     /// Take part in leader election (only the leader writes statuses); `false` for a single replica.
     #[arg(long, env = "CAUSEWAY_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
-    /// Address of the snapshot server (HTTP/2, mutual TLS).
+    /// Address of the snapshot server (HTTP/2, mutual TLS); port 0: a free port, logged as
+    /// `listening role=push`.
     #[arg(long, env = "CAUSEWAY_PUSH_LISTEN", default_value = DEFAULT_PUSH_LISTEN)]
     push_listen: String,
-    /// Address of the admin endpoints (`/healthz`, `/readyz`, `/proxies`, `/version`).
+    /// Address of the admin endpoints (`/healthz`, `/readyz`, `/proxies`, `/version`); port 0:
+    /// a free port, logged as `listening role=admin`.
     #[arg(long, env = "CAUSEWAY_ADMIN_LISTEN", default_value = DEFAULT_ADMIN_LISTEN)]
     admin_listen: String,
     /// Names proxies use to reach the snapshot server (certificate SANs), repeatable; default:
@@ -112,7 +114,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let admin_listener = TcpListener::bind(&args.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (--admin-listen)", args.admin_listen))?;
-    info!(push = %args.push_listen, admin = %args.admin_listen, "controller listening");
+    crate::serving::announce("push", &push_listener)?;
+    crate::serving::announce("admin", &admin_listener)?;
 
     if let Some(dir) = &args.from_dir {
         let tls_dir = args.tls_dir.clone().context("--from-dir needs --tls-dir")?;

@@ -87,9 +87,11 @@ struct StandaloneArgs {
     source: SourceArgs,
     /// Addresses for API traffic (HTTP/1.1 and h2c), repeatable or comma-separated: for dual
     /// stack give an IPv4 and an IPv6 address (`--listen 0.0.0.0:8080 --listen [::]:8080`).
+    /// Port 0 takes a free port; every listener logs the address it bound as the event
+    /// `listening` with `role` (traffic, https, admin) and `addr`.
     #[arg(long, env = "CAUSEWAY_LISTEN", default_value = DEFAULT_LISTEN, value_delimiter = ',', num_args = 1)]
     listen: Vec<String>,
-    /// Address for the admin endpoints.
+    /// Address for the admin endpoints (port 0: a free port, logged as `listening role=admin`).
     #[arg(long, env = "CAUSEWAY_ADMIN_LISTEN", default_value = DEFAULT_ADMIN)]
     admin_listen: String,
     /// How often to look for changed files, milliseconds.

@@ -16,7 +16,8 @@ pub struct ProxyArgs {
     #[arg(long, env = "CAUSEWAY_WORKERS", default_value_t = 0)]
     pub workers: usize,
     /// HTTPS listener address (TLS 1.2+, ALPN h2 and http/1.1, certificates by SNI from the
-    /// Stages' `domains[].tlsSecretRef`); off unless given.
+    /// Stages' `domains[].tlsSecretRef`); off unless given. Port 0: a free port, logged as
+    /// `listening role=https`.
     #[arg(long, env = "CAUSEWAY_HTTPS_LISTEN")]
     pub https_listen: Option<String>,
     /// Largest request head (request line + headers), bytes; larger → 431.

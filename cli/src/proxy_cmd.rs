@@ -30,9 +30,11 @@ pub struct ProxyCmdArgs {
     state_file: Option<PathBuf>,
     /// Addresses for API traffic (HTTP/1.1 and h2c), repeatable or comma-separated: for dual
     /// stack give an IPv4 and an IPv6 address (`--listen 0.0.0.0:8080 --listen [::]:8080`).
+    /// Port 0 takes a free port; every listener logs the address it bound as the event
+    /// `listening` with `role` (traffic, https, admin) and `addr`.
     #[arg(long, env = "CAUSEWAY_LISTEN", default_value = DEFAULT_PROXY_LISTEN, value_delimiter = ',', num_args = 1)]
     listen: Vec<String>,
-    /// Address for the admin endpoints.
+    /// Address for the admin endpoints (port 0: a free port, logged as `listening role=admin`).
     #[arg(long, env = "CAUSEWAY_ADMIN_LISTEN", default_value = DEFAULT_PROXY_ADMIN)]
     admin_listen: String,
     /// This proxy's id in acknowledgements; default: the host name (the pod name in a cluster).
@@ -70,7 +72,7 @@ pub async fn run(args: ProxyCmdArgs) -> anyhow::Result<()> {
         }
     }
     let listeners = serving::start(&proxy, &args.listen, &args.admin_listen, https).await?;
-    info!(listen = ?args.listen, admin = %args.admin_listen, controller = %controller, "proxy listening");
+    info!(controller = %controller, "snapshots from the controller");
     let config = SnapshotClientConfig {
         controller,
         tls,

@@ -1,11 +1,27 @@
 //! Binding and running a proxy's listeners (traffic, optional HTTPS, admin), shared by
-//! `standalone` and `proxy`, with one stop for all of them.
+//! `standalone` and `proxy`, with one stop for all of them; and the announcement of every
+//! bound address ([`announce`]), also used by the controller.
+
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use causeway_proxy::Proxy;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::info;
+
+/// Logs that `listener` is bound, as the event `listening` with the fields `role` and `addr`
+/// (the address really bound, so `--listen 127.0.0.1:0` tells the port it got), and returns
+/// the address. This is the machine-readable contract of the binaries (README, "Ports"):
+/// text logs show `listening role=traffic addr=127.0.0.1:40123`, JSON logs
+/// `"message":"listening","role":"traffic","addr":"127.0.0.1:40123"`. Roles: `traffic`,
+/// `https`, `admin` (proxy, standalone), `push`, `admin` (controller).
+pub fn announce(role: &str, listener: &TcpListener) -> std::io::Result<SocketAddr> {
+    let addr = listener.local_addr()?;
+    info!(role = %role, addr = %addr, "listening");
+    Ok(addr)
+}
 
 /// Binds `address`; an IPv6 address gets an IPv6-only socket, so that `[::]:8080` and
 /// `0.0.0.0:8080` can both be bound (dual stack as two listeners) and IPv4 clients never arrive
@@ -53,10 +69,13 @@ pub fn https_port(https: Option<&TcpListener>) -> anyhow::Result<u16> {
 pub struct Listeners {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
+    /// The traffic addresses really bound, in the order of `--listen`.
+    pub traffic: Vec<SocketAddr>,
 }
 
 /// Binds the traffic addresses (one listener each: IPv4 and IPv6 for dual stack) and the admin
-/// address, and starts serving them (and `https`, if given).
+/// address, announces every listener ([`announce`]) and starts serving them (and `https`, if
+/// given).
 pub async fn start(
     proxy: &Proxy,
     listen: &[String],
@@ -75,6 +94,14 @@ pub async fn start(
     let admin = TcpListener::bind(admin_listen)
         .await
         .with_context(|| format!("cannot listen on {admin_listen} (--admin-listen)"))?;
+    let mut bound = Vec::with_capacity(traffic.len());
+    for listener in &traffic {
+        bound.push(announce("traffic", listener)?);
+    }
+    if let Some(listener) = &https {
+        announce("https", listener)?;
+    }
+    announce("admin", &admin)?;
     let (stop, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -97,7 +124,11 @@ pub async fn start(
             async move { p.serve_tls(listener, done).await },
         ));
     }
-    Ok(Listeners { stop, tasks })
+    Ok(Listeners {
+        stop,
+        tasks,
+        traffic: bound,
+    })
 }
 
 impl Listeners {

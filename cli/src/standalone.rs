@@ -35,12 +35,6 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         .proxy_config(serving::https_port(https.as_ref())?)?;
     let proxy = Proxy::new(config);
     let listeners = serving::start(&proxy, &args.listen, &args.admin_listen, https).await?;
-    info!(
-        listen = ?args.listen,
-        https = args.proxy.https_listen.as_deref().unwrap_or("off"),
-        admin = %args.admin_listen,
-        "proxy listening"
-    );
 
     let mut state = State::new(args.state_dir.clone())?;
     let options = CompileOptions {
@@ -80,7 +74,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
                         let compiled = state.compile(inventory, &options);
                         report(&compiled, sources.files.len());
                         if first {
-                            print_urls(&compiled, args.listen.first().map_or("", String::as_str));
+                            print_urls(&compiled, listeners.traffic.first().map(|a| a.port()));
                             first = false;
                         }
                         let version = compiled.snapshot.version.clone();
@@ -129,9 +123,10 @@ fn report(compiled: &Compiled, files: usize) {
     );
 }
 
-/// Logs each stage's URL as reachable here: compile knows host and path, the listener the port.
-fn print_urls(compiled: &Compiled, listen: &str) {
-    let port = listen.rsplit(':').next().filter(|p| *p != "80");
+/// Logs each stage's URL as reachable here: compile knows host and path, the listener the port
+/// it really bound.
+fn print_urls(compiled: &Compiled, port: Option<u16>) {
+    let port = port.filter(|p| *p != 80);
     for status in &compiled.statuses {
         if let causeway_compile::StatusDetail::Stage { urls, .. } = &status.detail {
             for url in urls {

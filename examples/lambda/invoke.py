@@ -5,8 +5,9 @@ X-Amz-Function-Error, as the emulator does). In a cluster, use the function's ow
     python3 invoke.py [PORT] [MODULE.FUNCTION]    (defaults: 9000 handler.handler)
 
 MODULE.FUNCTION names the handler as a Lambda function's handler setting does; the module is
-looked up next to this file and on PYTHONPATH. It prints "listening on PORT" once it accepts
-invocations.
+looked up next to this file and on PYTHONPATH. PORT 0 takes a free port. Once it accepts
+invocations it prints "listening role=function addr=127.0.0.1:PORT" on stderr (the shape of the
+causeway binaries' `listening` event, for scripts and tests to read).
 """
 import importlib
 import json
@@ -73,5 +74,9 @@ if __name__ == "__main__":
     Invoke.handler = staticmethod(load(name))
     Invoke.function_name = name.rpartition(".")[0]
     server = ThreadingHTTPServer(("127.0.0.1", port), Invoke)
-    print(f"listening on {server.server_address[1]}", flush=True)
+    print(
+        f"listening role=function addr=127.0.0.1:{server.server_address[1]}",
+        file=sys.stderr,
+        flush=True,
+    )
     server.serve_forever()

@@ -33,6 +33,7 @@ use hyper::body::{Body as _, Incoming};
 use serde_json::{Map, Value};
 
 use crate::body::{ProxyBody, full};
+use crate::clock::Clock;
 use crate::context::{Principal, RequestContext, TraceContext};
 use crate::error::{AuthApplyError, AuthError};
 use crate::upstream::LiveBackend;
@@ -179,10 +180,11 @@ pub(crate) struct AuthState {
 }
 
 impl AuthState {
-    pub fn new() -> Self {
+    /// Fresh caches, reading the time from `clock`.
+    pub fn new(clock: Clock) -> Self {
         Self {
-            jwks: jwt::JwksCaches::default(),
-            decisions: function::DecisionCache::new(function::DECISION_CACHE_CAPACITY),
+            jwks: jwt::JwksCaches::new(clock.clone()),
+            decisions: function::DecisionCache::new(function::DECISION_CACHE_CAPACITY, clock),
             client: function::AuthClient::new(),
         }
     }

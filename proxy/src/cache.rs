@@ -2,7 +2,7 @@
 //!
 //! A stage with a cache has one bounded store (moka, weighed in bytes: key + headers + body), so
 //! memory stays under `capacityBytes` whatever the traffic; entries expire after their route's
-//! TTL.
+//! TTL, on the proxy's [`Clock`] (moka's own expiry, on the system clock, frees the memory).
 //!
 //! The key is stage + host as the backend sees it (`X-Forwarded-Host`, port included) + method +
 //! normalized path + the route's declared key parameters (`querystring.NAME`, `header.NAME`);
@@ -44,6 +44,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::body::{BoxError, ProxyBody, full};
+use crate::clock::Clock;
 use crate::error::RequestError;
 
 /// `X-Cache: Hit` / `Miss`, when the stage asks for it.
@@ -128,26 +129,32 @@ impl Cached {
     }
 }
 
+/// What the store keeps under a key, and until when (on the proxy's clock) it is served.
+pub(crate) struct Stored {
+    cached: Cached,
+    expires: Instant,
+}
+
 struct PerEntryTtl;
 
-impl moka::Expiry<String, Arc<Cached>> for PerEntryTtl {
+impl moka::Expiry<String, Arc<Stored>> for PerEntryTtl {
     fn expire_after_create(
         &self,
         _key: &String,
-        value: &Arc<Cached>,
+        value: &Arc<Stored>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(value.ttl())
+        Some(value.cached.ttl())
     }
 
     fn expire_after_update(
         &self,
         _key: &String,
-        value: &Arc<Cached>,
+        value: &Arc<Stored>,
         _updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        Some(value.ttl())
+        Some(value.cached.ttl())
     }
 }
 
@@ -169,7 +176,8 @@ fn weight(key: &str, cached: &Cached) -> u32 {
 
 /// A stage's store.
 pub(crate) struct StageStore {
-    cache: moka::sync::Cache<String, Arc<Cached>>,
+    cache: moka::sync::Cache<String, Arc<Stored>>,
+    clock: Clock,
     capacity: u64,
     status_header: bool,
     share_across_principals: bool,
@@ -178,11 +186,16 @@ pub(crate) struct StageStore {
 }
 
 impl StageStore {
-    fn new(settings: &StageCache, labels: CacheLabels, metrics: CacheMetrics) -> Self {
+    fn new(
+        settings: &StageCache,
+        labels: CacheLabels,
+        metrics: CacheMetrics,
+        clock: Clock,
+    ) -> Self {
         let evictions = metrics.evictions.get_or_create(&labels).clone();
         let cache = moka::sync::Cache::builder()
             .max_capacity(settings.capacity_bytes)
-            .weigher(|k: &String, v: &Arc<Cached>| weight(k, v))
+            .weigher(|k: &String, v: &Arc<Stored>| weight(k, &v.cached))
             .expire_after(PerEntryTtl)
             .eviction_listener(move |_k, _v, cause| {
                 if cause == RemovalCause::Size {
@@ -192,6 +205,7 @@ impl StageStore {
             .build();
         Self {
             cache,
+            clock,
             capacity: settings.capacity_bytes,
             status_header: settings.status_header,
             share_across_principals: settings.share_across_principals,
@@ -201,7 +215,10 @@ impl StageStore {
     }
 
     fn insert(&self, key: String, cached: Cached) {
-        self.cache.insert(key, Arc::new(cached));
+        // `checked_add`: a TTL from a hand-built snapshot must not panic the proxy.
+        let now = self.clock.now();
+        let expires = now.checked_add(cached.ttl()).unwrap_or(now);
+        self.cache.insert(key, Arc::new(Stored { cached, expires }));
         if self.cache.weighted_size() > self.capacity {
             self.cache.run_pending_tasks();
         }
@@ -209,6 +226,16 @@ impl StageStore {
             .bytes
             .get_or_create(&self.labels)
             .set(i64::try_from(self.cache.weighted_size()).unwrap_or(i64::MAX));
+    }
+
+    /// The value under `key`, unless it has expired on the proxy's clock (then it is dropped).
+    fn get(&self, key: &str) -> Option<Arc<Stored>> {
+        let stored = self.cache.get(key)?;
+        if stored.expires > self.clock.now() {
+            return Some(stored);
+        }
+        self.cache.invalidate(key);
+        None
     }
 
     /// Bytes held now, after pending maintenance (for tests).
@@ -229,13 +256,16 @@ struct StoreKey {
 pub(crate) struct Caches {
     stores: Mutex<HashMap<StoreKey, Weak<StageStore>>>,
     metrics: CacheMetrics,
+    clock: Clock,
 }
 
 impl Caches {
-    pub(crate) fn new(metrics: CacheMetrics) -> Self {
+    /// No store yet; stores read the time from `clock`.
+    pub(crate) fn new(metrics: CacheMetrics, clock: Clock) -> Self {
         Self {
             stores: Mutex::new(HashMap::new()),
             metrics,
+            clock,
         }
     }
 
@@ -257,7 +287,12 @@ impl Caches {
         if let Some(live) = stores.get(&key).and_then(Weak::upgrade) {
             return live;
         }
-        let store = Arc::new(StageStore::new(settings, labels, self.metrics.clone()));
+        let store = Arc::new(StageStore::new(
+            settings,
+            labels,
+            self.metrics.clone(),
+            self.clock.clone(),
+        ));
         stores.insert(key, Arc::downgrade(&store));
         store
     }
@@ -455,20 +490,16 @@ pub(crate) fn lookup(
             return Err(RequestError::CacheInvalidationForbidden);
         }
     };
-    let found = match store.cache.get(&key) {
+    let found = match store.get(&key) {
         _ if bypass => None,
-        Some(cached) => match &*cached {
-            Cached::Vary { names, .. } => {
-                store
-                    .cache
-                    .get(&variant_key(&key, names, request.headers()))
-            }
-            Cached::Response(_) => Some(cached),
+        Some(stored) => match &stored.cached {
+            Cached::Vary { names, .. } => store.get(&variant_key(&key, names, request.headers())),
+            Cached::Response(_) => Some(stored),
         },
         None => None,
     };
-    if let Some(cached) = found
-        && let Cached::Response(entry) = &*cached
+    if let Some(stored) = found
+        && let Cached::Response(entry) = &stored.cached
     {
         store.metrics.hits.get_or_create(&store.labels).inc();
         let mut response = Response::new(full(entry.body.clone()));
@@ -659,7 +690,7 @@ mod tests {
 
     #[test]
     fn the_registry_keeps_a_store_while_its_settings_are_unchanged() {
-        let caches = Caches::new(CacheMetrics::default());
+        let caches = Caches::new(CacheMetrics::default(), Clock::system());
         let first = caches.store("st", &settings(1000), labels());
         let same = caches.store("st", &settings(1000), labels());
         assert!(Arc::ptr_eq(&first, &same));
@@ -669,7 +700,12 @@ mod tests {
 
     #[test]
     fn a_store_never_holds_more_than_its_capacity_of_unique_entries() {
-        let store = StageStore::new(&settings(64 * 1024), labels(), CacheMetrics::default());
+        let store = StageStore::new(
+            &settings(64 * 1024),
+            labels(),
+            CacheMetrics::default(),
+            Clock::system(),
+        );
         for i in 0..2_000 {
             store.insert(
                 format!("key-{i}"),

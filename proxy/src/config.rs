@@ -4,6 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::clock::Clock;
+
 /// Largest request head (request line + headers) on HTTP/1.1, in bytes.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Largest number of request headers on HTTP/1.1.
@@ -302,6 +304,9 @@ pub struct ProxyConfig {
     pub tracing: TracingConfig,
     /// Limits of WebSocket connections.
     pub websocket: WebSocketLimits,
+    /// Where TTLs, cache ages and quota windows read the time (the system clock; tests
+    /// inject [`Clock::manual`]).
+    pub clock: Clock,
 }
 
 impl Default for ProxyConfig {
@@ -341,6 +346,7 @@ impl Default for ProxyConfig {
             headers_with_underscores: HeadersWithUnderscores::default(),
             tracing: TracingConfig::default(),
             websocket: WebSocketLimits::default(),
+            clock: Clock::system(),
         }
     }
 }

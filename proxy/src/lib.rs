@@ -13,6 +13,7 @@
 // lines against this table):
 // L0 facts and types
 mod body;
+mod clock;
 mod config;
 mod context;
 mod error;
@@ -48,6 +49,7 @@ pub use causeway_snapshot::push::DroppedPart;
 use tokio::net::TcpListener;
 
 pub use body::{BodyIdleTimeout, BoxError, ProxyBody};
+pub use clock::Clock;
 pub use config::*;
 pub use error::{
     ApplyError, AuthApplyError, AuthError, Classified, Fault, HostRejection, MappingError,
@@ -127,10 +129,7 @@ impl Proxy {
     /// What this proxy counted today, for the controller's `UsagePlan.status` rollup (sent by
     /// the snapshot client about once a minute). Probes Redis when it is configured.
     pub async fn usage_report(&self, proxy_id: &str) -> causeway_snapshot::push::UsageReport {
-        let day = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() / 86_400)
-            .unwrap_or(0);
+        let day = self.shared.config.clock.unix_day();
         let (shared, store_available) = self.shared.quotas.store_health().await;
         causeway_snapshot::push::UsageReport {
             proxy_id: proxy_id.to_string(),

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use crate::{free_port, repo_root};
+use crate::{port_for_external_server, repo_root};
 
 /// kube-local's scripts, next to the repository (`../shared/tools/kube-local`), or
 /// `KUBE_LOCAL_TOOLS`.
@@ -89,9 +89,18 @@ impl KubeLocal {
                 "KUBE_LOCAL_STATE".into(),
                 state.path().display().to_string(),
             ),
-            ("KUBE_LOCAL_API_PORT".into(), free_port().to_string()),
-            ("KUBE_LOCAL_ETCD_PORT".into(), free_port().to_string()),
-            ("KUBE_LOCAL_ETCD_PEER_PORT".into(), free_port().to_string()),
+            (
+                "KUBE_LOCAL_API_PORT".into(),
+                port_for_external_server().to_string(),
+            ),
+            (
+                "KUBE_LOCAL_ETCD_PORT".into(),
+                port_for_external_server().to_string(),
+            ),
+            (
+                "KUBE_LOCAL_ETCD_PEER_PORT".into(),
+                port_for_external_server().to_string(),
+            ),
         ];
         let out = Command::new("bash")
             .arg(tools.join("up.sh"))

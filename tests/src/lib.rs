@@ -1,9 +1,11 @@
 //! Helpers for Causeway's end-to-end tests: find the built binaries, start them as child
-//! processes on free 127.0.0.1 ports, and talk to them with a real HTTP client.
+//! processes on port 0 of 127.0.0.1 and read back the addresses they bound (the `listening`
+//! event of their logs), and talk to them with a real HTTP client.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 pub mod kube_local;
+pub mod processes;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -46,12 +49,53 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
+/// The `causeway` binary (`CAUSEWAY_BIN` overrides it, for a target directory shared by
+/// several checkouts).
+pub fn causeway() -> PathBuf {
+    std::env::var_os("CAUSEWAY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin("causeway"))
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (bound and released), for the servers of
+/// other projects that cannot take port 0 and say what they bound: `redis-server` (its
+/// `--port 0` turns TCP off) and kube-local's etcd and API server. Another process may take
+/// it in between; Causeway's own binaries and the test servers bind port 0 instead.
+pub fn port_for_external_server() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("port")
+}
+
+/// A port nothing listens on, for configuration that must name one (a backend that is never
+/// started): the discard port, which nothing on a test machine serves.
+pub const NOTHING_LISTENS: u16 = 9;
+
+/// The addresses announced for `role` in `log`, in order: the `listening` event of the
+/// binaries (README, "Ports"), as text (`listening role=traffic addr=127.0.0.1:40123`, also
+/// printed by `petstore-backend` and `invoke.py`) or as a JSON log line
+/// (`"message":"listening","role":"traffic","addr":"127.0.0.1:40123"`).
+pub fn announced(log: &str, role: &str) -> Vec<SocketAddr> {
+    log.lines()
+        .filter_map(|line| {
+            let (r, addr) = match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(v) if v["message"] == "listening" => (
+                    v["role"].as_str()?.to_string(),
+                    v["addr"].as_str()?.to_string(),
+                ),
+                Ok(_) => return None,
+                Err(_) => {
+                    const EVENT: &str = "listening role=";
+                    let rest = &line[line.find(EVENT)? + EVENT.len()..];
+                    let (r, rest) = rest.split_once(' ')?;
+                    let addr = rest.strip_prefix("addr=")?.split_whitespace().next()?;
+                    (r.to_string(), addr.to_string())
+                }
+            };
+            (r == role).then(|| addr.parse().ok()).flatten()
+        })
+        .collect()
 }
 
 /// A child process killed when dropped.
@@ -63,15 +107,17 @@ pub struct ChildGuard {
 }
 
 impl ChildGuard {
-    /// Starts `program args`, stderr to a temp file (read it with [`ChildGuard::stderr`]).
+    /// Starts `program args`, stderr to a file in `dir` (read it with [`ChildGuard::stderr`]).
     pub fn spawn(program: &Path, args: &[&str], dir: &Path) -> Self {
+        static SPAWNED: AtomicUsize = AtomicUsize::new(0);
         let stderr_path = dir.join(format!(
-            "{}-{}.stderr",
+            "{}-{}-{}.stderr",
             program
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or("child"),
-            free_port()
+            std::process::id(),
+            SPAWNED.fetch_add(1, Ordering::Relaxed)
         ));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let child = Command::new(program)
@@ -92,6 +138,27 @@ impl ChildGuard {
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
             .unwrap_or_default()
+    }
+
+    /// The first address the process announced for `role` on stderr ([`announced`]), once it
+    /// has; panics with its stderr if it has not within 30 s.
+    pub async fn listening(&self, role: &str) -> SocketAddr {
+        self.listening_all(role, 1).await[0]
+    }
+
+    /// The first `n` addresses the process announced for `role` ([`ChildGuard::listening`]).
+    pub async fn listening_all(&self, role: &str, n: usize) -> Vec<SocketAddr> {
+        let found = eventually(Duration::from_secs(30), || async {
+            let addrs = announced(&self.stderr(), role);
+            (addrs.len() >= n).then(|| addrs[..n].to_vec())
+        })
+        .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "no `listening role={role}` from the process (x{n}); stderr:\n{}",
+                self.stderr()
+            )
+        })
     }
 }
 
@@ -179,35 +246,79 @@ where
     }
 }
 
-/// `causeway standalone -f dir` on free 127.0.0.1 ports, once `/readyz` says it is ready:
-/// the guard (stderr in `logs`) and the traffic address.
-pub async fn standalone(dir: &Path, logs: &Path) -> (ChildGuard, SocketAddr) {
-    let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let gateway = ChildGuard::spawn(
-        &bin("causeway"),
-        &[
-            "standalone",
-            "-f",
-            dir.to_str().expect("utf-8 path"),
-            "--listen",
-            &traffic.to_string(),
-            "--admin-listen",
-            &admin.to_string(),
-        ],
-        logs,
-    );
-    let ready = eventually(Duration::from_secs(20), || async {
-        let r = get(admin, "localhost", "/readyz").await.ok()?;
+/// Waits until `GET admin/path` answers 200; panics with the process's stderr otherwise.
+pub async fn wait_admin(process: &ChildGuard, admin: SocketAddr, path: &str, within: Duration) {
+    let up = eventually(within, || async {
+        let r = get(admin, "localhost", path).await.ok()?;
         (r.status == 200).then_some(())
     })
     .await;
     assert!(
-        ready.is_some(),
-        "gateway never became ready; stderr:\n{}",
-        gateway.stderr()
+        up.is_some(),
+        "{path} never answered 200 on {admin}; stderr:\n{}",
+        process.stderr()
     );
-    (gateway, traffic)
+}
+
+/// A running `causeway standalone`: the process and the addresses it bound.
+pub struct Standalone {
+    /// The process (stderr in the `logs` directory it was started with).
+    pub process: ChildGuard,
+    /// The first traffic listener.
+    pub traffic: SocketAddr,
+    /// The admin listener.
+    pub admin: SocketAddr,
+}
+
+impl Standalone {
+    /// `causeway standalone -f dir` with traffic and admin on port 0 of 127.0.0.1 and the
+    /// flags `more`, once `/readyz` says it is ready (stderr in `logs`).
+    pub async fn start(dir: &Path, logs: &Path, more: &[&str]) -> Self {
+        let dir = dir.to_str().expect("utf-8 path");
+        let mut args = vec!["standalone", "-f", dir];
+        if !more.contains(&"--listen") {
+            args.extend(["--listen", "127.0.0.1:0"]);
+        }
+        args.extend(["--admin-listen", "127.0.0.1:0"]);
+        args.extend_from_slice(more);
+        let process = ChildGuard::spawn(&causeway(), &args, logs);
+        let traffic = process.listening("traffic").await;
+        let admin = process.listening("admin").await;
+        wait_admin(&process, admin, "/readyz", Duration::from_secs(20)).await;
+        Self {
+            process,
+            traffic,
+            admin,
+        }
+    }
+}
+
+/// `causeway standalone -f dir` ([`Standalone::start`] with no more flags): the guard and the
+/// traffic address.
+pub async fn standalone(dir: &Path, logs: &Path) -> (ChildGuard, SocketAddr) {
+    let gateway = Standalone::start(dir, logs, &[]).await;
+    (gateway.process, gateway.traffic)
+}
+
+/// `petstore-backend` on port 0 of 127.0.0.1, once it has said which port it bound.
+pub async fn petstore_backend(logs: &Path) -> (ChildGuard, SocketAddr) {
+    let backend = ChildGuard::spawn(&bin("petstore-backend"), &["--listen", "127.0.0.1:0"], logs);
+    let addr = backend.listening("backend").await;
+    (backend, addr)
+}
+
+/// `python3 -B invoke.py 0 HANDLER` from `dir` (the example's stand-in for the Lambda Runtime
+/// Interface Emulator; `-B`: no `__pycache__` in the repository), once it has said which port
+/// it bound: the guard and the port.
+pub async fn invoke_py(dir: &Path, handler: &str, logs: &Path) -> (ChildGuard, u16) {
+    let script = dir.join("invoke.py");
+    let child = ChildGuard::spawn(
+        Path::new("python3"),
+        &["-B", script.to_str().expect("utf-8 path"), "0", handler],
+        logs,
+    );
+    let port = child.listening("function").await.port();
+    (child, port)
 }
 
 /// Fails, naming the install command, unless `python3` can import every module.
@@ -243,30 +354,7 @@ pub async fn calc_function(dir: &Path, logs: &Path) -> (ChildGuard, u16) {
     ] {
         std::fs::copy(repo_root().join(from), function_dir.join(to)).expect("copy function");
     }
-    let port = free_port();
-    let script = function_dir.join("invoke.py");
-    let child = ChildGuard::spawn(
-        Path::new("python3"),
-        &[
-            "-B",
-            script.to_str().expect("utf-8 path"),
-            &port.to_string(),
-            "calc.handler",
-        ],
-        logs,
-    );
-    let up = eventually(Duration::from_secs(20), || async {
-        std::net::TcpStream::connect(("127.0.0.1", port))
-            .ok()
-            .map(|_| ())
-    })
-    .await;
-    assert!(
-        up.is_some(),
-        "invoke.py calc.handler did not start; stderr:\n{}",
-        child.stderr()
-    );
-    (child, port)
+    invoke_py(&function_dir, "calc.handler", logs).await
 }
 
 /// `causeway import openapi` of tests/fixtures/openapi/lambda-non-proxy-calc.yaml with a

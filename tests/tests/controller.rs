@@ -6,21 +6,14 @@
 //! `CAUSEWAY_KUBE_E2E=1` it builds kube-local first if needed).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use causeway_e2e::kube_local::KubeLocal;
-use causeway_e2e::{ChildGuard, bin, eventually, free_port, get, repo_root};
+use causeway_e2e::processes::{Controller, Proxy};
+use causeway_e2e::{NOTHING_LISTENS, causeway, eventually, get, petstore_backend, repo_root};
 use serde_json::Value;
-
-/// The `causeway` binary (`CAUSEWAY_BIN` overrides it, for a target directory shared by
-/// several checkouts).
-fn causeway() -> PathBuf {
-    std::env::var_os("CAUSEWAY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| bin("causeway"))
-}
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -45,166 +38,17 @@ fn petstore_copy(dir: &Path, ns: &str, backend_port: u16, slice_version: &str) {
     }
 }
 
-fn addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
-}
-
-struct Controller {
-    process: ChildGuard,
-    push: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Controller {
-    /// `causeway controller` with `args` (the listeners are added), waiting for `/healthz`.
-    async fn start(work: &Path, args: &[&str]) -> Self {
-        let (push, admin) = (addr(), addr());
-        let push_arg = push.to_string();
-        let admin_arg = admin.to_string();
-        let mut all = vec![
-            "controller",
-            "--push-listen",
-            &push_arg,
-            "--admin-listen",
-            &admin_arg,
-        ];
-        all.extend_from_slice(args);
-        let process = ChildGuard::spawn(&causeway(), &all, work);
-        let up = eventually(WAIT, || async {
-            let r = get(admin, "localhost", "/healthz").await.ok()?;
-            (r.status == 200).then_some(())
-        })
-        .await;
-        assert!(
-            up.is_some(),
-            "controller did not start; stderr:\n{}",
-            process.stderr()
-        );
-        Self {
-            process,
-            push,
-            admin,
-        }
-    }
-
-    /// The controller in file mode, serving `config`, certificates in `tls`.
-    async fn from_dir(work: &Path, config: &Path, tls: &Path) -> Self {
-        let (config, tls) = (config.display().to_string(), tls.display().to_string());
-        Self::start(
-            work,
-            &[
-                "--from-dir",
-                &config,
-                "--tls-dir",
-                &tls,
-                "--debounce-millis",
-                "100",
-            ],
-        )
-        .await
-    }
-
-    /// The published version.
-    async fn version(&self) -> String {
-        get(self.admin, "localhost", "/version")
-            .await
-            .map(|r| r.body)
-            .unwrap_or_default()
-    }
-
-    /// Waits until a version is published and every proxy in `ids` applied it; returns it.
-    async fn wait_applied(&self, ids: &[&str], not: Option<&str>) -> String {
-        let done = eventually(WAIT, || async {
-            let r = get(self.admin, "localhost", "/proxies").await.ok()?;
-            let v: Value = serde_json::from_str(&r.body).ok()?;
-            let version = v["version"].as_str()?.to_string();
-            let all = ids
-                .iter()
-                .all(|id| v["proxies"][id]["applied"] == version.as_str());
-            (all && Some(version.as_str()) != not).then_some(version)
-        })
-        .await;
-        done.unwrap_or_else(|| {
-            panic!(
-                "proxies {ids:?} never acknowledged; controller stderr:\n{}",
-                self.process.stderr()
-            )
-        })
-    }
-}
-
-struct Proxy {
-    process: ChildGuard,
-    traffic: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Proxy {
-    async fn start(
-        work: &Path,
-        id: &str,
-        controller: SocketAddr,
-        tls: &Path,
-        state: &Path,
-    ) -> Self {
-        let (traffic, admin) = (addr(), addr());
-        let process = ChildGuard::spawn(
-            &causeway(),
-            &[
-                "proxy",
-                "--controller",
-                &format!("https://{controller}"),
-                "--tls-dir",
-                &tls.display().to_string(),
-                "--state-file",
-                &state.display().to_string(),
-                "--listen",
-                &traffic.to_string(),
-                "--admin-listen",
-                &admin.to_string(),
-                "--proxy-id",
-                id,
-                "--access-log",
-                "off",
-            ],
-            work,
-        );
-        let up = eventually(WAIT, || async {
-            let r = get(admin, "localhost", "/healthz").await.ok()?;
-            (r.status == 200).then_some(())
-        })
-        .await;
-        assert!(
-            up.is_some(),
-            "proxy {id} did not start; stderr:\n{}",
-            process.stderr()
-        );
-        Self {
-            process,
-            traffic,
-            admin,
-        }
-    }
-
-    /// Waits until `GET path` on `host` answers 200 with a body containing `needle`.
-    async fn wait_serves(&self, host: &str, path: &str, needle: &str) {
-        let ok = eventually(WAIT, || async {
-            let r = get(self.traffic, host, path).await.ok()?;
-            (r.status == 200 && r.body.contains(needle)).then_some(())
-        })
-        .await;
-        assert!(
-            ok.is_some(),
-            "GET {host}{path} never answered with {needle:?}; proxy stderr:\n{}",
-            self.process.stderr()
-        );
-    }
-
-    async fn ready(&self) -> bool {
-        get(self.admin, "localhost", "/readyz")
-            .await
-            .is_ok_and(|r| r.status == 200)
-    }
+/// A proxy keeping its snapshot in `state`, without access log, once `/healthz` answers.
+async fn start_proxy(
+    work: &Path,
+    id: &str,
+    controller: SocketAddr,
+    tls: &Path,
+    state: &Path,
+) -> Proxy {
+    let state = state.display().to_string();
+    let more = ["--state-file", &state, "--access-log", "off"];
+    Proxy::start(work, id, controller, tls, &more, WAIT).await
 }
 
 const HOST: &str = "petstore.default.localhost";
@@ -231,10 +75,10 @@ fn without_ansi(text: &str) -> String {
 async fn a_change_is_acknowledged_by_both_proxies_and_served_by_both() {
     let work = tempfile::tempdir().expect("tempdir");
     let (config, tls) = (work.path().join("config"), work.path().join("tls"));
-    petstore_copy(&config, "default", free_port(), "v1");
-    let controller = Controller::from_dir(work.path(), &config, &tls).await;
+    petstore_copy(&config, "default", NOTHING_LISTENS, "v1");
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
     let proxy_tls = tls.join("proxy");
-    let a = Proxy::start(
+    let a = start_proxy(
         work.path(),
         "a",
         controller.push,
@@ -242,7 +86,7 @@ async fn a_change_is_acknowledged_by_both_proxies_and_served_by_both() {
         &work.path().join("a.json"),
     )
     .await;
-    let b = Proxy::start(
+    let b = start_proxy(
         work.path(),
         "b",
         controller.push,
@@ -268,20 +112,12 @@ async fn a_change_is_acknowledged_by_both_proxies_and_served_by_both() {
 async fn endpoint_churn_is_sent_as_a_backends_only_update_and_traffic_follows() {
     let work = tempfile::tempdir().expect("tempdir");
     let (config, tls) = (work.path().join("config"), work.path().join("tls"));
-    let (old_port, new_port) = (free_port(), free_port());
+    let (old_backend, old) = petstore_backend(work.path()).await;
+    let (_new_backend, new) = petstore_backend(work.path()).await;
+    let (old_port, new_port) = (old.port(), new.port());
     petstore_copy(&config, "default", old_port, "v1");
-    let old_backend = ChildGuard::spawn(
-        &bin("petstore-backend"),
-        &["--listen", &format!("127.0.0.1:{old_port}")],
-        work.path(),
-    );
-    let _new_backend = ChildGuard::spawn(
-        &bin("petstore-backend"),
-        &["--listen", &format!("127.0.0.1:{new_port}")],
-        work.path(),
-    );
-    let controller = Controller::from_dir(work.path(), &config, &tls).await;
-    let proxy = Proxy::start(
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
+    let proxy = start_proxy(
         work.path(),
         "p",
         controller.push,
@@ -359,9 +195,9 @@ async fn a_route_the_proxy_would_refuse_is_refused_by_compile_alone_and_every_pr
  {
     let work = tempfile::tempdir().expect("tempdir");
     let (config, tls) = (work.path().join("config"), work.path().join("tls"));
-    petstore_copy(&config, "default", free_port(), "v1");
-    let controller = Controller::from_dir(work.path(), &config, &tls).await;
-    let proxy = Proxy::start(
+    petstore_copy(&config, "default", NOTHING_LISTENS, "v1");
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
+    let proxy = start_proxy(
         work.path(),
         "p",
         controller.push,
@@ -400,10 +236,10 @@ async fn proxies_keep_serving_without_the_controller_and_a_restarted_proxy_serve
  {
     let work = tempfile::tempdir().expect("tempdir");
     let (config, tls) = (work.path().join("config"), work.path().join("tls"));
-    petstore_copy(&config, "default", free_port(), "v1");
-    let controller = Controller::from_dir(work.path(), &config, &tls).await;
+    petstore_copy(&config, "default", NOTHING_LISTENS, "v1");
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
     let state = work.path().join("p.json");
-    let proxy = Proxy::start(
+    let proxy = start_proxy(
         work.path(),
         "p",
         controller.push,
@@ -425,9 +261,10 @@ async fn proxies_keep_serving_without_the_controller_and_a_restarted_proxy_serve
     );
 
     // Restart the proxy while the controller is still down: it serves at once from disk.
-    let unreachable = addr();
+    // Nothing serves the discard port: the controller stays unreachable.
+    let unreachable = SocketAddr::from(([127, 0, 0, 1], NOTHING_LISTENS));
     drop(proxy);
-    let restarted = Proxy::start(work.path(), "p", unreachable, &tls.join("proxy"), &state).await;
+    let restarted = start_proxy(work.path(), "p", unreachable, &tls.join("proxy"), &state).await;
     assert!(restarted.ready().await, "ready from the persisted snapshot");
     let r = get(restarted.traffic, HOST, "/prod/health")
         .await
@@ -440,14 +277,14 @@ async fn proxies_keep_serving_without_the_controller_and_a_restarted_proxy_serve
 async fn mutual_tls_refuses_a_proxy_without_a_certificate_of_the_controllers_ca() {
     let work = tempfile::tempdir().expect("tempdir");
     let (config, tls) = (work.path().join("config"), work.path().join("tls"));
-    petstore_copy(&config, "default", free_port(), "v1");
-    let controller = Controller::from_dir(work.path(), &config, &tls).await;
+    petstore_copy(&config, "default", NOTHING_LISTENS, "v1");
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
     // A second controller makes its own, unrelated CA and client certificate.
     let other_tls = work.path().join("other-tls");
-    let other = Controller::from_dir(work.path(), &config, &other_tls).await;
+    let other = Controller::from_dir(work.path(), &config, &other_tls, WAIT).await;
     drop(other);
 
-    let stranger = Proxy::start(
+    let stranger = start_proxy(
         work.path(),
         "stranger",
         controller.push,
@@ -455,7 +292,7 @@ async fn mutual_tls_refuses_a_proxy_without_a_certificate_of_the_controllers_ca(
         &work.path().join("s.json"),
     )
     .await;
-    let trusted = Proxy::start(
+    let trusted = start_proxy(
         work.path(),
         "trusted",
         controller.push,
@@ -464,7 +301,20 @@ async fn mutual_tls_refuses_a_proxy_without_a_certificate_of_the_controllers_ca(
     )
     .await;
     controller.wait_applied(&["trusted"], None).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stranger has tried and been refused once it says it is reconnecting.
+    let refused = eventually(WAIT, || async {
+        stranger
+            .process
+            .stderr()
+            .contains("reconnecting")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "the stranger never tried; stderr:\n{}",
+        stranger.process.stderr()
+    );
     let r = get(controller.admin, "localhost", "/proxies")
         .await
         .expect("proxies");
@@ -510,14 +360,9 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
     let work = tempfile::tempdir().expect("tempdir");
     let ns = format!("cw-e2e-{}", std::process::id());
     let host = format!("petstore.{ns}.localhost");
-    let backend_port = free_port();
+    let (_backend, backend) = petstore_backend(work.path()).await;
     let config = work.path().join("config");
-    petstore_copy(&config, &ns, backend_port, "v1beta1");
-    let _backend = ChildGuard::spawn(
-        &bin("petstore-backend"),
-        &["--listen", &format!("127.0.0.1:{backend_port}")],
-        work.path(),
-    );
+    petstore_copy(&config, &ns, backend.port(), "v1beta1");
 
     let crds = repo_root().join("deploy/crds/causeway.dev.yaml");
     kube.run(&[
@@ -554,6 +399,7 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
             "--identity",
             "controller-a",
         ],
+        WAIT,
     )
     .await;
 
@@ -637,7 +483,7 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
         ]);
         std::fs::write(proxy_tls.join(key), pem).expect("write pem");
     }
-    let proxy = Proxy::start(
+    let proxy = start_proxy(
         work.path(),
         "proxy-0",
         controller.push,
@@ -917,6 +763,7 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
             "--identity",
             "controller-b",
         ],
+        WAIT,
     )
     .await;
     let r = get(standby.admin, "localhost", "/readyz")
@@ -1017,9 +864,10 @@ async fn the_controller_reconciles_petstore_in_a_real_cluster_and_its_proxy_serv
             "--push-certs",
             "cert-manager",
         ],
+        WAIT,
     )
     .await;
-    let _proxy_cm = Proxy::start(
+    let _proxy_cm = start_proxy(
         work.path(),
         "proxy-cm",
         managed.push,

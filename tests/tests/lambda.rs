@@ -8,13 +8,11 @@
 //! Needs `python3` with `aws-lambda-powertools` (`pip install -r examples/lambda/requirements.txt`;
 //! `scripts/test.sh` installs it). Without it the test fails and says so.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
 use bytes::Bytes;
-use causeway_e2e::{ChildGuard, bin, eventually, free_port, get, repo_root};
+use causeway_e2e::{Standalone, invoke_py, repo_root, require_python_modules};
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -69,42 +67,7 @@ spec:
 
 /// Fails with the way to fix it when python3 or Powertools is missing.
 fn require_powertools() {
-    let import = Command::new("python3")
-        .args(["-c", "import aws_lambda_powertools"])
-        .output();
-    match import {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "Powertools for AWS Lambda (Python) is not installed: \
-             `python3 -m pip install -r examples/lambda/requirements.txt` \
-             (scripts/test.sh does this)\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!("python3 is needed for the Lambda example test: {e}"),
-    }
-}
-
-/// `python3 invoke.py PORT HANDLER` from `dir` (`-B`: no `__pycache__` in the repository),
-/// once it accepts connections.
-async fn invoke_endpoint(dir: &Path, handler: &str, logs: &Path) -> (ChildGuard, u16) {
-    let port = free_port();
-    let script = dir.join("invoke.py");
-    let script = script.to_str().expect("utf-8 path");
-    let child = ChildGuard::spawn(
-        Path::new("python3"),
-        &["-B", script, &port.to_string(), handler],
-        logs,
-    );
-    let up = eventually(Duration::from_secs(20), || async {
-        TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-    })
-    .await;
-    assert!(
-        up.is_some(),
-        "invoke.py {handler} did not start; stderr:\n{}",
-        child.stderr()
-    );
-    (child, port)
+    require_python_modules(&["aws_lambda_powertools"]);
 }
 
 /// The example's YAML in `dir`, its functions at the given ports, plus the broken function.
@@ -188,42 +151,18 @@ async fn the_powertools_lambda_example_answers_correctly_through_causeway_in_bot
     let dir = tempfile::tempdir().expect("tempdir");
     let logs = dir.path();
     let example = repo_root().join("examples/lambda");
-    let (_function, function_port) = invoke_endpoint(&example, "handler.handler", logs).await;
-    let (_authorizer, authorizer_port) =
-        invoke_endpoint(&example, "authorizer.handler", logs).await;
+    let (_function, function_port) = invoke_py(&example, "handler.handler", logs).await;
+    let (_authorizer, authorizer_port) = invoke_py(&example, "authorizer.handler", logs).await;
     // The broken function runs from a copy of invoke.py next to broken.py.
     let broken_dir = dir.path().join("broken");
     std::fs::create_dir_all(&broken_dir).expect("broken dir");
     std::fs::copy(example.join("invoke.py"), broken_dir.join("invoke.py")).expect("copy");
     std::fs::write(broken_dir.join("broken.py"), BROKEN).expect("broken.py");
-    let (_broken, broken_port) = invoke_endpoint(&broken_dir, "broken.handler", logs).await;
+    let (_broken, broken_port) = invoke_py(&broken_dir, "broken.handler", logs).await;
 
     let config = example_copy(dir.path(), function_port, authorizer_port, broken_port);
-    let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let gateway = ChildGuard::spawn(
-        &bin("causeway"),
-        &[
-            "standalone",
-            "-f",
-            config.to_str().expect("utf-8 path"),
-            "--listen",
-            &traffic.to_string(),
-            "--admin-listen",
-            &admin.to_string(),
-        ],
-        logs,
-    );
-    let ready = eventually(Duration::from_secs(20), || async {
-        let r = get(admin, "localhost", "/readyz").await.ok()?;
-        (r.status == 200).then_some(())
-    })
-    .await;
-    assert!(
-        ready.is_some(),
-        "gateway never became ready; stderr:\n{}",
-        gateway.stderr()
-    );
+    let gateway = Standalone::start(&config, logs, &[]).await;
+    let traffic = gateway.traffic;
     let ada = [("x-customer", "ada")];
 
     // 2.0 (APIGatewayHttpResolver): path parameter, repeated query string, stage variable,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use causeway_e2e::{ChildGuard, Reply, bin, eventually, free_port, get, repo_root};
+use causeway_e2e::{Reply, Standalone, bin, eventually, get, petstore_backend, repo_root};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -49,7 +49,8 @@ async fn send(
 async fn the_aws_petstore_document_imported_by_the_cli_is_served_by_standalone_as_the_document_says()
  {
     let dir = tempfile::tempdir().unwrap();
-    let backend_port = free_port();
+    let (_backend, backend) = petstore_backend(dir.path()).await;
+    let backend_port = backend.port();
     // The document's backend is AWS's demo endpoint; point it at the example backend.
     let doc = std::fs::read_to_string(
         repo_root().join("tests/fixtures/openapi/petstore-rest-oas30.json"),
@@ -88,32 +89,8 @@ async fn the_aws_petstore_document_imported_by_the_cli_is_served_by_standalone_a
     )
     .unwrap();
 
-    let _backend = ChildGuard::spawn(
-        &bin("petstore-backend"),
-        &["--listen", &format!("127.0.0.1:{backend_port}")],
-        dir.path(),
-    );
-    let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let gateway = ChildGuard::spawn(
-        &bin("causeway"),
-        &[
-            "standalone",
-            "-f",
-            crs.to_str().unwrap(),
-            "--listen",
-            &traffic.to_string(),
-            "--admin-listen",
-            &admin.to_string(),
-        ],
-        dir.path(),
-    );
-    let ready = eventually(Duration::from_secs(20), || async {
-        let r = get(admin, "localhost", "/readyz").await.ok()?;
-        (r.status == 200).then_some(())
-    })
-    .await;
-    assert!(ready.is_some(), "not ready: {}", gateway.stderr());
+    let gateway = Standalone::start(&crs, dir.path(), &[]).await;
+    let traffic = gateway.traffic;
 
     // GET / is the mock's HTML page.
     let root = get(traffic, HOST, "/prod/").await.unwrap();

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use causeway_e2e::{ChildGuard, bin, eventually, free_port, get};
+use causeway_e2e::{ChildGuard, Standalone, bin, eventually, port_for_external_server};
 
 const HOST: &str = "shop.default.localhost";
 const KEY: &str = "alice-0123456789abcdefghij";
@@ -85,42 +85,24 @@ fn redis(dir: &Path, port: u16) -> Redis {
         ],
         dir,
     );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start on {port}: {}",
+            guard.stderr()
+        );
+        // The poll interval of a deadline loop, not a wait before an assertion.
         std::thread::sleep(Duration::from_millis(20));
     }
     Redis(guard, port)
 }
 
 async fn replica(dir: &Path, redis_port: u16) -> (ChildGuard, SocketAddr, SocketAddr) {
-    let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let url = format!("redis://127.0.0.1:{redis_port}/");
-    let child = ChildGuard::spawn(
-        &bin("causeway"),
-        &[
-            "standalone",
-            "-f",
-            dir.to_str().unwrap(),
-            "--listen",
-            &traffic.to_string(),
-            "--admin-listen",
-            &admin.to_string(),
-            "--redis-url",
-            &url,
-            "--access-log",
-            "off",
-        ],
-        dir,
-    );
-    let ready = eventually(Duration::from_secs(20), || async {
-        (get(admin, "localhost", "/readyz").await.ok()?.status == 200).then_some(())
-    })
-    .await;
-    assert!(ready.is_some(), "replica not ready: {}", child.stderr());
-    (child, traffic, admin)
+    let flags = ["--redis-url", &url, "--access-log", "off"];
+    let replica = Standalone::start(dir, dir, &flags).await;
+    (replica.process, replica.traffic, replica.admin)
 }
 
 async fn keyed(addr: SocketAddr) -> u16 {
@@ -169,7 +151,7 @@ async fn heavy_three_replicas_admit_exactly_the_quota_and_causeway_usage_agrees(
     let dir = tempfile::tempdir().unwrap();
     let quota = 300;
     config(dir.path(), quota);
-    let redis = redis(dir.path(), free_port());
+    let redis = redis(dir.path(), port_for_external_server());
     let mut replicas = Vec::new();
     let mut guards = Vec::new();
     for _ in 0..3 {
@@ -213,7 +195,7 @@ async fn heavy_redis_killed_mid_run_fails_closed_then_the_replicas_recover_by_th
     let dir = tempfile::tempdir().unwrap();
     let quota = 100_000;
     config(dir.path(), quota);
-    let port = free_port();
+    let port = port_for_external_server();
     let redis_server = redis(dir.path(), port);
     let (guard, traffic, _) = replica(dir.path(), port).await;
     let before = drive(&[traffic], 200).await;
@@ -261,7 +243,7 @@ async fn heavy_redis_killed_mid_run_fails_open_over_admitting_at_most_what_the_o
     let dir = tempfile::tempdir().unwrap();
     let quota: usize = 300;
     config_with(dir.path(), quota as u64, "FAIL_OPEN");
-    let port = free_port();
+    let port = port_for_external_server();
     let redis_server = redis(dir.path(), port);
     let (guard_a, a, _) = replica(dir.path(), port).await;
     let (_guard_b, b, _) = replica(dir.path(), port).await;
@@ -287,6 +269,7 @@ async fn heavy_redis_killed_mid_run_fails_open_over_admitting_at_most_what_the_o
         let after = drive(&[a, b], 20).await;
         admitted_after += after.get(&200).copied().unwrap_or(0);
         recovered = after.get(&429) == Some(&20) && counted(port) >= Some(quota as u64);
+        // The poll interval of a deadline loop that also counts what each round admitted.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(

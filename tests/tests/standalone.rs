@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use causeway_e2e::{ChildGuard, Reply, bin, eventually, free_port, get, repo_root};
+use causeway_e2e::{ChildGuard, Reply, Standalone, eventually, get, petstore_backend, repo_root};
 
 const PETSTORE_HOST: &str = "petstore.default.localhost";
 
@@ -34,42 +34,16 @@ async fn start_petstore(dir: &Path) -> Running {
 
 /// [`start_petstore`] with more flags for the gateway.
 async fn start_petstore_with(dir: &Path, more: &[&str]) -> Running {
-    let backend_port = free_port();
-    petstore_copy(dir, backend_port);
-    let backend_addr = format!("127.0.0.1:{backend_port}");
-    let backend = ChildGuard::spawn(&bin("petstore-backend"), &["--listen", &backend_addr], dir);
-    let traffic: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let dir_arg = dir.to_str().unwrap().to_string();
-    let (traffic_arg, admin_arg) = (traffic.to_string(), admin.to_string());
-    let mut args = vec![
-        "standalone",
-        "-f",
-        &dir_arg,
-        "--listen",
-        &traffic_arg,
-        "--admin-listen",
-        &admin_arg,
-        "--poll-millis",
-        "100",
-    ];
-    args.extend_from_slice(more);
-    let gateway = ChildGuard::spawn(&bin("causeway"), &args, dir);
-    let ready = eventually(Duration::from_secs(20), || async {
-        let r = get(admin, "localhost", "/readyz").await.ok()?;
-        (r.status == 200).then_some(())
-    })
-    .await;
-    assert!(
-        ready.is_some(),
-        "gateway never became ready; stderr:\n{}",
-        gateway.stderr()
-    );
+    let (backend, backend_addr) = petstore_backend(dir).await;
+    petstore_copy(dir, backend_addr.port());
+    let mut flags = vec!["--poll-millis", "100"];
+    flags.extend_from_slice(more);
+    let gateway = Standalone::start(dir, dir, &flags).await;
     Running {
         _backend: backend,
-        gateway,
-        traffic,
-        admin,
+        gateway: gateway.process,
+        traffic: gateway.traffic,
+        admin: gateway.admin,
     }
 }
 
@@ -220,31 +194,10 @@ spec: {apiRef: {name: dual}, stageName: prod, autoDeploy: true}
 "#,
     )
     .expect("write api.yaml");
-    let v4: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let v6: SocketAddr = format!("[::1]:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let dir_arg = dir.path().to_str().unwrap().to_string();
-    let gateway = ChildGuard::spawn(
-        &bin("causeway"),
-        &[
-            "standalone",
-            "-f",
-            &dir_arg,
-            "--listen",
-            &v4.to_string(),
-            "--listen",
-            &v6.to_string(),
-            "--admin-listen",
-            &admin.to_string(),
-        ],
-        dir.path(),
-    );
-    let ready = eventually(Duration::from_secs(20), || async {
-        let r = get(admin, "localhost", "/readyz").await.ok()?;
-        (r.status == 200).then_some(())
-    })
-    .await;
-    assert!(ready.is_some(), "not ready:\n{}", gateway.stderr());
+    let listen = ["--listen", "127.0.0.1:0", "--listen", "[::1]:0"];
+    let gateway = Standalone::start(dir.path(), dir.path(), &listen).await;
+    let traffic = gateway.process.listening_all("traffic", 2).await;
+    let (v4, v6) = (traffic[0], traffic[1]);
     let host = "dual.default.localhost";
     for (listener, client) in [(v4, "127.0.0.1"), (v6, "::1")] {
         let hello = get(listener, host, "/prod/hello").await.expect("answer");

@@ -7,23 +7,16 @@
 //! `bench/results/`. `CAUSEWAY_ACCURACY_RATES=10,100` and `CAUSEWAY_ACCURACY_SECS=30` narrow it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use causeway_e2e::{ChildGuard, bin, eventually, free_port, get};
+use causeway_e2e::Standalone;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HOST: &str = "acc.default.localhost";
 /// Concurrent connections of the load generator.
 const CONNECTIONS: usize = 64;
-
-fn causeway() -> PathBuf {
-    std::env::var_os("CAUSEWAY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| bin("causeway"))
-}
 
 fn yaml(rate: f64, burst: u32) -> String {
     format!(
@@ -117,30 +110,15 @@ async fn run(rate: f64, secs: f64) -> Run {
     let burst = ((rate / 2.0) as u32).max(5);
     let work = tempfile::tempdir().expect("tempdir");
     std::fs::write(work.path().join("acc.yaml"), yaml(rate, burst)).expect("write");
-    let traffic = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let proxy = ChildGuard::spawn(
-        &causeway(),
-        &[
-            "standalone",
-            "-f",
-            &work.path().display().to_string(),
-            "--listen",
-            &traffic.to_string(),
-            "--admin-listen",
-            &admin.to_string(),
-            "--access-log",
-            "off",
-            "--log",
-            "warn",
-        ],
-        work.path(),
-    );
-    let ready = eventually(Duration::from_secs(20), || async {
-        (get(admin, "localhost", "/readyz").await.ok()?.status == 200).then_some(())
-    })
-    .await;
-    assert!(ready.is_some(), "proxy not ready: {}", proxy.stderr());
+    // `warn` keeps logging out of the measurement; the `listening` events still show.
+    let flags = [
+        "--access-log",
+        "off",
+        "--log",
+        "warn,causeway::serving=info",
+    ];
+    let proxy = Standalone::start(work.path(), work.path(), &flags).await;
+    let traffic = proxy.traffic;
     // The bucket is full (burst) by now, as the bound assumes.
     let connections = CONNECTIONS.min((rate * 3.0) as usize).max(1);
     let per_conn = rate * 3.0 / connections as f64;

@@ -3,26 +3,17 @@
 //! (what it writes into `UsagePlan.status` when it leads in a cluster) adds them up.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use causeway_e2e::{ChildGuard, bin, eventually, free_port, get};
+use causeway_e2e::processes::{Controller, Proxy};
+use causeway_e2e::{ChildGuard, eventually, get};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 const HOST: &str = "shop.default.localhost";
 const ALICE: &str = "alice-0123456789abcdefghij";
 const BOB: &str = "bob-0123456789abcdefghijkl";
-
-fn causeway() -> PathBuf {
-    std::env::var_os("CAUSEWAY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| bin("causeway"))
-}
-
-fn addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
-}
 
 /// A plan whose keys get 5 requests per proxy (burst 5, next to no refill).
 const YAML: &str = r#"
@@ -64,39 +55,12 @@ spec:
     - {id: bob, secretRef: {name: keys, key: bob}}
 "#;
 
-async fn wait_up(admin: SocketAddr, path: &str, process: &ChildGuard, what: &str) {
-    let up = eventually(WAIT, || async {
-        (get(admin, "localhost", path).await.ok()?.status == 200).then_some(())
-    })
-    .await;
-    assert!(up.is_some(), "{what} not up; stderr:\n{}", process.stderr());
-}
-
+/// A proxy fed by `push` that reports its usage every 200 ms, once it applied a snapshot.
 async fn proxy(work: &Path, id: &str, push: SocketAddr) -> (ChildGuard, SocketAddr) {
-    let (traffic, admin) = (addr(), addr());
-    let process = ChildGuard::spawn(
-        &causeway(),
-        &[
-            "proxy",
-            "--controller",
-            &format!("https://{push}"),
-            "--tls-dir",
-            &work.join("tls/proxy").display().to_string(),
-            "--listen",
-            &traffic.to_string(),
-            "--admin-listen",
-            &admin.to_string(),
-            "--proxy-id",
-            id,
-            "--access-log",
-            "off",
-            "--usage-report-millis",
-            "200",
-        ],
-        work,
-    );
-    wait_up(admin, "/readyz", &process, id).await;
-    (process, traffic)
+    let more = ["--access-log", "off", "--usage-report-millis", "200"];
+    let proxy = Proxy::start(work, id, push, &work.join("tls/proxy"), &more, WAIT).await;
+    proxy.wait_ready().await;
+    (proxy.process, proxy.traffic)
 }
 
 async fn keyed(traffic: SocketAddr, key: &str) -> u16 {
@@ -120,25 +84,9 @@ async fn the_controller_adds_up_the_usage_both_proxies_report_and_says_counting_
     let config = work.path().join("config");
     std::fs::create_dir_all(&config).expect("config dir");
     std::fs::write(config.join("shop.yaml"), YAML).expect("write");
-    let (push, admin) = (addr(), addr());
-    let controller = ChildGuard::spawn(
-        &causeway(),
-        &[
-            "controller",
-            "--push-listen",
-            &push.to_string(),
-            "--admin-listen",
-            &admin.to_string(),
-            "--from-dir",
-            &config.display().to_string(),
-            "--tls-dir",
-            &work.path().join("tls").display().to_string(),
-            "--debounce-millis",
-            "100",
-        ],
-        work.path(),
-    );
-    wait_up(admin, "/healthz", &controller, "controller").await;
+    let tls = work.path().join("tls");
+    let controller = Controller::from_dir(work.path(), &config, &tls, WAIT).await;
+    let (push, admin) = (controller.push, controller.admin);
     let (_a, a) = proxy(work.path(), "a", push).await;
     let (_b, b) = proxy(work.path(), "b", push).await;
 
@@ -186,6 +134,6 @@ async fn the_controller_adds_up_the_usage_both_proxies_report_and_says_counting_
     assert!(
         rolled.is_some(),
         "the controller's rollup never matched {want}; last: {last}; stderr:\n{}",
-        controller.stderr()
+        controller.process.stderr()
     );
 }

@@ -24,7 +24,10 @@ async fn main() {
         match arg.as_str() {
             "--listen" => listen = args.next().unwrap_or(listen),
             "-h" | "--help" => {
-                println!("petstore-backend [--listen ADDR]   (default {DEFAULT_LISTEN})");
+                println!(
+                    "petstore-backend [--listen ADDR]   (default {DEFAULT_LISTEN}; port 0: a free \
+                     port, printed on stderr as `listening role=backend addr=IP:PORT`)"
+                );
                 return;
             }
             other => {
@@ -40,7 +43,15 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    eprintln!("petstore-backend listening on http://{listen}");
+    // The address really bound (`--listen 127.0.0.1:0` takes a free port), in the same shape
+    // as the causeway binaries' `listening` event, for scripts and tests to read.
+    match listener.local_addr() {
+        Ok(addr) => eprintln!("petstore-backend: listening role=backend addr={addr}"),
+        Err(e) => {
+            eprintln!("petstore-backend: no local address: {e}");
+            std::process::exit(1);
+        }
+    }
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;

@@ -39,6 +39,7 @@ use sha2::{Digest, Sha256};
 use super::{
     AuthError, AuthState, LiveAuthorizer, context_map, event_headers, identity_values, route_arn,
 };
+use crate::clock::Clock;
 use crate::context::{Principal, RequestContext, query_pairs};
 use crate::upstream::LiveBackend;
 
@@ -393,20 +394,22 @@ type Entries = HashMap<[u8; 32], (Instant, Arc<Decision>)>;
 pub(crate) struct DecisionCache {
     entries: Mutex<Entries>,
     capacity: usize,
+    clock: Clock,
 }
 
 impl DecisionCache {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, clock: Clock) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
+            clock,
         }
     }
 
     fn get(&self, key: &[u8; 32]) -> Option<Arc<Decision>> {
         let mut entries = self.entries.lock().ok()?;
         match entries.get(key) {
-            Some((expires, d)) if *expires > Instant::now() => Some(Arc::clone(d)),
+            Some((expires, d)) if *expires > self.clock.now() => Some(Arc::clone(d)),
             Some(_) => {
                 entries.remove(key);
                 None
@@ -420,7 +423,7 @@ impl DecisionCache {
             return;
         };
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
-            let now = Instant::now();
+            let now = self.clock.now();
             entries.retain(|_, (expires, _)| *expires > now);
             if entries.len() >= self.capacity {
                 // Still full: drop the eighth that expires soonest.
@@ -433,7 +436,7 @@ impl DecisionCache {
             }
         }
         // `checked_add`: a TTL from a hand-built snapshot must not panic the proxy.
-        let now = Instant::now();
+        let now = self.clock.now();
         entries.insert(key, (now.checked_add(ttl).unwrap_or(now), decision));
     }
 
@@ -781,7 +784,7 @@ mod tests {
 
     #[test]
     fn the_decision_cache_stays_within_its_capacity() {
-        let cache = DecisionCache::new(16);
+        let cache = DecisionCache::new(16, Clock::system());
         let d = Arc::new(Decision {
             outcome: Outcome::Simple(true),
             principal_id: None,

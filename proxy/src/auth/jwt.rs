@@ -24,6 +24,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::{AuthError, AuthState, LiveAuthorizer, Principal, identity_values};
+use crate::clock::Clock;
 
 /// Longest time a fetched key set is used.
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
@@ -42,9 +43,8 @@ struct Key {
     key: DecodingKey,
 }
 
-/// A parsed key set and when it was fetched.
+/// A parsed key set.
 struct KeySet {
-    fetched: Instant,
     keys: Vec<Key>,
 }
 
@@ -84,10 +84,7 @@ impl KeySet {
                 key,
             });
         }
-        Ok(Self {
-            fetched: Instant::now(),
-            keys: out,
-        })
+        Ok(Self { keys: out })
     }
 
     /// Keys that may verify a token with this `kid` and `alg`.
@@ -107,30 +104,32 @@ impl KeySet {
 /// The fetched key set of one JWKS, with its fetch rate limit.
 pub(crate) struct JwksCache {
     source: JwksSource,
-    keys: RwLock<Option<Arc<KeySet>>>,
+    /// The key set and when it was fetched.
+    keys: RwLock<Option<(Instant, Arc<KeySet>)>>,
     last_fetch: Mutex<Option<Instant>>,
+    clock: Clock,
     single_flight: tokio::sync::Mutex<()>,
     /// Fetches started (for tests and metrics).
     pub fetches: AtomicU64,
 }
 
 impl JwksCache {
-    fn new(source: JwksSource) -> Self {
+    fn new(source: JwksSource, clock: Clock) -> Self {
         Self {
             source,
             keys: RwLock::new(None),
             last_fetch: Mutex::new(None),
+            clock,
             single_flight: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
         }
     }
 
     fn current(&self) -> Option<Arc<KeySet>> {
-        self.keys
-            .read()
-            .ok()
-            .and_then(|k| k.clone())
-            .filter(|k| k.fetched.elapsed() < JWKS_MAX_AGE)
+        let now = self.clock.now();
+        let keys = self.keys.read().ok()?;
+        let (fetched, set) = keys.as_ref()?;
+        (now.saturating_duration_since(*fetched) < JWKS_MAX_AGE).then(|| Arc::clone(set))
     }
 
     /// Claims the right to fetch now, if the last fetch started long enough ago.
@@ -138,8 +137,8 @@ impl JwksCache {
         let Ok(mut last) = self.last_fetch.lock() else {
             return false;
         };
-        let now = Instant::now();
-        if last.is_some_and(|t| now.duration_since(t) < JWKS_MIN_REFETCH) {
+        let now = self.clock.now();
+        if last.is_some_and(|t| now.saturating_duration_since(t) < JWKS_MIN_REFETCH) {
             return false;
         }
         *last = Some(now);
@@ -175,7 +174,7 @@ impl JwksCache {
             Ok(set) => {
                 let set = Arc::new(set);
                 if let Ok(mut keys) = self.keys.write() {
-                    *keys = Some(Arc::clone(&set));
+                    *keys = Some((self.clock.now(), Arc::clone(&set)));
                 }
                 Ok(set)
             }
@@ -263,12 +262,20 @@ fn is_private_host(host: &str) -> bool {
 }
 
 /// JWKS caches by authorizer id and source; they outlive snapshots.
-#[derive(Default)]
 pub(crate) struct JwksCaches {
     caches: Mutex<HashMap<(String, String), Arc<JwksCache>>>,
+    clock: Clock,
 }
 
 impl JwksCaches {
+    /// No cache yet; each reads the time from `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            caches: Mutex::new(HashMap::new()),
+            clock,
+        }
+    }
+
     /// The cache of one authorizer's JWKS (created on first use).
     pub fn get(&self, authorizer: &str, source: &JwksSource) -> Option<Arc<JwksCache>> {
         let url = match source {
@@ -279,7 +286,7 @@ impl JwksCaches {
         Some(Arc::clone(
             caches
                 .entry((authorizer.to_string(), url))
-                .or_insert_with(|| Arc::new(JwksCache::new(source.clone()))),
+                .or_insert_with(|| Arc::new(JwksCache::new(source.clone(), self.clock.clone()))),
         ))
     }
 }

@@ -2,7 +2,7 @@
 //! throttles (before any authorizer is asked), authorization, the caller's usage plan, and
 //! request validation.
 
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use causeway_snapshot::ApiConfig;
 use http::header::{self, HeaderValue};
@@ -184,7 +184,12 @@ pub(super) async fn usage_plan(
     {
         let verdict = shared
             .quotas
-            .admit(&limits.scope, rule, !fail_closed, SystemTime::now())
+            .admit(
+                &limits.scope,
+                rule,
+                !fail_closed,
+                shared.config.clock.system_time(),
+            )
             .await;
         refusal = match verdict {
             QuotaDecision::Admitted => None,
@@ -197,10 +202,7 @@ pub(super) async fn usage_plan(
             limits.refund(&stage.id, &route.key);
         }
     }
-    let day = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0);
+    let day = shared.config.clock.unix_day();
     shared
         .usage
         .record(&limits.plan, &limits.key, day, refusal.is_none());

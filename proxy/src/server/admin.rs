@@ -115,10 +115,7 @@ async fn usage(shared: &Shared, query: &str) -> Response<ProxyBody> {
             "usage needs ?plan=NAMESPACE/NAME\n",
         );
     };
-    let today = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0);
+    let today = shared.config.clock.unix_day();
     let day = |name: &str| match params.get(name) {
         None => Ok(today),
         Some(text) => parse_date(text).ok_or(format!("{name} must be YYYY-MM-DD, not {text:?}\n")),

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use http::StatusCode;
 
 use crate::support::*;
@@ -29,17 +27,10 @@ async fn metrics_count_requests_by_api_stage_route_and_status_class() {
         "causeway_proxy_snapshot_info{version=",
         "causeway_proxy_active_connections",
     ];
-    // Metrics are recorded when the response body ends; give the server a moment.
-    let mut text = String::new();
-    for _ in 0..20 {
-        text = get(&client, &proxy.admin_url("/metrics"), "admin")
-            .await
-            .body;
-        if expected.iter().all(|e| text.contains(e)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    // Metrics are recorded when the response body ends.
+    let text = proxy
+        .wait_metrics(EVENTUALLY, |m| expected.iter().all(|e| m.contains(e)))
+        .await;
     for line in expected {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
@@ -73,14 +64,7 @@ async fn every_request_writes_one_json_access_log_line() {
     )
     .await;
     assert_eq!(answer.body, "42");
-    let mut lines = Vec::new();
-    for _ in 0..20 {
-        lines = proxy.logs.lock().expect("logs").clone();
-        if !lines.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let lines = proxy.wait_logs(1).await;
     assert_eq!(lines.len(), 1, "{lines:?}");
     let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("json line");
     // Not a trusted hop: the client's id is replaced, and the log shows the one it got back.

@@ -36,7 +36,7 @@ async fn a_refused_connection_is_retried_on_another_endpoint() {
     // Every request reached the good endpoint once, with its whole body.
     let seen = good.seen();
     assert_eq!(seen.len(), 4);
-    assert!(seen.iter().all(|s| s.body_len == 1000), "{seen:?}");
+    assert!(seen.iter().all(|s| s.body_len() == 1000), "{seen:?}");
     // Ejection is off here, so round robin offers the refusing endpoint first each time.
     let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin").await;
     assert!(
@@ -125,101 +125,23 @@ async fn an_ejection_survives_a_snapshot_swap_for_the_same_endpoint() {
     assert_eq!(bad.seen().len(), 1, "still ejected after the swap");
 }
 
-/// An HTTPS backend with a certificate for `name` signed by a fresh CA; returns its address and
-/// the CA (PEM). It answers `secure {path}`.
-async fn tls_backend(name: &str) -> (std::net::SocketAddr, String) {
+/// An HTTPS backend with a certificate for `name` signed by a fresh CA; returns it and the CA
+/// (PEM). It answers `secure {path}`.
+async fn tls_backend(name: &str) -> (Upstream, String) {
     tls_backend_requiring(name, None).await
 }
 
-/// A CA: its certificate (PEM) and an issuer for leaves.
-fn test_ca(cn: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, cn);
-    let ca = ca_params.self_signed(&ca_key).expect("ca");
-    (ca.pem(), rcgen::Issuer::new(ca_params, ca_key))
-}
-
-/// A client certificate for `cn` from `issuer`: (chain PEM, key PEM).
-fn client_cert(cn: &str, issuer: &rcgen::Issuer<'static, rcgen::KeyPair>) -> (String, String) {
-    let key = rcgen::KeyPair::generate().expect("key");
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, cn);
-    let cert = params.signed_by(&key, issuer).expect("client cert");
-    (cert.pem(), key.serialize_pem())
-}
-
 /// [`tls_backend`] that, with `client_ca` (PEM), requires a client certificate from that CA.
-async fn tls_backend_requiring(
-    name: &str,
-    client_ca: Option<&str>,
-) -> (std::net::SocketAddr, String) {
-    use std::sync::Arc;
-    let (ca_pem, issuer) = test_ca("backend CA");
-    let key = rcgen::KeyPair::generate().expect("key");
-    let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("leaf");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .expect("versions");
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(pem) => {
-            use rustls::pki_types::pem::PemObject;
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                roots.add(cert.expect("ca pem")).expect("root");
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .expect("verifier");
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let config = builder
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = hyper::service::service_fn(
-                    |req: http::Request<hyper::body::Incoming>| async move {
-                        let body = format!("secure {}", req.uri().path());
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(bytes::Bytes::from(body)),
-                        ))
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    (addr, ca_pem)
+async fn tls_backend_requiring(name: &str, client_ca: Option<&str>) -> (Upstream, String) {
+    let ca = Ca::new("backend CA");
+    let backend = Upstream::builder()
+        .handler(std::sync::Arc::new(|seen: &Seen| {
+            Reply::ok(format!("secure {}", seen.path))
+        }))
+        .tls(ca.leaf(name).server_config(client_ca, &[]))
+        .start()
+        .await;
+    (backend, ca.pem().to_string())
 }
 
 fn https_backend(
@@ -238,10 +160,10 @@ fn https_backend(
 
 #[tokio::test]
 async fn an_https_backend_is_reached_over_tls_verified_against_its_ca() {
-    let (addr, ca) = tls_backend("billing.internal").await;
+    let (backend, ca) = tls_backend("billing.internal").await;
     let snapshot = SnapshotBuilder::new()
         .route(proxy_to("GET /pay", "secure"))
-        .backend("secure", &[addr.to_string()])
+        .backend("secure", &[backend.endpoint()])
         .build();
     let proxy = TestProxy::with_snapshot(https_backend(snapshot, Some(ca))).await;
     let answer = get(&http1(), &proxy.url("/pay"), HOST).await;
@@ -251,11 +173,11 @@ async fn an_https_backend_is_reached_over_tls_verified_against_its_ca() {
 
 #[tokio::test]
 async fn an_https_backend_with_an_untrusted_certificate_is_a_502() {
-    let (addr, _ca) = tls_backend("billing.internal").await;
-    let (_, other_ca) = tls_backend("billing.internal").await;
+    let (backend, _ca) = tls_backend("billing.internal").await;
+    let (_other, other_ca) = tls_backend("billing.internal").await;
     let snapshot = SnapshotBuilder::new()
         .route(proxy_to("GET /pay", "secure"))
-        .backend("secure", &[addr.to_string()])
+        .backend("secure", &[backend.endpoint()])
         .build();
     let proxy = TestProxy::with_snapshot(https_backend(snapshot, Some(other_ca))).await;
     let answer = get(&http1(), &proxy.url("/pay"), HOST).await;
@@ -285,10 +207,10 @@ fn mtls_snapshot(
 
 #[tokio::test]
 async fn a_backend_that_requires_a_client_certificate_gets_the_vpc_links_and_answers() {
-    let (client_ca, client_issuer) = test_ca("gateway clients");
-    let (addr, ca) = tls_backend_requiring("billing.internal", Some(&client_ca)).await;
-    let cert = client_cert("causeway-gateway", &client_issuer);
-    let proxy = TestProxy::with_snapshot(mtls_snapshot(addr, ca, Some(cert))).await;
+    let clients = Ca::new("gateway clients");
+    let (backend, ca) = tls_backend_requiring("billing.internal", Some(clients.pem())).await;
+    let cert = clients.leaf("causeway-gateway").pem_pair();
+    let proxy = TestProxy::with_snapshot(mtls_snapshot(backend.addr, ca, Some(cert))).await;
     let answer = get(&http1(), &proxy.url("/pay"), HOST).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.body, "secure /pay");
@@ -296,14 +218,14 @@ async fn a_backend_that_requires_a_client_certificate_gets_the_vpc_links_and_ans
 
 #[tokio::test]
 async fn a_backend_that_requires_a_client_certificate_refuses_none_or_another_cas_with_a_502() {
-    let (client_ca, _) = test_ca("gateway clients");
-    let (_, stranger_issuer) = test_ca("someone else");
-    let (addr, ca) = tls_backend_requiring("billing.internal", Some(&client_ca)).await;
-    let without = TestProxy::with_snapshot(mtls_snapshot(addr, ca.clone(), None)).await;
+    let clients = Ca::new("gateway clients");
+    let strangers = Ca::new("someone else");
+    let (backend, ca) = tls_backend_requiring("billing.internal", Some(clients.pem())).await;
+    let without = TestProxy::with_snapshot(mtls_snapshot(backend.addr, ca.clone(), None)).await;
     let answer = get(&http1(), &without.url("/pay"), HOST).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
-    let stranger = client_cert("causeway-gateway", &stranger_issuer);
-    let wrong = TestProxy::with_snapshot(mtls_snapshot(addr, ca, Some(stranger))).await;
+    let stranger = strangers.leaf("causeway-gateway").pem_pair();
+    let wrong = TestProxy::with_snapshot(mtls_snapshot(backend.addr, ca, Some(stranger))).await;
     let answer = get(&http1(), &wrong.url("/pay"), HOST).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
 }

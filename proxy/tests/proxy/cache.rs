@@ -9,7 +9,6 @@ use causeway_snapshot::{
 };
 use http::{Method, StatusCode};
 
-use crate::recorder::{RawAnswer, Recorder, Scripted, exchange};
 use crate::support::*;
 
 const OTHER_HOST: &str = "other.test";
@@ -30,7 +29,7 @@ fn cached(
 }
 
 /// A stage with a cache of `capacity` bytes and `X-Cache`, on two hosts, with the routes.
-fn snapshot(upstream: &Recorder, capacity: u64, routes: Vec<RouteConfig>) -> Snapshot {
+fn snapshot(upstream: &Upstream, capacity: u64, routes: Vec<RouteConfig>) -> Snapshot {
     let mut builder = SnapshotBuilder::new().backend("up", &[upstream.endpoint()]);
     for r in routes {
         builder = builder.route(r);
@@ -54,11 +53,11 @@ fn snapshot(upstream: &Recorder, capacity: u64, routes: Vec<RouteConfig>) -> Sna
 }
 
 /// An upstream that numbers its answers, so a cached answer is recognisable.
-async fn counting_upstream() -> Recorder {
+async fn counting_upstream() -> Upstream {
     let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    Recorder::start(move |r| {
+    Upstream::with_handler(move |r| {
         let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let answer = Scripted::ok(format!("answer {i} for {}", r.path));
+        let answer = Reply::ok(format!("answer {i} for {}", r.path));
         match r.path.as_str() {
             "/cookie" => answer.header("set-cookie", "s=1"),
             "/private" => answer.header("cache-control", "private, max-age=60"),
@@ -90,7 +89,7 @@ async fn a_second_request_within_the_ttl_is_a_hit_and_after_the_ttl_a_miss() {
         &[],
         CacheInvalidationPolicy::Ignore,
     )];
-    let proxy = TestProxy::with_snapshot(snapshot(&upstream, 1 << 20, routes)).await;
+    let (proxy, clock) = TestProxy::with_manual_clock(snapshot(&upstream, 1 << 20, routes)).await;
     let first = fetch(&proxy, "/pets", HOST, &[]).await;
     let second = fetch(&proxy, "/pets", HOST, &[]).await;
     assert_eq!(
@@ -104,8 +103,8 @@ async fn a_second_request_within_the_ttl_is_a_hit_and_after_the_ttl_a_miss() {
         second.header("x-request-id"),
         "a hit still gets its own request id"
     );
-    assert_eq!(upstream.count(), 1);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(upstream.calls(), 1);
+    clock.advance(Duration::from_millis(1_100));
     let third = fetch(&proxy, "/pets", HOST, &[]).await;
     assert_eq!(x_cache(&third), "Miss");
     assert_eq!(third.text(), "answer 1 for /pets");
@@ -169,7 +168,7 @@ async fn key_parameters_and_hosts_make_separate_entries_and_other_parameters_do_
         "an undeclared parameter is not part of the key"
     );
     assert_eq!(again.text(), a.text());
-    assert_eq!(upstream.count(), 4);
+    assert_eq!(upstream.calls(), 4);
 }
 
 #[tokio::test]
@@ -224,7 +223,7 @@ async fn a_client_invalidation_is_honoured_only_where_the_route_allows_it() {
     );
     let refused = fetch(&proxy, "/refuse", HOST, &bypass).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    assert_eq!(upstream.count(), 4);
+    assert_eq!(upstream.calls(), 4);
 }
 
 #[tokio::test]
@@ -261,7 +260,7 @@ async fn cookies_private_no_store_errors_and_posts_are_never_served_from_the_cac
             "a POST is not cacheable at all"
         );
     }
-    assert_eq!(upstream.count(), 10);
+    assert_eq!(upstream.calls(), 10);
 }
 
 #[tokio::test]
@@ -334,7 +333,7 @@ async fn the_cache_survives_a_swap_that_keeps_its_settings_and_canaries_keep_the
         .apply(snapshot(&upstream, 2 << 20, vec![route()]))
         .expect("applies");
     assert_eq!(x_cache(&fetch(&proxy, "/pets", HOST, &[]).await), "Miss");
-    assert_eq!(upstream.count(), 2);
+    assert_eq!(upstream.calls(), 2);
 
     // A canary taking every request does not see the stage's entries...
     let mut canary = snapshot(&upstream, 2 << 20, vec![route()]);
@@ -370,7 +369,7 @@ async fn the_cache_survives_a_swap_that_keeps_its_settings_and_canaries_keep_the
 
 /// A stage cache on `GET /me` (needs an API key of plan `gold`: alice or bob), shared across
 /// callers or not.
-fn keyed(upstream: &Recorder, share: bool) -> Snapshot {
+fn keyed(upstream: &Upstream, share: bool) -> Snapshot {
     use causeway_snapshot::{ApiKeyConfig, PlanStage, UsagePlanConfig};
     use sha2::{Digest, Sha256};
     let mut me = cached(
@@ -425,7 +424,7 @@ async fn on_a_keyed_route_each_caller_has_its_own_entries_unless_the_stage_share
         (x_cache(&again).as_str(), again.text()),
         ("Hit", first.text())
     );
-    assert_eq!(upstream.count(), 2);
+    assert_eq!(upstream.calls(), 2);
 
     proxy.proxy.apply(keyed(&upstream, true)).expect("applies");
     let a = fetch(&proxy, "/me", HOST, &alice).await;
@@ -469,7 +468,7 @@ async fn ranges_partial_answers_and_vary_star_are_never_stored_and_vary_headers_
         "Miss",
         "nothing kept"
     );
-    assert_eq!(upstream.count(), 7);
+    assert_eq!(upstream.calls(), 7);
 
     let en = [("accept-language", "en")];
     let fr = [("accept-language", "fr")];
@@ -490,7 +489,7 @@ async fn ranges_partial_answers_and_vary_star_are_never_stored_and_vary_headers_
         (x_cache(&again_en).as_str(), x_cache(&again_fr).as_str()),
         ("Hit", "Hit")
     );
-    assert_eq!(upstream.count(), 9);
+    assert_eq!(upstream.calls(), 9);
 }
 
 #[tokio::test]
@@ -514,5 +513,5 @@ async fn the_host_key_includes_the_port_the_backend_sees() {
         (x_cache(&again).as_str(), again.text()),
         ("Hit", on_8080.text())
     );
-    assert_eq!(upstream.count(), 2);
+    assert_eq!(upstream.calls(), 2);
 }

@@ -177,19 +177,14 @@ async fn connections_over_the_per_client_cap_are_closed_at_once_and_counted() {
     drop(_first);
     // Once one closes, the client may open another (the slot comes back when the proxy sees
     // the close, so poll).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let answer = raw(
-            proxy.addr,
-            b"GET /x HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n",
-        )
-        .await;
-        if raw_status(&answer) == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never served again: {answer}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let request = b"GET /x HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n";
+    let answer = settle(
+        EVENTUALLY,
+        || raw(proxy.addr, request),
+        |a| raw_status(a) == 200,
+    )
+    .await;
+    assert_eq!(raw_status(&answer), 200, "never served again: {answer}");
     let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin").await;
     let line = metrics
         .body
@@ -289,6 +284,7 @@ async fn a_tunnel_with_no_byte_either_way_is_closed_after_its_idle_timeout() {
     let mut tunnel = open_tunnel(&proxy).await;
     // Bytes keep it open past the idle timeout.
     for _ in 0..4 {
+        // The wait is what is tested: bytes every half timeout keep the tunnel open.
         tokio::time::sleep(SHORT / 2).await;
         tunnel.write_all(b"x").await.expect("write");
         let mut one = [0u8; 1];
@@ -395,6 +391,7 @@ async fn a_backend_that_switches_protocols_unasked_is_a_502_not_a_tunnel() {
                 let _ = stream
                     .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nsecret")
                     .await;
+                // Part of the fake backend: it holds the connection open after its 101.
                 tokio::time::sleep(Duration::from_secs(2)).await;
             });
         }

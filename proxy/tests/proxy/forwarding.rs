@@ -37,7 +37,11 @@ async fn fifty_megabytes_stream_to_the_upstream_and_back_without_being_buffered(
     }
     assert_eq!(received, FIFTY_MB, "response bytes");
     let seen = upstream.seen();
-    assert_eq!(seen[0].body_len, FIFTY_MB, "request bytes at the upstream");
+    assert_eq!(
+        seen[0].body_len(),
+        FIFTY_MB,
+        "request bytes at the upstream"
+    );
     let at_first_byte = seen[0].probe_at_first_byte.expect("body arrived");
     assert!(
         at_first_byte < FIFTY_MB / 4,

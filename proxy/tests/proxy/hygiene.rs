@@ -239,6 +239,6 @@ async fn a_request_with_both_content_length_and_transfer_encoding_is_refused() {
     assert_eq!(answer.matches("HTTP/1.1 200").count(), 3, "{answer}");
     let seen = upstream.seen();
     assert_eq!(seen.len(), 3);
-    assert_eq!(seen[0].body_len, body.len() as u64);
-    assert_eq!(seen[1].body_len, body.len() as u64);
+    assert_eq!(seen[0].body_len(), body.len() as u64);
+    assert_eq!(seen[1].body_len(), body.len() as u64);
 }

@@ -2,8 +2,6 @@
 //! the Api's gateway sets are removed on every route, in any spelling; `_` names are dropped,
 //! refused or allowed as configured; `Connection:` cannot nominate a gateway header.
 
-use std::sync::Arc;
-
 use causeway_proxy::{HeadersWithUnderscores, ProxyConfig};
 use causeway_snapshot::mapping::{MappingSide, parse_key};
 use causeway_snapshot::{
@@ -12,23 +10,23 @@ use causeway_snapshot::{
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::auth::{Received, TestServer, add_authorizers, authorizer, with_authorizer};
+use crate::auth::{add_authorizers, authorizer, with_authorizer};
 use crate::support::*;
 
 const AUTHORIZER: &str = "default/fn";
 
 /// A REQUEST authorizer that allows every caller as user `alice`.
-async fn allow_alice() -> TestServer {
-    TestServer::start(Arc::new(|_: &Received| {
+async fn allow_alice() -> Upstream {
+    Upstream::with_handler(|_: &Seen| {
         let answer = json!({"isAuthorized": true, "context": {"user": "alice"}});
-        (StatusCode::OK, answer.to_string(), None)
-    }))
+        Reply::json(answer.to_string())
+    })
     .await
 }
 
 /// `GET /me` behind the authorizer (forwards `x-user-id`), `GET /tenant` with a mapping that
 /// sets `x-tenant`, and `GET /open` with neither; all to `upstream`.
-fn snapshot(upstream: &Upstream, function: &TestServer) -> Snapshot {
+fn snapshot(upstream: &Upstream, function: &Upstream) -> Snapshot {
     let mut tenant = proxy_to("GET /tenant", "up").build();
     if let Integration::HttpProxy(h) = &mut tenant.integration {
         let (action, target) =

@@ -15,7 +15,6 @@ use causeway_snapshot::{
 use http::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::recorder::{Recorder, Scripted, exchange};
 use crate::support::*;
 
 const BINARY: [u8; 6] = [0, 159, 146, 150, 255, 10];
@@ -56,8 +55,8 @@ const OK_V1: &str = r#"{"statusCode":200,"body":"ok"}"#;
 
 /// Sends the reference request (repeated query string and header, cookies, path parameter)
 /// and returns the event the function got, with the request id the client saw.
-async fn reference_event(format: PayloadFormat) -> (Value, String, Recorder) {
-    let function = Recorder::start(|_| Scripted::ok(OK_V1)).await;
+async fn reference_event(format: PayloadFormat) -> (Value, String, Upstream) {
+    let function = Upstream::with_handler(|_| Reply::ok(OK_V1)).await;
     let proxy = TestProxy::with_snapshot(snapshot(
         vec![lambda("GET /items/{id}", format)],
         function.endpoint(),
@@ -186,7 +185,7 @@ async fn the_2_0_event_is_an_aws_api_gateway_v2_http_request_with_the_right_valu
 
 #[tokio::test]
 async fn binary_bodies_travel_base64_and_text_bodies_as_text_in_both_formats() {
-    let function = Recorder::start(|_| Scripted::ok(OK_V1)).await;
+    let function = Upstream::with_handler(|_| Reply::ok(OK_V1)).await;
     let proxy = TestProxy::with_snapshot(snapshot(
         vec![
             lambda("POST /v1", PayloadFormat::V1),
@@ -247,7 +246,7 @@ async fn binary_bodies_travel_base64_and_text_bodies_as_text_in_both_formats() {
 
 #[tokio::test]
 async fn malformed_answers_and_failed_invocations_become_502_with_the_gateway_response() {
-    let function = Recorder::start(|r| {
+    let function = Upstream::with_handler(|r| {
         let event: Value = serde_json::from_slice(&r.body).unwrap_or_default();
         let path = event["path"]
             .as_str()
@@ -255,13 +254,13 @@ async fn malformed_answers_and_failed_invocations_become_502_with_the_gateway_re
             .unwrap_or_default()
             .to_string();
         match path.as_str() {
-            "/not-json" => Scripted::ok("<html>oops</html>"),
-            "/no-status" => Scripted::ok(r#"{"body":"x"}"#),
-            "/bad-status" => Scripted::ok(r#"{"statusCode":"teapot"}"#),
-            "/endpoint-500" => Scripted::ok("{}").status(500),
-            "/function-error" => Scripted::ok(r#"{"errorMessage":"boom","errorType":"Exception"}"#)
+            "/not-json" => Reply::ok("<html>oops</html>"),
+            "/no-status" => Reply::ok(r#"{"body":"x"}"#),
+            "/bad-status" => Reply::ok(r#"{"statusCode":"teapot"}"#),
+            "/endpoint-500" => Reply::ok("{}").status(500),
+            "/function-error" => Reply::ok(r#"{"errorMessage":"boom","errorType":"Exception"}"#)
                 .header("x-amz-function-error", "Unhandled"),
-            _ => Scripted::ok(OK_V1),
+            _ => Reply::ok(OK_V1),
         }
     })
     .await;
@@ -294,7 +293,7 @@ async fn malformed_answers_and_failed_invocations_become_502_with_the_gateway_re
     }
     let fine = get(&client, &proxy.url("/fine"), HOST).await;
     assert_eq!((fine.status, fine.body.as_str()), (StatusCode::OK, "ok"));
-    assert_eq!(function.count(), 6, "every route invoked the function once");
+    assert_eq!(function.calls(), 6, "every route invoked the function once");
 }
 
 // ---------------------------------------------------------------- a real handler
@@ -488,17 +487,15 @@ async fn a_python_lambda_handler_answers_correctly_through_causeway() {
 
 #[tokio::test]
 async fn the_authorizer_context_reaches_the_function_in_both_formats() {
-    use crate::auth::{Received, TestServer, add_authorizers, authorizer, with_authorizer};
+    use crate::auth::{add_authorizers, authorizer, with_authorizer};
     use causeway_snapshot::{AuthorizerSettings, FunctionSettings, ResponseFormat};
-    let authz = TestServer::start(std::sync::Arc::new(|_: &Received| {
-        (
-            StatusCode::OK,
+    let authz = Upstream::with_handler(|_: &Seen| {
+        Reply::json(
             serde_json::json!({"isAuthorized": true, "context": {"tier": "silver"}}).to_string(),
-            None,
         )
-    }))
+    })
     .await;
-    let function = Recorder::start(|_| Scripted::ok(OK_V1)).await;
+    let function = Upstream::with_handler(|_| Reply::ok(OK_V1)).await;
     let base = snapshot(
         vec![
             with_authorizer(lambda("GET /v1", PayloadFormat::V1), "default/fn", &[]),
@@ -531,7 +528,7 @@ async fn the_authorizer_context_reaches_the_function_in_both_formats() {
         .await;
         assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text());
     }
-    let asked = authz.received.lock().expect("received").clone();
+    let asked = authz.seen();
     assert!(
         asked.iter().all(|r| r.headers.contains_key("content-type")),
         "the authorizer was invoked with a JSON event"
@@ -553,21 +550,16 @@ async fn the_authorizer_context_reaches_the_function_in_both_formats() {
 
 #[tokio::test]
 async fn a_function_over_https_is_invoked_over_tls_verified_against_its_ca() {
-    let function = TlsFunction::start("orders-fn.internal", OK_V1).await;
+    let (function, function_ca) = tls_function("orders-fn.internal", OK_V1).await;
     let plain = snapshot(
         vec![
             lambda("GET /v1", PayloadFormat::V1),
             lambda("GET /v2", PayloadFormat::V2),
         ],
-        function.addr.to_string(),
+        function.endpoint(),
     );
-    let proxy = TestProxy::with_snapshot(over_https(
-        plain,
-        "fn",
-        &function.ca_pem,
-        "orders-fn.internal",
-    ))
-    .await;
+    let proxy =
+        TestProxy::with_snapshot(over_https(plain, "fn", &function_ca, "orders-fn.internal")).await;
     let client = http1();
     for path in ["/v1", "/v2"] {
         let answer = get(&client, &proxy.url(path), HOST).await;
@@ -582,20 +574,15 @@ async fn a_function_over_https_is_invoked_over_tls_verified_against_its_ca() {
 
 #[tokio::test]
 async fn a_function_over_https_with_an_untrusted_certificate_is_a_502_and_never_invoked() {
-    let function = TlsFunction::start("orders-fn.internal", OK_V1).await;
-    let stranger = TlsFunction::start("orders-fn.internal", OK_V1).await;
+    let (function, function_ca) = tls_function("orders-fn.internal", OK_V1).await;
+    let (_stranger, stranger_ca) = tls_function("orders-fn.internal", OK_V1).await;
     let plain = snapshot(
         vec![lambda("GET /v2", PayloadFormat::V2)],
-        function.addr.to_string(),
+        function.endpoint(),
     );
     // Trusts another CA: the handshake fails and nothing is sent.
-    let proxy = TestProxy::with_snapshot(over_https(
-        plain,
-        "fn",
-        &stranger.ca_pem,
-        "orders-fn.internal",
-    ))
-    .await;
+    let proxy =
+        TestProxy::with_snapshot(over_https(plain, "fn", &stranger_ca, "orders-fn.internal")).await;
     let answer = get(&http1(), &proxy.url("/v2"), HOST).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
     assert_eq!(function.calls(), 0);
@@ -603,15 +590,10 @@ async fn a_function_over_https_with_an_untrusted_certificate_is_a_502_and_never_
     // The right CA but the wrong server name fails the same way.
     let plain = snapshot(
         vec![lambda("GET /v2", PayloadFormat::V2)],
-        function.addr.to_string(),
+        function.endpoint(),
     );
-    let proxy = TestProxy::with_snapshot(over_https(
-        plain,
-        "fn",
-        &function.ca_pem,
-        "elsewhere.internal",
-    ))
-    .await;
+    let proxy =
+        TestProxy::with_snapshot(over_https(plain, "fn", &function_ca, "elsewhere.internal")).await;
     let answer = get(&http1(), &proxy.url("/v2"), HOST).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
     assert_eq!(function.calls(), 0);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// Top-level module → layer. A module missing here fails the test: place it on purpose.
 const LAYERS: &[(&str, u8)] = &[
     ("body", 0),
+    ("clock", 0),
     ("config", 0),
     ("context", 0),
     ("error", 0),

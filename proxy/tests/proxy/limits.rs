@@ -81,7 +81,7 @@ async fn a_streamed_body_over_the_limit_is_413_after_at_most_the_limit_plus_one_
     assert_eq!(status, Some(StatusCode::PAYLOAD_TOO_LARGE));
     // The backend saw at most the limit (64 KiB) before the body was cut off.
     let seen = upstream.seen();
-    let forwarded: u64 = seen.iter().map(|s| s.body_len).sum();
+    let forwarded: u64 = seen.iter().map(|s| s.body_len()).sum();
     assert!(forwarded <= 64 * 1024, "forwarded {forwarded} bytes");
     // And the proxy stopped reading: far less than what was offered left the client.
     let sent = produced.load(Ordering::SeqCst);

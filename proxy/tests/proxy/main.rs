@@ -1,6 +1,5 @@
 //! In-process proxy tests: real sockets on 127.0.0.1, real hyper clients, builder fixtures.
 
-mod recorder;
 mod support;
 
 mod admin;

@@ -6,7 +6,6 @@ use causeway_snapshot::mapping::{MappingSide, parse_key};
 use causeway_snapshot::{Integration, ParameterMapping, RouteConfig};
 use http::{Method, StatusCode};
 
-use crate::recorder::{Recorder, Scripted, exchange};
 use crate::support::*;
 
 fn mappings(side: MappingSide, table: &[(&str, &str)]) -> Vec<ParameterMapping> {
@@ -25,8 +24,8 @@ fn mappings(side: MappingSide, table: &[(&str, &str)]) -> Vec<ParameterMapping> 
 
 #[tokio::test]
 async fn request_and_response_parameters_are_mapped_on_the_way_to_and_from_the_backend() {
-    let upstream = Recorder::start(|_| {
-        Scripted::ok("hello")
+    let upstream = Upstream::with_handler(|_| {
+        Reply::ok("hello")
             .header("x-upstream-version", "7")
             .header("server", "secret-server")
     })
@@ -119,7 +118,7 @@ async fn request_and_response_parameters_are_mapped_on_the_way_to_and_from_the_b
 
 #[tokio::test]
 async fn routes_without_mappings_forward_query_and_headers_untouched() {
-    let upstream = Recorder::start(|_| Scripted::ok("plain")).await;
+    let upstream = Upstream::with_handler(|_| Reply::ok("plain")).await;
     let snapshot = SnapshotBuilder::new()
         .route(proxy_to("GET /plain", "up"))
         .backend("up", &[upstream.endpoint()])

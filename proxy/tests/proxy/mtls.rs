@@ -14,12 +14,11 @@ use causeway_snapshot::{
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::auth::{add_authorizers, authorizer, with_authorizer};
-use crate::recorder::{Recorder, Scripted};
 use crate::support::*;
 
 /// The mutual-TLS domain and a plain-TLS domain, served by the same listener and stage.
@@ -27,43 +26,6 @@ const MTLS_HOST: &str = "m.test";
 const OPEN_HOST: &str = "open.test";
 const ANY_CERT: &str = "default/any-cert";
 const ADMINS: &str = "default/admins";
-
-/// A CA that signs certificates.
-struct Ca {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    der: CertificateDer<'static>,
-    pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let key = rcgen::KeyPair::generate().expect("ca key");
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let cert = params.self_signed(&key).expect("ca cert");
-        Self {
-            der: cert.der().clone(),
-            pem: cert.pem(),
-            issuer: rcgen::Issuer::new(params, key),
-        }
-    }
-
-    /// A leaf for `name` (CN and DNS SAN): `(certificate, key)`.
-    fn leaf(&self, name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
-        let key = rcgen::KeyPair::generate().expect("leaf key");
-        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).expect("params");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationName, "Causeway Tests");
-        (params.signed_by(&key, &self.issuer).expect("leaf"), key)
-    }
-}
 
 /// Server certificates, the domain's client CA, and a stranger CA.
 struct Pki {
@@ -82,35 +44,15 @@ impl Pki {
     }
 
     fn server_cert(&self, host: &str, client_ca: Option<&str>) -> Certificate {
-        let (cert, key) = self.servers.leaf(host);
-        Certificate {
-            hostnames: vec![host.to_string()],
-            cert_chain_pem: cert.pem(),
-            private_key_pem: key.serialize_pem(),
-            client_ca_pem: client_ca.map(str::to_string),
-        }
+        self.servers
+            .leaf(host)
+            .snapshot_certificate(host, client_ca)
     }
 
     /// A TLS client trusting the server CA, presenting a certificate for `name` from `ca`.
     fn connector(&self, client: Option<(&Ca, &str)>) -> TlsConnector {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.servers.der.clone()).expect("add ca");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots);
-        let mut config = match client {
-            None => builder.with_no_client_auth(),
-            Some((ca, name)) => {
-                let (cert, key) = ca.leaf(name);
-                let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-                builder
-                    .with_client_auth_cert(vec![cert.der().clone()], key)
-                    .expect("client cert")
-            }
-        };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let leaf = client.map(|(ca, name)| ca.leaf(name));
+        let config = self.servers.client_config(leaf.as_ref(), &[b"http/1.1"]);
         TlsConnector::from(Arc::new(config))
     }
 }
@@ -132,7 +74,7 @@ fn mappings(table: &[(&str, &str)]) -> Vec<ParameterMapping> {
 /// One stage on both domains: `GET /hello` proxied with the certificate mapped to headers,
 /// `GET /any` behind an MTLS authorizer that takes any verified certificate, `GET /admin`
 /// behind one that allows `admin.example.com` only.
-fn snapshot(pki: &Pki, upstream: &Recorder) -> Snapshot {
+fn snapshot(pki: &Pki, upstream: &Upstream) -> Snapshot {
     let mut hello: RouteConfig = proxy_to("GET /hello", "up").build();
     if let Integration::HttpProxy(h) = &mut hello.integration {
         h.request_parameters = mappings(&[
@@ -175,7 +117,7 @@ fn snapshot(pki: &Pki, upstream: &Recorder) -> Snapshot {
     }
     snapshot.hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname));
     snapshot.certificates = vec![
-        pki.server_cert(MTLS_HOST, Some(&pki.clients.pem)),
+        pki.server_cert(MTLS_HOST, Some(pki.clients.pem())),
         pki.server_cert(OPEN_HOST, None),
     ];
     let mtls = |allowed: &[&str]| {
@@ -240,7 +182,7 @@ async fn request(
 #[tokio::test]
 async fn a_client_certificate_from_the_domain_ca_passes_and_reaches_mappings_and_the_access_log() {
     let pki = Pki::new();
-    let upstream = Recorder::start(|_| Scripted::ok("hi")).await;
+    let upstream = Upstream::with_handler(|_| Reply::ok("hi")).await;
     let proxy = TestProxy::with_snapshot(snapshot(&pki, &upstream)).await;
     let client = pki.connector(Some((&pki.clients, "client.example.com")));
 
@@ -272,8 +214,7 @@ async fn a_client_certificate_from_the_domain_ca_passes_and_reaches_mappings_and
     let not_after = header("x-client-not-after");
     assert!(not_after.ends_with(" GMT"), "{not_after}");
 
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let logs = proxy.logs.lock().expect("logs").clone();
+    let logs = proxy.wait_logs(1).await;
     assert!(
         logs.iter()
             .any(|l| l.starts_with("200|") && l.contains("CN=client.example.com")),
@@ -284,7 +225,7 @@ async fn a_client_certificate_from_the_domain_ca_passes_and_reaches_mappings_and
 #[tokio::test]
 async fn a_certificate_from_another_ca_or_none_is_refused_in_the_handshake() {
     let pki = Pki::new();
-    let upstream = Recorder::start(|_| Scripted::ok("hi")).await;
+    let upstream = Upstream::with_handler(|_| Reply::ok("hi")).await;
     let proxy = TestProxy::with_snapshot(snapshot(&pki, &upstream)).await;
     let stranger = pki.connector(Some((&pki.strangers, "client.example.com")));
     let anonymous = pki.connector(None);
@@ -292,13 +233,13 @@ async fn a_certificate_from_another_ca_or_none_is_refused_in_the_handshake() {
         let result = request(&proxy, connector, MTLS_HOST, MTLS_HOST, "/hello").await;
         assert!(result.is_err(), "{who}: {result:?}");
     }
-    assert_eq!(upstream.count(), 0, "nothing reached the backend");
+    assert_eq!(upstream.calls(), 0, "nothing reached the backend");
 }
 
 #[tokio::test]
 async fn a_domain_without_mutual_tls_on_the_same_listener_needs_no_certificate() {
     let pki = Pki::new();
-    let upstream = Recorder::start(|_| Scripted::ok("hi")).await;
+    let upstream = Upstream::with_handler(|_| Reply::ok("hi")).await;
     let proxy = TestProxy::with_snapshot(snapshot(&pki, &upstream)).await;
     let anonymous = pki.connector(None);
     let (status, _) = request(&proxy, &anonymous, OPEN_HOST, OPEN_HOST, "/hello")
@@ -324,7 +265,7 @@ async fn a_domain_without_mutual_tls_on_the_same_listener_needs_no_certificate()
 #[tokio::test]
 async fn a_mutual_tls_host_is_misdirected_over_another_name_or_plain_http() {
     let pki = Pki::new();
-    let upstream = Recorder::start(|_| Scripted::ok("hi")).await;
+    let upstream = Upstream::with_handler(|_| Reply::ok("hi")).await;
     let proxy = TestProxy::with_snapshot(snapshot(&pki, &upstream)).await;
     // A handshake for the open domain, then a request naming the mutual-TLS host.
     let anonymous = pki.connector(None);
@@ -334,13 +275,13 @@ async fn a_mutual_tls_host_is_misdirected_over_another_name_or_plain_http() {
     assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
     let answer = get(&http1(), &proxy.url("/hello"), MTLS_HOST).await;
     assert_eq!(answer.status, StatusCode::MISDIRECTED_REQUEST);
-    assert_eq!(upstream.count(), 0);
+    assert_eq!(upstream.calls(), 0);
 }
 
 #[tokio::test]
 async fn the_mtls_authorizer_allows_listed_names_and_denies_the_others() {
     let pki = Pki::new();
-    let upstream = Recorder::start(|_| Scripted::ok("hi")).await;
+    let upstream = Upstream::with_handler(|_| Reply::ok("hi")).await;
     let proxy = TestProxy::with_snapshot(snapshot(&pki, &upstream)).await;
     let client = pki.connector(Some((&pki.clients, "client.example.com")));
     let admin = pki.connector(Some((&pki.clients, "admin.example.com")));

@@ -22,17 +22,17 @@ async fn byte_counters_and_the_deployment_label_are_exported() {
     http_body_util::BodyExt::collect(response.into_body())
         .await
         .expect("body");
-    // The line is written when the body ends, just after the client saw it.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin")
-        .await
-        .body;
-    for expected in [
+    let expected = [
         r#"causeway_proxy_request_bytes_total{api="pets",stage="prod",route="POST /items"} 1000"#,
         r#"causeway_proxy_response_bytes_total{api="pets",stage="prod",route="POST /items"} 3000"#,
         r#"causeway_proxy_requests_total{api="pets",stage="prod",route="POST /items",status_class="2xx",deployment="main"} 1"#,
         "causeway_proxy_upstream_connect_errors_total 0",
-    ] {
+    ];
+    // Recorded when the body ends, just after the client saw it.
+    let metrics = proxy
+        .wait_metrics(EVENTUALLY, |m| expected.iter().all(|e| m.contains(e)))
+        .await;
+    for expected in expected {
         assert!(metrics.contains(expected), "missing {expected}\n{metrics}");
     }
 }
@@ -61,8 +61,7 @@ async fn a_stage_access_log_format_fills_in_context_variables() {
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK);
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let logs = proxy.logs.lock().expect("logs").clone();
+    let logs = proxy.wait_logs(1).await;
     let line = logs.last().expect("a line");
     let fields: Vec<&str> = line.split('|').collect();
     assert_eq!(

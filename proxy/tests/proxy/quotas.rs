@@ -69,7 +69,7 @@ async fn call(proxy: &TestProxy, path: &str, key: &str) -> Answer {
 
 #[tokio::test]
 async fn a_key_gets_exactly_its_quota_then_429_limit_exceeded_until_the_next_day() {
-    let proxy = TestProxy::with_snapshot(plan_snapshot(5, 1000)).await;
+    let (proxy, clock) = TestProxy::with_manual_clock(plan_snapshot(5, 1000)).await;
     let mut codes = Vec::new();
     for _ in 0..8 {
         codes.push(call(&proxy, "/fast", ALICE).await.status.as_u16());
@@ -94,6 +94,9 @@ async fn a_key_gets_exactly_its_quota_then_429_limit_exceeded_until_the_next_day
         ),
         "{metrics}"
     );
+    // The next day (UTC) is a new quota period.
+    clock.advance(std::time::Duration::from_secs(86_400));
+    assert_eq!(call(&proxy, "/fast", ALICE).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

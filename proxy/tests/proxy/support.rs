@@ -1,202 +1,38 @@
-//! Test harness: a recording upstream, a proxy on ephemeral ports, snapshot builders, clients.
+//! Test harness: the recording upstream, certificates, a proxy on ephemeral ports, snapshot
+//! builders, clients, and polling against a deadline.
 
 #![allow(dead_code)]
 
+mod pki;
+mod upstream;
+
+pub use pki::Ca;
+pub use upstream::{DELAY_MS, ECHO, RESPONSE_BYTES, Reply, Seen, Upstream, chunked_body};
+
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use causeway_proxy::{AccessLogSink, Proxy, ProxyConfig};
+use causeway_proxy::{AccessLogSink, Clock, Proxy, ProxyConfig};
 use causeway_snapshot::{
     AccessLog, ApiConfig, Backend, BasePathMapping, DeploymentConfig, GatewayResponse,
     GatewayResponseKind, HostConfig, HttpProxyIntegration, Integration, MockIntegration,
     RouteConfig, RouteMatch, RouteMethod, Snapshot, StageConfig, Template, UpstreamScheme,
 };
-use futures_util::StreamExt;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
-/// Request header that makes the test upstream wait before answering.
-pub const DELAY_MS: &str = "x-test-delay-ms";
-/// Request header that makes the test upstream answer with the request body.
-pub const ECHO: &str = "x-test-echo";
-/// Request header that makes the test upstream answer with this many bytes (streamed).
-pub const RESPONSE_BYTES: &str = "x-test-response-bytes";
-
-// ---------------------------------------------------------------- upstream
-
-/// What the upstream received.
-#[derive(Clone, Debug)]
-pub struct Seen {
-    pub method: Method,
-    pub path: String,
-    pub query: Option<String>,
-    pub version: http::Version,
-    pub headers: HeaderMap,
-    pub body_len: u64,
-    /// The value of the upstream's probe when the first body byte arrived.
-    pub probe_at_first_byte: Option<u64>,
-}
-
-/// An HTTP/1.1 + h2c server that records requests. It answers `{name} {path}?{query}` unless
-/// told otherwise by [`DELAY_MS`] / [`RESPONSE_BYTES`]; it always reads the whole request body.
-pub struct Upstream {
-    pub addr: SocketAddr,
-    pub seen: Arc<Mutex<Vec<Seen>>>,
-    /// Sampled when a request body's first byte arrives (tests increment it while sending).
-    pub probe: Arc<AtomicU64>,
-    _stop: oneshot::Sender<()>,
-}
-
-impl Upstream {
-    pub async fn start(name: &str) -> Self {
-        Self::start_with_status(name, StatusCode::OK).await
-    }
-
-    /// An upstream that answers every request with `status`.
-    pub async fn start_with_status(name: &str, status: StatusCode) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
-        let addr = listener.local_addr().expect("upstream addr");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let probe = Arc::new(AtomicU64::new(0));
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let (seen2, probe2, name) = (seen.clone(), probe.clone(), name.to_string());
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = tokio::select! {
-                    _ = &mut stopped => break,
-                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
-                };
-                let (seen, probe, name) = (seen2.clone(), probe2.clone(), name.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        answer(req, name.clone(), seen.clone(), probe.clone(), status)
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            addr,
-            seen,
-            probe,
-            _stop: stop,
-        }
-    }
-
-    pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().expect("seen lock").clone()
-    }
-
-    pub fn endpoint(&self) -> String {
-        self.addr.to_string()
-    }
-}
-
-async fn answer(
-    req: Request<Incoming>,
-    name: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    probe: Arc<AtomicU64>,
-    status: StatusCode,
-) -> Result<Response<TestBody>, Infallible> {
-    let header_num = |h: &str| {
-        req.headers()
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    let delay = header_num(DELAY_MS);
-    let response_bytes = header_num(RESPONSE_BYTES);
-    let echo = req.headers().contains_key(ECHO);
-    let mut echoed = Vec::new();
-    let (parts, body) = req.into_parts();
-    let mut stream = BodyStream::new(body);
-    let mut body_len = 0u64;
-    let mut probe_at_first_byte = None;
-    while let Some(frame) = stream.next().await {
-        let Ok(frame) = frame else { break };
-        if let Some(data) = frame.data_ref() {
-            if probe_at_first_byte.is_none() && !data.is_empty() {
-                probe_at_first_byte = Some(probe.load(Ordering::SeqCst));
-            }
-            body_len += data.len() as u64;
-            if echo {
-                echoed.extend_from_slice(data);
-            }
-        }
-    }
-    let path = parts.uri.path().to_string();
-    let query = parts.uri.query().map(str::to_string);
-    let text = format!("{name} {path}?{}", query.clone().unwrap_or_default());
-    seen.lock().expect("seen lock").push(Seen {
-        method: parts.method,
-        path,
-        query,
-        version: parts.version,
-        headers: parts.headers,
-        body_len,
-        probe_at_first_byte,
-    });
-    if let Some(ms) = delay {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-    let body: TestBody = match response_bytes {
-        _ if echo => Full::new(Bytes::from(echoed))
-            .map_err(|e| match e {})
-            .boxed(),
-        Some(n) => chunked_body(n, None),
-        None => Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed(),
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert("x-upstream", name.parse().expect("header value"));
-    Ok(response)
-}
-
-/// A streamed body of `total` bytes in 64 KiB chunks; `probe` counts bytes produced so far.
-pub fn chunked_body(total: u64, probe: Option<Arc<AtomicU64>>) -> TestBody {
-    const CHUNK: u64 = 64 * 1024;
-    let chunk = Bytes::from(vec![b'x'; CHUNK as usize]);
-    let stream = futures_util::stream::unfold(0u64, move |sent| {
-        let chunk = chunk.clone();
-        let probe = probe.clone();
-        async move {
-            if sent >= total {
-                return None;
-            }
-            let n = CHUNK.min(total - sent);
-            if let Some(p) = &probe {
-                p.fetch_add(n, Ordering::SeqCst);
-            }
-            let frame = Frame::data(chunk.slice(..n as usize));
-            Some((
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(frame),
-                sent + n,
-            ))
-        }
-    });
-    BodyExt::boxed(StreamBody::new(stream))
-}
+// ---------------------------------------------------------------- upstreams
 
 /// A port on which nothing listens.
 pub async fn closed_port() -> SocketAddr {
@@ -288,6 +124,17 @@ impl TestProxy {
         proxy
     }
 
+    /// A proxy serving `snapshot` on a manual clock, and the clock: the test moves it
+    /// ([`Clock::advance`]) to expire TTLs, cache entries and quota windows without sleeping.
+    pub async fn with_manual_clock(snapshot: Snapshot) -> (Self, Clock) {
+        let clock = Clock::manual();
+        let config = ProxyConfig {
+            clock: clock.clone(),
+            ..ProxyConfig::default()
+        };
+        (Self::with_config(config, snapshot).await, clock)
+    }
+
     /// The access-log lines so far, parsed as JSON.
     pub fn log_json(&self) -> Vec<serde_json::Value> {
         self.logs
@@ -316,6 +163,29 @@ impl TestProxy {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin)
+    }
+
+    /// The access-log lines once there are at least `n`, or whatever is there after
+    /// [`EVENTUALLY`]: a line is written when the response body ends, just after the client
+    /// saw the last byte.
+    pub async fn wait_logs(&self, n: usize) -> Vec<String> {
+        let logs = || std::future::ready(self.logs.lock().expect("logs").clone());
+        settle(EVENTUALLY, logs, |lines| lines.len() >= n).await
+    }
+
+    /// [`TestProxy::wait_logs`], parsed as JSON.
+    pub async fn wait_log_json(&self, n: usize) -> Vec<serde_json::Value> {
+        self.wait_logs(n).await;
+        self.log_json()
+    }
+
+    /// The `/metrics` text once `done` holds for it, or the last one read after `within`:
+    /// metrics are recorded when the response body ends, or by background tasks.
+    pub async fn wait_metrics(&self, within: Duration, done: impl Fn(&str) -> bool) -> String {
+        let client = http1();
+        let url = self.admin_url("/metrics");
+        let read = || async { get(&client, &url, "admin").await.body };
+        settle(within, read, |text| done(text)).await
     }
 
     /// Asks every listener to shut down (they drain); the proxy itself stays inspectable.
@@ -401,27 +271,11 @@ pub async fn send<C>(
 where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(url)
-        .header("host", host);
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
-    }
-    let request = builder.body(empty_body()).expect("request");
-    let response = client.request(request).await.expect("response");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let raw = exchange_with(client, method, url, host, headers, Bytes::new()).await;
     Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).to_string(),
+        body: raw.text(),
+        status: raw.status,
+        headers: raw.headers,
     }
 }
 
@@ -430,6 +284,125 @@ where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
     send(client, Method::GET, url, host, &[]).await
+}
+
+/// A finished exchange with the raw body.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl RawAnswer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+}
+
+/// Sends `method url` with `Host: host`, the headers (repeats allowed) and the body, on a
+/// fresh HTTP/1.1 client.
+pub async fn exchange(
+    method: Method,
+    url: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> RawAnswer {
+    exchange_with(&http1(), method, url, host, headers, body).await
+}
+
+/// [`exchange`] on `client`.
+pub async fn exchange_with<C>(
+    client: &Client<C, TestBody>,
+    method: Method,
+    url: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> RawAnswer
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("host", host);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let body: TestBody = Full::new(body.into()).map_err(|e| match e {}).boxed();
+    let response = client
+        .request(builder.body(body).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    RawAnswer {
+        status,
+        headers,
+        body,
+    }
+}
+
+// ---------------------------------------------------------------- waiting
+
+/// How long [`eventually`] waits unless told otherwise.
+pub const EVENTUALLY: Duration = Duration::from_secs(10);
+
+/// Polls `check` every 10 ms until it returns `Some`, and returns that; panics naming `what`
+/// once `within` has passed. For effects that land after the answer (access-log lines,
+/// metrics, a background task), instead of a fixed sleep before the assertion.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reads `read()` every 10 ms until `done` holds for the value or `within` passes, and returns
+/// the last value read: the test then asserts on it as it would have without waiting.
+pub async fn settle<T, F, Fut>(within: Duration, mut read: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let value = read().await;
+        if done(&value) || std::time::Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// [`eventually`] for a plain condition.
+pub async fn until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    eventually(what, within, || std::future::ready(check().then_some(()))).await
 }
 
 // ---------------------------------------------------------------- snapshot builders
@@ -673,83 +646,17 @@ impl SnapshotBuilder {
 
 // ---------------------------------------------------------------- https functions
 
-/// An HTTPS server for `name` (certificate signed by a fresh CA) that answers every request
-/// 200 with the JSON `answer` and counts the requests it read; for Lambda functions and
-/// authorizers reached over TLS.
-pub struct TlsFunction {
-    pub addr: SocketAddr,
-    /// The CA that signed the server's certificate (PEM).
-    pub ca_pem: String,
-    pub calls: Arc<AtomicU64>,
-}
-
-impl TlsFunction {
-    pub async fn start(name: &str, answer: &'static str) -> Self {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "function CA");
-        let ca = ca_params.self_signed(&ca_key).expect("ca");
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let key = rcgen::KeyPair::generate().expect("key");
-        let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
-            .expect("params")
-            .signed_by(&key, &issuer)
-            .expect("leaf");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let calls = Arc::new(AtomicU64::new(0));
-        let counted = Arc::clone(&calls);
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, counted) = (acceptor.clone(), Arc::clone(&counted));
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let counted = Arc::clone(&counted);
-                        async move {
-                            let _ = req.into_body().collect().await;
-                            counted.fetch_add(1, Ordering::SeqCst);
-                            let mut response = Response::new(Full::new(Bytes::from(answer)));
-                            response.headers_mut().insert(
-                                "content-type",
-                                http::HeaderValue::from_static("application/json"),
-                            );
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            addr,
-            ca_pem: ca.pem(),
-            calls,
-        }
-    }
-
-    /// Requests the server read to the end (a refused handshake never gets here).
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
+/// An HTTPS [`Upstream`] for `name` (its certificate signed by a fresh CA) that answers every
+/// request 200 with the JSON `answer`, for Lambda functions and authorizers reached over TLS:
+/// the upstream and the CA certificate (PEM). A refused handshake records nothing.
+pub async fn tls_function(name: &str, answer: &'static str) -> (Upstream, String) {
+    let ca = Ca::new("function CA");
+    let upstream = Upstream::builder()
+        .handler(Arc::new(move |_: &Seen| Reply::json(answer)))
+        .tls(ca.leaf(name).server_config(None, &[]))
+        .start()
+        .await;
+    (upstream, ca.pem().to_string())
 }
 
 /// Makes backend `id` of a built snapshot `https`, trusting `ca_pem` and expecting the server

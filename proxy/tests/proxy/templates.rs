@@ -10,7 +10,6 @@ use causeway_snapshot::{
 };
 use http::Method;
 
-use crate::recorder::{Recorder, Scripted, exchange};
 use crate::support::*;
 
 fn templates(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -85,11 +84,11 @@ async fn a_mock_request_template_selects_the_integration_response_by_status_code
 
 #[tokio::test]
 async fn an_http_request_template_rewrites_the_body_and_the_response_template_the_answer() {
-    let upstream = Recorder::start(|r| {
+    let upstream = Upstream::with_handler(|r| {
         if r.path.ends_with("/missing") {
-            Scripted::ok(r#"{"error": "not here"}"#).status(404)
+            Reply::ok(r#"{"error": "not here"}"#).status(404)
         } else {
-            Scripted::ok(r#"{"items": [{"id": 1, "type": "dog", "price": 249.99}, {"id": 2, "type": "cat", "price": 124.99}]}"#)
+            Reply::ok(r#"{"items": [{"id": 1, "type": "dog", "price": 249.99}, {"id": 2, "type": "cat", "price": 124.99}]}"#)
                 .header("x-backend", "b1")
         }
     })
@@ -175,7 +174,7 @@ async fn an_http_request_template_rewrites_the_body_and_the_response_template_th
 
 #[tokio::test]
 async fn passthrough_never_refuses_an_unmapped_content_type_with_415() {
-    let upstream = Recorder::start(|_| Scripted::ok("never called")).await;
+    let upstream = Upstream::with_handler(|_| Reply::ok("never called")).await;
     let mapping = IntegrationMapping {
         request_templates: templates(&[("application/json", "{}")]),
         passthrough_behavior: PassthroughBehavior::Never,
@@ -202,13 +201,14 @@ async fn passthrough_never_refuses_an_unmapped_content_type_with_415() {
         "{}",
         answer.text()
     );
-    assert_eq!(upstream.count(), 0, "the backend is never called");
+    assert_eq!(upstream.calls(), 0, "the backend is never called");
 }
 
 #[tokio::test]
 async fn passthrough_when_no_match_sends_the_body_unmapped_and_passes_the_answer_through() {
     let upstream =
-        Recorder::start(|_| Scripted::ok("<ok/>").header("content-type", "application/xml")).await;
+        Upstream::with_handler(|_| Reply::ok("<ok/>").header("content-type", "application/xml"))
+            .await;
     let mapping = IntegrationMapping {
         request_templates: templates(&[("application/json", "{\"mapped\": true}")]),
         responses: vec![response(None, 201, None)],
@@ -239,7 +239,7 @@ async fn passthrough_when_no_match_sends_the_body_unmapped_and_passes_the_answer
 
 #[tokio::test]
 async fn a_status_no_integration_response_selects_is_a_500_and_a_runaway_template_too() {
-    let upstream = Recorder::start(|_| Scripted::ok("x").status(503)).await;
+    let upstream = Upstream::with_handler(|_| Reply::ok("x").status(503)).await;
     let mapping = IntegrationMapping {
         responses: vec![response(Some("2\\d{2}"), 200, None)],
         ..IntegrationMapping::default()
@@ -290,18 +290,18 @@ fn lambda(key: &str, mapping: IntegrationMapping) -> RouteConfig {
 /// A function behind an invoke endpoint: `{"fail": "MESSAGE"}` fails with that message (as the
 /// Runtime Interface Emulator reports it), `{"down": true}` is a 500 of the endpoint itself,
 /// anything else succeeds with `{"echo": PAYLOAD}`.
-async fn function() -> Recorder {
-    Recorder::start(|seen| {
+async fn function() -> Upstream {
+    Upstream::with_handler(|seen| {
         let payload: serde_json::Value =
             serde_json::from_slice(&seen.body).unwrap_or(serde_json::Value::Null);
         if let Some(message) = payload.get("fail").and_then(|m| m.as_str()) {
             let error = serde_json::json!({"errorMessage": message, "errorType": "ValueError"});
-            return Scripted::ok(error.to_string()).header("x-amz-function-error", "Unhandled");
+            return Reply::ok(error.to_string()).header("x-amz-function-error", "Unhandled");
         }
         if payload.get("down").is_some() {
-            return Scripted::ok("the emulator broke").status(500);
+            return Reply::ok("the emulator broke").status(500);
         }
-        Scripted::ok(serde_json::json!({"echo": payload}).to_string())
+        Reply::ok(serde_json::json!({"echo": payload}).to_string())
             .header("content-type", "application/json")
     })
     .await

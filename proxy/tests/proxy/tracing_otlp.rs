@@ -15,8 +15,7 @@ use causeway_snapshot::{
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::auth::{TestServer, add_authorizers, authorizer, with_authorizer};
-use crate::recorder::{Recorder, Scripted};
+use crate::auth::{add_authorizers, authorizer, with_authorizer};
 use crate::support::*;
 
 const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -106,23 +105,17 @@ impl Collector {
 
     /// The spans of `trace`, once at least `n` of them are in (polled up to [`DEADLINE`]).
     async fn trace(&self, trace: &str, n: usize) -> Vec<Value> {
-        let until = Instant::now() + DEADLINE;
-        loop {
-            let spans: Vec<Value> = self
-                .spans()
-                .into_iter()
-                .filter(|s| s["traceId"] == trace)
-                .collect();
-            if spans.len() >= n {
-                return spans;
-            }
-            assert!(
-                Instant::now() < until,
-                "{} of {n} spans of trace {trace} arrived: {spans:#?}",
-                spans.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let of_trace = || {
+            let spans = self.spans().into_iter();
+            std::future::ready(spans.filter(|s| s["traceId"] == trace).collect::<Vec<_>>())
+        };
+        let spans = settle(DEADLINE, of_trace, |spans| spans.len() >= n).await;
+        assert!(
+            spans.len() >= n,
+            "{} of {n} spans of trace {trace} arrived: {spans:#?}",
+            spans.len()
+        );
+        spans
     }
 }
 
@@ -164,7 +157,7 @@ fn traceparent(value: Option<&str>) -> (String, String, String) {
 
 /// `GET /pets/{id}` behind a REQUEST authorizer (a function at `function`), cached by the
 /// stage, forwarded to `upstream`; `POST /fn` invokes a Lambda-style function.
-fn snapshot(upstream: &Upstream, function: &TestServer, lambda: &Recorder) -> Snapshot {
+fn snapshot(upstream: &Upstream, function: &Upstream, lambda: &Upstream) -> Snapshot {
     let mut pets = with_authorizer(
         proxy_to("GET /pets/{id}", "pets").build(),
         "default/fn",
@@ -223,29 +216,39 @@ fn snapshot(upstream: &Upstream, function: &TestServer, lambda: &Recorder) -> Sn
     .seal()
 }
 
-async fn allow_all() -> TestServer {
-    TestServer::start(std::sync::Arc::new(|_| {
-        (
-            StatusCode::OK,
-            json!({"isAuthorized": true}).to_string(),
-            None,
-        )
-    }))
-    .await
+/// The servers behind [`snapshot`]: the pets upstream, an authorizer function that allows
+/// every caller, and a Lambda-style function that answers `lambda_answer`.
+struct Backends {
+    upstream: Upstream,
+    function: Upstream,
+    lambda: Upstream,
+}
+
+impl Backends {
+    async fn start(lambda_answer: &'static str) -> Self {
+        Self {
+            upstream: Upstream::start("pets").await,
+            function: Upstream::with_handler(|_: &Seen| {
+                Reply::json(json!({"isAuthorized": true}).to_string())
+            })
+            .await,
+            lambda: Upstream::with_handler(move |_: &Seen| Reply::ok(lambda_answer)).await,
+        }
+    }
+
+    /// A proxy with `config` serving [`snapshot`] of these servers.
+    async fn proxy(&self, config: ProxyConfig) -> TestProxy {
+        let snapshot = snapshot(&self.upstream, &self.function, &self.lambda);
+        TestProxy::with_config(config, snapshot).await
+    }
 }
 
 #[tokio::test]
 async fn tracing_a_request_gives_a_server_span_under_the_client_parent_with_authorizer_cache_and_integration_children()
  {
     let collector = Collector::start();
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Recorder::start(|_| Scripted::ok(r#"{"statusCode":200,"body":"ok"}"#)).await;
-    let proxy = TestProxy::with_config(
-        tracing_to(collector.endpoint(), 1.0),
-        snapshot(&upstream, &function, &lambda),
-    )
-    .await;
+    let backends = Backends::start(r#"{"statusCode":200,"body":"ok"}"#).await;
+    let proxy = backends.proxy(tracing_to(collector.endpoint(), 1.0)).await;
     let parent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let answer = send(
         &http1(),
@@ -314,7 +317,7 @@ async fn tracing_a_request_gives_a_server_span_under_the_client_parent_with_auth
     );
 
     // The backend's parent is the gateway's integration span, with the client's tracestate.
-    let seen = upstream.seen();
+    let seen = backends.upstream.seen();
     let backend = &seen.last().expect("forwarded").headers;
     let (trace, parent_id, flags) =
         traceparent(backend.get("traceparent").and_then(|v| v.to_str().ok()));
@@ -333,7 +336,7 @@ async fn tracing_a_request_gives_a_server_span_under_the_client_parent_with_auth
 
     // The authorizer is called under its span, and its event shows the same context.
     let authorizer_id = named(&spans, "authorizer")["spanId"].clone();
-    let call = function.received.lock().expect("calls")[0].clone();
+    let call = backends.function.seen()[0].clone();
     let (_, parent_id, _) = traceparent(
         call.headers
             .get("traceparent")
@@ -345,34 +348,18 @@ async fn tracing_a_request_gives_a_server_span_under_the_client_parent_with_auth
     assert_eq!(parent_id, authorizer_id.as_str().expect("id"));
 
     // The access log names the trace.
-    let until = Instant::now() + DEADLINE;
-    while proxy.log_json().is_empty() {
-        assert!(Instant::now() < until, "no access-log line");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(proxy.log_json()[0]["traceId"], CLIENT_TRACE);
+    assert_eq!(first_log_line(&proxy).await["traceId"], CLIENT_TRACE);
 }
 
 #[tokio::test]
 async fn tracing_a_lambda_event_carries_the_integration_span_as_its_parent() {
     let collector = Collector::start();
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Recorder::start(|_| Scripted::ok(r#"{"statusCode":200,"body":"ok"}"#)).await;
-    let proxy = TestProxy::with_config(
-        tracing_to(collector.endpoint(), 1.0),
-        snapshot(&upstream, &function, &lambda),
-    )
-    .await;
+    let backends = Backends::start(r#"{"statusCode":200,"body":"ok"}"#).await;
+    let proxy = backends.proxy(tracing_to(collector.endpoint(), 1.0)).await;
     // No traceparent: a new trace, sampled at ratio 1, its id in the access log.
     let answer = send(&http1(), Method::POST, &proxy.url("/fn"), HOST, &[]).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let until = Instant::now() + DEADLINE;
-    while proxy.log_json().is_empty() {
-        assert!(Instant::now() < until, "no access-log line");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let trace = proxy.log_json()[0]["traceId"]
+    let trace = first_log_line(&proxy).await["traceId"]
         .as_str()
         .expect("a trace id")
         .to_string();
@@ -384,7 +371,8 @@ async fn tracing_a_lambda_event_carries_the_integration_span_as_its_parent() {
         integration["attributes"]["causeway.integration"],
         "LAMBDA_PROXY"
     );
-    let event: Value = serde_json::from_slice(&lambda.seen()[0].body).expect("the event is JSON");
+    let event: Value =
+        serde_json::from_slice(&backends.lambda.seen()[0].body).expect("the event is JSON");
     let (event_trace, parent_id, flags) = traceparent(event["headers"]["traceparent"].as_str());
     assert_eq!(
         (event_trace.as_str(), parent_id.as_str(), flags.as_str()),
@@ -399,14 +387,8 @@ async fn tracing_a_lambda_event_carries_the_integration_span_as_its_parent() {
 #[tokio::test]
 async fn tracing_at_ratio_zero_exports_nothing_yet_still_propagates_a_trace_context() {
     let collector = Collector::start();
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Recorder::start(|_| Scripted::ok("{}")).await;
-    let proxy = TestProxy::with_config(
-        tracing_to(collector.endpoint(), 0.0),
-        snapshot(&upstream, &function, &lambda),
-    )
-    .await;
+    let backends = Backends::start("{}").await;
+    let proxy = backends.proxy(tracing_to(collector.endpoint(), 0.0)).await;
     let unsampled = send(
         &http1(),
         Method::GET,
@@ -416,7 +398,7 @@ async fn tracing_at_ratio_zero_exports_nothing_yet_still_propagates_a_trace_cont
     )
     .await;
     assert_eq!(unsampled.status, StatusCode::OK);
-    let seen = upstream.seen();
+    let seen = backends.upstream.seen();
     let (trace, _, flags) = traceparent(
         seen[0]
             .headers
@@ -424,12 +406,7 @@ async fn tracing_at_ratio_zero_exports_nothing_yet_still_propagates_a_trace_cont
             .and_then(|v| v.to_str().ok()),
     );
     assert_eq!(flags, "00", "propagated as not sampled");
-    let until = Instant::now() + DEADLINE;
-    while proxy.log_json().is_empty() {
-        assert!(Instant::now() < until, "no access-log line");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(proxy.log_json()[0]["traceId"], trace.as_str());
+    assert_eq!(first_log_line(&proxy).await["traceId"], trace.as_str());
 
     // A client's sampled parent still wins; once its spans are in, the earlier ones would be
     // too (one queue, exported in order).
@@ -472,44 +449,37 @@ async fn quick_requests(proxy: &TestProxy, n: usize, within: Duration) {
     }
 }
 
+/// The first access-log line, once it is written.
+async fn first_log_line(proxy: &TestProxy) -> Value {
+    let lines = proxy.wait_log_json(1).await;
+    lines.first().cloned().expect("no access-log line")
+}
+
 /// The value of `causeway_proxy_trace_spans_dropped_total{reason}` on the admin endpoint,
 /// once it is at least 1 (polled up to [`DEADLINE`]).
 async fn dropped(proxy: &TestProxy, reason: &str) -> u64 {
-    let until = Instant::now() + DEADLINE;
     let prefix = format!("causeway_proxy_trace_spans_dropped_total{{reason=\"{reason}\"}} ");
-    loop {
-        let text = get(&http1(), &proxy.admin_url("/metrics"), "admin")
-            .await
-            .body;
-        let n = text
-            .lines()
+    let count = |text: &str| -> u64 {
+        text.lines()
             .find_map(|l| l.strip_prefix(&prefix))
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        if n > 0 {
-            return n;
-        }
-        assert!(
-            Instant::now() < until,
-            "nothing dropped for {reason}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            .unwrap_or(0)
+    };
+    let text = proxy.wait_metrics(DEADLINE, |text| count(text) > 0).await;
+    let n = count(&text);
+    assert!(n > 0, "nothing dropped for {reason}:\n{text}");
+    n
 }
 
 #[tokio::test]
 async fn tracing_to_a_down_or_stalled_collector_never_delays_or_fails_a_request() {
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Recorder::start(|_| Scripted::ok("{}")).await;
+    let backends = Backends::start("{}").await;
 
     // Down: nothing listens; every export fails and its spans are counted.
     let down = closed_port().await;
-    let proxy = TestProxy::with_config(
-        tracing_to(format!("http://{down}/v1/traces"), 1.0),
-        snapshot(&upstream, &function, &lambda),
-    )
-    .await;
+    let proxy = backends
+        .proxy(tracing_to(format!("http://{down}/v1/traces"), 1.0))
+        .await;
     quick_requests(&proxy, 10, Duration::from_secs(1)).await;
     assert!(dropped(&proxy, "export_failed").await >= 1);
 
@@ -528,7 +498,7 @@ async fn tracing_to_a_down_or_stalled_collector_never_delays_or_fails_a_request(
     config.tracing.queue_spans = 8;
     config.tracing.batch_spans = 4;
     config.tracing.export_timeout = Duration::from_secs(60);
-    let proxy = TestProxy::with_config(config, snapshot(&upstream, &function, &lambda)).await;
+    let proxy = backends.proxy(config).await;
     quick_requests(&proxy, 20, Duration::from_secs(1)).await;
     assert!(dropped(&proxy, "queue_full").await >= 1);
 }
@@ -558,24 +528,17 @@ async fn without_tracing_a_client_traceparent_passes_unchanged_and_names_the_tra
         parent.as_str()
     );
     assert_eq!(seen[0].headers.get("tracestate").expect("kept"), "a=b");
-    let until = Instant::now() + DEADLINE;
-    while proxy.log_json().is_empty() {
-        assert!(Instant::now() < until, "no access-log line");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(proxy.log_json()[0]["traceId"], CLIENT_TRACE);
+    assert_eq!(first_log_line(&proxy).await["traceId"], CLIENT_TRACE);
 }
 
 #[tokio::test]
 async fn tracing_sends_the_spans_still_queued_when_the_proxy_stops_serving() {
     let collector = Collector::start();
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Recorder::start(|_| Scripted::ok("{}")).await;
+    let backends = Backends::start("{}").await;
     let mut config = tracing_to(collector.endpoint(), 1.0);
     // No batch would leave on its own during the test.
     config.tracing.batch_delay = Duration::from_secs(600);
-    let mut proxy = TestProxy::with_config(config, snapshot(&upstream, &function, &lambda)).await;
+    let mut proxy = backends.proxy(config).await;
     let parent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let answer = send(
         &http1(),
@@ -586,11 +549,7 @@ async fn tracing_sends_the_spans_still_queued_when_the_proxy_stops_serving() {
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK);
-    let until = Instant::now() + DEADLINE;
-    while proxy.log_json().is_empty() {
-        assert!(Instant::now() < until, "no access-log line");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    first_log_line(&proxy).await;
     assert!(collector.spans().is_empty(), "the batch is still waiting");
     proxy.shutdown();
     let spans = collector.trace(CLIENT_TRACE, 4).await;
@@ -600,12 +559,10 @@ async fn tracing_sends_the_spans_still_queued_when_the_proxy_stops_serving() {
 #[tokio::test]
 async fn tracing_exports_over_otlp_grpc_too() {
     let collector = Collector::start_grpc();
-    let upstream = Upstream::start("pets").await;
-    let function = allow_all().await;
-    let lambda = Recorder::start(|_| Scripted::ok("{}")).await;
+    let backends = Backends::start("{}").await;
     let mut config = tracing_to(format!("http://127.0.0.1:{}", collector.port), 1.0);
     config.tracing.protocol = causeway_proxy::OtlpProtocol::Grpc;
-    let proxy = TestProxy::with_config(config, snapshot(&upstream, &function, &lambda)).await;
+    let proxy = backends.proxy(config).await;
     let parent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let answer = send(
         &http1(),
@@ -621,15 +578,7 @@ async fn tracing_exports_over_otlp_grpc_too() {
     assert_eq!(server["parentSpanId"], CLIENT_SPAN);
     assert_eq!(server["resource"]["service.name"], "gateway-under-test");
     // The collector's answer (grpc-status 0 in the trailers) counts the spans as exported.
-    let until = Instant::now() + DEADLINE;
-    loop {
-        let metrics = get(&http1(), &proxy.admin_url("/metrics"), "admin")
-            .await
-            .body;
-        if metrics.contains("causeway_proxy_trace_spans_exported_total 4") {
-            break;
-        }
-        assert!(Instant::now() < until, "{metrics}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    const EXPORTED: &str = "causeway_proxy_trace_spans_exported_total 4";
+    let metrics = proxy.wait_metrics(DEADLINE, |m| m.contains(EXPORTED)).await;
+    assert!(metrics.contains(EXPORTED), "{metrics}");
 }

@@ -21,7 +21,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::auth::sigv4::{ACCESS_KEY, AUTHORIZER as IAM, SECRET_KEY, sign};
 use crate::auth::{add_authorizers, authorizer, with_authorizer};
-use crate::recorder::{Recorded, Recorder, Scripted};
 use crate::support::*;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -30,8 +29,8 @@ const FUNCTION: &str = "default/ws-fn";
 
 /// A backend that answers by event: CONNECT → 200 unless `x-deny` was sent (then 403),
 /// MESSAGE → `{"echo": body}`, DISCONNECT → 200.
-async fn backend() -> Recorder {
-    Recorder::start(|r: &Recorded| {
+async fn backend() -> Upstream {
+    Upstream::with_handler(|r: &Seen| {
         let event = r
             .headers
             .get("eventtype")
@@ -39,13 +38,13 @@ async fn backend() -> Recorder {
             .unwrap_or_default();
         match event {
             "CONNECT" if r.headers.contains_key("x-deny") => {
-                Scripted::ok(r#"{"message":"not you"}"#).status(403)
+                Reply::ok(r#"{"message":"not you"}"#).status(403)
             }
-            "MESSAGE" => Scripted::ok(format!(
+            "MESSAGE" => Reply::ok(format!(
                 r#"{{"echo":{}}}"#,
                 serde_json::to_string(&String::from_utf8_lossy(&r.body)).unwrap()
             )),
-            _ => Scripted::ok(""),
+            _ => Reply::ok(""),
         }
     })
     .await
@@ -58,7 +57,7 @@ fn two_way(mut route: RouteConfig) -> RouteConfig {
 
 /// `$connect`, `$disconnect` and `sendmessage` (two-way) to `backend`, a two-way MOCK
 /// `$default`, route selection on `$request.body.action`; `@connections` signed with SigV4.
-fn chat(backend: &Recorder, connect: RouteConfig) -> Snapshot {
+fn chat(backend: &Upstream, connect: RouteConfig) -> Snapshot {
     let mut snapshot = SnapshotBuilder::new()
         .backend("chat", &[backend.endpoint()])
         .route(connect)
@@ -83,7 +82,7 @@ fn chat(backend: &Recorder, connect: RouteConfig) -> Snapshot {
     add_authorizers(snapshot, vec![authorizer(IAM, &[], &[], settings)], &[])
 }
 
-fn plain_chat(backend: &Recorder) -> Snapshot {
+fn plain_chat(backend: &Upstream) -> Snapshot {
     chat(backend, proxy_to("$connect", "chat").build())
 }
 
@@ -130,31 +129,14 @@ async fn close_frame(ws: &mut Ws, within: Duration) -> Option<CloseFrame> {
     }
 }
 
-/// Polls `check` until it holds or 5 s pass.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !check() {
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn header(r: &Recorded, name: &str) -> String {
-    r.headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// The connection id the backend saw on `$connect`.
-fn connection_id(backend: &Recorder) -> String {
+fn connection_id(backend: &Upstream) -> String {
     let seen = backend.seen();
     let connect = seen
         .iter()
-        .rfind(|r| header(r, "eventtype") == "CONNECT")
+        .rfind(|r| r.header("eventtype") == "CONNECT")
         .expect("a CONNECT call");
-    header(connect, "connectionid")
+    connect.header("connectionid")
 }
 
 #[tokio::test]
@@ -173,11 +155,11 @@ async fn messages_are_routed_by_their_action_and_two_way_routes_answer_on_the_so
     let message = backend
         .seen()
         .into_iter()
-        .find(|r| header(r, "eventtype") == "MESSAGE")
+        .find(|r| r.header("eventtype") == "MESSAGE")
         .expect("the integration got the message");
     assert_eq!(message.method, Method::POST);
-    assert_eq!(header(&message, "routekey"), "sendmessage");
-    assert_eq!(header(&message, "connectionid"), id);
+    assert_eq!(message.header("routekey"), "sendmessage");
+    assert_eq!(message.header("connectionid"), id);
 
     // Not JSON, and JSON without a known action: `$default` (a two-way MOCK).
     ws.send(Message::text("plain words")).await.unwrap();
@@ -191,11 +173,11 @@ async fn messages_are_routed_by_their_action_and_two_way_routes_answer_on_the_so
     ws.send(Message::text(r#"{"action":"oneway"}"#))
         .await
         .unwrap();
-    eventually("the one-way route is called", || {
+    until("the one-way route is called", EVENTUALLY, || {
         backend
             .seen()
             .iter()
-            .any(|r| header(r, "routekey") == "oneway")
+            .any(|r| r.header("routekey") == "oneway")
     })
     .await;
     ws.send(Message::text("after")).await.unwrap();
@@ -203,15 +185,16 @@ async fn messages_are_routed_by_their_action_and_two_way_routes_answer_on_the_so
 
     // `$disconnect` when the client closes.
     ws.close(None).await.unwrap();
-    eventually("$disconnect is called", || {
+    until("$disconnect is called", EVENTUALLY, || {
         backend
             .seen()
             .iter()
-            .any(|r| header(r, "eventtype") == "DISCONNECT" && header(r, "connectionid") == id)
+            .any(|r| r.header("eventtype") == "DISCONNECT" && r.header("connectionid") == id)
     })
     .await;
-    eventually(
+    until(
         "access-log lines for CONNECT, MESSAGE and DISCONNECT",
+        EVENTUALLY,
         || {
             let logs = proxy.logs.lock().unwrap().join("\n");
             logs.contains("\"eventType\":\"CONNECT\"")
@@ -239,10 +222,10 @@ async fn a_connect_integration_answering_non_2xx_refuses_the_upgrade() {
 #[tokio::test]
 async fn a_request_authorizer_on_connect_admits_only_the_callers_it_allows() {
     let backend = backend().await;
-    let function = Recorder::start(|r: &Recorded| {
+    let function = Upstream::with_handler(|r: &Seen| {
         let event: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
         let allowed = event["identitySource"][0] == "allow";
-        Scripted::ok(serde_json::json!({"isAuthorized": allowed}).to_string())
+        Reply::ok(serde_json::json!({"isAuthorized": allowed}).to_string())
     })
     .await;
     let connect_route = with_authorizer(proxy_to("$connect", "chat").build(), FUNCTION, &[]);
@@ -277,7 +260,7 @@ async fn a_request_authorizer_on_connect_admits_only_the_callers_it_allows() {
         backend
             .seen()
             .iter()
-            .filter(|r| header(r, "eventtype") == "CONNECT")
+            .filter(|r| r.header("eventtype") == "CONNECT")
             .count(),
         1,
         "only the allowed caller reaches the $connect integration"
@@ -362,21 +345,20 @@ async fn the_connections_api_posts_describes_and_closes_a_connection_and_410s_th
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
     assert_eq!(frame.map(|f| u16::from(f.code)), Some(1000));
-    eventually("$disconnect after DELETE", || {
+    until("$disconnect after DELETE", EVENTUALLY, || {
         backend
             .seen()
             .iter()
-            .any(|r| header(r, "eventtype") == "DISCONNECT")
+            .any(|r| r.header("eventtype") == "DISCONNECT")
     })
     .await;
-    let mut gone = StatusCode::OK;
-    for _ in 0..100 {
-        gone = manage(proxy.addr, Method::GET, &id, "").await.status;
-        if gone == StatusCode::GONE {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let gone = settle(
+        EVENTUALLY,
+        || manage(proxy.addr, Method::GET, &id, ""),
+        |a| a.status == StatusCode::GONE,
+    )
+    .await
+    .status;
     assert_eq!(gone, StatusCode::GONE);
 }
 
@@ -415,11 +397,11 @@ async fn idle_connections_and_old_connections_are_closed_going_away_and_disconne
         started.elapsed()
     );
     assert_eq!(closed.flatten().map(|f| u16::from(f.code)), Some(1001));
-    eventually("$disconnect after both", || {
+    until("$disconnect after both", EVENTUALLY, || {
         backend
             .seen()
             .iter()
-            .filter(|r| header(r, "eventtype") == "DISCONNECT")
+            .filter(|r| r.header("eventtype") == "DISCONNECT")
             .count()
             >= 2
     })
@@ -446,7 +428,7 @@ async fn a_frame_over_the_limit_closes_the_connection_with_1009() {
         !backend
             .seen()
             .iter()
-            .any(|r| header(r, "eventtype") == "MESSAGE"),
+            .any(|r| r.header("eventtype") == "MESSAGE"),
         "the oversize message never reaches the integration"
     );
 }
@@ -509,14 +491,10 @@ async fn redis_server() -> RedisServer {
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server runs (Debian's redis-server)");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "redis-server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("redis-server did not start", EVENTUALLY, || async {
+        TcpStream::connect(("127.0.0.1", port)).await.ok()
+    })
+    .await;
     RedisServer(child, port)
 }
 
@@ -534,16 +512,13 @@ async fn a_management_call_on_another_replica_reaches_the_owner_through_redis() 
     let id = connection_id(&backend);
 
     // The subscriptions start with the listeners: retry until the owner's is up.
-    let mut posted = StatusCode::GONE;
-    for _ in 0..100 {
-        posted = manage(other.addr, Method::POST, &id, "from the other replica")
-            .await
-            .status;
-        if posted == StatusCode::OK {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let posted = settle(
+        EVENTUALLY,
+        || manage(other.addr, Method::POST, &id, "from the other replica"),
+        |a| a.status == StatusCode::OK,
+    )
+    .await
+    .status;
     assert_eq!(posted, StatusCode::OK);
     assert_eq!(next_text(&mut ws).await, "from the other replica");
     let described = manage(other.addr, Method::GET, &id, "").await;
@@ -560,26 +535,23 @@ async fn a_management_call_on_another_replica_reaches_the_owner_through_redis() 
     owner.shutdown();
     let _ = close_frame(&mut ws2, Duration::from_secs(5)).await;
     drop(owner);
-    let mut status = StatusCode::OK;
-    for _ in 0..100 {
-        status = manage(other.addr, Method::POST, &id2, "late").await.status;
-        if status == StatusCode::GONE {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = settle(
+        EVENTUALLY,
+        || manage(other.addr, Method::POST, &id2, "late"),
+        |a| a.status == StatusCode::GONE,
+    )
+    .await
+    .status;
     assert_eq!(status, StatusCode::GONE);
 
     // Redis down: a call for another replica's connection is 503 with a retry hint.
     drop(redis);
-    let mut answer = manage(other.addr, Method::GET, &id2, "").await;
-    for _ in 0..100 {
-        if answer.status == StatusCode::SERVICE_UNAVAILABLE {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        answer = manage(other.addr, Method::GET, &id2, "").await;
-    }
+    let answer = settle(
+        EVENTUALLY,
+        || manage(other.addr, Method::GET, &id2, ""),
+        |a| a.status == StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
     assert_eq!(
         answer.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -597,11 +569,11 @@ async fn draining_closes_connections_going_away_and_calls_disconnect() {
     proxy.shutdown();
     let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
     assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001));
-    eventually("$disconnect on drain", || {
+    until("$disconnect on drain", EVENTUALLY, || {
         backend
             .seen()
             .iter()
-            .any(|r| header(r, "eventtype") == "DISCONNECT" && header(r, "connectionid") == id)
+            .any(|r| r.header("eventtype") == "DISCONNECT" && r.header("connectionid") == id)
     })
     .await;
 }

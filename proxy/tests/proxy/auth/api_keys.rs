@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use causeway_snapshot::{ApiKeyConfig, PlanStage, Snapshot, UsagePlanConfig};
 use http::{Method, StatusCode};
 use sha2::{Digest, Sha256};
@@ -72,14 +70,7 @@ async fn the_key_id_reaches_the_access_log_and_the_raw_key_does_not() {
         with_key(&proxy, "/private", Some(ALICE)).await.status,
         StatusCode::OK
     );
-    let mut line = String::new();
-    for _ in 0..40 {
-        if let Some(l) = proxy.logs.lock().expect("logs").last() {
-            line = l.clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let line = proxy.wait_logs(1).await.last().cloned().unwrap_or_default();
     let json: serde_json::Value = serde_json::from_str(&line).expect("json line");
     assert_eq!(json["apiKeyId"], "alice");
     assert!(!line.contains(ALICE), "raw key in log: {line}");

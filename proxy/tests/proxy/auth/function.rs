@@ -1,11 +1,10 @@
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use causeway_snapshot::{AuthorizerSettings, FunctionSettings, ResponseFormat, Snapshot};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Received, TestServer, add_authorizers, authorizer, with_authorizer};
+use super::{add_authorizers, authorizer, with_authorizer};
 use crate::support::*;
 
 const AUTHORIZER: &str = "default/fn";
@@ -15,8 +14,8 @@ const ARN_PREFIX: &str = "arn:aws:execute-api:causeway:default:pets/prod";
 /// - `allow` → simple allow with context; `deny` → simple deny;
 /// - `policy-a` → IAM allowing only `GET /a`; `policy-all` → IAM allowing everything;
 /// - `slow` → answers after 2 s; `broken` → 500; `reject` → 401.
-async fn function_server() -> TestServer {
-    TestServer::start(Arc::new(|r: &Received| {
+async fn function_server() -> Upstream {
+    Upstream::with_handler(|r: &Seen| {
         let event: Value = serde_json::from_slice(&r.body).unwrap_or_default();
         let token = event["authorizationToken"]
             .as_str()
@@ -34,27 +33,19 @@ async fn function_server() -> TestServer {
             .to_string()
         };
         match token.as_str() {
-            "allow" => (
-                StatusCode::OK,
+            "allow" => Reply::json(
                 json!({"isAuthorized": true, "context": {"tier": "silver"}}).to_string(),
-                None,
             ),
-            "deny" => (
-                StatusCode::OK,
-                json!({"isAuthorized": false}).to_string(),
-                None,
-            ),
-            "policy-a" => (StatusCode::OK, policy(&format!("{ARN_PREFIX}/GET/a")), None),
-            "policy-all" => (StatusCode::OK, policy(&format!("{ARN_PREFIX}/*")), None),
-            "slow" => (
-                StatusCode::OK,
-                json!({"isAuthorized": true}).to_string(),
-                Some(Duration::from_secs(2)),
-            ),
-            "reject" => (StatusCode::UNAUTHORIZED, "{}".into(), None),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "boom".into(), None),
+            "deny" => Reply::json(json!({"isAuthorized": false}).to_string()),
+            "policy-a" => Reply::json(policy(&format!("{ARN_PREFIX}/GET/a"))),
+            "policy-all" => Reply::json(policy(&format!("{ARN_PREFIX}/*"))),
+            "slow" => {
+                Reply::json(json!({"isAuthorized": true}).to_string()).after(Duration::from_secs(2))
+            }
+            "reject" => Reply::json("{}").status(401),
+            _ => Reply::json("boom").status(500),
         }
-    }))
+    })
     .await
 }
 
@@ -146,9 +137,9 @@ async fn a_request_authorizer_gets_an_api_gateway_event_and_its_context_reaches_
     let seen = upstream.seen();
     assert_eq!(seen[0].headers["x-causeway-principal"], "user-7");
     assert_eq!(seen[0].headers["x-causeway-tier"], "gold");
-    let received = function.received.lock().expect("lock")[0].clone();
+    let received = function.seen()[0].clone();
     assert_eq!(
-        received.path_and_query,
+        received.path_and_query(),
         "/2015-03-31/functions/function/invocations"
     );
     assert_eq!(received.headers["content-type"], "application/json");
@@ -231,7 +222,8 @@ async fn a_cached_decision_expires_after_its_ttl() {
         ttl_seconds: 1,
         ..Setup::default()
     };
-    let proxy = TestProxy::with_snapshot(snapshot(function.addr, &upstream, setup)).await;
+    let (proxy, clock) =
+        TestProxy::with_manual_clock(snapshot(function.addr, &upstream, setup)).await;
     assert_eq!(
         call(&proxy, "/a", "x-token", "allow").await.status,
         StatusCode::OK
@@ -241,7 +233,7 @@ async fn a_cached_decision_expires_after_its_ttl() {
         StatusCode::OK
     );
     assert_eq!(function.calls(), 1, "served from the cache within the TTL");
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    clock.advance(Duration::from_millis(1_100));
     assert_eq!(
         call(&proxy, "/a", "x-token", "allow").await.status,
         StatusCode::OK
@@ -322,8 +314,7 @@ async fn a_token_authorizer_checks_its_regex_before_calling_and_refuses_missing_
     assert_eq!(function.calls(), 0, "no call for a token the regex refuses");
     let ok = call(&proxy, "/a", "authorization", "policy-all").await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
-    let event: Value =
-        serde_json::from_slice(&function.received.lock().expect("lock")[0].body).expect("json");
+    let event: Value = serde_json::from_slice(&function.seen()[0].body).expect("json");
     assert_eq!(event["type"], "TOKEN");
     assert_eq!(event["authorizationToken"], "policy-all");
     assert_eq!(event["methodArn"], format!("{ARN_PREFIX}/GET/a"));
@@ -332,8 +323,8 @@ async fn a_token_authorizer_checks_its_regex_before_calling_and_refuses_missing_
 #[tokio::test]
 async fn an_authorizer_over_https_is_called_over_tls_and_an_untrusted_one_fails_closed() {
     const ALLOW: &str = r#"{"isAuthorized":true,"context":{"tier":"platinum"}}"#;
-    let function = TlsFunction::start("authz.internal", ALLOW).await;
-    let stranger = TlsFunction::start("authz.internal", ALLOW).await;
+    let (function, function_ca) = tls_function("authz.internal", ALLOW).await;
+    let (_stranger, stranger_ca) = tls_function("authz.internal", ALLOW).await;
     let upstream = Upstream::start("pets").await;
     let setup = || Setup {
         ttl_seconds: 0,
@@ -343,7 +334,7 @@ async fn an_authorizer_over_https_is_called_over_tls_and_an_untrusted_one_fails_
     let trusted = over_https(
         snapshot(function.addr, &upstream, setup()),
         "authz",
-        &function.ca_pem,
+        &function_ca,
         "authz.internal",
     );
     let proxy = TestProxy::with_snapshot(trusted).await;
@@ -363,7 +354,7 @@ async fn an_authorizer_over_https_is_called_over_tls_and_an_untrusted_one_fails_
     let untrusted = over_https(
         snapshot(function.addr, &upstream, setup()),
         "authz",
-        &stranger.ca_pem,
+        &stranger_ca,
         "authz.internal",
     );
     let proxy = TestProxy::with_snapshot(untrusted).await;

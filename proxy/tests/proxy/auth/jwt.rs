@@ -7,7 +7,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use super::{TestServer, add_authorizers, authorizer, with_authorizer};
+use super::{add_authorizers, authorizer, with_authorizer};
 use crate::support::*;
 
 const ISSUER: &str = "https://issuer.test";
@@ -98,22 +98,22 @@ fn with(mut base: Value, changes: Value) -> Value {
 }
 
 /// A JWKS server holding `keys`; also serves OIDC discovery pointing at it.
-async fn jwks_server(keys: &[&SigningKey]) -> TestServer {
+async fn jwks_server(keys: &[&SigningKey]) -> Upstream {
     let set = JwkSet {
         keys: keys.iter().map(|k| k.jwk.clone()).collect(),
     };
     let jwks = serde_json::to_string(&set).expect("jwks json");
     let addr = Arc::new(std::sync::Mutex::new(String::new()));
     let addr2 = addr.clone();
-    let server = TestServer::start(Arc::new(move |r| {
-        if r.path_and_query == "/.well-known/openid-configuration" {
+    let server = Upstream::with_handler(move |r: &Seen| {
+        if r.path_and_query() == "/.well-known/openid-configuration" {
             let base = addr2.lock().expect("lock").clone();
             let doc = json!({"issuer": ISSUER, "jwks_uri": format!("{base}/jwks.json")});
-            (StatusCode::OK, doc.to_string(), None)
+            Reply::json(doc.to_string())
         } else {
-            (StatusCode::OK, jwks.clone(), None)
+            Reply::json(jwks.clone())
         }
-    }))
+    })
     .await;
     *addr.lock().expect("lock") = format!("http://{}", server.addr);
     server
@@ -161,6 +161,40 @@ async fn call(proxy: &TestProxy, path: &str, token: Option<&str>) -> Answer {
         headers.push(("authorization", b.as_str()));
     }
     send(&http1(), Method::GET, &proxy.url(path), HOST, &headers).await
+}
+
+#[tokio::test]
+async fn a_key_set_is_used_for_an_hour_then_fetched_again() {
+    let key = SigningKey::new(Algorithm::RS256, "rsa-1");
+    let jwks = jwks_server(&[&key]).await;
+    let upstream = Upstream::start("pets").await;
+    let (proxy, clock) = TestProxy::with_manual_clock(snapshot(
+        JwksSource::Uri(jwks.url("/jwks.json")),
+        &upstream,
+        &["RS256"],
+    ))
+    .await;
+    let token = key.sign(&claims());
+    assert_eq!(
+        call(&proxy, "/pets", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    clock.advance(std::time::Duration::from_secs(59 * 60));
+    assert_eq!(
+        call(&proxy, "/pets", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(jwks.calls(), 1, "the key set is younger than an hour");
+    clock.advance(std::time::Duration::from_secs(2 * 60));
+    assert_eq!(
+        call(&proxy, "/pets", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        jwks.calls(),
+        2,
+        "an hour later the key set is fetched again"
+    );
 }
 
 #[tokio::test]

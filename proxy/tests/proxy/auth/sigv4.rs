@@ -176,7 +176,7 @@ async fn requests_signed_by_botocore_verify_and_altered_or_stale_ones_are_refuse
     let seen = upstream.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(
-        seen[0].body_len,
+        seen[0].body_len(),
         body.len() as u64,
         "the buffered body is forwarded whole"
     );
