@@ -216,26 +216,22 @@ impl Activity {
         self.sending.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// When responses in flight count as stalled on the client, if they make no progress
-    /// before: `send` after the last progress while some body waits on the client; while
-    /// none does, a check one `send` from now. `None`: nothing in flight.
-    fn send_deadline(&self, timeouts: &Timeouts) -> Option<Instant> {
-        if self.in_flight.load(Ordering::SeqCst) == 0 {
-            return None;
-        }
+    /// When responses count as stalled on the client, if they make no progress before:
+    /// `send` after the last progress while some body waits on the client; while none does,
+    /// a check one `send` from now (nothing wakes the connection's loop when a response
+    /// starts waiting, so it looks again at least that often; a stall is found within two
+    /// `send` periods, without a per-request wake-up).
+    fn send_deadline(&self, timeouts: &Timeouts) -> Instant {
         if self.sending.load(Ordering::Relaxed) == 0 {
-            return Some(Instant::now() + timeouts.send);
+            return Instant::now() + timeouts.send;
         }
         let since = Duration::from_millis(self.send_progress_ms.load(Ordering::Relaxed));
-        Some(self.opened + since + timeouts.send)
+        self.opened + since + timeouts.send
     }
 
     /// Whether some response has waited on the client for `send` with no progress.
     fn send_stalled(&self, timeouts: &Timeouts) -> bool {
-        self.sending.load(Ordering::Relaxed) > 0
-            && self
-                .send_deadline(timeouts)
-                .is_some_and(|d| d <= Instant::now())
+        self.sending.load(Ordering::Relaxed) > 0 && self.send_deadline(timeouts) <= Instant::now()
     }
 
     /// When the connection is idle too long, if nothing starts before; `None`: no limit now
@@ -276,7 +272,8 @@ impl Drop for InFlight {
 struct TrackedBody {
     inner: ProxyBody,
     in_flight: InFlight,
-    /// A frame was handed out and hyper has not come back for the next one.
+    /// The head or a frame was handed out and hyper has not come back for the next frame
+    /// (HTTP/2 polls the body only once the client's window has room).
     waiting_on_client: bool,
 }
 
@@ -480,10 +477,12 @@ where
                         peer,
                     },
                 );
+                // The head goes out now; the body waits on the client until hyper polls it.
+                in_flight.0.frame_out();
                 Ok::<_, Infallible>(response.map(|inner| TrackedBody {
                     inner,
                     in_flight,
-                    waiting_on_client: false,
+                    waiting_on_client: true,
                 }))
             }
         });
@@ -526,7 +525,7 @@ where
                 _ = tokio::time::sleep_until(close_by.unwrap_or_else(Instant::now)), if close_by.is_some() => {
                     return Ok(());
                 }
-                _ = tokio::time::sleep_until(send_deadline.unwrap_or_else(Instant::now)), if send_deadline.is_some() => {
+                _ = tokio::time::sleep_until(send_deadline) => {
                     if activity.send_stalled(&timeouts) {
                         tracing::debug!(%peer, "client stopped reading; connection closed");
                         return Ok(());
