@@ -95,7 +95,8 @@ out="$root/bench/results/websocket-$stamp.md"
 {
   echo "# WebSocket bench, $stamp"
   echo
-  echo "Command: \`bench/websocket.sh $n $secs $clients\` (release build, \`causeway standalone --workers 1 --access-log off\`;"
+  profile="release"; case "$bin" in */debug/*) profile="debug";; esac
+  echo "Command: \`bench/websocket.sh $n $secs $clients\` ($profile build of the proxy, \`causeway standalone --workers 1 --access-log off\`;"
   echo "client and HTTP backend: \`ws-bench\`, on the same machine: $(nproc) CPUs, $(uname -r))."
   echo
   echo "| measure | value |"
