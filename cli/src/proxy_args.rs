@@ -56,9 +56,23 @@ pub struct ProxyArgs {
     /// WebSocket Apis: the longest a connection lives, ms.
     #[arg(long, env = "CAUSEWAY_WS_MAX_DURATION_MS", default_value_t = millis(proxy::DEFAULT_WS_MAX_DURATION))]
     pub ws_max_duration_ms: u64,
-    /// WebSocket Apis: largest frame and message, bytes; larger closes the connection with 1009.
+    /// WebSocket Apis: largest message (its frames joined), bytes; larger closes the
+    /// connection with 1009 (AWS: 128 KB).
     #[arg(long, env = "CAUSEWAY_WS_MAX_MESSAGE_BYTES", default_value_t = proxy::DEFAULT_WS_MAX_MESSAGE_BYTES)]
     pub ws_max_message_bytes: usize,
+    /// WebSocket Apis: largest frame, bytes; larger closes the connection with 1009, and the
+    /// gateway sends larger messages in frames of this size (AWS: 32 KB).
+    #[arg(long, env = "CAUSEWAY_WS_MAX_FRAME_BYTES", default_value_t = proxy::DEFAULT_WS_MAX_FRAME_BYTES)]
+    pub ws_max_frame_bytes: usize,
+    /// WebSocket Apis: new connections per second per stage on this replica (burst: one
+    /// second of it); more are refused with 429 (AWS: 500 per account and Region). 0: no limit.
+    #[arg(long, env = "CAUSEWAY_WS_NEW_CONNECTIONS_PER_SECOND", default_value_t = proxy::DEFAULT_WS_NEW_CONNECTIONS_PER_SECOND)]
+    pub ws_new_connections_per_second: f64,
+    /// WebSocket Apis: messages per second from one client (burst: one second of it); a
+    /// message over it is answered `Too Many Requests` on the socket and not sent on. 0: no
+    /// limit (AWS publishes none per connection).
+    #[arg(long, env = "CAUSEWAY_WS_MESSAGES_PER_SECOND", default_value_t = proxy::DEFAULT_WS_MESSAGES_PER_SECOND)]
+    pub ws_messages_per_second: f64,
     /// WebSocket Apis: messages queued for one client before `@connections` POSTs answer 429.
     #[arg(long, env = "CAUSEWAY_WS_SEND_QUEUE", default_value_t = proxy::DEFAULT_WS_SEND_QUEUE)]
     pub ws_send_queue: usize,
@@ -190,9 +204,11 @@ impl ProxyArgs {
             websocket: proxy::WebSocketLimits {
                 idle_timeout: Duration::from_millis(self.ws_idle_timeout_ms.max(1)),
                 max_duration: Duration::from_millis(self.ws_max_duration_ms.max(1)),
-                max_frame_bytes: self.ws_max_message_bytes.max(1),
+                max_frame_bytes: self.ws_max_frame_bytes.max(1),
                 max_message_bytes: self.ws_max_message_bytes.max(1),
                 send_queue: self.ws_send_queue.max(1),
+                new_connections_per_second: self.ws_new_connections_per_second.max(0.0),
+                messages_per_second: self.ws_messages_per_second.max(0.0),
             },
             trusted_hops: self.trusted_hops.clone(),
             workers: match self.workers {

@@ -174,3 +174,25 @@ spec:
     assert_refused(&c, Kind::Route, "two-way", reasons::INVALID);
     assert_base_served(&c);
 }
+
+#[test]
+fn a_response_cache_on_a_websocket_stage_is_refused_with_the_reason() {
+    let c = with_base(&CHAT.replace(
+        "spec: {apiRef: {name: chat}, autoDeploy: true}",
+        "spec: {apiRef: {name: chat}, autoDeploy: true, cache: {enabled: true}}",
+    ));
+    let message = assert_refused(&c, Kind::Stage, "live", reasons::UNSUPPORTED_FEATURE);
+    assert!(message.contains("spec.cache"), "{message}");
+    assert!(c.snapshot.stage("shop/chat/live").is_none());
+    let c = with_base(&CHAT.replace(
+        "spec: {apiRef: {name: chat}, autoDeploy: true}",
+        "spec: {apiRef: {name: chat}, autoDeploy: true, routeSettings: [{routeKey: sendmessage, cachingEnabled: true}]}",
+    ));
+    let message = assert_refused(&c, Kind::Stage, "live", reasons::UNSUPPORTED_FEATURE);
+    assert!(message.contains("spec.routeSettings[0]"), "{message}");
+    // Without the cache the same stage is served, and the base Api is untouched either way.
+    let c = with_base(CHAT);
+    assert!(status(&c, Kind::Stage, "live").is_accepted());
+    assert!(c.snapshot.stage("shop/chat/live").is_some());
+    assert_base_served(&c);
+}

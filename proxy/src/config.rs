@@ -189,8 +189,19 @@ pub enum AccessLogSink {
 pub const DEFAULT_WS_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// WebSocket Apis: the longest a connection lives (AWS: 2 h).
 pub const DEFAULT_WS_MAX_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
-/// WebSocket Apis: the largest frame and message, in bytes (AWS: 128 KiB).
+/// WebSocket Apis: the largest message (its frames joined), in bytes (AWS: 128 KB).
 pub const DEFAULT_WS_MAX_MESSAGE_BYTES: usize = 128 * 1024;
+/// WebSocket Apis: the largest frame, in bytes (AWS: 32 KB; a larger message comes in several
+/// frames). The gateway also splits what it sends into frames of at most this size.
+pub const DEFAULT_WS_MAX_FRAME_BYTES: usize = 32 * 1024;
+/// WebSocket Apis: new connections per second per stage on one replica, burst one second of
+/// it; more are refused with 429 (AWS: 500 per second per account and Region). 0: no limit.
+pub const DEFAULT_WS_NEW_CONNECTIONS_PER_SECOND: f64 = 500.0;
+/// WebSocket Apis: messages per second from one client, burst one second of it; a message
+/// over it is answered on the socket with `Too Many Requests` and not sent to an integration.
+/// 0: no limit (AWS publishes no per-connection message rate; messages count against the
+/// account's request rate there).
+pub const DEFAULT_WS_MESSAGES_PER_SECOND: f64 = 0.0;
 /// WebSocket Apis: messages waiting to be written to one client; a management `POST` beyond
 /// it answers 429, so a client that does not read cannot make the proxy buffer without bound.
 pub const DEFAULT_WS_SEND_QUEUE: usize = 32;
@@ -208,6 +219,10 @@ pub struct WebSocketLimits {
     pub max_message_bytes: usize,
     /// Messages queued for one client before management `POST`s are refused (429).
     pub send_queue: usize,
+    /// New connections per second per stage (burst one second of it); 0: no limit.
+    pub new_connections_per_second: f64,
+    /// Messages per second from one client (burst one second of it); 0: no limit.
+    pub messages_per_second: f64,
 }
 
 impl Default for WebSocketLimits {
@@ -215,9 +230,11 @@ impl Default for WebSocketLimits {
         Self {
             idle_timeout: DEFAULT_WS_IDLE_TIMEOUT,
             max_duration: DEFAULT_WS_MAX_DURATION,
-            max_frame_bytes: DEFAULT_WS_MAX_MESSAGE_BYTES,
+            max_frame_bytes: DEFAULT_WS_MAX_FRAME_BYTES,
             max_message_bytes: DEFAULT_WS_MAX_MESSAGE_BYTES,
             send_queue: DEFAULT_WS_SEND_QUEUE,
+            new_connections_per_second: DEFAULT_WS_NEW_CONNECTIONS_PER_SECOND,
+            messages_per_second: DEFAULT_WS_MESSAGES_PER_SECOND,
         }
     }
 }

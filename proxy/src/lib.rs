@@ -108,7 +108,18 @@ impl Proxy {
             &self.shared.caches,
         );
         let dropped = runtime.dropped.clone();
+        let stages: std::collections::HashSet<String> =
+            runtime.stages.iter().map(|s| s.id.clone()).collect();
         self.shared.tables.store(Some(Arc::new(runtime)));
+        // WebSocket connections whose stage (or Api) is gone, or was dropped, close going
+        // away; their sessions call `$disconnect` on the deployment they connected to.
+        let closed = self
+            .shared
+            .websockets
+            .close_removed(|stage| stages.contains(stage));
+        if closed > 0 {
+            tracing::info!(version = %version, closed, "websocket connections of removed stages closed");
+        }
         self.shared.limiters.prune();
         self.shared.caches.prune();
         self.shared.metrics.snapshot_applied(Some(&version));
@@ -163,6 +174,8 @@ impl Proxy {
         let served = self
             .serve_kind(listener, shutdown, workers::Kind::Plain)
             .await;
+        // Its WebSocket connections are closed: calls for them answer 410 at once.
+        self.retire_websocket_relay().await;
         // Give unspent quota leases back, so the other replicas can spend them.
         self.shared.quotas.release().await;
         // Send the spans of the last requests.
@@ -200,6 +213,13 @@ impl Proxy {
     fn start_websocket_relay(&self) {
         if let Some(relay) = &self.shared.relay {
             relay.start(Arc::clone(&self.shared.websockets));
+        }
+    }
+
+    /// Tells the other replicas that this one is gone (its liveness key is deleted).
+    async fn retire_websocket_relay(&self) {
+        if let Some(relay) = &self.shared.relay {
+            relay.retire().await;
         }
     }
 

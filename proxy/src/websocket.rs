@@ -10,17 +10,22 @@ pub(crate) mod relay;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::mpsc;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use tokio::sync::{Notify, mpsc};
+
+use crate::limits::TokenBucket;
 
 /// The route key of the upgrade.
 pub(crate) const CONNECT: &str = "$connect";
@@ -38,8 +43,12 @@ pub(crate) const ROUTE_KEY_HEADER: &str = "routekey";
 pub(crate) mod close {
     /// `DELETE /@connections/{id}` and a normal end.
     pub const NORMAL: u16 = 1000;
-    /// Idle timeout, maximum duration, the proxy drains.
+    /// Idle timeout, maximum duration, the proxy drains, the stage is gone.
     pub const GOING_AWAY: u16 = 1001;
+    /// The client's close frame had no status (reported to `$disconnect`, never sent).
+    pub const NO_STATUS: u16 = 1005;
+    /// The client went away without a close frame (reported to `$disconnect`, never sent).
+    pub const ABNORMAL: u16 = 1006;
     /// A frame or message over the limit.
     pub const TOO_BIG: u16 = 1009;
 }
@@ -133,9 +142,19 @@ pub(crate) struct Connection {
     pub user_agent: String,
     /// The bounded queue to the socket's writer.
     pub sender: mpsc::Sender<Outbound>,
+    /// Woken to end the session whatever the queue holds (`DELETE`, the stage is gone); the
+    /// close code is in `close_code`.
+    pub closing: Notify,
+    pub close_code: AtomicU16,
 }
 
 impl Connection {
+    /// Ends the session with this close code, even when its queue is full.
+    pub fn close(&self, code: u16) {
+        self.close_code.store(code, Ordering::SeqCst);
+        self.closing.notify_one();
+    }
+
     /// Notes a message either way.
     pub fn touch(&self) {
         let now = u64::try_from(epoch_millis(SystemTime::now())).unwrap_or(u64::MAX);
@@ -150,6 +169,14 @@ impl Connection {
             "lastActiveAt": iso8601(u128::from(last)),
             "identity": {"sourceIp": self.source_ip.to_string(), "userAgent": self.user_agent},
         })
+    }
+}
+
+/// A bucket of `rate` tokens per second whose burst is one second of it (at least 1).
+pub(crate) fn per_second(rate: f64) -> causeway_snapshot::Throttle {
+    causeway_snapshot::Throttle {
+        rate,
+        burst: u32::try_from(rate.ceil() as u64).unwrap_or(u32::MAX).max(1),
     }
 }
 
@@ -206,14 +233,58 @@ impl Managed {
     }
 }
 
+/// Labels of the per-route-key counts. Route keys come from the snapshot (a message no route
+/// takes is counted under `$default`), so the set is bounded by the Apis' routes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RouteKeyLabels {
+    pub api: String,
+    pub stage: String,
+    pub route_key: String,
+    /// `CONNECT`, `MESSAGE` or `DISCONNECT`.
+    pub event_type: &'static str,
+}
+
+/// The label a route key is counted under: its own when a route of the snapshot took the
+/// event, else `$default`.
+pub(crate) fn route_key_label(route: Option<&str>) -> String {
+    route.unwrap_or("$default").to_string()
+}
+
+fn integration_histogram() -> Histogram {
+    // 1 ms .. ~33 s: covers the 29 s integration timeout.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
 /// Counts of WebSocket traffic (`causeway_proxy_websocket_*`).
-#[derive(Default)]
 pub(crate) struct WebSocketMetrics {
     pub open: Gauge,
     pub connects: Counter,
     pub disconnects: Counter,
     pub messages_in: Counter,
     pub messages_out: Counter,
+    /// Events by route key (CONNECT, each MESSAGE, DISCONNECT).
+    pub route_events: Family<RouteKeyLabels, Counter>,
+    /// Integration latency by route key.
+    pub route_integration_latency: Family<RouteKeyLabels, Histogram, fn() -> Histogram>,
+    /// Upgrades refused by the new-connection rate, and messages refused by the message rate.
+    pub throttled_connects: Counter,
+    pub throttled_messages: Counter,
+}
+
+impl Default for WebSocketMetrics {
+    fn default() -> Self {
+        Self {
+            open: Gauge::default(),
+            connects: Counter::default(),
+            disconnects: Counter::default(),
+            messages_in: Counter::default(),
+            messages_out: Counter::default(),
+            route_events: Family::default(),
+            route_integration_latency: Family::new_with_constructor(integration_histogram),
+            throttled_connects: Counter::default(),
+            throttled_messages: Counter::default(),
+        }
+    }
 }
 
 impl WebSocketMetrics {
@@ -244,6 +315,26 @@ impl WebSocketMetrics {
             "Messages sent to WebSocket clients (two-way answers and @connections posts)",
             self.messages_out.clone(),
         );
+        registry.register(
+            "causeway_proxy_websocket_route_events",
+            "WebSocket events by route key of the snapshot ($default for a message no route takes)",
+            self.route_events.clone(),
+        );
+        registry.register(
+            "causeway_proxy_websocket_integration_latency_seconds",
+            "Integration latency of WebSocket events by route key",
+            self.route_integration_latency.clone(),
+        );
+        registry.register(
+            "causeway_proxy_websocket_connects_throttled",
+            "WebSocket upgrades refused with 429 by the new-connection rate of their stage",
+            self.throttled_connects.clone(),
+        );
+        registry.register(
+            "causeway_proxy_websocket_messages_throttled",
+            "WebSocket messages refused by the message rate of their connection",
+            self.throttled_messages.clone(),
+        );
     }
 }
 
@@ -251,10 +342,50 @@ impl WebSocketMetrics {
 #[derive(Default)]
 pub(crate) struct Registry {
     connections: Mutex<HashMap<String, Arc<Connection>>>,
+    /// New-connection buckets by stage id (rate and burst as configured).
+    connect_buckets: Mutex<HashMap<String, Arc<TokenBucket>>>,
     pub metrics: WebSocketMetrics,
 }
 
 impl Registry {
+    /// Takes a new-connection token of the stage (`rate` per second, burst `rate`), or says
+    /// how long until one is free. A rate of 0 admits every upgrade.
+    pub fn admit_connection(&self, stage_id: &str, rate: f64) -> Result<(), Duration> {
+        if rate <= 0.0 {
+            return Ok(());
+        }
+        let bucket =
+            {
+                let mut buckets = self
+                    .connect_buckets
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                Arc::clone(buckets.entry(stage_id.to_string()).or_insert_with(|| {
+                    Arc::new(TokenBucket::new(per_second(rate), Instant::now()))
+                }))
+            };
+        bucket.try_take(Instant::now())
+    }
+
+    /// Closes (1001 Going Away) every connection whose stage `keep` refuses: a snapshot
+    /// removed its stage or its Api. Their sessions call `$disconnect` as for any close.
+    pub fn close_removed(&self, keep: impl Fn(&str) -> bool) -> usize {
+        let doomed: Vec<Arc<Connection>> = self
+            .lock()
+            .values()
+            .filter(|c| !keep(&c.stage_id))
+            .cloned()
+            .collect();
+        for connection in &doomed {
+            connection.close(close::GOING_AWAY);
+        }
+        self.connect_buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|stage, _| keep(stage));
+        doomed.len()
+    }
+
     /// Adds a connection once its socket is open.
     pub fn insert(&self, id: String, connection: Arc<Connection>) {
         self.lock().insert(id, connection);
@@ -287,11 +418,8 @@ impl Registry {
                 body: connection.describe().to_string(),
             },
             Manage::Delete => {
-                // A full queue must not keep a connection open: the close wins over messages
-                // waiting (the session also watches for it).
-                let _ = connection
-                    .sender
-                    .try_send(Outbound::Close(close::NORMAL, ""));
+                // A full queue must not keep a connection open: the session is told directly.
+                connection.close(close::NORMAL);
                 Managed {
                     status: 204,
                     body: String::new(),

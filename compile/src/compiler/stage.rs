@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_crds::Stage;
+use causeway_crds::api::ApiProtocol;
 use causeway_crds::common::ThrottleSpec;
 use causeway_snapshot::{
     AccessLog, Backend, BasePathMapping, CanaryConfig, HostConfig, RoutingRuleConfig, StageConfig,
@@ -435,6 +436,12 @@ fn candidate(
     }
     let api_key: ObjKey = (namespace.clone(), api_name.clone());
     let api_id = format!("{namespace}/{api_name}");
+    let websocket_api = apis
+        .get(&api_key)
+        .is_some_and(|a| a.object.spec.protocol == Some(ApiProtocol::Websocket));
+    if websocket_api {
+        check_websocket_stage(spec)?;
+    }
     let Some(current) = deployments.current.get(&api_key) else {
         return Err(Problem::unresolved(
             reasons::API_NOT_FOUND,
@@ -578,4 +585,30 @@ fn candidate(
         client_cas,
         mtls_bypass,
     })
+}
+
+/// What a stage of a WebSocket Api may not use: the response cache (AWS has no cache on
+/// WebSocket stages; there is no request/response exchange to cache), whether set on the
+/// stage or on a route setting.
+fn check_websocket_stage(spec: &causeway_crds::stage::StageSpec) -> Result<(), Problem> {
+    if spec.cache.is_some() {
+        return Err(Problem::invalid(
+            reasons::UNSUPPORTED_FEATURE,
+            "spec.cache: a WebSocket Api's stage has no response cache (messages are not requests with cacheable answers; AWS offers none either)",
+        ));
+    }
+    for (i, settings) in spec.route_settings.iter().enumerate() {
+        if settings.caching_enabled.is_some()
+            || settings.cache_ttl_seconds.is_some()
+            || !settings.cache_key_parameters.is_empty()
+        {
+            return Err(Problem::invalid(
+                reasons::UNSUPPORTED_FEATURE,
+                format!(
+                    "spec.routeSettings[{i}]: caching settings on a WebSocket Api's stage are not built (it has no response cache)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 //! | request | steps | may answer |
 //! |---|---|---|
 //! | `POST`/`GET`/`DELETE /@connections/{id}` | the client-controlled removal, the Api's `connectionsAuthorizerRef` (SigV4), then the call on this replica or, through Redis, on the owner | 200, 204, 403, 410, 429, 503 |
-//! | a WebSocket upgrade | canary choice, `$connect` route, throttles, client headers, `$connect`'s authorizer and API key, usage plan, the `$connect` integration (a non-2xx refuses the upgrade) | 101, 4xx, 5xx |
+//! | a WebSocket upgrade | the stage's new-connection rate, canary choice, `$connect` route, throttles, client headers, `$connect`'s authorizer and API key, usage plan, the `$connect` integration (a non-2xx refuses the upgrade; its `Sec-WebSocket-Protocol` is the client's) | 101, 4xx (429 over a rate), 5xx |
 //! | anything else | — | 426 |
 //!
 //! After the 101 the session ([`run`]) holds the socket: each message is routed by the Api's
@@ -58,6 +58,30 @@ pub(super) async fn serve(
             r#"{"message":"Upgrade Required"}"#,
         );
     };
+    // The stage's new-connection rate (AWS's new connections per second): 429 on the upgrade.
+    let rate = shared.config.websocket.new_connections_per_second;
+    if let Err(wait) = shared.websockets.admit_connection(&stage.id, rate) {
+        shared.websockets.metrics.throttled_connects.inc();
+        shared
+            .metrics
+            .throttled(&stage.api_name, &stage.name, "websocket_connect");
+        let retry_after_secs = crate::limits::retry_after_seconds(wait);
+        let mut refused = respond::fail(
+            Some(&stage.api),
+            RequestError::Throttled { retry_after_secs },
+            ex,
+        );
+        refused
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        return refused;
+    }
+    // Subprotocols the client offers go to the `$connect` integration with its headers; the
+    // one it answers with is the client's (AWS). Without an answer there is none.
+    let offered_protocols = request
+        .headers()
+        .contains_key(header::SEC_WEBSOCKET_PROTOCOL);
+    let mut protocol = None;
     let deployment = route::choose_deployment(stage, request.headers(), ex);
     let connect = deployment.routes.by_key(websocket::CONNECT);
     ex.ctx.route_key = Some(websocket::CONNECT.to_string());
@@ -110,14 +134,29 @@ pub(super) async fn serve(
             headers: parts.headers,
             query: parts.uri.query().map(str::to_string),
             body: Bytes::new(),
+            closed: None,
         };
-        match call(shared, upstream, stage, event, &mut ex.ctx, &ex.request_id).await {
-            Ok((status, _)) if (200..300).contains(&status) => {}
-            Ok((status, body)) => {
+        let called = call(shared, upstream, stage, event, &mut ex.ctx, &ex.request_id).await;
+        count_event(
+            shared,
+            stage,
+            Some(websocket::CONNECT),
+            EventType::Connect,
+            ex.ctx.integration_latency,
+        );
+        match called {
+            Ok(answer) if (200..300).contains(&answer.status) => {
+                protocol = answer
+                    .headers
+                    .get(header::SEC_WEBSOCKET_PROTOCOL)
+                    .filter(|_| offered_protocols)
+                    .cloned();
+            }
+            Ok(answer) => {
                 // The integration refused the connection: its answer is the client's.
-                let mut refused = Response::new(full(body));
+                let mut refused = Response::new(full(answer.body));
                 *refused.status_mut() =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+                    StatusCode::from_u16(answer.status).unwrap_or(StatusCode::FORBIDDEN);
                 return refused;
             }
             Err(error) => return respond::fail(Some(&stage.api), error, ex),
@@ -147,6 +186,9 @@ pub(super) async fn serve(
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     if let Ok(accept) = HeaderValue::from_str(&websocket::accept_key(key.as_bytes())) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(protocol) = protocol {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
     response.extensions_mut().insert(session);
     response
@@ -226,12 +268,22 @@ struct Event<'a> {
     headers: HeaderMap,
     query: Option<String>,
     body: Bytes,
+    /// How the connection ended (DISCONNECT only).
+    closed: Option<&'a Closed>,
 }
 
-/// Calls the route's integration with the event; returns its status and body (at most the
-/// message limit). HTTP integrations get the body with the `connectionId`, `eventType` and
-/// `routeKey` headers (and any parameter mapping of `$context.connectionId`); LAMBDA_PROXY
-/// functions get the WebSocket event; MOCK answers its status and body.
+/// What an integration answered an event.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    /// At most the message limit.
+    body: Bytes,
+}
+
+/// Calls the route's integration with the event; returns its answer. HTTP integrations get
+/// the body with the `connectionId`, `eventType` and `routeKey` headers (and any parameter
+/// mapping of `$context.connectionId`); LAMBDA_PROXY functions get the WebSocket event; MOCK
+/// answers its status and body.
 async fn call(
     shared: &Shared,
     upstream: &Upstream,
@@ -239,7 +291,7 @@ async fn call(
     event: Event<'_>,
     ctx: &mut RequestContext,
     request_id: &HeaderValue,
-) -> Result<(u16, Bytes), RequestError> {
+) -> Result<Answer, RequestError> {
     let limit = shared.config.websocket.max_message_bytes;
     let connection_id = ctx
         .websocket
@@ -311,8 +363,9 @@ async fn call(
         }
     };
     let status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
     // Boxed before collecting (see `integrate::read_body`).
-    let body = Limited::new(response.into_body(), limit)
+    let body = Limited::new(body, limit)
         .boxed_unsync()
         .collect()
         .await
@@ -321,7 +374,35 @@ async fn call(
             source,
         })?
         .to_bytes();
-    Ok((status, body))
+    Ok(Answer {
+        status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// Counts one event under its route key and observes its integration latency.
+fn count_event(
+    shared: &Shared,
+    stage: &LiveStage,
+    route_key: Option<&str>,
+    event: EventType,
+    latency: Option<Duration>,
+) {
+    let labels = websocket::RouteKeyLabels {
+        api: stage.api_name.clone(),
+        stage: stage.name.clone(),
+        route_key: websocket::route_key_label(route_key),
+        event_type: event.as_str(),
+    };
+    let metrics = &shared.websockets.metrics;
+    metrics.route_events.get_or_create(&labels).inc();
+    if let Some(latency) = latency {
+        metrics
+            .route_integration_latency
+            .get_or_create(&labels)
+            .observe(latency.as_secs_f64());
+    }
 }
 
 /// API Gateway's WebSocket Lambda proxy event (`aws_lambda_events`'
@@ -356,32 +437,65 @@ fn lambda_event(event: &Event<'_>, stage: &LiveStage, ctx: &RequestContext) -> s
         "requestContext": request_context,
         "isBase64Encoded": false,
     });
-    if event.kind == EventType::Connect {
+    // Headers as `headers` (the last value of a repeated name) and `multiValueHeaders`.
+    let header_maps = |pairs: Vec<(String, String)>| {
         let mut headers = Map::new();
         let mut multi: Map<String, Value> = Map::new();
-        for (name, value) in &event.headers {
-            let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            headers.insert(name.as_str().to_string(), json!(v));
+        for (name, v) in pairs {
             if let Some(list) = multi
-                .entry(name.as_str().to_string())
+                .entry(name.clone())
                 .or_insert_with(|| json!([]))
                 .as_array_mut()
             {
                 list.push(json!(v));
             }
+            headers.insert(name, json!(v));
         }
-        out["headers"] = Value::Object(headers);
-        out["multiValueHeaders"] = Value::Object(multi);
-        if let Some(q) = &event.query {
-            let mut params = Map::new();
-            for (k, v) in url_pairs(q) {
-                params.insert(k, json!(v));
+        (Value::Object(headers), Value::Object(multi))
+    };
+    match event.kind {
+        EventType::Connect => {
+            let pairs = event
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str().to_string(), v)
+                })
+                .collect();
+            let (headers, multi) = header_maps(pairs);
+            out["headers"] = headers;
+            out["multiValueHeaders"] = multi;
+            if let Some(q) = &event.query {
+                let (params, multi) = header_maps(url_pairs(q));
+                out["queryStringParameters"] = params;
+                out["multiValueQueryStringParameters"] = multi;
             }
-            out["queryStringParameters"] = Value::Object(params);
         }
-    }
-    if event.kind == EventType::Message {
-        out["body"] = json!(String::from_utf8_lossy(&event.body));
+        EventType::Message => match std::str::from_utf8(&event.body) {
+            Ok(text) => out["body"] = json!(text),
+            Err(_) => {
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&event.body);
+                out["body"] = json!(encoded);
+                out["isBase64Encoded"] = json!(true);
+            }
+        },
+        EventType::Disconnect => {
+            // AWS sends no client header on DISCONNECT, only a few of its own.
+            let host = ctx.domain_name.clone().unwrap_or_default();
+            let pairs = vec![
+                ("Host".to_string(), host),
+                ("X-Forwarded-For".to_string(), ctx.source_ip.to_string()),
+            ];
+            let (headers, multi) = header_maps(pairs);
+            out["headers"] = headers;
+            out["multiValueHeaders"] = multi;
+            if let Some(closed) = event.closed {
+                out["requestContext"]["disconnectStatusCode"] = json!(closed.code);
+                out["requestContext"]["disconnectReason"] = json!(closed.reason);
+            }
+        }
     }
     out
 }
@@ -469,32 +583,82 @@ impl Held {
     }
 }
 
-/// Why a session ended, and the close frame the client gets (if the socket still works).
-struct Ended {
-    code: Option<u16>,
-    reason: &'static str,
+/// How a connection ended: the code and reason `$disconnect` reports (AWS's
+/// `disconnectStatusCode` and `disconnectReason`), and a word for the logs.
+struct Closed {
+    code: u16,
+    reason: String,
+    why: &'static str,
 }
+
+impl Closed {
+    /// The gateway closes: it sends a close frame with this code (when the queue takes it).
+    fn by_gateway(sender: &mpsc::Sender<Outbound>, code: u16, why: &'static str) -> Self {
+        let reason = match code {
+            close::TOO_BIG => "Message too big",
+            close::NORMAL => "Normal closure",
+            _ => "Going away",
+        };
+        let _ = sender.try_send(Outbound::Close(code, reason));
+        Self {
+            code,
+            reason: reason.to_string(),
+            why,
+        }
+    }
+
+    /// The client closed with this frame (or none).
+    fn by_client(frame: Option<&CloseFrame>) -> Self {
+        match frame {
+            Some(frame) => Self {
+                code: u16::from(frame.code),
+                reason: frame.reason.as_str().to_string(),
+                why: "client closed",
+            },
+            None => Self {
+                code: close::NO_STATUS,
+                reason: "Client-side close frame status not set".to_string(),
+                why: "client closed",
+            },
+        }
+    }
+
+    /// The socket failed, or the client went away without a close frame.
+    fn abnormal(why: &'static str) -> Self {
+        Self {
+            code: close::ABNORMAL,
+            reason: "Connection closed abnormally".to_string(),
+            why,
+        }
+    }
+}
+
+/// The socket the session holds.
+type Socket = WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Holds the socket: reads messages (each routed and sent to its integration in turn, so a
 /// slow integration slows the reader, not the proxy's memory), writes what the integrations
 /// and the management API send through a bounded queue, and ends on a close either way, the
-/// idle timeout, the maximum duration, a frame or message over the limit, or drain.
+/// idle timeout, the maximum duration, a frame or message over the limit, `DELETE`, a
+/// snapshot that removes its stage, or drain.
+///
+/// Memory of an idle connection is what this future holds while it waits (the message
+/// handling is boxed, so its size is paid only while a message is in flight), tungstenite's
+/// read buffer (`IDLE_READ_BUFFER`), the writer task and the queue.
 async fn run(
     held: Held,
     io: hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>,
     drain: futures_util::future::BoxFuture<'static, ()>,
 ) {
     let limits = held.shared.config.websocket;
-    // A small read buffer: tungstenite's default (128 KiB per connection) would dominate the
-    // memory of idle connections.
     let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(4096)
+        .read_buffer_size(IDLE_READ_BUFFER)
+        .write_buffer_size(0)
         .max_frame_size(Some(limits.max_frame_bytes))
         .max_message_size(Some(limits.max_message_bytes));
-    let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-    let (mut sink, mut stream) = socket.split();
-    let (sender, mut queue) = mpsc::channel::<Outbound>(limits.send_queue.max(1));
+    let socket: Socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+    let (sink, mut stream) = socket.split();
+    let (sender, queue) = mpsc::channel::<Outbound>(limits.send_queue.max(1));
     let connection = Arc::new(Connection {
         stage_id: held.stage().id.clone(),
         connected_at: held.connected_at,
@@ -504,6 +668,8 @@ async fn run(
         source_ip: held.ctx.source_ip,
         user_agent: held.ctx.user_agent.clone(),
         sender: sender.clone(),
+        closing: tokio::sync::Notify::new(),
+        close_code: std::sync::atomic::AtomicU16::new(close::NORMAL),
     });
     let id = held.connection_id.clone();
     held.shared
@@ -511,105 +677,157 @@ async fn run(
         .insert(id.clone(), Arc::clone(&connection));
     held.shared.websockets.metrics.open.inc();
     held.shared.websockets.metrics.connects.inc();
-    // The writer: the only place that writes to the socket. A close ends it.
-    let (closed_tx, mut closed_rx) = tokio::sync::oneshot::channel::<Ended>();
-    let writer = tokio::spawn(async move {
-        let mut ended = None;
-        while let Some(out) = queue.recv().await {
-            let sent = match out {
-                Outbound::Text(text) => sink.send(Message::text(text)).await,
-                Outbound::Binary(bytes) => sink.send(Message::binary(bytes)).await,
-                Outbound::Close(code, reason) => {
-                    let frame = CloseFrame {
-                        code: code.into(),
-                        reason: reason.into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    ended = Some(Ended {
-                        code: Some(code),
-                        reason,
-                    });
-                    break;
-                }
-            };
-            if sent.is_err() {
-                ended = Some(Ended {
-                    code: None,
-                    reason: "write failed",
-                });
-                break;
-            }
-        }
-        let _ = sink.close().await;
-        if let Some(ended) = ended {
-            let _ = closed_tx.send(ended);
-        }
+    let mut writer = tokio::spawn(write(sink, queue, limits.max_frame_bytes));
+    // Messages per second from this client; none when unlimited.
+    let rate = (limits.messages_per_second > 0.0).then(|| {
+        crate::limits::TokenBucket::new(
+            websocket::per_second(limits.messages_per_second),
+            Instant::now(),
+        )
     });
-    let opened = Instant::now();
-    let max_end = tokio::time::Instant::from_std(opened + limits.max_duration);
+    let max_end = tokio::time::Instant::now() + limits.max_duration;
     let mut drain = drain;
     let mut idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
     let mut messages = 0u64;
-    let reason: &'static str = loop {
-        tokio::select! {
+    let mut writer_done = false;
+    let closed = loop {
+        let message = tokio::select! {
             next = stream.next() => match next {
-                Some(Ok(Message::Text(text))) => {
-                    idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
-                    connection.touch();
-                    messages += 1;
-                    on_message(&held, &sender, Bytes::from(text.as_str().to_owned()), messages).await;
-                }
-                Some(Ok(Message::Binary(bytes))) => {
-                    idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
-                    connection.touch();
-                    messages += 1;
-                    on_message(&held, &sender, bytes, messages).await;
-                }
+                Some(Ok(Message::Text(text))) => Bytes::from(text),
+                Some(Ok(Message::Binary(bytes))) => bytes,
                 // Pings are answered by the codec; they do not count as activity (AWS).
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break "client closed",
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Close(frame))) => break Closed::by_client(frame.as_ref()),
+                None => break Closed::abnormal("client went away"),
                 Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
-                    let _ = sender.try_send(Outbound::Close(close::TOO_BIG, "Message too big"));
-                    break "message too big";
+                    break Closed::by_gateway(&sender, close::TOO_BIG, "message too big");
                 }
-                Some(Err(_)) => break "read failed",
+                Some(Err(_)) => break Closed::abnormal("read failed"),
             },
-            _ = tokio::time::sleep_until(idle_deadline) => {
-                let _ = sender.try_send(Outbound::Close(close::GOING_AWAY, "Going away"));
-                break "idle timeout";
+            () = tokio::time::sleep_until(idle_deadline) => {
+                break Closed::by_gateway(&sender, close::GOING_AWAY, "idle timeout");
             }
-            _ = tokio::time::sleep_until(max_end) => {
-                let _ = sender.try_send(Outbound::Close(close::GOING_AWAY, "Going away"));
-                break "maximum duration";
+            () = tokio::time::sleep_until(max_end) => {
+                break Closed::by_gateway(&sender, close::GOING_AWAY, "maximum duration");
             }
-            _ = &mut drain => {
-                let _ = sender.try_send(Outbound::Close(close::GOING_AWAY, "Going away"));
-                break "the proxy drains";
+            () = &mut drain => {
+                break Closed::by_gateway(&sender, close::GOING_AWAY, "the proxy drains");
             }
-            ended = &mut closed_rx => {
-                break match ended {
-                    Ok(Ended { code: Some(close::NORMAL), .. }) => "closed by the management API",
-                    Ok(e) => e.reason,
-                    Err(_) => "writer ended",
-                };
+            () = connection.closing.notified() => {
+                let code = connection.close_code.load(std::sync::atomic::Ordering::SeqCst);
+                let why = if code == close::NORMAL { "closed by the management API" } else { "its stage is gone" };
+                break Closed::by_gateway(&sender, code, why);
             }
-        }
+            _ = &mut writer, if !writer_done => {
+                // The writer ends early only when a write failed (it is polled no more).
+                writer_done = true;
+                break Closed::abnormal("write failed");
+            }
+        };
+        idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
+        connection.touch();
+        messages += 1;
+        let throttled = rate
+            .as_ref()
+            .is_some_and(|bucket| bucket.try_take(Instant::now()).is_err());
+        // Boxed: an idle connection does not carry the integration call's state.
+        Box::pin(on_message(&held, &sender, message, messages, throttled)).await;
     };
     held.shared.websockets.remove(&id);
     held.shared.websockets.metrics.open.dec();
     held.shared.websockets.metrics.disconnects.inc();
-    tracing::debug!(connection_id = %id, reason, "websocket connection ended");
+    tracing::debug!(connection_id = %id, why = closed.why, code = closed.code, "websocket connection ended");
     // Closing: the writer sends what is queued and the close frame; a client that reads
     // nothing more does not hold the socket past a short grace.
     drop(sender);
     drop(connection);
-    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    if !writer_done
+        && tokio::time::timeout(CLOSE_GRACE, &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
     // `$disconnect`, best effort, never holding up the close (the socket is already gone).
-    tokio::spawn(disconnect(held, reason));
+    tokio::spawn(disconnect(held, closed));
 }
 
-/// Routes one message and calls its integration; a two-way route's answer goes back.
-async fn on_message(held: &Held, sender: &mpsc::Sender<Outbound>, body: Bytes, n: u64) {
+/// tungstenite's read buffer, allocated with the socket: small, because idle connections
+/// dominate memory; a larger frame grows it as needed.
+const IDLE_READ_BUFFER: usize = 1024;
+
+/// How long a closing connection may take to write what is queued and its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The only writer of the socket: sends what the queue holds (messages over the frame limit
+/// in several frames, as AWS does), ends after a close frame, a write error, or when every
+/// sender is gone.
+async fn write(
+    mut sink: futures_util::stream::SplitSink<Socket, Message>,
+    mut queue: mpsc::Receiver<Outbound>,
+    max_frame: usize,
+) {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
+    let max_frame = max_frame.max(1);
+    while let Some(out) = queue.recv().await {
+        let sent = match out {
+            Outbound::Text(text) if text.len() <= max_frame => sink.send(Message::text(text)).await,
+            Outbound::Binary(bytes) if bytes.len() <= max_frame => {
+                sink.send(Message::binary(bytes)).await
+            }
+            Outbound::Text(text) => {
+                send_fragments(&mut sink, Bytes::from(text), Data::Text, max_frame).await
+            }
+            Outbound::Binary(bytes) => {
+                send_fragments(&mut sink, bytes, Data::Binary, max_frame).await
+            }
+            Outbound::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code: code.into(),
+                    reason: reason.into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                break;
+            }
+        };
+        if sent.is_err() {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Sends one message in frames of `max_frame` bytes: the first with the message's opcode,
+/// then continuations, the last one final.
+async fn send_fragments(
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    data: Bytes,
+    first: tokio_tungstenite::tungstenite::protocol::frame::coding::Data,
+    max_frame: usize,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let mut at = 0;
+    while at < data.len() {
+        let end = (at + max_frame).min(data.len());
+        let opcode = if at == 0 { first } else { Data::Continue };
+        let frame = Frame::message(data.slice(at..end), OpCode::Data(opcode), end == data.len());
+        sink.feed(Message::Frame(frame)).await?;
+        at = end;
+    }
+    sink.flush().await
+}
+
+/// Routes one message and calls its integration; a two-way route's answer goes back. A
+/// message over the connection's rate, or over a gateway, stage or route throttle, is
+/// answered `Too Many Requests` and goes nowhere.
+async fn on_message(
+    held: &Held,
+    sender: &mpsc::Sender<Outbound>,
+    body: Bytes,
+    n: u64,
+    throttled: bool,
+) {
     let started = Instant::now();
     let api = &held.stage().api;
     let path = api
@@ -631,14 +849,30 @@ async fn on_message(held: &Held, sender: &mpsc::Sender<Outbound>, body: Bytes, n
         Some(message_id),
     );
     held.shared.websockets.metrics.messages_in.inc();
+    let stage = held.stage();
+    let route_key = route.map(|r| r.key.as_str());
+    // The gateway, stage and route throttles apply to each message, as to a request.
+    let throttled = throttled
+        || route.is_some_and(|r| {
+            let gateway = held.shared.gateway_throttle.as_deref();
+            crate::limits::admit(gateway, &stage.throttles, &r.key, Instant::now()).is_err()
+        });
+    if throttled {
+        held.shared.websockets.metrics.throttled_messages.inc();
+        held.shared
+            .metrics
+            .throttled(&stage.api_name, &stage.name, "websocket_message");
+        count_event(&held.shared, stage, route_key, EventType::Message, None);
+        let answer = error_answer("Too Many Requests", &held.connection_id, &ctx.request_id);
+        let _ = sender.send(Outbound::Text(answer)).await;
+        held.log(ctx, 429, started);
+        return;
+    }
     let Some(route) = route else {
         // AWS's answer to a message no route takes.
-        let answer = serde_json::json!({
-            "message": "Forbidden",
-            "connectionId": held.connection_id,
-            "requestId": ctx.request_id,
-        });
-        let _ = sender.send(Outbound::Text(answer.to_string())).await;
+        count_event(&held.shared, stage, None, EventType::Message, None);
+        let answer = error_answer("Forbidden", &held.connection_id, &ctx.request_id);
+        let _ = sender.send(Outbound::Text(answer)).await;
         held.log(ctx, 403, started);
         return;
     };
@@ -650,8 +884,8 @@ async fn on_message(held: &Held, sender: &mpsc::Sender<Outbound>, body: Bytes, n
         headers: HeaderMap::new(),
         query: None,
         body,
+        closed: None,
     };
-    let stage = held.stage();
     let result = call(
         &held.shared,
         &held.upstream,
@@ -661,35 +895,52 @@ async fn on_message(held: &Held, sender: &mpsc::Sender<Outbound>, body: Bytes, n
         &request_id,
     )
     .await;
+    count_event(
+        &held.shared,
+        stage,
+        route_key,
+        EventType::Message,
+        ctx.integration_latency,
+    );
     let status = match result {
-        Ok((status, answer)) => {
-            if route.two_way && !answer.is_empty() {
+        Ok(answer) => {
+            if route.two_way && !answer.body.is_empty() {
                 held.shared.websockets.metrics.messages_out.inc();
                 // Awaited: a client that does not read slows its own reader, nothing else.
-                let _ = sender.send(Outbound::data(answer)).await;
+                let _ = sender.send(Outbound::data(answer.body)).await;
             }
-            status
+            answer.status
         }
         Err(error) => {
             ctx.integration_error = Some(error.to_string());
-            let answer = serde_json::json!({
-                "message": "Internal server error",
-                "connectionId": held.connection_id,
-                "requestId": ctx.request_id,
-            });
-            let _ = sender.send(Outbound::Text(answer.to_string())).await;
+            let answer = error_answer(
+                "Internal server error",
+                &held.connection_id,
+                &ctx.request_id,
+            );
+            let _ = sender.send(Outbound::Text(answer)).await;
             error_status(&error)
         }
     };
     held.log(ctx, status, started);
 }
 
+/// The error message AWS sends on the socket: `{"message", "connectionId", "requestId"}`.
+fn error_answer(message: &str, connection_id: &str, request_id: &str) -> String {
+    serde_json::json!({
+        "message": message,
+        "connectionId": connection_id,
+        "requestId": request_id,
+    })
+    .to_string()
+}
+
 /// Calls `$disconnect` (when the Api has one) and logs the DISCONNECT event.
-async fn disconnect(held: Held, reason: &'static str) {
+async fn disconnect(held: Held, closed: Closed) {
     let started = Instant::now();
     let route = held.routes().by_key(websocket::DISCONNECT);
     let mut ctx = held.event_ctx(EventType::Disconnect, Some(websocket::DISCONNECT), None);
-    ctx.integration_error = Some(reason.to_string());
+    ctx.integration_error = Some(closed.why.to_string());
     let mut status = 200;
     if let Some(route) = route {
         let request_id =
@@ -700,9 +951,10 @@ async fn disconnect(held: Held, reason: &'static str) {
             headers: HeaderMap::new(),
             query: None,
             body: Bytes::new(),
+            closed: Some(&closed),
         };
         let stage = held.stage();
-        match call(
+        let called = call(
             &held.shared,
             &held.upstream,
             stage,
@@ -710,9 +962,16 @@ async fn disconnect(held: Held, reason: &'static str) {
             &mut ctx,
             &request_id,
         )
-        .await
-        {
-            Ok((s, _)) => status = s,
+        .await;
+        count_event(
+            &held.shared,
+            stage,
+            Some(websocket::DISCONNECT),
+            EventType::Disconnect,
+            ctx.integration_latency,
+        );
+        match called {
+            Ok(answer) => status = answer.status,
             Err(error) => {
                 tracing::debug!(connection_id = %held.connection_id, %error, "$disconnect failed");
                 status = error_status(&error);

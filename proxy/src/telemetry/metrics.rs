@@ -105,8 +105,9 @@ struct ThrottledLabels {
     api: String,
     stage: String,
     /// `throttle` (a gateway, stage or route bucket), `usage_plan` (the API key's buckets),
-    /// `quota` (the key's quota is spent) or `quota_unavailable` (the quota store is down and
-    /// the plan fails closed: 503).
+    /// `quota` (the key's quota is spent), `quota_unavailable` (the quota store is down and
+    /// the plan fails closed: 503), `websocket_connect` (a stage's new-connection rate) or
+    /// `websocket_message` (a WebSocket message over its connection's rate or a throttle).
     reason: &'static str,
 }
 

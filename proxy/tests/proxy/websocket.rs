@@ -577,3 +577,554 @@ async fn draining_closes_connections_going_away_and_calls_disconnect() {
     })
     .await;
 }
+
+// ------------------------------------------------------------------ Lambda events
+
+fn lambda_route(key: &str) -> RouteConfig {
+    RouteConfig {
+        key: key.to_string(),
+        matcher: route_match(key),
+        integration: causeway_snapshot::Integration::LambdaProxy(
+            causeway_snapshot::LambdaProxyIntegration {
+                backend: "fn".to_string(),
+                path: causeway_snapshot::LAMBDA_INVOKE_PATH.to_string(),
+                payload_format: causeway_snapshot::PayloadFormat::V1,
+                timeout_ms: 5_000,
+            },
+        ),
+        api_key_required: false,
+        throttle: None,
+        validation: None,
+        cache: None,
+        authorization: None,
+        two_way: false,
+    }
+}
+
+#[tokio::test]
+async fn the_lambda_events_of_connect_message_and_disconnect_are_aws_lambda_events_websocket_requests()
+ {
+    use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+    let function = Upstream::with_handler(|r: &Seen| {
+        let event: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        match event["requestContext"]["eventType"].as_str() {
+            Some("MESSAGE") => Reply::ok(r#"{"statusCode":200,"body":"got it"}"#),
+            _ => Reply::ok(r#"{"statusCode":200}"#),
+        }
+    })
+    .await;
+    let authz = Upstream::with_handler(|_: &Seen| {
+        Reply::ok(r#"{"isAuthorized":true,"context":{"tier":"gold"}}"#)
+    })
+    .await;
+    let mut snapshot = SnapshotBuilder::new()
+        .backend("fn", &[function.endpoint()])
+        .route(with_authorizer(lambda_route("$connect"), FUNCTION, &[]))
+        .route(two_way(lambda_route("$default")))
+        .route(lambda_route("$disconnect"))
+        .build();
+    snapshot.apis[0].websocket = Some(WebSocketConfig {
+        route_selection: vec!["action".into()],
+        connections_authorization: None,
+    });
+    let settings = AuthorizerSettings::Request(FunctionSettings {
+        backend: "authz".into(),
+        path: "/2015-03-31/functions/function/invocations".into(),
+        timeout_ms: 1_000,
+        ttl_seconds: 0,
+        identity_validation: None,
+        response_format: ResponseFormat::Any,
+    });
+    let snapshot = add_authorizers(
+        snapshot,
+        vec![authorizer(FUNCTION, &["header.x-token"], &[], settings)],
+        &[("authz", authz.addr)],
+    );
+    let proxy = TestProxy::with_snapshot(snapshot).await;
+    let mut request = format!(
+        "ws://{HOST}:{}/?room=blue&room=green&x=a%20b",
+        proxy.addr.port()
+    )
+    .into_client_request()
+    .unwrap();
+    for (k, v) in [("x-token", "t1"), ("x-client", "tests")] {
+        request.headers_mut().insert(k, v.parse().unwrap());
+    }
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("upgrade");
+    ws.send(Message::text("hello lambda")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "got it");
+    ws.close(Some(CloseFrame {
+        code: 4000.into(),
+        reason: "done".into(),
+    }))
+    .await
+    .unwrap();
+    until("three events", Duration::from_secs(5), || {
+        function.seen().len() >= 3
+    })
+    .await;
+
+    let events: Vec<ApiGatewayWebsocketProxyRequest> = function
+        .seen()
+        .iter()
+        .map(|r| {
+            serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+                panic!(
+                    "not an ApiGatewayWebsocketProxyRequest ({e}): {}",
+                    String::from_utf8_lossy(&r.body)
+                )
+            })
+        })
+        .collect();
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|e| e.request_context.event_type.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["CONNECT", "MESSAGE", "DISCONNECT"]);
+    let (connect, message, disconnect) = (&events[0], &events[1], &events[2]);
+    let id = connect.request_context.connection_id.clone().unwrap();
+    assert_eq!(id.len(), 24, "{id}");
+    for (event, route_key) in [
+        (connect, "$connect"),
+        (message, "$default"),
+        (disconnect, "$disconnect"),
+    ] {
+        let rc = &event.request_context;
+        assert_eq!(rc.route_key.as_deref(), Some(route_key));
+        assert_eq!(rc.connection_id.as_deref(), Some(id.as_str()));
+        assert_eq!(rc.connected_at, connect.request_context.connected_at);
+        assert!(rc.connected_at > 1_700_000_000_000, "{}", rc.connected_at);
+        assert!(rc.request_time_epoch >= rc.connected_at);
+        assert_eq!(rc.domain_name.as_deref(), Some(HOST));
+        assert_eq!(rc.stage.as_deref(), Some("prod"));
+        assert_eq!(rc.apiid.as_deref(), Some("pets"));
+        assert_eq!(rc.identity.source_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(rc.message_direction.as_deref(), Some("IN"));
+        assert!(rc.request_id.as_deref().is_some_and(|r| !r.is_empty()));
+        // `09/Apr/2015:12:34:56 +0000`
+        let time = rc.request_time.clone().unwrap_or_default();
+        assert!(time.len() == 26 && time.ends_with(" +0000"), "{time}");
+        // The authorizer's context rides on every event of the connection.
+        assert_eq!(
+            rc.authorizer.fields.get("tier"),
+            Some(&serde_json::json!("gold")),
+            "{route_key}"
+        );
+    }
+    // CONNECT: the client's headers and query string, no body, no message id.
+    assert_eq!(
+        connect
+            .headers
+            .get("x-client")
+            .and_then(|v| v.to_str().ok()),
+        Some("tests")
+    );
+    assert_eq!(
+        connect.query_string_parameters.first("x"),
+        Some("a b"),
+        "{:?}",
+        connect.query_string_parameters
+    );
+    assert_eq!(
+        connect.multi_value_query_string_parameters.all("room"),
+        Some(vec!["blue", "green"])
+    );
+    assert_eq!(connect.body, None);
+    assert_eq!(connect.request_context.message_id, None);
+    // MESSAGE: the body and a message id, no headers or query string.
+    assert_eq!(message.body.as_deref(), Some("hello lambda"));
+    assert!(!message.is_base64_encoded);
+    assert!(
+        message
+            .request_context
+            .message_id
+            .as_deref()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert!(message.headers.is_empty(), "{:?}", message.headers);
+    assert!(message.query_string_parameters.is_empty());
+    // DISCONNECT: the client's close code and reason; none of its headers, no body.
+    assert_eq!(
+        disconnect.request_context.disconnect_status_code,
+        Some(4000)
+    );
+    assert_eq!(
+        disconnect.request_context.disconnect_reason.as_deref(),
+        Some("done")
+    );
+    assert!(disconnect.headers.get("x-client").is_none());
+    assert!(disconnect.query_string_parameters.is_empty());
+    assert_eq!(disconnect.body, None);
+    assert_eq!(disconnect.request_context.message_id, None);
+}
+
+// ------------------------------------------------------------------ subprotocols
+
+/// A raw handshake (no client library checks the answer): the status line and headers.
+async fn raw_upgrade(addr: SocketAddr, extra: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await {
+            Ok(Ok(1)) => head.push(byte[0]),
+            other => panic!("no answer head: {other:?} after {head:?}"),
+        }
+    }
+    String::from_utf8_lossy(&head).to_lowercase()
+}
+
+#[tokio::test]
+async fn the_subprotocol_the_connect_integration_answers_is_the_clients() {
+    // CONNECT: choose `b` when offered, else none.
+    let backend = Upstream::with_handler(|r: &Seen| {
+        let offered = r.header("sec-websocket-protocol");
+        if r.header("eventtype") == "CONNECT" && offered.split(',').any(|p| p.trim() == "b") {
+            Reply::ok("").header("sec-websocket-protocol", "b")
+        } else {
+            Reply::ok("")
+        }
+    })
+    .await;
+    let proxy = TestProxy::with_snapshot(plain_chat(&backend)).await;
+    let mut request = format!("ws://{HOST}:{}/", proxy.addr.port())
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "a, b".parse().unwrap());
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (_ws, response) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("upgrade with a subprotocol");
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("b")
+    );
+    assert_eq!(
+        backend
+            .seen()
+            .iter()
+            .find(|r| r.header("eventtype") == "CONNECT")
+            .unwrap()
+            .header("sec-websocket-protocol"),
+        "a, b",
+        "the offer reaches the $connect integration"
+    );
+    // Offered, none chosen: the upgrade goes ahead without one (as AWS; RFC 6455 lets the
+    // client decide whether to go on).
+    let head = raw_upgrade(proxy.addr, "Sec-WebSocket-Protocol: a\r\n").await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(!head.contains("sec-websocket-protocol"), "{head}");
+}
+
+// ------------------------------------------------------------------ limits
+
+#[tokio::test]
+async fn new_connections_over_the_stage_rate_are_refused_with_429() {
+    let backend = backend().await;
+    let config = causeway_proxy::ProxyConfig {
+        websocket: causeway_proxy::WebSocketLimits {
+            new_connections_per_second: 2.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let proxy = TestProxy::with_config(config, plain_chat(&backend)).await;
+    let _a = connect(&proxy, &[]).await.expect("first");
+    let _b = connect(&proxy, &[]).await.expect("second");
+    let head = raw_upgrade(proxy.addr, "").await;
+    assert!(head.starts_with("http/1.1 429"), "{head}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    assert_eq!(
+        backend
+            .seen()
+            .iter()
+            .filter(|r| r.header("eventtype") == "CONNECT")
+            .count(),
+        2,
+        "a refused upgrade reaches no integration"
+    );
+    // The bucket refills: a second later a connection is admitted again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    connect(&proxy, &[])
+        .await
+        .expect("admitted after the refill");
+}
+
+#[tokio::test]
+async fn messages_over_the_connection_rate_are_answered_too_many_requests_and_go_nowhere() {
+    let backend = backend().await;
+    let config = causeway_proxy::ProxyConfig {
+        websocket: causeway_proxy::WebSocketLimits {
+            messages_per_second: 2.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let proxy = TestProxy::with_config(config, plain_chat(&backend)).await;
+    let mut ws = connect(&proxy, &[]).await.unwrap();
+    let id = connection_id(&backend);
+    for i in 0..4 {
+        ws.send(Message::text(format!(
+            r#"{{"action":"sendmessage","n":{i}}}"#
+        )))
+        .await
+        .unwrap();
+    }
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.push(next_text(&mut ws).await);
+    }
+    let throttled: Vec<serde_json::Value> = answers
+        .iter()
+        .filter_map(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+        .filter(|a| a["message"] == "Too Many Requests")
+        .collect();
+    assert_eq!(throttled.len(), 2, "{answers:?}");
+    assert_eq!(throttled[0]["connectionId"], id.as_str());
+    assert_eq!(
+        backend
+            .seen()
+            .iter()
+            .filter(|r| r.header("eventtype") == "MESSAGE")
+            .count(),
+        2,
+        "throttled messages reach no integration"
+    );
+    // The connection stays open, and the bucket refills.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    ws.send(Message::text("again")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "default route");
+}
+
+/// Sends `data` as a text message in frames of `frame` bytes.
+async fn send_in_frames(ws: &mut Ws, data: &[u8], frame: usize) {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let chunks: Vec<&[u8]> = data.chunks(frame).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let opcode = if i == 0 { Data::Text } else { Data::Continue };
+        let f = Frame::message(
+            Bytes::copy_from_slice(chunk),
+            OpCode::Data(opcode),
+            i + 1 == chunks.len(),
+        );
+        ws.send(Message::Frame(f)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn frames_of_32_kib_join_into_messages_of_128_kib_and_larger_ones_close_with_1009() {
+    let backend = backend().await;
+    let proxy = TestProxy::with_snapshot(plain_chat(&backend)).await;
+    // 120 KiB in 32 KiB frames: one message, routed and answered (the answer, over 32 KiB,
+    // comes back in frames the client joins).
+    let mut ws = connect(&proxy, &[]).await.unwrap();
+    let text = format!(
+        r#"{{"action":"sendmessage","pad":"{}"}}"#,
+        "p".repeat(120 * 1024)
+    );
+    send_in_frames(&mut ws, text.as_bytes(), 32 * 1024).await;
+    let echoed: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+    assert_eq!(echoed["echo"].as_str().map(str::len), Some(text.len()));
+    // One frame of 32 KiB + 1: 1009.
+    let mut ws = connect(&proxy, &[]).await.unwrap();
+    ws.send(Message::text("f".repeat(32 * 1024 + 1)))
+        .await
+        .unwrap();
+    let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1009));
+    // 128 KiB + 1 in 32 KiB frames: 1009.
+    let mut ws = connect(&proxy, &[]).await.unwrap();
+    send_in_frames(&mut ws, "m".repeat(128 * 1024 + 1).as_bytes(), 32 * 1024).await;
+    let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1009));
+    assert_eq!(
+        backend
+            .seen()
+            .iter()
+            .filter(|r| r.header("eventtype") == "MESSAGE")
+            .count(),
+        1,
+        "only the message within the limits reaches the integration"
+    );
+}
+
+// ------------------------------------------------------------------ snapshots
+
+#[tokio::test]
+async fn a_snapshot_without_the_stage_closes_its_connections_going_away_and_calls_disconnect() {
+    let backend = backend().await;
+    let proxy = TestProxy::with_snapshot(plain_chat(&backend)).await;
+    let mut ws = connect(&proxy, &[]).await.unwrap();
+    let id = connection_id(&backend);
+    // The same snapshot, unchanged: the connection stays.
+    proxy.proxy.apply(plain_chat(&backend)).expect("applies");
+    ws.send(Message::text("still here")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "default route");
+    // Without the Api (and so its stage).
+    let mut without = plain_chat(&backend);
+    without.apis.clear();
+    without.stages.clear();
+    without.hosts.clear();
+    without.authorizers.clear();
+    without.usage_plans.clear();
+    proxy.proxy.apply(without.seal()).expect("applies");
+    let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001));
+    until(
+        "$disconnect of the removed stage's connection",
+        Duration::from_secs(5),
+        || {
+            backend
+                .seen()
+                .iter()
+                .any(|r| r.header("eventtype") == "DISCONNECT" && r.header("connectionid") == id)
+        },
+    )
+    .await;
+}
+
+// ------------------------------------------------------------------ metrics
+
+#[tokio::test]
+async fn events_and_integration_latency_are_counted_by_route_key_with_unknown_keys_as_default() {
+    let backend = backend().await;
+    let proxy = TestProxy::with_snapshot(plain_chat(&backend)).await;
+    let mut ws = connect(&proxy, &[]).await.unwrap();
+    ws.send(Message::text(r#"{"action":"sendmessage"}"#))
+        .await
+        .unwrap();
+    next_text(&mut ws).await;
+    ws.send(Message::text(r#"{"action":"no-such-key-1"}"#))
+        .await
+        .unwrap();
+    next_text(&mut ws).await;
+    ws.send(Message::text(r#"{"action":"no-such-key-2"}"#))
+        .await
+        .unwrap();
+    next_text(&mut ws).await;
+    let metrics = get(&http1(), &proxy.admin_url("/metrics"), "localhost")
+        .await
+        .body;
+    let line = |key: &str, event: &str| {
+        format!(
+            r#"causeway_proxy_websocket_route_events_total{{api="pets",stage="prod",route_key="{key}",event_type="{event}"}}"#
+        )
+    };
+    assert!(
+        metrics.contains(&format!("{} 1", line("sendmessage", "MESSAGE"))),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("{} 2", line("$default", "MESSAGE"))),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("{} 1", line("$connect", "CONNECT"))),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("no-such-key"),
+        "unknown keys are not labels"
+    );
+    assert!(
+        metrics.contains(
+            r#"causeway_proxy_websocket_integration_latency_seconds_count{api="pets",stage="prod",route_key="sendmessage",event_type="MESSAGE"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+// ------------------------------------------------------------------ relay
+
+#[tokio::test]
+async fn a_replica_resubscribing_to_redis_answers_503_with_retry_after_not_410() {
+    let redis = redis_server().await;
+    let backend = backend().await;
+    let with_redis = |port: u16| causeway_proxy::ProxyConfig {
+        redis_url: Some(format!("redis://127.0.0.1:{port}/")),
+        ..Default::default()
+    };
+    let owner = TestProxy::with_config(with_redis(redis.1), plain_chat(&backend)).await;
+    let other = TestProxy::with_config(with_redis(redis.1), plain_chat(&backend)).await;
+    let _ws = connect(&owner, &[]).await.unwrap();
+    let id = connection_id(&backend);
+    let mut status = StatusCode::GONE;
+    for _ in 0..100 {
+        status = manage(other.addr, Method::GET, &id, "").await.status;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, StatusCode::OK, "the relay works before");
+    // Signed before, so that the call follows the kill at once.
+    let url = format!("http://{HOST}:{}/@connections/{id}", other.addr.port());
+    let signed = sign("GET", &url, "", 0, ACCESS_KEY);
+    let headers: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // Every subscription is dropped: the owner resubscribes after a pause.
+    let killed = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.1.to_string(),
+            "CLIENT",
+            "KILL",
+            "TYPE",
+            "pubsub",
+        ])
+        .output()
+        .expect("redis-cli runs");
+    assert!(killed.status.success(), "{killed:?}");
+    let answer = send_body(other.addr, Method::GET, &id, "", &headers).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert_eq!(
+        answer
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    // Once resubscribed, the same call reaches the owner again.
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        status = send_body(other.addr, Method::GET, &id, "", &headers)
+            .await
+            .status;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
+    // A tag no replica ever had is gone at once.
+    let unknown = manage(
+        other.addr,
+        Method::GET,
+        &format!("ffffffff{}", &id[8..]),
+        "",
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::GONE, "{}", unknown.body);
+}
