@@ -177,12 +177,13 @@ ocol() { awk -v t="$1" -v c="$2" '$1==t {print $c}' "$work/open" | median; }
 
 if [ "$PERF" = 1 ]; then
   echo "perf: sampling Causeway during one more closed-loop HTTP/1.1 run" >&2
-  perf record -F 999 -g -o "$work/perf.data" -p "$CAUSEWAY_PID" -- sleep "$DURATION" >/dev/null 2>&1 &
+  perf record -F 999 -g -o "$work/perf.data" -p "$CAUSEWAY_PID" -- sleep "$DURATION" >"$work/perf.log" 2>&1 &
   perf_pid=$!
   closed causeway h1 > "$work/perf-run"
   wait "$perf_pid" || true
+  [ -s "$work/perf.data" ] || { echo "perf recorded nothing:" >&2; cat "$work/perf.log" >&2; }
   perf report -i "$work/perf.data" --no-children -g none --sort dso,symbol --stdio 2>/dev/null \
-    | grep -v '^#' | grep '%' | sed 's/ *$//' | cut -c1-150 | head -40 > "$work/perf-top" || true
+    | grep -v '^#' | grep '%' | sed 's/ *$//' | cut -c1-150 | sed "s/ *$//" | head -40 > "$work/perf-top" || true
   perf report -i "$work/perf.data" --no-children -g none --sort dso --stdio 2>/dev/null \
     | grep -v '^#' | grep '%' | sed 's/ *$//' | head -12 > "$work/perf-dso" || true
 fi

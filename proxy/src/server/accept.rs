@@ -165,11 +165,11 @@ struct Activity {
     served: AtomicBool,
     /// Whether the connection speaks HTTP/2 (known from its first request).
     h2: AtomicBool,
-    /// Response bodies that handed hyper a frame which it has not yet written (it polls the
-    /// body again only once the client has taken the bytes or opened its window).
+    /// Response heads and frames handed to hyper that it has not come back for yet (it polls
+    /// a body again only once the client has taken the bytes or opened its window).
     sending: AtomicUsize,
-    /// Milliseconds after `opened` of the last send progress while `sending > 0`.
-    send_progress_ms: AtomicU64,
+    /// How many of those hyper came back for: the connection's send progress.
+    taken: AtomicU64,
     /// Woken when the last request in flight ends.
     idle: Notify,
 }
@@ -183,7 +183,7 @@ impl Activity {
             served: AtomicBool::new(false),
             h2: AtomicBool::new(false),
             sending: AtomicUsize::new(0),
-            send_progress_ms: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
             idle: Notify::new(),
         }
     }
@@ -197,41 +197,21 @@ impl Activity {
         InFlight(Arc::clone(self))
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// A body handed hyper a frame: it now waits for the client.
+    /// A head or frame went to hyper: it now waits on the client.
     fn frame_out(&self) {
-        if self.sending.fetch_add(1, Ordering::Relaxed) == 0 {
-            self.send_progress_ms
-                .store(self.now_ms(), Ordering::Relaxed);
-        }
+        self.sending.fetch_add(1, Ordering::Relaxed);
     }
 
     /// hyper came back for more (the client took the bytes), or the body ended.
     fn frame_taken(&self) {
-        self.send_progress_ms
-            .store(self.now_ms(), Ordering::Relaxed);
+        self.taken.fetch_add(1, Ordering::Relaxed);
         self.sending.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// When responses count as stalled on the client, if they make no progress before:
-    /// `send` after the last progress while some body waits on the client; while none does,
-    /// a check one `send` from now (nothing wakes the connection's loop when a response
-    /// starts waiting, so it looks again at least that often; a stall is found within two
-    /// `send` periods, without a per-request wake-up).
-    fn send_deadline(&self, timeouts: &Timeouts) -> Instant {
-        if self.sending.load(Ordering::Relaxed) == 0 {
-            return Instant::now() + timeouts.send;
-        }
-        let since = Duration::from_millis(self.send_progress_ms.load(Ordering::Relaxed));
-        self.opened + since + timeouts.send
-    }
-
-    /// Whether some response has waited on the client for `send` with no progress.
-    fn send_stalled(&self, timeouts: &Timeouts) -> bool {
-        self.sending.load(Ordering::Relaxed) > 0 && self.send_deadline(timeouts) <= Instant::now()
+    /// The send progress to compare at the next check: `Some(taken)` while something waits on
+    /// the client, `None` when nothing does.
+    fn send_mark(&self) -> Option<u64> {
+        (self.sending.load(Ordering::Relaxed) > 0).then(|| self.taken.load(Ordering::Relaxed))
     }
 
     /// When the connection is idle too long, if nothing starts before; `None`: no limit now
@@ -492,13 +472,17 @@ where
         let mut connection = std::pin::pin!(connection);
         let mut closing = false;
         let mut close_by: Option<Instant> = None;
+        // Every `send`, the send progress is compared with the last check's: a connection on
+        // which something waited on the client at both checks, with nothing taken between,
+        // is stalled (found within two periods, with no clock read or wake-up per request).
+        let mut send_check = Instant::now() + timeouts.send;
+        let mut send_mark = None;
         loop {
             let deadline = if closing {
                 None
             } else {
                 activity.deadline(&timeouts)
             };
-            let send_deadline = activity.send_deadline(&timeouts);
             tokio::select! {
                 result = connection.as_mut() => return result,
                 changed = phase.changed() => {
@@ -525,11 +509,14 @@ where
                 _ = tokio::time::sleep_until(close_by.unwrap_or_else(Instant::now)), if close_by.is_some() => {
                     return Ok(());
                 }
-                _ = tokio::time::sleep_until(send_deadline) => {
-                    if activity.send_stalled(&timeouts) {
+                _ = tokio::time::sleep_until(send_check) => {
+                    let mark = activity.send_mark();
+                    if mark.is_some() && mark == send_mark {
                         tracing::debug!(%peer, "client stopped reading; connection closed");
                         return Ok(());
                     }
+                    send_mark = mark;
+                    send_check = Instant::now() + timeouts.send;
                 }
             }
         }
