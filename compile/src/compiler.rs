@@ -31,11 +31,12 @@ mod usage_plan;
 mod validation;
 mod websocket;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use causeway_crds::Condition;
 use causeway_crds::common::condition_type;
 use causeway_snapshot::Snapshot;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::status::{Kind, ObjectStatus, StatusDetail};
@@ -43,7 +44,8 @@ use crate::{CompileOptions, Compiled, Inventory, reasons};
 
 pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
     let (expanded, definitions) = definition::expand(inventory);
-    let inventory: &Inventory = &expanded;
+    let input = Input::new(&expanded);
+    let inventory = &input;
     let mut statuses = Vec::new();
     let cluster = backend::Cluster::new(inventory, options, &mut statuses);
     let mut apis = api::compile_apis(inventory);
@@ -92,6 +94,41 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
         snapshot,
         statuses,
         deployments: records.into_values().collect(),
+    }
+}
+
+/// The inventory with the indexes the steps look things up in (a Secret by name is looked up
+/// once per API key: a plan with 100,000 keys must not scan 100,000 Secrets each time).
+pub(crate) struct Input<'i> {
+    inventory: &'i Inventory,
+    /// Secrets by `(namespace, name)`; the first of two with the same name wins, as before.
+    secret_index: HashMap<(&'i str, &'i str), &'i Secret>,
+}
+
+impl<'i> Input<'i> {
+    fn new(inventory: &'i Inventory) -> Self {
+        let mut secrets = HashMap::with_capacity(inventory.secrets.len());
+        for secret in &inventory.secrets {
+            let namespace = secret.metadata.namespace.as_deref().unwrap_or("default");
+            let name = secret.metadata.name.as_deref().unwrap_or_default();
+            secrets.entry((namespace, name)).or_insert(secret);
+        }
+        Self {
+            inventory,
+            secret_index: secrets,
+        }
+    }
+
+    /// The Secret `namespace/name`.
+    pub(crate) fn secret(&self, namespace: &str, name: &str) -> Option<&'i Secret> {
+        self.secret_index.get(&(namespace, name)).copied()
+    }
+}
+
+impl std::ops::Deref for Input<'_> {
+    type Target = Inventory;
+    fn deref(&self) -> &Inventory {
+        self.inventory
     }
 }
 

@@ -12,10 +12,12 @@ use super::Problem;
 use crate::reasons;
 use crate::status::Kind;
 
-/// The OpenAPI schema of a CRD's only version, compiled once per kind.
+/// The OpenAPI schema of a CRD's only version, compiled once per kind; `None` when the schema
+/// has no CEL rule at all (then there is nothing to evaluate, and no reason to encode the
+/// object: a UsagePlan with 100,000 keys would be walked for nothing).
 fn schema_of(
     crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-) -> CompiledSchema {
+) -> Option<CompiledSchema> {
     let schema = crd
         .spec
         .versions
@@ -24,27 +26,33 @@ fn schema_of(
         .and_then(|s| s.open_api_v3_schema.as_ref())
         .and_then(|s| serde_json::to_value(s).ok())
         .unwrap_or_default();
-    compile_schema(&schema)
+    schema
+        .to_string()
+        .contains("x-kubernetes-validations")
+        .then(|| compile_schema(&schema))
 }
 
-static API: LazyLock<CompiledSchema> = LazyLock::new(|| schema_of(Api::crd()));
-static ROUTE: LazyLock<CompiledSchema> = LazyLock::new(|| schema_of(Route::crd()));
-static STAGE: LazyLock<CompiledSchema> = LazyLock::new(|| schema_of(Stage::crd()));
-static USAGE_PLAN: LazyLock<CompiledSchema> = LazyLock::new(|| schema_of(UsagePlan::crd()));
-static AUTHORIZER: LazyLock<CompiledSchema> = LazyLock::new(|| schema_of(Authorizer::crd()));
-static VPC_LINK: LazyLock<CompiledSchema> = LazyLock::new(|| schema_of(VpcLink::crd()));
+static API: LazyLock<Option<CompiledSchema>> = LazyLock::new(|| schema_of(Api::crd()));
+static ROUTE: LazyLock<Option<CompiledSchema>> = LazyLock::new(|| schema_of(Route::crd()));
+static STAGE: LazyLock<Option<CompiledSchema>> = LazyLock::new(|| schema_of(Stage::crd()));
+static USAGE_PLAN: LazyLock<Option<CompiledSchema>> = LazyLock::new(|| schema_of(UsagePlan::crd()));
+static AUTHORIZER: LazyLock<Option<CompiledSchema>> = LazyLock::new(|| schema_of(Authorizer::crd()));
+static VPC_LINK: LazyLock<Option<CompiledSchema>> = LazyLock::new(|| schema_of(VpcLink::crd()));
 static VALIDATOR: LazyLock<Validator> = LazyLock::new(Validator::new);
 
 /// Checks `object` (of `kind`) against its CRD's CEL rules. Every failed rule is reported, in a
 /// stable order (the validator walks maps in hash order).
 pub(crate) fn check<T: Serialize>(kind: Kind, object: &T) -> Result<(), Problem> {
-    let schema: &CompiledSchema = match kind {
+    let schema: &Option<CompiledSchema> = match kind {
         Kind::Api => &API,
         Kind::Route => &ROUTE,
         Kind::Stage => &STAGE,
         Kind::UsagePlan => &USAGE_PLAN,
         Kind::Authorizer => &AUTHORIZER,
         Kind::VpcLink => &VPC_LINK,
+    };
+    let Some(schema) = schema else {
+        return Ok(());
     };
     let value = serde_json::to_value(object).unwrap_or_default();
     match VALIDATOR.validate_compiled(schema, &value, None) {

@@ -24,7 +24,7 @@ use super::text::{
     parse_origin, parse_route_key, split_uri, stage_variables, without_stage_variables,
 };
 use super::{Apis, ObjKey, Problem, Verdict, age, api_ref_problem, cel, obj_key};
-use crate::Inventory;
+use super::Input;
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
 
@@ -34,7 +34,7 @@ const MIN_INTEGRATION_TIMEOUT_MS: u32 = 50;
 /// Compiles every Route; returns the accepted routes of every accepted Api (sorted by key) and
 /// pushes a status per Route.
 pub(crate) fn compile_routes(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     apis: &Apis,
     cluster: &Cluster<'_>,
     authorizers: &Authorizers,

@@ -24,7 +24,8 @@ use super::text::is_name;
 use super::{Apis, ObjKey, Problem, Verdict, age, api_ref_problem, cel, obj_key};
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
-use crate::{CompileOptions, Inventory};
+use super::Input;
+use crate::CompileOptions;
 
 /// What the stages contribute to the snapshot.
 #[derive(Debug, Default)]
@@ -60,7 +61,7 @@ struct Candidate {
 
 /// Compiles every Stage, oldest first.
 pub(crate) fn compile_stages(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     options: &CompileOptions,
     apis: &Apis,
     deployments: &Deployments,
@@ -270,7 +271,7 @@ fn find_deployment<'d>(
     id: &str,
     api_id: &str,
     current: &'d (Definition, crate::DeploymentRecord),
-    inventory: &Inventory,
+    inventory: &Input<'_>,
 ) -> Result<Cow<'d, Definition>, Problem> {
     if current.1.id == id {
         return Ok(Cow::Borrowed(&current.0));
@@ -296,7 +297,7 @@ fn find_deployment<'d>(
 
 fn candidate(
     stage: &Stage,
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     options: &CompileOptions,
     apis: &Apis,
     deployments: &Deployments,
