@@ -283,13 +283,21 @@ pub fn parse_documents(
                 "a document must be a mapping with apiVersion and kind".into(),
             ));
         }
-        if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut)
-            && !meta.contains_key("namespace")
-        {
-            meta.insert(
-                "namespace".into(),
-                Value::String(default_namespace.to_string()),
-            );
+        if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+            if !meta.contains_key("namespace") {
+                meta.insert(
+                    "namespace".into(),
+                    Value::String(default_namespace.to_string()),
+                );
+            }
+            // A file has no resourceVersion of its own (one copied from `kubectl get` would
+            // not change when the file does): it becomes a hash of the document, which is
+            // what an incremental compile keys its memo by.
+            meta.remove("resourceVersion");
+        }
+        let version = content_version(&doc);
+        if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("resourceVersion".into(), Value::String(version));
         }
         let object = match (api_version.as_str(), kind.as_str()) {
             (causeway_crds::API_VERSION, kind) => match kind {
@@ -320,6 +328,13 @@ pub fn parse_documents(
         objects.push(object);
     }
     Ok(objects)
+}
+
+/// `yaml-` and 16 hex digits of SHA-256 over the document's JSON encoding.
+fn content_version(doc: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(doc).unwrap_or_default();
+    format!("yaml-{}", hex::encode(&Sha256::digest(&bytes)[..8]))
 }
 
 fn typed<T: serde::de::DeserializeOwned>(doc: Value) -> Result<Box<T>, String> {

@@ -66,7 +66,9 @@ fn a_usage_plan_with_100_000_keys_and_a_secret_per_key_loads_and_compiles_heavy(
 
 /// The classic billion laughs: nine levels of nine aliases each, 9^9 nodes from 1 KB.
 fn billion_laughs() -> String {
-    let mut out = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\ndata:\n  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut out = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\ndata:\n  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     let mut previous = 'a';
     for c in 'b'..='i' {
         let refs = vec![format!("*{previous}"); 9].join(",");
@@ -94,8 +96,14 @@ fn an_alias_bomb_is_refused_naming_the_file_and_the_alias_limit() {
         other => panic!("expected a limit error, got {other:?}"),
     }
     let message = error.to_string();
-    assert!(message.starts_with("bomb.yaml: YAML limit exceeded: alias"), "{message}");
-    assert!(message.contains(&format!("limit {MAX_ALIAS_REPLAYED_NODES}")), "{message}");
+    assert!(
+        message.starts_with("bomb.yaml: YAML limit exceeded: alias"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("limit {MAX_ALIAS_REPLAYED_NODES}")),
+        "{message}"
+    );
 }
 
 #[test]

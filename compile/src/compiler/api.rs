@@ -19,11 +19,11 @@ use causeway_snapshot::{
 };
 use ipnet::IpNet;
 
+use super::Input;
 use super::{Apis, ObjKey, Problem, Verdict, cel, obj_key};
+use crate::DeploymentRecord;
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
-use super::Input;
-use crate::DeploymentRecord;
 
 /// One Api as compiled.
 #[derive(Debug)]

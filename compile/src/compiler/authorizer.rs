@@ -33,14 +33,14 @@ use causeway_snapshot::{
     ResponseFormat, ServiceAccountSettings, Sigv4Settings, UpstreamScheme,
 };
 
+use super::Input;
 use super::backend::Cluster;
 use super::text::{parse_origin, split_uri};
 use super::usage_plan::{secret_entries, secret_value};
 use super::{Apis, ObjKey, Problem, Verdict, api_ref_problem, cel, obj_key};
+use crate::CompileOptions;
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
-use super::Input;
-use crate::CompileOptions;
 
 /// Algorithms an authorizer may allow: asymmetric only.
 const ASYMMETRIC_ALGORITHMS: [&str; 9] = [

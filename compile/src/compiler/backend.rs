@@ -32,12 +32,12 @@ use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::Input;
 use super::text::{Origin, default_port};
 use super::{ObjKey, Problem, Verdict, cel, obj_key};
+use crate::CompileOptions;
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
-use super::Input;
-use crate::CompileOptions;
 
 /// The label that ties an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";

@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::Secret;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::Problem;
 use super::Input;
+use super::Problem;
 use crate::reasons;
 
 /// Key of the certificate chain in a TLS Secret.

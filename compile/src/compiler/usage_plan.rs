@@ -16,8 +16,8 @@ use causeway_snapshot::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{Apis, Problem, Verdict, age, api_ref_problem, cel, obj_key};
 use super::Input;
+use super::{Apis, Problem, Verdict, age, api_ref_problem, cel, obj_key};
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
 
@@ -83,14 +83,12 @@ fn secret_object<'i>(
     namespace: &str,
     name: &str,
 ) -> Result<&'i k8s_openapi::api::core::v1::Secret, Problem> {
-    inventory
-        .secret(namespace, name)
-        .ok_or_else(|| {
-            Problem::unresolved(
-                reasons::SECRET_NOT_FOUND,
-                format!("{field}: Secret {namespace}/{name} does not exist"),
-            )
-        })
+    inventory.secret(namespace, name).ok_or_else(|| {
+        Problem::unresolved(
+            reasons::SECRET_NOT_FOUND,
+            format!("{field}: Secret {namespace}/{name} does not exist"),
+        )
+    })
 }
 
 fn throttle(field: &str, spec: &ThrottleSpec) -> Result<Throttle, Problem> {
