@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Propagation benchmark: time from a resource change to every proxy serving it, with the
-# controller in file mode (`causeway controller --from-dir`, 50 ms polling) and two proxies on
-# 127.0.0.1, at several route counts. Also prints compile time and snapshot size per size.
+# Propagation benchmark: time from a resource change to every one of 3 proxies serving it, at
+# several route counts, in two modes:
 #
-#   bench/propagation.sh [--sizes "10 1000 10000"] [--changes 20] [--debug]
+#   file: `causeway controller --from-dir` (50 ms polling) reads YAML files; a change is a file
+#         rewritten. Measured from the rename of the file.
+#   kube: a real kube-apiserver (../shared/tools/kube-local) with the CRDs; `causeway controller`
+#         watches it; a change is a merge PATCH of the probe Route sent to the API server with
+#         curl. Measured from just before the PATCH: API server write, watch event, debounce,
+#         compile, push, apply in each proxy, and the first curl that sees the new body.
 #
-# The measured time includes the file poll (up to 50 ms), compile, the push over HTTP/2 + mTLS,
-# the proxies' apply and one curl round trip per 10 ms poll. Not part of the test suite.
+#   bench/propagation.sh [--modes "file kube"] [--sizes "1000 10000"] [--changes 30]
+#                        [--debounce 50] [--load wrk|none] [--debug]
+#
+# Load: with --load wrk (the default), wrk (1 thread, 10 connections) drives requests at the
+# first proxy for the whole measurement, so compile and push compete with traffic for the two
+# cores. Each change is polled with one curl per proxy every 10 ms. Results (p50/p99/max per
+# size and mode) go to bench/results/propagation-<UTC timestamp>.md. Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SIZES="10 1000 10000"; CHANGES=20; PROFILE=release
+MODES="file kube"; SIZES="1000 10000"; CHANGES=30; PROFILE=release; DEBOUNCE=50; LOAD=wrk
 while [ $# -gt 0 ]; do
   case "$1" in
+    --modes) MODES=$2; shift 2;;
     --sizes) SIZES=$2; shift 2;;
     --changes) CHANGES=$2; shift 2;;
+    --debounce) DEBOUNCE=$2; shift 2;;
+    --load) LOAD=$2; shift 2;;
     --debug) PROFILE=debug; shift;;
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
@@ -22,35 +34,43 @@ if [ -z "${CAUSEWAY_BIN:-}" ]; then
   if [ "$PROFILE" = release ]; then cargo build --release --quiet -p causeway; else cargo build --quiet -p causeway; fi
   CAUSEWAY_BIN="${CARGO_TARGET_DIR:-target}/$PROFILE/causeway"
 fi
-work=$(mktemp -d); pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+KUBE_LOCAL_TOOLS=${KUBE_LOCAL_TOOLS:-$(cd .. && pwd)/shared/tools/kube-local}
+KUBE_LOCAL_HOME=${KUBE_LOCAL_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-local}
+KUBECTL=${KUBECTL:-$KUBE_LOCAL_HOME/bin/kubectl}
+work=$(mktemp -d); pids=(); kube_env=()
+stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+kube_down() {
+  if [ ${#kube_env[@]} -gt 0 ]; then env "${kube_env[@]}" bash "$KUBE_LOCAL_TOOLS/down.sh" >/dev/null 2>&1 || true; kube_env=(); fi
+}
+cleanup() { stop_load; stop_all; kube_down; rm -rf "$work"; }
 trap cleanup EXIT
-HOST=bench.default.localhost
+HOST=bench.bench.localhost
+PROXIES=3
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+percentile() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((NR*p+99)/100); if (i<1) i=1; print a[i]}'; }
+stamp=$(date -u +%Y-%m-%dT%H-%MZ)
+out=bench/results/propagation-$stamp.md
 
-write_config() { # routes body
-  local n=$1 body=$2 dir=$work/config
+route_doc() { # name key body
+  printf -- '---\napiVersion: causeway.dev/v1alpha1\nkind: Route\nmetadata: {name: %s, namespace: bench}\nspec:\n  apiRef: {name: bench}\n  routeKey: GET %s\n  integration: {type: MOCK, mock: {statusCode: 200, body: "%s"}}\n' "$1" "$2" "$3"
+}
+write_config() { # dir routes
+  local dir=$1 n=$2
   mkdir -p "$dir"
   cat > "$dir/api.yaml" <<YAML
 apiVersion: causeway.dev/v1alpha1
 kind: Api
-metadata: {name: bench, namespace: default}
+metadata: {name: bench, namespace: bench}
 spec: {}
 ---
 apiVersion: causeway.dev/v1alpha1
 kind: Stage
-metadata: {name: bench-prod, namespace: default}
+metadata: {name: bench-prod, namespace: bench}
 spec: {apiRef: {name: bench}, stageName: prod, autoDeploy: true}
 YAML
-  # At most 1,000 documents per file (the YAML reader's per-file budget is 1,024).
-  for i in $(seq 1 $((n - 1))); do
-    printf -- '---\napiVersion: causeway.dev/v1alpha1\nkind: Route\nmetadata: {name: r%d, namespace: default}\nspec:\n  apiRef: {name: bench}\n  routeKey: GET /r/%d\n  integration: {type: MOCK, mock: {statusCode: 200, body: "r%d"}}\n' "$i" "$i" "$i" >> "$dir/routes-$((i / 1000)).yaml"
-  done
-  write_probe "$body"
-}
-write_probe() { # the route that changes
-  printf -- 'apiVersion: causeway.dev/v1alpha1\nkind: Route\nmetadata: {name: probe, namespace: default}\nspec:\n  apiRef: {name: bench}\n  routeKey: GET /probe\n  integration: {type: MOCK, mock: {statusCode: 200, body: "%s"}}\n' "$1" > "$work/config/probe.tmp"
-  mv "$work/config/probe.tmp" "$work/config/probe.yaml"
+  local i
+  for i in $(seq 1 $((n - 1))); do route_doc "r$i" "/r/$i" "r$i"; done > "$dir/routes.yaml"
+  route_doc probe /probe v0 > "$dir/probe.yaml"
 }
 wait_body() { # port body timeout_s
   local deadline=$(( $(now_ms) + $3 * 1000 ))
@@ -60,31 +80,109 @@ wait_body() { # port body timeout_s
   done
   return 1
 }
-percentile() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((NR*p+99)/100); if (i<1) i=1; print a[i]}'; }
-
-printf '%-8s %12s %14s %10s %10s %10s\n' routes compile_ms snapshot_bytes p50_ms p99_ms max_ms
-for n in $SIZES; do
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=()
-  rm -rf "$work/config" "$work/tls" "$work"/*.json "$work"/*.log
-  write_config "$n" v0
-  "$CAUSEWAY_BIN" --log-format json controller --from-dir "$work/config" --tls-dir "$work/tls" \
-    --push-listen 127.0.0.1:19800 --admin-listen 127.0.0.1:19802 --debounce-millis 50 2> "$work/controller.log" & pids+=($!)
-  for i in 1 2; do
-    until [ -f "$work/tls/proxy/tls.key" ]; do sleep 0.05; done
-    "$CAUSEWAY_BIN" proxy --controller https://127.0.0.1:19800 --tls-dir "$work/tls/proxy" --state-file "$work/p$i.json" \
+wait_all() { # body timeout_s
+  local i
+  for i in $(seq 1 $PROXIES); do wait_body "1981$i" "$1" "$2" || return 1; done
+}
+start_proxies() { # tls dir
+  local i
+  for i in $(seq 1 $PROXIES); do
+    "$CAUSEWAY_BIN" proxy --controller https://127.0.0.1:19800 --tls-dir "$1" --state-file "$work/p$i.json" \
       --listen 127.0.0.1:1981$i --admin-listen 127.0.0.1:1991$i --proxy-id "p$i" --access-log off 2> "$work/p$i.log" & pids+=($!)
   done
-  wait_body 19811 v0 120 && wait_body 19812 v0 120 || { echo "proxies never served $n routes" >&2; tail "$work"/*.log >&2; exit 1; }
-  times=()
+}
+wrk_pid=
+start_load() {
+  [ "$LOAD" = wrk ] || return 0
+  wrk -t1 -c10 -d3600s -H "host: $HOST" "http://127.0.0.1:19811/prod/r/1" > "$work/wrk.log" 2>&1 & wrk_pid=$!
+}
+stop_load() { # SIGINT: wrk prints its summary
+  [ -n "$wrk_pid" ] || return 0
+  kill -INT "$wrk_pid" 2>/dev/null || true; wait "$wrk_pid" 2>/dev/null || true; wrk_pid=
+}
+
+file_mode() { # routes -> "p50 p99 max"
+  local n=$1 times=() k t0
+  rm -rf "$work/config" "$work/tls" "$work"/p*.json
+  write_config "$work/config" "$n"
+  "$CAUSEWAY_BIN" --log-format json controller --from-dir "$work/config" --tls-dir "$work/tls" \
+    --push-listen 127.0.0.1:19800 --admin-listen 127.0.0.1:19802 --debounce-millis "$DEBOUNCE" 2> "$work/controller.log" & pids+=($!)
+  until [ -f "$work/tls/proxy/tls.key" ]; do sleep 0.05; done
+  start_proxies "$work/tls/proxy"
+  wait_all v0 180 || { echo "proxies never served $n routes" >&2; tail "$work"/*.log >&2; exit 1; }
+  start_load
   for k in $(seq 1 "$CHANGES"); do
-    t0=$(now_ms); write_probe "v$k"
-    wait_body 19811 "v$k" 60 && wait_body 19812 "v$k" 60 || { echo "change $k never arrived" >&2; exit 1; }
+    route_doc probe /probe "v$k" > "$work/config/probe.tmp"
+    t0=$(now_ms); mv "$work/config/probe.tmp" "$work/config/probe.yaml"
+    wait_all "v$k" 60 || { echo "change $k never arrived" >&2; exit 1; }
     times+=($(( $(now_ms) - t0 )))
   done
-  compile_ms=$(grep '"compiled"' "$work/controller.log" | tail -1 | sed 's/.*"compile_ms":"\([0-9.]*\)".*/\1/')
-  bytes=$(grep '"compiled"' "$work/controller.log" | tail -1 | sed 's/.*"snapshot_bytes":\([0-9]*\).*/\1/')
-  p50=$(printf '%s\n' "${times[@]}" | percentile 50)
-  p99=$(printf '%s\n' "${times[@]}" | percentile 99)
-  max=$(printf '%s\n' "${times[@]}" | sort -n | tail -1)
-  printf '%-8s %12s %14s %10s %10s %10s\n' "$n" "$compile_ms" "$bytes" "$p50" "$p99" "$max"
+  stop_load; stop_all
+  printf '%s\n' "${times[@]}" > "$work/times"
+}
+
+kube_mode() { # routes
+  local n=$1 times=() k t0 state=$work/kube api_port=26443
+  stop_all; kube_down; rm -rf "$state" "$work/config" "$work/tls" "$work"/p*.json
+  mkdir -p "$state"
+  kube_env=(KUBE_LOCAL_STATE="$state" KUBE_LOCAL_API_PORT=$api_port KUBE_LOCAL_ETCD_PORT=22379 KUBE_LOCAL_ETCD_PEER_PORT=22380)
+  env "${kube_env[@]}" bash "$KUBE_LOCAL_TOOLS/up.sh" > "$work/up.log" 2>&1 || { cat "$work/up.log" >&2; exit 1; }
+  local kc=$state/kubeconfig k8s=("$KUBECTL" --kubeconfig "$state/kubeconfig")
+  "${k8s[@]}" apply --validate=false -f deploy/crds/causeway.dev.yaml > /dev/null
+  "${k8s[@]}" wait --for=condition=Established crd --all --timeout=60s > /dev/null
+  "${k8s[@]}" create namespace causeway-system > /dev/null
+  "${k8s[@]}" create namespace bench > /dev/null
+  write_config "$work/config" "$n"
+  "${k8s[@]}" create -f "$work/config/api.yaml" -f "$work/config/probe.yaml" > /dev/null
+  # Many objects per request batch: kubectl create sends one request per object.
+  "${k8s[@]}" create -f "$work/config/routes.yaml" > /dev/null
+  "$CAUSEWAY_BIN" --log-format json controller --kubeconfig "$kc" --leader-elect false --identity bench \
+    --push-listen 127.0.0.1:19800 --admin-listen 127.0.0.1:19802 --debounce-millis "$DEBOUNCE" \
+    --service-account-keys-refresh-seconds 0 2> "$work/controller.log" & pids+=($!)
+  mkdir -p "$work/tls"
+  until "${k8s[@]}" -n causeway-system get secret causeway-proxy-tls > /dev/null 2>&1; do sleep 0.2; done
+  for key in ca.crt tls.crt tls.key; do
+    "${k8s[@]}" -n causeway-system get secret causeway-proxy-tls -o "go-template={{index .data \"$key\" | base64decode}}" > "$work/tls/$key"
+  done
+  start_proxies "$work/tls"
+  wait_all v0 300 || { echo "proxies never served $n routes" >&2; tail "$work"/*.log >&2; exit 1; }
+  # Measure in steady state: after the controller wrote the first status of every Route.
+  until [ "$("${k8s[@]}" -n bench get routes -o go-template='{{range .items}}{{if .status}}x{{end}}{{end}}' | wc -c)" -ge "$n" ]; do sleep 2; done
+  sleep 2
+  start_load
+  local token ca url
+  token=$(cut -d, -f1 "$state/pki/tokens.csv"); ca=$state/pki/ca.crt
+  url="https://127.0.0.1:$api_port/apis/causeway.dev/v1alpha1/namespaces/bench/routes/probe"
+  for k in $(seq 1 "$CHANGES"); do
+    t0=$(now_ms)
+    curl -sf --cacert "$ca" -H "authorization: Bearer $token" -X PATCH -H 'content-type: application/merge-patch+json' \
+      --data "{\"spec\":{\"integration\":{\"mock\":{\"body\":\"v$k\"}}}}" "$url" > /dev/null
+    wait_all "v$k" 60 || { echo "change $k never arrived" >&2; tail "$work"/*.log >&2; exit 1; }
+    times+=($(( $(now_ms) - t0 )))
+  done
+  stop_load; stop_all; kube_down
+  printf '%s\n' "${times[@]}" > "$work/times"
+}
+
+{
+  echo "# Propagation — $stamp"
+  echo
+  echo "Command: \`bench/propagation.sh --modes \"$MODES\" --sizes \"$SIZES\" --changes $CHANGES --debounce $DEBOUNCE --load $LOAD\`"
+  echo "($PROFILE build, commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' + uncommitted changes'), $(nproc) cores,"
+  echo "load average at start $(cut -d' ' -f1-3 /proc/loadavg); the machine is shared with other builds)."
+  echo "Change → all $PROXIES proxies serve it, $CHANGES changes per row, milliseconds."
+  [ "$LOAD" = wrk ] && echo "Own load during each measurement: wrk -t1 -c10 against proxy 1 (a MOCK route)."
+  echo
+  echo "| mode | routes | p50 ms | p99 ms | max ms | own load req/s |"
+  echo "|---|---|---|---|---|---|"
+} | tee "$out"
+for mode in $MODES; do
+  for n in $SIZES; do
+    "${mode}_mode" "$n"
+    p50=$(percentile 50 < "$work/times"); p99=$(percentile 99 < "$work/times"); max=$(sort -n "$work/times" | tail -1)
+    rps=$(awk '/Requests\/sec/ {print int($2)}' "$work/wrk.log" 2>/dev/null || true)
+    echo "| $mode | $n | $p50 | $p99 | $max | ${rps:-n/a} |" | tee -a "$out"
+    rm -f "$work/wrk.log"
+  done
 done
+echo "wrote $out"

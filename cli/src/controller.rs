@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
-use causeway_compile::{CompileOptions, compile};
+use causeway_compile::{CompileOptions, Compiler};
 use causeway_controller::admin::{self, AdminState};
 use causeway_controller::kube::config::{KubeConfigOptions, Kubeconfig};
 use causeway_controller::kube::{self, Client};
@@ -222,6 +222,8 @@ async fn from_dir(
     ));
     let mut last = None;
     let mut parsed = crate::files::ParseCache::default();
+    // Incremental: objects of files that did not change keep their compiled parts.
+    let mut compiler = Compiler::new(options);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         match read_sources(&dir) {
@@ -232,7 +234,7 @@ async fn from_dir(
                     Err(errors) => errors.iter().for_each(|e| warn!("{e}")),
                     Ok(inventory) => {
                         let started = std::time::Instant::now();
-                        let compiled = compile(&inventory, &options);
+                        let compiled = compiler.compile(&inventory);
                         let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
                         if push.publish(&compiled.snapshot) {
                             info!(

@@ -87,13 +87,12 @@ impl Sources {
             .0
             .retain(|name, _| self.files.iter().any(|(n, _)| n == name));
         for (name, text) in &self.files {
+            let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
             let parsed = match cache.0.get(name) {
-                Some((cached, objects)) if cached == text => objects.clone(),
+                Some((cached, objects)) if *cached == digest => objects.clone(),
                 _ => match parse_documents(name, text, "default") {
                     Ok(objects) => {
-                        cache
-                            .0
-                            .insert(name.clone(), (text.clone(), objects.clone()));
+                        cache.0.insert(name.clone(), (digest, objects.clone()));
                         objects
                     }
                     Err(e) => {
@@ -129,10 +128,11 @@ impl Sources {
     }
 }
 
-/// Objects parsed from each file, with the text they came from.
+/// Objects parsed from each file, with the SHA-256 of the text they came from (not the text:
+/// a directory with 100,000 API keys would keep every byte of its YAML twice).
 #[derive(Debug, Default)]
 pub struct ParseCache(
-    std::collections::HashMap<String, (String, Vec<causeway_compile::load::Object>)>,
+    std::collections::HashMap<String, ([u8; 32], Vec<causeway_compile::load::Object>)>,
 );
 
 /// Why a set of files cannot become an inventory.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use causeway_compile::{CompileOptions, Compiled, DeploymentRecord, Inventory, compile};
+use causeway_compile::{CompileOptions, Compiled, Compiler, DeploymentRecord, Inventory};
 use causeway_proxy::Proxy;
 use tracing::{info, warn};
 
@@ -37,10 +37,11 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     let listeners = serving::start(&proxy, &args.listen, &args.admin_listen, https).await?;
 
     let mut state = State::new(args.state_dir.clone())?;
-    let options = CompileOptions {
+    // Incremental: a reload after an edit recompiles only what the edit touched.
+    let mut compiler = Compiler::new(CompileOptions {
         execute_api_domain: args.source.execute_api_domain.clone(),
         ..CompileOptions::default()
-    };
+    });
     let poll = Duration::from_millis(args.poll_millis.max(50));
     let mut last_fingerprint = None;
     let mut parsed = crate::files::ParseCache::default();
@@ -71,7 +72,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
                     }
                     Ok(inventory) => {
                         last_problem = None;
-                        let compiled = state.compile(inventory, &options);
+                        let compiled = state.compile(inventory, &mut compiler);
                         report(&compiled, sources.files.len());
                         if first {
                             print_urls(&compiled, listeners.traffic.first().map(|a| a.port()));
@@ -170,9 +171,9 @@ impl State {
     }
 
     /// Compiles with the history, then records the new current deployments.
-    fn compile(&mut self, mut inventory: Inventory, options: &CompileOptions) -> Compiled {
+    fn compile(&mut self, mut inventory: Inventory, compiler: &mut Compiler) -> Compiled {
         inventory.deployments = self.history.values().flatten().cloned().collect();
-        let compiled = compile(&inventory, options);
+        let compiled = compiler.compile(&inventory);
         let pinned: Vec<&str> = inventory
             .stages
             .iter()

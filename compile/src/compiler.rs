@@ -21,6 +21,7 @@ mod cel;
 mod definition;
 mod deployment;
 mod mapping;
+pub(crate) mod memo;
 mod preflight;
 mod route;
 mod stage;
@@ -31,41 +32,110 @@ mod usage_plan;
 mod validation;
 mod websocket;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use causeway_crds::Condition;
 use causeway_crds::common::condition_type;
 use causeway_snapshot::Snapshot;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::status::{Kind, ObjectStatus, StatusDetail};
-use crate::{CompileOptions, Compiled, Inventory, reasons};
+use crate::{CompileOptions, Compiled, DeploymentRecord, Inventory, reasons};
+use memo::Fp;
+pub(crate) use memo::Memo;
 
-pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
+/// One compile: `memo` holds what earlier compiles made and is updated with what this one made
+/// (see [`memo`]); with an empty memo this is the full compile.
+pub(crate) fn run(inventory: &Inventory, options: &CompileOptions, memo: &mut Memo) -> Compiled {
     let (expanded, definitions) = definition::expand(inventory);
-    let inventory: &Inventory = &expanded;
+    let input = Input::new(&expanded);
+    let inventory = &input;
     let mut statuses = Vec::new();
+
+    // What routes read besides themselves (their Api, authorizers, Services, grants, Secrets
+    // through authorizers), and what stages read besides their own deployment.
+    let mut fp = Fp::default();
+    fp.add(options_fp(options))
+        .objects(&inventory.apis, |o| &o.metadata)
+        .objects(&inventory.authorizers, |o| &o.metadata)
+        .objects(&inventory.vpc_links, |o| &o.metadata)
+        .objects(&inventory.services, |o| &o.metadata)
+        .objects(&inventory.secrets, |o| &o.metadata)
+        .objects(&inventory.config_maps, |o| &o.metadata);
+    let route_context = fp.finish();
+    fp.objects(&inventory.endpoint_slices, |o| &o.metadata);
+    for record in &inventory.deployments {
+        fp.add(&record.id).add(&record.api);
+    }
+    let stage_context = fp.finish();
+
     let cluster = backend::Cluster::new(inventory, options, &mut statuses);
     let mut apis = api::compile_apis(inventory);
     let authorizers =
         authorizer::compile_authorizers(inventory, options, &apis, &cluster, &mut statuses);
     api::resolve_connections_authorizers(&mut apis, &authorizers);
-    let routes = route::compile_routes(inventory, &apis, &cluster, &authorizers, &mut statuses);
-    let deployments = deployment::current(&apis, &routes);
-    let stages = stage::compile_stages(inventory, options, &apis, &deployments, &cluster);
+    let routes = route::compile_routes(
+        inventory,
+        &apis,
+        &cluster,
+        &authorizers,
+        route_context,
+        &mut memo.routes,
+    );
+    let mut route_counts = BTreeMap::new();
+    let mut current = BTreeMap::new();
+    for (key, compiled) in &routes {
+        statuses.extend(compiled.statuses.iter().cloned());
+        if let Some(d) = &compiled.deployment {
+            route_counts.insert(key.clone(), compiled.route_count);
+            current.insert(key.clone(), Arc::clone(d));
+        }
+    }
+    let deployments = deployment::Deployments { current };
+    let stages = stage::compile_stages(
+        inventory,
+        options,
+        &apis,
+        &deployments,
+        &cluster,
+        stage_context,
+        &mut memo.stages,
+    );
     statuses.extend(stages.statuses);
-    let usage_plans =
-        usage_plan::compile_usage_plans(inventory, &apis, &stages.stages, &mut statuses);
+    let mut fp = Fp::default();
+    fp.add(route_context)
+        .objects(&inventory.usage_plans, |o| &o.metadata);
+    for stage in &stages.stages {
+        fp.add(&stage.id);
+    }
+    let plans_key = fp.finish();
+    let (usage_plans, plan_digests) = match &memo.usage_plans {
+        Some((key, plans, plan_statuses, digests)) if *key == plans_key => {
+            statuses.extend(plan_statuses.iter().cloned());
+            (plans.clone(), digests.clone())
+        }
+        _ => {
+            let mut plan_statuses = Vec::new();
+            let plans = usage_plan::compile_usage_plans(
+                inventory,
+                &apis,
+                &stages.stages,
+                &mut plan_statuses,
+            );
+            statuses.extend(plan_statuses.iter().cloned());
+            let digests: Vec<_> = plans.iter().map(causeway_snapshot::part_digest).collect();
+            memo.usage_plans = Some((plans_key, plans.clone(), plan_statuses, digests.clone()));
+            (plans, digests)
+        }
+    };
     let mut backends = stages.backends;
     backends.extend(authorizers.values().filter_map(|a| a.backend.clone()));
-    let route_counts = routes
-        .iter()
-        .map(|(k, r)| (k.clone(), u32::try_from(r.len()).unwrap_or(u32::MAX)))
-        .collect();
-    let records = deployments
+    let records: BTreeMap<ObjKey, DeploymentRecord> = deployments
         .current
-        .into_iter()
-        .map(|(k, (_, record))| (k, record))
+        .iter()
+        .map(|(k, d)| (k.clone(), d.1.clone()))
         .collect();
     statuses.extend(api::statuses(&apis, &records, &route_counts));
     definition::apply_statuses(&mut statuses, &definitions, &inventory.apis);
@@ -87,11 +157,55 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions) -> Compiled {
             .collect(),
         certificates: stages.certificates,
     }
-    .seal();
+    .seal_with_digests(&stages.stage_digests, &plan_digests);
     Compiled {
         snapshot,
         statuses,
         deployments: records.into_values().collect(),
+    }
+}
+
+fn options_fp(options: &CompileOptions) -> u64 {
+    let mut fp = Fp::default();
+    fp.add(&options.execute_api_domain)
+        .add(&options.cluster_domain)
+        .add(&options.service_account_issuer)
+        .add(&options.service_account_jwks);
+    fp.finish()
+}
+
+/// The inventory with the indexes the steps look things up in (a Secret by name is looked up
+/// once per API key: a plan with 100,000 keys must not scan 100,000 Secrets each time).
+pub(crate) struct Input<'i> {
+    inventory: &'i Inventory,
+    /// Secrets by `(namespace, name)`; the first of two with the same name wins, as before.
+    secret_index: HashMap<(&'i str, &'i str), &'i Secret>,
+}
+
+impl<'i> Input<'i> {
+    fn new(inventory: &'i Inventory) -> Self {
+        let mut secrets = HashMap::with_capacity(inventory.secrets.len());
+        for secret in &inventory.secrets {
+            let namespace = secret.metadata.namespace.as_deref().unwrap_or("default");
+            let name = secret.metadata.name.as_deref().unwrap_or_default();
+            secrets.entry((namespace, name)).or_insert(secret);
+        }
+        Self {
+            inventory,
+            secret_index: secrets,
+        }
+    }
+
+    /// The Secret `namespace/name`.
+    pub(crate) fn secret(&self, namespace: &str, name: &str) -> Option<&'i Secret> {
+        self.secret_index.get(&(namespace, name)).copied()
+    }
+}
+
+impl std::ops::Deref for Input<'_> {
+    type Target = Inventory;
+    fn deref(&self) -> &Inventory {
+        self.inventory
     }
 }
 
@@ -112,6 +226,18 @@ pub(crate) fn age(meta: &ObjectMeta) -> (Option<Time>, String) {
         meta.creation_timestamp.clone(),
         meta.name.clone().unwrap_or_default(),
     )
+}
+
+/// [`age`] as a comparison, without copying names.
+pub(crate) fn age_cmp(a: &ObjectMeta, b: &ObjectMeta) -> std::cmp::Ordering {
+    a.creation_timestamp
+        .cmp(&b.creation_timestamp)
+        .then_with(|| {
+            a.name
+                .as_deref()
+                .unwrap_or("")
+                .cmp(b.name.as_deref().unwrap_or(""))
+        })
 }
 
 /// Which condition a problem turns `False`.

@@ -70,6 +70,7 @@ pub struct DeploymentRecord {
     /// `namespace/name` of the Api.
     pub api: String,
     /// The compiled definition (routes with stage-variable templates unresolved). Its shape is
-    /// private to `compile`; it is stored as JSON by the deployment history.
-    pub definition: serde_json::Value,
+    /// private to `compile`; it is stored as JSON by the deployment history. Shared, because
+    /// every compile returns the record of every Api and most are unchanged.
+    pub definition: std::sync::Arc<serde_json::Value>,
 }

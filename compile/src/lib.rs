@@ -34,7 +34,45 @@ pub struct Compiled {
 
 /// Compiles an inventory. See the crate docs.
 pub fn compile(inventory: &Inventory, options: &CompileOptions) -> Compiled {
-    compiler::run(inventory, options)
+    Compiler::new(options.clone()).compile(inventory)
+}
+
+/// An incremental [`compile`]: it remembers the compiled parts of the last inventory it saw
+/// (per Api: its routes, statuses and deployment; per Stage: its materialized deployment; the
+/// usage plans; the digests of the snapshot's parts) keyed by fingerprints of exactly the
+/// objects that made them — `(namespace, name, resourceVersion)`, or the content of an object
+/// without a `resourceVersion`. Unchanged parts are reused, so one edited Route among 10,000
+/// recompiles one Api. Still pure: no I/O, no clock, no globals; the result is always equal to
+/// `compile` of the same inventory.
+#[derive(Debug)]
+pub struct Compiler {
+    options: CompileOptions,
+    memo: compiler::Memo,
+}
+
+impl Compiler {
+    /// A compiler with nothing remembered yet.
+    pub fn new(options: CompileOptions) -> Self {
+        Self {
+            options,
+            memo: compiler::Memo::default(),
+        }
+    }
+
+    /// The compile settings.
+    pub fn options(&self) -> &CompileOptions {
+        &self.options
+    }
+
+    /// Changes the compile settings (the memo keys include them, so nothing stale is reused).
+    pub fn set_options(&mut self, options: CompileOptions) {
+        self.options = options;
+    }
+
+    /// Compiles `inventory`, reusing what is unchanged since the last call.
+    pub fn compile(&mut self, inventory: &Inventory) -> Compiled {
+        compiler::run(inventory, &self.options, &mut self.memo)
+    }
 }
 
 mod compiler;

@@ -3,6 +3,13 @@
 //! Pure: the caller reads the files and passes their text. Unknown kinds are skipped (a
 //! directory may hold Deployments and other objects Causeway does not read); a document of a
 //! known kind that does not parse is an error naming the source, the document and the object.
+//!
+//! Limits: the YAML reader's budget is derived from the size of the input (see [`YamlLimits`]),
+//! so a file of any honest size loads (a UsagePlan with 100,000 keys and a Secret per key is
+//! some 20 MB and 2 million nodes), while the work a hostile file can cause stays proportional
+//! to its size: alias expansion (billion laughs) has a fixed budget that does not grow with the
+//! file, and one file is at most [`MAX_YAML_BYTES`]. A limit that is hit is a
+//! [`LoadError::Limit`] naming the file and the limit.
 
 use causeway_crds::{Api, Authorizer, Route, Stage, UsagePlan, VpcLink};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -61,6 +68,168 @@ pub enum LoadError {
         /// What is wrong.
         message: String,
     },
+    /// The source is larger or more complex than the reader allows.
+    #[error("{source_name}: YAML limit exceeded: {limit} (limit {max}){where_}; {hint}")]
+    Limit {
+        /// File name or other label of the source.
+        source_name: String,
+        /// Which limit, in words (`alias expansion`, `documents per file`, ...).
+        limit: &'static str,
+        /// The limit's value for this source.
+        max: usize,
+        /// ` at line L column C`, or empty.
+        where_: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+}
+
+/// Largest YAML source (one file), bytes.
+pub const MAX_YAML_BYTES: usize = 256 * 1024 * 1024;
+/// Alias expansion budget: parser events replayed from `*alias` references (and copied into
+/// anchors) in one source. Fixed, not derived from the input size: an honest file needs few, a
+/// billion-laughs file needs all. Below the smallest node budget, so that a bomb is named as one.
+pub const MAX_ALIAS_REPLAYED_NODES: usize = 100_000;
+/// Alias references in one source.
+pub const MAX_ALIASES: usize = 50_000;
+/// Nesting depth of mappings and sequences.
+pub const MAX_DEPTH: usize = 64;
+/// The floor of every size-derived limit: what small files always get.
+const MIN_NODES: usize = 250_000;
+const MIN_DOCUMENTS: usize = 1_024;
+
+/// The YAML reader's budget for one source, derived from its size in bytes. Every node of a
+/// YAML stream without aliases takes at least one byte of input (a document at least four,
+/// `---\n`), so these limits never refuse an honest file, yet bound the work per byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YamlLimits {
+    /// Documents in the source.
+    pub max_documents: usize,
+    /// Nodes (mappings, sequences, scalars).
+    pub max_nodes: usize,
+    /// Parser events (nodes, their ends, document and stream markers).
+    pub max_events: usize,
+    /// Bytes of scalar text.
+    pub max_scalar_bytes: usize,
+}
+
+impl YamlLimits {
+    /// The limits for a source of `len` bytes.
+    pub fn for_input(len: usize) -> Self {
+        Self {
+            max_documents: MIN_DOCUMENTS.max(len / 4 + 1),
+            max_nodes: MIN_NODES.max(len.saturating_mul(2)),
+            max_events: (4 * MIN_NODES).max(len.saturating_mul(4)),
+            max_scalar_bytes: (64 * 1024 * 1024).max(len.saturating_mul(2)),
+        }
+    }
+
+    fn options(&self) -> serde_saphyr::Options {
+        serde_saphyr::options! {
+            budget: serde_saphyr::budget! {
+                max_documents: self.max_documents,
+                max_nodes: self.max_nodes,
+                max_events: self.max_events,
+                max_total_scalar_bytes: self.max_scalar_bytes,
+                max_aliases: MAX_ALIASES,
+                max_depth: MAX_DEPTH,
+                max_recorded_anchor_events: MAX_ALIAS_REPLAYED_NODES,
+            },
+            alias_limits: serde_saphyr::alias_limits! {
+                max_total_replayed_events: MAX_ALIAS_REPLAYED_NODES,
+            },
+        }
+    }
+}
+
+/// Turns a reader error into [`LoadError::Limit`] when it is one, else [`LoadError::Yaml`].
+fn yaml_error(source_name: &str, limits: &YamlLimits, error: &serde_saphyr::Error) -> LoadError {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    let inner = unwrap_error(error);
+    const ALIAS_HINT: &str =
+        "alias expansion is bounded (billion-laughs protection); write the repeated parts out";
+    const SPLIT_HINT: &str = "split the file into several files";
+    let limit = |limit: &'static str, max: usize, hint: &'static str| {
+        let where_ = inner
+            .location()
+            .filter(|l| l.line() > 0)
+            .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        LoadError::Limit {
+            source_name: source_name.to_string(),
+            limit,
+            max,
+            where_,
+            hint,
+        }
+    };
+    match inner {
+        E::AliasReplayLimitExceeded {
+            max_total_replayed_events,
+            ..
+        } => limit(
+            "alias expansion (nodes replayed from aliases)",
+            *max_total_replayed_events,
+            ALIAS_HINT,
+        ),
+        E::AliasExpansionLimitExceeded {
+            max_expansions_per_anchor,
+            ..
+        } => limit(
+            "alias expansions per anchor",
+            *max_expansions_per_anchor,
+            ALIAS_HINT,
+        ),
+        E::AliasReplayStackDepthExceeded { max_depth, .. } => {
+            limit("alias nesting depth", *max_depth, ALIAS_HINT)
+        }
+        E::Budget { breach, .. } => match breach {
+            B::Aliases { .. } => limit("aliases", MAX_ALIASES, ALIAS_HINT),
+            B::RecordedAnchorEvents { .. } => limit(
+                "alias expansion (events recorded for anchors)",
+                MAX_ALIAS_REPLAYED_NODES,
+                ALIAS_HINT,
+            ),
+            B::AliasAnchorRatio { .. } => limit(
+                "aliases per anchor (ratio)",
+                serde_saphyr::Budget::default().alias_anchor_ratio_multiplier,
+                ALIAS_HINT,
+            ),
+            B::Documents { .. } => limit("documents per file", limits.max_documents, SPLIT_HINT),
+            B::Nodes { .. } => limit("nodes per file", limits.max_nodes, SPLIT_HINT),
+            B::Events { .. } => limit("parser events per file", limits.max_events, SPLIT_HINT),
+            B::ScalarBytes { .. } => limit(
+                "bytes of scalar text per file",
+                limits.max_scalar_bytes,
+                SPLIT_HINT,
+            ),
+            B::Depth { .. } => limit(
+                "nesting depth",
+                MAX_DEPTH,
+                "no Causeway object nests this deep",
+            ),
+            _ => LoadError::Yaml {
+                source_name: source_name.to_string(),
+                message: error.to_string(),
+            },
+        },
+        _ => LoadError::Yaml {
+            source_name: source_name.to_string(),
+            message: error.to_string(),
+        },
+    }
+}
+
+/// The error under the reader's wrappers (snippets, alias locations).
+fn unwrap_error(mut error: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    loop {
+        match error {
+            serde_saphyr::Error::WithSnippet { error: inner, .. }
+            | serde_saphyr::Error::AliasError { error: inner, .. } => error = inner,
+            _ => return error,
+        }
+    }
 }
 
 /// Parses every document of a YAML stream. `default_namespace` is given to namespaced objects
@@ -70,10 +239,18 @@ pub fn parse_documents(
     text: &str,
     default_namespace: &str,
 ) -> Result<Vec<Object>, LoadError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| LoadError::Yaml {
-        source_name: source_name.to_string(),
-        message: e.to_string(),
-    })?;
+    if text.len() > MAX_YAML_BYTES {
+        return Err(LoadError::Limit {
+            source_name: source_name.to_string(),
+            limit: "bytes per file",
+            max: MAX_YAML_BYTES,
+            where_: String::new(),
+            hint: "split the file into several files",
+        });
+    }
+    let limits = YamlLimits::for_input(text.len());
+    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, limits.options())
+        .map_err(|e| yaml_error(source_name, &limits, &e))?;
     let mut objects = Vec::new();
     for (i, mut doc) in docs.into_iter().enumerate() {
         if doc.is_null() {
@@ -106,13 +283,21 @@ pub fn parse_documents(
                 "a document must be a mapping with apiVersion and kind".into(),
             ));
         }
-        if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut)
-            && !meta.contains_key("namespace")
-        {
-            meta.insert(
-                "namespace".into(),
-                Value::String(default_namespace.to_string()),
-            );
+        if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+            if !meta.contains_key("namespace") {
+                meta.insert(
+                    "namespace".into(),
+                    Value::String(default_namespace.to_string()),
+                );
+            }
+            // A file has no resourceVersion of its own (one copied from `kubectl get` would
+            // not change when the file does): it becomes a hash of the document, which is
+            // what an incremental compile keys its memo by.
+            meta.remove("resourceVersion");
+        }
+        let version = content_version(&doc);
+        if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("resourceVersion".into(), Value::String(version));
         }
         let object = match (api_version.as_str(), kind.as_str()) {
             (causeway_crds::API_VERSION, kind) => match kind {
@@ -143,6 +328,13 @@ pub fn parse_documents(
         objects.push(object);
     }
     Ok(objects)
+}
+
+/// `yaml-` and 16 hex digits of SHA-256 over the document's JSON encoding.
+fn content_version(doc: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(doc).unwrap_or_default();
+    format!("yaml-{}", hex::encode(&Sha256::digest(&bytes)[..8]))
 }
 
 fn typed<T: serde::de::DeserializeOwned>(doc: Value) -> Result<Box<T>, String> {

@@ -266,7 +266,7 @@ mod tests {
         DeploymentRecord {
             id: id.into(),
             api: "default/pets".into(),
-            definition: serde_json::json!({"routes": [id]}),
+            definition: std::sync::Arc::new(serde_json::json!({"routes": [id]})),
         }
     }
 

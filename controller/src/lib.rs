@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use causeway_compile::{CompileOptions, compile};
+use causeway_compile::{CompileOptions, Compiler};
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::net::TcpListener;
@@ -216,7 +216,7 @@ pub async fn run(
     );
     let mut reconciler = Reconciler {
         client: client.clone(),
-        compile: config.compile.clone(),
+        compile: Compiler::new(config.compile.clone()),
         cluster_keys,
         push: push.clone(),
         status_writer: writer::StatusWriter::new(client.clone(), Some(recorder))
@@ -361,8 +361,9 @@ impl Loop<'_> {
 pub struct Reconciler {
     /// The API client (history and status writes).
     pub client: Client,
-    /// Compile settings.
-    pub compile: CompileOptions,
+    /// The compiler, with its settings and the memo of the last pass: unchanged objects
+    /// (same `resourceVersion`) reuse their compiled parts.
+    pub compile: Compiler,
     /// The latest service-account issuer and keys read from the API server; on every pass
     /// they go into `compile` (`service_account_issuer`, `service_account_jwks`).
     pub cluster_keys: Option<tokio::sync::watch::Receiver<Option<cluster_keys::ClusterKeys>>>,
@@ -402,10 +403,23 @@ impl Reconciler {
         if let Some(keys) = &self.cluster_keys
             && let Some(keys) = keys.borrow().as_ref()
         {
-            self.compile.service_account_issuer = Some(keys.issuer.clone());
-            self.compile.service_account_jwks = Some(keys.jwks.clone());
+            let options = self.compile.options();
+            if options.service_account_issuer.as_deref() != Some(keys.issuer.as_str())
+                || options.service_account_jwks.as_deref() != Some(keys.jwks.as_str())
+            {
+                let mut options = options.clone();
+                options.service_account_issuer = Some(keys.issuer.clone());
+                options.service_account_jwks = Some(keys.jwks.clone());
+                self.compile.set_options(options);
+            }
         }
-        let compiled = compile(&inventory, &self.compile);
+        let started = std::time::Instant::now();
+        let compiled = self.compile.compile(&inventory);
+        tracing::debug!(
+            compile_ms = started.elapsed().as_secs_f64() * 1000.0,
+            version = %compiled.snapshot.version,
+            "compiled"
+        );
         let published = self.push.publish(&compiled.snapshot);
         let mut outcome = Outcome {
             version: compiled.snapshot.version.clone(),

@@ -232,7 +232,7 @@ async fn a_replica_that_does_not_lead_compiles_and_publishes_but_writes_nothing(
     let push = PushServer::new(std::sync::Arc::new(tokio::sync::Notify::new()));
     let mut reconciler = Reconciler {
         client: client.clone(),
-        compile: CompileOptions::default(),
+        compile: causeway_compile::Compiler::new(CompileOptions::default()),
         cluster_keys: None,
         push: push.clone(),
         status_writer: StatusWriter::new(client, None),
@@ -419,7 +419,7 @@ async fn a_lost_lease_stops_status_writes() {
         let (wake, ready, objects) = (Arc::clone(&wake), Arc::clone(&ready), Arc::clone(&objects));
         let mut reconciler = Reconciler {
             client: client.clone(),
-            compile: CompileOptions::default(),
+            compile: causeway_compile::Compiler::new(CompileOptions::default()),
             cluster_keys: None,
             push: PushServer::new(Arc::clone(&wake)),
             status_writer: StatusWriter::new(client, None),

@@ -240,10 +240,10 @@ pub(crate) fn admit(
 pub(crate) struct KeyLimits {
     /// `plan/key`: the quota scope.
     pub scope: String,
-    /// Plan id (`namespace/name`), for the usage report.
-    pub plan: String,
-    /// Key id, for the usage report.
-    pub key: String,
+    /// Plan id (`namespace/name`), for the usage report; shared by every key of the plan.
+    pub plan: Arc<str>,
+    /// Key id, for the usage report; shared with the key of the plan's map.
+    pub key: Arc<str>,
     bucket: Option<Arc<TokenBucket>>,
     /// `(stage id, route key)` → bucket.
     routes: HashMap<(String, String), Arc<TokenBucket>>,
@@ -257,7 +257,7 @@ pub(crate) struct KeyLimits {
 pub(crate) struct PlanEntry {
     /// Refuse (true) or admit counting locally (false) while Redis is unreachable.
     pub fail_closed: bool,
-    keys: HashMap<String, KeyLimits>,
+    keys: HashMap<Arc<str>, KeyLimits>,
 }
 
 /// Every plan's limits, by plan id.
@@ -271,8 +271,10 @@ impl PlanLimits {
     pub(crate) fn build(plans: &[UsagePlanConfig], limiters: &Limiters) -> Self {
         let mut out = HashMap::new();
         for plan in plans {
-            let mut keys = HashMap::new();
+            let plan_id: Arc<str> = Arc::from(plan.id.as_str());
+            let mut keys = HashMap::with_capacity(plan.keys.len());
             for key in plan.keys.iter().filter(|k| k.enabled) {
+                let key_id: Arc<str> = Arc::from(key.id.as_str());
                 let scope = format!("{}/{}", plan.id, key.id);
                 let bucket = key
                     .throttle
@@ -298,11 +300,11 @@ impl PlanLimits {
                     offset: q.offset,
                 });
                 keys.insert(
-                    key.id.clone(),
+                    Arc::clone(&key_id),
                     KeyLimits {
                         scope,
-                        plan: plan.id.clone(),
-                        key: key.id.clone(),
+                        plan: Arc::clone(&plan_id),
+                        key: key_id,
                         bucket,
                         routes,
                         quota,

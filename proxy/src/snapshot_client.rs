@@ -341,10 +341,10 @@ enum FrameProblem {
 fn snapshot_of(frame: Frame, base: Option<&Snapshot>) -> Result<Snapshot, FrameProblem> {
     match frame {
         Frame::Snapshot { snapshot } => {
-            let actual = snapshot.content_hash();
-            if actual == snapshot.version {
+            if snapshot.version_matches() {
                 Ok(*snapshot)
             } else {
+                let actual = snapshot.content_hash();
                 Err(FrameProblem::Reject(
                     snapshot.version.clone(),
                     format!("version does not match the content (hash {actual})"),

@@ -612,12 +612,65 @@ impl Snapshot {
         self
     }
 
-    /// The content hash: the first 16 hex digits of SHA-256 over the encoding with an empty version.
+    /// [`seal`](Self::seal) with the digests ([`part_digest`]) of the stages and of the usage
+    /// plans, in order, given by a caller that keeps them with the parts it reuses (a compiler
+    /// then hashes only what changed). The caller vouches for them; the version is the same as
+    /// `seal` gives when they are right.
+    pub fn seal_with_digests(mut self, stages: &[PartDigest], plans: &[PartDigest]) -> Self {
+        debug_assert_eq!(stages.len(), self.stages.len());
+        debug_assert_eq!(plans.len(), self.usage_plans.len());
+        let apis: Vec<PartDigest> = self.apis.iter().map(part_digest).collect();
+        self.version = self.version_from(&apis, stages, plans);
+        self
+    }
+
+    /// The content hash (16 hex digits): SHA-256 over the SHA-256 digests of the JSON encoding
+    /// of each part in order — every Api, every stage, the hosts, the backends, every usage
+    /// plan, the authorizers, the certificates — so that a compiler can keep the digests of
+    /// parts that did not change ([`seal_with_digests`](Self::seal_with_digests)).
     pub fn content_hash(&self) -> String {
-        let mut unsealed = self.clone();
-        unsealed.version.clear();
-        let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
-        hex::encode(&Sha256::digest(&bytes)[..8])
+        let apis: Vec<PartDigest> = self.apis.iter().map(part_digest).collect();
+        let stages: Vec<PartDigest> = self.stages.iter().map(part_digest).collect();
+        let plans: Vec<PartDigest> = self.usage_plans.iter().map(part_digest).collect();
+        self.version_from(&apis, &stages, &plans)
+    }
+
+    /// Whether [`version`](Self::version) is the content hash — or the content hash of
+    /// releases before part digests (SHA-256 of the whole encoding), so that a proxy keeps
+    /// accepting its saved state and an older controller across an upgrade.
+    pub fn version_matches(&self) -> bool {
+        self.version == self.content_hash() || self.version == self.whole_encoding_hash()
+    }
+
+    fn whole_encoding_hash(&self) -> String {
+        let mut hasher = HashWriter(Sha256::new());
+        let _ = serde_json::to_writer(&mut hasher, &Unversioned(self));
+        hex::encode(&hasher.0.finalize()[..8])
+    }
+
+    fn version_from(
+        &self,
+        apis: &[PartDigest],
+        stages: &[PartDigest],
+        plans: &[PartDigest],
+    ) -> String {
+        let mut h = Sha256::new();
+        h.update(b"causeway-snapshot-parts-v2");
+        let list = |h: &mut Sha256, tag: u8, digests: &[PartDigest]| {
+            h.update([tag]);
+            h.update((digests.len() as u64).to_le_bytes());
+            for d in digests {
+                h.update(d);
+            }
+        };
+        list(&mut h, 1, apis);
+        list(&mut h, 2, stages);
+        list(&mut h, 3, &[part_digest(&self.hosts)]);
+        list(&mut h, 4, &[part_digest(&self.backends)]);
+        list(&mut h, 5, plans);
+        list(&mut h, 6, &[part_digest(&self.authorizers)]);
+        list(&mut h, 7, &[part_digest(&self.certificates)]);
+        hex::encode(&h.finalize()[..8])
     }
 
     /// The wire encoding (JSON, deterministic).
@@ -626,11 +679,11 @@ impl Snapshot {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Decodes and checks the version against the content.
+    /// Decodes and checks the version against the content ([`version_matches`](Self::version_matches)).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SnapshotError> {
         let snapshot: Snapshot = serde_json::from_slice(bytes)?;
-        let actual = snapshot.content_hash();
-        if snapshot.version != actual {
+        if !snapshot.version_matches() {
+            let actual = snapshot.content_hash();
             return Err(SnapshotError::VersionMismatch {
                 claimed: snapshot.version,
                 actual,
@@ -653,5 +706,40 @@ impl Snapshot {
             .binary_search_by(|a| a.id.as_str().cmp(id))
             .ok()
             .map(|i| &self.apis[i])
+    }
+}
+
+/// The SHA-256 digest of one part of a snapshot.
+pub type PartDigest = [u8; 32];
+
+/// SHA-256 of a part's JSON encoding (a stage, a usage plan, an Api), streamed into the hasher:
+/// the unit [`Snapshot::content_hash`] is made of.
+pub fn part_digest<T: Serialize>(part: &T) -> PartDigest {
+    let mut hasher = HashWriter(Sha256::new());
+    // Serializing plain data with string keys cannot fail.
+    let _ = serde_json::to_writer(&mut hasher, part);
+    hasher.0.finalize().into()
+}
+
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A snapshot serialized with an empty version (the hash of releases before part digests).
+struct Unversioned<'a>(&'a Snapshot);
+
+impl Serialize for Unversioned<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut copy = self.0.clone();
+        copy.version.clear();
+        copy.serialize(serializer)
     }
 }

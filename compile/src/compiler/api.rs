@@ -19,10 +19,11 @@ use causeway_snapshot::{
 };
 use ipnet::IpNet;
 
+use super::Input;
 use super::{Apis, ObjKey, Problem, Verdict, cel, obj_key};
+use crate::DeploymentRecord;
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
-use crate::{DeploymentRecord, Inventory};
 
 /// One Api as compiled.
 #[derive(Debug)]
@@ -43,7 +44,7 @@ pub(crate) struct CompiledApi {
 }
 
 /// Compiles every Api (no status yet: that needs the deployment).
-pub(crate) fn compile_apis(inventory: &Inventory) -> Apis {
+pub(crate) fn compile_apis(inventory: &Input<'_>) -> Apis {
     inventory
         .apis
         .iter()

@@ -33,13 +33,14 @@ use causeway_snapshot::{
     ResponseFormat, ServiceAccountSettings, Sigv4Settings, UpstreamScheme,
 };
 
+use super::Input;
 use super::backend::Cluster;
 use super::text::{parse_origin, split_uri};
 use super::usage_plan::{secret_entries, secret_value};
 use super::{Apis, ObjKey, Problem, Verdict, api_ref_problem, cel, obj_key};
+use crate::CompileOptions;
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
-use crate::{CompileOptions, Inventory};
 
 /// Algorithms an authorizer may allow: asymmetric only.
 const ASYMMETRIC_ALGORITHMS: [&str; 9] = [
@@ -95,7 +96,7 @@ pub(crate) fn is_sigv4(authorizers: &Authorizers, id: &str) -> bool {
 
 /// Compiles every Authorizer; pushes one status each.
 pub(crate) fn compile_authorizers(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     options: &CompileOptions,
     apis: &Apis,
     cluster: &Cluster<'_>,
@@ -130,7 +131,7 @@ fn invalid(message: impl Into<String>) -> Problem {
 fn compile_authorizer(
     authorizer: &Authorizer,
     (namespace, name): &ObjKey,
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     options: &CompileOptions,
     cluster: &Cluster<'_>,
 ) -> Result<CompiledAuthorizer, Problem> {
@@ -280,7 +281,7 @@ fn forward_headers(spec: &AuthorizerSpec) -> Result<BTreeMap<String, String>, Pr
 fn jwt_settings(
     jwt: &JwtSpec,
     namespace: &str,
-    inventory: &Inventory,
+    inventory: &Input<'_>,
 ) -> Result<JwtSettings, Problem> {
     if jwt.issuer.trim().is_empty() {
         return Err(invalid("spec.jwt.issuer must not be empty"));
@@ -569,7 +570,7 @@ fn function_settings(
 fn sigv4_settings(
     sigv4: &SigV4Spec,
     namespace: &str,
-    inventory: &Inventory,
+    inventory: &Input<'_>,
 ) -> Result<Sigv4Settings, Problem> {
     let field = "spec.sigv4.credentialsSecretRef";
     let entries = secret_entries(
@@ -672,7 +673,7 @@ const DEFAULT_SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.clu
 fn service_account_settings(
     sa: &ServiceAccountSpec,
     namespace: &str,
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     options: &CompileOptions,
 ) -> Result<(ServiceAccountSettings, StatusDetail), Problem> {
     if sa.audiences.is_empty() {

@@ -32,11 +32,12 @@ use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::Input;
 use super::text::{Origin, default_port};
 use super::{ObjKey, Problem, Verdict, cel, obj_key};
+use crate::CompileOptions;
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
-use crate::{CompileOptions, Inventory};
 
 /// The label that ties an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -229,7 +230,7 @@ impl AddressGrant {
 impl<'a> Cluster<'a> {
     /// Indexes the inventory; VpcLinks are checked here and their statuses pushed.
     pub(crate) fn new(
-        inventory: &'a Inventory,
+        inventory: &'a Input<'_>,
         options: &CompileOptions,
         statuses: &mut Vec<ObjectStatus>,
     ) -> Self {
@@ -630,7 +631,7 @@ impl<'a> Cluster<'a> {
 }
 
 /// A VpcLink's TLS origination settings, with its CA Secret resolved.
-fn upstream_tls(inventory: &Inventory, link: &VpcLink) -> Result<Option<UpstreamTls>, Problem> {
+fn upstream_tls(inventory: &Input<'_>, link: &VpcLink) -> Result<Option<UpstreamTls>, Problem> {
     let Some(tls) = &link.spec.tls else {
         return Ok(None);
     };

@@ -8,6 +8,7 @@
 //! materialized from the record in `Inventory::deployments`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use causeway_crds::common::ObjectRef;
 use causeway_snapshot::{
@@ -19,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::api::ApiEntry;
 use super::backend::Cluster;
 use super::text::{parse_origin, parse_route_key, substitute};
-use super::{Apis, ObjKey, Problem};
+use super::{ObjKey, Problem};
 use crate::{DeploymentRecord, reasons};
 
 /// The version of the definition's shape; part of the hash.
@@ -173,39 +175,54 @@ pub(crate) enum DefTarget {
 #[derive(Debug, Default)]
 pub(crate) struct Deployments {
     /// By Api.
-    pub current: BTreeMap<ObjKey, (Definition, DeploymentRecord)>,
+    pub current: BTreeMap<ObjKey, Arc<(Definition, DeploymentRecord)>>,
 }
 
-/// Builds the current definition and record of every accepted Api.
-pub(crate) fn current(apis: &Apis, routes: &BTreeMap<ObjKey, Vec<DefRoute>>) -> Deployments {
-    let mut current = BTreeMap::new();
-    for (key, entry) in apis {
-        let Ok(compiled) = &entry.compiled else {
-            continue;
-        };
-        let definition = Definition {
-            format: FORMAT,
-            api: compiled.config.clone(),
-            description: entry.object.spec.description.clone(),
-            routes: routes.get(key).cloned().unwrap_or_default(),
-        };
-        let value = serde_json::to_value(&definition).unwrap_or_default();
-        let record = DeploymentRecord {
-            id: deployment_id(&value),
-            api: format!("{}/{}", key.0, key.1),
-            definition: value,
-        };
-        current.insert(key.clone(), (definition, record));
-    }
-    Deployments { current }
+/// The current definition and record of an Api, if it is accepted; `routes` are its accepted
+/// routes sorted by key.
+pub(crate) fn current_of(
+    key: &ObjKey,
+    entry: &ApiEntry,
+    routes: Vec<DefRoute>,
+) -> Option<(Definition, DeploymentRecord)> {
+    let compiled = entry.compiled.as_ref().ok()?;
+    let definition = Definition {
+        format: FORMAT,
+        api: compiled.config.clone(),
+        description: entry.object.spec.description.clone(),
+        routes,
+    };
+    let value = serde_json::to_value(&definition).unwrap_or_default();
+    let record = DeploymentRecord {
+        id: deployment_id(&value),
+        api: format!("{}/{}", key.0, key.1),
+        definition: Arc::new(value),
+    };
+    Some((definition, record))
 }
 
 /// The content hash of a definition: 10 hex digits of SHA-256 over its canonical JSON.
 pub(crate) fn deployment_id(definition: &Value) -> String {
     let mut bytes = Vec::new();
-    canonical_json(definition, &mut bytes);
+    if *MAPS_ARE_SORTED {
+        // serde_json's map is a BTreeMap unless some crate turns on `preserve_order`: its
+        // compact encoding is then already canonical.
+        bytes = serde_json::to_vec(definition).unwrap_or_default();
+    } else {
+        canonical_json(definition, &mut bytes);
+    }
     hex::encode(Sha256::digest(&bytes))[..10].to_string()
 }
+
+/// Whether `serde_json::Map` iterates in key order in this build (a constant of the build,
+/// found once).
+static MAPS_ARE_SORTED: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    let mut map = serde_json::Map::new();
+    map.insert("b".into(), Value::Null);
+    map.insert("a".into(), Value::Null);
+    map.insert("c".into(), Value::Null);
+    map.keys().map(String::as_str).eq(["a", "b", "c"])
+});
 
 /// JSON with object keys sorted at every level and no whitespace, whatever map type
 /// `serde_json` was built with.
@@ -242,7 +259,7 @@ fn canonical_json(value: &Value, out: &mut Vec<u8>) {
 /// Reads a recorded definition back.
 pub(crate) fn load(record: &DeploymentRecord) -> Result<Definition, String> {
     let definition: Definition =
-        serde_json::from_value(record.definition.clone()).map_err(|e| e.to_string())?;
+        Definition::deserialize(record.definition.as_ref()).map_err(|e| e.to_string())?;
     if definition.format != FORMAT {
         return Err(format!(
             "definition format {} is not {FORMAT}",

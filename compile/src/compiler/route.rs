@@ -5,7 +5,8 @@
 //! (`/pets/{id}` beside `/pets/{name}` for the same method) gets `ConflictingRoute`. Conflicts are
 //! found by building the proxy's own [`causeway_snapshot::RouteTable`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use causeway_crds::Route;
 use causeway_crds::api::{ApiProtocol, ApiType, ModelSpec};
@@ -16,89 +17,130 @@ use causeway_snapshot::{
     RouteConflict, RouteMatch, Template, UpstreamScheme,
 };
 
+use super::Input;
 use super::authorizer::{self, Authorizers};
 use super::backend::{Cluster, OriginGrant};
 use super::deployment::{DefIntegration, DefRoute, DefTarget};
+use super::memo::{ApiRoutes, Fp};
 use super::templates::{compile_mapping, has_mapping};
 use super::text::{
     parse_origin, parse_route_key, split_uri, stage_variables, without_stage_variables,
 };
-use super::{Apis, ObjKey, Problem, Verdict, age, api_ref_problem, cel, obj_key};
-use crate::Inventory;
+use super::{Apis, ObjKey, Problem, Verdict, age_cmp, api_ref_problem, cel};
 use crate::reasons;
-use crate::status::{Kind, ObjectStatus, StatusDetail};
+use crate::status::{Kind, StatusDetail};
 
 /// The shortest integration timeout.
 const MIN_INTEGRATION_TIMEOUT_MS: u32 = 50;
 
-/// Compiles every Route; returns the accepted routes of every accepted Api (sorted by key) and
-/// pushes a status per Route.
+/// Compiles every Route, grouped by the Api it names, and each accepted Api's current
+/// deployment; pushes a status per Route. An Api whose routes and context (`context`: the
+/// fingerprint of everything else a route reads) are as in `memo` is reused from there.
 pub(crate) fn compile_routes(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     apis: &Apis,
     cluster: &Cluster<'_>,
     authorizers: &Authorizers,
-    statuses: &mut Vec<ObjectStatus>,
-) -> BTreeMap<ObjKey, Vec<DefRoute>> {
-    let mut accepted: BTreeMap<ObjKey, Vec<DefRoute>> = apis
+    context: u64,
+    memo: &mut HashMap<ObjKey, (u64, Arc<ApiRoutes>)>,
+) -> BTreeMap<ObjKey, Arc<ApiRoutes>> {
+    let mut by_api: BTreeMap<ObjKey, Vec<&Route>> = apis
         .iter()
         .filter(|(_, e)| e.compiled.is_ok())
         .map(|(k, _)| (k.clone(), Vec::new()))
         .collect();
-    let mut by_api: BTreeMap<ObjKey, Vec<&Route>> = BTreeMap::new();
     for route in &inventory.routes {
-        let (namespace, _) = obj_key(&route.metadata);
+        let namespace = route.metadata.namespace.as_deref().unwrap_or("default");
         by_api
-            .entry((namespace, route.spec.api_ref.name.clone()))
+            .entry((namespace.to_string(), route.spec.api_ref.name.clone()))
             .or_default()
             .push(route);
     }
+    let mut out = BTreeMap::new();
     for (api_key, mut routes) in by_api {
-        routes.sort_by_key(|r| age(&r.metadata));
-        let mut table = RouteTable::default();
-        for route in routes {
-            let mut verdict = Verdict::default();
-            if let Some(p) = api_ref_problem(apis, &api_key.0, &api_key.1) {
-                verdict.add(p);
+        routes.sort_by(|a, b| age_cmp(&a.metadata, &b.metadata));
+        let mut fp = Fp::default();
+        fp.add(context).add(&api_key);
+        fp.objects(routes.iter().copied(), |r| &r.metadata);
+        let key = fp.finish();
+        let compiled = match memo.get(&api_key) {
+            Some((k, hit)) if *k == key => Arc::clone(hit),
+            _ => {
+                let fresh = Arc::new(compile_api_routes(
+                    &api_key,
+                    &routes,
+                    apis,
+                    cluster,
+                    authorizers,
+                ));
+                memo.insert(api_key.clone(), (key, Arc::clone(&fresh)));
+                fresh
             }
-            let models = apis
-                .get(&api_key)
-                .map(|e| e.object.spec.models.as_slice())
-                .unwrap_or_default();
-            let api_type = apis.get(&api_key).and_then(|e| e.object.spec.api_type);
-            let websocket = apis
-                .get(&api_key)
-                .is_some_and(|e| e.object.spec.protocol == Some(ApiProtocol::Websocket));
-            let compiled = verdict.check(compile_route(
-                route,
-                &api_key,
-                models,
-                api_type,
-                websocket,
-                cluster,
-                authorizers,
-            ));
-            if verdict.is_ok() {
-                for note in api_type_notes(route, api_type)
-                    .into_iter()
-                    .chain(method_notes(route, models))
-                {
-                    verdict.note(note);
-                }
-            }
-            if let Some((def, matcher)) = compiled
-                && verdict.is_ok()
-                && verdict.check(table.add(&def.key, &matcher)).is_some()
-            {
-                accepted.entry(api_key.clone()).or_default().push(def);
-            }
-            statuses.push(verdict.into_status(Kind::Route, &route.metadata, StatusDetail::None));
+        };
+        out.insert(api_key, compiled);
+    }
+    memo.retain(|k, _| out.contains_key(k));
+    out
+}
+
+/// The routes of one Api (oldest first): statuses, and the Api's current deployment.
+fn compile_api_routes(
+    api_key: &ObjKey,
+    routes: &[&Route],
+    apis: &Apis,
+    cluster: &Cluster<'_>,
+    authorizers: &Authorizers,
+) -> ApiRoutes {
+    let mut accepted = Vec::new();
+    let mut statuses = Vec::with_capacity(routes.len());
+    let mut table = RouteTable::default();
+    let entry = apis.get(api_key);
+    let models = entry
+        .map(|e| e.object.spec.models.as_slice())
+        .unwrap_or_default();
+    let api_type = entry.and_then(|e| e.object.spec.api_type);
+    let websocket = entry.is_some_and(|e| e.object.spec.protocol == Some(ApiProtocol::Websocket));
+    let api_problem = api_ref_problem(apis, &api_key.0, &api_key.1);
+    for route in routes {
+        let mut verdict = Verdict::default();
+        if let Some(p) = &api_problem {
+            verdict.add(p.clone());
         }
+        let compiled = verdict.check(compile_route(
+            route,
+            api_key,
+            models,
+            api_type,
+            websocket,
+            cluster,
+            authorizers,
+        ));
+        if verdict.is_ok() {
+            for note in api_type_notes(route, api_type)
+                .into_iter()
+                .chain(method_notes(route, models))
+            {
+                verdict.note(note);
+            }
+        }
+        if let Some((def, matcher)) = compiled
+            && verdict.is_ok()
+            && verdict.check(table.add(&def.key, &matcher)).is_some()
+        {
+            accepted.push(def);
+        }
+        statuses.push(verdict.into_status(Kind::Route, &route.metadata, StatusDetail::None));
     }
-    for routes in accepted.values_mut() {
-        routes.sort_by(|a, b| a.key.cmp(&b.key));
+    accepted.sort_by(|a, b| a.key.cmp(&b.key));
+    let route_count = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+    let deployment = entry
+        .and_then(|e| super::deployment::current_of(api_key, e, accepted))
+        .map(Arc::new);
+    ApiRoutes {
+        statuses,
+        route_count,
+        deployment,
     }
-    accepted
 }
 
 /// The routes of one Api taken so far: their keys, and the very table the proxy will build, so
@@ -144,7 +186,7 @@ fn compile_route(
     cluster: &Cluster<'_>,
     authorizers: &Authorizers,
 ) -> Result<(DefRoute, RouteMatch), Problem> {
-    cel::check(Kind::Route, route)?;
+    cel::check_route(route)?;
     let spec = &route.spec;
     let parsed = if websocket {
         super::websocket::check_route(spec)?

@@ -9,7 +9,8 @@
 //! as in API Gateway.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use causeway_crds::Stage;
 use causeway_crds::api::ApiProtocol;
@@ -19,19 +20,23 @@ use causeway_snapshot::{
     Sticky, Throttle,
 };
 
+use super::Input;
 use super::backend::Cluster;
 use super::deployment::{Definition, Deployments, StageContext, load, materialize};
+use super::memo::Fp;
 use super::text::is_name;
 use super::{Apis, ObjKey, Problem, Verdict, age, api_ref_problem, cel, obj_key};
+use crate::CompileOptions;
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
-use crate::{CompileOptions, Inventory};
 
 /// What the stages contribute to the snapshot.
 #[derive(Debug, Default)]
 pub(crate) struct StageOutput {
     /// Accepted stages, sorted by id.
     pub stages: Vec<StageConfig>,
+    /// Their digests, in the same order.
+    pub stage_digests: Vec<causeway_snapshot::PartDigest>,
     /// Hosts, sorted by hostname.
     pub hosts: Vec<HostConfig>,
     /// Backends of accepted stages.
@@ -43,8 +48,11 @@ pub(crate) struct StageOutput {
 }
 
 /// A stage that passed every check of its own, before its names and domains are claimed.
-struct Candidate {
+#[derive(Clone)]
+pub(crate) struct Candidate {
     config: StageConfig,
+    /// [`part_digest`](causeway_snapshot::part_digest) of `config`, kept with it in the memo.
+    digest: causeway_snapshot::PartDigest,
     backends: BTreeMap<String, Backend>,
     mappings: BTreeSet<(String, String)>,
     rules: Vec<(String, RoutingRuleConfig)>,
@@ -59,13 +67,20 @@ struct Candidate {
     mtls_bypass: Option<String>,
 }
 
-/// Compiles every Stage, oldest first.
+/// The memo of each Stage's own compilation, by `(namespace, name)`.
+pub(crate) type StageMemo = HashMap<ObjKey, (u64, Arc<Result<Candidate, Problem>>)>;
+
+/// Compiles every Stage, oldest first. A Stage's own compilation is reused from `memo` when
+/// the stage, the current deployment of its Api and `context` (the fingerprint of everything
+/// else a stage reads) are unchanged.
 pub(crate) fn compile_stages(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     options: &CompileOptions,
     apis: &Apis,
     deployments: &Deployments,
     cluster: &Cluster<'_>,
+    context: u64,
+    memo: &mut StageMemo,
 ) -> StageOutput {
     let mut stages: Vec<&Stage> = inventory.stages.iter().collect();
     stages.sort_by_key(|s| (age(&s.metadata), obj_key(&s.metadata)));
@@ -78,17 +93,37 @@ pub(crate) fn compile_stages(
     // Mutual TLS is a property of the handshake, so of the whole host: every stage on a host
     // must ask for the same client CA (or none), else one would silently get another's.
     let mut client_cas: BTreeMap<String, (Option<String>, String)> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    let mut staged = Vec::new();
     for stage in stages {
         let mut verdict = Verdict::default();
         let (namespace, _) = obj_key(&stage.metadata);
-        let candidate = verdict.check(candidate(
-            stage,
-            inventory,
-            options,
-            apis,
-            deployments,
-            cluster,
-        ));
+        let stage_key = obj_key(&stage.metadata);
+        let mut fp = Fp::default();
+        fp.add(context).object(&stage.metadata, stage).add(
+            deployments
+                .current
+                .get(&(namespace.clone(), stage.spec.api_ref.name.clone()))
+                .map(|d| d.1.id.as_str()),
+        );
+        let key = fp.finish();
+        let own = match memo.get(&stage_key) {
+            Some((k, hit)) if *k == key => Arc::clone(hit),
+            _ => {
+                let fresh = Arc::new(candidate(
+                    stage,
+                    inventory,
+                    options,
+                    apis,
+                    deployments,
+                    cluster,
+                ));
+                memo.insert(stage_key.clone(), (key, Arc::clone(&fresh)));
+                fresh
+            }
+        };
+        seen.insert(stage_key);
+        let candidate = verdict.check((*own).clone());
         if let Some(c) = candidate.as_ref().filter(|_| verdict.is_ok()) {
             let name_key = (
                 namespace.clone(),
@@ -177,12 +212,14 @@ pub(crate) fn compile_stages(
             out.backends.extend(c.backends);
             certificates.extend(c.certificates);
             redirects.extend(c.redirects);
-            out.stages.push(c.config);
+            staged.push((c.config, c.digest));
         }
         out.statuses
             .push(verdict.into_status(Kind::Stage, &stage.metadata, detail));
     }
-    out.stages.sort_by(|a, b| a.id.cmp(&b.id));
+    memo.retain(|k, _| seen.contains(k));
+    staged.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    (out.stages, out.stage_digests) = staged.into_iter().unzip();
     let mut hosts: BTreeMap<String, HostConfig> = BTreeMap::new();
     let host = |hosts: &mut BTreeMap<String, HostConfig>, name: &str| {
         hosts.entry(name.to_string()).or_insert_with(|| HostConfig {
@@ -271,7 +308,7 @@ fn find_deployment<'d>(
     id: &str,
     api_id: &str,
     current: &'d (Definition, crate::DeploymentRecord),
-    inventory: &Inventory,
+    inventory: &Input<'_>,
 ) -> Result<Cow<'d, Definition>, Problem> {
     if current.1.id == id {
         return Ok(Cow::Borrowed(&current.0));
@@ -297,7 +334,7 @@ fn find_deployment<'d>(
 
 fn candidate(
     stage: &Stage,
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     options: &CompileOptions,
     apis: &Apis,
     deployments: &Deployments,
@@ -561,21 +598,23 @@ fn candidate(
         }
     }
     let access_log = spec.access_log.clone().unwrap_or_default();
-    Ok(Candidate {
-        config: StageConfig {
-            id,
-            api: api_id,
-            api_name: api_name.clone(),
-            name,
-            main,
-            canary,
-            throttle: stage_throttle,
-            access_log: AccessLog {
-                enabled: access_log.enabled.unwrap_or(true),
-                format: access_log.format,
-            },
-            cache: cache.stage.clone(),
+    let config = StageConfig {
+        id,
+        api: api_id,
+        api_name: api_name.clone(),
+        name,
+        main,
+        canary,
+        throttle: stage_throttle,
+        access_log: AccessLog {
+            enabled: access_log.enabled.unwrap_or(true),
+            format: access_log.format,
         },
+        cache: cache.stage.clone(),
+    };
+    Ok(Candidate {
+        digest: causeway_snapshot::part_digest(&config),
+        config,
         backends,
         mappings,
         rules,

@@ -7,8 +7,9 @@ use k8s_openapi::api::core::v1::Secret;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::{Problem, obj_key};
-use crate::{Inventory, reasons};
+use super::Input;
+use super::Problem;
+use crate::reasons;
 
 /// Key of the certificate chain in a TLS Secret.
 pub(crate) const TLS_CRT: &str = "tls.crt";
@@ -17,14 +18,11 @@ pub(crate) const TLS_KEY: &str = "tls.key";
 
 /// The Secret `namespace/name`.
 pub(crate) fn secret<'a>(
-    inventory: &'a Inventory,
+    inventory: &'a Input<'_>,
     namespace: &str,
     name: &str,
 ) -> Option<&'a Secret> {
-    inventory.secrets.iter().find(|s| {
-        let (ns, n) = obj_key(&s.metadata);
-        ns == namespace && n == name
-    })
+    inventory.secret(namespace, name)
 }
 
 /// The text of `key` in the Secret: `stringData` wins over `data`, as the API server merges.
@@ -38,7 +36,7 @@ pub(crate) fn secret_text(secret: &Secret, key: &str) -> Option<String> {
 
 /// Resolves `field` (a `tlsSecretRef`) to a certificate for `hostname`.
 pub(crate) fn tls_certificate(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     field: &str,
     namespace: &str,
     name: &str,
@@ -81,7 +79,7 @@ pub(crate) const CA_CRT: &str = "ca.crt";
 
 /// Resolves a CA bundle Secret (`ca.crt`, PEM certificates).
 pub(crate) fn ca_bundle(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     field: &str,
     namespace: &str,
     name: &str,
@@ -113,7 +111,7 @@ pub(crate) fn ca_bundle(
 /// that are X.509 CA certificates (basic constraints `cA: true`), so that the proxy can build a
 /// client verifier from them. A bundle that fails any check rejects the Stage (`Invalid`).
 pub(crate) fn client_ca_bundle(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     field: &str,
     namespace: &str,
     name: &str,
@@ -202,7 +200,7 @@ pub(crate) struct ClientCertificate {
 
 /// Resolves `field` (a `kubernetes.io/tls` Secret presented as client certificate).
 pub(crate) fn client_certificate(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     field: &str,
     namespace: &str,
     name: &str,

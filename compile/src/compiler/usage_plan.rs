@@ -6,7 +6,7 @@
 //! of a half-resolved plan is honoured. Two plans may not bind the same key value to the same
 //! stage (the proxy could not tell which plan counts it): the newer plan gets `Accepted=False`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use causeway_crds::UsagePlan;
 use causeway_crds::common::{SecretKeyRef, ThrottleSpec};
@@ -16,15 +16,15 @@ use causeway_snapshot::{
 };
 use sha2::{Digest, Sha256};
 
+use super::Input;
 use super::{Apis, Problem, Verdict, age, api_ref_problem, cel, obj_key};
-use crate::Inventory;
 use crate::reasons;
 use crate::status::{Kind, ObjectStatus, StatusDetail};
 
 /// The value of one key of a Secret in `namespace`: `data` (base64 in YAML, decoded by the
 /// type) wins over `stringData`.
 pub(crate) fn secret_value(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     field: &str,
     namespace: &str,
     secret: &SecretKeyRef,
@@ -55,7 +55,7 @@ pub(crate) fn secret_value(
 
 /// Every key of a Secret (`data` over `stringData`), values as bytes.
 pub(crate) fn secret_entries(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     field: &str,
     namespace: &str,
     name: &str,
@@ -78,24 +78,17 @@ pub(crate) fn secret_entries(
 }
 
 fn secret_object<'i>(
-    inventory: &'i Inventory,
+    inventory: &'i Input<'_>,
     field: &str,
     namespace: &str,
     name: &str,
 ) -> Result<&'i k8s_openapi::api::core::v1::Secret, Problem> {
-    inventory
-        .secrets
-        .iter()
-        .find(|s| {
-            let (ns, n) = obj_key(&s.metadata);
-            ns == namespace && n == name
-        })
-        .ok_or_else(|| {
-            Problem::unresolved(
-                reasons::SECRET_NOT_FOUND,
-                format!("{field}: Secret {namespace}/{name} does not exist"),
-            )
-        })
+    inventory.secret(namespace, name).ok_or_else(|| {
+        Problem::unresolved(
+            reasons::SECRET_NOT_FOUND,
+            format!("{field}: Secret {namespace}/{name} does not exist"),
+        )
+    })
 }
 
 fn throttle(field: &str, spec: &ThrottleSpec) -> Result<Throttle, Problem> {
@@ -126,7 +119,7 @@ fn quota(spec: &QuotaSpec) -> Quota {
 /// Compiles every UsagePlan (oldest first) against the accepted stages; pushes one status per
 /// plan and returns the accepted plans sorted by id.
 pub(crate) fn compile_usage_plans(
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     apis: &Apis,
     stages: &[StageConfig],
     statuses: &mut Vec<ObjectStatus>,
@@ -134,22 +127,38 @@ pub(crate) fn compile_usage_plans(
     let stage_ids: BTreeSet<&str> = stages.iter().map(|s| s.id.as_str()).collect();
     let mut plans: Vec<&UsagePlan> = inventory.usage_plans.iter().collect();
     plans.sort_by_key(|p| (age(&p.metadata), obj_key(&p.metadata)));
-    // (stage id, key hash) → plan id: a key value may be bound to a stage by one plan only.
-    let mut bound: BTreeMap<(String, String), String> = BTreeMap::new();
+    // Key hash → the accepted plans (index into `accepted`) that have it: a key value may be
+    // bound to a stage by one plan only. Looked up once per key, whatever the stage count.
+    let mut bound: HashMap<String, Vec<usize>> = HashMap::new();
+    // Per accepted plan: its id and its stages.
+    let mut accepted: Vec<(String, BTreeSet<String>)> = Vec::new();
     let mut out = Vec::new();
     for plan in plans {
         let mut verdict = Verdict::default();
         let compiled = verdict.check(compile_plan(plan, inventory, apis, &stage_ids));
         let mut detail = StatusDetail::None;
         if let Some(config) = compiled {
-            let clash = config.stages.iter().find_map(|s| {
-                config.keys.iter().find_map(|k| {
-                    bound
-                        .get(&(s.stage.clone(), k.sha256.clone()))
-                        .map(|other| (s.stage.clone(), k.id.clone(), other.clone()))
-                })
-            });
-            if let Some((stage, key, other)) = clash {
+            // The first clash in (stage, key) order, as the message names one.
+            let mut clash: Option<(usize, usize, usize)> = None;
+            for (ki, key) in config.keys.iter().enumerate() {
+                for &q in bound.get(&key.sha256).into_iter().flatten() {
+                    let other_stages = &accepted[q].1;
+                    if let Some(si) = config
+                        .stages
+                        .iter()
+                        .position(|s| other_stages.contains(&s.stage))
+                        && clash.is_none_or(|(s0, k0, _)| (si, ki) < (s0, k0))
+                    {
+                        clash = Some((si, ki, q));
+                    }
+                }
+            }
+            if let Some((si, ki, q)) = clash {
+                let (stage, key, other) = (
+                    &config.stages[si].stage,
+                    &config.keys[ki].id,
+                    &accepted[q].0,
+                );
                 verdict.add(Problem::invalid(
                     reasons::INVALID,
                     format!(
@@ -157,10 +166,13 @@ pub(crate) fn compile_usage_plans(
                     ),
                 ));
             } else if verdict.is_ok() {
-                for s in &config.stages {
-                    for k in &config.keys {
-                        bound.insert((s.stage.clone(), k.sha256.clone()), config.id.clone());
-                    }
+                let index = accepted.len();
+                accepted.push((
+                    config.id.clone(),
+                    config.stages.iter().map(|s| s.stage.clone()).collect(),
+                ));
+                for k in &config.keys {
+                    bound.entry(k.sha256.clone()).or_default().push(index);
                 }
                 detail = StatusDetail::UsagePlan {
                     key_count: u32::try_from(config.keys.len()).unwrap_or(u32::MAX),
@@ -176,7 +188,7 @@ pub(crate) fn compile_usage_plans(
 
 fn compile_plan(
     plan: &UsagePlan,
-    inventory: &Inventory,
+    inventory: &Input<'_>,
     apis: &Apis,
     stage_ids: &BTreeSet<&str>,
 ) -> Result<UsagePlanConfig, Problem> {

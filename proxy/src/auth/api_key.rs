@@ -18,19 +18,49 @@ pub(crate) struct ApiKey {
     pub plan: String,
 }
 
-/// Stage id → key hash → key.
+/// Key hash → the keys with that value (one per plan that has it), each checked against the
+/// stages of its plan. A key is stored once, however many stages its plan is bound to: with
+/// 100,000 keys in plans bound to ten stages each, a table per stage held a million entries.
 #[derive(Debug, Default)]
 pub(crate) struct KeyTable {
-    by_stage: HashMap<String, HashMap<[u8; 32], ApiKey>>,
+    /// Stage id → its index in the plans' stage lists.
+    stages: HashMap<String, u32>,
+    /// Key hash → index of the first key with that hash in `keys`.
+    by_hash: HashMap<[u8; 32], u32>,
+    keys: Vec<Entry>,
+    /// Per plan: the indexes of its stages, sorted.
+    plan_stages: Vec<Box<[u32]>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: ApiKey,
+    plan: u32,
+    /// The next key with the same hash (another plan's), or `u32::MAX`.
+    next: u32,
 }
 
 impl KeyTable {
     /// Builds the table; a key whose hash does not decode is left out (it is refused like an
     /// unknown key) and returned with its `plan/key` id, the rest of its plan serves.
     pub fn build(plans: &[UsagePlanConfig]) -> (Self, Vec<(String, AuthApplyError)>) {
-        let mut by_stage: HashMap<String, HashMap<[u8; 32], ApiKey>> = HashMap::new();
+        let mut table = Self::default();
         let mut unusable = Vec::new();
-        for plan in plans {
+        let count = plans.iter().map(|p| p.keys.len()).sum();
+        table.by_hash.reserve(count);
+        table.keys.reserve(count);
+        for (p, plan) in plans.iter().enumerate() {
+            let plan_index = u32::try_from(p).unwrap_or(u32::MAX);
+            let mut stages: Vec<u32> = plan
+                .stages
+                .iter()
+                .map(|s| {
+                    let next = u32::try_from(table.stages.len()).unwrap_or(u32::MAX);
+                    *table.stages.entry(s.stage.clone()).or_insert(next)
+                })
+                .collect();
+            stages.sort_unstable();
+            table.plan_stages.push(stages.into_boxed_slice());
             for key in plan.keys.iter().filter(|k| k.enabled) {
                 let mut hash = [0u8; 32];
                 if hex::decode_to_slice(&key.sha256, &mut hash).is_err() {
@@ -41,25 +71,37 @@ impl KeyTable {
                     unusable.push((format!("{}/{}", plan.id, key.id), error));
                     continue;
                 }
-                for stage in &plan.stages {
-                    by_stage.entry(stage.stage.clone()).or_default().insert(
-                        hash,
-                        ApiKey {
-                            id: key.id.clone(),
-                            plan: plan.id.clone(),
-                        },
-                    );
-                }
+                let index = u32::try_from(table.keys.len()).unwrap_or(u32::MAX);
+                let next = table.by_hash.insert(hash, index).unwrap_or(u32::MAX);
+                table.keys.push(Entry {
+                    key: ApiKey {
+                        id: key.id.clone(),
+                        plan: plan.id.clone(),
+                    },
+                    plan: plan_index,
+                    next,
+                });
             }
         }
-        (Self { by_stage }, unusable)
+        (table, unusable)
     }
 
     /// The enabled key with this value bound to this stage.
     pub fn find(&self, stage: &str, value: &[u8]) -> Option<&ApiKey> {
-        let keys = self.by_stage.get(stage)?;
+        let stage = *self.stages.get(stage)?;
         let hash: [u8; 32] = Sha256::digest(value).into();
-        keys.get(&hash)
+        let mut at = *self.by_hash.get(&hash)?;
+        while let Some(entry) = self.keys.get(at as usize) {
+            let bound = self
+                .plan_stages
+                .get(entry.plan as usize)
+                .is_some_and(|s| s.binary_search(&stage).is_ok());
+            if bound {
+                return Some(&entry.key);
+            }
+            at = entry.next;
+        }
+        None
     }
 }
 
@@ -135,5 +177,28 @@ mod tests {
                 .find("default/pets/prod", b"carol-key-0123456789")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn one_value_in_two_plans_on_different_stages_finds_the_plan_of_the_stage() {
+        let mut gold = plan(&[("alice", "shared-key-0123456789", true)]);
+        let mut silver = plan(&[("alice2", "shared-key-0123456789", true)]);
+        silver.id = "default/silver".into();
+        silver.stages[0].stage = "default/pets/beta".into();
+        gold.stages.push(PlanStage {
+            stage: "default/pets/dev".into(),
+            route_throttles: Default::default(),
+        });
+        let (table, unusable) = KeyTable::build(&[gold, silver]);
+        assert!(unusable.is_empty());
+        let on = |stage: &str| {
+            table
+                .find(stage, b"shared-key-0123456789")
+                .map(|k| (k.id.as_str(), k.plan.as_str()))
+        };
+        assert_eq!(on("default/pets/prod"), Some(("alice", "default/gold")));
+        assert_eq!(on("default/pets/dev"), Some(("alice", "default/gold")));
+        assert_eq!(on("default/pets/beta"), Some(("alice2", "default/silver")));
+        assert_eq!(on("default/pets/other"), None);
     }
 }
