@@ -14,6 +14,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 
+use futures_util::StreamExt;
+
 use causeway_compile::{Inventory, Kind, ObjectStatus};
 use causeway_crds::api::DeploymentSummary;
 use causeway_crds::{Api, Authorizer, Route, Stage, UsagePlan, VpcLink};
@@ -33,6 +35,8 @@ use causeway_crds::usage_plan::FailMode;
 
 /// The field manager of every write of the controller.
 pub const FIELD_MANAGER: &str = "causeway-controller";
+/// Status PATCHes in flight at once (client-go's default QPS budget is of the same order).
+const PATCH_CONCURRENCY: usize = 16;
 
 /// One object as the writer needs it.
 #[derive(Debug, Clone)]
@@ -42,6 +46,15 @@ struct Current {
 }
 
 type Key = (Kind, String, String);
+
+/// A status write decided and not yet sent.
+struct Pending<'a> {
+    key: Key,
+    api_id: String,
+    cur: &'a Current,
+    desired: Value,
+    body: Value,
+}
 
 /// How statuses are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -164,6 +177,10 @@ impl StatusWriter {
             })
             .collect();
         let mut report = WriteReport::default();
+        // What must be written, decided first; the PATCHes then go out concurrently (a change
+        // that touches the status of a thousand objects must not take a thousand round trips
+        // one after another), and what they did is recorded afterwards.
+        let mut pending = Vec::new();
         for object in statuses {
             let key = (object.kind, object.namespace.clone(), object.name.clone());
             let Some(cur) = current.get(&key) else {
@@ -192,12 +209,37 @@ impl StatusWriter {
                 PatchMode::Merge => patch,
                 PatchMode::Apply => desired.clone(),
             };
-            match self
-                .patch(object.kind, &object.namespace, &object.name, &body)
-                .await
-            {
+            pending.push(Pending {
+                key,
+                api_id,
+                cur,
+                desired,
+                body,
+            });
+        }
+        let this = &*self;
+        // A list of futures, not a mapped iterator: the closure type in a `Map` trips the
+        // `Send` check of the spawned controller loop (a higher-ranked lifetime).
+        let writes: Vec<_> = pending.into_iter().map(|w| this.patch_one(w)).collect();
+        let results: Vec<_> = futures_util::stream::iter(writes)
+            .buffer_unordered(PATCH_CONCURRENCY)
+            .collect()
+            .await;
+        for (
+            Pending {
+                key,
+                api_id,
+                cur,
+                desired,
+                ..
+            },
+            result,
+        ) in results
+        {
+            let kind = key.0;
+            match result {
                 Ok(()) => {
-                    debug!(kind = object.kind.as_str(), object = %api_id, "status patched");
+                    debug!(kind = kind.as_str(), object = %api_id, "status patched");
                     report.patched += 1;
                     for c in status::new_rejections(cur.status.as_ref(), &desired) {
                         self.event(&cur.reference, &c.reason, &c.message).await;
@@ -206,12 +248,19 @@ impl StatusWriter {
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => {
-                    warn!(kind = object.kind.as_str(), object = %api_id, "cannot patch status: {e}");
+                    warn!(kind = kind.as_str(), object = %api_id, "cannot patch status: {e}");
                     report.failed += 1;
                 }
             }
         }
         report
+    }
+
+    /// One status PATCH, handed back with what it wrote.
+    async fn patch_one<'a>(&self, write: Pending<'a>) -> (Pending<'a>, Result<(), kube::Error>) {
+        let (kind, ns, name) = &write.key;
+        let result = self.patch(*kind, ns, name, &write.body).await;
+        (write, result)
     }
 
     async fn patch(
