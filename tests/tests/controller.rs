@@ -221,14 +221,15 @@ async fn a_route_the_proxy_would_refuse_is_refused_by_compile_alone_and_every_pr
         .await
         .expect("proxy answers");
     assert_eq!(r.status, 200, "every other route keeps serving");
-    let r = get(controller.admin, "localhost", "/proxies")
-        .await
-        .expect("proxies");
-    let v: Value = serde_json::from_str(&r.body).expect("JSON");
-    assert_eq!(
-        v["proxies"]["p"]["applied"], v["version"],
-        "the proxy applied the new version whole: {v}"
-    );
+    // The proxy serves the new version before its ack reaches the controller: poll for it.
+    let admin = controller.admin;
+    let applied = eventually(Duration::from_secs(10), || async move {
+        let r = get(admin, "localhost", "/proxies").await.ok()?;
+        let v: Value = serde_json::from_str(&r.body).ok()?;
+        (v["proxies"]["p"]["applied"] == v["version"]).then_some(v)
+    })
+    .await;
+    assert!(applied.is_some(), "the proxy applied the new version whole");
 }
 
 #[tokio::test(flavor = "multi_thread")]
