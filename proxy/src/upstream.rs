@@ -7,6 +7,7 @@ pub(crate) mod balancer;
 pub(crate) mod forwarded;
 pub(crate) mod origination;
 pub(crate) mod path;
+pub(crate) mod pool;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -33,6 +34,7 @@ use crate::error::RequestError;
 use crate::upstream::balancer::Balancer;
 use crate::upstream::balancer::{InflightGuard, OutlierSettings};
 use crate::upstream::origination::{H2cEndpoint, TlsOrigin};
+use crate::upstream::pool::{H1Body, H1Pool, SendError};
 
 /// `X-Request-Id`, kept from the client or generated, sent upstream and back.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -71,9 +73,12 @@ pub(crate) struct HttpTarget {
     pub timeout: std::time::Duration,
 }
 
-/// The pooled HTTP/1.1 client shared by every snapshot (pools survive swaps).
+/// The pooled HTTP/1.1 clients shared by every snapshot (pools survive swaps): plain requests
+/// go through [`H1Pool`], driven in the forwarding task; WebSocket upgrades and Lambda calls
+/// through hyper-util's client.
 pub(crate) struct Upstream {
     client: Client<HttpConnector, ProxyBody>,
+    h1: H1Pool,
     outlier: OutlierSettings,
     /// Counts failed upstream connects (`causeway_proxy_upstream_connect_errors`).
     pub connect_errors: Counter,
@@ -123,8 +128,15 @@ impl Upstream {
             .http1_max_buf_size(config.max_header_bytes.max(8192))
             .set_host(false)
             .build(connector);
+        let h1 = H1Pool::new(
+            config.upstream_connect_timeout,
+            config.upstream_pool_idle_timeout,
+            config.upstream_max_idle_per_host,
+            config.max_header_bytes.max(8192),
+        );
         Self {
             client,
+            h1,
             outlier: OutlierSettings {
                 consecutive_failures: config.outlier_consecutive_failures,
                 base_ejection: config.outlier_base_ejection,
@@ -267,11 +279,6 @@ impl Upstream {
                 UpstreamScheme::Http => "http",
                 UpstreamScheme::Https => "https",
             };
-            let uri = format!("{scheme}://{address}{path_and_query}");
-            let uri: Uri = match uri.parse() {
-                Ok(u) => u,
-                Err(e) => return Err(Attempt::Build(format!("upstream uri: {e}"))),
-            };
             let Some(this_body) = body.take() else { break };
             let this_parts = if attempt + 1 < max {
                 clone_head(&parts)
@@ -279,24 +286,52 @@ impl Upstream {
                 std::mem::replace(&mut parts, Request::new(()).into_parts().0)
             };
             let mut request = Request::from_parts(this_parts, this_body);
-            *request.uri_mut() = uri;
             let guard = balancer.start(i);
             let h2c = backend.h2c.as_ref().and_then(|c| c.get(i));
             let sent = match (&backend.tls, h2c) {
-                (Some(tls), _) => tls.client.request(request).await,
-                (None, Some(h2c)) => {
-                    // HTTP/2 names the host in `:authority` (from the URI), not in `Host`;
-                    // the client's connector dials the endpoint whatever the URI says.
-                    request.headers_mut().remove(header::HOST);
-                    *request.version_mut() = Version::HTTP_2;
-                    let authority = backend.authority.to_str().unwrap_or_default();
-                    match format!("http://{authority}{path_and_query}").parse() {
+                (None, None) if !websocket => {
+                    // Origin-form: this client writes the URI as it is.
+                    match Uri::try_from(path_and_query) {
                         Ok(uri) => *request.uri_mut() = uri,
                         Err(e) => return Err(Attempt::Build(format!("upstream uri: {e}"))),
                     }
-                    h2c.client.request(request).await
+                    match self.h1.send(address, request).await {
+                        Ok(response) => Ok(response.map(Inner::InTask)),
+                        Err(SendError::Connect(e)) => Err(Failure::Connect(e)),
+                        Err(SendError::Failed(e)) => Err(Failure::Exchange(Box::new(e))),
+                    }
                 }
-                (None, None) => self.client.request(request).await,
+                (tls, h2c) => {
+                    let uri = format!("{scheme}://{address}{path_and_query}");
+                    match uri.parse() {
+                        Ok(u) => *request.uri_mut() = u,
+                        Err(e) => return Err(Attempt::Build(format!("upstream uri: {e}"))),
+                    }
+                    let sent = match (tls, h2c) {
+                        (Some(tls), _) => tls.client.request(request).await,
+                        (None, Some(h2c)) => {
+                            // HTTP/2 names the host in `:authority` (from the URI), not in
+                            // `Host`; the client's connector dials the endpoint whatever the
+                            // URI says.
+                            request.headers_mut().remove(header::HOST);
+                            *request.version_mut() = Version::HTTP_2;
+                            let authority = backend.authority.to_str().unwrap_or_default();
+                            match format!("http://{authority}{path_and_query}").parse() {
+                                Ok(uri) => *request.uri_mut() = uri,
+                                Err(e) => {
+                                    return Err(Attempt::Build(format!("upstream uri: {e}")));
+                                }
+                            }
+                            h2c.client.request(request).await
+                        }
+                        (None, None) => self.client.request(request).await,
+                    };
+                    match sent {
+                        Ok(response) => Ok(response.map(Inner::Pooled)),
+                        Err(e) if e.is_connect() => Err(Failure::Connect(Box::new(e))),
+                        Err(e) => Err(Failure::Exchange(Box::new(e))),
+                    }
+                }
             };
             match sent {
                 Ok(response) => {
@@ -332,21 +367,21 @@ impl Upstream {
                         status,
                     });
                 }
-                Err(e) if e.is_connect() => {
+                Err(Failure::Connect(e)) => {
                     self.connect_errors.inc();
                     balancer.failed(i, self.outlier);
                     tracing::debug!(endpoint = %address, error = %e, "connect failed");
                     // Nothing was sent: the body is still ours if it was never polled.
                     body = slot.as_mut().and_then(|s| s.reclaim());
-                    last = Some(Attempt::Connect(address.clone(), e.into()));
+                    last = Some(Attempt::Connect(address.clone(), e));
                 }
-                Err(e) => {
+                Err(Failure::Exchange(e)) => {
                     // A client whose body is malformed, too large or stalled must not be able
                     // to eject a healthy endpoint.
-                    if !crate::body::client_body_caused(&e) {
+                    if !crate::body::client_body_caused(&*e) {
                         balancer.failed(i, self.outlier);
                     }
-                    return Err(Attempt::Failed(e.into()));
+                    return Err(Attempt::Failed(e));
                 }
             }
         }
@@ -356,6 +391,14 @@ impl Upstream {
 
 /// Most endpoints one request is sent to (only after connect failures).
 pub const MAX_ATTEMPTS: usize = 3;
+
+/// How one send failed.
+enum Failure {
+    /// No connection: nothing was sent.
+    Connect(BoxError),
+    /// The exchange failed after the request started to leave.
+    Exchange(BoxError),
+}
 
 /// How one attempt ended, when it did not end with a response.
 enum Attempt {
@@ -451,8 +494,14 @@ impl http_body::Body for Reclaimable {
 
 /// The upstream response body: errors boxed, the endpoint's in-flight count held until it ends.
 struct UpstreamBody {
-    inner: Incoming,
+    inner: Inner,
     _guard: InflightGuard,
+}
+
+/// Which client the body comes from.
+enum Inner {
+    Pooled(Incoming),
+    InTask(H1Body),
 }
 
 impl http_body::Body for UpstreamBody {
@@ -463,16 +512,25 @@ impl http_body::Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.inner)
-            .poll_frame(cx)
-            .map_err(|e| -> BoxError { Box::new(e) })
+        match &mut self.inner {
+            Inner::Pooled(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|e| -> BoxError { Box::new(e) }),
+            Inner::InTask(body) => Pin::new(body).poll_frame(cx),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Pooled(body) => body.is_end_stream(),
+            Inner::InTask(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Pooled(body) => body.size_hint(),
+            Inner::InTask(body) => body.size_hint(),
+        }
     }
 }

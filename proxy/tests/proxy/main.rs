@@ -28,5 +28,6 @@ mod throttling;
 mod tls;
 mod tracing_otlp;
 mod upstream_paths;
+mod upstream_pool;
 mod validation;
 mod websocket;
