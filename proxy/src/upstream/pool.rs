@@ -53,7 +53,7 @@ impl Conn {
 }
 
 struct Idle {
-    conn: Conn,
+    conn: Box<Conn>,
     since: Instant,
 }
 
@@ -152,7 +152,7 @@ impl H1Pool {
         }
     }
 
-    async fn connect(&self, address: &str) -> Result<Conn, BoxError> {
+    async fn connect(&self, address: &str) -> Result<Box<Conn>, BoxError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
             .await
             .map_err(|_| -> BoxError {
@@ -167,12 +167,12 @@ impl H1Pool {
             .max_buf_size(self.max_buf_size)
             .handshake(TokioIo::new(stream))
             .await?;
-        Ok(Conn { sender, driver })
+        Ok(Box::new(Conn { sender, driver }))
     }
 }
 
 impl Shared {
-    fn checkout(&self, address: &str) -> Option<Conn> {
+    fn checkout(&self, address: &str) -> Option<Box<Conn>> {
         let mut idle = self.idle.lock().ok()?;
         let list = idle.get_mut(address)?;
         let now = Instant::now();
@@ -190,7 +190,7 @@ impl Shared {
         None
     }
 
-    fn checkin(&self, address: String, conn: Conn) {
+    fn checkin(&self, address: String, conn: Box<Conn>) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
@@ -212,7 +212,8 @@ impl Shared {
 /// to the pool (dropped early, the connection is closed with it).
 pub(crate) struct H1Body {
     inner: Incoming,
-    conn: Option<Conn>,
+    /// Boxed: the connection's state machine is large, and the body moves.
+    conn: Option<Box<Conn>>,
     pool: Arc<Shared>,
     address: String,
 }
