@@ -181,8 +181,10 @@ pub(crate) struct StageStore {
     capacity: u64,
     status_header: bool,
     share_across_principals: bool,
-    labels: CacheLabels,
-    metrics: CacheMetrics,
+    /// This store's series, looked up once (a lookup hashes the labels).
+    hits: Counter,
+    misses: Counter,
+    bytes: Gauge,
 }
 
 impl StageStore {
@@ -193,6 +195,9 @@ impl StageStore {
         clock: Clock,
     ) -> Self {
         let evictions = metrics.evictions.get_or_create(&labels).clone();
+        let hits = metrics.hits.get_or_create(&labels).clone();
+        let misses = metrics.misses.get_or_create(&labels).clone();
+        let bytes = metrics.bytes.get_or_create(&labels).clone();
         let cache = moka::sync::Cache::builder()
             .max_capacity(settings.capacity_bytes)
             .weigher(|k: &String, v: &Arc<Stored>| weight(k, &v.cached))
@@ -209,8 +214,9 @@ impl StageStore {
             capacity: settings.capacity_bytes,
             status_header: settings.status_header,
             share_across_principals: settings.share_across_principals,
-            labels,
-            metrics,
+            hits,
+            misses,
+            bytes,
         }
     }
 
@@ -222,10 +228,7 @@ impl StageStore {
         if self.cache.weighted_size() > self.capacity {
             self.cache.run_pending_tasks();
         }
-        self.metrics
-            .bytes
-            .get_or_create(&self.labels)
-            .set(i64::try_from(self.cache.weighted_size()).unwrap_or(i64::MAX));
+        self.bytes.set(i64::try_from(self.cache.weighted_size()).unwrap_or(i64::MAX));
     }
 
     /// The value under `key`, unless it has expired on the proxy's clock (then it is dropped).
@@ -501,7 +504,7 @@ pub(crate) fn lookup(
     if let Some(stored) = found
         && let Cached::Response(entry) = &stored.cached
     {
-        store.metrics.hits.get_or_create(&store.labels).inc();
+        store.hits.inc();
         let mut response = Response::new(full(entry.body.clone()));
         *response.status_mut() = entry.status;
         *response.headers_mut() = entry.headers.clone();
@@ -512,7 +515,7 @@ pub(crate) fn lookup(
         }
         return Ok(Lookup::Hit(response));
     }
-    store.metrics.misses.get_or_create(&store.labels).inc();
+    store.misses.inc();
     Ok(Lookup::Miss(Some(Pending {
         store: Arc::clone(store),
         key,
