@@ -102,6 +102,9 @@ pub(crate) type UsagePlansEntry = (
 /// Everything reused between compiles.
 #[derive(Default)]
 pub(crate) struct Memo {
+    /// A one-shot compile ([`compile`](crate::compile)) keeps nothing: its parts are moved
+    /// into the result instead of copied out of the memo.
+    pub one_shot: bool,
     /// Per Api `(namespace, name)`: the key its routes were compiled with, and the result.
     pub routes: HashMap<ObjKey, (u64, Arc<ApiRoutes>)>,
     /// Per Stage: the key and the result of its own compilation.

@@ -81,6 +81,7 @@ pub(crate) fn compile_stages(
     cluster: &Cluster<'_>,
     context: u64,
     memo: &mut StageMemo,
+    keep: bool,
 ) -> StageOutput {
     let mut stages: Vec<&Stage> = inventory.stages.iter().collect();
     stages.sort_by_key(|s| (age(&s.metadata), obj_key(&s.metadata)));
@@ -118,12 +119,15 @@ pub(crate) fn compile_stages(
                     deployments,
                     cluster,
                 ));
-                memo.insert(stage_key.clone(), (key, Arc::clone(&fresh)));
+                if keep {
+                    memo.insert(stage_key.clone(), (key, Arc::clone(&fresh)));
+                }
                 fresh
             }
         };
         seen.insert(stage_key);
-        let candidate = verdict.check((*own).clone());
+        // Copied out of the memo; a one-shot compile keeps no memo and moves it.
+        let candidate = verdict.check(Arc::try_unwrap(own).unwrap_or_else(|own| (*own).clone()));
         if let Some(c) = candidate.as_ref().filter(|_| verdict.is_ok()) {
             let name_key = (
                 namespace.clone(),
