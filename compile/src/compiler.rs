@@ -119,8 +119,7 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions, memo: &mut Me
         &deployments,
         &cluster,
         stage_context,
-        &mut memo.stages,
-        !memo.one_shot,
+        (!memo.one_shot).then_some(&mut memo.stages),
     );
     statuses.extend(stages.statuses);
     let mut fp = Fp::default();
@@ -133,7 +132,10 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions, memo: &mut Me
     let (usage_plans, plan_digests) = match &memo.usage_plans {
         Some((key, plans, plan_statuses, digests)) if *key == plans_key => {
             statuses.extend(plan_statuses.iter().cloned());
-            (plans.clone(), digests.clone())
+            (
+                plans.iter().map(memo::PackedPlan::unpack).collect(),
+                digests.clone(),
+            )
         }
         _ => {
             let mut plan_statuses = Vec::new();
@@ -146,7 +148,8 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions, memo: &mut Me
             statuses.extend(plan_statuses.iter().cloned());
             let digests: Vec<_> = plans.iter().map(causeway_snapshot::part_digest).collect();
             if !memo.one_shot {
-                memo.usage_plans = Some((plans_key, plans.clone(), plan_statuses, digests.clone()));
+                let packed = plans.iter().map(memo::PackedPlan::new).collect();
+                memo.usage_plans = Some((plans_key, packed, plan_statuses, digests.clone()));
             }
             (plans, digests)
         }

@@ -1,11 +1,11 @@
 //! The applied snapshot as the tables keep it for `/config_dump` and `/readyz`: whole, except
-//! that the usage plans' API keys are held in a compact form. The key table and the plans'
+//! that the usage plans' API keys are held packed ([`PackedKey`]). The key table and the plans'
 //! limits are built from the keys first; after that only the dump reads them, and 100,000 keys
 //! as `ApiKeyConfig` (two Strings, one of them 64 hex digits) took about 20 MB.
 
 use std::ops::Deref;
 
-use causeway_snapshot::{ApiKeyConfig, Quota, Snapshot, Throttle};
+use causeway_snapshot::{PackedKey, Snapshot};
 use serde::{Serialize, Serializer};
 
 /// The snapshot with its keys compacted (see the module docs). Reads as the [`Snapshot`] it
@@ -14,27 +14,11 @@ use serde::{Serialize, Serializer};
 pub(crate) struct KeptSnapshot {
     snapshot: Snapshot,
     /// Per usage plan, in order: its keys, in order.
-    keys: Vec<Vec<KeptKey>>,
-}
-
-/// One API key: about 70 bytes instead of about 200.
-struct KeptKey {
-    id: Box<str>,
-    sha256: KeptHash,
-    enabled: bool,
-    /// The key's own throttle and quota, when it has either.
-    own: Option<Box<(Option<Throttle>, Option<Quota>)>>,
-}
-
-/// A key hash: its 32 bytes, or the text as it came when it is not 64 hex digits (the key
-/// table refused it; the dump shows it as it was).
-enum KeptHash {
-    Bytes([u8; 32]),
-    Text(Box<str>),
+    keys: Vec<Vec<PackedKey>>,
 }
 
 impl KeptSnapshot {
-    /// Takes the keys out of `snapshot` into the compact form.
+    /// Takes the keys out of `snapshot` into the packed form.
     pub(crate) fn new(mut snapshot: Snapshot) -> Self {
         let keys = snapshot
             .usage_plans
@@ -42,7 +26,7 @@ impl KeptSnapshot {
             .map(|plan| {
                 std::mem::take(&mut plan.keys)
                     .into_iter()
-                    .map(KeptKey::new)
+                    .map(PackedKey::from)
                     .collect()
             })
             .collect();
@@ -53,7 +37,7 @@ impl KeptSnapshot {
     pub(crate) fn whole(&self) -> Snapshot {
         let mut whole = self.snapshot.clone();
         for (plan, keys) in whole.usage_plans.iter_mut().zip(&self.keys) {
-            plan.keys = keys.iter().map(KeptKey::config).collect();
+            plan.keys = keys.iter().map(PackedKey::unpack).collect();
         }
         whole
     }
@@ -72,43 +56,11 @@ impl Serialize for KeptSnapshot {
     }
 }
 
-impl KeptKey {
-    fn new(key: ApiKeyConfig) -> Self {
-        let mut bytes = [0u8; 32];
-        let sha256 = if hex::decode_to_slice(&key.sha256, &mut bytes).is_ok()
-            && hex::encode(bytes) == key.sha256
-        {
-            KeptHash::Bytes(bytes)
-        } else {
-            KeptHash::Text(key.sha256.into_boxed_str())
-        };
-        Self {
-            id: key.id.into_boxed_str(),
-            sha256,
-            enabled: key.enabled,
-            own: (key.throttle.is_some() || key.quota.is_some())
-                .then(|| Box::new((key.throttle, key.quota))),
-        }
-    }
-
-    fn config(&self) -> ApiKeyConfig {
-        let (throttle, quota) = self.own.as_deref().copied().unwrap_or((None, None));
-        ApiKeyConfig {
-            id: self.id.to_string(),
-            sha256: match &self.sha256 {
-                KeptHash::Bytes(bytes) => hex::encode(bytes),
-                KeptHash::Text(text) => text.to_string(),
-            },
-            enabled: self.enabled,
-            throttle,
-            quota,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use causeway_snapshot::{PlanStage, QuotaPeriod, UsagePlanConfig};
+    use causeway_snapshot::{
+        ApiKeyConfig, PlanStage, Quota, QuotaPeriod, Throttle, UsagePlanConfig,
+    };
 
     use super::*;
 
