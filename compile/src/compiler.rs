@@ -83,14 +83,32 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions, memo: &mut Me
         &authorizers,
         route_context,
         &mut memo.routes,
+        !memo.one_shot,
+    );
+    let route_statuses: usize = routes.values().map(|r| r.statuses.len()).sum();
+    statuses.reserve(
+        route_statuses
+            + inventory.stages.len()
+            + inventory.usage_plans.len()
+            + inventory.apis.len(),
     );
     let mut route_counts = BTreeMap::new();
     let mut current = BTreeMap::new();
-    for (key, compiled) in &routes {
-        statuses.extend(compiled.statuses.iter().cloned());
-        if let Some(d) = &compiled.deployment {
-            route_counts.insert(key.clone(), compiled.route_count);
-            current.insert(key.clone(), Arc::clone(d));
+    for (key, compiled) in routes {
+        // Shared with the memo: copied; a one-shot compile owns it and moves its statuses.
+        let (route_count, deployment) = match Arc::try_unwrap(compiled) {
+            Ok(owned) => {
+                statuses.extend(owned.statuses);
+                (owned.route_count, owned.deployment)
+            }
+            Err(shared) => {
+                statuses.extend(shared.statuses.iter().cloned());
+                (shared.route_count, shared.deployment.clone())
+            }
+        };
+        if let Some(d) = deployment {
+            route_counts.insert(key.clone(), route_count);
+            current.insert(key, d);
         }
     }
     let deployments = deployment::Deployments { current };
@@ -101,7 +119,7 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions, memo: &mut Me
         &deployments,
         &cluster,
         stage_context,
-        &mut memo.stages,
+        (!memo.one_shot).then_some(&mut memo.stages),
     );
     statuses.extend(stages.statuses);
     let mut fp = Fp::default();
@@ -114,7 +132,10 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions, memo: &mut Me
     let (usage_plans, plan_digests) = match &memo.usage_plans {
         Some((key, plans, plan_statuses, digests)) if *key == plans_key => {
             statuses.extend(plan_statuses.iter().cloned());
-            (plans.clone(), digests.clone())
+            (
+                plans.iter().map(memo::PackedPlan::unpack).collect(),
+                digests.clone(),
+            )
         }
         _ => {
             let mut plan_statuses = Vec::new();
@@ -126,7 +147,10 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions, memo: &mut Me
             );
             statuses.extend(plan_statuses.iter().cloned());
             let digests: Vec<_> = plans.iter().map(causeway_snapshot::part_digest).collect();
-            memo.usage_plans = Some((plans_key, plans.clone(), plan_statuses, digests.clone()));
+            if !memo.one_shot {
+                let packed = plans.iter().map(memo::PackedPlan::new).collect();
+                memo.usage_plans = Some((plans_key, packed, plan_statuses, digests.clone()));
+            }
             (plans, digests)
         }
     };

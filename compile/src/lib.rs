@@ -34,7 +34,12 @@ pub struct Compiled {
 
 /// Compiles an inventory. See the crate docs.
 pub fn compile(inventory: &Inventory, options: &CompileOptions) -> Compiled {
-    Compiler::new(options.clone()).compile(inventory)
+    // Nothing is kept for a next compile, so every part is moved into the result, not copied.
+    let mut memo = compiler::Memo {
+        one_shot: true,
+        ..compiler::Memo::default()
+    };
+    compiler::run(inventory, options, &mut memo)
 }
 
 /// An incremental [`compile`]: it remembers the compiled parts of the last inventory it saw

@@ -289,3 +289,46 @@ fn sealing_with_kept_part_digests_gives_the_plain_content_hash() {
     assert_eq!(compiled.snapshot.version, compiled.snapshot.content_hash());
     assert!(compiled.snapshot.version_matches());
 }
+
+#[test]
+fn a_route_changed_at_the_same_generation_with_a_new_resource_version_is_recompiled() {
+    let mut inventory = base();
+    for (n, route) in inventory.routes.iter_mut().enumerate() {
+        route.metadata.resource_version = Some(format!("rv-{n}"));
+        route.metadata.generation = Some(1);
+    }
+    let mut compiler = Compiler::new(CompileOptions::default());
+    let first = compiler.compile(&inventory);
+    let route = &mut inventory.routes[0];
+    route.spec.route_key = "GET /renamed/{id}".into();
+    route.metadata.resource_version = Some("rv-new".into());
+    assert_eq!(route.metadata.generation, Some(1));
+    let second = compiler.compile(&inventory);
+    assert_ne!(second.snapshot.version, first.snapshot.version);
+    assert_eq!(second, compile(&inventory, &CompileOptions::default()));
+    let keys: Vec<&str> = second.snapshot.stages[0]
+        .main
+        .routes
+        .iter()
+        .map(|r| r.key.as_str())
+        .collect();
+    assert!(keys.contains(&"GET /renamed/{id}"), "{keys:?}");
+}
+
+#[test]
+fn a_compiler_keeps_giving_what_compile_gives_across_unchanged_and_changed_compiles() {
+    // `compile` keeps no memo and moves its parts; a `Compiler` copies them out of its memo.
+    let mut inventory = base();
+    let options = CompileOptions::default();
+    let mut compiler = Compiler::new(options.clone());
+    for round in 0..3 {
+        assert_eq!(compiler.compile(&inventory), compile(&inventory, &options));
+        assert_eq!(compiler.compile(&inventory), compile(&inventory, &options));
+        let stage = &mut inventory.stages[round % APIS];
+        stage
+            .spec
+            .variables
+            .insert("v".into(), format!("round{round}"));
+        stage.metadata.resource_version = Some(format!("stage-{round}"));
+    }
+}

@@ -264,10 +264,10 @@ pub(crate) async fn authorize(
             .keys
             .find(stage, key.as_bytes())
             .ok_or(AuthError::InvalidApiKey)?;
-        principal.api_key_id = Some(found.id.clone());
-        ctx.usage_plan_id = Some(found.plan.clone());
+        principal.api_key_id = Some(found.id.to_string());
+        ctx.usage_plan_id = Some(found.plan.to_string());
         // For the throttle and quota steps: which key of which plan is counted.
-        parts.extensions.insert(found.clone());
+        parts.extensions.insert(found);
     }
     ctx.principal = principal;
     if let Some(authorizer) = authorizer {

@@ -9,7 +9,7 @@
 //! bucket; a bucket no table holds any more is dropped with the last table that held it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 pub(crate) mod clients;
@@ -106,10 +106,11 @@ struct BucketKey {
     burst: u32,
 }
 
-/// The registry of live buckets (see the module docs).
-#[derive(Debug, Default)]
+/// The registry of live buckets (see the module docs). A handle: clones share one registry
+/// (the tables keep one to make keys' buckets on first use).
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Limiters {
-    buckets: Mutex<HashMap<BucketKey, Weak<TokenBucket>>>,
+    buckets: Arc<Mutex<HashMap<BucketKey, Weak<TokenBucket>>>>,
 }
 
 impl Limiters {
@@ -233,117 +234,206 @@ pub(crate) fn admit(
     Ok(())
 }
 
-/// The limits of one API key: its bucket (the key's own throttle, else the plan's: in API
-/// Gateway a plan's throttle applies to each key separately), its per-route buckets from the
-/// plan's stage bindings, and its quota (the key's own, else the plan's).
-#[derive(Debug)]
-pub(crate) struct KeyLimits {
+/// The limits of one API key as the request path sees them: the plan's settings with the
+/// key's own overrides, and the key's buckets. Made per request by [`PlanLimits::key`] from
+/// shared parts; nothing in it is allocated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyLimits<'a> {
     /// `plan/key`: the quota scope.
-    pub scope: String,
+    pub scope: &'a str,
     /// Plan id (`namespace/name`), for the usage report; shared by every key of the plan.
-    pub plan: Arc<str>,
-    /// Key id, for the usage report; shared with the key of the plan's map.
-    pub key: Arc<str>,
-    bucket: Option<Arc<TokenBucket>>,
-    /// `(stage id, route key)` → bucket.
-    routes: HashMap<(String, String), Arc<TokenBucket>>,
+    pub plan: &'a Arc<str>,
+    /// Key id, for the usage report.
+    pub key: &'a Arc<str>,
+    /// The key's quota, else the plan's.
     pub quota: Option<QuotaRule>,
     /// Send `RateLimit-*` headers (the plan's `rateLimitHeaders`).
     pub rate_limit_headers: bool,
+    buckets: &'a KeyBuckets,
+}
+
+/// The buckets of one key: its own (the key's throttle, else the plan's: in API Gateway a
+/// plan's throttle applies to each key separately) and one per throttled route of the plan's
+/// stage bindings. Made on the key's first request, not when the tables are built: most of a
+/// large plan's keys are idle, and an idle key needs no bucket (a new bucket starts full, as an
+/// idle one would be).
+#[derive(Debug)]
+struct KeyBuckets {
+    /// `plan/key`.
+    scope: Box<str>,
+    bucket: Option<Arc<TokenBucket>>,
+    /// `(stage id, route key)` → bucket.
+    routes: HashMap<(String, String), Arc<TokenBucket>>,
+}
+
+/// One key of a plan, as stored: 40 bytes plus its id, whatever the plan's size.
+#[derive(Debug)]
+struct KeyEntry {
+    /// The key's own throttle and quota, when it has either (most keys use the plan's).
+    own: Option<Box<(Option<Throttle>, Option<QuotaRule>)>>,
+    /// Its buckets, once it has been used (see [`KeyBuckets`]).
+    buckets: OnceLock<Box<KeyBuckets>>,
 }
 
 /// One usage plan's limits.
 #[derive(Debug)]
 pub(crate) struct PlanEntry {
+    id: Arc<str>,
     /// Refuse (true) or admit counting locally (false) while Redis is unreachable.
     pub fail_closed: bool,
-    keys: HashMap<Arc<str>, KeyLimits>,
+    throttle: Option<Throttle>,
+    quota: Option<QuotaRule>,
+    rate_limit_headers: bool,
+    /// `(stage id, route key, throttle)` of the plan's per-route throttles.
+    route_throttles: Vec<(String, String, Throttle)>,
+    keys: HashMap<Arc<str>, KeyEntry>,
 }
 
 /// Every plan's limits, by plan id.
 #[derive(Debug, Default)]
 pub(crate) struct PlanLimits {
     plans: HashMap<String, PlanEntry>,
+    /// Where keys' buckets are made on first use (so that the buckets of a key still live in an
+    /// older table are shared, not doubled).
+    limiters: Limiters,
+}
+
+fn quota_rule(q: causeway_snapshot::Quota) -> QuotaRule {
+    QuotaRule {
+        limit: q.limit,
+        period: match q.period {
+            QuotaPeriod::Day => Period::Day,
+            QuotaPeriod::Week => Period::Week,
+            QuotaPeriod::Month => Period::Month,
+        },
+        offset: q.offset,
+    }
 }
 
 impl PlanLimits {
-    /// Resolves buckets from the registry (kept across swaps while settings hold).
-    pub(crate) fn build(plans: &[UsagePlanConfig], limiters: &Limiters) -> Self {
-        let mut out = HashMap::new();
+    /// Builds the plans' limits. No bucket is made here, except for the keys that had buckets in
+    /// `previous` (the tables being replaced): theirs are resolved from the registry at once,
+    /// so a swap keeps a used key's count while its settings hold.
+    pub(crate) fn build(
+        plans: &[UsagePlanConfig],
+        limiters: &Limiters,
+        previous: Option<&PlanLimits>,
+    ) -> Self {
+        let mut out = HashMap::with_capacity(plans.len());
         for plan in plans {
-            let plan_id: Arc<str> = Arc::from(plan.id.as_str());
             let mut keys = HashMap::with_capacity(plan.keys.len());
             for key in plan.keys.iter().filter(|k| k.enabled) {
-                let key_id: Arc<str> = Arc::from(key.id.as_str());
-                let scope = format!("{}/{}", plan.id, key.id);
-                let bucket = key
-                    .throttle
-                    .or(plan.throttle)
-                    .map(|t| limiters.bucket(format!("key {scope}"), t));
-                let mut routes = HashMap::new();
-                for stage in &plan.stages {
-                    for (route, t) in &stage.route_throttles {
-                        let bucket_scope = format!("key-route {scope} {} {route}", stage.stage);
-                        routes.insert(
-                            (stage.stage.clone(), route.clone()),
-                            limiters.bucket(bucket_scope, *t),
-                        );
-                    }
-                }
-                let quota = key.quota.or(plan.quota).map(|q| QuotaRule {
-                    limit: q.limit,
-                    period: match q.period {
-                        QuotaPeriod::Day => Period::Day,
-                        QuotaPeriod::Week => Period::Week,
-                        QuotaPeriod::Month => Period::Month,
-                    },
-                    offset: q.offset,
-                });
+                let own = (key.throttle.is_some() || key.quota.is_some())
+                    .then(|| Box::new((key.throttle, key.quota.map(quota_rule))));
                 keys.insert(
-                    Arc::clone(&key_id),
-                    KeyLimits {
-                        scope,
-                        plan: Arc::clone(&plan_id),
-                        key: key_id,
-                        bucket,
-                        routes,
-                        quota,
-                        rate_limit_headers: plan.rate_limit_headers,
+                    Arc::from(key.id.as_str()),
+                    KeyEntry {
+                        own,
+                        buckets: OnceLock::new(),
                     },
                 );
             }
-            out.insert(
-                plan.id.clone(),
-                PlanEntry {
-                    fail_closed: plan.fail_closed,
-                    keys,
-                },
-            );
+            let route_throttles = plan
+                .stages
+                .iter()
+                .flat_map(|stage| {
+                    stage
+                        .route_throttles
+                        .iter()
+                        .map(|(route, t)| (stage.stage.clone(), route.clone(), *t))
+                })
+                .collect();
+            let entry = PlanEntry {
+                id: Arc::from(plan.id.as_str()),
+                fail_closed: plan.fail_closed,
+                throttle: plan.throttle,
+                quota: plan.quota.map(quota_rule),
+                rate_limit_headers: plan.rate_limit_headers,
+                route_throttles,
+                keys,
+            };
+            out.insert(plan.id.clone(), entry);
         }
-        Self { plans: out }
+        let built = Self {
+            plans: out,
+            limiters: limiters.clone(),
+        };
+        if let Some(previous) = previous {
+            for (plan_id, old) in &previous.plans {
+                let used = old.keys.iter().filter(|(_, k)| k.buckets.get().is_some());
+                for (key_id, _) in used {
+                    // Resolves the key's buckets from the registry, where the old ones live.
+                    let _ = built.key(plan_id, key_id);
+                }
+            }
+        }
+        built
     }
 
-    /// The limits of a key of a plan, and the plan's fail mode.
-    pub(crate) fn key(&self, plan: &str, key: &str) -> Option<(&KeyLimits, bool)> {
-        let plan = self.plans.get(plan)?;
-        Some((plan.keys.get(key)?, plan.fail_closed))
+    /// The limits of a key of a plan, and the plan's fail mode. The key's first call makes its
+    /// buckets (from the registry: the live ones if an older table has them).
+    pub(crate) fn key(&self, plan: &str, key: &str) -> Option<(KeyLimits<'_>, bool)> {
+        let entry = self.plans.get(plan)?;
+        let (key_id, found) = entry.keys.get_key_value(key)?;
+        let (own_throttle, own_quota) = found.own.as_deref().copied().unwrap_or((None, None));
+        let buckets = found.buckets.get_or_init(|| {
+            let scope = format!("{}/{}", entry.id, key_id);
+            let bucket = own_throttle
+                .or(entry.throttle)
+                .map(|t| self.limiters.bucket(format!("key {scope}"), t));
+            let routes = entry
+                .route_throttles
+                .iter()
+                .map(|(stage, route, t)| {
+                    let bucket_scope = format!("key-route {scope} {stage} {route}");
+                    (
+                        (stage.clone(), route.clone()),
+                        self.limiters.bucket(bucket_scope, *t),
+                    )
+                })
+                .collect();
+            Box::new(KeyBuckets {
+                scope: scope.into_boxed_str(),
+                bucket,
+                routes,
+            })
+        });
+        let limits = KeyLimits {
+            scope: &buckets.scope,
+            plan: &entry.id,
+            key: key_id,
+            quota: own_quota.or(entry.quota),
+            rate_limit_headers: entry.rate_limit_headers,
+            buckets,
+        };
+        Some((limits, entry.fail_closed))
+    }
+
+    /// Keys whose buckets exist (for tests).
+    #[cfg(test)]
+    fn used_keys(&self) -> usize {
+        self.plans
+            .values()
+            .flat_map(|p| p.keys.values())
+            .filter(|k| k.buckets.get().is_some())
+            .count()
     }
 }
 
-impl KeyLimits {
+impl KeyLimits<'_> {
     /// `(limit, remaining, reset seconds)` of the key's bucket, when the plan sends
     /// `RateLimit-*` headers and the key is throttled.
     pub(crate) fn rate_limit(&self, now: Instant) -> Option<(u64, u64, u64)> {
         if !self.rate_limit_headers {
             return None;
         }
-        self.bucket.as_ref().map(|b| b.peek(now))
+        self.buckets.bucket.as_ref().map(|b| b.peek(now))
     }
 
     /// Gives back the tokens [`KeyLimits::admit`] took.
     pub(crate) fn refund(&self, stage: &str, route: &str) {
-        let route_bucket = self.routes.get(&(stage.to_string(), route.to_string()));
-        for bucket in [self.bucket.as_deref(), route_bucket.map(|b| &**b)]
+        let route_bucket = self.route_bucket(stage, route);
+        for bucket in [self.buckets.bucket.as_deref(), route_bucket]
             .into_iter()
             .flatten()
         {
@@ -351,14 +441,22 @@ impl KeyLimits {
         }
     }
 
+    fn route_bucket(&self, stage: &str, route: &str) -> Option<&TokenBucket> {
+        if self.buckets.routes.is_empty() {
+            return None;
+        }
+        self.buckets
+            .routes
+            .get(&(stage.to_string(), route.to_string()))
+            .map(|b| &**b)
+    }
+
     /// Takes a token from the key's bucket and its bucket for this route, refunding on refusal.
     pub(crate) fn admit(&self, stage: &str, route: &str, now: Instant) -> Result<(), Duration> {
-        let route_bucket = if self.routes.is_empty() {
-            None
-        } else {
-            self.routes.get(&(stage.to_string(), route.to_string()))
-        };
-        let levels = [self.bucket.as_deref(), route_bucket.map(|b| &**b)];
+        let levels = [
+            self.buckets.bucket.as_deref(),
+            self.route_bucket(stage, route),
+        ];
         let mut taken: Vec<&TokenBucket> = Vec::with_capacity(2);
         for bucket in levels.into_iter().flatten() {
             match bucket.try_take(now) {
@@ -460,6 +558,122 @@ mod tests {
             assert!(admit(Some(&gateway), &StageThrottles::default(), "GET /y", now).is_ok());
         }
         assert!(admit(Some(&gateway), &StageThrottles::default(), "GET /y", now).is_err());
+    }
+
+    fn plan(keys: usize, key_throttle: Throttle) -> UsagePlanConfig {
+        use causeway_snapshot::{ApiKeyConfig, PlanStage};
+        UsagePlanConfig {
+            id: "default/gold".into(),
+            stages: vec![PlanStage {
+                stage: "default/pets/prod".into(),
+                route_throttles: [("GET /slow".to_string(), throttle(0.0, 1))].into(),
+            }],
+            throttle: Some(key_throttle),
+            quota: Some(causeway_snapshot::Quota {
+                limit: 100,
+                period: QuotaPeriod::Day,
+                offset: 0,
+            }),
+            fail_closed: true,
+            rate_limit_headers: true,
+            keys: (0..keys)
+                .map(|i| ApiKeyConfig {
+                    id: format!("k{i}"),
+                    sha256: String::new(),
+                    enabled: true,
+                    throttle: None,
+                    quota: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_keys_buckets_are_made_on_its_first_request_and_enforce_the_plans_limits() {
+        let limiters = Limiters::default();
+        let now = Instant::now();
+        let plans = PlanLimits::build(&[plan(1_000, throttle(0.0, 2))], &limiters, None);
+        assert_eq!(plans.used_keys(), 0, "building makes no bucket");
+        assert_eq!(limiters.live(), 0);
+
+        let (k1, fail_closed) = plans.key("default/gold", "k1").expect("k1");
+        assert!(fail_closed);
+        assert_eq!(k1.scope, "default/gold/k1");
+        assert_eq!(&**k1.plan, "default/gold");
+        assert_eq!(&**k1.key, "k1");
+        assert_eq!(k1.quota.map(|q| q.limit), Some(100));
+        assert_eq!(k1.rate_limit(now), Some((2, 2, 0)));
+        assert_eq!(plans.used_keys(), 1);
+        assert_eq!(limiters.live(), 2, "the key's bucket and its route bucket");
+
+        // The plan's burst of 2 applies to the key.
+        assert!(k1.admit("default/pets/prod", "GET /x", now).is_ok());
+        assert!(k1.admit("default/pets/prod", "GET /x", now).is_ok());
+        assert!(k1.admit("default/pets/prod", "GET /x", now).is_err());
+        // A later lookup of the same key finds the same, spent bucket.
+        let (again, _) = plans.key("default/gold", "k1").expect("k1");
+        assert!(again.admit("default/pets/prod", "GET /x", now).is_err());
+        // Another key has its own full bucket; the route's own limit (burst 1) applies too, and a
+        // refusal there gives the key's token back.
+        let (k2, _) = plans.key("default/gold", "k2").expect("k2");
+        assert!(k2.admit("default/pets/prod", "GET /slow", now).is_ok());
+        assert!(k2.admit("default/pets/prod", "GET /slow", now).is_err());
+        assert_eq!(k2.rate_limit(now), Some((2, 1, 0)));
+        assert!(plans.key("default/gold", "nobody").is_none());
+        assert!(plans.key("default/silver", "k1").is_none());
+    }
+
+    #[test]
+    fn a_keys_own_throttle_and_quota_replace_the_plans() {
+        let limiters = Limiters::default();
+        let now = Instant::now();
+        let mut config = plan(2, throttle(0.0, 5));
+        config.keys[0].throttle = Some(throttle(0.0, 1));
+        config.keys[0].quota = Some(causeway_snapshot::Quota {
+            limit: 7,
+            period: QuotaPeriod::Week,
+            offset: 0,
+        });
+        let plans = PlanLimits::build(&[config], &limiters, None);
+        let (own, _) = plans.key("default/gold", "k0").expect("k0");
+        assert_eq!(
+            own.quota.map(|q| (q.limit, q.period)),
+            Some((7, Period::Week))
+        );
+        assert!(own.admit("default/pets/prod", "GET /x", now).is_ok());
+        assert!(own.admit("default/pets/prod", "GET /x", now).is_err());
+        let (plain, _) = plans.key("default/gold", "k1").expect("k1");
+        assert_eq!(plain.quota.map(|q| q.limit), Some(100));
+        assert_eq!(plain.rate_limit(now), Some((5, 5, 0)));
+    }
+
+    #[test]
+    fn a_used_keys_buckets_survive_a_swap_while_idle_keys_stay_without_buckets() {
+        let limiters = Limiters::default();
+        let now = Instant::now();
+        let first = PlanLimits::build(&[plan(1_000, throttle(0.0, 2))], &limiters, None);
+        let (k1, _) = first.key("default/gold", "k1").expect("k1");
+        assert!(k1.admit("default/pets/prod", "GET /x", now).is_ok());
+        assert!(k1.admit("default/pets/prod", "GET /x", now).is_ok());
+
+        let second = PlanLimits::build(&[plan(1_000, throttle(0.0, 2))], &limiters, Some(&first));
+        assert_eq!(
+            second.used_keys(),
+            1,
+            "only the used key's buckets are carried"
+        );
+        drop(first);
+        limiters.prune();
+        let (k1, _) = second.key("default/gold", "k1").expect("k1");
+        assert!(
+            k1.admit("default/pets/prod", "GET /x", now).is_err(),
+            "the swap kept the spent bucket"
+        );
+
+        // Changed settings start a fresh bucket.
+        let third = PlanLimits::build(&[plan(1_000, throttle(0.0, 3))], &limiters, Some(&second));
+        let (k1, _) = third.key("default/gold", "k1").expect("k1");
+        assert!(k1.admit("default/pets/prod", "GET /x", now).is_ok());
     }
 
     #[test]

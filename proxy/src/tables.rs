@@ -4,6 +4,7 @@
 //! immutable; the proxy swaps whole runtimes.
 
 pub(crate) mod certs;
+pub(crate) mod kept;
 pub(crate) mod router;
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,8 +37,8 @@ use router::{Glob, HostRoutes, HostTable, Rule};
 
 /// The tables of one applied snapshot.
 pub(crate) struct Tables {
-    /// The snapshot itself, for `/config_dump`.
-    pub snapshot: Arc<Snapshot>,
+    /// The snapshot itself, for `/config_dump` (its keys compacted once the tables have them).
+    pub snapshot: Arc<kept::KeptSnapshot>,
     pub hosts: HostTable<usize>,
     pub stages: Vec<LiveStage>,
     /// Resource policies, API keys and authorizers.
@@ -236,7 +237,11 @@ impl Tables {
         for (host, error) in &host_errors {
             dropped.push(part("host", host, error));
         }
-        let plans = crate::limits::PlanLimits::build(&snapshot.usage_plans, limiters);
+        let plans = crate::limits::PlanLimits::build(
+            &snapshot.usage_plans,
+            limiters,
+            previous.map(|p| &p.plans),
+        );
         let (certificates, bad_certificates) = certs::CertTable::build(&snapshot.certificates);
         for (names, error) in &bad_certificates {
             dropped.push(part("certificate", names, error));
@@ -244,7 +249,7 @@ impl Tables {
         Self {
             auth,
             plans,
-            snapshot: Arc::new(snapshot),
+            snapshot: Arc::new(kept::KeptSnapshot::new(snapshot)),
             hosts: HostTable::new(hosts),
             stages,
             certificates,

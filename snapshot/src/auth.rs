@@ -87,6 +87,77 @@ pub struct ApiKeyConfig {
     pub quota: Option<Quota>,
 }
 
+/// An [`ApiKeyConfig`] packed for keeping in memory: about 70 bytes instead of about 200 (the
+/// hash as 32 bytes, the id boxed, the key's own limits boxed and absent for most keys). For
+/// holders of many keys that only need them back now and then (the proxy's `/config_dump`,
+/// the compiler's memo); [`PackedKey::unpack`] gives back exactly the key that was packed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedKey {
+    id: Box<str>,
+    sha256: PackedHash,
+    enabled: bool,
+    own: Option<Box<(Option<Throttle>, Option<Quota>)>>,
+}
+
+/// `hex::encode`, by table: a compiler unpacks every key of its memo at each compile, and
+/// `hex::encode` made unpacking 100,000 keys slower than copying them.
+fn lower_hex(bytes: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(64);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The 32 bytes of a lowercase-hex hash, or the text when it is anything else.
+#[derive(Debug, Clone, PartialEq)]
+enum PackedHash {
+    Bytes([u8; 32]),
+    Text(Box<str>),
+}
+
+impl From<ApiKeyConfig> for PackedKey {
+    fn from(key: ApiKeyConfig) -> Self {
+        let mut bytes = [0u8; 32];
+        // Only lowercase hex goes to bytes: anything else must come back as it was written.
+        let lower = key
+            .sha256
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+        let sha256 = if lower && hex::decode_to_slice(&key.sha256, &mut bytes).is_ok() {
+            PackedHash::Bytes(bytes)
+        } else {
+            PackedHash::Text(key.sha256.into_boxed_str())
+        };
+        Self {
+            id: key.id.into_boxed_str(),
+            sha256,
+            enabled: key.enabled,
+            own: (key.throttle.is_some() || key.quota.is_some())
+                .then(|| Box::new((key.throttle, key.quota))),
+        }
+    }
+}
+
+impl PackedKey {
+    /// The key as it was packed.
+    pub fn unpack(&self) -> ApiKeyConfig {
+        let (throttle, quota) = self.own.as_deref().copied().unwrap_or((None, None));
+        ApiKeyConfig {
+            id: self.id.to_string(),
+            sha256: match &self.sha256 {
+                PackedHash::Bytes(bytes) => lower_hex(bytes),
+                PackedHash::Text(text) => text.to_string(),
+            },
+            enabled: self.enabled,
+            throttle,
+            quota,
+        }
+    }
+}
+
 /// Requests per calendar period (UTC).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -249,4 +320,43 @@ pub struct MtlsSettings {
     /// `*.suffix` allows any name ending in `.suffix`. Empty: any verified certificate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_subjects: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_key_unpacks_to_exactly_the_key_that_was_packed() {
+        let plain = |id: &str, sha256: String| ApiKeyConfig {
+            id: id.into(),
+            sha256,
+            enabled: true,
+            throttle: None,
+            quota: None,
+        };
+        let own = ApiKeyConfig {
+            enabled: false,
+            throttle: Some(Throttle {
+                rate: 0.5,
+                burst: 2,
+            }),
+            quota: Some(Quota {
+                limit: 10,
+                period: QuotaPeriod::Week,
+                offset: 3,
+            }),
+            ..plain("own", hex::encode([9u8; 32]))
+        };
+        for key in [
+            plain("a", hex::encode([1u8; 32])),
+            own,
+            // Not lowercase hex of 32 bytes: kept as text.
+            plain("upper", hex::encode_upper([2u8; 32])),
+            plain("short", "abcd".into()),
+            plain("", String::new()),
+        ] {
+            assert_eq!(PackedKey::from(key.clone()).unpack(), key);
+        }
+    }
 }

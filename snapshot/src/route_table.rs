@@ -7,7 +7,10 @@
 //! over `ANY` for the same path shape, then `$default`.
 //!
 //! Layout: one pair of `matchit` trees per method (GET, POST, PUT, PATCH, DELETE, HEAD,
-//! OPTIONS, and one for every other method, which sees only `ANY` routes). Each pair is a tree
+//! OPTIONS, and one for every other method, which sees only `ANY` routes). A method without
+//! routes of its own would hold exactly the `ANY` routes, so until its first own route it uses
+//! the shared pair of `ANY` routes, and gets a copy of that pair then: an `ANY` route is stored
+//! once per method that has routes, plus once, not eight times. Each pair is a tree
 //! without greedy routes, asked first, and a tree with only greedy routes, because matchit cannot
 //! hold `/a/{x}` and `/a/{*rest}` together. Parameters are inserted under positional names
 //! (`{p0}`, `{p1}`, …) and renamed on lookup, so `/pets/{id}` and `/pets/{petId}/toys` coexist.
@@ -50,13 +53,14 @@ pub enum RouteConflict {
 }
 
 /// One route in a tree: which value, whether it came from `ANY`, its parameter names.
+#[derive(Clone)]
 struct Slot {
     value: usize,
     any: bool,
     names: Vec<String>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Trees {
     plain: matchit::Router<usize>,
     greedy: matchit::Router<usize>,
@@ -87,7 +91,11 @@ pub struct RouteHit<'a, T> {
 /// The routes of one deployment, looked up by method and path.
 pub struct RouteTable<T> {
     values: Vec<(String, T)>,
+    /// `trees[0]` holds only the `ANY` routes; the others are copies of it that a method's own
+    /// routes joined.
     trees: Vec<Trees>,
+    /// Per method (index in [`METHODS`], then [`OTHER`]): its trees in `trees`.
+    tree_of: [usize; OTHER + 1],
     default: Option<usize>,
     /// WebSocket route keys ([`RouteMatch::Key`]) → index into `values`.
     keys: HashMap<String, usize>,
@@ -97,7 +105,8 @@ impl<T> Default for RouteTable<T> {
     fn default() -> Self {
         Self {
             values: Vec::new(),
-            trees: (0..=OTHER).map(|_| Trees::default()).collect(),
+            trees: vec![Trees::default()],
+            tree_of: [0; OTHER + 1],
             default: None,
             keys: HashMap::new(),
         }
@@ -164,10 +173,17 @@ impl<T> RouteTable<T> {
         };
         let (normalized, names) = normalize(pattern)?;
         let any = method == RouteMethod::Any;
+        // Which trees: every one for `ANY` (the shared trees and each method's copy), else the
+        // method's own, copied from the shared trees on its first route.
         let slots: Vec<usize> = if any {
-            (0..=OTHER).collect()
+            (0..self.trees.len()).collect()
         } else {
-            vec![METHODS.iter().position(|m| *m == method).unwrap_or(OTHER)]
+            let m = METHODS.iter().position(|m| *m == method).unwrap_or(OTHER);
+            if self.tree_of[m] == 0 {
+                self.trees.push(self.trees[0].clone());
+                self.tree_of[m] = self.trees.len() - 1;
+            }
+            vec![self.tree_of[m]]
         };
         // Plan first, so that a conflict leaves nothing half-inserted.
         let mut plan = Vec::new();
@@ -266,7 +282,7 @@ impl<T> RouteTable<T> {
             .iter()
             .position(|m| m.as_str() == method)
             .unwrap_or(OTHER);
-        let trees = &self.trees[t];
+        let trees = &self.trees[self.tree_of[t]];
         match trees.plain.at(path).or_else(|_| trees.greedy.at(path)) {
             Ok(m) => {
                 let slot = trees.slots.get(*m.value)?;
@@ -376,6 +392,31 @@ mod tests {
             "ANY /pets/{petId}"
         );
         assert_eq!(hit(&t, "GET", "/other").unwrap().0, "$default");
+    }
+
+    #[test]
+    fn any_routes_reach_every_method_whether_added_before_or_after_its_own_routes() {
+        use RouteMethod::*;
+        let t = table(&[
+            ("ANY /a/{x}", path(Any, "/a/{x}")),
+            ("GET /b", path(Get, "/b")),
+            ("ANY /c/{proxy+}", path(Any, "/c/{*proxy}")),
+            ("DELETE /a/{x}", path(Delete, "/a/{x}")),
+            ("ANY /d", path(Any, "/d")),
+        ]);
+        for method in ["GET", "POST", "PUT", "PATCH", "HEAD", "OPTIONS", "PROPFIND"] {
+            assert_eq!(hit(&t, method, "/a/1").unwrap().0, "ANY /a/{x}", "{method}");
+            assert_eq!(hit(&t, method, "/c/1/2").unwrap().0, "ANY /c/{proxy+}");
+            assert_eq!(hit(&t, method, "/d").unwrap().0, "ANY /d", "{method}");
+        }
+        assert_eq!(hit(&t, "DELETE", "/a/1").unwrap().0, "DELETE /a/{x}");
+        assert_eq!(hit(&t, "DELETE", "/d").unwrap().0, "ANY /d");
+        assert_eq!(hit(&t, "DELETE", "/c/1").unwrap().0, "ANY /c/{proxy+}");
+        assert_eq!(hit(&t, "GET", "/b").unwrap().0, "GET /b");
+        assert!(hit(&t, "POST", "/b").is_none());
+        assert!(hit(&t, "PROPFIND", "/b").is_none());
+        // The shared trees and the two methods with routes of their own, not one per method.
+        assert_eq!(t.trees.len(), 3);
     }
 
     #[test]

@@ -43,21 +43,25 @@ pub(crate) fn compile_routes(
     authorizers: &Authorizers,
     context: u64,
     memo: &mut HashMap<ObjKey, (u64, Arc<ApiRoutes>)>,
+    keep: bool,
 ) -> BTreeMap<ObjKey, Arc<ApiRoutes>> {
-    let mut by_api: BTreeMap<ObjKey, Vec<&Route>> = apis
+    // Grouped by borrowed `(namespace, Api)`: two Strings per Route per compile were most of
+    // the grouping's cost.
+    let mut by_api: BTreeMap<(&str, &str), Vec<&Route>> = apis
         .iter()
         .filter(|(_, e)| e.compiled.is_ok())
-        .map(|(k, _)| (k.clone(), Vec::new()))
+        .map(|(k, _)| ((k.0.as_str(), k.1.as_str()), Vec::new()))
         .collect();
     for route in &inventory.routes {
         let namespace = route.metadata.namespace.as_deref().unwrap_or("default");
         by_api
-            .entry((namespace.to_string(), route.spec.api_ref.name.clone()))
+            .entry((namespace, route.spec.api_ref.name.as_str()))
             .or_default()
             .push(route);
     }
     let mut out = BTreeMap::new();
-    for (api_key, mut routes) in by_api {
+    for ((namespace, api), mut routes) in by_api {
+        let api_key: ObjKey = (namespace.to_string(), api.to_string());
         routes.sort_by(|a, b| age_cmp(&a.metadata, &b.metadata));
         let mut fp = Fp::default();
         fp.add(context).add(&api_key);
@@ -73,7 +77,9 @@ pub(crate) fn compile_routes(
                     cluster,
                     authorizers,
                 ));
-                memo.insert(api_key.clone(), (key, Arc::clone(&fresh)));
+                if keep {
+                    memo.insert(api_key.clone(), (key, Arc::clone(&fresh)));
+                }
                 fresh
             }
         };
@@ -91,7 +97,8 @@ fn compile_api_routes(
     cluster: &Cluster<'_>,
     authorizers: &Authorizers,
 ) -> ApiRoutes {
-    let mut accepted = Vec::new();
+    // A definition route is large: growing the list by doubling copied each one several times.
+    let mut accepted = Vec::with_capacity(routes.len());
     let mut statuses = Vec::with_capacity(routes.len());
     let mut table = RouteTable::default();
     let entry = apis.get(api_key);

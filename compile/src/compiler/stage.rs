@@ -70,7 +70,7 @@ pub(crate) struct Candidate {
 /// The memo of each Stage's own compilation, by `(namespace, name)`.
 pub(crate) type StageMemo = HashMap<ObjKey, (u64, Arc<Result<Candidate, Problem>>)>;
 
-/// Compiles every Stage, oldest first. A Stage's own compilation is reused from `memo` when
+/// Compiles every Stage, oldest first. A Stage's own compilation is reused from `memo` (if any) when
 /// the stage, the current deployment of its Api and `context` (the fingerprint of everything
 /// else a stage reads) are unchanged.
 pub(crate) fn compile_stages(
@@ -80,8 +80,12 @@ pub(crate) fn compile_stages(
     deployments: &Deployments,
     cluster: &Cluster<'_>,
     context: u64,
-    memo: &mut StageMemo,
+    memo: Option<&mut StageMemo>,
 ) -> StageOutput {
+    // A one-shot compile has no memo: nothing is kept, every candidate is moved out.
+    let keep = memo.is_some();
+    let mut none = StageMemo::new();
+    let memo = memo.unwrap_or(&mut none);
     let mut stages: Vec<&Stage> = inventory.stages.iter().collect();
     stages.sort_by_key(|s| (age(&s.metadata), obj_key(&s.metadata)));
     let mut out = StageOutput::default();
@@ -118,12 +122,15 @@ pub(crate) fn compile_stages(
                     deployments,
                     cluster,
                 ));
-                memo.insert(stage_key.clone(), (key, Arc::clone(&fresh)));
+                if keep {
+                    memo.insert(stage_key.clone(), (key, Arc::clone(&fresh)));
+                }
                 fresh
             }
         };
         seen.insert(stage_key);
-        let candidate = verdict.check((*own).clone());
+        // Copied out of the memo; a one-shot compile keeps no memo and moves it.
+        let candidate = verdict.check(Arc::try_unwrap(own).unwrap_or_else(|own| (*own).clone()));
         if let Some(c) = candidate.as_ref().filter(|_| verdict.is_ok()) {
             let name_key = (
                 namespace.clone(),

@@ -3,19 +3,20 @@
 //! key is kept out of the table (it is refused like an unknown one).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use causeway_snapshot::UsagePlanConfig;
 use sha2::{Digest, Sha256};
 
 use crate::error::AuthApplyError;
 
-/// A key as the proxy knows it.
+/// A key as the proxy knows it (cheap to clone: both ids are shared).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiKey {
     /// Key id (`$context.identity.apiKeyId`).
-    pub id: String,
+    pub id: Arc<str>,
     /// Usage plan id.
-    pub plan: String,
+    pub plan: Arc<str>,
 }
 
 /// Key hash → the keys with that value (one per plan that has it), each checked against the
@@ -30,11 +31,15 @@ pub(crate) struct KeyTable {
     keys: Vec<Entry>,
     /// Per plan: the indexes of its stages, sorted.
     plan_stages: Vec<Box<[u32]>>,
+    /// Per plan: its id, shared by its keys.
+    plan_ids: Vec<Arc<str>>,
 }
 
+/// One key: 24 bytes and its id (the plan's id is stored once per plan).
 #[derive(Debug)]
 struct Entry {
-    key: ApiKey,
+    id: Arc<str>,
+    /// Index in `plan_stages` and `plan_ids`.
     plan: u32,
     /// The next key with the same hash (another plan's), or `u32::MAX`.
     next: u32,
@@ -61,6 +66,7 @@ impl KeyTable {
                 .collect();
             stages.sort_unstable();
             table.plan_stages.push(stages.into_boxed_slice());
+            table.plan_ids.push(Arc::from(plan.id.as_str()));
             for key in plan.keys.iter().filter(|k| k.enabled) {
                 let mut hash = [0u8; 32];
                 if hex::decode_to_slice(&key.sha256, &mut hash).is_err() {
@@ -74,10 +80,7 @@ impl KeyTable {
                 let index = u32::try_from(table.keys.len()).unwrap_or(u32::MAX);
                 let next = table.by_hash.insert(hash, index).unwrap_or(u32::MAX);
                 table.keys.push(Entry {
-                    key: ApiKey {
-                        id: key.id.clone(),
-                        plan: plan.id.clone(),
-                    },
+                    id: Arc::from(key.id.as_str()),
                     plan: plan_index,
                     next,
                 });
@@ -87,7 +90,7 @@ impl KeyTable {
     }
 
     /// The enabled key with this value bound to this stage.
-    pub fn find(&self, stage: &str, value: &[u8]) -> Option<&ApiKey> {
+    pub fn find(&self, stage: &str, value: &[u8]) -> Option<ApiKey> {
         let stage = *self.stages.get(stage)?;
         let hash: [u8; 32] = Sha256::digest(value).into();
         let mut at = *self.by_hash.get(&hash)?;
@@ -97,7 +100,11 @@ impl KeyTable {
                 .get(entry.plan as usize)
                 .is_some_and(|s| s.binary_search(&stage).is_ok());
             if bound {
-                return Some(&entry.key);
+                let plan = self.plan_ids.get(entry.plan as usize)?;
+                return Some(ApiKey {
+                    id: Arc::clone(&entry.id),
+                    plan: Arc::clone(plan),
+                });
             }
             at = entry.next;
         }
@@ -143,7 +150,7 @@ mod tests {
         ])]);
         assert!(unusable.is_empty());
         let found = table.find("default/pets/prod", b"alice-key-0123456789");
-        assert_eq!(found.map(|k| k.id.as_str()), Some("alice"));
+        assert_eq!(found.as_ref().map(|k| &*k.id), Some("alice"));
         assert!(
             table
                 .find("default/pets/beta", b"alice-key-0123456789")
@@ -194,11 +201,20 @@ mod tests {
         let on = |stage: &str| {
             table
                 .find(stage, b"shared-key-0123456789")
-                .map(|k| (k.id.as_str(), k.plan.as_str()))
+                .map(|k| (k.id.to_string(), k.plan.to_string()))
         };
-        assert_eq!(on("default/pets/prod"), Some(("alice", "default/gold")));
-        assert_eq!(on("default/pets/dev"), Some(("alice", "default/gold")));
-        assert_eq!(on("default/pets/beta"), Some(("alice2", "default/silver")));
+        assert_eq!(
+            on("default/pets/prod"),
+            Some(("alice".into(), "default/gold".into()))
+        );
+        assert_eq!(
+            on("default/pets/dev"),
+            Some(("alice".into(), "default/gold".into()))
+        );
+        assert_eq!(
+            on("default/pets/beta"),
+            Some(("alice2".into(), "default/silver".into()))
+        );
         assert_eq!(on("default/pets/other"), None);
     }
 }

@@ -185,7 +185,7 @@ pub(super) async fn usage_plan(
         let verdict = shared
             .quotas
             .admit(
-                &limits.scope,
+                limits.scope,
                 rule,
                 !fail_closed,
                 shared.config.clock.system_time(),
@@ -205,7 +205,7 @@ pub(super) async fn usage_plan(
     let day = shared.config.clock.unix_day();
     shared
         .usage
-        .record(&limits.plan, &limits.key, day, refusal.is_none());
+        .record(limits.plan, limits.key, day, refusal.is_none());
     ex.rate_limit = limits.rate_limit(Instant::now());
     match refusal {
         None => Flow::Continue(()),
