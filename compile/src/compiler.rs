@@ -132,10 +132,7 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions, memo: &mut Me
     let (usage_plans, plan_digests) = match &memo.usage_plans {
         Some((key, plans, plan_statuses, digests)) if *key == plans_key => {
             statuses.extend(plan_statuses.iter().cloned());
-            (
-                plans.iter().map(memo::PackedPlan::unpack).collect(),
-                digests.clone(),
-            )
+            (plans.clone(), digests.clone())
         }
         _ => {
             let mut plan_statuses = Vec::new();
@@ -148,8 +145,7 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions, memo: &mut Me
             statuses.extend(plan_statuses.iter().cloned());
             let digests: Vec<_> = plans.iter().map(causeway_snapshot::part_digest).collect();
             if !memo.one_shot {
-                let packed = plans.iter().map(memo::PackedPlan::new).collect();
-                memo.usage_plans = Some((plans_key, packed, plan_statuses, digests.clone()));
+                memo.usage_plans = Some((plans_key, plans.clone(), plan_statuses, digests.clone()));
             }
             (plans, digests)
         }

@@ -91,52 +91,15 @@ pub(crate) struct ApiRoutes {
     pub deployment: Option<Arc<(Definition, DeploymentRecord)>>,
 }
 
-/// The usage-plan step: its key, the plans (packed), their statuses and their digests.
+/// The usage-plan step: its key, the plans, their statuses and their digests. Kept unpacked:
+/// packing the keys saved about 10 MB at 100,000 keys but unpacking them cost every compile
+/// more than the copy does.
 pub(crate) type UsagePlansEntry = (
     u64,
-    Vec<PackedPlan>,
+    Vec<UsagePlanConfig>,
     Vec<ObjectStatus>,
     Vec<causeway_snapshot::PartDigest>,
 );
-
-/// A usage plan as the memo keeps it: its keys packed (100,000 keys kept as `ApiKeyConfig`
-/// were a second copy of about 20 MB beside the snapshot's).
-#[derive(Debug)]
-pub(crate) struct PackedPlan {
-    /// The plan without its keys.
-    plan: UsagePlanConfig,
-    keys: Vec<causeway_snapshot::PackedKey>,
-}
-
-impl PackedPlan {
-    /// Packs a copy of `plan`.
-    pub(crate) fn new(plan: &UsagePlanConfig) -> Self {
-        let bare = UsagePlanConfig {
-            id: plan.id.clone(),
-            stages: plan.stages.clone(),
-            throttle: plan.throttle,
-            quota: plan.quota,
-            fail_closed: plan.fail_closed,
-            rate_limit_headers: plan.rate_limit_headers,
-            keys: Vec::new(),
-        };
-        Self {
-            plan: bare,
-            keys: plan.keys.iter().cloned().map(Into::into).collect(),
-        }
-    }
-
-    /// The plan as it was packed.
-    pub(crate) fn unpack(&self) -> UsagePlanConfig {
-        let mut plan = self.plan.clone();
-        plan.keys = self
-            .keys
-            .iter()
-            .map(causeway_snapshot::PackedKey::unpack)
-            .collect();
-        plan
-    }
-}
 
 /// Everything reused between compiles.
 #[derive(Default)]
