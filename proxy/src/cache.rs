@@ -228,7 +228,8 @@ impl StageStore {
         if self.cache.weighted_size() > self.capacity {
             self.cache.run_pending_tasks();
         }
-        self.bytes.set(i64::try_from(self.cache.weighted_size()).unwrap_or(i64::MAX));
+        self.bytes
+            .set(i64::try_from(self.cache.weighted_size()).unwrap_or(i64::MAX));
     }
 
     /// The value under `key`, unless it has expired on the proxy's clock (then it is dropped).

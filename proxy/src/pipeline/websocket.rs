@@ -89,7 +89,9 @@ pub(super) async fn serve(
         ex.route_metrics = Some(Arc::clone(&route.metrics));
     }
     let connection_id = websocket::new_connection_id(&shared.replica);
-    let connected_at = SystemTime::now();
+    // The upgrade request is what connects: its time is the connection's (as on AWS, the
+    // CONNECT event's `connectedAt` is its `requestTimeEpoch`).
+    let connected_at = ex.ctx.request_time;
     ex.ctx.websocket = Some(WebSocketFacts {
         connection_id: connection_id.clone(),
         event_type: EventType::Connect.as_str(),

@@ -714,6 +714,11 @@ async fn the_lambda_events_of_connect_message_and_disconnect_are_aws_lambda_even
             "{route_key}"
         );
     }
+    // The upgrade request is what connects: CONNECT's request time is the connection's.
+    assert_eq!(
+        connect.request_context.request_time_epoch,
+        connect.request_context.connected_at
+    );
     // CONNECT: the client's headers and query string, no body, no message id.
     assert_eq!(
         connect
