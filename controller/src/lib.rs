@@ -5,11 +5,14 @@
 //!
 //! Depends on crds, compile, snapshot and kube. Never handles user traffic.
 //!
-//! Flow of [`run`]: watches ([`watch`]) wake the reconciler; it waits [`Config::debounce`],
-//! builds the [`Inventory`](causeway_compile::Inventory), compiles, publishes the snapshot to the
-//! [`push`] server (a no-op when the version did not change), and, on the leader, records new
-//! deployments ([`history`]) and patches statuses that changed ([`writer`]). Acks from proxies
-//! wake the reconciler too, so `Programmed` follows the rollout. Every
+//! Flow of [`run`]: watches ([`watch`]) wake the reconciler when an object changed other than in
+//! its status; it waits [`Config::debounce`], builds the
+//! [`Inventory`](causeway_compile::Inventory), compiles, publishes the snapshot to the [`push`]
+//! server (a no-op when the version did not change), hands the compiled statuses to the status
+//! task ([`writer::StatusTask`]) and, on the leader, records new deployments ([`history`]). The
+//! status task patches, on the leader and off the path to the proxies, the statuses that
+//! changed; acks from proxies wake it (not the compile), so `Programmed` follows the rollout of
+//! each object ([`rollout`]). Every
 //! [`Config::usage_rollup_every`] the proxies' usage reports are added up ([`usage`]) and go
 //! into `UsagePlan.status` on the next pass. The cluster's service-account issuer and keys
 //! ([`cluster_keys`]) are read from the API server and given to `compile` on every pass.
@@ -19,6 +22,7 @@ pub mod cluster_keys;
 pub mod history;
 pub mod leader;
 pub mod push;
+pub mod rollout;
 pub mod status;
 pub mod tls;
 pub mod usage;
@@ -110,7 +114,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ControllerError> {
     let wake = Arc::new(Notify::new());
-    let push = push::PushServer::new(Arc::clone(&wake));
+    // Acks and proxy (dis)connections wake the status task (`PushServer::progress`), not the
+    // compile: nothing a proxy says changes the snapshot.
+    let push = push::PushServer::new(Arc::new(Notify::new()));
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -220,7 +226,8 @@ pub async fn run(
         cluster_keys,
         push: push.clone(),
         status_writer: writer::StatusWriter::new(client.clone(), Some(recorder))
-            .with_mode(patch_mode),
+            .with_mode(patch_mode)
+            .spawn(push.clone(), config.debounce),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {
@@ -321,10 +328,9 @@ impl Loop<'_> {
             let is_leader = *self.leading.borrow_and_update();
             if is_leader != was_leader {
                 info!(leader = is_leader, identity = %self.identity, "leadership changed");
-                reconciler.status_writer.forget();
                 was_leader = is_leader;
             }
-            let outcome = reconciler
+            reconciler
                 .reconcile(
                     objects.inventory(),
                     &objects.deployment_config_maps(),
@@ -333,9 +339,6 @@ impl Loop<'_> {
                 )
                 .await;
             self.ready.store(is_leader, Ordering::Relaxed);
-            if outcome.statuses.patched > 0 || outcome.statuses.failed > 0 {
-                info!(patched = outcome.statuses.patched, failed = outcome.statuses.failed, version = %outcome.version, "statuses written");
-            }
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep_until(next_rollup) => {}
@@ -369,8 +372,8 @@ pub struct Reconciler {
     pub cluster_keys: Option<tokio::sync::watch::Receiver<Option<cluster_keys::ClusterKeys>>>,
     /// Where snapshots go.
     pub push: push::PushServer,
-    /// Status and Event writes.
-    pub status_writer: writer::StatusWriter,
+    /// Status and Event writes, in their own task ([`writer::StatusWriter::spawn`]).
+    pub status_writer: writer::StatusTask,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -386,13 +389,12 @@ pub struct Outcome {
     pub version: String,
     /// Whether that version was new to the push server.
     pub published: bool,
-    /// Status writes (all zero when not leading).
-    pub statuses: writer::WriteReport,
 }
 
 impl Reconciler {
-    /// Compiles `inventory`, publishes the snapshot, and, only when `leading`, writes the
-    /// deployment history and the statuses that changed.
+    /// Compiles `inventory`, publishes the snapshot, hands the statuses to the status task
+    /// (which writes those that changed when `leading`), and, only when `leading`, writes the
+    /// deployment history.
     pub async fn reconcile(
         &mut self,
         inventory: causeway_compile::Inventory,
@@ -421,11 +423,27 @@ impl Reconciler {
             "compiled"
         );
         let published = self.push.publish(&compiled.snapshot);
-        let mut outcome = Outcome {
+        let outcome = Outcome {
             version: compiled.snapshot.version.clone(),
             published,
-            statuses: writer::WriteReport::default(),
         };
+        // Statuses go to their own task, which writes them (when leading) while this loop waits
+        // for the next change: the path from a change to the proxies never waits for a PATCH.
+        let deployments = if leading {
+            history::summaries(config_maps)
+        } else {
+            std::collections::BTreeMap::new()
+        };
+        let inventory = Arc::new(inventory);
+        self.status_writer.submit(writer::StatusInput {
+            inventory: Arc::clone(&inventory),
+            statuses: compiled.statuses,
+            deployments,
+            number: self.push.number(),
+            version: compiled.snapshot.version,
+            leading,
+            now: now.to_string(),
+        });
         if !leading {
             return outcome;
         }
@@ -441,17 +459,6 @@ impl Reconciler {
         if let Err(e) = history::apply(&self.client, &plan).await {
             warn!("{e}");
         }
-        let summaries = history::summaries(config_maps);
-        outcome.statuses = self
-            .status_writer
-            .write(
-                &inventory,
-                &compiled.statuses,
-                &self.push.rollout(),
-                &summaries,
-                now,
-            )
-            .await;
         outcome
     }
 }

@@ -1,5 +1,10 @@
 //! Watches: one reflector per kind (per namespace when the scope is a list of namespaces), each
-//! feeding a store and waking the reconciler on every event. Written once, generically.
+//! feeding a store and waking the reconciler. Written once, generically.
+//!
+//! The six Causeway kinds wake the reconciler only when an object comes, goes, or changes other
+//! than in its status ([`Wakes::UnlessStatusOnly`]): the controller's own status writes (and
+//! anyone's) leave `generation`, labels and annotations as they are, so they never cause a
+//! compile. Every event of the other kinds wakes it.
 //!
 //! What is read: the six Causeway kinds, Services, EndpointSlices (v1 or v1beta1, chosen by
 //! discovery), Secrets labelled [`SECRET_LABEL`]`=true` (the controller never lists every
@@ -71,6 +76,71 @@ impl SliceVersion {
     }
 }
 
+/// Which events of a kind wake the reconciler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wakes {
+    /// Every event.
+    Every,
+    /// Every event except an update that changed nothing but the status (and other fields the
+    /// API server keeps outside `generation`, such as `resourceVersion` and `managedFields`):
+    /// for kinds with a status subresource, whose `generation` moves with every spec change.
+    UnlessStatusOnly,
+}
+
+/// What of an object, for [`Wakes::UnlessStatusOnly`], is worth a compile when it changes:
+/// `generation`, labels, annotations and whether it is being deleted.
+pub fn spec_fingerprint(meta: &kube::api::ObjectMeta) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.labels.hash(&mut h);
+    meta.annotations.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    h.finish()
+}
+
+/// Decides, event by event, whether a watch event wakes the reconciler
+/// ([`Wakes::UnlessStatusOnly`]). Pure.
+#[derive(Debug, Default)]
+pub struct WakeFilter {
+    known: Fingerprints,
+    relisting: Option<Fingerprints>,
+}
+
+/// [`spec_fingerprint`]s by `(namespace, name)`.
+type Fingerprints = std::collections::HashMap<(Option<String>, Option<String>), u64>;
+
+impl WakeFilter {
+    /// Whether `event` is worth a compile; remembers what it saw.
+    pub fn wakes<K: Resource>(&mut self, event: &watcher::Event<K>) -> bool {
+        let key = |o: &K| (o.meta().namespace.clone(), o.meta().name.clone());
+        match event {
+            watcher::Event::Apply(o) => {
+                let fp = spec_fingerprint(o.meta());
+                self.known.insert(key(o), fp) != Some(fp)
+            }
+            watcher::Event::Delete(o) => {
+                self.known.remove(&key(o));
+                true
+            }
+            watcher::Event::Init => {
+                self.relisting = Some(Default::default());
+                false
+            }
+            watcher::Event::InitApply(o) => {
+                self.relisting
+                    .get_or_insert_with(Default::default)
+                    .insert(key(o), spec_fingerprint(o.meta()));
+                false
+            }
+            watcher::Event::InitDone => {
+                self.known = self.relisting.take().unwrap_or_default();
+                true
+            }
+        }
+    }
+}
+
 /// The stores of everything watched.
 #[derive(Clone)]
 pub struct Stores {
@@ -108,15 +178,16 @@ impl Stores {
             tasks,
         };
         let slice_ar = slice_version.api_resource();
+        let quiet = Wakes::UnlessStatusOnly;
         Self {
-            apis: w.typed(&all),
-            routes: w.typed(&all),
-            stages: w.typed(&all),
-            usage_plans: w.typed(&all),
-            authorizers: w.typed(&all),
-            vpc_links: w.typed(&all),
+            apis: w.typed_with(&all, quiet),
+            routes: w.typed_with(&all, quiet),
+            stages: w.typed_with(&all, quiet),
+            usage_plans: w.typed_with(&all, quiet),
+            authorizers: w.typed_with(&all, quiet),
+            vpc_links: w.typed_with(&all, quiet),
             services: w.typed(&all),
-            slices: w.spawn(&all, slice_ar.clone(), |c, ns| match ns {
+            slices: w.spawn(&all, Wakes::Every, slice_ar.clone(), |c, ns| match ns {
                 Some(ns) => kube::Api::namespaced_with(c, ns, &slice_ar),
                 None => kube::Api::all_with(c, &slice_ar),
             }),
@@ -233,7 +304,20 @@ impl Spawner<'_> {
             + Sync
             + 'static,
     {
-        self.spawn(config, (), |c, ns| match ns {
+        self.typed_with(config, Wakes::Every)
+    }
+
+    fn typed_with<K>(&mut self, config: &watcher::Config, wakes: Wakes) -> Vec<Store<K>>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.spawn(config, wakes, (), |c, ns| match ns {
             Some(ns) => kube::Api::namespaced(c, ns),
             None => kube::Api::all(c),
         })
@@ -242,6 +326,7 @@ impl Spawner<'_> {
     fn spawn<K>(
         &mut self,
         config: &watcher::Config,
+        wakes: Wakes,
         dyntype: K::DynamicType,
         make: impl Fn(Client, Option<&str>) -> kube::Api<K>,
     ) -> Vec<Store<K>>
@@ -268,9 +353,14 @@ impl Spawner<'_> {
             let kind = K::kind(&dyntype).to_string();
             self.tasks.spawn(async move {
                 let mut stream = std::pin::pin!(stream);
+                let mut filter = WakeFilter::default();
                 while let Some(event) = stream.next().await {
                     match event {
-                        Ok(_) => wake.notify_one(),
+                        Ok(event) => {
+                            if wakes == Wakes::Every || filter.wakes(&event) {
+                                wake.notify_one();
+                            }
+                        }
                         Err(e) => warn!(%kind, "watch failed, retrying: {e}"),
                     }
                 }
@@ -281,3 +371,48 @@ impl Spawner<'_> {
 }
 
 use reflector::reflector;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use causeway_crds::Route;
+    use kube::api::ObjectMeta;
+
+    fn route(generation: i64, resource_version: &str, status: bool) -> Route {
+        let mut route: Route = serde_json::from_value(serde_json::json!({
+            "apiVersion": "causeway.dev/v1alpha1",
+            "kind": "Route",
+            "metadata": {"name": "r", "namespace": "default"},
+            "spec": {"apiRef": {"name": "pets"}, "routeKey": "GET /r",
+                     "integration": {"type": "MOCK"}},
+        }))
+        .expect("a Route");
+        route.metadata = ObjectMeta {
+            generation: Some(generation),
+            resource_version: Some(resource_version.into()),
+            ..route.metadata
+        };
+        if status {
+            route.status = Some(Default::default());
+        }
+        route
+    }
+
+    #[test]
+    fn a_status_only_update_does_not_wake_and_a_spec_change_or_deletion_does() {
+        let mut filter = WakeFilter::default();
+        assert!(!filter.wakes(&watcher::Event::<Route>::Init));
+        assert!(!filter.wakes(&watcher::Event::InitApply(route(1, "10", false))));
+        assert!(filter.wakes(&watcher::Event::<Route>::InitDone));
+        // The controller's own status write: new resourceVersion, same generation.
+        assert!(!filter.wakes(&watcher::Event::Apply(route(1, "11", true))));
+        // A spec change.
+        assert!(filter.wakes(&watcher::Event::Apply(route(2, "12", true))));
+        let mut labelled = route(2, "13", true);
+        labelled.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+        assert!(filter.wakes(&watcher::Event::Apply(labelled)));
+        assert!(filter.wakes(&watcher::Event::Delete(route(2, "14", true))));
+        // Created again: new to the filter.
+        assert!(filter.wakes(&watcher::Event::Apply(route(1, "15", false))));
+    }
+}

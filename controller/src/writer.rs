@@ -10,11 +10,23 @@
 //!
 //! The writer also remembers what it last wrote, so a store that lags behind its own write (or a
 //! field the server prunes) never causes a second identical patch.
+//!
+//! In the controller the writer runs in its own task ([`StatusWriter::spawn`]), off the path
+//! from compile to the proxies: each pass of the reconciler hands it the latest compile result
+//! ([`StatusInput`]) and goes on at once. The task writes from the newest input it has; an input
+//! that arrives while it writes replaces the older one, and the writes the older one still
+//! needed are recomputed from the newer (coalescing). Acks of proxies wake the task, not the
+//! compile, and `Programmed` is decided per object ([`crate::rollout`]): a change writes the
+//! statuses of the objects whose compiled status changed, not of every object.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 use causeway_compile::{Inventory, Kind, ObjectStatus};
 use causeway_crds::api::DeploymentSummary;
@@ -27,9 +39,12 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tracing::{debug, warn};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
 
-use crate::status::{self, Extras, Rollout};
+use crate::push::PushServer;
+use crate::rollout::{Changes, RolloutOf, Tracked};
+use crate::status::{self, Extras};
 use crate::usage::{self, PlanRollup};
 use causeway_crds::usage_plan::FailMode;
 
@@ -119,6 +134,9 @@ pub struct WriteReport {
     pub patched: usize,
     /// Patches that failed (logged; retried on the next pass).
     pub failed: usize,
+    /// Writes not sent because the pass was told to stop (newer input arrived); the next pass
+    /// decides them again.
+    pub deferred: usize,
 }
 
 impl StatusWriter {
@@ -158,15 +176,34 @@ impl StatusWriter {
         self.written.clear();
     }
 
-    /// Brings every object's status in line with `statuses`.
+    /// Brings every object's status in line with `statuses`; `rollout` gives each object's
+    /// rollout (one [`Rollout`](crate::status::Rollout) for all, or
+    /// [`Tracked`] per object).
     pub async fn write(
         &mut self,
         inventory: &Inventory,
         statuses: &[ObjectStatus],
-        rollout: &Rollout,
+        rollout: &(impl RolloutOf + Sync),
         deployments: &BTreeMap<String, Vec<DeploymentSummary>>,
         now: &str,
     ) -> WriteReport {
+        self.write_until(inventory, statuses, rollout, deployments, now, &|| false)
+            .await
+    }
+
+    /// [`write`](Self::write) that sends no further PATCH once `stop` returns true (the
+    /// PATCHes in flight complete); what was not sent is counted in
+    /// [`WriteReport::deferred`].
+    pub async fn write_until(
+        &mut self,
+        inventory: &Inventory,
+        statuses: &[ObjectStatus],
+        rollout: &(impl RolloutOf + Sync),
+        deployments: &BTreeMap<String, Vec<DeploymentSummary>>,
+        now: &str,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> WriteReport {
+        let started = std::time::Instant::now();
         let current = index(inventory);
         let fail_modes: HashMap<String, Option<FailMode>> = inventory
             .usage_plans
@@ -197,7 +234,9 @@ impl StatusWriter {
                 deployments: deployments.get(&api_id).map(Vec::as_slice).unwrap_or(&[]),
                 usage: usage.as_ref(),
             };
-            let desired = status::desired(cur.status.as_ref(), object, rollout, &extras, now);
+            let object_rollout = rollout.rollout_of(object);
+            let desired =
+                status::desired(cur.status.as_ref(), object, &object_rollout, &extras, now);
             let Some(patch) = status::merge_patch(cur.status.as_ref(), &desired) else {
                 self.written.insert(key, desired);
                 continue;
@@ -217,14 +256,31 @@ impl StatusWriter {
                 body,
             });
         }
+        let decided_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let to_write = pending.len();
         let this = &*self;
-        // A list of futures, not a mapped iterator: the closure type in a `Map` trips the
-        // `Send` check of the spawned controller loop (a higher-ranked lifetime).
-        let writes: Vec<_> = pending.into_iter().map(|w| this.patch_one(w)).collect();
-        let results: Vec<_> = futures_util::stream::iter(writes)
-            .buffer_unordered(PATCH_CONCURRENCY)
-            .collect()
-            .await;
+        let mut queue = pending.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        let mut results = Vec::new();
+        let mut stopped = false;
+        loop {
+            while !stopped && in_flight.len() < PATCH_CONCURRENCY {
+                if stop() {
+                    stopped = true;
+                    break;
+                }
+                match queue.next() {
+                    Some(write) => in_flight.push(this.patch_one(write)),
+                    None => break,
+                }
+            }
+            match in_flight.next().await {
+                Some(result) => results.push(result),
+                None => break,
+            }
+        }
+        report.deferred = queue.len();
+        drop(in_flight);
         for (
             Pending {
                 key,
@@ -253,7 +309,32 @@ impl StatusWriter {
                 }
             }
         }
+        debug!(
+            objects = statuses.len(),
+            to_write,
+            patched = report.patched,
+            deferred = report.deferred,
+            decide_ms = decided_ms,
+            total_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "status pass"
+        );
         report
+    }
+
+    /// Runs the writer in a task of its own that writes from the newest [`StatusInput`] given
+    /// to the returned handle, and again whenever proxies acknowledge, connect or disconnect
+    /// (`push`'s [`progress`](PushServer::progress)). After being woken it waits `settle`, so
+    /// that the acks following a publish are folded into one pass. The task ends when the
+    /// handle is dropped.
+    pub fn spawn(self, push: PushServer, settle: Duration) -> StatusTask {
+        let (input, input_rx) = watch::channel(None);
+        let (usage, usage_rx) = watch::channel(None);
+        let task = tokio::spawn(status_task(self, push, input_rx, usage_rx, settle));
+        StatusTask {
+            input,
+            usage,
+            task: task.abort_handle(),
+        }
     }
 
     /// One status PATCH, handed back with what it wrote.
@@ -297,6 +378,136 @@ impl StatusWriter {
                 object = reference.name.as_deref().unwrap_or(""),
                 "cannot publish event: {e}"
             );
+        }
+    }
+}
+
+/// One compile's statuses, for the status task.
+#[derive(Debug)]
+pub struct StatusInput {
+    /// The objects as they were compiled (their current statuses are read from it).
+    pub inventory: Arc<Inventory>,
+    /// What `compile` said of each.
+    pub statuses: Vec<ObjectStatus>,
+    /// Recorded deployments per Api id (`namespace/name`), newest first.
+    pub deployments: BTreeMap<String, Vec<DeploymentSummary>>,
+    /// The number of the snapshot compiled from it ([`PushServer::number`]).
+    pub number: u64,
+    /// That snapshot's version.
+    pub version: String,
+    /// Whether this replica leads (only the leader writes; becoming leader forgets what was
+    /// written before).
+    pub leading: bool,
+    /// The time of the compile, for condition transitions.
+    pub now: String,
+}
+
+/// The handle of the status task ([`StatusWriter::spawn`]); dropping it stops the task.
+#[derive(Debug)]
+pub struct StatusTask {
+    input: watch::Sender<Option<Arc<StatusInput>>>,
+    usage: watch::Sender<Option<BTreeMap<String, PlanRollup>>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl StatusTask {
+    /// Hands over the latest compile result; an input the task has not started on is dropped.
+    pub fn submit(&self, input: StatusInput) {
+        self.input.send_replace(Some(Arc::new(input)));
+    }
+
+    /// See [`StatusWriter::set_usage`].
+    pub fn set_usage(&self, rollup: BTreeMap<String, PlanRollup>) {
+        if !rollup.is_empty() {
+            self.usage.send_replace(Some(rollup));
+        }
+    }
+}
+
+impl Drop for StatusTask {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn status_task(
+    mut writer: StatusWriter,
+    push: PushServer,
+    mut input_rx: watch::Receiver<Option<Arc<StatusInput>>>,
+    mut usage_rx: watch::Receiver<Option<BTreeMap<String, PlanRollup>>>,
+    settle: Duration,
+) {
+    let mut progress = push.progress();
+    let mut changes = Changes::default();
+    let mut last: Option<Arc<StatusInput>> = None;
+    let mut leading = false;
+    // Failed writes are tried again at the next pass: the next compile (at the latest the next
+    // usage rollup of the reconciler) or the next ack.
+    loop {
+        tokio::select! {
+            changed = input_rx.changed() => if changed.is_err() { return },
+            changed = progress.changed() => if changed.is_err() { return },
+            changed = usage_rx.changed() => if changed.is_err() { return },
+        }
+        if !settle.is_zero() {
+            tokio::time::sleep(settle).await;
+        }
+        // Passes follow each other while newer input keeps interrupting them.
+        loop {
+            let Some(input) = input_rx.borrow_and_update().clone() else {
+                break;
+            };
+            progress.borrow_and_update();
+            if let Some(rollup) = usage_rx.borrow_and_update().clone() {
+                writer.set_usage(rollup);
+            }
+            let fresh = !last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &input));
+            if fresh {
+                let started = std::time::Instant::now();
+                let changed = changes.observe(&input.statuses, input.number, &input.version);
+                debug!(
+                    changed,
+                    number = input.number,
+                    observe_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "compiled statuses observed"
+                );
+                last = Some(Arc::clone(&input));
+            }
+            if input.leading != leading {
+                // Another replica may have written meanwhile: check every status once more.
+                writer.forget();
+                leading = input.leading;
+            }
+            if !leading {
+                break;
+            }
+            let fleet = push.fleet();
+            let now = if fresh {
+                input.now.clone()
+            } else {
+                crate::now()
+            };
+            let stop =
+                || input_rx.has_changed().unwrap_or(true) || progress.has_changed().unwrap_or(true);
+            let report = writer
+                .write_until(
+                    &input.inventory,
+                    &input.statuses,
+                    &Tracked {
+                        fleet: &fleet,
+                        changes: &changes,
+                    },
+                    &input.deployments,
+                    &now,
+                    &stop,
+                )
+                .await;
+            if report.patched > 0 || report.failed > 0 {
+                info!(patched = report.patched, failed = report.failed, deferred = report.deferred, version = %input.version, "statuses written");
+            }
+            if report.deferred == 0 {
+                break;
+            }
         }
     }
 }

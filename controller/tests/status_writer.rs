@@ -235,12 +235,11 @@ async fn a_replica_that_does_not_lead_compiles_and_publishes_but_writes_nothing(
         compile: causeway_compile::Compiler::new(CompileOptions::default()),
         cluster_keys: None,
         push: push.clone(),
-        status_writer: StatusWriter::new(client, None),
+        status_writer: StatusWriter::new(client, None).spawn(push.clone(), Duration::ZERO),
     };
     let outcome = reconciler.reconcile(inventory(), &[], false, "T1").await;
     assert!(outcome.published, "the snapshot is published");
     assert_eq!(push.version(), Some(outcome.version.clone()));
-    assert_eq!(outcome.statuses.patched, 0);
     let request = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
     assert!(
         request.is_err(),
@@ -417,12 +416,13 @@ async fn a_lost_lease_stops_status_writes() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let driver = {
         let (wake, ready, objects) = (Arc::clone(&wake), Arc::clone(&ready), Arc::clone(&objects));
+        let push = PushServer::new(Arc::clone(&wake));
         let mut reconciler = Reconciler {
             client: client.clone(),
             compile: causeway_compile::Compiler::new(CompileOptions::default()),
             cluster_keys: None,
-            push: PushServer::new(Arc::clone(&wake)),
-            status_writer: StatusWriter::new(client, None),
+            push: push.clone(),
+            status_writer: StatusWriter::new(client, None).spawn(push, Duration::ZERO),
         };
         tokio::spawn(async move {
             let control = Loop {
