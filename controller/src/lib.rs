@@ -330,9 +330,15 @@ impl Loop<'_> {
                 info!(leader = is_leader, identity = %self.identity, "leadership changed");
                 was_leader = is_leader;
             }
+            let started = std::time::Instant::now();
+            let inventory = objects.inventory();
+            tracing::debug!(
+                inventory_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "inventory read"
+            );
             reconciler
                 .reconcile(
-                    objects.inventory(),
+                    inventory,
                     &objects.deployment_config_maps(),
                     is_leader,
                     &now(),

@@ -27,7 +27,7 @@ use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::history;
 
@@ -358,6 +358,9 @@ impl Spawner<'_> {
                     match event {
                         Ok(event) => {
                             if wakes == Wakes::Every || filter.wakes(&event) {
+                                if let watcher::Event::Apply(o) | watcher::Event::Delete(o) = &event {
+                                    debug!(%kind, name = o.meta().name.as_deref().unwrap_or(""), "change");
+                                }
                                 wake.notify_one();
                             }
                         }

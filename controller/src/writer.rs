@@ -44,7 +44,7 @@ use tracing::{debug, info, warn};
 
 use crate::push::PushServer;
 use crate::rollout::{Changes, RolloutOf, Tracked};
-use crate::status::{self, Extras};
+use crate::status::{self, Extras, Rollout};
 use crate::usage::{self, PlanRollup};
 use causeway_crds::usage_plan::FailMode;
 
@@ -57,10 +57,27 @@ const PATCH_CONCURRENCY: usize = 16;
 #[derive(Debug, Clone)]
 struct Current {
     status: Option<Value>,
+    resource_version: Option<String>,
     reference: ObjectReference,
 }
 
 type Key = (Kind, String, String);
+
+/// An object found in line with its desired status: what that was decided from. While the
+/// object's `resourceVersion`, compiled status and rollout stay the same, it is not looked at
+/// again (at 10,000 Routes, deciding every status on every pass costs more than the compile).
+#[derive(Debug)]
+struct Settled {
+    resource_version: Option<String>,
+    status: ObjectStatus,
+    rollout: Rollout,
+}
+
+/// Kinds whose status also depends on facts outside the compiled status and the rollout
+/// (deployment history, usage rollups): always decided.
+fn has_extras(kind: Kind) -> bool {
+    matches!(kind, Kind::Api | Kind::UsagePlan)
+}
 
 /// A status write decided and not yet sent.
 struct Pending<'a> {
@@ -115,6 +132,7 @@ pub struct StatusWriter {
     mode: PatchMode,
     recorder: Option<Recorder>,
     written: HashMap<Key, Value>,
+    settled: HashMap<Key, Settled>,
     /// The latest usage rollup by plan id (see [`crate::usage`]); `None` until the first one.
     usage: Option<BTreeMap<String, PlanRollup>>,
 }
@@ -147,6 +165,7 @@ impl StatusWriter {
             mode: PatchMode::Merge,
             recorder,
             written: HashMap::new(),
+            settled: HashMap::new(),
             usage: None,
         }
     }
@@ -174,6 +193,7 @@ impl StatusWriter {
     /// Forgets what was written (on becoming leader: another replica may have written since).
     pub fn forget(&mut self) {
         self.written.clear();
+        self.settled.clear();
     }
 
     /// Brings every object's status in line with `statuses`; `rollout` gives each object's
@@ -204,7 +224,21 @@ impl StatusWriter {
         stop: &(dyn Fn() -> bool + Sync),
     ) -> WriteReport {
         let started = std::time::Instant::now();
-        let current = index(inventory);
+        let rollouts: Vec<Rollout> = statuses.iter().map(|o| rollout.rollout_of(o)).collect();
+        // Objects settled from the same compiled status and rollout are skipped unless their
+        // `resourceVersion` moved (someone wrote them, or the store caught up with our write).
+        let unchanged: HashMap<Key, Option<&str>> = statuses
+            .iter()
+            .zip(&rollouts)
+            .filter(|(o, _)| !has_extras(o.kind))
+            .filter_map(|(o, r)| {
+                let key = (o.kind, o.namespace.clone(), o.name.clone());
+                let settled = self.settled.get(&key)?;
+                (settled.status == *o && settled.rollout == *r)
+                    .then_some((key, settled.resource_version.as_deref()))
+            })
+            .collect();
+        let current = index(inventory, &unchanged);
         let fail_modes: HashMap<String, Option<FailMode>> = inventory
             .usage_plans
             .iter()
@@ -218,8 +252,10 @@ impl StatusWriter {
         // that touches the status of a thousand objects must not take a thousand round trips
         // one after another), and what they did is recorded afterwards.
         let mut pending = Vec::new();
-        for object in statuses {
+        let mut settled = Vec::new();
+        for (object, object_rollout) in statuses.iter().zip(rollouts) {
             let key = (object.kind, object.namespace.clone(), object.name.clone());
+            // Absent: gone from the inventory, or settled and unchanged.
             let Some(cur) = current.get(&key) else {
                 continue;
             };
@@ -234,14 +270,23 @@ impl StatusWriter {
                 deployments: deployments.get(&api_id).map(Vec::as_slice).unwrap_or(&[]),
                 usage: usage.as_ref(),
             };
-            let object_rollout = rollout.rollout_of(object);
             let desired =
                 status::desired(cur.status.as_ref(), object, &object_rollout, &extras, now);
+            let in_line = |key: Key| {
+                let entry = Settled {
+                    resource_version: cur.resource_version.clone(),
+                    status: object.clone(),
+                    rollout: object_rollout.clone(),
+                };
+                (key, entry)
+            };
             let Some(patch) = status::merge_patch(cur.status.as_ref(), &desired) else {
+                settled.push(in_line(key.clone()));
                 self.written.insert(key, desired);
                 continue;
             };
             if self.written.get(&key) == Some(&desired) {
+                settled.push(in_line(key));
                 continue;
             }
             let body = match self.mode {
@@ -256,6 +301,8 @@ impl StatusWriter {
                 body,
             });
         }
+        let decided = current.len();
+        self.settled.extend(settled);
         let decided_ms = started.elapsed().as_secs_f64() * 1000.0;
         let to_write = pending.len();
         let this = &*self;
@@ -311,6 +358,7 @@ impl StatusWriter {
         }
         debug!(
             objects = statuses.len(),
+            decided,
             to_write,
             patched = report.patched,
             deferred = report.deferred,
@@ -549,40 +597,53 @@ where
     .map(|_| ())
 }
 
-fn index(inventory: &Inventory) -> HashMap<Key, Current> {
-    let mut out = HashMap::new();
-    add(&mut out, Kind::Api, &inventory.apis, |o| &o.status);
-    add(&mut out, Kind::Route, &inventory.routes, |o| &o.status);
-    add(&mut out, Kind::Stage, &inventory.stages, |o| &o.status);
-    add(&mut out, Kind::UsagePlan, &inventory.usage_plans, |o| {
-        &o.status
-    });
-    add(&mut out, Kind::Authorizer, &inventory.authorizers, |o| {
-        &o.status
-    });
-    add(&mut out, Kind::VpcLink, &inventory.vpc_links, |o| &o.status);
-    out
+/// The objects of `inventory` by key, with their current status, except those in `unchanged`
+/// whose `resourceVersion` is still the one given there.
+fn index(inventory: &Inventory, unchanged: &HashMap<Key, Option<&str>>) -> HashMap<Key, Current> {
+    let mut out = Adder {
+        out: HashMap::new(),
+        unchanged,
+    };
+    out.add(Kind::Api, &inventory.apis, |o| &o.status);
+    out.add(Kind::Route, &inventory.routes, |o| &o.status);
+    out.add(Kind::Stage, &inventory.stages, |o| &o.status);
+    out.add(Kind::UsagePlan, &inventory.usage_plans, |o| &o.status);
+    out.add(Kind::Authorizer, &inventory.authorizers, |o| &o.status);
+    out.add(Kind::VpcLink, &inventory.vpc_links, |o| &o.status);
+    out.out
 }
 
-fn add<K, S>(
-    out: &mut HashMap<Key, Current>,
-    kind: Kind,
-    objects: &[K],
-    status: impl Fn(&K) -> &Option<S>,
-) where
-    K: Resource<DynamicType = ()>,
-    S: Serialize,
-{
-    for o in objects {
-        let ns = o.namespace().unwrap_or_else(|| "default".into());
-        let name = o.name_any();
-        let current = Current {
-            status: status(o)
-                .as_ref()
-                .and_then(|s| serde_json::to_value(s).ok()),
-            reference: o.object_ref(&()),
-        };
-        out.insert((kind, ns, name), current);
+struct Adder<'a, 'b> {
+    out: HashMap<Key, Current>,
+    unchanged: &'a HashMap<Key, Option<&'b str>>,
+}
+
+impl Adder<'_, '_> {
+    fn add<K, S>(&mut self, kind: Kind, objects: &[K], status: impl Fn(&K) -> &Option<S>)
+    where
+        K: Resource<DynamicType = ()>,
+        S: Serialize,
+    {
+        for o in objects {
+            let ns = o.namespace().unwrap_or_else(|| "default".into());
+            let key = (kind, ns, o.name_any());
+            let rv = o.meta().resource_version.as_deref();
+            if self
+                .unchanged
+                .get(&key)
+                .is_some_and(|settled| *settled == rv)
+            {
+                continue;
+            }
+            let current = Current {
+                status: status(o)
+                    .as_ref()
+                    .and_then(|s| serde_json::to_value(s).ok()),
+                resource_version: rv.map(str::to_string),
+                reference: o.object_ref(&()),
+            };
+            self.out.insert(key, current);
+        }
     }
 }
 
