@@ -348,7 +348,14 @@ impl Spawner<'_> {
             let api = make(self.client.clone(), ns);
             let writer = reflector::store::Writer::new(dyntype.clone());
             stores.push(writer.as_reader());
-            let stream = reflector(writer, watcher(api, config.clone()).default_backoff());
+            // managedFields are never read here and are often the larger part of an object's
+            // metadata: dropped before the store, so that each pass clones less.
+            let stream = reflector(
+                writer,
+                watcher(api, config.clone())
+                    .default_backoff()
+                    .modify(|o: &mut K| o.meta_mut().managed_fields = None),
+            );
             let wake = Arc::clone(self.wake);
             let kind = K::kind(&dyntype).to_string();
             self.tasks.spawn(async move {

@@ -310,14 +310,20 @@ impl StatusWriter {
         let mut in_flight = FuturesUnordered::new();
         let mut results = Vec::new();
         let mut stopped = false;
+        let mut launched = 0;
         loop {
             while !stopped && in_flight.len() < PATCH_CONCURRENCY {
-                if stop() {
+                // The first PATCH_CONCURRENCY writes always go out: a pass makes progress even
+                // when newer input keeps arriving faster than statuses are decided.
+                if launched >= PATCH_CONCURRENCY && stop() {
                     stopped = true;
                     break;
                 }
                 match queue.next() {
-                    Some(write) => in_flight.push(this.patch_one(write)),
+                    Some(write) => {
+                        in_flight.push(this.patch_one(write));
+                        launched += 1;
+                    }
                     None => break,
                 }
             }
@@ -535,6 +541,8 @@ async fn status_task(
             } else {
                 crate::now()
             };
+            // A closed channel (the controller is stopping) stops the pass too; the task then
+            // ends below.
             let stop =
                 || input_rx.has_changed().unwrap_or(true) || progress.has_changed().unwrap_or(true);
             let report = writer
@@ -553,9 +561,15 @@ async fn status_task(
             if report.patched > 0 || report.failed > 0 {
                 info!(patched = report.patched, failed = report.failed, deferred = report.deferred, version = %input.version, "statuses written");
             }
+            if input_rx.has_changed().is_err() {
+                return;
+            }
             if report.deferred == 0 {
                 break;
             }
+            // Deciding thousands of statuses runs without an await; let other tasks (and an
+            // abort) in before the next pass.
+            tokio::task::yield_now().await;
         }
     }
 }
