@@ -371,7 +371,8 @@ pub struct Reconciler {
     /// The API client (history and status writes).
     pub client: Client,
     /// The compiler, with its settings and the memo of the last pass: unchanged objects
-    /// (same `resourceVersion`) reuse their compiled parts.
+    /// (Causeway objects: same uid and `generation`; others: same `resourceVersion`) reuse
+    /// their compiled parts, so status writes recompile nothing.
     pub compile: Compiler,
     /// The latest service-account issuer and keys read from the API server; on every pass
     /// they go into `compile` (`service_account_issuer`, `service_account_jwks`).
