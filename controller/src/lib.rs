@@ -200,7 +200,15 @@ pub async fn run(
         .await
         .map_err(ControllerError::Discovery)?;
     info!(?slice_version, scope = ?config.scope.namespaces, "starting watches");
-    let stores = watch::Stores::start(&client, &config.scope, slice_version, &wake, &mut tasks);
+    let own_writes = Arc::new(history::OwnWrites::default());
+    let stores = watch::Stores::start(
+        &client,
+        &config.scope,
+        slice_version,
+        &wake,
+        &own_writes,
+        &mut tasks,
+    );
 
     // Without election this replica always leads; the sender is kept so `changed()` waits.
     let (_always, leading, _election) = if config.leader_election {
@@ -228,6 +236,7 @@ pub async fn run(
         status_writer: writer::StatusWriter::new(client.clone(), Some(recorder))
             .with_mode(patch_mode)
             .spawn(push.clone(), config.debounce),
+        history: history::HistoryTask::spawn(client.clone(), Arc::clone(&own_writes)),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {
@@ -242,6 +251,7 @@ pub async fn run(
         debounce: config.debounce,
         usage_rollup_every: config.usage_rollup_every,
         identity: &config.identity,
+        own_writes: Some(&own_writes),
     };
     let result = loop_.drive(&mut reconciler, &stores, shutdown).await;
     let _ = stop_tx.send(true);
@@ -284,6 +294,9 @@ pub struct Loop<'a> {
     pub usage_rollup_every: Duration,
     /// For logs.
     pub identity: &'a str,
+    /// The history writes of this controller: their watch events wake no compile, only a
+    /// refresh of the deployments in the Api statuses.
+    pub own_writes: Option<&'a history::OwnWrites>,
 }
 
 impl std::fmt::Debug for Loop<'_> {
@@ -345,15 +358,35 @@ impl Loop<'_> {
                 )
                 .await;
             self.ready.store(is_leader, Ordering::Relaxed);
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep_until(next_rollup) => {}
-                changed = self.leading.changed() => {
-                    if changed.is_err() {
-                        return Err(ControllerError::ElectionEnded);
+            loop {
+                let own_written = async {
+                    match self.own_writes {
+                        Some(own) => own.written().notified().await,
+                        None => std::future::pending().await,
                     }
+                };
+                tokio::select! {
+                    () = self.wake.notified() => break,
+                    () = tokio::time::sleep_until(next_rollup) => break,
+                    changed = self.leading.changed() => {
+                        if changed.is_err() {
+                            return Err(ControllerError::ElectionEnded);
+                        }
+                        break;
+                    }
+                    () = own_written => {
+                        // Our own history write came back through the watch: the Api statuses
+                        // list it, no compile.
+                        if is_leader {
+                            reconciler
+                                .status_writer
+                                .set_deployments(history::summaries(
+                                    &objects.deployment_config_maps(),
+                                ));
+                        }
+                    }
+                    () = &mut shutdown => return Ok(()),
                 }
-                () = &mut shutdown => return Ok(()),
             }
             // Debounce: fold in whatever else changes meanwhile.
             tokio::select! {
@@ -381,6 +414,8 @@ pub struct Reconciler {
     pub push: push::PushServer,
     /// Status and Event writes, in their own task ([`writer::StatusWriter::spawn`]).
     pub status_writer: writer::StatusTask,
+    /// Deployment-history writes, in their own task ([`history::HistoryTask::spawn`]).
+    pub history: history::HistoryTask,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -400,8 +435,8 @@ pub struct Outcome {
 
 impl Reconciler {
     /// Compiles `inventory`, publishes the snapshot, hands the statuses to the status task
-    /// (which writes those that changed when `leading`), and, only when `leading`, writes the
-    /// deployment history.
+    /// (which writes those that changed when `leading`), and, only when `leading`, hands the
+    /// deployment-history changes to the history task. Waits for no write.
     pub async fn reconcile(
         &mut self,
         inventory: causeway_compile::Inventory,
@@ -436,16 +471,14 @@ impl Reconciler {
         };
         // Statuses go to their own task, which writes them (when leading) while this loop waits
         // for the next change: the path from a change to the proxies never waits for a PATCH.
-        let deployments = if leading {
-            history::summaries(config_maps)
-        } else {
-            std::collections::BTreeMap::new()
-        };
+        if leading {
+            self.status_writer
+                .set_deployments(history::summaries(config_maps));
+        }
         let inventory = Arc::new(inventory);
         self.status_writer.submit(writer::StatusInput {
             inventory: Arc::clone(&inventory),
             statuses: compiled.statuses,
-            deployments,
             number: self.push.number(),
             version: compiled.snapshot.version,
             leading,
@@ -463,9 +496,9 @@ impl Reconciler {
             config_maps,
             &now_precise(),
         );
-        if let Err(e) = history::apply(&self.client, &plan).await {
-            warn!("{e}");
-        }
+        // The history task writes it; the loop goes on at once (the write is safe to repeat,
+        // and the next compile plans again whatever failed).
+        self.history.submit(plan);
         outcome
     }
 }

@@ -4,7 +4,8 @@
 //! The six Causeway kinds wake the reconciler only when an object comes, goes, or changes other
 //! than in its status ([`Wakes::UnlessStatusOnly`]): the controller's own status writes (and
 //! anyone's) leave `generation`, labels and annotations as they are, so they never cause a
-//! compile. Every event of the other kinds wakes it.
+//! compile. The deployment-history ConfigMaps wake it except for the echoes of the controller's
+//! own history writes ([`Wakes::UnlessOwn`]). Every event of the other kinds wakes it.
 //!
 //! What is read: the six Causeway kinds, Services, EndpointSlices (v1 or v1beta1, chosen by
 //! discovery), Secrets labelled [`SECRET_LABEL`]`=true` (the controller never lists every
@@ -77,7 +78,7 @@ impl SliceVersion {
 }
 
 /// Which events of a kind wake the reconciler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Wakes {
     /// Every event.
     Every,
@@ -85,6 +86,9 @@ pub enum Wakes {
     /// API server keeps outside `generation`, such as `resourceVersion` and `managedFields`):
     /// for kinds with a status subresource, whose `generation` moves with every spec change.
     UnlessStatusOnly,
+    /// Every event except the echo of the controller's own write
+    /// ([`history::OwnWrites::wakes`]): the deployment-history ConfigMaps.
+    UnlessOwn(Arc<history::OwnWrites>),
 }
 
 /// What of an object, for [`Wakes::UnlessStatusOnly`], is worth a compile when it changes:
@@ -159,12 +163,15 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Starts every watch on `tasks`; each event calls `wake.notify_one()`.
+    /// Starts every watch on `tasks`; each event that is worth a compile calls
+    /// `wake.notify_one()` (not status-only updates of the Causeway kinds, not the echoes of
+    /// the history writes announced to `own`).
     pub fn start(
         client: &Client,
         scope: &Scope,
         slice_version: SliceVersion,
         wake: &Arc<Notify>,
+        own: &Arc<history::OwnWrites>,
         tasks: &mut JoinSet<()>,
     ) -> Self {
         let all = watcher::Config::default();
@@ -178,14 +185,13 @@ impl Stores {
             tasks,
         };
         let slice_ar = slice_version.api_resource();
-        let quiet = Wakes::UnlessStatusOnly;
         Self {
-            apis: w.typed_with(&all, quiet),
-            routes: w.typed_with(&all, quiet),
-            stages: w.typed_with(&all, quiet),
-            usage_plans: w.typed_with(&all, quiet),
-            authorizers: w.typed_with(&all, quiet),
-            vpc_links: w.typed_with(&all, quiet),
+            apis: w.typed_with(&all, Wakes::UnlessStatusOnly),
+            routes: w.typed_with(&all, Wakes::UnlessStatusOnly),
+            stages: w.typed_with(&all, Wakes::UnlessStatusOnly),
+            usage_plans: w.typed_with(&all, Wakes::UnlessStatusOnly),
+            authorizers: w.typed_with(&all, Wakes::UnlessStatusOnly),
+            vpc_links: w.typed_with(&all, Wakes::UnlessStatusOnly),
             services: w.typed(&all),
             slices: w.spawn(&all, Wakes::Every, slice_ar.clone(), |c, ns| match ns {
                 Some(ns) => kube::Api::namespaced_with(c, ns, &slice_ar),
@@ -194,7 +200,7 @@ impl Stores {
             slice_version,
             secrets: w.typed(&secrets),
             definitions: w.typed(&definitions),
-            deployments: w.typed(&deployments),
+            deployments: w.typed_with(&deployments, Wakes::UnlessOwn(Arc::clone(own))),
         }
     }
 
@@ -357,6 +363,7 @@ impl Spawner<'_> {
                     .modify(|o: &mut K| o.meta_mut().managed_fields = None),
             );
             let wake = Arc::clone(self.wake);
+            let wakes = wakes.clone();
             let kind = K::kind(&dyntype).to_string();
             self.tasks.spawn(async move {
                 let mut stream = std::pin::pin!(stream);
@@ -364,7 +371,12 @@ impl Spawner<'_> {
                 while let Some(event) = stream.next().await {
                     match event {
                         Ok(event) => {
-                            if wakes == Wakes::Every || filter.wakes(&event) {
+                            let wake_up = match &wakes {
+                                Wakes::Every => true,
+                                Wakes::UnlessStatusOnly => filter.wakes(&event),
+                                Wakes::UnlessOwn(own) => own.wakes(&event),
+                            };
+                            if wake_up {
                                 if let watcher::Event::Apply(o) | watcher::Event::Delete(o) = &event {
                                     debug!(%kind, name = o.meta().name.as_deref().unwrap_or(""), "change");
                                 }

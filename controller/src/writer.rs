@@ -383,10 +383,19 @@ impl StatusWriter {
     pub fn spawn(self, push: PushServer, settle: Duration) -> StatusTask {
         let (input, input_rx) = watch::channel(None);
         let (usage, usage_rx) = watch::channel(None);
-        let task = tokio::spawn(status_task(self, push, input_rx, usage_rx, settle));
+        let (deployments, deployments_rx) = watch::channel(Arc::default());
+        let task = tokio::spawn(status_task(
+            self,
+            push,
+            input_rx,
+            usage_rx,
+            deployments_rx,
+            settle,
+        ));
         StatusTask {
             input,
             usage,
+            deployments,
             task: task.abort_handle(),
         }
     }
@@ -443,8 +452,6 @@ pub struct StatusInput {
     pub inventory: Arc<Inventory>,
     /// What `compile` said of each.
     pub statuses: Vec<ObjectStatus>,
-    /// Recorded deployments per Api id (`namespace/name`), newest first.
-    pub deployments: BTreeMap<String, Vec<DeploymentSummary>>,
     /// The number of the snapshot compiled from it ([`PushServer::number`]).
     pub number: u64,
     /// That snapshot's version.
@@ -461,13 +468,29 @@ pub struct StatusInput {
 pub struct StatusTask {
     input: watch::Sender<Option<Arc<StatusInput>>>,
     usage: watch::Sender<Option<BTreeMap<String, PlanRollup>>>,
+    deployments: watch::Sender<Arc<Deployments>>,
     task: tokio::task::AbortHandle,
 }
+
+/// Recorded deployments per Api id (`namespace/name`), newest first.
+pub type Deployments = BTreeMap<String, Vec<DeploymentSummary>>;
 
 impl StatusTask {
     /// Hands over the latest compile result; an input the task has not started on is dropped.
     pub fn submit(&self, input: StatusInput) {
         self.input.send_replace(Some(Arc::new(input)));
+    }
+
+    /// The recorded deployments (for `Api.status`) from now on; the task writes them without
+    /// a compile (the history writes are not worth one), and leaves an unchanged list be.
+    pub fn set_deployments(&self, deployments: Deployments) {
+        self.deployments.send_if_modified(|d| {
+            let changed = **d != deployments;
+            if changed {
+                *d = Arc::new(deployments);
+            }
+            changed
+        });
     }
 
     /// See [`StatusWriter::set_usage`].
@@ -489,6 +512,7 @@ async fn status_task(
     push: PushServer,
     mut input_rx: watch::Receiver<Option<Arc<StatusInput>>>,
     mut usage_rx: watch::Receiver<Option<BTreeMap<String, PlanRollup>>>,
+    mut deployments_rx: watch::Receiver<Arc<Deployments>>,
     settle: Duration,
 ) {
     let mut progress = push.progress();
@@ -502,6 +526,7 @@ async fn status_task(
             changed = input_rx.changed() => if changed.is_err() { return },
             changed = progress.changed() => if changed.is_err() { return },
             changed = usage_rx.changed() => if changed.is_err() { return },
+            changed = deployments_rx.changed() => if changed.is_err() { return },
         }
         if !settle.is_zero() {
             tokio::time::sleep(settle).await;
@@ -515,6 +540,7 @@ async fn status_task(
             if let Some(rollup) = usage_rx.borrow_and_update().clone() {
                 writer.set_usage(rollup);
             }
+            let deployments = Arc::clone(&deployments_rx.borrow_and_update());
             let fresh = !last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &input));
             if fresh {
                 let started = std::time::Instant::now();
@@ -553,7 +579,7 @@ async fn status_task(
                         fleet: &fleet,
                         changes: &changes,
                     },
-                    &input.deployments,
+                    &deployments,
                     &now,
                     &stop,
                 )

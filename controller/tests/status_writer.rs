@@ -240,7 +240,8 @@ async fn a_replica_that_does_not_lead_compiles_and_publishes_but_writes_nothing(
         compile: causeway_compile::Compiler::new(CompileOptions::default()),
         cluster_keys: None,
         push: push.clone(),
-        status_writer: StatusWriter::new(client, None).spawn(push.clone(), Duration::ZERO),
+        status_writer: StatusWriter::new(client.clone(), None).spawn(push.clone(), Duration::ZERO),
+        history: causeway_controller::history::HistoryTask::spawn(client, Default::default()),
     };
     let outcome = reconciler.reconcile(inventory(), &[], false, "T1").await;
     assert!(outcome.published, "the snapshot is published");
@@ -427,7 +428,8 @@ async fn a_lost_lease_stops_status_writes() {
             compile: causeway_compile::Compiler::new(CompileOptions::default()),
             cluster_keys: None,
             push: push.clone(),
-            status_writer: StatusWriter::new(client, None).spawn(push, Duration::ZERO),
+            status_writer: StatusWriter::new(client.clone(), None).spawn(push, Duration::ZERO),
+            history: causeway_controller::history::HistoryTask::spawn(client, Default::default()),
         };
         tokio::spawn(async move {
             let control = Loop {
@@ -437,6 +439,7 @@ async fn a_lost_lease_stops_status_writes() {
                 debounce: Duration::from_millis(20),
                 usage_rollup_every: Duration::from_secs(60),
                 identity: "controller-a",
+                own_writes: None,
             };
             control
                 .drive(&mut reconciler, objects.as_ref(), async {
