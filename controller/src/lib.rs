@@ -9,7 +9,8 @@
 //! its status; it waits [`Config::debounce`], builds the
 //! [`Inventory`](causeway_compile::Inventory), compiles, publishes the snapshot to the [`push`]
 //! server (a no-op when the version did not change), hands the compiled statuses to the status
-//! task ([`writer::StatusTask`]) and, on the leader, records new deployments ([`history`]). The
+//! task ([`writer::StatusTask`]) and, on the leader, hands new deployments to the history task
+//! ([`history::HistoryTask`]), whose own writes wake no compile. The
 //! status task patches, on the leader and off the path to the proxies, the statuses that
 //! changed; acks from proxies wake it (not the compile), so `Programmed` follows the rollout of
 //! each object ([`rollout`]). Every
