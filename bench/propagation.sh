@@ -16,6 +16,9 @@
 # first proxy for the whole measurement, so compile and push compete with traffic for the two
 # cores. Each change is polled with one curl per proxy every 10 ms. Results (p50/p99/max per
 # size and mode) go to bench/results/propagation-<UTC timestamp>.md. Not part of the test suite.
+# KEEP_LOGS=DIR keeps the logs of the controller, the proxies and wrk of each row in
+# DIR/<mode>-<routes>/ (with CAUSEWAY_LOG=info,causeway_controller=debug the controller logs its
+# compile and status-pass timings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODES="file kube"; SIZES="1000 10000"; CHANGES=30; PROFILE=release; DEBOUNCE=50; LOAD=wrk
@@ -179,6 +182,7 @@ kube_mode() { # routes
 for mode in $MODES; do
   for n in $SIZES; do
     "${mode}_mode" "$n"
+    if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS/$mode-$n"; cp "$work"/*.log "$KEEP_LOGS/$mode-$n/" 2>/dev/null || true; fi
     p50=$(percentile 50 < "$work/times"); p99=$(percentile 99 < "$work/times"); max=$(sort -n "$work/times" | tail -1)
     rps=$(awk '/Requests\/sec/ {print int($2)}' "$work/wrk.log" 2>/dev/null || true)
     echo "| $mode | $n | $p50 | $p99 | $max | ${rps:-n/a} |" | tee -a "$out"

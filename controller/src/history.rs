@@ -4,8 +4,8 @@
 //! description in annotations. At most [`HISTORY_PER_API`] are kept per Api, plus any that a
 //! Stage pins (pinned deployments are never pruned).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use causeway_compile::DeploymentRecord;
 use causeway_crds::api::DeploymentSummary;
@@ -13,7 +13,9 @@ use causeway_crds::{Api, Stage};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, PostParams};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
+use tokio::sync::Notify;
 
 /// Label naming the Api (its `metadata.name`) a deployment ConfigMap belongs to.
 pub const API_LABEL: &str = "causeway.dev/api";
@@ -209,12 +211,19 @@ pub fn plan(
 }
 
 /// Applies a plan (leader only). A ConfigMap that already exists is fine (another replica or an
-/// earlier run recorded it).
-pub async fn apply(client: &Client, plan: &Plan) -> Result<(), HistoryError> {
+/// earlier run recorded it), and so is one already gone. Each write is announced to `own`
+/// before it is sent, so that its watch event is known as the controller's own.
+pub async fn apply(client: &Client, plan: &Plan, own: &OwnWrites) -> Result<(), HistoryError> {
     for cm in &plan.create {
         let ns = cm.namespace().unwrap_or_default();
+        let name = cm.name_any();
         let api = kube::Api::<ConfigMap>::namespaced(client.clone(), &ns);
-        match api.create(&PostParams::default(), cm).await {
+        own.expect(&ns, &name);
+        let result = api.create(&PostParams::default(), cm).await;
+        if result.is_err() {
+            own.unexpect(&ns, &name);
+        }
+        match result {
             Ok(_) => tracing::info!(
                 config_map = %cm.name_any(),
                 namespace = %ns,
@@ -234,7 +243,12 @@ pub async fn apply(client: &Client, plan: &Plan) -> Result<(), HistoryError> {
     }
     for (ns, name) in &plan.delete {
         let api = kube::Api::<ConfigMap>::namespaced(client.clone(), ns);
-        match api.delete(name, &DeleteParams::default()).await {
+        own.expect(ns, name);
+        let result = api.delete(name, &DeleteParams::default()).await;
+        if result.is_err() {
+            own.unexpect(ns, name);
+        }
+        match result {
             Ok(_) => tracing::info!(config_map = %name, namespace = %ns, "old deployment pruned"),
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(source) => {
@@ -246,6 +260,162 @@ pub async fn apply(client: &Client, plan: &Plan) -> Result<(), HistoryError> {
         }
     }
     Ok(())
+}
+
+/// History ConfigMaps the controller is creating or deleting, until the watch event of each
+/// write arrives: that event is the controller's own doing and wakes no compile (the compile
+/// that planned the write already had the deployment), only [`OwnWrites::written`], which
+/// refreshes the deployment lists of the Api statuses.
+#[derive(Debug, Default)]
+pub struct OwnWrites {
+    pending: Mutex<HashMap<(String, String), usize>>,
+    written: Notify,
+}
+
+impl OwnWrites {
+    /// A write of `ns/name` is about to be sent.
+    pub fn expect(&self, ns: &str, name: &str) {
+        *self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((ns.to_string(), name.to_string()))
+            .or_default() += 1;
+    }
+
+    /// The write of `ns/name` failed (or changed nothing): no event will come for it.
+    pub fn unexpect(&self, ns: &str, name: &str) {
+        self.take(ns, name);
+    }
+
+    fn take(&self, ns: &str, name: &str) -> bool {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (ns.to_string(), name.to_string());
+        match pending.get_mut(&key) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                true
+            }
+            Some(_) => {
+                pending.remove(&key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a watch event of the history ConfigMaps wakes the compile: not when it is the
+    /// echo of the controller's own write (then [`written`](Self::written) is notified
+    /// instead). The first full list and its relists wake it; their single objects do not.
+    pub fn wakes<K: Resource>(&self, event: &watcher::Event<K>) -> bool {
+        match event {
+            watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
+                let meta = o.meta();
+                let ns = meta.namespace.as_deref().unwrap_or_default();
+                let name = meta.name.as_deref().unwrap_or_default();
+                if self.take(ns, name) {
+                    self.written.notify_one();
+                    false
+                } else {
+                    true
+                }
+            }
+            watcher::Event::Init | watcher::Event::InitApply(_) => false,
+            watcher::Event::InitDone => true,
+        }
+    }
+
+    /// Notified when the watch delivered one of the controller's own writes.
+    pub fn written(&self) -> &Notify {
+        &self.written
+    }
+}
+
+/// The history writer in a task of its own ([`HistoryTask::spawn`]), off the path from a change
+/// to the proxies: the reconcile loop hands over each plan and goes on at once. A plan not yet
+/// started on is merged with the next one (its creates are kept, the newer deletes replace
+/// the older), so no deployment is lost and the newest pruning wins. A failed write is planned
+/// again by the next compile. The task ends when the handle is dropped.
+#[derive(Debug)]
+pub struct HistoryTask {
+    next: Arc<(Mutex<Option<Plan>>, Notify)>,
+    task: tokio::task::AbortHandle,
+}
+
+impl HistoryTask {
+    /// Starts the task; its writes are announced to `own`.
+    pub fn spawn(client: Client, own: Arc<OwnWrites>) -> Self {
+        let next: Arc<(Mutex<Option<Plan>>, Notify)> = Arc::default();
+        let shared = Arc::clone(&next);
+        let task = tokio::spawn(async move {
+            loop {
+                shared.1.notified().await;
+                let plan = shared
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                let Some(plan) = plan else { continue };
+                let started = std::time::Instant::now();
+                if let Err(e) = apply(&client, &plan, &own).await {
+                    tracing::warn!("{e}");
+                }
+                tracing::debug!(
+                    created = plan.create.len(),
+                    deleted = plan.delete.len(),
+                    history_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "history written"
+                );
+            }
+        });
+        Self {
+            next,
+            task: task.abort_handle(),
+        }
+    }
+
+    /// Hands over a plan (an empty one is dropped).
+    pub fn submit(&self, plan: Plan) {
+        if plan.create.is_empty() && plan.delete.is_empty() {
+            return;
+        }
+        let mut next = self
+            .next
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *next = Some(match next.take() {
+            None => plan,
+            Some(older) => merge(older, plan),
+        });
+        drop(next);
+        self.next.1.notify_one();
+    }
+}
+
+impl Drop for HistoryTask {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A plan not yet applied followed by a newer one: every create of both (the newer first),
+/// the newer deletes.
+fn merge(older: Plan, newer: Plan) -> Plan {
+    let mut create = newer.create;
+    for cm in older.create {
+        let same = |c: &ConfigMap| c.namespace() == cm.namespace() && c.name_any() == cm.name_any();
+        if !create.iter().any(same) {
+            create.push(cm);
+        }
+    }
+    Plan {
+        create,
+        delete: newer.delete,
+    }
 }
 
 #[cfg(test)]
@@ -372,6 +542,54 @@ mod tests {
                 .parse::<k8s_openapi::jiff::Timestamp>()
                 .is_ok(),
             "records are stamped with a time that parses"
+        );
+    }
+
+    #[test]
+    fn the_echo_of_an_own_write_wakes_no_compile_and_others_do() {
+        let pets = api("pets");
+        let own = OwnWrites::default();
+        let mine = config_map_for(&record("mine"), &pets, "2026-01-01T00:00:00Z");
+        let theirs = config_map_for(&record("theirs"), &pets, "2026-01-01T00:00:00Z");
+        own.expect("default", "causeway-deploy-pets-mine");
+        assert!(!own.wakes(&watcher::Event::Apply(mine.clone())));
+        // Only once: a later change of the same ConfigMap is someone else's.
+        assert!(own.wakes(&watcher::Event::Apply(mine.clone())));
+        assert!(own.wakes(&watcher::Event::Apply(theirs.clone())));
+        own.expect("default", "causeway-deploy-pets-mine");
+        assert!(!own.wakes(&watcher::Event::Delete(mine.clone())));
+        // A write that failed leaves nothing expected.
+        own.expect("default", "causeway-deploy-pets-theirs");
+        own.unexpect("default", "causeway-deploy-pets-theirs");
+        assert!(own.wakes(&watcher::Event::Delete(theirs)));
+        assert!(!own.wakes(&watcher::Event::<ConfigMap>::Init));
+        assert!(own.wakes(&watcher::Event::<ConfigMap>::InitDone));
+    }
+
+    #[test]
+    fn a_plan_not_yet_applied_keeps_its_creates_when_a_newer_one_comes() {
+        let pets = api("pets");
+        let cm = |id: &str| config_map_for(&record(id), &pets, "2026-01-01T00:00:00Z");
+        let older = Plan {
+            create: vec![cm("a")],
+            delete: vec![("default".into(), "causeway-deploy-pets-old1".into())],
+        };
+        let newer = Plan {
+            create: vec![cm("b"), cm("a")],
+            delete: vec![("default".into(), "causeway-deploy-pets-old2".into())],
+        };
+        let merged = merge(older, newer);
+        let names: Vec<String> = merged.create.iter().map(|c| c.name_any()).collect();
+        assert_eq!(
+            names,
+            vec!["causeway-deploy-pets-b", "causeway-deploy-pets-a"]
+        );
+        assert_eq!(
+            merged.delete,
+            vec![(
+                "default".to_string(),
+                "causeway-deploy-pets-old2".to_string()
+            )]
         );
     }
 }

@@ -5,11 +5,15 @@
 //!
 //! Depends on crds, compile, snapshot and kube. Never handles user traffic.
 //!
-//! Flow of [`run`]: watches ([`watch`]) wake the reconciler; it waits [`Config::debounce`],
-//! builds the [`Inventory`](causeway_compile::Inventory), compiles, publishes the snapshot to the
-//! [`push`] server (a no-op when the version did not change), and, on the leader, records new
-//! deployments ([`history`]) and patches statuses that changed ([`writer`]). Acks from proxies
-//! wake the reconciler too, so `Programmed` follows the rollout. Every
+//! Flow of [`run`]: watches ([`watch`]) wake the reconciler when an object changed other than in
+//! its status; it waits [`Config::debounce`], builds the
+//! [`Inventory`](causeway_compile::Inventory), compiles, publishes the snapshot to the [`push`]
+//! server (a no-op when the version did not change), hands the compiled statuses to the status
+//! task ([`writer::StatusTask`]) and, on the leader, hands new deployments to the history task
+//! ([`history::HistoryTask`]), whose own writes wake no compile. The
+//! status task patches, on the leader and off the path to the proxies, the statuses that
+//! changed; acks from proxies wake it (not the compile), so `Programmed` follows the rollout of
+//! each object ([`rollout`]). Every
 //! [`Config::usage_rollup_every`] the proxies' usage reports are added up ([`usage`]) and go
 //! into `UsagePlan.status` on the next pass. The cluster's service-account issuer and keys
 //! ([`cluster_keys`]) are read from the API server and given to `compile` on every pass.
@@ -19,6 +23,7 @@ pub mod cluster_keys;
 pub mod history;
 pub mod leader;
 pub mod push;
+pub mod rollout;
 pub mod status;
 pub mod tls;
 pub mod usage;
@@ -110,7 +115,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ControllerError> {
     let wake = Arc::new(Notify::new());
-    let push = push::PushServer::new(Arc::clone(&wake));
+    // Acks and proxy (dis)connections wake the status task (`PushServer::progress`), not the
+    // compile: nothing a proxy says changes the snapshot.
+    let push = push::PushServer::new(Arc::new(Notify::new()));
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -194,7 +201,15 @@ pub async fn run(
         .await
         .map_err(ControllerError::Discovery)?;
     info!(?slice_version, scope = ?config.scope.namespaces, "starting watches");
-    let stores = watch::Stores::start(&client, &config.scope, slice_version, &wake, &mut tasks);
+    let own_writes = Arc::new(history::OwnWrites::default());
+    let stores = watch::Stores::start(
+        &client,
+        &config.scope,
+        slice_version,
+        &wake,
+        &own_writes,
+        &mut tasks,
+    );
 
     // Without election this replica always leads; the sender is kept so `changed()` waits.
     let (_always, leading, _election) = if config.leader_election {
@@ -220,7 +235,9 @@ pub async fn run(
         cluster_keys,
         push: push.clone(),
         status_writer: writer::StatusWriter::new(client.clone(), Some(recorder))
-            .with_mode(patch_mode),
+            .with_mode(patch_mode)
+            .spawn(push.clone(), config.debounce),
+        history: history::HistoryTask::spawn(client.clone(), Arc::clone(&own_writes)),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {
@@ -235,6 +252,7 @@ pub async fn run(
         debounce: config.debounce,
         usage_rollup_every: config.usage_rollup_every,
         identity: &config.identity,
+        own_writes: Some(&own_writes),
     };
     let result = loop_.drive(&mut reconciler, &stores, shutdown).await;
     let _ = stop_tx.send(true);
@@ -277,6 +295,9 @@ pub struct Loop<'a> {
     pub usage_rollup_every: Duration,
     /// For logs.
     pub identity: &'a str,
+    /// The history writes of this controller: their watch events wake no compile, only a
+    /// refresh of the deployments in the Api statuses.
+    pub own_writes: Option<&'a history::OwnWrites>,
 }
 
 impl std::fmt::Debug for Loop<'_> {
@@ -321,30 +342,52 @@ impl Loop<'_> {
             let is_leader = *self.leading.borrow_and_update();
             if is_leader != was_leader {
                 info!(leader = is_leader, identity = %self.identity, "leadership changed");
-                reconciler.status_writer.forget();
                 was_leader = is_leader;
             }
-            let outcome = reconciler
+            let started = std::time::Instant::now();
+            let inventory = objects.inventory();
+            tracing::debug!(
+                inventory_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "inventory read"
+            );
+            reconciler
                 .reconcile(
-                    objects.inventory(),
+                    inventory,
                     &objects.deployment_config_maps(),
                     is_leader,
                     &now(),
                 )
                 .await;
             self.ready.store(is_leader, Ordering::Relaxed);
-            if outcome.statuses.patched > 0 || outcome.statuses.failed > 0 {
-                info!(patched = outcome.statuses.patched, failed = outcome.statuses.failed, version = %outcome.version, "statuses written");
-            }
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep_until(next_rollup) => {}
-                changed = self.leading.changed() => {
-                    if changed.is_err() {
-                        return Err(ControllerError::ElectionEnded);
+            loop {
+                let own_written = async {
+                    match self.own_writes {
+                        Some(own) => own.written().notified().await,
+                        None => std::future::pending().await,
                     }
+                };
+                tokio::select! {
+                    () = self.wake.notified() => break,
+                    () = tokio::time::sleep_until(next_rollup) => break,
+                    changed = self.leading.changed() => {
+                        if changed.is_err() {
+                            return Err(ControllerError::ElectionEnded);
+                        }
+                        break;
+                    }
+                    () = own_written => {
+                        // Our own history write came back through the watch: the Api statuses
+                        // list it, no compile.
+                        if is_leader {
+                            reconciler
+                                .status_writer
+                                .set_deployments(history::summaries(
+                                    &objects.deployment_config_maps(),
+                                ));
+                        }
+                    }
+                    () = &mut shutdown => return Ok(()),
                 }
-                () = &mut shutdown => return Ok(()),
             }
             // Debounce: fold in whatever else changes meanwhile.
             tokio::select! {
@@ -362,15 +405,18 @@ pub struct Reconciler {
     /// The API client (history and status writes).
     pub client: Client,
     /// The compiler, with its settings and the memo of the last pass: unchanged objects
-    /// (same `resourceVersion`) reuse their compiled parts.
+    /// (Causeway objects: same uid and `generation`; others: same `resourceVersion`) reuse
+    /// their compiled parts, so status writes recompile nothing.
     pub compile: Compiler,
     /// The latest service-account issuer and keys read from the API server; on every pass
     /// they go into `compile` (`service_account_issuer`, `service_account_jwks`).
     pub cluster_keys: Option<tokio::sync::watch::Receiver<Option<cluster_keys::ClusterKeys>>>,
     /// Where snapshots go.
     pub push: push::PushServer,
-    /// Status and Event writes.
-    pub status_writer: writer::StatusWriter,
+    /// Status and Event writes, in their own task ([`writer::StatusWriter::spawn`]).
+    pub status_writer: writer::StatusTask,
+    /// Deployment-history writes, in their own task ([`history::HistoryTask::spawn`]).
+    pub history: history::HistoryTask,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -386,13 +432,12 @@ pub struct Outcome {
     pub version: String,
     /// Whether that version was new to the push server.
     pub published: bool,
-    /// Status writes (all zero when not leading).
-    pub statuses: writer::WriteReport,
 }
 
 impl Reconciler {
-    /// Compiles `inventory`, publishes the snapshot, and, only when `leading`, writes the
-    /// deployment history and the statuses that changed.
+    /// Compiles `inventory`, publishes the snapshot, hands the statuses to the status task
+    /// (which writes those that changed when `leading`), and, only when `leading`, hands the
+    /// deployment-history changes to the history task. Waits for no write.
     pub async fn reconcile(
         &mut self,
         inventory: causeway_compile::Inventory,
@@ -421,11 +466,25 @@ impl Reconciler {
             "compiled"
         );
         let published = self.push.publish(&compiled.snapshot);
-        let mut outcome = Outcome {
+        let outcome = Outcome {
             version: compiled.snapshot.version.clone(),
             published,
-            statuses: writer::WriteReport::default(),
         };
+        // Statuses go to their own task, which writes them (when leading) while this loop waits
+        // for the next change: the path from a change to the proxies never waits for a PATCH.
+        if leading {
+            self.status_writer
+                .set_deployments(history::summaries(config_maps));
+        }
+        let inventory = Arc::new(inventory);
+        self.status_writer.submit(writer::StatusInput {
+            inventory: Arc::clone(&inventory),
+            statuses: compiled.statuses,
+            number: self.push.number(),
+            version: compiled.snapshot.version,
+            leading,
+            now: now.to_string(),
+        });
         if !leading {
             return outcome;
         }
@@ -438,20 +497,9 @@ impl Reconciler {
             config_maps,
             &now_precise(),
         );
-        if let Err(e) = history::apply(&self.client, &plan).await {
-            warn!("{e}");
-        }
-        let summaries = history::summaries(config_maps);
-        outcome.statuses = self
-            .status_writer
-            .write(
-                &inventory,
-                &compiled.statuses,
-                &self.push.rollout(),
-                &summaries,
-                now,
-            )
-            .await;
+        // The history task writes it; the loop goes on at once (the write is safe to repeat,
+        // and the next compile plans again whatever failed).
+        self.history.submit(plan);
         outcome
     }
 }

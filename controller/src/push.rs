@@ -31,6 +31,7 @@ use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::rollout::{Fleet, ProxyProgress};
 use crate::status::Rollout;
 
 /// Largest request body (stream requests and acks are small).
@@ -52,6 +53,8 @@ type Body = UnsyncBoxBody<Bytes, std::convert::Infallible>;
 #[derive(Debug)]
 struct Published {
     snapshot: Arc<Snapshot>,
+    /// Its number in publish order (1, 2, …).
+    number: u64,
     full: Bytes,
     /// `(base version, frame)` when only the backends changed since the previous snapshot.
     backends_delta: Option<(String, Bytes)>,
@@ -79,7 +82,23 @@ struct Inner {
     usage: Mutex<BTreeMap<String, UsageReport>>,
     /// Woken when acks arrive or proxies come and go.
     changed: Arc<Notify>,
+    /// Counts the same events as `changed`, for watchers that must see whether anything
+    /// happened since they last looked ([`PushServer::progress`]).
+    progress: watch::Sender<u64>,
+    /// The number of each recently published version (a version published again gets a new
+    /// number); bounded by [`NUMBERS_KEPT`] plus the versions proxies still report.
+    numbers: Mutex<NumberBook>,
 }
+
+/// Published versions and their numbers.
+#[derive(Debug, Default)]
+struct NumberBook {
+    last: u64,
+    by_version: BTreeMap<String, u64>,
+}
+
+/// How many published versions keep their number beyond those the proxies report.
+const NUMBERS_KEPT: usize = 64;
 
 /// The snapshot server's state; cheap to clone.
 #[derive(Clone)]
@@ -105,12 +124,15 @@ impl PushServer {
     /// A server with no snapshot yet; `changed` is woken on acks and (dis)connections.
     pub fn new(changed: Arc<Notify>) -> Self {
         let (current, _) = watch::channel(None);
+        let (progress, _) = watch::channel(0);
         Self {
             inner: Arc::new(Inner {
                 current,
                 proxies: Mutex::new(BTreeMap::new()),
                 usage: Mutex::new(BTreeMap::new()),
                 changed,
+                progress,
+                numbers: Mutex::new(NumberBook::default()),
             }),
         }
     }
@@ -142,13 +164,81 @@ impl PushServer {
         let full = Bytes::from(encode_frame(&Frame::Snapshot {
             snapshot: Box::new(snapshot.clone()),
         }));
-        info!(version = %snapshot.version, delta = backends_delta.is_some(), "snapshot published");
+        let number = self.number_version(&snapshot.version);
+        info!(version = %snapshot.version, number, delta = backends_delta.is_some(), "snapshot published");
         self.inner.current.send_replace(Some(Arc::new(Published {
             snapshot: Arc::new(snapshot.clone()),
+            number,
             full,
             backends_delta,
         })));
         true
+    }
+
+    /// Gives `version` the next number, and forgets old numbers no proxy reports any more.
+    fn number_version(&self, version: &str) -> u64 {
+        let reported: std::collections::BTreeSet<String> = self
+            .proxies()
+            .into_values()
+            .flat_map(|p| p.applied.into_iter().chain(p.rejected.map(|(v, _)| v)))
+            .collect();
+        let Ok(mut book) = self.inner.numbers.lock() else {
+            return 0;
+        };
+        book.last += 1;
+        let number = book.last;
+        book.by_version.insert(version.to_string(), number);
+        if book.by_version.len() > NUMBERS_KEPT + reported.len() {
+            let oldest_kept = number.saturating_sub(NUMBERS_KEPT as u64);
+            book.by_version
+                .retain(|v, n| *n > oldest_kept || reported.contains(v));
+        }
+        number
+    }
+
+    /// The number of the snapshot published now (0: none yet).
+    pub fn number(&self) -> u64 {
+        self.inner.current.borrow().as_ref().map_or(0, |p| p.number)
+    }
+
+    /// Where every connected proxy is, by snapshot number: the input of per-object
+    /// `Programmed` conditions ([`crate::rollout`]). A version the server did not publish (a
+    /// proxy's snapshot from before a restart of the controller) counts as number 0.
+    pub fn fleet(&self) -> Fleet {
+        let (current, current_version) = match self.inner.current.borrow().as_ref() {
+            Some(p) => (p.number, p.snapshot.version.clone()),
+            None => (0, String::new()),
+        };
+        let proxies = self.proxies();
+        let Ok(book) = self.inner.numbers.lock() else {
+            return Fleet::default();
+        };
+        let number = |v: &str| book.by_version.get(v).copied().unwrap_or(0);
+        Fleet {
+            current,
+            current_version,
+            proxies: proxies
+                .into_iter()
+                .filter(|(_, p)| p.streams > 0)
+                .map(|(id, p)| {
+                    let applied = p.applied.as_deref().map_or(0, number);
+                    ProxyProgress {
+                        id,
+                        applied,
+                        rejected: p
+                            .rejected
+                            .map(|(v, reason)| (number(&v), reason))
+                            .filter(|(n, _)| *n > applied),
+                        dropped: p.dropped,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Changes whenever a proxy acknowledges a snapshot, connects or disconnects.
+    pub fn progress(&self) -> watch::Receiver<u64> {
+        self.inner.progress.subscribe()
     }
 
     /// The version published now, if any.
@@ -221,6 +311,7 @@ impl PushServer {
             f(proxies.entry(proxy.to_string()).or_default());
         }
         self.inner.changed.notify_one();
+        self.inner.progress.send_modify(|n| *n += 1);
     }
 
     /// Serves HTTP/2 over TLS on `listener` until `shutdown` resolves.
@@ -390,6 +481,7 @@ impl Drop for StreamGuard {
             }
         }
         self.server.inner.changed.notify_one();
+        self.server.inner.progress.send_modify(|n| *n += 1);
     }
 }
 

@@ -17,7 +17,8 @@ use crate::usage::{PlanUsageStatus, QUOTA_STORE_AVAILABLE};
 
 /// Reasons the controller writes (compile's reasons live in `causeway_compile::reasons`).
 pub mod reasons {
-    /// Every connected proxy applied the snapshot holding the object.
+    /// Every connected proxy applied the snapshot holding the object as it is now (or a later
+    /// one).
     pub const PROGRAMMED: &str = "Programmed";
     /// Proxies are still applying the snapshot, or none is connected yet.
     pub const PENDING: &str = "Pending";
@@ -34,18 +35,21 @@ pub mod reasons {
     pub const NOT_READY: &str = "NotReady";
 }
 
-/// How far the current snapshot has rolled out to the proxies.
+/// How far the snapshot that carries an object as it is now has rolled out to the proxies
+/// (built per object by [`crate::rollout`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Rollout {
-    /// The version being rolled out.
+    /// The snapshot in which the object's compiled status last changed; proxies serve the
+    /// object as it is now once they applied this version or a later one.
     pub version: String,
     /// Proxies with an open stream.
     pub connected: u32,
-    /// Of those, how many applied `version`.
+    /// Of those, how many applied `version` or a later one.
     pub applied: u32,
-    /// Proxies that rejected `version`, with their reasons.
+    /// Proxies that rejected `version` or a later one (and serve none of them), with their
+    /// reasons.
     pub rejected: Vec<(String, String)>,
-    /// Parts that proxies which applied `version` left out, by proxy.
+    /// Parts that proxies which applied `version` or a later one left out, by proxy.
     pub dropped: Vec<(String, causeway_snapshot::push::DroppedPart)>,
 }
 
@@ -66,14 +70,17 @@ impl Rollout {
             return (
                 "False",
                 reasons::REJECTED_BY_PROXY,
-                format!("proxy {proxy} rejected snapshot {}: {reason}", self.version),
+                format!(
+                    "proxy {proxy} rejected a snapshot carrying it ({} or later): {reason}",
+                    self.version
+                ),
             );
         }
         if self.connected == 0 {
             return (
                 "Unknown",
                 reasons::PENDING,
-                format!("no proxy is connected yet; snapshot {}", self.version),
+                "no proxy is connected yet".to_string(),
             );
         }
         if self.applied < self.connected {
@@ -81,18 +88,18 @@ impl Rollout {
                 "Unknown",
                 reasons::PENDING,
                 format!(
-                    "{} of {} proxies applied snapshot {}",
+                    "{} of {} proxies applied snapshot {} or a later one",
                     self.applied, self.connected, self.version
                 ),
             );
         }
+        // No version and no count here: an object that did not change keeps this message
+        // through later snapshots, proxy restarts and controller failovers, so its status is
+        // not written again (the Stage's `proxies` field carries the counts).
         (
             "True",
             reasons::PROGRAMMED,
-            format!(
-                "all {} connected proxies applied snapshot {}",
-                self.connected, self.version
-            ),
+            "every connected proxy serves it as it is now".to_string(),
         )
     }
 }

@@ -1,5 +1,11 @@
 //! Watches: one reflector per kind (per namespace when the scope is a list of namespaces), each
-//! feeding a store and waking the reconciler on every event. Written once, generically.
+//! feeding a store and waking the reconciler. Written once, generically.
+//!
+//! The six Causeway kinds wake the reconciler only when an object comes, goes, or changes other
+//! than in its status ([`Wakes::UnlessStatusOnly`]): the controller's own status writes (and
+//! anyone's) leave `generation`, labels and annotations as they are, so they never cause a
+//! compile. The deployment-history ConfigMaps wake it except for the echoes of the controller's
+//! own history writes ([`Wakes::UnlessOwn`]). Every event of the other kinds wakes it.
 //!
 //! What is read: the six Causeway kinds, Services, EndpointSlices (v1 or v1beta1, chosen by
 //! discovery), Secrets labelled [`SECRET_LABEL`]`=true` (the controller never lists every
@@ -22,7 +28,7 @@ use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::history;
 
@@ -71,6 +77,74 @@ impl SliceVersion {
     }
 }
 
+/// Which events of a kind wake the reconciler.
+#[derive(Debug, Clone)]
+pub enum Wakes {
+    /// Every event.
+    Every,
+    /// Every event except an update that changed nothing but the status (and other fields the
+    /// API server keeps outside `generation`, such as `resourceVersion` and `managedFields`):
+    /// for kinds with a status subresource, whose `generation` moves with every spec change.
+    UnlessStatusOnly,
+    /// Every event except the echo of the controller's own write
+    /// ([`history::OwnWrites::wakes`]): the deployment-history ConfigMaps.
+    UnlessOwn(Arc<history::OwnWrites>),
+}
+
+/// What of an object, for [`Wakes::UnlessStatusOnly`], is worth a compile when it changes:
+/// `generation`, labels, annotations and whether it is being deleted.
+pub fn spec_fingerprint(meta: &kube::api::ObjectMeta) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.labels.hash(&mut h);
+    meta.annotations.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    h.finish()
+}
+
+/// Decides, event by event, whether a watch event wakes the reconciler
+/// ([`Wakes::UnlessStatusOnly`]). Pure.
+#[derive(Debug, Default)]
+pub struct WakeFilter {
+    known: Fingerprints,
+    relisting: Option<Fingerprints>,
+}
+
+/// [`spec_fingerprint`]s by `(namespace, name)`.
+type Fingerprints = std::collections::HashMap<(Option<String>, Option<String>), u64>;
+
+impl WakeFilter {
+    /// Whether `event` is worth a compile; remembers what it saw.
+    pub fn wakes<K: Resource>(&mut self, event: &watcher::Event<K>) -> bool {
+        let key = |o: &K| (o.meta().namespace.clone(), o.meta().name.clone());
+        match event {
+            watcher::Event::Apply(o) => {
+                let fp = spec_fingerprint(o.meta());
+                self.known.insert(key(o), fp) != Some(fp)
+            }
+            watcher::Event::Delete(o) => {
+                self.known.remove(&key(o));
+                true
+            }
+            watcher::Event::Init => {
+                self.relisting = Some(Default::default());
+                false
+            }
+            watcher::Event::InitApply(o) => {
+                self.relisting
+                    .get_or_insert_with(Default::default)
+                    .insert(key(o), spec_fingerprint(o.meta()));
+                false
+            }
+            watcher::Event::InitDone => {
+                self.known = self.relisting.take().unwrap_or_default();
+                true
+            }
+        }
+    }
+}
+
 /// The stores of everything watched.
 #[derive(Clone)]
 pub struct Stores {
@@ -89,12 +163,15 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Starts every watch on `tasks`; each event calls `wake.notify_one()`.
+    /// Starts every watch on `tasks`; each event that is worth a compile calls
+    /// `wake.notify_one()` (not status-only updates of the Causeway kinds, not the echoes of
+    /// the history writes announced to `own`).
     pub fn start(
         client: &Client,
         scope: &Scope,
         slice_version: SliceVersion,
         wake: &Arc<Notify>,
+        own: &Arc<history::OwnWrites>,
         tasks: &mut JoinSet<()>,
     ) -> Self {
         let all = watcher::Config::default();
@@ -109,21 +186,21 @@ impl Stores {
         };
         let slice_ar = slice_version.api_resource();
         Self {
-            apis: w.typed(&all),
-            routes: w.typed(&all),
-            stages: w.typed(&all),
-            usage_plans: w.typed(&all),
-            authorizers: w.typed(&all),
-            vpc_links: w.typed(&all),
+            apis: w.typed_with(&all, Wakes::UnlessStatusOnly),
+            routes: w.typed_with(&all, Wakes::UnlessStatusOnly),
+            stages: w.typed_with(&all, Wakes::UnlessStatusOnly),
+            usage_plans: w.typed_with(&all, Wakes::UnlessStatusOnly),
+            authorizers: w.typed_with(&all, Wakes::UnlessStatusOnly),
+            vpc_links: w.typed_with(&all, Wakes::UnlessStatusOnly),
             services: w.typed(&all),
-            slices: w.spawn(&all, slice_ar.clone(), |c, ns| match ns {
+            slices: w.spawn(&all, Wakes::Every, slice_ar.clone(), |c, ns| match ns {
                 Some(ns) => kube::Api::namespaced_with(c, ns, &slice_ar),
                 None => kube::Api::all_with(c, &slice_ar),
             }),
             slice_version,
             secrets: w.typed(&secrets),
             definitions: w.typed(&definitions),
-            deployments: w.typed(&deployments),
+            deployments: w.typed_with(&deployments, Wakes::UnlessOwn(Arc::clone(own))),
         }
     }
 
@@ -233,7 +310,20 @@ impl Spawner<'_> {
             + Sync
             + 'static,
     {
-        self.spawn(config, (), |c, ns| match ns {
+        self.typed_with(config, Wakes::Every)
+    }
+
+    fn typed_with<K>(&mut self, config: &watcher::Config, wakes: Wakes) -> Vec<Store<K>>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.spawn(config, wakes, (), |c, ns| match ns {
             Some(ns) => kube::Api::namespaced(c, ns),
             None => kube::Api::all(c),
         })
@@ -242,6 +332,7 @@ impl Spawner<'_> {
     fn spawn<K>(
         &mut self,
         config: &watcher::Config,
+        wakes: Wakes,
         dyntype: K::DynamicType,
         make: impl Fn(Client, Option<&str>) -> kube::Api<K>,
     ) -> Vec<Store<K>>
@@ -263,14 +354,35 @@ impl Spawner<'_> {
             let api = make(self.client.clone(), ns);
             let writer = reflector::store::Writer::new(dyntype.clone());
             stores.push(writer.as_reader());
-            let stream = reflector(writer, watcher(api, config.clone()).default_backoff());
+            // managedFields are never read here and are often the larger part of an object's
+            // metadata: dropped before the store, so that each pass clones less.
+            let stream = reflector(
+                writer,
+                watcher(api, config.clone())
+                    .default_backoff()
+                    .modify(|o: &mut K| o.meta_mut().managed_fields = None),
+            );
             let wake = Arc::clone(self.wake);
+            let wakes = wakes.clone();
             let kind = K::kind(&dyntype).to_string();
             self.tasks.spawn(async move {
                 let mut stream = std::pin::pin!(stream);
+                let mut filter = WakeFilter::default();
                 while let Some(event) = stream.next().await {
                     match event {
-                        Ok(_) => wake.notify_one(),
+                        Ok(event) => {
+                            let wake_up = match &wakes {
+                                Wakes::Every => true,
+                                Wakes::UnlessStatusOnly => filter.wakes(&event),
+                                Wakes::UnlessOwn(own) => own.wakes(&event),
+                            };
+                            if wake_up {
+                                if let watcher::Event::Apply(o) | watcher::Event::Delete(o) = &event {
+                                    debug!(%kind, name = o.meta().name.as_deref().unwrap_or(""), "change");
+                                }
+                                wake.notify_one();
+                            }
+                        }
                         Err(e) => warn!(%kind, "watch failed, retrying: {e}"),
                     }
                 }
@@ -281,3 +393,48 @@ impl Spawner<'_> {
 }
 
 use reflector::reflector;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use causeway_crds::Route;
+    use kube::api::ObjectMeta;
+
+    fn route(generation: i64, resource_version: &str, status: bool) -> Route {
+        let mut route: Route = serde_json::from_value(serde_json::json!({
+            "apiVersion": "causeway.dev/v1alpha1",
+            "kind": "Route",
+            "metadata": {"name": "r", "namespace": "default"},
+            "spec": {"apiRef": {"name": "pets"}, "routeKey": "GET /r",
+                     "integration": {"type": "MOCK"}},
+        }))
+        .expect("a Route");
+        route.metadata = ObjectMeta {
+            generation: Some(generation),
+            resource_version: Some(resource_version.into()),
+            ..route.metadata
+        };
+        if status {
+            route.status = Some(Default::default());
+        }
+        route
+    }
+
+    #[test]
+    fn a_status_only_update_does_not_wake_and_a_spec_change_or_deletion_does() {
+        let mut filter = WakeFilter::default();
+        assert!(!filter.wakes(&watcher::Event::<Route>::Init));
+        assert!(!filter.wakes(&watcher::Event::InitApply(route(1, "10", false))));
+        assert!(filter.wakes(&watcher::Event::<Route>::InitDone));
+        // The controller's own status write: new resourceVersion, same generation.
+        assert!(!filter.wakes(&watcher::Event::Apply(route(1, "11", true))));
+        // A spec change.
+        assert!(filter.wakes(&watcher::Event::Apply(route(2, "12", true))));
+        let mut labelled = route(2, "13", true);
+        labelled.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+        assert!(filter.wakes(&watcher::Event::Apply(labelled)));
+        assert!(filter.wakes(&watcher::Event::Delete(route(2, "14", true))));
+        // Created again: new to the filter.
+        assert!(filter.wakes(&watcher::Event::Apply(route(1, "15", false))));
+    }
+}

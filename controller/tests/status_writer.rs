@@ -57,6 +57,11 @@ fn rollout() -> Rollout {
 
 /// Answers every status patch with the object and its new status; returns the patches seen.
 async fn answer_patches(mut handle: Handle, count: usize) -> Vec<(String, Value)> {
+    answer_patches_on(&mut handle, count).await
+}
+
+/// [`answer_patches`] on a borrowed handle.
+async fn answer_patches_on(handle: &mut Handle, count: usize) -> Vec<(String, Value)> {
     let mut seen = Vec::new();
     for _ in 0..count {
         let (request, send) = handle.next_request().await.expect("a request");
@@ -235,12 +240,12 @@ async fn a_replica_that_does_not_lead_compiles_and_publishes_but_writes_nothing(
         compile: causeway_compile::Compiler::new(CompileOptions::default()),
         cluster_keys: None,
         push: push.clone(),
-        status_writer: StatusWriter::new(client, None),
+        status_writer: StatusWriter::new(client.clone(), None).spawn(push.clone(), Duration::ZERO),
+        history: causeway_controller::history::HistoryTask::spawn(client, Default::default()),
     };
     let outcome = reconciler.reconcile(inventory(), &[], false, "T1").await;
     assert!(outcome.published, "the snapshot is published");
     assert_eq!(push.version(), Some(outcome.version.clone()));
-    assert_eq!(outcome.statuses.patched, 0);
     let request = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
     assert!(
         request.is_err(),
@@ -417,12 +422,14 @@ async fn a_lost_lease_stops_status_writes() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let driver = {
         let (wake, ready, objects) = (Arc::clone(&wake), Arc::clone(&ready), Arc::clone(&objects));
+        let push = PushServer::new(Arc::clone(&wake));
         let mut reconciler = Reconciler {
             client: client.clone(),
             compile: causeway_compile::Compiler::new(CompileOptions::default()),
             cluster_keys: None,
-            push: PushServer::new(Arc::clone(&wake)),
-            status_writer: StatusWriter::new(client, None),
+            push: push.clone(),
+            status_writer: StatusWriter::new(client.clone(), None).spawn(push, Duration::ZERO),
+            history: causeway_controller::history::HistoryTask::spawn(client, Default::default()),
         };
         tokio::spawn(async move {
             let control = Loop {
@@ -432,6 +439,7 @@ async fn a_lost_lease_stops_status_writes() {
                 debounce: Duration::from_millis(20),
                 usage_rollup_every: Duration::from_secs(60),
                 identity: "controller-a",
+                own_writes: None,
             };
             control
                 .drive(&mut reconciler, objects.as_ref(), async {
@@ -547,4 +555,123 @@ async fn in_apply_mode_the_whole_status_is_sent_as_a_forced_server_side_apply() 
     );
     assert_eq!(body["status"]["observedGeneration"], 4);
     assert_eq!(condition(&body["status"], "Accepted")["status"], "True");
+}
+
+#[tokio::test]
+async fn a_change_to_one_route_rewrites_its_status_and_not_the_other_routes() {
+    use causeway_controller::rollout::{Changes, Fleet, ProxyProgress, Tracked};
+
+    let route = |name: &str, generation: i64, body: &str| {
+        format!(
+            "---\napiVersion: causeway.dev/v1alpha1\nkind: Route\nmetadata: {{name: {name}, namespace: default, generation: {generation}}}\nspec:\n  apiRef: {{name: pets}}\n  routeKey: GET /{name}\n  integration: {{type: MOCK, mock: {{statusCode: 200, body: '{body}'}}}}\n"
+        )
+    };
+    let api = "apiVersion: causeway.dev/v1alpha1\nkind: Api\nmetadata: {name: pets, namespace: default, generation: 1}\nspec: {}\n";
+    let inventory_of = |b_generation: i64, b_body: &str| {
+        let mut inventory = Inventory::default();
+        let yaml = format!(
+            "{api}{}{}",
+            route("a", 1, "a"),
+            route("b", b_generation, b_body)
+        );
+        inventory.add_yaml("t.yaml", &yaml).expect("YAML parses");
+        inventory
+    };
+    let fleet = |number: u64| Fleet {
+        current: number,
+        current_version: format!("v{number}"),
+        proxies: vec![ProxyProgress {
+            id: "p1".into(),
+            applied: number,
+            ..ProxyProgress::default()
+        }],
+    };
+
+    // First pass: every object gets its status; the store then holds what was written.
+    let (client, handle) = mock_client();
+    let mut inventory = inventory_of(1, "b");
+    let compiled = compile(&inventory, &CompileOptions::default());
+    let mut changes = Changes::default();
+    changes.observe(&compiled.statuses, 1, "v1");
+    let server = tokio::spawn(answer_patches(handle, 3));
+    let mut writer = StatusWriter::new(client, None);
+    let first = fleet(1);
+    let tracked = Tracked {
+        fleet: &first,
+        changes: &changes,
+    };
+    let report = writer
+        .write(
+            &inventory,
+            &compiled.statuses,
+            &tracked,
+            &BTreeMap::new(),
+            "T1",
+        )
+        .await;
+    assert_eq!(report.patched, 3, "the Api and both Routes");
+    let written = server.await.expect("mock server");
+    let stored = |inventory: &mut Inventory, written: &[(String, Value)]| {
+        for (uri, patch) in written {
+            let status = patch["status"].clone();
+            if let Some(r) = inventory.routes.iter_mut().find(|r| {
+                uri.contains(&format!(
+                    "/routes/{}/",
+                    r.metadata.name.as_deref().unwrap_or("")
+                ))
+            }) {
+                r.status = Some(serde_json::from_value(status).expect("RouteStatus"));
+            } else {
+                inventory.apis[0].status = Some(serde_json::from_value(status).expect("ApiStatus"));
+            }
+        }
+    };
+    stored(&mut inventory, &written);
+
+    // Route b changes (new generation, new body) and the proxy applies snapshot 2.
+    let mut changed = inventory_of(2, "b2");
+    changed.apis[0].status = inventory.apis[0].status.clone();
+    changed.routes[0].status = inventory.routes[0].status.clone();
+    changed.routes[1].status = inventory.routes[1].status.clone();
+    let compiled = compile(&changed, &CompileOptions::default());
+    changes.observe(&compiled.statuses, 2, "v2");
+    let (client, mut handle) = mock_client();
+    writer = StatusWriter::new(client, None);
+    let second = fleet(2);
+    let tracked = Tracked {
+        fleet: &second,
+        changes: &changes,
+    };
+    let server = tokio::spawn(async move {
+        let seen = answer_patches_on(&mut handle, 2).await;
+        let more = tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await;
+        (seen, more.is_ok())
+    });
+    let report = writer
+        .write(
+            &changed,
+            &compiled.statuses,
+            &tracked,
+            &BTreeMap::new(),
+            "T2",
+        )
+        .await;
+    let (seen, more) = server.await.expect("mock server");
+    assert!(!more, "no third status write");
+    assert_eq!(report.patched, 2);
+    let uris: Vec<&str> = seen.iter().map(|(uri, _)| uri.as_str()).collect();
+    assert!(
+        uris.iter().any(|u| u.contains("/routes/b/status")),
+        "{uris:?}"
+    );
+    assert!(
+        !uris.iter().any(|u| u.contains("/routes/a/status")),
+        "route a did not change and keeps its status: {uris:?}"
+    );
+    let (_, b) = seen
+        .iter()
+        .find(|(uri, _)| uri.contains("/routes/b/status"))
+        .expect("route b");
+    assert_eq!(b["status"]["observedGeneration"], 2);
+    assert_eq!(condition(&b["status"], "Programmed")["status"], "True");
 }
