@@ -218,10 +218,10 @@ pub async fn apply(client: &Client, plan: &Plan, own: &OwnWrites) -> Result<(), 
         let ns = cm.namespace().unwrap_or_default();
         let name = cm.name_any();
         let api = kube::Api::<ConfigMap>::namespaced(client.clone(), &ns);
-        own.expect(&ns, &name);
+        own.sending(&ns, &name);
         let result = api.create(&PostParams::default(), cm).await;
         if result.is_err() {
-            own.unexpect(&ns, &name);
+            own.not_sent(&ns, &name);
         }
         match result {
             Ok(_) => tracing::info!(
@@ -243,10 +243,10 @@ pub async fn apply(client: &Client, plan: &Plan, own: &OwnWrites) -> Result<(), 
     }
     for (ns, name) in &plan.delete {
         let api = kube::Api::<ConfigMap>::namespaced(client.clone(), ns);
-        own.expect(ns, name);
+        own.sending(ns, name);
         let result = api.delete(name, &DeleteParams::default()).await;
         if result.is_err() {
-            own.unexpect(ns, name);
+            own.not_sent(ns, name);
         }
         match result {
             Ok(_) => tracing::info!(config_map = %name, namespace = %ns, "old deployment pruned"),
@@ -274,7 +274,7 @@ pub struct OwnWrites {
 
 impl OwnWrites {
     /// A write of `ns/name` is about to be sent.
-    pub fn expect(&self, ns: &str, name: &str) {
+    pub fn sending(&self, ns: &str, name: &str) {
         *self
             .pending
             .lock()
@@ -284,7 +284,7 @@ impl OwnWrites {
     }
 
     /// The write of `ns/name` failed (or changed nothing): no event will come for it.
-    pub fn unexpect(&self, ns: &str, name: &str) {
+    pub fn not_sent(&self, ns: &str, name: &str) {
         self.take(ns, name);
     }
 
@@ -551,16 +551,16 @@ mod tests {
         let own = OwnWrites::default();
         let mine = config_map_for(&record("mine"), &pets, "2026-01-01T00:00:00Z");
         let theirs = config_map_for(&record("theirs"), &pets, "2026-01-01T00:00:00Z");
-        own.expect("default", "causeway-deploy-pets-mine");
+        own.sending("default", "causeway-deploy-pets-mine");
         assert!(!own.wakes(&watcher::Event::Apply(mine.clone())));
         // Only once: a later change of the same ConfigMap is someone else's.
         assert!(own.wakes(&watcher::Event::Apply(mine.clone())));
         assert!(own.wakes(&watcher::Event::Apply(theirs.clone())));
-        own.expect("default", "causeway-deploy-pets-mine");
+        own.sending("default", "causeway-deploy-pets-mine");
         assert!(!own.wakes(&watcher::Event::Delete(mine.clone())));
         // A write that failed leaves nothing expected.
-        own.expect("default", "causeway-deploy-pets-theirs");
-        own.unexpect("default", "causeway-deploy-pets-theirs");
+        own.sending("default", "causeway-deploy-pets-theirs");
+        own.not_sent("default", "causeway-deploy-pets-theirs");
         assert!(own.wakes(&watcher::Event::Delete(theirs)));
         assert!(!own.wakes(&watcher::Event::<ConfigMap>::Init));
         assert!(own.wakes(&watcher::Event::<ConfigMap>::InitDone));

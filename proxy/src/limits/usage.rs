@@ -201,7 +201,7 @@ impl UsageReport {
 
 /// `YYYY-MM-DD` of a day number.
 pub fn date(day: u64) -> String {
-    let (y, m, d) = super::quota::civil_from_days(day as i64);
+    let (y, m, d) = crate::clock::civil_from_days(day as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -214,7 +214,7 @@ pub fn parse_date(text: &str) -> Option<u64> {
     if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    u64::try_from(super::quota::days_from_civil(y, m, d)).ok()
+    u64::try_from(crate::clock::days_from_civil(y, m, d)).ok()
 }
 
 #[cfg(test)]
