@@ -8,13 +8,17 @@
 //!
 //! An idle connection is not polled while it waits in the pool: a connection the backend
 //! closed meanwhile is found at checkout (its driver reads the end of stream, or the sender is
-//! not ready) and dropped. A request sent on a reused connection that the backend had already
-//! closed, and that hyper hands back unsent, is sent again on another connection.
+//! not ready) and dropped, and a sweep that runs while the pool holds connections (every half
+//! idle timeout, at most every 10 s) drops the ones that expired or that the backend closed, so
+//! that they do not sit in `CLOSE_WAIT` until the next request to their endpoint. A request
+//! sent on a reused connection that the backend had already closed, and that hyper hands back
+//! unsent, is sent again on another connection.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -68,7 +72,13 @@ struct Shared {
     idle: Mutex<HashMap<String, Vec<Idle>>>,
     max_idle_per_host: usize,
     idle_timeout: Duration,
+    /// Whether a sweep task is running (it stops when the pool is empty).
+    sweeping: AtomicBool,
 }
+
+/// The longest a connection the backend closed waits for the sweep.
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Why a request got no answer.
 pub(crate) enum SendError {
@@ -90,6 +100,7 @@ impl H1Pool {
                 idle: Mutex::new(HashMap::new()),
                 max_idle_per_host,
                 idle_timeout,
+                sweeping: AtomicBool::new(false),
             }),
             connect_timeout,
             max_buf_size,
@@ -190,7 +201,7 @@ impl Shared {
         None
     }
 
-    fn checkin(&self, address: String, conn: Box<Conn>) {
+    fn checkin(self: &Arc<Self>, address: String, conn: Box<Conn>) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
@@ -204,6 +215,57 @@ impl Shared {
         list.drain(..expired);
         if list.len() < self.max_idle_per_host {
             list.push(Idle { conn, since: now });
+            drop(idle);
+            self.start_sweeping();
+        }
+    }
+
+    /// Starts the sweep on the current runtime (the one the connections are registered with)
+    /// unless it runs already.
+    fn start_sweeping(self: &Arc<Self>) {
+        if self.sweeping.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let interval = (self.idle_timeout / 2).clamp(MIN_SWEEP_INTERVAL, MAX_SWEEP_INTERVAL);
+        runtime.spawn(sweep(Arc::downgrade(self), interval));
+    }
+
+    /// Drops the connections that expired or can no longer take a request; returns whether
+    /// any are left.
+    fn sweep(&self) -> bool {
+        let Ok(mut idle) = self.idle.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        idle.retain(|_, list| {
+            list.retain_mut(|i| {
+                now.duration_since(i.since) <= self.idle_timeout && i.conn.usable()
+            });
+            !list.is_empty()
+        });
+        !idle.is_empty()
+    }
+}
+
+/// Sweeps the pool every `interval` while it holds connections and exists.
+async fn sweep(pool: Weak<Shared>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        if !pool.sweep() {
+            pool.sweeping.store(false, Ordering::Release);
+            // A check-in between the sweep and the store saw `sweeping` still set: look again.
+            if !pool.sweep() || pool.sweeping.swap(true, Ordering::AcqRel) {
+                return;
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use causeway_proxy::ProxyConfig;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,6 +25,8 @@ enum Mode {
     CloseAfterEach,
     /// `200`, then closes the connection when it has been idle this long.
     CloseWhenIdle(Duration),
+    /// `200`, then, idle this long, shuts its writing side and reads until the proxy closes.
+    HalfCloseWhenIdle(Duration),
     /// `200` with a chunked body that never ends (a chunk every 10 ms) until writing fails.
     Endless,
 }
@@ -80,6 +83,16 @@ async fn serve(mut stream: TcpStream, mode: Mode) {
                         Err(_) => return,
                     }
                 }
+                Mode::HalfCloseWhenIdle(idle) => {
+                    match tokio::time::timeout(idle, stream.read(&mut chunk)).await {
+                        Ok(read) => read,
+                        Err(_) => {
+                            let _ = stream.shutdown().await;
+                            while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
+                            return;
+                        }
+                    }
+                }
                 _ => stream.read(&mut chunk).await,
             };
             match read {
@@ -94,7 +107,7 @@ async fn serve(mut stream: TcpStream, mode: Mode) {
             + 4;
         buffer.drain(..end);
         let answer: &[u8] = match mode {
-            Mode::KeepAlive | Mode::CloseWhenIdle(_) => {
+            Mode::KeepAlive | Mode::CloseWhenIdle(_) | Mode::HalfCloseWhenIdle(_) => {
                 b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
             }
             Mode::NoContent => b"HTTP/1.1 204 No Content\r\n\r\n",
@@ -163,6 +176,46 @@ async fn a_pooled_connection_the_backend_closed_while_idle_is_not_used() {
         .await;
     }
     assert_eq!(backend.accepted(), 3);
+}
+
+#[tokio::test]
+async fn the_pool_closes_idle_connections_that_expired_without_another_request() {
+    let backend = RawBackend::start(Mode::KeepAlive).await;
+    let config = ProxyConfig {
+        upstream_pool_idle_timeout: Duration::from_millis(300),
+        ..ProxyConfig::default()
+    };
+    let snapshot = SnapshotBuilder::new()
+        .route(proxy_to("GET /x", "raw"))
+        .backend("raw", std::slice::from_ref(&backend.address))
+        .build();
+    let proxy = TestProxy::with_config(config, snapshot).await;
+    let answer = get(&http1(), &proxy.url("/x"), HOST).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    // The backend keeps its side open; only the proxy's sweep can end the connection.
+    until(
+        "the proxy closes the expired idle connection",
+        Duration::from_secs(10),
+        || backend.closed() == 1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_pool_closes_idle_connections_the_backend_shut_without_another_request() {
+    // The default idle timeout (30 s) is far away: the sweep (every 10 s at most) finds the
+    // connection the backend shut and closes it, rather than leaving it in CLOSE_WAIT.
+    let backend = RawBackend::start(Mode::HalfCloseWhenIdle(Duration::from_millis(50))).await;
+    let proxy = proxy_for(&backend).await;
+    let answer = get(&http1(), &proxy.url("/x"), HOST).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    until(
+        "the proxy closes the connection the backend shut",
+        Duration::from_secs(20),
+        || backend.closed() == 1,
+    )
+    .await;
+    assert_eq!(backend.accepted(), 1);
 }
 
 #[tokio::test]
