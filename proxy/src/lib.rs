@@ -108,15 +108,20 @@ impl Proxy {
             &self.shared.caches,
         );
         let dropped = runtime.dropped.clone();
-        let stages: std::collections::HashSet<String> =
-            runtime.stages.iter().map(|s| s.id.clone()).collect();
+        let websocket_stages: std::collections::HashSet<String> = runtime
+            .stages
+            .iter()
+            .filter(|s| s.api.websocket.is_some())
+            .map(|s| s.id.clone())
+            .collect();
         self.shared.tables.store(Some(Arc::new(runtime)));
-        // WebSocket connections whose stage (or Api) is gone, or was dropped, close going
-        // away; their sessions call `$disconnect` on the deployment they connected to.
+        // WebSocket connections whose stage (or Api) is gone, was dropped or is no longer a
+        // WebSocket stage close going away; their sessions call `$disconnect` on the
+        // deployment they connected to.
         let closed = self
             .shared
             .websockets
-            .close_removed(|stage| stages.contains(stage));
+            .close_removed(|stage| websocket_stages.contains(stage));
         if closed > 0 {
             tracing::info!(version = %version, closed, "websocket connections of removed stages closed");
         }

@@ -1003,6 +1003,21 @@ async fn a_snapshot_without_the_stage_closes_its_connections_going_away_and_call
     .await;
 }
 
+#[tokio::test]
+async fn a_snapshot_that_makes_the_api_http_closes_its_websocket_connections_going_away() {
+    let backend = backend().await;
+    let proxy = TestProxy::with_snapshot(plain_chat(&backend)).await;
+    let mut ws = connect(&proxy, &[]).await.unwrap();
+    // The same Api and stage, now an HTTP Api: the stage stays, its WebSocket side is gone.
+    let mut http = plain_chat(&backend);
+    for api in &mut http.apis {
+        api.websocket = None;
+    }
+    proxy.proxy.apply(http.seal()).expect("applies");
+    let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001));
+}
+
 // ------------------------------------------------------------------ metrics
 
 #[tokio::test]
