@@ -78,11 +78,8 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
                             print_urls(&compiled, listeners.traffic.first().map(|a| a.port()));
                             first = false;
                         }
-                        let version = compiled.snapshot.version.clone();
-                        // The proxy logs each swap with its version; only a refusal is ours to report.
-                        if let Err(e) = proxy.apply(compiled.snapshot) {
-                            warn!(version = %version, "snapshot rejected by the proxy: {e}");
-                        }
+                        // The proxy logs each swap with its version and the parts it dropped.
+                        proxy.apply(compiled.snapshot);
                     }
                 }
             }

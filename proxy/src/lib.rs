@@ -93,12 +93,12 @@ impl Proxy {
         }
     }
 
-    /// Builds runtime tables from the snapshot and swaps them in atomically; on error the old
-    /// tables stay. A stage, backend or host rule that cannot be built is left out, logged,
-    /// counted in `causeway_proxy_snapshot_dropped_parts` and listed in the result (the snapshot
-    /// client sends it with its ack); the rest serves. Requests in flight finish on the tables
-    /// they started with.
-    pub fn apply(&self, snapshot: Snapshot) -> Result<Applied, ApplyError> {
+    /// Builds runtime tables from the snapshot and swaps them in atomically. It never refuses
+    /// a snapshot as a whole: a stage, backend or host rule that cannot be built is left out,
+    /// logged, counted in `causeway_proxy_snapshot_dropped_parts` and listed in the result (the
+    /// snapshot client sends it with its ack); the rest serves. Requests in flight finish on
+    /// the tables they started with.
+    pub fn apply(&self, snapshot: Snapshot) -> Applied {
         let version = snapshot.version.clone();
         let previous = self.shared.tables.load_full();
         let runtime = tables::Tables::build(
@@ -139,7 +139,7 @@ impl Proxy {
             );
         }
         tracing::info!(version = %version, dropped = dropped.len(), "snapshot applied");
-        Ok(Applied { version, dropped })
+        Applied { version, dropped }
     }
 
     /// What this proxy counted today, for the controller's `UsagePlan.status` rollup (sent by

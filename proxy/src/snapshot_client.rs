@@ -134,9 +134,7 @@ pub fn load_state(proxy: &Proxy, path: &Path) -> Result<Option<String>, Snapshot
     };
     let snapshot = Snapshot::from_bytes(&bytes).map_err(|e| state_err(e.to_string()))?;
     let version = snapshot.version.clone();
-    proxy
-        .apply(snapshot)
-        .map_err(|e| state_err(format!("persisted snapshot does not apply: {e}")))?;
+    proxy.apply(snapshot);
     info!(version = %version, "serving the persisted snapshot");
     Ok(Some(version))
 }
@@ -291,10 +289,7 @@ async fn session(
                 Ok(snapshot) => {
                     let version = snapshot.version.clone();
                     *received = Some(snapshot.clone());
-                    let outcome = proxy
-                        .apply(snapshot.clone())
-                        .map(|applied| applied.dropped)
-                        .map_err(|e| e.to_string());
+                    let outcome = Ok(proxy.apply(snapshot.clone()).dropped);
                     if outcome.is_ok()
                         && let Some(path) = &config.state_file
                         && let Err(e) = save_state(path, &snapshot)

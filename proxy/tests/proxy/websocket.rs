@@ -977,7 +977,7 @@ async fn a_snapshot_without_the_stage_closes_its_connections_going_away_and_call
     let mut ws = connect(&proxy, &[]).await.unwrap();
     let id = connection_id(&backend);
     // The same snapshot, unchanged: the connection stays.
-    proxy.proxy.apply(plain_chat(&backend)).expect("applies");
+    proxy.proxy.apply(plain_chat(&backend));
     ws.send(Message::text("still here")).await.unwrap();
     assert_eq!(next_text(&mut ws).await, "default route");
     // Without the Api (and so its stage).
@@ -987,7 +987,7 @@ async fn a_snapshot_without_the_stage_closes_its_connections_going_away_and_call
     without.hosts.clear();
     without.authorizers.clear();
     without.usage_plans.clear();
-    proxy.proxy.apply(without.seal()).expect("applies");
+    proxy.proxy.apply(without.seal());
     let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
     assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001));
     until(
@@ -1013,7 +1013,7 @@ async fn a_snapshot_that_makes_the_api_http_closes_its_websocket_connections_goi
     for api in &mut http.apis {
         api.websocket = None;
     }
-    proxy.proxy.apply(http.seal()).expect("applies");
+    proxy.proxy.apply(http.seal());
     let frame = close_frame(&mut ws, Duration::from_secs(5)).await;
     assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001));
 }
