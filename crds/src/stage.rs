@@ -278,7 +278,8 @@ pub struct StageStatus {
     /// The deployment the canary serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_deployment_id: Option<String>,
-    /// Proxies that have applied the current snapshot, out of those connected.
+    /// Proxies that serve this Stage as it is now (they applied the snapshot in which its
+    /// status last changed, or a later one), out of those connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxies: Option<ProxyCounts>,
 }
@@ -289,6 +290,7 @@ pub struct StageStatus {
 pub struct ProxyCounts {
     /// Proxies connected to the controller.
     pub connected: u32,
-    /// Of those, how many applied the current snapshot.
+    /// Of those, how many applied the snapshot in which this Stage's status last changed, or
+    /// a later one.
     pub applied: u32,
 }
