@@ -477,25 +477,53 @@ impl Drop for RedisServer {
     }
 }
 
+/// Starts redis-server on a port that was free a moment ago (its `--port 0` turns TCP off);
+/// when another test took the port in between, redis-server exits and another port is tried.
+/// Ready means the port answers `PING` with `+PONG`, so a test server that took the port is
+/// not mistaken for redis.
 async fn redis_server() -> RedisServer {
-    let port = closed_port().await.port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server runs (Debian's redis-server)");
-    eventually("redis-server did not start", EVENTUALLY, || async {
-        TcpStream::connect(("127.0.0.1", port)).await.ok()
-    })
-    .await;
-    RedisServer(child, port)
+    for _ in 0..5 {
+        let port = closed_port().await.port();
+        let mut child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server)");
+        let deadline = tokio::time::Instant::now() + EVENTUALLY;
+        while tokio::time::Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            if pong(port).await {
+                return RedisServer(child, port);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("redis-server did not start on any of 5 free ports");
+}
+
+async fn pong(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let mut answer = [0u8; 7];
+    stream.write_all(b"PING\r\n").await.is_ok()
+        && tokio::time::timeout(Duration::from_secs(1), stream.read_exact(&mut answer))
+            .await
+            .is_ok_and(|r| r.is_ok())
+        && &answer == b"+PONG\r\n"
 }
 
 #[tokio::test]
