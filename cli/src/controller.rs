@@ -221,34 +221,37 @@ async fn from_dir(
         std::future::pending(),
     ));
     let mut last = None;
+    let mut watch = crate::files::SourceWatch::for_poll(poll);
     let mut parsed = crate::files::ParseCache::default();
     // Incremental: objects of files that did not change keep their compiled parts.
     let mut compiler = Compiler::new(options);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
-        match read_sources(&dir) {
-            Err(e) => warn!("{e:#}"),
-            Ok(sources) if Some(sources.fingerprint) != last => {
-                last = Some(sources.fingerprint);
-                match sources.inventory_with(&mut parsed) {
-                    Err(errors) => errors.iter().for_each(|e| warn!("{e}")),
-                    Ok(inventory) => {
-                        let started = std::time::Instant::now();
-                        let compiled = compiler.compile(&inventory);
-                        let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
-                        if push.publish(&compiled.snapshot) {
-                            info!(
-                                routes = inventory.routes.len(),
-                                compile_ms = format!("{compile_ms:.1}"),
-                                snapshot_bytes = compiled.snapshot.to_bytes().len(),
-                                version = %compiled.snapshot.version,
-                                "compiled"
-                            );
+        if watch.must_read(&dir) {
+            match read_sources(&dir) {
+                Err(e) => warn!("{e:#}"),
+                Ok(sources) if Some(sources.fingerprint) != last => {
+                    last = Some(sources.fingerprint);
+                    match sources.inventory_with(&mut parsed) {
+                        Err(errors) => errors.iter().for_each(|e| warn!("{e}")),
+                        Ok(inventory) => {
+                            let started = std::time::Instant::now();
+                            let compiled = compiler.compile(&inventory);
+                            let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
+                            if push.publish(&compiled.snapshot) {
+                                info!(
+                                    routes = inventory.routes.len(),
+                                    compile_ms = format!("{compile_ms:.1}"),
+                                    snapshot_bytes = compiled.snapshot.to_bytes().len(),
+                                    version = %compiled.snapshot.version,
+                                    "compiled"
+                                );
+                            }
                         }
                     }
                 }
+                Ok(_) => {}
             }
-            Ok(_) => {}
         }
         tokio::select! {
             () = tokio::time::sleep(poll) => {}

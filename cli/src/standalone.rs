@@ -44,46 +44,49 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     });
     let poll = Duration::from_millis(args.poll_millis.max(50));
     let mut last_fingerprint = None;
+    let mut watch = crate::files::SourceWatch::for_poll(poll);
     let mut parsed = crate::files::ParseCache::default();
     // The last problem reported, so that a persisting one is said once, not at every poll.
     let mut last_problem: Option<String> = None;
     let mut first = true;
     loop {
-        match read_sources(&args.source.path) {
-            Err(e) => {
-                let problem = format!("{e:#}");
-                if last_problem.as_deref() != Some(problem.as_str()) {
-                    warn!("{problem}; still serving the last good configuration");
-                    last_problem = Some(problem);
-                }
-                last_fingerprint = None;
-            }
-            Ok(sources) if Some(sources.fingerprint) != last_fingerprint => {
-                last_fingerprint = Some(sources.fingerprint);
-                match sources.inventory_with(&mut parsed) {
-                    Err(errors) => {
-                        for e in &errors {
-                            warn!("{e}");
-                        }
-                        warn!(
-                            files = sources.files.len(),
-                            "not applied: fix the files above; still serving the last good configuration"
-                        );
+        if watch.must_read(&args.source.path) {
+            match read_sources(&args.source.path) {
+                Err(e) => {
+                    let problem = format!("{e:#}");
+                    if last_problem.as_deref() != Some(problem.as_str()) {
+                        warn!("{problem}; still serving the last good configuration");
+                        last_problem = Some(problem);
                     }
-                    Ok(inventory) => {
-                        last_problem = None;
-                        let compiled = state.compile(inventory, &mut compiler);
-                        report(&compiled, sources.files.len());
-                        if first {
-                            print_urls(&compiled, listeners.traffic.first().map(|a| a.port()));
-                            first = false;
+                    last_fingerprint = None;
+                }
+                Ok(sources) if Some(sources.fingerprint) != last_fingerprint => {
+                    last_fingerprint = Some(sources.fingerprint);
+                    match sources.inventory_with(&mut parsed) {
+                        Err(errors) => {
+                            for e in &errors {
+                                warn!("{e}");
+                            }
+                            warn!(
+                                files = sources.files.len(),
+                                "not applied: fix the files above; still serving the last good configuration"
+                            );
                         }
-                        // The proxy logs each swap with its version and the parts it dropped.
-                        proxy.apply(compiled.snapshot);
+                        Ok(inventory) => {
+                            last_problem = None;
+                            let compiled = state.compile(inventory, &mut compiler);
+                            report(&compiled, sources.files.len());
+                            if first {
+                                print_urls(&compiled, listeners.traffic.first().map(|a| a.port()));
+                                first = false;
+                            }
+                            // The proxy logs each swap with its version and the parts it dropped.
+                            proxy.apply(compiled.snapshot);
+                        }
                     }
                 }
+                Ok(_) => {}
             }
-            Ok(_) => {}
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
