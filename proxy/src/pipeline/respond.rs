@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn values_that_change_per_response_are_kept_out_of_http2_header_compression() {
-        let shared = Arc::new(Shared::new(crate::ProxyConfig::default()));
+        let shared = Arc::new(Shared::new(crate::config::ProxyConfig::default()));
         let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
         let ex = Exchange {
             ctx: RequestContext::new(&HeaderMap::new(), peer, &[], "http"),
