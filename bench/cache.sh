@@ -5,23 +5,26 @@
 # ratio), and the backend's own rate without the gateway (the most this machine and this load
 # generator get from an HTTP server), and writes them to bench/results/.
 #
-#   bench/cache.sh [--duration 10] [--connections 64] [--threads 2]
+#   bench/cache.sh [--duration 10] [--connections 64] [--threads 2] [--skip-build]
 #
 # Not part of the test suite. Needs wrk (installed from Debian if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=10; CONNECTIONS=64; THREADS=2
+DURATION=10; CONNECTIONS=64; THREADS=2; BUILD=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2;;
     --connections) CONNECTIONS=$2; shift 2;;
     --threads) THREADS=$2; shift 2;;
+    --skip-build) BUILD=0; shift;;
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
 command -v wrk >/dev/null || { echo "installing wrk" >&2; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-echo "building release binaries..." >&2
-cargo build --release --quiet -p causeway -p causeway-example-backend
+if [ "$BUILD" = 1 ]; then
+  echo "building release binaries..." >&2
+  cargo build --release --quiet -p causeway -p causeway-example-backend
+fi
 TARGET=${CARGO_TARGET_DIR:-target}
 
 work=$(mktemp -d); pids=()
