@@ -62,6 +62,49 @@ pub fn record_from_config_map(cm: &ConfigMap) -> Option<DeploymentRecord> {
     })
 }
 
+/// The deployment records read back from their ConfigMaps, parsed once per ConfigMap version.
+///
+/// A record's `definition.json` is the whole compiled Api (hundreds of kilobytes at 1,000
+/// routes), and every pass reads all of them (up to [`HISTORY_PER_API`] per Api, plus pinned
+/// ones). The ConfigMaps are immutable, so each is parsed when it first appears (or when its
+/// `resourceVersion` changes, should someone replace it) and shared afterwards: the records
+/// handed out carry the same `Arc` definition pass after pass. ConfigMaps no longer present are
+/// forgotten.
+#[derive(Debug, Default)]
+pub struct RecordCache {
+    /// By `(namespace, name)`: the `resourceVersion` it was parsed at, and the record (`None`:
+    /// not a readable record).
+    parsed: HashMap<(String, String), (String, Option<DeploymentRecord>)>,
+}
+
+impl RecordCache {
+    /// The records of `config_maps`, in their order (unreadable ones are left out).
+    pub fn records(&mut self, config_maps: &[Arc<ConfigMap>]) -> Vec<DeploymentRecord> {
+        let mut seen = std::collections::HashSet::with_capacity(config_maps.len());
+        let mut out = Vec::with_capacity(config_maps.len());
+        for cm in config_maps {
+            let (Some(ns), Some(rv)) = (cm.namespace(), cm.resource_version()) else {
+                // Not from the API server: nothing to key it on.
+                out.extend(record_from_config_map(cm));
+                continue;
+            };
+            let key = (ns, cm.name_any());
+            let entry = match self.parsed.get(&key) {
+                Some((at, record)) if *at == rv => record.clone(),
+                _ => {
+                    let record = record_from_config_map(cm);
+                    self.parsed.insert(key.clone(), (rv, record.clone()));
+                    record
+                }
+            };
+            out.extend(entry);
+            seen.insert(key);
+        }
+        self.parsed.retain(|key, _| seen.contains(key));
+        out
+    }
+}
+
 /// The ConfigMap that records `record` for `api`.
 pub fn config_map_for(record: &DeploymentRecord, api: &Api, now: &str) -> ConfigMap {
     let name = api.name_any();
@@ -456,6 +499,48 @@ mod tests {
         assert_eq!(cm.owner_references()[0].uid, "uid-1");
         let back = record_from_config_map(cm).expect("readable");
         assert_eq!(back, record("aaaa"));
+    }
+
+    #[test]
+    fn records_are_parsed_once_per_config_map_version() {
+        let pets = api("pets");
+        let stored = |id: &str, rv: &str| {
+            let mut cm = config_map_for(&record(id), &pets, "2026-01-01T00:00:00Z");
+            cm.metadata.resource_version = Some(rv.into());
+            Arc::new(cm)
+        };
+        let mut cache = RecordCache::default();
+        let first = cache.records(&[stored("a", "1"), stored("b", "2")]);
+        assert_eq!(first, vec![record("a"), record("b")]);
+        // The next pass: the same ConfigMaps (new Arcs from a relist) share the parsed records.
+        let again = cache.records(&[stored("a", "1"), stored("b", "2")]);
+        assert_eq!(again, first);
+        for (x, y) in again.iter().zip(&first) {
+            assert!(
+                Arc::ptr_eq(&x.definition, &y.definition),
+                "{} parsed again",
+                x.id
+            );
+        }
+        // A ConfigMap replaced (new resourceVersion) is read again; one gone is forgotten.
+        let mut replaced = config_map_for(&record("a"), &pets, "2026-01-01T00:00:00Z");
+        replaced.metadata.resource_version = Some("3".into());
+        replaced.data = Some(BTreeMap::from([(
+            DEFINITION_KEY.to_string(),
+            r#"{"routes": ["edited"]}"#.to_string(),
+        )]));
+        let after = cache.records(&[Arc::new(replaced)]);
+        assert_eq!(after.len(), 1);
+        assert_eq!(
+            *after[0].definition,
+            serde_json::json!({"routes": ["edited"]})
+        );
+        assert_eq!(cache.parsed.len(), 1);
+        // Unreadable ones are left out (and not parsed again either).
+        let mut broken = config_map_for(&record("c"), &pets, "2026-01-01T00:00:00Z");
+        broken.metadata.resource_version = Some("4".into());
+        broken.data = None;
+        assert!(cache.records(&[Arc::new(broken)]).is_empty());
     }
 
     #[test]
