@@ -9,7 +9,8 @@ answers with the new body. A change's time runs from just before its PATCH is se
 renamed) to the first answer with the new body from the last proxy to serve it.
 
 Writes one line per change to --times (milliseconds) and to --log:
-`change K t0 EPOCH_MS seen MS_P1 MS_P2 ...` (each proxy's time after t0).
+`change K t0 EPOCH_MS written MS seen MS_P1 MS_P2 ...` (when the PATCH was answered, or the
+file renamed, and when each proxy first served the change, in ms after t0).
 """
 
 import argparse
@@ -105,12 +106,14 @@ def main():
             if api is not None:
                 t0_wall, t0 = time.time(), time.monotonic()
                 api.patch(body)
+                written = time.monotonic() - t0
             else:
                 tmp = a.file + ".tmp"
                 with open(tmp, "w") as f:
                     f.write(ROUTE_DOC.format(body=body))
                 t0_wall, t0 = time.time(), time.monotonic()
                 os.rename(tmp, a.file)
+                written = time.monotonic() - t0
             seen = [None] * len(proxies)
             while None in seen:
                 for i, proxy in enumerate(proxies):
@@ -122,7 +125,10 @@ def main():
                     time.sleep(0.002)
             ms = [round(s * 1000) for s in seen]
             times.write(f"{max(ms)}\n")
-            log.write(f"change {k} t0 {round(t0_wall * 1000)} seen {' '.join(map(str, ms))}\n")
+            log.write(
+                f"change {k} t0 {round(t0_wall * 1000)} written {round(written * 1000)} "
+                f"seen {' '.join(map(str, ms))}\n"
+            )
             log.flush()
 
 
