@@ -195,8 +195,8 @@ pub struct Plan {
 /// Plans the history changes for the current deployments of a compilation.
 pub fn plan(
     current: &[DeploymentRecord],
-    apis: &[Api],
-    stages: &[Stage],
+    apis: &[Arc<Api>],
+    stages: &[Arc<Stage>],
     config_maps: &[Arc<ConfigMap>],
     now: &str,
 ) -> Plan {
@@ -487,7 +487,7 @@ mod tests {
     fn a_new_deployment_becomes_an_immutable_config_map_owned_by_its_api() {
         let plan = plan(
             &[record("aaaa")],
-            &[api("pets")],
+            &[Arc::new(api("pets"))],
             &[],
             &[],
             "2026-01-01T00:00:00Z",
@@ -563,8 +563,8 @@ mod tests {
         stage.metadata.namespace = Some("default".into());
         let p = plan(
             &[record("new")],
-            &[pets],
-            &[stage],
+            &[Arc::new(pets)],
+            &[Arc::new(stage)],
             &cms,
             "2026-01-02T00:00:00Z",
         );

@@ -234,16 +234,20 @@ async fn the_leader_writes_the_usage_rollup_into_the_plan_status_and_nothing_whe
         let status = patch["status"].clone();
         match key.split('/').next() {
             Some("usageplans") => {
-                inventory.usage_plans[0].status = Some(serde_json::from_value(status).unwrap());
+                std::sync::Arc::make_mut(&mut inventory.usage_plans[0]).status =
+                    Some(serde_json::from_value(status).unwrap());
             }
             Some("apis") => {
-                inventory.apis[0].status = Some(serde_json::from_value(status).unwrap())
+                std::sync::Arc::make_mut(&mut inventory.apis[0]).status =
+                    Some(serde_json::from_value(status).unwrap())
             }
             Some("routes") => {
-                inventory.routes[0].status = Some(serde_json::from_value(status).unwrap());
+                std::sync::Arc::make_mut(&mut inventory.routes[0]).status =
+                    Some(serde_json::from_value(status).unwrap());
             }
             Some("stages") => {
-                inventory.stages[0].status = Some(serde_json::from_value(status).unwrap());
+                std::sync::Arc::make_mut(&mut inventory.stages[0]).status =
+                    Some(serde_json::from_value(status).unwrap());
             }
             _ => {}
         }

@@ -29,7 +29,7 @@ use crate::status::{Kind, ObjectStatus, StatusDetail};
 #[derive(Debug)]
 pub(crate) struct ApiEntry {
     /// The Api object.
-    pub object: Api,
+    pub object: std::sync::Arc<Api>,
     /// Its settings, or why it is refused.
     pub compiled: Result<CompiledApi, Problem>,
 }

@@ -52,14 +52,19 @@ impl Fp {
         self.add(object_fp(meta, object))
     }
 
-    /// Adds every object of a list, in order.
-    pub(crate) fn objects<'a, T: Serialize + Resource<DynamicType = ()> + 'a>(
+    /// Adds every object of a list (of `Arc`s or references), in order.
+    pub(crate) fn objects<'a, O, T>(
         &mut self,
-        objects: impl IntoIterator<Item = &'a T>,
+        objects: impl IntoIterator<Item = &'a O>,
         meta: impl Fn(&T) -> &ObjectMeta,
-    ) -> &mut Self {
+    ) -> &mut Self
+    where
+        O: std::ops::Deref<Target = T> + 'a,
+        T: Serialize + Resource<DynamicType = ()>,
+    {
         let mut n = 0usize;
         for o in objects {
+            let o: &T = o;
             self.object(meta(o), o);
             n += 1;
         }
