@@ -4,8 +4,9 @@
 One process for the whole row, so that neither the change nor the polling pays for starting a
 process or a TLS handshake: the PATCH goes over one kept-alive HTTPS connection to the API
 server (kube mode), or the probe file is written and renamed (file mode); then each proxy is
-asked for the probe route over its own kept-alive connection, all of them every 2 ms, until each
-answers with the new body. A change's time runs from just before its PATCH is sent (or its file
+asked for the probe route over its own kept-alive connection, by its own thread, every 2 ms,
+until it answers with the new body (so a proxy slow to answer, such as the one under load,
+does not delay seeing the others). A change's time runs from just before its PATCH is sent (or its file
 renamed) to the first answer with the new body from the last proxy to serve it.
 
 Writes one line per change to --times (milliseconds) and to --log:
@@ -19,6 +20,7 @@ import json
 import os
 import ssl
 import sys
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -115,14 +117,21 @@ def main():
                 os.rename(tmp, a.file)
                 written = time.monotonic() - t0
             seen = [None] * len(proxies)
-            while None in seen:
-                for i, proxy in enumerate(proxies):
-                    if seen[i] is None and proxy.body() == body:
+
+            def watch(i, proxy):
+                while time.monotonic() - t0 < a.timeout:
+                    if proxy.body() == body:
                         seen[i] = time.monotonic() - t0
-                if time.monotonic() - t0 > a.timeout:
-                    sys.exit(f"change {k} never arrived at every proxy (seen: {seen})")
-                if None in seen:
+                        return
                     time.sleep(0.002)
+
+            threads = [threading.Thread(target=watch, args=p) for p in enumerate(proxies)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if None in seen:
+                sys.exit(f"change {k} never arrived at every proxy (seen: {seen})")
             ms = [round(s * 1000) for s in seen]
             times.write(f"{max(ms)}\n")
             log.write(

@@ -16,7 +16,7 @@
 # first proxy for the whole measurement, so compile and push compete with traffic for the two
 # cores. The changes are made and timed by bench/propagation-driver.py, one process per row: the
 # PATCH goes over a kept-alive connection, and every proxy is asked over its own kept-alive
-# connection every 2 ms. (Until 2026-12-03 a curl per PATCH and a curl per poll, one proxy
+# connection, by its own thread, every 2 ms. (Until 2026-12-03 a curl per PATCH and a curl per poll, one proxy
 # after the other, added a process start and a TLS handshake to each change and about 20 ms per
 # proxy after the first to see each change; see propagation-2026-12-03T11-03Z.md.) Results
 # (p50/p99/max per size and mode) go to bench/results/propagation-<UTC timestamp>.md. Not part
