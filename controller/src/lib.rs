@@ -241,6 +241,7 @@ pub async fn run(
             .with_mode(patch_mode)
             .spawn(push.clone(), config.debounce),
         history: history::HistoryTask::spawn(client.clone(), Arc::clone(&own_writes)),
+        records: stores.records(),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {
@@ -429,6 +430,9 @@ pub struct Reconciler {
     pub status_writer: writer::StatusTask,
     /// Deployment-history writes, in their own task ([`history::HistoryTask::spawn`]).
     pub history: history::HistoryTask,
+    /// The deployment records read back from the cluster; told of each record written, so that
+    /// its ConfigMap is not parsed when the watch brings it back.
+    pub records: Arc<std::sync::Mutex<history::RecordCache>>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -509,6 +513,12 @@ impl Reconciler {
             config_maps,
             &now_precise(),
         );
+        match self.records.lock() {
+            Ok(mut records) => records.writing_plan(&plan, &compiled.deployments),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .writing_plan(&plan, &compiled.deployments),
+        }
         // The history task writes it; the loop goes on at once (the write is safe to repeat,
         // and the next compile plans again whatever failed).
         self.history.submit(plan);

@@ -259,6 +259,12 @@ impl Stores {
         }
     }
 
+    /// The cache of the deployment records (shared with the reconciler, which announces the
+    /// records it has written: [`history::RecordCache::writing`]).
+    pub fn records(&self) -> Arc<std::sync::Mutex<history::RecordCache>> {
+        Arc::clone(&self.records)
+    }
+
     /// The deployment records of the history ConfigMaps, each parsed only when it is new.
     fn deployment_records(&self) -> Vec<DeploymentRecord> {
         let config_maps = self.deployment_config_maps();

@@ -82,6 +82,7 @@ async fn a_change_after_a_quiet_spell_compiles_at_once_and_a_burst_once_per_peri
             push: push.clone(),
             status_writer: StatusWriter::new(client.clone(), None).spawn(push, Duration::ZERO),
             history: causeway_controller::history::HistoryTask::spawn(client, Default::default()),
+            records: Default::default(),
         };
         tokio::spawn(async move {
             let ready = std::sync::atomic::AtomicBool::new(false);
