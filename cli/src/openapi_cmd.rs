@@ -256,7 +256,6 @@ fn export_from_files(args: &ExportArgs, path: &Path) -> anyhow::Result<()> {
     let candidates: Vec<&Api> = inventory
         .apis
         .iter()
-        .map(|a| &**a)
         .filter(|a| {
             a.metadata.name.as_deref() == Some(args.api.as_str())
                 && args
@@ -294,14 +293,14 @@ fn export_from_files(args: &ExportArgs, path: &Path) -> anyhow::Result<()> {
         .iter()
         .filter(|r| r.metadata.namespace.as_deref() == Some(ns.as_str()))
         .filter(|r| accepted(Kind::Route, &r.metadata.name))
-        .map(|r| (**r).clone())
+        .cloned()
         .collect();
     let authorizers: Vec<Authorizer> = inventory
         .authorizers
         .iter()
         .filter(|a| a.metadata.namespace.as_deref() == Some(ns.as_str()))
         .filter(|a| accepted(Kind::Authorizer, &a.metadata.name))
-        .map(|a| (**a).clone())
+        .cloned()
         .collect();
     let server_url = match &args.stage {
         None => None,

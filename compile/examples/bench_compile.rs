@@ -238,7 +238,7 @@ fn time(dir: &Path, runs: usize, full_runs: usize) {
     let mut one_route = Vec::new();
     let index = inventory.routes.len() / 2;
     for run in 0..runs {
-        let route = std::sync::Arc::make_mut(&mut inventory.routes[index]);
+        let route = &mut inventory.routes[index];
         route.spec.route_key = format!("GET /edited-{run}");
         route.metadata.resource_version = Some(format!("edited-{run}"));
         let t = Instant::now();

@@ -208,7 +208,7 @@ impl<'i> Input<'i> {
         for secret in &inventory.secrets {
             let namespace = secret.metadata.namespace.as_deref().unwrap_or("default");
             let name = secret.metadata.name.as_deref().unwrap_or_default();
-            secrets.entry((namespace, name)).or_insert(&**secret);
+            secrets.entry((namespace, name)).or_insert(secret);
         }
         Self {
             inventory,

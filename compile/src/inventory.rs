@@ -3,35 +3,31 @@
 use causeway_crds::{Api, Authorizer, Route, Stage, UsagePlan, VpcLink};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
-/// Every object `compile` reads. Order does not matter: compile sorts what it reads. Objects
-/// are shared (`Arc`): the controller hands out its watch stores' objects as they are, without
-/// copying thousands of them on every pass; to edit one, `Arc::make_mut`.
+/// Every object `compile` reads. Order does not matter: compile sorts what it reads.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     /// Api objects.
-    pub apis: Vec<Arc<Api>>,
+    pub apis: Vec<Api>,
     /// Route objects.
-    pub routes: Vec<Arc<Route>>,
+    pub routes: Vec<Route>,
     /// Stage objects.
-    pub stages: Vec<Arc<Stage>>,
+    pub stages: Vec<Stage>,
     /// UsagePlan objects.
-    pub usage_plans: Vec<Arc<UsagePlan>>,
+    pub usage_plans: Vec<UsagePlan>,
     /// Authorizer objects.
-    pub authorizers: Vec<Arc<Authorizer>>,
+    pub authorizers: Vec<Authorizer>,
     /// VpcLink objects.
-    pub vpc_links: Vec<Arc<VpcLink>>,
+    pub vpc_links: Vec<VpcLink>,
     /// Services referenced by integrations.
-    pub services: Vec<Arc<Service>>,
+    pub services: Vec<Service>,
     /// EndpointSlices of those Services (v1; v1beta1 objects are converted when loaded).
-    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
+    pub endpoint_slices: Vec<EndpointSlice>,
     /// Secrets referenced by usage plans, authorizers and domains.
-    pub secrets: Vec<Arc<Secret>>,
+    pub secrets: Vec<Secret>,
     /// ConfigMaps holding OpenAPI documents named by `Api.spec.definition`.
-    pub config_maps: Vec<Arc<ConfigMap>>,
+    pub config_maps: Vec<ConfigMap>,
     /// Deployment history: earlier deployments that pinned stages may still serve.
     pub deployments: Vec<DeploymentRecord>,
 }

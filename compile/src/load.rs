@@ -360,16 +360,16 @@ impl Inventory {
     /// Adds one loaded object.
     pub fn add(&mut self, object: Object) {
         match object {
-            Object::Api(o) => self.apis.push(o.into()),
-            Object::Route(o) => self.routes.push(o.into()),
-            Object::Stage(o) => self.stages.push(o.into()),
-            Object::UsagePlan(o) => self.usage_plans.push(o.into()),
-            Object::Authorizer(o) => self.authorizers.push(o.into()),
-            Object::VpcLink(o) => self.vpc_links.push(o.into()),
-            Object::Service(o) => self.services.push(o.into()),
-            Object::EndpointSlice(o) => self.endpoint_slices.push(o.into()),
-            Object::Secret(o) => self.secrets.push(o.into()),
-            Object::ConfigMap(o) => self.config_maps.push(o.into()),
+            Object::Api(o) => self.apis.push(*o),
+            Object::Route(o) => self.routes.push(*o),
+            Object::Stage(o) => self.stages.push(*o),
+            Object::UsagePlan(o) => self.usage_plans.push(*o),
+            Object::Authorizer(o) => self.authorizers.push(*o),
+            Object::VpcLink(o) => self.vpc_links.push(*o),
+            Object::Service(o) => self.services.push(*o),
+            Object::EndpointSlice(o) => self.endpoint_slices.push(*o),
+            Object::Secret(o) => self.secrets.push(*o),
+            Object::ConfigMap(o) => self.config_maps.push(*o),
         }
     }
 

@@ -3,7 +3,6 @@
 //! statuses, deployments).
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use causeway_compile::{CompileOptions, Compiler, Inventory, compile};
 use k8s_openapi::ByteString;
@@ -104,26 +103,26 @@ fn apply(inventory: &mut Inventory, edit: &Edit, n: usize) {
     let rv = Some(format!("edit-{n}"));
     match *edit {
         Edit::RouteKey(i, k) => {
-            if let Some(r) = inventory.routes.get_mut(i).map(Arc::make_mut) {
+            if let Some(r) = inventory.routes.get_mut(i) {
                 r.spec.route_key = format!("GET /r{k}/{{id}}");
                 r.metadata.resource_version = rv;
             }
         }
         Edit::RouteApi(i, a) => {
-            if let Some(r) = inventory.routes.get_mut(i).map(Arc::make_mut) {
+            if let Some(r) = inventory.routes.get_mut(i) {
                 r.spec.api_ref.name = format!("api{a}");
                 r.metadata.resource_version = rv;
             }
         }
         Edit::RouteMock(i) => {
-            if let Some(r) = inventory.routes.get_mut(i).map(Arc::make_mut) {
+            if let Some(r) = inventory.routes.get_mut(i) {
                 r.spec.integration = serde_json::from_value(serde_json::json!({"type": "MOCK"}))
                     .expect("a MOCK integration");
                 r.metadata.resource_version = rv;
             }
         }
         Edit::RouteAuthorizer(i) => {
-            if let Some(r) = inventory.routes.get_mut(i).map(Arc::make_mut) {
+            if let Some(r) = inventory.routes.get_mut(i) {
                 r.spec.authorizer_ref = Some(
                     serde_json::from_value(serde_json::json!({"name": "auth"})).expect("a ref"),
                 );
@@ -139,16 +138,16 @@ fn apply(inventory: &mut Inventory, edit: &Edit, n: usize) {
             let Some(template) = inventory.routes.first().cloned() else {
                 return;
             };
-            let mut r = (*template).clone();
+            let mut r = template;
             r.metadata.name = Some(format!("added-{n}"));
             r.metadata.namespace = Some(if a == 2 { "b" } else { "a" }.into());
             r.metadata.resource_version = rv;
             r.spec.api_ref.name = format!("api{a}");
             r.spec.route_key = format!("GET /r{k}/{{id}}");
-            inventory.routes.push(Arc::new(r));
+            inventory.routes.push(r);
         }
         Edit::StageVariable(s, v) => {
-            if let Some(stage) = inventory.stages.get_mut(s).map(Arc::make_mut) {
+            if let Some(stage) = inventory.stages.get_mut(s) {
                 stage
                     .spec
                     .variables
@@ -162,7 +161,7 @@ fn apply(inventory: &mut Inventory, edit: &Edit, n: usize) {
             }
         }
         Edit::ApiDescription(a, d) => {
-            if let Some(api) = inventory.apis.get_mut(a).map(Arc::make_mut) {
+            if let Some(api) = inventory.apis.get_mut(a) {
                 api.spec.description = Some(format!("description {d}"));
                 api.metadata.resource_version = rv;
             }
@@ -173,7 +172,7 @@ fn apply(inventory: &mut Inventory, edit: &Edit, n: usize) {
             }
         }
         Edit::ServicePort(s, port) => {
-            if let Some(svc) = inventory.services.get_mut(s).map(Arc::make_mut)
+            if let Some(svc) = inventory.services.get_mut(s)
                 && let Some(p) = svc
                     .spec
                     .as_mut()
@@ -185,7 +184,7 @@ fn apply(inventory: &mut Inventory, edit: &Edit, n: usize) {
             }
         }
         Edit::SliceAddress(s, a) => {
-            if let Some(slice) = inventory.endpoint_slices.get_mut(s).map(Arc::make_mut)
+            if let Some(slice) = inventory.endpoint_slices.get_mut(s)
                 && let Some(e) = slice.endpoints.first_mut()
             {
                 e.addresses = vec![format!("10.0.1.{a}")];
@@ -193,7 +192,7 @@ fn apply(inventory: &mut Inventory, edit: &Edit, n: usize) {
             }
         }
         Edit::SecretValue(v) => {
-            if let Some(secret) = inventory.secrets.first_mut().map(Arc::make_mut) {
+            if let Some(secret) = inventory.secrets.first_mut() {
                 secret.string_data = None;
                 let mut data = std::collections::BTreeMap::new();
                 data.insert(
@@ -209,7 +208,7 @@ fn apply(inventory: &mut Inventory, edit: &Edit, n: usize) {
             }
         }
         Edit::PlanKeyRef(missing) => {
-            if let Some(plan) = inventory.usage_plans.first_mut().map(Arc::make_mut)
+            if let Some(plan) = inventory.usage_plans.first_mut()
                 && let Some(key) = plan.spec.api_keys.get_mut(1)
             {
                 key.secret_ref.key = if missing { "nope" } else { "k2" }.into();
@@ -217,16 +216,16 @@ fn apply(inventory: &mut Inventory, edit: &Edit, n: usize) {
             }
         }
         Edit::ForgetVersions => {
-            for r in inventory.routes.iter_mut().map(Arc::make_mut) {
+            for r in &mut inventory.routes {
                 r.metadata.resource_version = None;
             }
-            for s in inventory.stages.iter_mut().map(Arc::make_mut) {
+            for s in &mut inventory.stages {
                 s.metadata.resource_version = None;
             }
-            for a in inventory.apis.iter_mut().map(Arc::make_mut) {
+            for a in &mut inventory.apis {
                 a.metadata.resource_version = None;
             }
-            for s in inventory.secrets.iter_mut().map(Arc::make_mut) {
+            for s in &mut inventory.secrets {
                 s.metadata.resource_version = None;
             }
         }
@@ -294,13 +293,13 @@ fn sealing_with_kept_part_digests_gives_the_plain_content_hash() {
 #[test]
 fn a_route_changed_at_the_same_generation_with_a_new_resource_version_is_recompiled() {
     let mut inventory = base();
-    for (n, route) in inventory.routes.iter_mut().map(Arc::make_mut).enumerate() {
+    for (n, route) in inventory.routes.iter_mut().enumerate() {
         route.metadata.resource_version = Some(format!("rv-{n}"));
         route.metadata.generation = Some(1);
     }
     let mut compiler = Compiler::new(CompileOptions::default());
     let first = compiler.compile(&inventory);
-    let route = Arc::make_mut(&mut inventory.routes[0]);
+    let route = &mut inventory.routes[0];
     route.spec.route_key = "GET /renamed/{id}".into();
     route.metadata.resource_version = Some("rv-new".into());
     assert_eq!(route.metadata.generation, Some(1));
@@ -325,7 +324,7 @@ fn a_compiler_keeps_giving_what_compile_gives_across_unchanged_and_changed_compi
     for round in 0..3 {
         assert_eq!(compiler.compile(&inventory), compile(&inventory, &options));
         assert_eq!(compiler.compile(&inventory), compile(&inventory, &options));
-        let stage = Arc::make_mut(&mut inventory.stages[round % APIS]);
+        let stage = &mut inventory.stages[round % APIS];
         stage
             .spec
             .variables

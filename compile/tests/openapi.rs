@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use causeway_compile::openapi::{
     ExportFormat, ExportOptions, ImportError, ImportMapping, ImportOptions, Imported, NoteKind,
@@ -399,13 +398,13 @@ fn round_trip(inventory: &Inventory, format: ExportFormat) -> Inventory {
         .routes
         .iter()
         .filter(|r| accepted(Kind::Route, &r.metadata))
-        .map(|r| (**r).clone())
+        .cloned()
         .collect();
     let authorizers: Vec<_> = inventory
         .authorizers
         .iter()
         .filter(|a| accepted(Kind::Authorizer, &a.metadata))
-        .map(|a| (**a).clone())
+        .cloned()
         .collect();
     let mut out = inventory.clone();
     out.apis.clear();
@@ -434,10 +433,9 @@ fn round_trip(inventory: &Inventory, format: ExportFormat) -> Inventory {
             },
         )
         .unwrap_or_else(|e| panic!("re-import of {:?}: {e}\n{text}", api.metadata.name));
-        out.apis.push(imported.api.into());
-        out.routes.extend(imported.routes.into_iter().map(Arc::new));
-        out.authorizers
-            .extend(imported.authorizers.into_iter().map(Arc::new));
+        out.apis.push(imported.api);
+        out.routes.extend(imported.routes);
+        out.authorizers.extend(imported.authorizers);
     }
     out
 }
@@ -669,16 +667,10 @@ fn every_export_is_a_valid_document_for_openapi_spec_validator() {
                 (ExportFormat::Swagger20, "swagger20"),
             ] {
                 for aws in [false, true] {
-                    let routes: Vec<_> = inventory.routes.iter().map(|r| (**r).clone()).collect();
-                    let authorizers: Vec<_> = inventory
-                        .authorizers
-                        .iter()
-                        .map(|a| (**a).clone())
-                        .collect();
                     let exported = export(
                         api,
-                        &routes,
-                        &authorizers,
+                        &inventory.routes,
+                        &inventory.authorizers,
                         &ExportOptions {
                             format,
                             aws_extensions: aws,

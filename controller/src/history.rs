@@ -237,8 +237,8 @@ pub struct Plan {
 /// Plans the history changes for the current deployments of a compilation.
 pub fn plan(
     current: &[DeploymentRecord],
-    apis: &[Arc<Api>],
-    stages: &[Arc<Stage>],
+    apis: &[Api],
+    stages: &[Stage],
     config_maps: &[Arc<ConfigMap>],
     now: &str,
 ) -> Plan {
@@ -529,7 +529,7 @@ mod tests {
     fn a_new_deployment_becomes_an_immutable_config_map_owned_by_its_api() {
         let plan = plan(
             &[record("aaaa")],
-            &[Arc::new(api("pets"))],
+            &[api("pets")],
             &[],
             &[],
             "2026-01-01T00:00:00Z",
@@ -605,7 +605,7 @@ mod tests {
         let mut planned = RecordCache::default();
         let p = plan(
             &[record("new")],
-            &[Arc::new(api("pets"))],
+            &[api("pets")],
             &[],
             &[],
             "2026-01-02T00:00:00Z",
@@ -644,8 +644,8 @@ mod tests {
         stage.metadata.namespace = Some("default".into());
         let p = plan(
             &[record("new")],
-            &[Arc::new(pets)],
-            &[Arc::new(stage)],
+            &[pets],
+            &[stage],
             &cms,
             "2026-01-02T00:00:00Z",
         );

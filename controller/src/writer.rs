@@ -659,13 +659,12 @@ struct Adder<'a, 'b> {
 }
 
 impl Adder<'_, '_> {
-    fn add<K, S>(&mut self, kind: Kind, objects: &[Arc<K>], status: impl Fn(&K) -> &Option<S>)
+    fn add<K, S>(&mut self, kind: Kind, objects: &[K], status: impl Fn(&K) -> &Option<S>)
     where
         K: Resource<DynamicType = ()>,
         S: Serialize,
     {
         for o in objects {
-            let o: &K = o;
             let ns = o.namespace().unwrap_or_else(|| "default".into());
             let key = (kind, ns, o.name_any());
             let rv = o.meta().resource_version.as_deref();

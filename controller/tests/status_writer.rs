@@ -169,11 +169,9 @@ async fn an_unchanged_compile_produces_no_patch() {
     for (uri, patch) in patches {
         let status = patch["status"].clone();
         if uri.contains("/routes/") {
-            std::sync::Arc::make_mut(&mut inventory.routes[0]).status =
-                Some(serde_json::from_value(status).expect("RouteStatus"));
+            inventory.routes[0].status = Some(serde_json::from_value(status).expect("RouteStatus"));
         } else {
-            std::sync::Arc::make_mut(&mut inventory.apis[0]).status =
-                Some(serde_json::from_value(status).expect("ApiStatus"));
+            inventory.apis[0].status = Some(serde_json::from_value(status).expect("ApiStatus"));
         }
     }
 
@@ -417,7 +415,7 @@ async fn a_lost_lease_stops_status_writes() {
     let ready = Arc::new(AtomicBool::new(false));
     let objects = Arc::new(Scripted(Mutex::new(inventory())));
     let bump = |generation: i64| {
-        std::sync::Arc::make_mut(&mut objects.0.lock().expect("inventory").routes[0])
+        objects.0.lock().expect("inventory").routes[0]
             .metadata
             .generation = Some(generation);
         wake.notify_one();
@@ -624,11 +622,9 @@ async fn a_change_to_one_route_rewrites_its_status_and_not_the_other_routes() {
                     r.metadata.name.as_deref().unwrap_or("")
                 ))
             }) {
-                std::sync::Arc::make_mut(r).status =
-                    Some(serde_json::from_value(status).expect("RouteStatus"));
+                r.status = Some(serde_json::from_value(status).expect("RouteStatus"));
             } else {
-                std::sync::Arc::make_mut(&mut inventory.apis[0]).status =
-                    Some(serde_json::from_value(status).expect("ApiStatus"));
+                inventory.apis[0].status = Some(serde_json::from_value(status).expect("ApiStatus"));
             }
         }
     };
@@ -636,9 +632,9 @@ async fn a_change_to_one_route_rewrites_its_status_and_not_the_other_routes() {
 
     // Route b changes (new generation, new body) and the proxy applies snapshot 2.
     let mut changed = inventory_of(2, "b2");
-    std::sync::Arc::make_mut(&mut changed.apis[0]).status = inventory.apis[0].status.clone();
-    std::sync::Arc::make_mut(&mut changed.routes[0]).status = inventory.routes[0].status.clone();
-    std::sync::Arc::make_mut(&mut changed.routes[1]).status = inventory.routes[1].status.clone();
+    changed.apis[0].status = inventory.apis[0].status.clone();
+    changed.routes[0].status = inventory.routes[0].status.clone();
+    changed.routes[1].status = inventory.routes[1].status.clone();
     let compiled = compile(&changed, &CompileOptions::default());
     changes.observe(&compiled.statuses, 2, "v2");
     let (client, mut handle) = mock_client();

@@ -234,20 +234,16 @@ async fn the_leader_writes_the_usage_rollup_into_the_plan_status_and_nothing_whe
         let status = patch["status"].clone();
         match key.split('/').next() {
             Some("usageplans") => {
-                std::sync::Arc::make_mut(&mut inventory.usage_plans[0]).status =
-                    Some(serde_json::from_value(status).unwrap());
+                inventory.usage_plans[0].status = Some(serde_json::from_value(status).unwrap());
             }
             Some("apis") => {
-                std::sync::Arc::make_mut(&mut inventory.apis[0]).status =
-                    Some(serde_json::from_value(status).unwrap())
+                inventory.apis[0].status = Some(serde_json::from_value(status).unwrap())
             }
             Some("routes") => {
-                std::sync::Arc::make_mut(&mut inventory.routes[0]).status =
-                    Some(serde_json::from_value(status).unwrap());
+                inventory.routes[0].status = Some(serde_json::from_value(status).unwrap());
             }
             Some("stages") => {
-                std::sync::Arc::make_mut(&mut inventory.stages[0]).status =
-                    Some(serde_json::from_value(status).unwrap());
+                inventory.stages[0].status = Some(serde_json::from_value(status).unwrap());
             }
             _ => {}
         }

@@ -29,7 +29,7 @@ use crate::status::{Kind, ObjectStatus, StatusDetail};
 #[derive(Debug)]
 pub(crate) struct ApiEntry {
     /// The Api object.
-    pub object: std::sync::Arc<Api>,
+    pub object: Api,
     /// Its settings, or why it is refused.
     pub compiled: Result<CompiledApi, Problem>,
 }

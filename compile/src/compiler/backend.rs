@@ -237,7 +237,7 @@ impl<'a> Cluster<'a> {
         let services = inventory
             .services
             .iter()
-            .map(|s| (obj_key(&s.metadata), &**s))
+            .map(|s| (obj_key(&s.metadata), s))
             .collect();
         let mut slices: BTreeMap<ObjKey, Vec<&EndpointSlice>> = BTreeMap::new();
         for slice in &inventory.endpoint_slices {
@@ -275,7 +275,7 @@ impl<'a> Cluster<'a> {
             let tls = verdict.check(upstream_tls(inventory, link)).flatten();
             if verdict.is_ok() {
                 let key = obj_key(&link.metadata);
-                vpc_links.insert(key.clone(), &**link);
+                vpc_links.insert(key.clone(), link);
                 link_addresses.insert(key.clone(), addresses.unwrap_or_default());
                 if let Some(tls) = tls {
                     link_tls.insert(key, tls);

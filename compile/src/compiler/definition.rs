@@ -103,7 +103,7 @@ pub(crate) fn expand(inventory: &Inventory) -> (Cow<'_, Inventory>, Vec<Definiti
             }
         };
         // The Api: fields set in the CR win.
-        std::sync::Arc::make_mut(&mut out.apis[i]).spec = merge_spec(&api.spec, imported.api.spec);
+        out.apis[i].spec = merge_spec(&api.spec, imported.api.spec);
         // Authorizers: a CR of the same name wins.
         let existing_authorizers: BTreeSet<ObjKey> = inventory
             .authorizers
@@ -118,7 +118,7 @@ pub(crate) fn expand(inventory: &Inventory) -> (Cow<'_, Inventory>, Vec<Definiti
             result
                 .authorizers
                 .insert(a.metadata.name.clone().unwrap_or_default());
-            out.authorizers.push(a.into());
+            out.authorizers.push(a);
         }
         // Routes: a CR of the Api with the same route key wins.
         let cr_keys: BTreeSet<&str> = inventory
@@ -140,7 +140,7 @@ pub(crate) fn expand(inventory: &Inventory) -> (Cow<'_, Inventory>, Vec<Definiti
             r.metadata.name = Some(name.clone());
             r.metadata.creation_timestamp = api.metadata.creation_timestamp.clone();
             result.routes.insert(name);
-            out.routes.push(r.into());
+            out.routes.push(r);
         }
         let dropped = imported
             .notes
@@ -202,7 +202,7 @@ fn merge_spec(cr: &ApiSpec, doc: ApiSpec) -> ApiSpec {
 pub(crate) fn apply_statuses(
     statuses: &mut Vec<ObjectStatus>,
     results: &[DefinitionResult],
-    apis: &[std::sync::Arc<Api>],
+    apis: &[Api],
 ) {
     for result in results {
         let (ns, api) = &result.api;

@@ -52,19 +52,14 @@ impl Fp {
         self.add(object_fp(meta, object))
     }
 
-    /// Adds every object of a list (of `Arc`s or references), in order.
-    pub(crate) fn objects<'a, O, T>(
+    /// Adds every object of a list, in order.
+    pub(crate) fn objects<'a, T: Serialize + Resource<DynamicType = ()> + 'a>(
         &mut self,
-        objects: impl IntoIterator<Item = &'a O>,
+        objects: impl IntoIterator<Item = &'a T>,
         meta: impl Fn(&T) -> &ObjectMeta,
-    ) -> &mut Self
-    where
-        O: std::ops::Deref<Target = T> + 'a,
-        T: Serialize + Resource<DynamicType = ()>,
-    {
+    ) -> &mut Self {
         let mut n = 0usize;
         for o in objects {
-            let o: &T = o;
             self.object(meta(o), o);
             n += 1;
         }

@@ -65,7 +65,7 @@ pub(crate) fn compile_routes(
         routes.sort_by(|a, b| age_cmp(&a.metadata, &b.metadata));
         let mut fp = Fp::default();
         fp.add(context).add(&api_key);
-        fp.objects(routes.iter(), |r| &r.metadata);
+        fp.objects(routes.iter().copied(), |r| &r.metadata);
         let key = fp.finish();
         let compiled = match memo.get(&api_key) {
             Some((k, hit)) if *k == key => Arc::clone(hit),

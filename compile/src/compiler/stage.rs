@@ -86,7 +86,7 @@ pub(crate) fn compile_stages(
     let keep = memo.is_some();
     let mut none = StageMemo::new();
     let memo = memo.unwrap_or(&mut none);
-    let mut stages: Vec<&Stage> = inventory.stages.iter().map(|s| &**s).collect();
+    let mut stages: Vec<&Stage> = inventory.stages.iter().collect();
     stages.sort_by_key(|s| (age(&s.metadata), obj_key(&s.metadata)));
     let mut out = StageOutput::default();
     let mut names: BTreeSet<(String, String, String)> = BTreeSet::new();

@@ -125,7 +125,7 @@ pub(crate) fn compile_usage_plans(
     statuses: &mut Vec<ObjectStatus>,
 ) -> Vec<UsagePlanConfig> {
     let stage_ids: BTreeSet<&str> = stages.iter().map(|s| s.id.as_str()).collect();
-    let mut plans: Vec<&UsagePlan> = inventory.usage_plans.iter().map(|p| &**p).collect();
+    let mut plans: Vec<&UsagePlan> = inventory.usage_plans.iter().collect();
     plans.sort_by_key(|p| (age(&p.metadata), obj_key(&p.metadata)));
     // Key hash → the accepted plans (index into `accepted`) that have it: a key value may be
     // bound to a stage by one plan only. Looked up once per key, whatever the stage count.
