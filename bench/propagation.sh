@@ -5,20 +5,25 @@
 #   file: `causeway controller --from-dir` (50 ms polling) reads YAML files; a change is a file
 #         rewritten. Measured from the rename of the file.
 #   kube: a real kube-apiserver (../shared/tools/kube-local) with the CRDs; `causeway controller`
-#         watches it; a change is a merge PATCH of the probe Route sent to the API server with
-#         curl. Measured from just before the PATCH: API server write, watch event, debounce,
-#         compile, push, apply in each proxy, and the first curl that sees the new body.
+#         watches it; a change is a merge PATCH of the probe Route sent to the API server.
+#         Measured from just before the PATCH: API server write, watch event, debounce,
+#         compile, push, apply in each proxy, and the first request that sees the new body.
 #
 #   bench/propagation.sh [--modes "file kube"] [--sizes "1000 10000"] [--changes 30]
 #                        [--debounce 50] [--load wrk|none] [--debug]
 #
 # Load: with --load wrk (the default), wrk (1 thread, 10 connections) drives requests at the
 # first proxy for the whole measurement, so compile and push compete with traffic for the two
-# cores. Each change is polled with one curl per proxy every 10 ms. Results (p50/p99/max per
-# size and mode) go to bench/results/propagation-<UTC timestamp>.md. Not part of the test suite.
-# KEEP_LOGS=DIR keeps the logs of the controller, the proxies and wrk of each row in
-# DIR/<mode>-<routes>/ (with CAUSEWAY_LOG=info,causeway_controller=debug the controller logs its
-# compile and status-pass timings).
+# cores. The changes are made and timed by bench/propagation-driver.py, one process per row: the
+# PATCH goes over a kept-alive connection, and every proxy is asked over its own kept-alive
+# connection, by its own thread, every 2 ms. (Until 2026-12-03 a curl per PATCH and a curl per poll, one proxy
+# after the other, added a process start and a TLS handshake to each change and about 20 ms per
+# proxy after the first to see each change; see propagation-2026-12-03T11-03Z.md.) Results
+# (p50/p99/max per size and mode) go to bench/results/propagation-<UTC timestamp>.md. Not part
+# of the test suite. KEEP_LOGS=DIR keeps the logs of the controller, the proxies and wrk of each
+# row, and changes.log (when each proxy served each change, ms after it), in DIR/<mode>-<routes>/
+# (with CAUSEWAY_LOG=info,causeway_controller=debug the controller logs each watched change,
+# the inventory read, the compile and the status passes with their timings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODES="file kube"; SIZES="1000 10000"; CHANGES=30; PROFILE=release; DEBOUNCE=50; LOAD=wrk
@@ -104,8 +109,13 @@ stop_load() { # SIGINT: wrk prints its summary
   kill -INT "$wrk_pid" 2>/dev/null || true; wait "$wrk_pid" 2>/dev/null || true; wrk_pid=
 }
 
-file_mode() { # routes -> "p50 p99 max"
-  local n=$1 times=() k t0
+drive() { # driver arguments: makes the changes, writes $work/times and $work/changes.log
+  python3 bench/propagation-driver.py --changes "$CHANGES" --ports "$(seq -s, 19811 $((19810 + PROXIES)))" \
+    --host "$HOST" --times "$work/times" --log "$work/changes.log" "$@"
+}
+
+file_mode() { # routes
+  local n=$1
   rm -rf "$work/config" "$work/tls" "$work"/p*.json
   write_config "$work/config" "$n"
   "$CAUSEWAY_BIN" --log-format json controller --from-dir "$work/config" --tls-dir "$work/tls" \
@@ -114,18 +124,12 @@ file_mode() { # routes -> "p50 p99 max"
   start_proxies "$work/tls/proxy"
   wait_all v0 180 || { echo "proxies never served $n routes" >&2; tail "$work"/*.log >&2; exit 1; }
   start_load
-  for k in $(seq 1 "$CHANGES"); do
-    route_doc probe /probe "v$k" > "$work/config/probe.tmp"
-    t0=$(now_ms); mv "$work/config/probe.tmp" "$work/config/probe.yaml"
-    wait_all "v$k" 60 || { echo "change $k never arrived" >&2; exit 1; }
-    times+=($(( $(now_ms) - t0 )))
-  done
+  drive --file "$work/config/probe.yaml" || { tail "$work"/*.log >&2; exit 1; }
   stop_load; stop_all
-  printf '%s\n' "${times[@]}" > "$work/times"
 }
 
 kube_mode() { # routes
-  local n=$1 times=() k t0 state=$work/kube api_port=26443
+  local n=$1 state=$work/kube api_port=26443
   stop_all; kube_down; rm -rf "$state" "$work/config" "$work/tls" "$work"/p*.json
   mkdir -p "$state"
   kube_env=(KUBE_LOCAL_STATE="$state" KUBE_LOCAL_API_PORT=$api_port KUBE_LOCAL_ETCD_PORT=22379 KUBE_LOCAL_ETCD_PEER_PORT=22380)
@@ -153,18 +157,9 @@ kube_mode() { # routes
   until [ "$("${k8s[@]}" -n bench get routes -o go-template='{{range .items}}{{if .status}}x{{end}}{{end}}' | wc -c)" -ge "$n" ]; do sleep 2; done
   sleep 2
   start_load
-  local token ca url
-  token=$(cut -d, -f1 "$state/pki/tokens.csv"); ca=$state/pki/ca.crt
-  url="https://127.0.0.1:$api_port/apis/causeway.dev/v1alpha1/namespaces/bench/routes/probe"
-  for k in $(seq 1 "$CHANGES"); do
-    t0=$(now_ms)
-    curl -sf --cacert "$ca" -H "authorization: Bearer $token" -X PATCH -H 'content-type: application/merge-patch+json' \
-      --data "{\"spec\":{\"integration\":{\"mock\":{\"body\":\"v$k\"}}}}" "$url" > /dev/null
-    wait_all "v$k" 60 || { echo "change $k never arrived" >&2; tail "$work"/*.log >&2; exit 1; }
-    times+=($(( $(now_ms) - t0 )))
-  done
+  drive --url "https://127.0.0.1:$api_port/apis/causeway.dev/v1alpha1/namespaces/bench/routes/probe" \
+    --token "$(cut -d, -f1 "$state/pki/tokens.csv")" --cacert "$state/pki/ca.crt" || { tail "$work"/*.log >&2; exit 1; }
   stop_load; stop_all; kube_down
-  printf '%s\n' "${times[@]}" > "$work/times"
 }
 
 {
@@ -186,7 +181,7 @@ for mode in $MODES; do
     p50=$(percentile 50 < "$work/times"); p99=$(percentile 99 < "$work/times"); max=$(sort -n "$work/times" | tail -1)
     rps=$(awk '/Requests\/sec/ {print int($2)}' "$work/wrk.log" 2>/dev/null || true)
     echo "| $mode | $n | $p50 | $p99 | $max | ${rps:-n/a} |" | tee -a "$out"
-    rm -f "$work/wrk.log"
+    rm -f "$work/wrk.log" "$work/changes.log"
   done
 done
 echo "wrote $out"

@@ -66,7 +66,9 @@ pub struct ControllerArgs {
     /// Domain of the Apis' default endpoints (`{api}.{namespace}.{domain}`).
     #[arg(long, env = "CAUSEWAY_EXECUTE_API_DOMAIN", default_value = crate::DEFAULT_EXECUTE_API_DOMAIN)]
     execute_api_domain: String,
-    /// Wait this long after a change before compiling, milliseconds.
+    /// Least time from the end of one compile to the start of the next, milliseconds: a change
+    /// after a quiet spell compiles at once, a burst of changes once per this period. With
+    /// `--from-dir`: how often the files are read (at least 50).
     #[arg(long, env = "CAUSEWAY_DEBOUNCE_MILLIS", default_value_t = 200)]
     debounce_millis: u64,
     /// Milliseconds between usage rollups into `UsagePlan.status` (from the proxies' reports).

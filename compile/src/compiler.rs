@@ -65,10 +65,10 @@ pub(crate) fn run(inventory: &Inventory, options: &CompileOptions, memo: &mut Me
         .objects(&inventory.secrets, |o| &o.metadata)
         .objects(&inventory.config_maps, |o| &o.metadata);
     let route_context = fp.finish();
+    // The deployment history is not in here: each Stage's key holds what it reads of it (the
+    // records of the ids it pins), so a new record (every edit of an auto-deployed Api makes
+    // one) recompiles no Stage that does not pin it.
     fp.objects(&inventory.endpoint_slices, |o| &o.metadata);
-    for record in &inventory.deployments {
-        fp.add(&record.id).add(&record.api);
-    }
     let stage_context = fp.finish();
 
     let cluster = backend::Cluster::new(inventory, options, &mut statuses);

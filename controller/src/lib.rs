@@ -6,7 +6,8 @@
 //! Depends on crds, compile, snapshot and kube. Never handles user traffic.
 //!
 //! Flow of [`run`]: watches ([`watch`]) wake the reconciler when an object changed other than in
-//! its status; it waits [`Config::debounce`], builds the
+//! its status; at least [`Config::debounce`] after its previous pass (at once after a quiet
+//! spell), it builds the
 //! [`Inventory`](causeway_compile::Inventory), compiles, publishes the snapshot to the [`push`]
 //! server (a no-op when the version did not change), hands the compiled statuses to the status
 //! task ([`writer::StatusTask`]) and, on the leader, hands new deployments to the history task
@@ -44,7 +45,7 @@ use tracing::{info, warn};
 
 pub use kube;
 
-/// Default debounce between a change and the compile it triggers.
+/// Default debounce: the least time from the end of one compile to the start of the next.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Settings of the controller.
@@ -56,7 +57,9 @@ pub struct Config {
     pub namespace: String,
     /// Compile settings.
     pub compile: CompileOptions,
-    /// Wait this long after a change before compiling (changes in between are folded in).
+    /// The least time from the end of one compile to the start of the next. A change after a
+    /// quiet spell is compiled at once; the changes that come during a compile or within this
+    /// time after it are folded into the next one (at most one compile per this period).
     pub debounce: Duration,
     /// Identity in the leader election (pod name).
     pub identity: String,
@@ -238,6 +241,7 @@ pub async fn run(
             .with_mode(patch_mode)
             .spawn(push.clone(), config.debounce),
         history: history::HistoryTask::spawn(client.clone(), Arc::clone(&own_writes)),
+        records: stores.records(),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {
@@ -289,7 +293,8 @@ pub struct Loop<'a> {
     pub wake: &'a Notify,
     /// Set after each pass to whether this replica leads (the `/readyz` answer).
     pub ready: &'a AtomicBool,
-    /// Wait this long after a change before the next pass.
+    /// The least time from the end of one pass to the start of the next (see
+    /// [`Config::debounce`]).
     pub debounce: Duration,
     /// Add up the proxies' usage reports into `UsagePlan.status` this often (at least 100 ms).
     pub usage_rollup_every: Duration,
@@ -344,6 +349,9 @@ impl Loop<'_> {
                 info!(leader = is_leader, identity = %self.identity, "leadership changed");
                 was_leader = is_leader;
             }
+            // This pass reads every change notified so far: a wake stored meanwhile (during the
+            // debounce, say) would only cause a pass that finds nothing new.
+            let _ = futures_util::FutureExt::now_or_never(self.wake.notified());
             let started = std::time::Instant::now();
             let inventory = objects.inventory();
             tracing::debug!(
@@ -359,6 +367,7 @@ impl Loop<'_> {
                 )
                 .await;
             self.ready.store(is_leader, Ordering::Relaxed);
+            let finished = tokio::time::Instant::now();
             loop {
                 let own_written = async {
                     match self.own_writes {
@@ -389,9 +398,13 @@ impl Loop<'_> {
                     () = &mut shutdown => return Ok(()),
                 }
             }
-            // Debounce: fold in whatever else changes meanwhile.
+            // Debounce: a change after a quiet spell goes to the proxies at once; within
+            // `debounce` of the last pass, wait for the rest of that period and fold in whatever
+            // else changes meanwhile. So an edit pays no debounce, and a burst (a `kubectl
+            // apply` of many objects) costs one pass per period, never a pass per object.
+            // (Waiting after every change cost each edit the whole debounce.)
             tokio::select! {
-                () = tokio::time::sleep(self.debounce) => {}
+                () = tokio::time::sleep_until(finished + self.debounce) => {}
                 () = &mut shutdown => return Ok(()),
             }
         }
@@ -417,6 +430,9 @@ pub struct Reconciler {
     pub status_writer: writer::StatusTask,
     /// Deployment-history writes, in their own task ([`history::HistoryTask::spawn`]).
     pub history: history::HistoryTask,
+    /// The deployment records read back from the cluster; told of each record written, so that
+    /// its ConfigMap is not parsed when the watch brings it back.
+    pub records: Arc<std::sync::Mutex<history::RecordCache>>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -497,6 +513,12 @@ impl Reconciler {
             config_maps,
             &now_precise(),
         );
+        match self.records.lock() {
+            Ok(mut records) => records.writing_plan(&plan, &compiled.deployments),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .writing_plan(&plan, &compiled.deployments),
+        }
         // The history task writes it; the loop goes on at once (the write is safe to repeat,
         // and the next compile plans again whatever failed).
         self.history.submit(plan);

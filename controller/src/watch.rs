@@ -160,6 +160,8 @@ pub struct Stores {
     secrets: Vec<Store<Secret>>,
     definitions: Vec<Store<ConfigMap>>,
     deployments: Vec<Store<ConfigMap>>,
+    /// The deployment records, parsed once per ConfigMap version (shared by the clones).
+    records: Arc<std::sync::Mutex<history::RecordCache>>,
 }
 
 impl Stores {
@@ -201,6 +203,7 @@ impl Stores {
             secrets: w.typed(&secrets),
             definitions: w.typed(&definitions),
             deployments: w.typed_with(&deployments, Wakes::UnlessOwn(Arc::clone(own))),
+            records: Arc::default(),
         }
     }
 
@@ -251,12 +254,25 @@ impl Stores {
                 .collect(),
             secrets: collect(&self.secrets),
             config_maps: collect(&self.definitions),
-            deployments: self
-                .deployment_config_maps()
-                .iter()
-                .filter_map(|cm| history::record_from_config_map(cm))
-                .collect::<Vec<DeploymentRecord>>(),
+            deployments: self.deployment_records(),
         }
+    }
+
+    /// The cache of the deployment records (shared with the reconciler, which announces the
+    /// records it has written: [`history::RecordCache::writing`]).
+    pub fn records(&self) -> Arc<std::sync::Mutex<history::RecordCache>> {
+        Arc::clone(&self.records)
+    }
+
+    /// The deployment records of the history ConfigMaps, each parsed only when it is new.
+    fn deployment_records(&self) -> Vec<DeploymentRecord> {
+        let config_maps = self.deployment_config_maps();
+        let mut cache = match self.records.lock() {
+            Ok(cache) => cache,
+            // A panic mid-pass leaves at worst an entry too many or too few: still correct.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        cache.records(&config_maps)
     }
 }
 

@@ -242,6 +242,7 @@ async fn a_replica_that_does_not_lead_compiles_and_publishes_but_writes_nothing(
         push: push.clone(),
         status_writer: StatusWriter::new(client.clone(), None).spawn(push.clone(), Duration::ZERO),
         history: causeway_controller::history::HistoryTask::spawn(client, Default::default()),
+        records: Default::default(),
     };
     let outcome = reconciler.reconcile(inventory(), &[], false, "T1").await;
     assert!(outcome.published, "the snapshot is published");
@@ -430,6 +431,7 @@ async fn a_lost_lease_stops_status_writes() {
             push: push.clone(),
             status_writer: StatusWriter::new(client.clone(), None).spawn(push, Duration::ZERO),
             history: causeway_controller::history::HistoryTask::spawn(client, Default::default()),
+            records: Default::default(),
         };
         tokio::spawn(async move {
             let control = Loop {

@@ -99,10 +99,18 @@ pub(crate) fn compile_stages(
     let mut client_cas: BTreeMap<String, (Option<String>, String)> = BTreeMap::new();
     let mut seen = HashSet::new();
     let mut staged = Vec::new();
+    // What a Stage reads of the deployment history: the records of the ids it pins, found by
+    // `(api, id)`. A record's id is the hash of its content and its ConfigMap is immutable, so
+    // how many there are of that id is all that can change.
+    let mut recorded: HashMap<(&str, &str), usize> = HashMap::new();
+    for r in &inventory.deployments {
+        *recorded.entry((r.api.as_str(), r.id.as_str())).or_default() += 1;
+    }
     for stage in stages {
         let mut verdict = Verdict::default();
         let (namespace, _) = obj_key(&stage.metadata);
         let stage_key = obj_key(&stage.metadata);
+        let api_id = format!("{namespace}/{}", stage.spec.api_ref.name);
         let mut fp = Fp::default();
         fp.add(context).object(&stage.metadata, stage).add(
             deployments
@@ -110,6 +118,13 @@ pub(crate) fn compile_stages(
                 .get(&(namespace.clone(), stage.spec.api_ref.name.clone()))
                 .map(|d| d.1.id.as_str()),
         );
+        let pinned = [
+            stage.spec.deployment_id.as_deref(),
+            stage.spec.canary.as_ref().map(|c| c.deployment_id.as_str()),
+        ];
+        for id in pinned {
+            fp.add(id.map(|id| recorded.get(&(api_id.as_str(), id)).copied().unwrap_or(0)));
+        }
         let key = fp.finish();
         let own = match memo.get(&stage_key) {
             Some((k, hit)) if *k == key => Arc::clone(hit),
@@ -657,4 +672,71 @@ fn check_websocket_stage(spec: &causeway_crds::stage::StageSpec) -> Result<(), P
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Memo, run};
+    use crate::{CompileOptions, DeploymentRecord, Inventory};
+    use std::sync::Arc;
+
+    const YAML: &str = r#"
+apiVersion: causeway.dev/v1alpha1
+kind: Api
+metadata: {name: a, namespace: default}
+spec: {}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Route
+metadata: {name: a-r, namespace: default}
+spec: {apiRef: {name: a}, routeKey: GET /a, integration: {type: MOCK}}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Stage
+metadata: {name: a-prod, namespace: default}
+spec: {apiRef: {name: a}, stageName: prod, autoDeploy: true}
+---
+apiVersion: causeway.dev/v1alpha1
+kind: Stage
+metadata: {name: a-pinned, namespace: default}
+spec: {apiRef: {name: a}, stageName: pinned, deploymentId: old}
+"#;
+
+    fn stage(memo: &Memo, name: &str) -> Arc<Result<super::Candidate, super::Problem>> {
+        Arc::clone(&memo.stages[&("default".to_string(), name.to_string())].1)
+    }
+
+    #[test]
+    fn a_new_history_record_recompiles_only_the_stages_that_pin_it() {
+        let mut inventory = Inventory::default();
+        inventory.add_yaml("t.yaml", YAML).expect("test YAML");
+        let options = CompileOptions::default();
+        let mut memo = Memo::default();
+        let first = run(&inventory, &options, &mut memo);
+        let (prod, pinned) = (stage(&memo, "a-prod"), stage(&memo, "a-pinned"));
+        assert!(pinned.is_err(), "deployment `old` is not recorded yet");
+
+        // A record of another id (what every edit of an auto-deployed Api adds): no Stage
+        // pins it, so both are reused.
+        let current = first.deployments[0].clone();
+        inventory.deployments.push(DeploymentRecord {
+            id: "other".into(),
+            ..current.clone()
+        });
+        run(&inventory, &options, &mut memo);
+        assert!(Arc::ptr_eq(&prod, &stage(&memo, "a-prod")));
+        assert!(Arc::ptr_eq(&pinned, &stage(&memo, "a-pinned")));
+
+        // The record the pinned Stage names appears: that Stage is compiled again, and serves.
+        inventory.deployments.push(DeploymentRecord {
+            id: "old".into(),
+            ..current
+        });
+        let compiled = run(&inventory, &options, &mut memo);
+        assert!(Arc::ptr_eq(&prod, &stage(&memo, "a-prod")));
+        assert!(stage(&memo, "a-pinned").is_ok());
+        let fresh = crate::compile(&inventory, &options);
+        assert_eq!(compiled.snapshot, fresh.snapshot);
+        assert_eq!(compiled.statuses, fresh.statuses);
+    }
 }
