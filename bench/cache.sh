@@ -59,7 +59,7 @@ run() { # name url -> "name rps p99 non2xx proxy_cpu_us_per_request"
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.wrk")
   p99=$(awk '$1=="99%" {print $2}' "$work/$1.wrk")
   errors=$(awk '/Non-2xx/ {print $5}' "$work/$1.wrk"); errors=${errors:-0}
-  echo "$1 $rps $p99 $errors $(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", n > 0 ? t / hz * 1e6 / n : 0 }')"
+  echo "$1 $rps $p99 $errors $(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')"
 }
 
 echo "running: ${DURATION}s each, $CONNECTIONS connections, $THREADS wrk threads" >&2
@@ -71,7 +71,7 @@ u_rps=$(echo "$uncached" | awk '{print $2}'); c_rps=$(echo "$cached" | awk '{pri
 d_rps=$(echo "$direct" | awk '{print $2}')
 ratio=$(awk -v c="$c_rps" -v u="$u_rps" 'BEGIN { printf "%.2f", c / u }')
 ceiling=$(awk -v c="$c_rps" -v d="$d_rps" 'BEGIN { printf "%.2f", c / d }')
-cpu_ratio=$(awk -v c="$(echo "$cached" | awk '{print $5}')" -v u="$(echo "$uncached" | awk '{print $5}')" 'BEGIN { printf "%.2f", c > 0 ? u / c : 0 }')
+cpu_ratio=$(awk -v c="$(echo "$cached" | awk '{print $5}')" -v u="$(echo "$uncached" | awk '{print $5}')" 'BEGIN { printf "%.2f", (c > 0 ? u / c : 0) }')
 stamp=$(date -u +%Y-%m-%dT%H-%M-%SZ)
 mkdir -p bench/results
 out="bench/results/cache-$stamp.md"
