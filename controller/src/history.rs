@@ -49,15 +49,22 @@ pub fn config_map_name(api_name: &str, id: &str) -> String {
     format!("causeway-deploy-{api_name}-{id}")
 }
 
-/// Reads a deployment record back from its ConfigMap.
-pub fn record_from_config_map(cm: &ConfigMap) -> Option<DeploymentRecord> {
+/// Which deployment a history ConfigMap records: its Api (`namespace/name`) and the
+/// deployment id, from its namespace and labels.
+fn recorded(cm: &ConfigMap) -> Option<(String, &String)> {
     let ns = cm.namespace()?;
     let api = cm.labels().get(API_LABEL)?;
     let id = cm.labels().get(ID_LABEL)?;
+    Some((format!("{ns}/{api}"), id))
+}
+
+/// Reads a deployment record back from its ConfigMap.
+pub fn record_from_config_map(cm: &ConfigMap) -> Option<DeploymentRecord> {
+    let (api, id) = recorded(cm)?;
     let text = cm.data.as_ref()?.get(DEFINITION_KEY)?;
     Some(DeploymentRecord {
         id: id.clone(),
-        api: format!("{ns}/{api}"),
+        api,
         definition: serde_json::from_str(text).ok()?,
     })
 }
@@ -102,15 +109,11 @@ impl RecordCache {
     /// `records` it was made from.
     pub fn writing_plan(&mut self, plan: &Plan, records: &[DeploymentRecord]) {
         for cm in &plan.create {
-            let (Some(ns), Some(api), Some(id)) = (
-                cm.namespace(),
-                cm.labels().get(API_LABEL),
-                cm.labels().get(ID_LABEL),
-            ) else {
+            let Some((api, id)) = recorded(cm) else {
                 continue;
             };
-            let api = format!("{ns}/{api}");
             if let Some(record) = records.iter().find(|r| r.id == *id && r.api == api) {
+                let ns = cm.namespace().unwrap_or_default();
                 self.writing(&ns, &cm.name_any(), record.clone());
             }
         }
@@ -197,20 +200,14 @@ pub fn config_map_for(record: &DeploymentRecord, api: &Api, now: &str) -> Config
 pub fn summaries(config_maps: &[Arc<ConfigMap>]) -> BTreeMap<String, Vec<DeploymentSummary>> {
     let mut out: BTreeMap<String, Vec<DeploymentSummary>> = BTreeMap::new();
     for cm in config_maps {
-        let (Some(ns), Some(api), Some(id)) = (
-            cm.namespace(),
-            cm.labels().get(API_LABEL),
-            cm.labels().get(ID_LABEL),
-        ) else {
+        let Some((api, id)) = recorded(cm) else {
             continue;
         };
-        out.entry(format!("{ns}/{api}"))
-            .or_default()
-            .push(DeploymentSummary {
-                id: id.clone(),
-                created_at: cm.annotations().get(CREATED_ANNOTATION).cloned(),
-                description: cm.annotations().get(DESCRIPTION_ANNOTATION).cloned(),
-            });
+        out.entry(api).or_default().push(DeploymentSummary {
+            id: id.clone(),
+            created_at: cm.annotations().get(CREATED_ANNOTATION).cloned(),
+            description: cm.annotations().get(DESCRIPTION_ANNOTATION).cloned(),
+        });
     }
     for list in out.values_mut() {
         // Newest first, by the parsed time (records are stamped to the microsecond; older ones
