@@ -288,15 +288,14 @@ async fn session(
             let (version, outcome) = match snapshot_of(frame, received.as_ref()) {
                 Ok(snapshot) => {
                     let version = snapshot.version.clone();
-                    *received = Some(snapshot.clone());
-                    let outcome = Ok(proxy.apply(snapshot.clone()).dropped);
-                    if outcome.is_ok()
-                        && let Some(path) = &config.state_file
+                    let dropped = proxy.apply(snapshot.clone()).dropped;
+                    if let Some(path) = &config.state_file
                         && let Err(e) = save_state(path, &snapshot)
                     {
                         warn!("{e}");
                     }
-                    (version, outcome)
+                    *received = Some(snapshot);
+                    (version, Ok(dropped))
                 }
                 // A backends frame whose base we lack: start over with a full snapshot.
                 Err(FrameProblem::Resync(why)) => {
